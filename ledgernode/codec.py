@@ -1,0 +1,122 @@
+"""Canonical msgpack (DESIGN section 2): the only module that imports msgpack.
+
+Values are nil, bool, int, str, bin, array and maps with str keys. `encode`
+sorts map keys by their UTF-8 bytes, so every value has exactly one encoding.
+`decode` is for bytes from outside: it bounds every size before allocating
+(total bytes, str/bin length, container length, nesting depth) and accepts the
+bytes only if re-encoding the decoded value gives them back exactly. That one
+round-trip check rejects every non-canonical form at once: unsorted or
+duplicate keys, ints or lengths not in their shortest form, str sent as bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from .errors import InvalidInput
+
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for one decode. Defaults suit a record envelope or a header."""
+
+    input_max_bytes: int = 1 << 20
+    str_max_bytes: int = 1 << 16
+    bin_max_bytes: int = 1 << 20
+    array_max_len: int = 10_000
+    map_max_len: int = 64
+    depth_max: int = 8
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    """Return `value` with map keys sorted; reject types outside the data model."""
+    if depth > 64:
+        raise InvalidInput("too_deep", "value nests deeper than 64 levels")
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return value
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise InvalidInput("int_range", "int outside the 64-bit msgpack range")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise InvalidInput("bad_key", f"map key {key!r} is not a str")
+        keys = sorted(value, key=lambda k: k.encode("utf-8"))
+        return {k: _canonical(value[k], depth + 1) for k in keys}
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidInput("bad_type", f"{type(value).__name__} is not in the data model")
+
+
+def encode(value: Any) -> bytes:
+    """Canonical msgpack bytes of `value`."""
+    return msgpack.packb(_canonical(value, 0), use_bin_type=True)
+
+
+def _check_decoded(value: Any, depth: int, limits: Limits) -> None:
+    if depth > limits.depth_max:
+        raise InvalidInput("too_deep", f"nesting deeper than {limits.depth_max}")
+    if isinstance(value, list):
+        for item in value:
+            _check_decoded(item, depth + 1, limits)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("bad_key", "map key is not a str")
+            _check_decoded(item, depth + 1, limits)
+    elif isinstance(value, float):
+        raise InvalidInput("float", "floats are not allowed")
+    elif not (value is None or isinstance(value, (bool, int, str, bytes))):
+        raise InvalidInput("bad_type", f"{type(value).__name__} is not allowed")
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise InvalidInput("ext_type", f"msgpack ext type {code} is not allowed")
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode bytes that must be canonical; raise InvalidInput otherwise."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidInput("bad_type", "expected bytes")
+    if len(data) > limits.input_max_bytes:
+        raise InvalidInput(
+            "too_large", f"{len(data)} bytes exceeds {limits.input_max_bytes}", 413
+        )
+    data = bytes(data)
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            max_str_len=limits.str_max_bytes,
+            max_bin_len=limits.bin_max_bytes,
+            max_array_len=limits.array_max_len,
+            max_map_len=limits.map_max_len,
+            max_ext_len=0,
+        )
+    except InvalidInput:
+        raise
+    except msgpack.ExtraData:
+        raise InvalidInput("trailing_bytes", "bytes follow the encoded value") from None
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        # msgpack reports truncation, bad UTF-8, limit overruns and too-deep
+        # stacks all as ValueError subclasses; the message says which.
+        raise InvalidInput("malformed", f"not decodable msgpack: {exc}") from None
+    _check_decoded(value, 0, limits)
+    if encode(value) != data:
+        raise InvalidInput("non_canonical", "bytes are not the canonical encoding")
+    return value

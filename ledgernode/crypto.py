@@ -1,0 +1,193 @@
+"""Keys, signatures and tagged hashing: the only module that imports a crypto library.
+
+Every public key passes `load_public_key`, which screens it before any signature
+is checked with it. OpenSSL's Ed25519 verify accepts a signature (R = identity,
+S = 0) on any message under a small-order key such as the identity `01 00..00`,
+so a registered small-order key would let anyone forge that signer. We decode
+the point ourselves (RFC 8032 section 5.1.3), reject non-canonical encodings
+(y >= p, or x = 0 with the sign bit set) and reject points whose order divides
+the cofactor 8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from .errors import InvalidInput
+
+PUBKEY_BYTES = 32
+SIGNATURE_BYTES = 64
+KEY_ID_CHARS = 16
+PEM_MAX_BYTES = 4096
+
+# Curve25519 in twisted Edwards form (RFC 8032 section 5.1).
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tagged_hash(tag: str, data: bytes) -> bytes:
+    """H(tag, data) = SHA-256(b"ledgernode:" + tag + b"\\n" + data)."""
+    return hashlib.sha256(b"ledgernode:" + tag.encode("ascii") + b"\n" + data).digest()
+
+
+H = tagged_hash
+
+
+def key_id(pubkey: bytes) -> str:
+    """hex(H("key", pubkey)[:8]): 16 lowercase hex characters."""
+    return tagged_hash("key", pubkey)[:8].hex()
+
+
+def _decode_point(raw: bytes) -> tuple[int, int] | None:
+    """Affine (x, y) of a canonical encoding, or None if not canonical/on curve."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    sign = raw[31] >> 7
+    if y >= _P:
+        return None
+    u = (y * y - 1) % _P
+    v = (_D * y * y + 1) % _P
+    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
+    if (v * x * x - u) % _P != 0:
+        x = (x * _SQRT_M1) % _P
+        if (v * x * x - u) % _P != 0:
+            return None
+    if x == 0 and sign == 1:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _double(point: tuple[int, int]) -> tuple[int, int]:
+    x, y = point
+    xx, yy, xy = x * x % _P, y * y % _P, x * y % _P
+    dxy = _D * xx * yy % _P
+    x3 = 2 * xy * pow(1 + dxy, _P - 2, _P) % _P
+    y3 = (yy + xx) * pow(1 - dxy, _P - 2, _P) % _P
+    return x3, y3
+
+
+def pubkey_problem(raw: bytes) -> str | None:
+    """Why `raw` is not an acceptable Ed25519 public key, or None if it is."""
+    if len(raw) != PUBKEY_BYTES:
+        return f"public key must be {PUBKEY_BYTES} bytes, got {len(raw)}"
+    point = _decode_point(raw)
+    if point is None:
+        return "public key is not a canonical curve point"
+    for _ in range(3):
+        point = _double(point)
+    if point == (0, 1):
+        return "public key has small order"
+    return None
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A screened Ed25519 public key; build it with `load_public_key`."""
+
+    raw: bytes
+    key_id: str
+    _key: Ed25519PublicKey = field(repr=False, compare=False)
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        if len(signature) != SIGNATURE_BYTES:
+            return False
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def load_public_key(raw: bytes) -> PublicKey:
+    problem = pubkey_problem(raw)
+    if problem is not None:
+        raise InvalidInput("bad_pubkey", problem)
+    return PublicKey(bytes(raw), key_id(raw), Ed25519PublicKey.from_public_bytes(raw))
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    _key: Ed25519PrivateKey = field(repr=False)
+    public: PublicKey
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+
+def _wrap(key: Ed25519PrivateKey) -> PrivateKey:
+    raw = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return PrivateKey(key, load_public_key(raw))
+
+
+def generate_private_key() -> PrivateKey:
+    return _wrap(Ed25519PrivateKey.generate())
+
+
+def private_key_from_seed(seed: bytes) -> PrivateKey:
+    """Deterministic key from 32 seed bytes: for tests and simulations only."""
+    return _wrap(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def encode_private_key(key: PrivateKey) -> bytes:
+    return key._key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def save_private_key(path: str | os.PathLike[str], key: PrivateKey) -> None:
+    """Write PEM PKCS#8 with mode 0600; never overwrite an existing key."""
+    pem = encode_private_key(key)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class KeyFileError(Exception):
+    """A private key file is missing, unreadable, too open or not Ed25519 PEM."""
+
+
+def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
+    p = Path(path)
+    try:
+        info = p.stat()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {p}: {exc.strerror}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"key file {p} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"run: chmod 600 {p}"
+        )
+    if info.st_size > PEM_MAX_BYTES:
+        raise KeyFileError(f"key file {p} is larger than {PEM_MAX_BYTES} bytes")
+    try:
+        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"key file {p} is not an unencrypted PEM key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"key file {p} holds a {type(key).__name__}, not Ed25519")
+    return _wrap(key)

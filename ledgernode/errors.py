@@ -1,0 +1,39 @@
+"""Exceptions shared by every layer.
+
+`InvalidInput` is the one error for bad bytes or requests from a client or a peer:
+the caller counts it by `code`, drops the input and (over HTTP) answers 4xx.
+Our own invariants use `assert` and are never caught.
+"""
+
+from __future__ import annotations
+
+
+class InvalidInput(Exception):
+    """Input from outside the node that breaks a rule. Never a bug of ours.
+
+    `code` is a short stable machine name (`non_canonical`, `bad_signature`, ...)
+    used for metrics and for the JSON error body; `message` says which rule broke.
+    `status` is the HTTP status an API layer should answer with.
+    """
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class StorageError(Exception):
+    """Base of the expected storage conditions below."""
+
+
+class NotFound(StorageError):
+    """A key that the caller may reasonably ask for is not stored."""
+
+
+class StoreLocked(StorageError):
+    """Another process holds the data directory."""
+
+
+class StoreCorrupt(StorageError):
+    """Bytes on disk fail a check that held when they were written."""

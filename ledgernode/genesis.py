@@ -1,0 +1,210 @@
+"""The network's genesis file (DESIGN section 3): parse, check, write.
+
+Auditors pin `genesis_hash` = SHA-256 of the exact file bytes, so the parsed
+`Genesis` keeps the bytes it came from and nothing here ever re-serialises a
+loaded file. Every public key is screened on load (crypto.load_public_key).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec, crypto
+from .errors import InvalidInput
+
+FORMAT = "ledgernode-genesis/1"
+GENESIS_MAX_BYTES = 1 << 20
+VALIDATORS_MAX = 256
+CLIENTS_MAX = 10_000
+DEFAULT_PARAMS = {"record_ts_window_ms": 600_000, "block_max_records": 5_000}
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ROLE_RE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A key allowed to sign records: its department and the types it may submit."""
+
+    dept: str
+    roles: tuple[str, ...]
+    pubkey: crypto.PublicKey
+    validator: int | None = None  # validator index, when the key is a validator's
+
+    def allows(self, record_type: str) -> bool:
+        return any(role_allows(role, record_type) for role in self.roles)
+
+
+def role_allows(role: str, record_type: str) -> bool:
+    if role.endswith("*"):
+        return record_type.startswith(role[:-1])
+    return role == record_type
+
+
+@dataclass(frozen=True)
+class Validator:
+    dept: str
+    name: str
+    pubkey: crypto.PublicKey
+
+
+@dataclass(frozen=True)
+class Genesis:
+    raw: bytes
+    genesis_hash: str
+    chain_id: str
+    validators: tuple[Validator, ...]
+    signers: dict[str, Signer]  # by key_id
+    record_ts_window_ms: int
+    block_max_records: int
+    valset_hash: bytes
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    @property
+    def f(self) -> int:
+        return (self.n - 1) // 3
+
+    @property
+    def quorum(self) -> int:
+        return self.n - self.f
+
+    @property
+    def depts(self) -> frozenset[str]:
+        return frozenset(v.dept for v in self.validators)
+
+
+def _bad(message: str) -> InvalidInput:
+    return InvalidInput("bad_genesis", message)
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    if name not in obj:
+        raise _bad(f"{where}: missing field {name!r}")
+    value = obj[name]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise _bad(f"{where}: field {name!r} must be {kind.__name__}")
+    return value
+
+
+def _pubkey(obj: dict[str, Any], where: str) -> crypto.PublicKey:
+    text = _field(obj, "pubkey", str, where)
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise _bad(f"{where}: pubkey must be 64 lowercase hex characters")
+    try:
+        return crypto.load_public_key(bytes.fromhex(text))
+    except InvalidInput as exc:
+        raise _bad(f"{where}: {exc.message}") from None
+
+
+def _params(doc: dict[str, Any]) -> dict[str, int]:
+    params = doc.get("params", {})
+    if not isinstance(params, dict):
+        raise _bad("params must be an object")
+    out = dict(DEFAULT_PARAMS)
+    for key, value in params.items():
+        if key not in DEFAULT_PARAMS:
+            raise _bad(f"params: unknown parameter {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise _bad(f"params: {key} must be a positive integer")
+        out[key] = value
+    return out
+
+
+def _validators(doc: dict[str, Any]) -> tuple[Validator, ...]:
+    entries = _field(doc, "validators", list, "genesis")
+    if not 1 <= len(entries) <= VALIDATORS_MAX:
+        raise _bad(f"validators: need 1 to {VALIDATORS_MAX} entries")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"validators[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad(f"{where} must be an object")
+        dept = _field(entry, "dept", str, where)
+        if not _ID_RE.match(dept):
+            raise _bad(f"{where}: dept {dept!r} must match {_ID_RE.pattern}")
+        name = entry.get("name", dept)
+        if not isinstance(name, str) or len(name) > 256:
+            raise _bad(f"{where}: name must be a str of at most 256 chars")
+        out.append(Validator(dept, name, _pubkey(entry, where)))
+    return tuple(out)
+
+
+def _client(i: int, entry: Any, depts: frozenset[str]) -> Signer:
+    where = f"clients[{i}]"
+    if not isinstance(entry, dict):
+        raise _bad(f"{where} must be an object")
+    dept = _field(entry, "dept", str, where)
+    if dept not in depts:
+        raise _bad(f"{where}: dept {dept!r} is not a validator's department")
+    roles = _field(entry, "roles", list, where)
+    if not roles or not all(isinstance(r, str) and _ROLE_RE.match(r) for r in roles):
+        raise _bad(f"{where}: roles must be a non-empty list like 'cert.*' or 'cert.issue'")
+    return Signer(dept, tuple(roles), _pubkey(entry, where))
+
+
+def parse(raw: bytes) -> Genesis:
+    """Parse and check genesis bytes; raise InvalidInput("bad_genesis") naming the field."""
+    if len(raw) > GENESIS_MAX_BYTES:
+        raise _bad(f"file is larger than {GENESIS_MAX_BYTES} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _bad("top level must be an object")
+    if doc.get("format") != FORMAT:
+        raise _bad(f"format must be {FORMAT!r}")
+    chain_id = _field(doc, "chain_id", str, "genesis")
+    if not _ID_RE.match(chain_id):
+        raise _bad(f"chain_id must match {_ID_RE.pattern}")
+    validators = _validators(doc)
+    signers: dict[str, Signer] = {}
+    for index, v in enumerate(validators):
+        if v.pubkey.key_id in signers:
+            raise _bad(f"validators[{index}]: pubkey listed twice")
+        signers[v.pubkey.key_id] = Signer(v.dept, ("*",), v.pubkey, index)
+    clients = doc.get("clients", [])
+    if not isinstance(clients, list) or len(clients) > CLIENTS_MAX:
+        raise _bad(f"clients must be a list of at most {CLIENTS_MAX} entries")
+    depts = frozenset(v.dept for v in validators)
+    for i, entry in enumerate(clients):
+        signer = _client(i, entry, depts)
+        if signer.pubkey.key_id in signers:
+            raise _bad(f"clients[{i}]: pubkey already registered")
+        signers[signer.pubkey.key_id] = signer
+    params = _params(doc)
+    valset = crypto.H("valset", codec.encode([v.pubkey.raw for v in validators]))
+    return Genesis(
+        raw=raw,
+        genesis_hash=crypto.sha256(raw).hex(),
+        chain_id=chain_id,
+        validators=validators,
+        signers=signers,
+        record_ts_window_ms=params["record_ts_window_ms"],
+        block_max_records=params["block_max_records"],
+        valset_hash=valset,
+    )
+
+
+def build(
+    chain_id: str,
+    validators: list[dict[str, str]],
+    clients: list[dict[str, Any]],
+    params: dict[str, int] | None = None,
+) -> bytes:
+    """Genesis file bytes from department entries; checked by `parse` before return."""
+    doc = {
+        "format": FORMAT,
+        "chain_id": chain_id,
+        "validators": validators,
+        "clients": clients,
+        "params": {**DEFAULT_PARAMS, **(params or {})},
+    }
+    raw = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    parse(raw)
+    return raw

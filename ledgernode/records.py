@@ -1,0 +1,258 @@
+"""Records and envelopes (DESIGN sections 4 and 7): types, encoding, stateless checks.
+
+A record is judged in two steps. `decode_envelope` and `check_signer` need only
+the bytes and the genesis: shape, canonical encoding, body schema, registered
+key, role and signature. They run once, when a record reaches a node. The rules
+that depend on the ledger (duplicates, refs, ts window, ownership, certificate
+state) live in `state.py` and run when a block is built or checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import codec, crypto, merkle
+from .errors import InvalidInput
+from .genesis import Genesis, Signer
+
+RECORD_VERSION = 1
+ENVELOPE_MAX_BYTES = 16_384
+SUBJECT_MAX_CHARS = 256
+TEXT_MAX_CHARS = 1_024
+REFS_MAX = 64
+NONCE_BYTES = 16
+ID_BYTES = 32
+TIME_MAX_MS = 2**63 - 1
+RECORD_SIGN_PREFIX = b"ledgernode:record\n"
+RECORD_KEYS = frozenset(
+    ["v", "chain", "type", "subject", "body", "refs", "ts", "nonce", "key"]
+)
+ENVELOPE_LIMITS = codec.Limits(
+    input_max_bytes=ENVELOPE_MAX_BYTES,
+    str_max_bytes=4 * TEXT_MAX_CHARS,
+    bin_max_bytes=ENVELOPE_MAX_BYTES,
+    array_max_len=REFS_MAX,
+    map_max_len=16,
+    depth_max=3,
+)
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+CLASSIFICATIONS = ("public", "internal", "sensitive")
+
+
+def _text(value: Any, depts: frozenset[str]) -> str | None:
+    if not isinstance(value, str) or len(value) > TEXT_MAX_CHARS:
+        return f"must be a str of at most {TEXT_MAX_CHARS} chars"
+    return None
+
+
+def _hash(value: Any, depts: frozenset[str]) -> str | None:
+    if not isinstance(value, bytes) or len(value) != ID_BYTES:
+        return f"must be {ID_BYTES} bytes"
+    return None
+
+
+def _time(value: Any, depts: frozenset[str]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TIME_MAX_MS:
+        return "must be a non-negative int"
+    return None
+
+
+def _dept(value: Any, depts: frozenset[str]) -> str | None:
+    if value not in depts:
+        return "must be a department of the genesis"
+    return None
+
+
+def _classification(value: Any, depts: frozenset[str]) -> str | None:
+    if value not in CLASSIFICATIONS:
+        return f"must be one of {', '.join(CLASSIFICATIONS)}"
+    return None
+
+
+Check = Callable[[Any, frozenset[str]], "str | None"]
+# type -> {field: (check, required)}
+_CERT_CHANGE: dict[str, tuple[Check, bool]] = {"reason": (_text, True), "effective": (_time, True)}
+BODY_SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
+    "dataset.publish": {
+        "title": (_text, True),
+        "content_hash": (_hash, True),
+        "schema_hash": (_hash, True),
+        "classification": (_classification, True),
+    },
+    "share.grant": {
+        "to_dept": (_dept, True),
+        "purpose": (_text, True),
+        "legal_basis": (_text, True),
+        "expires": (_time, True),
+    },
+    "share.revoke": {"grant": (_hash, True)},
+    "share.access": {"grant": (_hash, True), "purpose": (_text, True), "content_hash": (_hash, True)},
+    "cert.issue": {
+        "cert_type": (_text, True),
+        "holder": (_hash, True),
+        "content_hash": (_hash, True),
+        "valid_from": (_time, True),
+        "valid_until": (_time, True),
+    },
+    "cert.revoke": _CERT_CHANGE,
+    "cert.suspend": _CERT_CHANGE,
+    "cert.resume": _CERT_CHANGE,
+    "evidence.notarize": {
+        "content_hash": (_hash, True),
+        "media_type": (_text, True),
+        "size": (_time, True),
+        "title": (_text, True),
+    },
+    "trace.event": {
+        "activity": (_text, True),
+        "content_hash": (_hash, False),
+        "location": (_text, False),
+    },
+}
+RECORD_TYPES = tuple(BODY_SCHEMAS)
+
+
+@dataclass(frozen=True)
+class Record:
+    v: int
+    chain: str
+    type: str
+    subject: str
+    body: dict[str, Any]
+    refs: tuple[bytes, ...]
+    ts: int
+    nonce: bytes
+    key: str
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "v": self.v, "chain": self.chain, "type": self.type, "subject": self.subject,
+            "body": self.body, "refs": list(self.refs), "ts": self.ts,
+            "nonce": self.nonce, "key": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A signed record exactly as committed: `raw` is the Merkle leaf."""
+
+    record: Record
+    record_bytes: bytes
+    sig: bytes
+    raw: bytes
+    record_id: bytes
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(self.raw)
+
+
+def record_id_of(record_bytes: bytes) -> bytes:
+    return crypto.H("record", record_bytes)
+
+
+def _bad(message: str) -> InvalidInput:
+    return InvalidInput("invalid_record", message)
+
+
+def check_body(record_type: str, body: Any, depts: frozenset[str]) -> None:
+    schema = BODY_SCHEMAS.get(record_type)
+    if schema is None:
+        raise _bad(f"unknown record type {record_type!r}")
+    if not isinstance(body, dict):
+        raise _bad("body must be a map")
+    for name in body:
+        if name not in schema:
+            raise _bad(f"{record_type} body has unexpected field {name!r}")
+    for name, (check, required) in schema.items():
+        if name not in body:
+            if required:
+                raise _bad(f"{record_type} body is missing {name!r}")
+            continue
+        problem = check(body[name], depts)
+        if problem:
+            raise _bad(f"{record_type} body.{name} {problem}")
+    if record_type == "cert.issue" and body["valid_from"] >= body["valid_until"]:
+        raise _bad("cert.issue body.valid_until must be after valid_from")
+
+
+def _record_from_map(m: Any) -> Record:
+    if not isinstance(m, dict) or set(m) != RECORD_KEYS:
+        raise _bad(f"record must be a map with exactly the keys {sorted(RECORD_KEYS)}")
+    if m["v"] != RECORD_VERSION or isinstance(m["v"], bool):
+        raise _bad(f"v must be {RECORD_VERSION}")
+    for name in ("chain", "type", "subject", "key"):
+        if not isinstance(m[name], str):
+            raise _bad(f"{name} must be a str")
+    if not 1 <= len(m["subject"]) <= SUBJECT_MAX_CHARS:
+        raise _bad(f"subject must be 1 to {SUBJECT_MAX_CHARS} chars")
+    if not _KEY_ID_RE.match(m["key"]):
+        raise _bad("key must be a key_id of 16 lowercase hex chars")
+    if _time(m["ts"], frozenset()):
+        raise _bad("ts must be a non-negative int (ms since the Unix epoch)")
+    if not isinstance(m["nonce"], bytes) or len(m["nonce"]) != NONCE_BYTES:
+        raise _bad(f"nonce must be {NONCE_BYTES} bytes")
+    refs = m["refs"]
+    if not isinstance(refs, list) or len(refs) > REFS_MAX:
+        raise _bad(f"refs must be an array of at most {REFS_MAX} record ids")
+    if any(not isinstance(r, bytes) or len(r) != ID_BYTES for r in refs):
+        raise _bad(f"every ref must be a {ID_BYTES}-byte record id")
+    if len(set(refs)) != len(refs):
+        raise _bad("refs lists a record id twice")
+    return Record(
+        m["v"], m["chain"], m["type"], m["subject"], m["body"],
+        tuple(refs), m["ts"], m["nonce"], m["key"],
+    )
+
+
+def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
+    """Decode and check an envelope's shape and body; no signature check yet."""
+    outer = codec.decode(raw, ENVELOPE_LIMITS)
+    if (
+        not isinstance(outer, list)
+        or len(outer) != 2
+        or not all(isinstance(x, bytes) for x in outer)
+    ):
+        raise _bad("envelope must be an array [record_bytes, sig] of two bin values")
+    record_bytes, sig = outer
+    record = _record_from_map(codec.decode(record_bytes, ENVELOPE_LIMITS))
+    if record.chain != genesis.chain_id:
+        raise InvalidInput("wrong_chain", f"record is for chain {record.chain!r}")
+    check_body(record.type, record.body, genesis.depts)
+    return Envelope(record, record_bytes, sig, bytes(raw), record_id_of(record_bytes))
+
+
+def check_signer(env: Envelope, genesis: Genesis) -> Signer:
+    """Registered key, role allows the type, signature verifies. 403 for roles."""
+    signer = genesis.signers.get(env.record.key)
+    if signer is None:
+        raise InvalidInput("unknown_key", f"key {env.record.key} is not registered", 403)
+    if not signer.allows(env.record.type):
+        raise InvalidInput(
+            "role_denied", f"key {env.record.key} may not submit {env.record.type}", 403
+        )
+    if not signer.pubkey.verify(env.sig, RECORD_SIGN_PREFIX + env.record_bytes):
+        raise InvalidInput("bad_signature", "record signature does not verify")
+    return signer
+
+
+def sign_record(
+    key: crypto.PrivateKey,
+    chain: str,
+    record_type: str,
+    subject: str,
+    body: dict[str, Any],
+    ts: int,
+    nonce: bytes,
+    refs: tuple[bytes, ...] = (),
+) -> bytes:
+    """Envelope bytes of a record signed by `key` (used by clients and tests)."""
+    record = Record(
+        RECORD_VERSION, chain, record_type, subject, body, tuple(refs), ts, nonce,
+        key.public.key_id,
+    )
+    record_bytes = codec.encode(record.to_map())
+    sig = key.sign(RECORD_SIGN_PREFIX + record_bytes)
+    return codec.encode([record_bytes, sig])
