@@ -106,5 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The verdict is bilingual: a console that cannot encode Chinese must not turn
+    # a printed verdict into a traceback (exit 1, "invalid").
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     return int(args.func(args))

@@ -62,7 +62,11 @@ def _canonical(value: Any, depth: int) -> Any:
 
 def encode(value: Any) -> bytes:
     """Canonical msgpack bytes of `value`."""
-    return msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    try:
+        return msgpack.packb(_canonical(value, 0), use_bin_type=True)
+    except UnicodeEncodeError:
+        # A str holding lone surrogates (e.g. from JSON "\ud800") has no UTF-8 form.
+        raise InvalidInput("bad_utf8", "str is not encodable as UTF-8") from None
 
 
 def _check_decoded(value: Any, depth: int, limits: Limits) -> None:

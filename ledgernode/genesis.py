@@ -125,7 +125,7 @@ def _validators(doc: dict[str, Any]) -> tuple[Validator, ...]:
         if not isinstance(entry, dict):
             raise _bad(f"{where} must be an object")
         dept = _field(entry, "dept", str, where)
-        if not _ID_RE.match(dept):
+        if not _ID_RE.fullmatch(dept):
             raise _bad(f"{where}: dept {dept!r} must match {_ID_RE.pattern}")
         name = entry.get("name", dept)
         if not isinstance(name, str) or len(name) > 256:
@@ -142,7 +142,7 @@ def _client(i: int, entry: Any, depts: frozenset[str]) -> Signer:
     if dept not in depts:
         raise _bad(f"{where}: dept {dept!r} is not a validator's department")
     roles = _field(entry, "roles", list, where)
-    if not roles or not all(isinstance(r, str) and _ROLE_RE.match(r) for r in roles):
+    if not roles or not all(isinstance(r, str) and _ROLE_RE.fullmatch(r) for r in roles):
         raise _bad(f"{where}: roles must be a non-empty list like 'cert.*' or 'cert.issue'")
     return Signer(dept, tuple(roles), _pubkey(entry, where))
 
@@ -153,14 +153,14 @@ def parse(raw: bytes) -> Genesis:
         raise _bad(f"file is larger than {GENESIS_MAX_BYTES} bytes")
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # incl. UnicodeDecodeError, JSONDecodeError
         raise _bad(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _bad("top level must be an object")
     if doc.get("format") != FORMAT:
         raise _bad(f"format must be {FORMAT!r}")
     chain_id = _field(doc, "chain_id", str, "genesis")
-    if not _ID_RE.match(chain_id):
+    if not _ID_RE.fullmatch(chain_id):
         raise _bad(f"chain_id must match {_ID_RE.pattern}")
     validators = _validators(doc)
     signers: dict[str, Signer] = {}

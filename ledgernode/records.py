@@ -60,7 +60,7 @@ def _time(value: Any, depts: frozenset[str]) -> str | None:
 
 
 def _dept(value: Any, depts: frozenset[str]) -> str | None:
-    if value not in depts:
+    if not isinstance(value, str) or value not in depts:
         return "must be a department of the genesis"
     return None
 
@@ -188,7 +188,7 @@ def _record_from_map(m: Any) -> Record:
             raise _bad(f"{name} must be a str")
     if not 1 <= len(m["subject"]) <= SUBJECT_MAX_CHARS:
         raise _bad(f"subject must be 1 to {SUBJECT_MAX_CHARS} chars")
-    if not _KEY_ID_RE.match(m["key"]):
+    if not _KEY_ID_RE.fullmatch(m["key"]):
         raise _bad("key must be a key_id of 16 lowercase hex chars")
     if _time(m["ts"], frozenset()):
         raise _bad("ts must be a non-negative int (ms since the Unix epoch)")

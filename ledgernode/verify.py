@@ -31,7 +31,7 @@ from .records import check_signer, decode_envelope, record_id_of
 
 BUNDLE_MAX_BYTES = 4 << 20
 FILE_CHUNK_BYTES = 1 << 20
-_HEX32 = re.compile(r"^[0-9a-f]{64}$")
+_HEX32 = re.compile(r"^[0-9a-f]{64}\Z")
 
 CHECKS = [
     ("genesis", "创世文件与链标识一致", "genesis file and chain id match"),
@@ -202,7 +202,7 @@ def load_json(path: Path, what: str, max_bytes: int = BUNDLE_MAX_BYTES) -> dict[
         doc = json.loads(path.read_bytes())
     except OSError as exc:
         raise Unusable(f"cannot read {what} {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Unusable(f"{what} {path} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise Unusable(f"{what} {path} is not a JSON object")

@@ -121,8 +121,10 @@ class Store:
     def subject_leaves(self, subject: str, after: int = -1, limit: int = 100) -> list[int]:
         """Leaf indexes of records about `subject`, in log order, after `after`."""
         limit = min(limit, SUBJECT_PAGE_MAX)
+        if limit <= 0 or after + 1 >= 1 << 64:
+            return []
         prefix = _subject_prefix(subject)
-        start = prefix + _u64(after + 1)
+        start = prefix + _u64(max(after + 1, 0))
         out = []
         for key, _ in self.kv.scan(start, prefix + b"\xff" * 9):
             out.append(_U64.unpack(key[-8:])[0])

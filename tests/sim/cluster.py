@@ -1,0 +1,386 @@
+"""Seeded, deterministic simulation of a whole cluster of consensus replicas.
+
+Everything random comes from one `random.Random(seed)`; time is ticks. The
+network delays, drops, duplicates and reorders messages and partitions
+replicas for a while; replicas crash and restart from what they persisted;
+Byzantine replicas lie. `Cluster.run()` returns the checker verdicts K1-K5.
+
+Payload items stand in for records: b"r" + 8-byte id. The sim runtime judges
+a block as the real runtime would (parent link, log_root over the items, no
+record twice) so consensus sees real headers and real signatures.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from ledgernode import codec, crypto, merkle
+from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header
+from ledgernode.consensus import (
+    BlockData, Blocks, Commit, Config, FetchBlocks, PersistedState, Prepare, Proposal, Ready,
+    Replica, RoundChange, Status,
+)
+from ledgernode.consensus.messages import NO_ROUND, signing_bytes
+from ledgernode.errors import InvalidInput
+from ledgernode.genesis import build, parse
+
+BLOCK_ITEMS_MAX = 8
+CLIENT_RETRY_TICKS = 50
+_VERIFY_CACHE: dict[tuple[bytes, bytes, bytes], bool] = {}
+
+
+def cached_verify(key: crypto.PublicKey, sig: bytes, message: bytes) -> bool:
+    """Pure function, so one cache may serve the whole simulated cluster."""
+    k = (key.raw, sig, message)
+    hit = _VERIFY_CACHE.get(k)
+    if hit is None:
+        if len(_VERIFY_CACHE) > 200_000:
+            _VERIFY_CACHE.clear()
+        hit = _VERIFY_CACHE[k] = key.verify(sig, message)
+    return hit
+
+
+_KEYS: dict[int, list[crypto.PrivateKey]] = {}
+_GENESIS: dict[int, Any] = {}
+
+
+def keys_and_genesis(n: int) -> tuple[list[crypto.PrivateKey], Any]:
+    if n not in _KEYS:
+        keys = [crypto.private_key_from_seed(crypto.sha256(b"sim-validator-%d" % i)) for i in range(n)]
+        raw = build("sim", [{"dept": f"d{i}", "pubkey": k.public.raw.hex()} for i, k in enumerate(keys)], [])
+        _KEYS[n], _GENESIS[n] = keys, parse(raw)
+    return _KEYS[n], _GENESIS[n]
+
+
+@dataclass
+class Faults:
+    drop: float = 0.0
+    dup: float = 0.0
+    latency_max: int = 3
+    partitions: list[tuple[int, int, frozenset[int]]] = field(default_factory=list)  # (start, end, side)
+    crashes: list[tuple[int, int, int]] = field(default_factory=list)  # (at, node, down_ticks)
+    byzantine: dict[int, str] = field(default_factory=dict)
+    heal_at: int = 0  # after this tick: no drops, no partitions, no crashes
+
+
+@dataclass
+class Disk:
+    chain: list[tuple[BlockData, QC]] = field(default_factory=list)
+    state: bytes | None = None
+
+
+class Host:
+    """One simulated node: the replica plus the runtime around it."""
+
+    def __init__(self, cluster: Cluster, index: int) -> None:
+        self.c, self.index = cluster, index
+        self.disk = Disk()
+        self.up = True
+        self.mempool: dict[bytes, None] = {}
+        self.committed_items: set[bytes] = set()
+        self.boot()
+
+    def boot(self) -> None:
+        g = self.c.genesis
+        last = decode_header(self.disk.chain[-1][0].header) if self.disk.chain else None
+        persisted = PersistedState.decode(self.disk.state) if self.disk.state else None
+        self.replica = self.c.replica_class(
+            Config(g, self.index, round_timeout_ticks=12, resend_ticks=6, fetch_timeout_ticks=15),
+            self.c.keys[self.index], len(self.disk.chain), last, persisted, cached_verify,
+        )
+        self.committed_items = {i for b, _ in self.disk.chain for i in b.payload}
+        self.mempool = {k: None for k in self.mempool if k not in self.committed_items}
+        self.apply(self.replica.on_records_available(len(self.mempool)))
+
+    # -- applying what the replica asks for, in the documented order ----------
+
+    def apply(self, ready: Ready) -> None:
+        work = [ready]
+        while work and self.up:
+            r = work.pop(0)
+            for block, qc in r.commits:
+                self.commit(block, qc)
+            if r.commits:
+                work.append(self.replica.on_records_available(len(self.mempool)))
+            if self.c.mutation == "no_persist":
+                self.send_all(r)  # broken on purpose: what we signed is never saved
+                self.maybe_crash_between()
+                if not self.up:
+                    return
+            else:
+                if r.persist is not None:
+                    self.disk.state = r.persist.encode()
+                self.send_all(r)
+            for h, rnd, block in r.validate:
+                ok = self.judge(block)
+                work.append(self.replica.on_block_validated(h, rnd, decode_header(block.header).block_hash, ok))
+            if r.build is not None:
+                work.append(self.replica.on_block_built(*r.build, self.build(*r.build)))
+            if r.fetch is not None:
+                peer, start = r.fetch
+                self.c.net.send(self.index, peer, FetchBlocks("sim", start, 16, self.index))
+            self.c.evidence[self.index].extend(r.evidence)
+
+    def maybe_crash_between(self) -> None:
+        booted = len(getattr(self.c, "hosts", ())) == self.c.n
+        if booted and self.c.rng.random() < self.c.between_crash_p and self.index not in self.c.faults.byzantine:
+            self.c.crash(self.index, 8)
+
+    def send_all(self, r: Ready) -> None:
+        for to, msg in r.messages:
+            self.c.observe(self.index, msg)
+            targets = [to] if to is not None else [i for i in range(self.c.n) if i != self.index]
+            for t in targets:
+                self.c.net.send(self.index, t, msg)
+
+    def commit(self, block: BlockData, qc: QC) -> None:
+        header = decode_header(block.header)
+        assert header.height == len(self.disk.chain) + 1
+        self.disk.chain.append((block, qc))
+        for item in block.payload:
+            self.committed_items.add(item)
+            self.mempool.pop(item, None)
+            self.c.acknowledged.setdefault(item, header.height)
+
+    def parent(self) -> Header | None:
+        return decode_header(self.disk.chain[-1][0].header) if self.disk.chain else None
+
+    def log_frontier(self) -> merkle.Frontier:
+        f = merkle.Frontier()
+        for b, _ in self.disk.chain:
+            for item in b.payload:
+                f.append(merkle.leaf_hash(item))
+        return f
+
+    def make_block(self, height: int, items: list[bytes], salt: int = 0) -> BlockData:
+        parent = self.parent()
+        assert (parent.height if parent else 0) + 1 == height
+        f = self.log_frontier()
+        start = f.size
+        for item in items:
+            f.append(merkle.leaf_hash(item))
+        g = self.c.genesis
+        header = Header("sim", height, (parent.time if parent else 0) + 1 + salt,
+                        parent.block_hash if parent else ZERO_HASH, self.index,
+                        start, f.size, f.root(), g.valset_hash)
+        return BlockData(header.encode(), tuple(items))
+
+    def build(self, height: int, round_: int) -> BlockData:
+        items = [i for i in self.mempool if i not in self.committed_items][: self.c.block_items_max]
+        return self.make_block(height, items)
+
+    def judge(self, block: BlockData) -> bool:
+        try:
+            header = decode_header(block.header)
+        except InvalidInput:
+            return False
+        parent = self.parent()
+        if header.height != len(self.disk.chain) + 1 or header.prev != (parent.block_hash if parent else ZERO_HASH):
+            return False
+        if len(set(block.payload)) != len(block.payload) or any(
+                i in self.committed_items or not i.startswith(b"r") for i in block.payload):
+            return False
+        f = self.log_frontier()
+        if header.log_start != f.size:
+            return False
+        for item in block.payload:
+            f.append(merkle.leaf_hash(item))
+        return header.log_size == f.size and header.log_root == f.root()
+
+    def tick(self) -> None:
+        self.apply(self.replica.on_tick())
+
+    # -- network input -------------------------------------------------------
+
+    def receive(self, src: int, msg: Any) -> None:
+        if not self.up:
+            return
+        if isinstance(msg, FetchBlocks):
+            chain = self.disk.chain[msg.from_height - 1: msg.from_height - 1 + msg.count]
+            if chain:
+                self.c.net.send(self.index, src, Blocks("sim", tuple((b, qc.encode()) for b, qc in chain), self.index))
+            return
+        if isinstance(msg, Blocks):
+            for block, qc_raw in msg.blocks:
+                if not self.judge(block):
+                    break
+                from ledgernode.blocks import decode_qc
+                self.apply(self.replica.on_block_fetched(block, decode_qc(qc_raw)))
+            return
+        if isinstance(msg, bytes):  # a record from a client
+            if msg not in self.committed_items:
+                self.mempool[msg] = None
+                self.apply(self.replica.on_records_available(len(self.mempool)))
+            return
+        self.apply(self.replica.on_message(msg))
+
+
+class Net:
+    def __init__(self, cluster: Cluster) -> None:
+        self.c = cluster
+        self.queue: list[tuple[int, int, int, int, Any]] = []
+        self.seq = 0
+        self.filter: Callable[[int, int, Any], bool] | None = None  # scenario hook: False drops
+
+    def blocked(self, src: int, dst: int) -> bool:
+        for start, end, side in self.c.faults.partitions:
+            if start <= self.c.now < end and ((src in side) != (dst in side)):
+                return True
+        return False
+
+    def send(self, src: int, dst: int, msg: Any) -> None:
+        c, rng = self.c, self.c.rng
+        healed = c.now >= c.faults.heal_at
+        if self.blocked(src, dst) or (not healed and rng.random() < c.faults.drop):
+            return
+        if self.filter is not None and not self.filter(src, dst, msg):
+            return
+        copies = 2 if not healed and rng.random() < c.faults.dup else 1
+        for _ in range(copies):
+            self.seq += 1
+            at = c.now + 1 + rng.randrange(c.faults.latency_max)
+            heapq.heappush(self.queue, (at, self.seq, src, dst, msg))
+
+    def deliver_due(self) -> None:
+        while self.queue and self.queue[0][0] <= self.c.now:
+            _, _, src, dst, msg = heapq.heappop(self.queue)
+            self.c.hosts[dst].receive(src, msg)
+
+
+class Cluster:
+    def __init__(self, seed: int, n: int, faults: Faults, records: int = 40,
+                 mutation: str | None = None, replica_class: type = Replica,
+                 between_crash_p: float = 0.0, block_items_max: int = BLOCK_ITEMS_MAX) -> None:
+        from .byzantine import make_byzantine
+
+        self.seed, self.n, self.faults, self.mutation = seed, n, faults, mutation
+        self.rng = random.Random(seed)
+        self.keys, self.genesis = keys_and_genesis(n)
+        self.replica_class = replica_class
+        self.block_items_max = block_items_max
+        self.between_crash_p = between_crash_p
+        self.now = 0
+        self.net = Net(self)
+        self.acknowledged: dict[bytes, int] = {}
+        self.signed_values: dict[tuple[int, str, int, int], bytes] = {}
+        self.k4_violations: list[str] = []
+        self.evidence: dict[int, list[Any]] = {i: [] for i in range(n)}
+        self.hosts = [make_byzantine(faults.byzantine[i], self, i) if i in faults.byzantine
+                      else Host(self, i) for i in range(n)]
+        self.records = [b"r" + i.to_bytes(8, "big") for i in range(records)]
+        self.total_records = records
+        self.restart_at: dict[int, int] = {}
+        self.outstanding: dict[bytes, int] = {}
+
+    @property
+    def honest(self) -> list[int]:
+        return [i for i in range(self.n) if i not in self.faults.byzantine]
+
+    def observe(self, sender: int, msg: Any) -> None:
+        """K4 bookkeeping: every value an honest replica ever signed, per slot."""
+        if sender in self.faults.byzantine or not isinstance(msg, (Proposal, Prepare, Commit, RoundChange)):
+            return
+        slot = (sender, msg.kind, msg.height, msg.round)
+        value = codec.encode(msg.value)
+        prior = self.signed_values.setdefault(slot, value)
+        if prior != value:
+            self.k4_violations.append(f"validator {sender} signed two values for {slot[1:]}")
+
+    def crash(self, node: int, down: int) -> None:
+        host = self.hosts[node]
+        if host.up:
+            host.up = False
+            self.restart_at[node] = self.now + down
+
+    def submit(self, item: bytes) -> None:
+        target = self.rng.choice(self.honest)
+        for i in range(self.n):  # gossip reaches every validator's mempool
+            self.net.send(target, i, item) if i != target else self.hosts[i].receive(i, item)
+
+    def step(self) -> None:
+        self.now += 1
+        for at, node, down in self.faults.crashes:
+            if at == self.now and node not in self.faults.byzantine:
+                self.crash(node, down)
+        for node, at in list(self.restart_at.items()):
+            if at <= self.now:
+                del self.restart_at[node]
+                self.hosts[node].up = True
+                self.hosts[node].boot()
+        if self.records and self.rng.random() < 0.5:
+            item = self.records.pop(0)
+            self.outstanding[item] = self.now
+            self.submit(item)
+        if self.now % CLIENT_RETRY_TICKS == 0:  # clients re-submit what was never acknowledged
+            for item in [i for i in self.outstanding if i in self.acknowledged]:
+                del self.outstanding[item]
+            for item in self.outstanding:
+                self.submit(item)
+        self.net.deliver_due()
+        for host in self.hosts:
+            if host.up:
+                host.tick()
+
+    def height(self, i: int) -> int:
+        return len(self.hosts[i].disk.chain)
+
+    def run_until(self, predicate: Callable[[], bool], max_ticks: int) -> bool:
+        while self.now < max_ticks:
+            self.step()
+            if predicate():
+                return True
+        return False
+
+    def run(self, max_ticks: int = 4000) -> dict[str, list[str]]:
+        """Run until every honest replica has committed every record (or time runs out)."""
+        total = self.total_records
+        while self.now < max_ticks:
+            self.step()
+            if self.now > self.faults.heal_at and not self.records and all(
+                    self.hosts[i].up and len(self.hosts[i].committed_items) >= total for i in self.honest):
+                break
+        return self.check()
+
+    # -- checkers --------------------------------------------------------------
+
+    def check(self) -> dict[str, list[str]]:
+        honest = [self.hosts[i] for i in self.honest]
+        chains = [[decode_header(b.header).block_hash for b, _ in h.disk.chain] for h in honest]
+        out: dict[str, list[str]] = {f"K{i}": [] for i in range(1, 6)}
+        longest = max(chains, key=len)
+        for i, chain in zip(self.honest, chains):
+            if chain != longest[: len(chain)]:
+                out["K1"].append(f"replica {i}'s chain forks from the longest")
+        for i, h in zip(self.honest, honest):
+            items = [x for b, _ in h.disk.chain for x in b.payload]
+            if len(items) != len(set(items)):
+                out["K2"].append(f"replica {i} committed a record twice")
+            for item, height in self.acknowledged.items():
+                if height <= len(h.disk.chain) and item not in h.committed_items:
+                    out["K2"].append(f"replica {i} lacks acknowledged record {item.hex()}")
+            prev = ZERO_HASH
+            for block, qc in h.disk.chain:
+                header = decode_header(block.header)
+                try:
+                    check_qc(qc, header, self.genesis, cached_verify)
+                except InvalidInput as exc:
+                    out["K3"].append(f"replica {i} height {header.height}: {exc.message}")
+                if header.prev != prev:
+                    out["K3"].append(f"replica {i} height {header.height} does not link to its parent")
+                prev = header.block_hash
+        out["K4"] = list(self.k4_violations)
+        for i, h in zip(self.honest, honest):
+            if len(h.committed_items) < self.total_records:
+                out["K5"].append(f"replica {i} committed {len(h.committed_items)} of "
+                                 f"{self.total_records} records by tick {self.now}")
+        return out
+
+
+def signed_copy(key: crypto.PrivateKey, msg: Any) -> Any:
+    return replace(msg, sig=key.sign(signing_bytes(msg)))
+
+
+__all__ = ["Cluster", "Faults", "NO_ROUND", "signed_copy", "keys_and_genesis", "cached_verify"]

@@ -1,0 +1,726 @@
+"""Store: blocks, the global Merkle log and its indexes, on memory and LevelDB.
+
+The proofs are checked against a naive RFC 9162 section 2.1 reference (MTH,
+PATH, PROOF written straight from the RFC's recursive definitions, with MTH
+memoised so that 100,000 leaves stay cheap). Crash safety is checked by
+SIGKILLing a child process (crash_writer.py) while it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from ledgernode import codec, merkle
+from ledgernode.blocks import QC
+from ledgernode.errors import NotFound, StoreLocked
+from ledgernode.records import decode_envelope, record_id_of
+from ledgernode.storage import SUBJECT_PAGE_MAX, Store
+from ledgernode.storage.leveldb import LevelKV
+from tests.fixtures import T0, Net, commit_records, content
+from tests.unit.crash_writer import (
+    CRASH_LEAVES,
+    crash_block_envelopes,
+    crash_fact,
+    subject_of,
+    synth_block,
+    synth_envelope,
+)
+
+CRASH_WRITER = Path(__file__).with_name("crash_writer.py")
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+class CountingKV:
+    """A KV proxy that counts reads, to prove the store reads O(log n) keys."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gets = 0
+        self.scans = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.gets += 1
+        return self.inner.get(key)
+
+    def write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes], sync: bool) -> None:
+        self.inner.write(puts, deletes, sync)
+
+    def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.scans += 1
+        return self.inner.scan(start, stop)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Naive:
+    """RFC 9162 section 2.1 MTH / PATH / PROOF over a list of leaf hashes.
+
+    `leaves` only ever grows, so MTH(D[lo:hi]) never changes and is memoised.
+    """
+
+    def __init__(self) -> None:
+        self.leaves: list[bytes] = []
+        self._memo: dict[tuple[int, int], bytes] = {}
+
+    @staticmethod
+    def _k(n: int) -> int:  # largest power of two smaller than n
+        k = 1
+        while k * 2 < n:
+            k *= 2
+        return k
+
+    def mth(self, lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n == 0:
+            return hashlib.sha256(b"").digest()
+        if n == 1:
+            return self.leaves[lo]
+        got = self._memo.get((lo, hi))
+        if got is None:
+            k = self._k(n)
+            got = hashlib.sha256(b"\x01" + self.mth(lo, lo + k) + self.mth(lo + k, hi)).digest()
+            self._memo[(lo, hi)] = got
+        return got
+
+    def path(self, m: int, n: int) -> list[bytes]:
+        return self._path(m, 0, n)
+
+    def _path(self, m: int, lo: int, hi: int) -> list[bytes]:
+        n = hi - lo
+        if n == 1:
+            return []
+        k = self._k(n)
+        if m < k:
+            return self._path(m, lo, lo + k) + [self.mth(lo + k, hi)]
+        return self._path(m - k, lo + k, hi) + [self.mth(lo, lo + k)]
+
+    def proof(self, m: int, n: int) -> list[bytes]:
+        return self._subproof(m, 0, n, True)
+
+    def _subproof(self, m: int, lo: int, hi: int, b: bool) -> list[bytes]:
+        n = hi - lo
+        if m == n:
+            return [] if b else [self.mth(lo, hi)]
+        k = self._k(n)
+        if m <= k:
+            return self._subproof(m, lo, lo + k, b) + [self.mth(lo + k, hi)]
+        return self._subproof(m - k, lo + k, hi, False) + [self.mth(lo, lo + k)]
+
+
+def test_naive_reference_matches_merkle_memory_tree() -> None:
+    """Cross-check the reference itself against merkle.MemoryTree and known roots."""
+    naive, tree = Naive(), merkle.MemoryTree()
+    assert naive.mth(0, 0) == merkle.EMPTY_ROOT
+    for i in range(40):
+        h = merkle.leaf_hash(bytes([i]))
+        naive.leaves.append(h)
+        tree.append(h)
+        assert naive.mth(0, i + 1) == merkle.root(tree, i + 1) == tree.frontier.root()
+    # RFC 6962 test vector (certificate-transparency-go): root of the 8 leaves below
+    naive = Naive()
+    for leaf in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+                 "606162636465666768696a6b6c6d6e6f"]:
+        naive.leaves.append(merkle.leaf_hash(bytes.fromhex(leaf)))
+    assert naive.mth(0, 8).hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+
+
+def all_pages(store: Store, subject: str, limit: int) -> list[int]:
+    out: list[int] = []
+    after = -1
+    while True:
+        page = store.subject_leaves(subject, after=after, limit=limit)
+        assert len(page) <= min(limit, SUBJECT_PAGE_MAX)
+        if not page:
+            return out
+        out.extend(page)
+        after = page[-1]
+
+
+def commit_synthetic(store: Store, start: int, count: int, subject: str | None = None) -> None:
+    checked, qc = synth_block(store, [synth_envelope(i, subject) for i in range(start, start + count)])
+    store.commit(checked, qc)
+
+
+# -- stores -----------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "leveldb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = Store.memory() if request.param == "memory" else Store.open(tmp_path / "db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def net() -> Net:
+    return Net()
+
+
+def evidence(net: Net, subject: str, label: str) -> bytes:
+    body = {"content_hash": content(label), "media_type": "application/pdf", "size": 1234, "title": label}
+    return net.record(0, "evidence.notarize", subject, body)
+
+
+def populate(net: Net, store: Store) -> list[tuple[int, list[bytes]]]:
+    """Commit five blocks of signed records (one empty); return (height, raws)."""
+    holder = content("holder")
+    blocks = [
+        [
+            net.record(0, "dataset.publish", "ds/population", {
+                "title": "Population", "content_hash": content("pop"),
+                "schema_hash": content("schema"), "classification": "internal"}),
+            evidence(net, "case-A", "a1"), evidence(net, "case-B", "b1"), evidence(net, "case-A", "a2"),
+        ],
+        [],
+        [net.record(0, "cert.issue", "CERT-1", {
+            "cert_type": "licence", "holder": holder, "content_hash": content("c1"),
+            "valid_from": T0, "valid_until": T0 + 10**9})]
+        + [net.record(0, "trace.event", "prod-1", {"activity": f"step {i}"}) for i in range(5)],
+        [evidence(net, "case-A", f"a{i}") for i in range(3, 12)],
+        [net.record(0, "cert.suspend", "CERT-1", {"reason": "audit", "effective": T0})]
+        + [evidence(net, "case-A", f"a{i}") for i in range(12, 30)],
+    ]
+    out = []
+    for raws in blocks:
+        checked = commit_records(net, store, raws)
+        out.append((checked.block.header.height, raws))
+    return out
+
+
+# -- commits, reads and indexes ---------------------------------------------
+
+
+def test_empty_store(store: Store) -> None:
+    assert store.head() is None and store.height == 0 and store.log_size == 0
+    assert store.frontier.root() == merkle.EMPTY_ROOT
+    assert store.subject_leaves("nothing") == []
+    assert store.locate(bytes(32)) is None and not store.is_committed(bytes(32))
+    with pytest.raises(NotFound):
+        store.load_header(1)
+    with pytest.raises(NotFound):
+        store.load_qc(1)
+    with pytest.raises(NotFound):
+        store.load_envelope(0)
+    with pytest.raises(NotFound):
+        store.height_of_leaf(0)
+
+
+def test_commit_and_read_back(store: Store, net: Net) -> None:
+    blocks = populate(net, store)
+    leaves: list[bytes] = []
+    where: list[tuple[bytes, int]] = []  # (record_id, height) per leaf
+    for height, raws in blocks:
+        for raw in raws:
+            env = decode_envelope(raw, net.genesis)
+            leaves.append(raw)
+            where.append((env.record_id, height))
+    head = store.head()
+    assert head is not None
+    assert store.height == head.height == 5
+    assert store.log_size == head.log_size == len(leaves) == 38
+    assert store.frontier.root() == head.log_root
+
+    prev_hash, prev_size = bytes(32), 0
+    for height, raws in blocks:
+        header = store.load_header(height)
+        assert header.height == height and header.prev == prev_hash
+        assert header.log_start == prev_size and header.log_size == prev_size + len(raws)
+        assert header.raw and header.raw == header.encode()  # stored bytes kept as signed
+        qc = store.load_qc(height)
+        assert qc.height == height and qc.block_hash == header.block_hash
+        assert len(qc.signatures) == net.genesis.quorum
+        assert store.load_envelopes(header.log_start, header.log_size) == raws
+        assert header.log_root == merkle.root(store, header.log_size)
+        prev_hash, prev_size = header.block_hash, header.log_size
+    assert store.load_envelopes(0, store.log_size) == leaves
+    assert store.load_envelopes(3, 3) == []
+    for i, raw in enumerate(leaves):
+        assert store.load_envelope(i) == raw
+        rid, height = where[i]
+        assert store.locate(rid) == (i, height)
+        assert store.is_committed(rid)
+        assert store.height_of_leaf(i) == height
+        assert store.node(0, i) == merkle.leaf_hash(raw)
+    assert store.locate(b"\x00" * 32) is None and not store.is_committed(b"\x00" * 32)
+    with pytest.raises(NotFound):
+        store.height_of_leaf(len(leaves))
+    with pytest.raises(NotFound):
+        store.height_of_leaf(-1)
+    with pytest.raises(NotFound):
+        store.load_envelope(len(leaves))
+    with pytest.raises(NotFound):
+        store.load_header(6)
+
+    # facts written by the state rules are visible after commit
+    owner = store.load_fact("owner", "ds/population")
+    assert owner == {"dept": "justice", "record": where[0][0].hex()}
+    cert = store.load_fact("cert", "CERT-1")
+    assert cert is not None and cert["status"] == "suspended" and cert["issuer"] == "justice"
+    assert cert["record"] == where[19][0].hex()  # the cert.suspend record (first of block 5)
+    assert store.load_fact("cert", "CERT-2") is None
+
+    # subject index: every leaf of a subject, in log order, paginated
+    expected: dict[str, list[int]] = {}
+    for i, raw in enumerate(leaves):
+        expected.setdefault(decode_envelope(raw, net.genesis).record.subject, []).append(i)
+    assert set(expected) == {"ds/population", "case-A", "case-B", "CERT-1", "prod-1"}
+    for subject, idx in expected.items():
+        assert store.subject_leaves(subject) == idx
+        assert store.subject_leaves(subject, limit=1000) == idx
+        for limit in (1, 2, 3, 7):
+            assert all_pages(store, subject, limit) == idx
+        for after in (-1, 0, idx[0], idx[-1], store.log_size):
+            assert store.subject_leaves(subject, after=after) == [i for i in idx if i > after]
+    case_a = expected["case-A"]
+    assert len(case_a) == 29
+    assert store.subject_leaves("case-A", limit=5) == case_a[:5]
+    assert store.subject_leaves("case-A", after=case_a[4], limit=5) == case_a[5:10]
+    assert store.subject_leaves("case-Z") == []
+    # a subject that is a prefix of another never leaks into it
+    assert store.subject_leaves("case") == []
+
+
+def test_subject_page_is_capped(store: Store) -> None:
+    n = SUBJECT_PAGE_MAX + 250
+    commit_synthetic(store, 0, n, subject="bulk")
+    commit_synthetic(store, n, 10, subject="other")
+    assert store.subject_leaves("bulk", limit=10**6) == list(range(SUBJECT_PAGE_MAX))
+    assert store.subject_leaves("bulk", after=SUBJECT_PAGE_MAX - 1, limit=10**6) == list(
+        range(SUBJECT_PAGE_MAX, n))
+    assert all_pages(store, "bulk", 10**6) == list(range(n))
+    assert all_pages(store, "other", 3) == list(range(n, n + 10))
+
+
+def test_subject_page_bounds(store: Store) -> None:
+    commit_synthetic(store, 0, 5, subject="few")
+    assert store.subject_leaves("few", limit=0) == []  # was one leaf before the fix
+    assert store.subject_leaves("few", limit=-3) == []
+    assert store.subject_leaves("few", after=-7) == [0, 1, 2, 3, 4]  # was struct.error
+    assert store.subject_leaves("few", after=2**64 - 1) == []
+    assert store.subject_leaves("few", after=2**70) == []
+
+
+def test_synthetic_envelopes_are_canonical() -> None:
+    """The spliced templates of crash_writer.synth_envelope equal codec's own output."""
+    seen = set()
+    for leaf in (0, 1, 255, 256, 2**40, 10**6):
+        for subject in (None, "bulk", "x" * 200):
+            env = synth_envelope(leaf, subject)
+            assert env.record_bytes == codec.encode(env.record.to_map())
+            assert env.raw == codec.encode([env.record_bytes, env.sig])
+            assert codec.decode(env.raw) == [env.record_bytes, env.sig]
+            assert env.record_id == record_id_of(env.record_bytes)
+            seen.add(env.raw)
+    assert len(seen) == 18
+
+
+def test_height_of_leaf_with_empty_blocks(store: Store) -> None:
+    sizes = [3, 0, 0, 1, 5, 0, 2, 1]
+    heights: list[int] = []
+    for h, size in enumerate(sizes, start=1):
+        commit_synthetic(store, len(heights), size)
+        heights.extend([h] * size)
+    assert store.height == len(sizes) and store.log_size == len(heights)
+    for leaf, h in enumerate(heights):
+        assert store.height_of_leaf(leaf) == h
+        header = store.load_header(h)
+        assert header.log_start <= leaf < header.log_size
+
+
+def test_commit_must_extend_the_head(store: Store) -> None:
+    first, qc1 = synth_block(store, [synth_envelope(0)])
+    store.commit(first, qc1)
+    # the same block again: height and log_start no longer follow the head
+    with pytest.raises(AssertionError):
+        store.commit(first, qc1)
+    # a block built on the old head (stale), after another block was committed
+    stale, stale_qc = synth_block(store, [synth_envelope(1)])
+    store.commit(*synth_block(store, [synth_envelope(2)]))
+    with pytest.raises(AssertionError):
+        store.commit(stale, stale_qc)
+    # a block that skips a height
+    good, good_qc = synth_block(store, [synth_envelope(3)])
+    skipping = replace(good.block.header, height=good.block.header.height + 1, raw=b"")
+    skipping = replace(skipping, raw=skipping.encode())
+    bad = replace(good, block=replace(good.block, header=skipping))
+    with pytest.raises(AssertionError):
+        store.commit(bad, QC(skipping.height, 0, skipping.block_hash, good_qc.signatures))
+    # a block whose log_start leaves a gap in the log
+    gap = replace(good.block.header, log_start=good.block.header.log_start + 1, raw=b"")
+    gap = replace(gap, raw=gap.encode())
+    with pytest.raises(AssertionError):
+        store.commit(replace(good, block=replace(good.block, header=gap)),
+                     QC(gap.height, 0, gap.block_hash, good_qc.signatures))
+    # a QC for another block
+    with pytest.raises(AssertionError):
+        store.commit(good, QC(good_qc.height, 0, bytes(32), good_qc.signatures))
+    # a header whose log_root does not match the frontier
+    wrong_root = replace(good.block.header, log_root=bytes(32), raw=b"")
+    wrong_root = replace(wrong_root, raw=wrong_root.encode())
+    with pytest.raises(AssertionError):
+        store.commit(replace(good, block=replace(good.block, header=wrong_root)),
+                     QC(wrong_root.height, 0, wrong_root.block_hash, good_qc.signatures))
+    # nothing of the refused blocks was written
+    assert store.height == 2 and store.log_size == 2
+    with pytest.raises(NotFound):
+        store.load_header(3)
+    with pytest.raises(NotFound):
+        store.load_envelope(2)
+    store.commit(good, good_qc)
+    assert store.height == 3 and store.log_size == 3
+
+
+def test_meta_round_trip(store: Store) -> None:
+    assert store.load_meta("consensus") is None
+    store.save_meta("consensus", b"\x01\x02")
+    assert store.load_meta("consensus") == b"\x01\x02"
+    with pytest.raises(AssertionError):
+        store.save_meta("head", b"x")
+
+
+# -- LevelDB: reopen and locking --------------------------------------------
+
+
+@pytest.mark.parametrize("n", [10_000, 16_383])
+def test_reopen_reads_only_the_right_edge(tmp_path: Path, n: int) -> None:
+    directory = tmp_path / "db"
+    store = Store.open(directory)
+    block = 1_000
+    for start in range(0, n, block):
+        commit_synthetic(store, start, min(block, n - start))
+    head, root = store.head(), store.frontier.root()
+    assert head is not None and head.log_size == n and root == head.log_root
+    rng = random.Random(n)
+    pairs = [(rng.randrange(n), rng.randint(1, n)) for _ in range(50)]
+    pairs = [(min(i, size - 1), size) for i, size in pairs]
+    incl = [store.inclusion_proof(i, size) for i, size in pairs]
+    cons = [store.consistency_proof(m, size) for m, size in pairs]
+    records = [store.locate(synth_envelope(i).record_id) for i in (0, n // 2, n - 1)]
+    store.close()
+
+    counting = CountingKV(LevelKV(directory))
+    reopened = Store(counting)
+    try:
+        # head key + head header + one node per set bit of n: nothing rebuilt
+        assert counting.gets <= 2 * math.log2(n) + 5, counting.gets
+        assert counting.gets == 2 + bin(n).count("1")
+        assert counting.scans == 0
+        assert reopened.head() == head and reopened.head().raw == head.raw
+        assert reopened.height == head.height and reopened.log_size == n
+        assert reopened.frontier.root() == root
+        assert [reopened.inclusion_proof(i, size) for i, size in pairs] == incl
+        assert [reopened.consistency_proof(m, size) for m, size in pairs] == cons
+        assert [reopened.locate(synth_envelope(i).record_id) for i in (0, n // 2, n - 1)] == records
+        # and it keeps appending where it left off
+        commit_synthetic(reopened, n, 3)
+        assert reopened.log_size == n + 3
+        assert reopened.frontier.root() == merkle.root(reopened, n + 3)
+    finally:
+        reopened.close()
+
+
+def test_store_locked(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    first = Store.open(directory)
+    try:
+        with pytest.raises(StoreLocked):
+            Store.open(directory)
+    finally:
+        first.close()
+    again = Store.open(directory)  # the lock goes with the close
+    again.close()
+
+
+# -- proofs against the naive RFC reference ---------------------------------
+
+
+def _max_reads(size: int) -> int:
+    """Node reads a proof may cost: one per level plus one ragged right edge.
+
+    Stays within the 4 * log2(size) an O(log n) proof is allowed."""
+    return 2 * math.ceil(math.log2(max(size, 2))) + 1
+
+
+def test_every_proof_up_to_300_leaves(tmp_path: Path) -> None:
+    """One growing LevelDB store, one leaf per block; after each append check
+    the root, every inclusion proof and every consistency proof."""
+    counting = CountingKV(LevelKV(tmp_path / "db"))
+    store = Store(counting)
+    naive = Naive()
+    try:
+        for n in range(1, 301):
+            env = synth_envelope(n - 1)
+            naive.leaves.append(env.leaf_hash)
+            checked, qc = synth_block(store, [env])
+            store.commit(checked, qc)
+            root = naive.mth(0, n)
+            assert store.log_size == n
+            assert store.frontier.root() == root == store.head().log_root
+            assert merkle.root(store, n) == root
+            for i in range(n):
+                before = counting.gets
+                proof = store.inclusion_proof(i, n)
+                assert counting.gets - before <= _max_reads(n)
+                assert proof == naive.path(i, n), (i, n)
+                assert merkle.verify_inclusion(naive.leaves[i], i, n, proof, root)
+            assert store.consistency_proof(0, n) == []
+            for m in range(1, n + 1):
+                before = counting.gets
+                proof = store.consistency_proof(m, n)
+                assert counting.gets - before <= _max_reads(n)
+                assert proof == naive.proof(m, n), (m, n)
+                assert merkle.verify_consistency(m, n, naive.mth(0, m), root, proof)
+    finally:
+        store.close()
+
+
+BIG_N = 100_000
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, CountingKV, Naive]]:
+    """A 100,000-leaf LevelDB store built from 20 synthetic blocks of 5,000."""
+    counting = CountingKV(LevelKV(tmp_path_factory.mktemp("big") / "db"))
+    store = Store(counting)
+    naive = Naive()
+    block = 5_000
+    try:
+        for start in range(0, BIG_N, block):
+            envs = [synth_envelope(i) for i in range(start, start + block)]
+            naive.leaves.extend(e.leaf_hash for e in envs)
+            store.commit(*synth_block(store, envs))
+        yield store, counting, naive
+    finally:
+        store.close()
+
+
+def _random_pairs(rng: random.Random, count: int) -> list[tuple[int, int]]:
+    """(a, size) with 0 <= a < size <= BIG_N, plus edge cases."""
+    pairs = [(0, 1), (0, BIG_N), (BIG_N - 1, BIG_N), (1, 2), (65_535, 65_536), (65_536, 65_537),
+             (2**16 - 1, BIG_N), (99_998, 99_999), (0, 2**16), (12_345, 2**15 + 12_346)]
+    while len(pairs) < count:
+        size = rng.choice([rng.randint(1, BIG_N), 2 ** rng.randint(0, 16), BIG_N])
+        pairs.append((rng.randrange(size), size))
+    return pairs
+
+
+def test_big_tree_root_and_headers(big: tuple[Store, CountingKV, Naive]) -> None:
+    store, _, naive = big
+    assert store.log_size == BIG_N and store.height == 20
+    assert store.frontier.root() == naive.mth(0, BIG_N) == store.head().log_root
+    for height in range(1, store.height + 1):
+        header = store.load_header(height)
+        assert header.log_root == naive.mth(0, header.log_size)
+
+
+def test_big_tree_inclusion_proofs(big: tuple[Store, CountingKV, Naive]) -> None:
+    store, counting, naive = big
+    rng = random.Random(9162)
+    for index, size in _random_pairs(rng, 200):
+        before = counting.gets
+        proof = store.inclusion_proof(index, size)
+        assert counting.gets - before <= _max_reads(size), (index, size, counting.gets - before)
+        assert proof == naive.path(index, size), (index, size)
+        root = naive.mth(0, size)
+        assert merkle.verify_inclusion(naive.leaves[index], index, size, proof, root)
+        # a proof never verifies for a neighbouring leaf or against another root
+        if size > 1:
+            other = index + 1 if index + 1 < size else index - 1
+            assert not merkle.verify_inclusion(naive.leaves[other], index, size, proof, root)
+        assert not merkle.verify_inclusion(naive.leaves[index], index, size, proof, bytes(32))
+
+
+def test_big_tree_consistency_proofs(big: tuple[Store, CountingKV, Naive]) -> None:
+    store, counting, naive = big
+    rng = random.Random(6962)
+    for a, n in _random_pairs(rng, 200):
+        m = a + 1  # 1 <= m <= n
+        before = counting.gets
+        proof = store.consistency_proof(m, n)
+        assert counting.gets - before <= _max_reads(n), (m, n, counting.gets - before)
+        assert proof == naive.proof(m, n), (m, n)
+        old_root, new_root = naive.mth(0, m), naive.mth(0, n)
+        assert merkle.verify_consistency(m, n, old_root, new_root, proof)
+        if m < n:
+            assert not merkle.verify_consistency(m, n, new_root, new_root, proof)
+
+
+# -- crash safety -----------------------------------------------------------
+
+
+class Child:
+    """The crash writer as a subprocess; a thread reads its stdout lines and
+    notes when each arrived."""
+
+    def __init__(self, directory: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CRASH_WRITER), str(directory)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), line.strip()))
+        self.lines.put(None)
+
+    def next_line(self, timeout: float = 30.0) -> tuple[float, str]:
+        item = self.lines.get(timeout=timeout)
+        if item is None:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"crash writer exited early: {err}")
+        return item
+
+    def kill(self) -> list[str]:
+        """SIGKILL the child by its pid; return every line it printed after the last read."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._reader.join(timeout=30)
+        rest = []
+        while (item := self.lines.get(timeout=5)) is not None:
+            rest.append(item[1])
+        return rest
+
+
+class Expected:
+    """What block `height` of the crash writer holds: leaf hashes, ids, raws."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, list[Any]] = {}
+        self.naive = Naive()
+
+    def block(self, height: int) -> list[Any]:
+        for h in range(len(self.blocks) + 1, height + 1):
+            envs = crash_block_envelopes(h, CRASH_LEAVES)
+            self.blocks[h] = envs
+            self.naive.leaves.extend(e.leaf_hash for e in envs)
+        return self.blocks[height]
+
+
+def check_crashed_store(directory: Path, expected: Expected) -> int:
+    """Reopen after a kill; check every block 1..head whole and nothing above head."""
+    store = Store.open(directory)  # raises StoreCorrupt if the edge does not match the head
+    try:
+        head = store.head()
+        assert head is not None
+        top = head.height
+        size = top * CRASH_LEAVES
+        assert store.log_size == head.log_size == size
+        expected.block(top)
+        assert store.frontier.root() == head.log_root == expected.naive.mth(0, size)
+        for h in range(1, top + 1):
+            header = store.load_header(h)
+            qc = store.load_qc(h)
+            assert qc.height == h and qc.block_hash == header.block_hash
+            assert header.log_start == (h - 1) * CRASH_LEAVES and header.log_size == h * CRASH_LEAVES
+            assert header.log_root == expected.naive.mth(0, header.log_size)
+            envs = expected.block(h)
+            assert store.load_envelopes(header.log_start, header.log_size) == [e.raw for e in envs]
+            for offset, env in enumerate(envs):
+                assert store.locate(env.record_id) == (header.log_start + offset, h)
+            key, value = crash_fact(h)
+            assert store.load_fact(*key) == value
+        for s in range(7):
+            assert all_pages(store, f"subject-{s}", SUBJECT_PAGE_MAX) == [
+                i for i in range(size) if subject_of(i) == f"subject-{s}"]
+
+        # nothing of any block above the head: count every prefix's keys
+        def keys(prefix: bytes) -> list[bytes]:
+            return [k for k, _ in store.scan_prefix(prefix)]
+
+        assert len(keys(b"b/")) == top == len(keys(b"q/"))
+        assert keys(b"b/")[-1] == b"b/" + top.to_bytes(8, "big")
+        assert keys(b"q/")[-1] == b"q/" + top.to_bytes(8, "big")
+        e_keys = keys(b"e/")
+        assert len(e_keys) == size and e_keys[-1] == b"e/" + (size - 1).to_bytes(8, "big")
+        assert len(keys(b"r/")) == size
+        assert len(keys(b"s/")) == size
+        assert len(keys(b"f/")) == top
+        for level in range(size.bit_length() + 1):
+            stored = keys(b"n/" + bytes([level]))
+            assert len(stored) == size >> level, level  # exactly the complete subtrees
+        assert store.kv.get(b"m/head") == top.to_bytes(8, "big")
+        following = crash_block_envelopes(top + 1, CRASH_LEAVES)
+        assert not any(store.is_committed(e.record_id) for e in following)
+        assert store.load_fact(*crash_fact(top + 1)[0]) is None
+        with pytest.raises(NotFound):
+            store.load_header(top + 1)
+        return top
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_commit_keeps_whole_blocks(tmp_path: Path) -> None:
+    """SIGKILL the writer 10 times, reusing its directory, and check the store
+    after each kill. Rounds 1, 4, 7 kill at a random moment of the loop; the
+    others aim at a random point inside `Store.commit`: after the child says
+    `commit H`, wait a random fraction of the commit time measured so far."""
+    directory = tmp_path / "db"
+    rng = random.Random(20260101)
+    expected = Expected()
+    head = 0
+    acked_max = 0
+    rounds = 10
+    for round_ in range(rounds):
+        child = Child(directory)
+        acked: list[int] = []
+        durations: list[float] = []
+        announced = 0.0
+        try:
+            assert child.next_line()[1] == f"start {head}"  # resumes at the durable head
+            wanted = rng.randint(2, 5)
+            while len(acked) < wanted:
+                at, line = child.next_line()
+                if line.startswith("commit "):
+                    announced = at
+                else:
+                    acked.append(int(line))
+                    durations.append(at - announced)
+            if round_ == 0:
+                # another process holds the directory while the child runs
+                with pytest.raises(StoreLocked):
+                    Store.open(directory)
+            if round_ % 3 == 1:
+                time.sleep(rng.uniform(0.0, 0.4))
+            else:
+                commit_time = sorted(durations)[len(durations) // 2]
+                while not (line := child.next_line()[1]).startswith("commit "):
+                    acked.append(int(line))
+                time.sleep(rng.uniform(0.0, commit_time))
+            acked.extend(int(line) for line in child.kill() if not line.startswith("commit "))
+        finally:
+            if child.proc.poll() is None:
+                os.kill(child.proc.pid, signal.SIGKILL)
+                child.proc.wait(timeout=30)
+        assert acked == list(range(head + 1, head + 1 + len(acked)))
+        acked_max = max(acked_max, acked[-1])
+        new_head = check_crashed_store(directory, expected)
+        # acknowledged means durable; and nothing committed is ever lost
+        assert acked_max <= new_head, (acked_max, new_head)
+        assert new_head >= head
+        head = new_head
+    assert head >= rounds * 2
