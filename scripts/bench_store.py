@@ -12,6 +12,9 @@ generation from the store at the final size over random queries, and their
 verification separately. Prints progress, a summary, and one JSON line.
 
 Targets: append >= 50,000 leaves/s, proof p99 <= 2 ms, peak RSS <= 300 MB.
+Wall-clock figures on a shared 2-core machine include time other processes
+hold the CPU, so main-thread CPU time is reported next to them: compare runs
+with the same load. `--profile` runs the append phase under cProfile.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import random
 import resource

@@ -249,13 +249,18 @@ class Replica:
         out = Ready()
         if (height, round_) != (self.height, self.round) or self.building != (height, round_):
             return out
-        self.building = None
         if not self.is_primary or round_ in self.proposals:
+            self.building = None
             return out
         justification = self._justification(round_) if round_ > 0 else ()
         if round_ > 0 and (justification is None or self._choose(justification)[0] != NO_ROUND):
+            self.building = None
             return out  # a prepared block must be re-proposed instead of a new one
         self._propose(block, justification or (), out)
+        if round_ in self.proposals:
+            self.building = None
+        # else: we proposed another block in this round before a restart and may
+        # not sign this one; `building` stays set so we do not ask again this round.
         return out
 
     def on_block_validated(self, height: int, round_: int, block_hash: bytes, ok: bool) -> Ready:
@@ -306,18 +311,25 @@ class Replica:
             raise InvalidInput("bad_message", f"{msg.kind} is for the runtime, not the replica")
         if msg.sender == self.cfg.index:
             return
-        if msg.height < self.height:
-            if 0 <= msg.sender < self.n and msg.height < self.height - 1:
-                out.messages.append((msg.sender, Status(msg.chain, self.committed_height, self.cfg.index)))
-            return
         if not self._valid_sig(msg):
             raise InvalidInput("bad_signature", f"{msg.kind} signature does not verify")
+        if msg.height < self.height:
+            if msg.height < self.height - 1:  # the sender lags: tell it to catch up
+                out.messages.append((msg.sender, Status(msg.chain, self.committed_height, self.cfg.index)))
+            return
         if msg.height > self.height:
             self._buffer_future(msg)
             self._fetch(msg.sender, out)  # the sender has committed our height
             return
         if msg.round > self.round + ROUND_WINDOW:
             raise InvalidInput("round_window", f"round {msg.round} is too far ahead")
+        # The signature covers only the value; check the unsigned parts (block,
+        # justification, certificate) before the message may claim its slot, or a
+        # tampered relay of a genuine message would shadow the genuine one.
+        if isinstance(msg, Proposal):
+            self._check_proposal(msg)
+        elif isinstance(msg, RoundChange):
+            self._check_round_change(msg)
         if not self._first_of_slot(msg, out):
             return
         getattr(self, "_on_" + msg.kind.replace("-", "_"))(msg, out)
@@ -343,7 +355,7 @@ class Replica:
             raise InvalidInput("equivocation", f"validator {msg.sender} signed two {msg.kind}s")
         return False  # a duplicate: nothing new
 
-    def _on_proposal(self, p: Proposal, out: Ready) -> None:
+    def _check_proposal(self, p: Proposal) -> None:
         if p.sender != self.primary(p.round):
             raise InvalidInput("not_primary", f"validator {p.sender} is not primary of round {p.round}")
         if p.block is None:
@@ -351,10 +363,13 @@ class Replica:
         header = decode_header(p.block.header)
         if header.block_hash != p.block_hash or header.height != self.height or header.prev != self.last_hash:
             raise InvalidInput("bad_proposal", "proposal block does not extend our chain")
-        if p.round < self.round or p.round in self.proposals:
-            return
         if p.round > 0:
             self._check_justification(p)
+
+    def _on_proposal(self, p: Proposal, out: Ready) -> None:
+        assert p.block is not None  # _check_proposal ran first
+        if p.round < self.round or p.round in self.proposals:
+            return
         if p.round > self.round:
             self._move_to_round(p.round, out)
         self.proposals[p.round] = p
@@ -369,7 +384,6 @@ class Replica:
         self._check_committed(m.round, m.block_hash, out)
 
     def _on_round_change(self, rc: RoundChange, out: Ready) -> None:
-        self._check_round_change(rc)
         old = self.round_changes.get(rc.sender)
         if old is None or rc.round > old.round:
             self.round_changes[rc.sender] = rc

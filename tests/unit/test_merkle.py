@@ -330,7 +330,7 @@ def test_inclusion_proofs_equal_naive_and_verify(big_tree):
     for n in range(1, MAX + 1):
         reader = BoundedReader(big_tree, n)
         r = NAIVE.root(n)
-        for m in sample(n, 100, rng):
+        for m in sample(n, MAX, rng):
             proof = inclusion_proof(reader, m, n)
             assert proof == NAIVE.inclusion(m, n), (m, n)
             assert len(proof) <= n.bit_length()
@@ -390,13 +390,31 @@ def test_inclusion_tampering_fails(big_tree):
     cases = 0
     for n in range(1, MAX + 1):
         r = NAIVE.root(n)
-        for m in sample(n, 24, rng, k=3):
+        for m in sample(n, 40, rng, k=3):
             proof = inclusion_proof(big_tree, m, n)
             for desc, leaf, m2, n2, bad, r2 in _inclusion_tampered(LEAF_HASHES[m], m, n, proof, r):
                 assert not verify_inclusion(leaf, m2, n2, bad, r2), (m, n, desc)
                 assert not naive_verify_inclusion(leaf, m2, n2, bad, r2), (m, n, desc)
                 cases += 1
     assert cases > 20_000
+
+
+def test_inclusion_bytes_cannot_shift_between_leaf_and_proof():
+    # SHA-256(0x01 || leaf || p) only sees the concatenation, so without the
+    # 32-byte check a byte could move from p into the "leaf hash" (or back)
+    # and the recomputed root would not change.
+    for m, n in [(0, 8), (5, 8), (2, 3), (1, 5), (0, 2), (1, 2), (299, 300)]:
+        leaf, proof, r = LEAF_HASHES[m], NAIVE.inclusion(m, n), NAIVE.root(n)
+        assert verify_inclusion(leaf, m, n, proof, r)
+        if path_sides(m, n)[0] == "right":   # H(leaf || p0)
+            forged_leaf, forged_p0 = leaf + proof[0][:1], proof[0][1:]
+        else:                                # H(p0 || leaf)
+            forged_leaf, forged_p0 = leaf[1:], proof[0] + leaf[:1]
+        forged = [forged_p0] + proof[1:]
+        assert sha256(b"\x01" + forged_leaf + forged_p0) == sha256(b"\x01" + leaf + proof[0]) or \
+            sha256(b"\x01" + forged_p0 + forged_leaf) == sha256(b"\x01" + proof[0] + leaf)
+        assert root_from_inclusion(forged_leaf, m, n, forged) is None
+        assert not verify_inclusion(forged_leaf, m, n, forged, r)
 
 
 def test_inclusion_wrong_size_with_the_right_root():
@@ -430,7 +448,7 @@ def test_consistency_proofs_equal_naive_and_verify(big_tree):
     for n in range(1, MAX + 1):
         reader = BoundedReader(big_tree, n)
         new = NAIVE.root(n)
-        for m in sample(n + 1, 101, rng):
+        for m in sample(n + 1, MAX + 1, rng):
             proof = consistency_proof(reader, m, n)
             assert proof == (NAIVE.consistency(m, n) if m else []), (m, n)
             assert len(proof) <= 2 * n.bit_length()
@@ -473,7 +491,7 @@ def test_consistency_tampering_fails(big_tree):
     cases = 0
     for n in range(1, MAX + 1):
         new = NAIVE.root(n)
-        for m in sample(n, 24, rng, k=3):
+        for m in sample(n, 40, rng, k=3):
             if m == 0:
                 continue
             proof = consistency_proof(big_tree, m, n)

@@ -400,6 +400,41 @@ def test_meta_round_trip(store: Store) -> None:
 # -- LevelDB: reopen and locking --------------------------------------------
 
 
+def test_reopen_keeps_blocks_indexes_and_facts(tmp_path: Path, net: Net) -> None:
+    store = Store.open(tmp_path / "db")
+    populate(net, store)
+    head, n = store.head(), store.log_size
+    snapshot = {
+        "headers": [store.load_header(h).raw for h in range(1, store.height + 1)],
+        "qcs": [store.load_qc(h) for h in range(1, store.height + 1)],
+        "leaves": store.load_envelopes(0, n),
+        "subjects": {s: store.subject_leaves(s) for s in ("case-A", "case-B", "prod-1", "CERT-1")},
+        "facts": (store.load_fact("owner", "ds/population"), store.load_fact("cert", "CERT-1")),
+        "proofs": [store.inclusion_proof(i, n) for i in range(n)],
+        "consistency": [store.consistency_proof(m, n) for m in range(n + 1)],
+    }
+    store.close()
+    store = Store.open(tmp_path / "db")
+    try:
+        assert store.head() == head and store.log_size == n
+        assert store.frontier.root() == head.log_root
+        assert snapshot == {
+            "headers": [store.load_header(h).raw for h in range(1, store.height + 1)],
+            "qcs": [store.load_qc(h) for h in range(1, store.height + 1)],
+            "leaves": store.load_envelopes(0, n),
+            "subjects": {s: store.subject_leaves(s) for s in ("case-A", "case-B", "prod-1", "CERT-1")},
+            "facts": (store.load_fact("owner", "ds/population"), store.load_fact("cert", "CERT-1")),
+            "proofs": [store.inclusion_proof(i, n) for i in range(n)],
+            "consistency": [store.consistency_proof(m, n) for m in range(n + 1)],
+        }
+        for raw in snapshot["leaves"]:
+            assert store.is_committed(decode_envelope(raw, net.genesis).record_id)
+        commit_records(net, store, [evidence(net, "case-B", "after reopen")])  # appends on top
+        assert store.height == head.height + 1 and store.subject_leaves("case-B")[-1] == n
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("n", [10_000, 16_383])
 def test_reopen_reads_only_the_right_edge(tmp_path: Path, n: int) -> None:
     directory = tmp_path / "db"
