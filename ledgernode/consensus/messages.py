@@ -11,7 +11,7 @@ certificate is a set of signed messages that prove themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from .. import codec
 from ..blocks import vote_bytes
@@ -34,7 +34,9 @@ class BlockData:
 
 
 @dataclass(frozen=True)
-class Prepare:
+class Vote:
+    """PREPARE or COMMIT: a signed vote for one block hash at (height, round)."""
+
     chain: str
     height: int
     round: int
@@ -42,27 +44,19 @@ class Prepare:
     sender: int
     sig: bytes = b""
 
+    kind: ClassVar[str] = ""
+
+    @property
+    def value(self) -> Any:
+        return self.block_hash
+
+
+class Prepare(Vote):
     kind = "prepare"
 
-    @property
-    def value(self) -> Any:
-        return self.block_hash
 
-
-@dataclass(frozen=True)
-class Commit:
-    chain: str
-    height: int
-    round: int
-    block_hash: bytes
-    sender: int
-    sig: bytes = b""
-
+class Commit(Vote):
     kind = "commit"
-
-    @property
-    def value(self) -> Any:
-        return self.block_hash
 
 
 @dataclass(frozen=True)
