@@ -147,12 +147,23 @@ def _client(i: int, entry: Any, depts: frozenset[str]) -> Signer:
     return Signer(dept, tuple(roles), _pubkey(entry, where))
 
 
+def strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: a key given twice is an error, not "last one wins".
+
+    Parsers in other languages disagree on duplicate keys, so a file that means
+    different things to different readers is refused outright."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ValueError("an object lists the same key twice")
+    return doc
+
+
 def parse(raw: bytes) -> Genesis:
     """Parse and check genesis bytes; raise InvalidInput("bad_genesis") naming the field."""
     if len(raw) > GENESIS_MAX_BYTES:
         raise _bad(f"file is larger than {GENESIS_MAX_BYTES} bytes")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=strict_object)
     except (ValueError, RecursionError) as exc:  # incl. UnicodeDecodeError, JSONDecodeError
         raise _bad(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):

@@ -26,7 +26,7 @@ from . import merkle
 from .blocks import check_qc, decode_header, qc_from_json
 from .errors import InvalidInput
 from .evidence import FORMAT
-from .genesis import GENESIS_MAX_BYTES, Genesis, parse
+from .genesis import GENESIS_MAX_BYTES, Genesis, parse, strict_object
 from .records import check_signer, decode_envelope, record_id_of
 
 BUNDLE_MAX_BYTES = 4 << 20
@@ -199,7 +199,7 @@ def load_json(path: Path, what: str, max_bytes: int = BUNDLE_MAX_BYTES) -> dict[
     try:
         if path.stat().st_size > max_bytes:
             raise Unusable(f"{what} {path} is larger than {max_bytes} bytes")
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(path.read_bytes(), object_pairs_hook=strict_object)
     except OSError as exc:
         raise Unusable(f"cannot read {what} {path}: {exc.strerror}") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

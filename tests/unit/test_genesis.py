@@ -376,3 +376,14 @@ def test_parsed_roles_drive_signer_allows() -> None:
     for key in VALIDATOR_KEYS[:4]:
         v = g.signers[key.public.key_id]
         assert all(v.allows(t) for t in ("cert.issue", "share.grant", "trace.event", "x.y"))
+
+
+def test_duplicate_json_keys_are_refused() -> None:
+    from tests.fixtures import Net
+
+    raw = Net().genesis.raw
+    doubled = raw.replace(b'"chain_id": "gov-test"', b'"chain_id": "gov-test", "chain_id": "other"', 1)
+    assert doubled != raw
+    with pytest.raises(InvalidInput) as info:
+        parse(doubled)
+    assert info.value.code == "bad_genesis" and "twice" in info.value.message
