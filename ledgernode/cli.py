@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import crypto
-from .errors import InvalidInput
+from .errors import InvalidInput, StorageError
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -77,6 +77,118 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if verdict.valid else 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from . import config
+    from .node import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = config.load(args.config)
+        asyncio.run(serve(cfg))
+    except config.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, InvalidInput, crypto.KeyFileError, OSError, StorageError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_devnet(args: argparse.Namespace) -> int:
+    from . import devnet
+
+    try:
+        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port)
+        return devnet.run(net)
+    except devnet.DevnetError as exc:
+        print(f"devnet: {exc}", file=sys.stderr)
+        return 2
+
+
+def _target(args: argparse.Namespace, need_key: bool) -> tuple[str, str | None, str | None]:
+    """(API URL, key file, chain id) from --api/--key/--chain-id, filled in from --devnet D."""
+    from . import devnet
+
+    api, key, chain = args.api, getattr(args, "key", None), getattr(args, "chain_id", None)
+    if args.devnet:
+        d_api, d_key, d_chain = devnet.read_target(Path(args.devnet))
+        api, key, chain = api or d_api, key or str(d_key), chain or d_chain
+    if not api:
+        raise ValueError("give --api URL (or --devnet DIR)")
+    if need_key and not key:
+        raise ValueError("give --key KEYFILE (or --devnet DIR)")
+    return api, key, chain
+
+
+def _submit_envelope(args: argparse.Namespace) -> dict[str, object]:
+    from . import client as sdk
+
+    api, key_file, chain_id = _target(args, need_key=True)
+    assert key_file is not None
+    try:
+        doc = json.loads(args.body)
+    except ValueError as exc:
+        raise ValueError(f"--body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError("--body must be a JSON object")
+    body = sdk.json_body(args.type, doc)
+    if args.file:
+        body = sdk.body_with_file(args.type, body, Path(args.file))
+    refs = [sdk.id_hex(r) for r in args.ref]
+    api_client = sdk.Client(api, crypto.load_private_key(key_file), chain_id)
+    envelope = api_client.record(args.type, args.subject, body, refs)
+    answer: dict[str, object] = api_client.submit(envelope, wait=args.wait, timeout_ms=args.timeout_ms)
+    return answer
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from . import client as sdk
+    from .devnet import DevnetError
+
+    try:
+        answer = _submit_envelope(args)
+    except sdk.ApiError as exc:
+        print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
+        return 1
+    except (ValueError, OSError, InvalidInput, crypto.KeyFileError, sdk.TransportError, DevnetError) as exc:
+        print(f"submit: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, ensure_ascii=False))
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from . import client as sdk
+    from .devnet import DevnetError, write_atomic
+
+    try:
+        api, _, _ = _target(args, need_key=False)
+        bundle = sdk.Client(api).evidence(args.id)
+        text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+        if args.out:
+            write_atomic(Path(args.out), text.encode("utf-8"))
+    except sdk.ApiError as exc:
+        print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
+        return 1
+    except (ValueError, OSError, sdk.TransportError, DevnetError) as exc:
+        print(f"evidence: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(json.dumps({"bundle": args.out, "record_id": bundle.get("record_id"),
+                          "leaf_index": bundle.get("leaf_index")}))
+    else:
+        print(text, end="")
+    return 0
+
+
+def _api_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", help="node API, e.g. http://127.0.0.1:7100")
+    p.add_argument("--devnet", metavar="DIR", help="take node 0's API (and the first client key) from DIR/devnet.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgernode", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +207,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-max-records", type=int, default=5_000)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_genesis)
+
+    p = sub.add_parser("run", help="run a validator node")
+    p.add_argument("-c", "--config", required=True, help="node config (TOML)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("devnet", help="run a local N-node network on 127.0.0.1 until Ctrl-C/SIGTERM")
+    p.add_argument("--nodes", type=int, default=4, help="validators (default 4); fixed once DIR exists")
+    p.add_argument("--dir", default="devnet", help="keys, genesis, configs, data and logs (default ./devnet)")
+    p.add_argument("--base-port", type=int, default=None,
+                   help="node i's API listens on BASE+i and its peer link on BASE+100+i (default 7100; "
+                        "an existing DIR keeps the ports of its node configs)")
+    p.set_defaults(func=cmd_devnet)
+
+    p = sub.add_parser("submit", help="sign a record and submit it to a node")
+    _api_arguments(p)
+    p.add_argument("--key", help="the signer's private key file (PEM); default with --devnet: its first client")
+    p.add_argument("--type", required=True, help="record type, e.g. evidence.notarize")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--body", default="{}",
+                   help="JSON object; 64-hex strings in hash fields become 32 bytes, ints stay ints")
+    p.add_argument("--ref", action="append", default=[], metavar="HEX", help="id of a record this builds on")
+    p.add_argument("--file", help="sets body.content_hash to the file's SHA-256 "
+                                  "(evidence.notarize: also size, media_type, title when absent)")
+    p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")
+    p.add_argument("--timeout-ms", type=int, default=None, help="how long --wait may take (node default 10 s)")
+    p.add_argument("--chain-id", help="default: the chain id of the node's GET /v1/genesis")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("evidence", help="fetch a committed record's evidence bundle")
+    _api_arguments(p)
+    p.add_argument("--id", required=True, help="record id (64 hex)")
+    p.add_argument("--out", help="bundle file to write (default: print it)")
+    p.set_defaults(func=cmd_evidence)
 
     p = sub.add_parser("verify", help="verify an evidence bundle offline")
     p.add_argument("bundle")

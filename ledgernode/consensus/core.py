@@ -30,7 +30,8 @@ in order: (1) store `commits` (block + QC, atomic, synced); (2) save `persist`
 `persist` holds every (kind, round) -> value this replica signed at this
 height, so a replica restarted from it re-signs only identical values
 (`_sign` refuses any other: Ed25519 is deterministic, so a resent message is
-byte-identical). Nothing here reads a clock, does I/O or draws randomness:
+byte-identical). After applying commits the runtime reports its mempool size
+again with `on_records_available`. Nothing here reads a clock, does I/O or draws randomness:
 time is `on_tick`.
 """
 
@@ -492,7 +493,10 @@ class Replica:
             for msg in queue:
                 if msg.height == self.height:
                     self._dispatch_quietly(msg, out)
-        self._maybe_build(out)
+        # The committed records left the runtime's mempool; it reports the new count
+        # with on_records_available after applying the commit. Until then assume none,
+        # or we would ask to build a block from records that are already committed.
+        self.pending_records = 0
 
     def _dispatch_quietly(self, msg: Message, out: Ready) -> None:
         try:

@@ -1,0 +1,83 @@
+"""The HTTP API (issue 4): JSON over aiohttp.web, in front of a NodeService.
+
+`make_app(service, limits, debug_endpoints)` builds the application; the node
+runs it with an AppRunner. Routes (all answer JSON unless noted):
+
+  POST /v1/records             one envelope (msgpack body or {"envelope": b64}); ?wait=1
+                               200 committed {"id","status","height","leaf_index","block_hash"}
+                               202 pending {"id","status":"pending"}
+  POST /v1/records/batch       msgpack array or {"envelopes": [b64,...]}; ?wait=1
+                               200 {"results": [Committed | Pending | {"error": {...}}, ...]}
+                               in input order; 503 + Retry-After only if every item met
+                               backpressure (a partial refusal is 200 + Retry-After)
+  GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}
+  GET  /v1/records/{id}/evidence  DESIGN section 6 bundle; 404 until committed
+  GET  /v1/blocks/{height}     {"height","header","qc","envelopes"}; 400 unless an integer
+                               >= 1, 404 above the head
+  GET  /v1/checkpoint          {"height","header","qc","log_size","log_root"} of the head;
+                               404 not_found before the first block
+  GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
+       /v1/openapi.json
+  POST /v1/debug/faults        only with debug_endpoints; otherwise the route does not exist
+
+Errors are {"error": {"code","message"}} (see api/errors.py), counted per code
+in `app[REJECTED]`, a Counter the node may pass in (`rejected=`) to share it
+with its metrics; `render_rejected` formats it for Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .. import __version__
+from ..aio import web
+from ..config import Limits
+from ..service import NodeService
+from .errors import REJECTED, ApiError, json_errors, render_rejected
+from .openapi import document
+from .views import Views
+
+__all__ = ["REJECTED", "ROUTES", "DEBUG_ROUTES", "ApiError", "make_app", "render_rejected"]
+
+BODY_TIMEOUT_S = 10.0
+
+# (method, path, Views method): one table drives both the router and the OpenAPI document.
+ROUTES: list[tuple[str, str, str]] = [
+    ("POST", "/v1/records", "post_record"),
+    ("POST", "/v1/records/batch", "post_batch"),
+    ("GET", "/v1/records/{id}", "get_record"),
+    ("GET", "/v1/records/{id}/evidence", "get_evidence"),
+    ("GET", "/v1/blocks/{height}", "get_block"),
+    ("GET", "/v1/checkpoint", "get_checkpoint"),
+    ("GET", "/v1/status", "get_status"),
+    ("GET", "/v1/genesis", "get_genesis"),
+    ("GET", "/healthz", "get_health"),
+    ("GET", "/metrics", "get_metrics"),
+    ("GET", "/v1/openapi.json", "get_openapi"),
+]
+DEBUG_ROUTES: list[tuple[str, str, str]] = [("POST", "/v1/debug/faults", "post_faults")]
+
+
+def make_app(
+    service: NodeService,
+    limits: Limits,
+    debug_endpoints: bool = False,
+    *,
+    rejected: Counter[str] | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+) -> web.Application:
+    """The API application. `rejected` counts error answers by code (shared with metrics)."""
+    routes = ROUTES + (DEBUG_ROUTES if debug_endpoints else [])
+    spec: dict[str, Any] = document([(m, p) for m, p, _ in routes], limits, __version__)
+    counts: Counter[str] = rejected if rejected is not None else Counter()
+    views = Views(service, limits, counts, spec, body_timeout_s)
+    app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[json_errors])
+    app[REJECTED] = counts
+    for method, path, name in routes:
+        # allow_head=False keeps the router's routes and the OpenAPI paths one-to-one.
+        if method == "GET":
+            app.router.add_get(path, getattr(views, name), allow_head=False)
+        else:
+            app.router.add_route(method, path, getattr(views, name))
+    return app

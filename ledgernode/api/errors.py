@@ -1,0 +1,137 @@
+"""Every failure of a request becomes one JSON shape: {"error": {"code", "message"}}.
+
+The middleware here is the single place that maps exceptions to HTTP:
+
+  InvalidInput (records, codec, state rules, our own input parsing) -> its .status, .code
+  ApiError (conditions of the HTTP layer itself: 404, 408, 413, 415)  -> its .status, .code
+  Backpressure (mempool full)                                         -> 503 + Retry-After
+  ledgernode.errors.NotFound                                          -> 404 not_found
+  aiohttp's own HTTP errors (unknown route, wrong method, body over
+  client_max_size while reading)                                      -> same status, JSON body
+  anything else                                                       -> 500 internal, logged
+
+Each error answer is counted by its code in the application's `REJECTED`
+counter, which the node adds to its Prometheus metrics (see `render_rejected`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Awaitable, Callable
+
+from ..aio import web
+from ..errors import InvalidInput, NotFound
+from ..service import Backpressure
+
+log = logging.getLogger(__name__)
+
+REJECTED: web.AppKey[Counter[str]] = web.AppKey("rejected", Counter)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# aiohttp raises these itself (router, body reader); give them stable codes.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "body_timeout",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+# After these the request body may still be (partly) unread. aiohttp would then
+# keep reading and discarding it for up to `lingering_time` (10 s): closing the
+# connection right after the answer stops a client from streaming the rest of a
+# huge or slow body at us.
+_CLOSE_AFTER = frozenset([408, 413])
+
+
+class ApiError(Exception):
+    """A condition of the HTTP layer itself, not a broken ledger rule."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(error_body(code, message)),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def _answer(request: web.Request, resp: web.Response) -> web.StreamResponse:
+    """`resp`, sent and followed by closing the connection when the body is left unread."""
+    if resp.status not in _CLOSE_AFTER:
+        return resp
+    resp.force_close()
+    if request.content.is_eof():
+        return resp
+    await resp.prepare(request)
+    await resp.write_eof()
+    # transport.close() flushes the answer first, then drops the unread body.
+    request.protocol.force_close()
+    return resp
+
+
+def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
+    """(status, code, message, extra headers) for an exception raised by a handler."""
+    if isinstance(exc, (InvalidInput, ApiError)):
+        return exc.status, exc.code, exc.message, {}
+    if isinstance(exc, Backpressure):
+        return 503, "backpressure", str(exc), {"Retry-After": str(max(1, exc.retry_after_s))}
+    if isinstance(exc, NotFound):
+        return 404, "not_found", str(exc) or "not found", {}
+    return 500, "internal", "internal error; the node logged the details", {}
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> web.Response:
+    """JSON for the errors aiohttp raises itself (router, client_max_size)."""
+    code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
+    if exc.status == 404:
+        message = f"no route for {request.method} {request.path}"
+    elif exc.status == 405:
+        message = f"{request.method} is not allowed on {request.path}"
+    else:
+        message = exc.text or exc.reason
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    request.app[REJECTED][code] += 1
+    return error_response(exc.status, code, message, headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return await _answer(request, _from_http(exc, request))
+    except Exception as exc:  # noqa: BLE001 - a bad request must never take the node down
+        status, code, message, headers = describe(exc)
+        if status >= 500 and code == "internal":
+            log.exception("unexpected error on %s %s", request.method, request.path)
+        request.app[REJECTED][code] += 1
+        return await _answer(request, error_response(status, code, message, headers))
+
+
+def render_rejected(counts: Counter[str], metric: str = "ledgernode_api_rejected_total") -> str:
+    """Prometheus text lines for the rejection counter, one series per code."""
+    lines = [
+        f"# HELP {metric} HTTP requests and batch items rejected, by error code.",
+        f"# TYPE {metric} counter",
+    ]
+    lines += [f'{metric}{{reason="{code}"}} {n}' for code, n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,203 @@
+"""The OpenAPI 3.0 document served at GET /v1/openapi.json.
+
+It is built from the same route table as the application (`document` takes the
+(method, path) pairs the app registers and fails if one has no description), so
+a route cannot be added without documenting it. Every operation lists every
+status it can answer with, and the schemas give the exact shapes, so a
+property-based tester (schemathesis) can check responses against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Limits
+from ..records import ENVELOPE_MAX_BYTES
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None,
+         extra: bool = False) -> dict[str, Any]:
+    return {"type": "object", "properties": props,
+            "required": list(props) if required is None else required,
+            "additionalProperties": extra}
+
+
+_HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_B64 = {"type": "string", "format": "byte"}
+_INT = {"type": "integer", "minimum": 0}
+_NULL_INT = {"type": "integer", "minimum": 0, "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
+    "Hex32": _HEX32,
+    "Base64": _B64,
+    "Committed": _obj({
+        "id": _HEX32, "status": {"type": "string", "enum": ["committed"]},
+        "height": _INT, "leaf_index": _INT, "block_hash": _HEX32,
+    }),
+    "Pending": _obj({"id": _HEX32, "status": {"type": "string", "enum": ["pending"]}}),
+    "Submitted": {"oneOf": [_ref("Committed"), _ref("Pending")]},
+    "BatchResults": _obj({"results": {"type": "array", "items": {
+        "oneOf": [_ref("Committed"), _ref("Pending"), _ref("Error")]}}}),
+    "Record": _obj({
+        "v": {"type": "integer", "enum": [1]}, "chain": {"type": "string"},
+        "type": {"type": "string"}, "subject": {"type": "string"},
+        "body": {"type": "object", "additionalProperties": True,
+                 "description": "32-byte values as hex, other bytes as base64"},
+        "refs": {"type": "array", "items": _HEX32}, "ts": _INT, "nonce": _B64,
+        "key": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    }),
+    "RecordView": _obj({
+        "id": _HEX32, "status": {"type": "string", "enum": ["committed", "pending"]},
+        "height": _NULL_INT, "leaf_index": _NULL_INT, "envelope": _B64, "record": _ref("Record"),
+    }),
+    "QC": _obj({
+        "height": _INT, "round": _INT, "block_hash": _HEX32,
+        "signatures": {"type": "array", "items": _obj({"validator": _INT, "sig": _B64})},
+    }),
+    "Block": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
+                   "envelopes": {"type": "array", "items": _B64}}),
+    "Checkpoint": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
+                        "log_size": _INT, "log_root": _HEX32}),
+    "Evidence": _obj({
+        "format": {"type": "string", "enum": ["ledgernode-evidence/1"]},
+        "chain_id": {"type": "string"}, "genesis_hash": _HEX32, "record_id": _HEX32,
+        "envelope": _B64, "leaf_index": _INT,
+        "block": _obj({"header": _B64, "qc": _ref("QC")}),
+        "inclusion": {"type": "array", "items": _HEX32},
+    }),
+    "Status": {"type": "object", "additionalProperties": True,
+               "description": "height, round, primary, peers and their state, mempool size"},
+    "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
+}
+
+_REASONS = {
+    200: "OK", 202: "Accepted: admitted to the mempool, not yet committed",
+    400: "Malformed or invalid input; error.code names the rule",
+    403: "The signing key is unknown or not allowed this record type",
+    404: "Not found", 405: "Method not allowed", 408: "Body not received in time",
+    409: "Conflicts with the ledger (duplicate, unknown ref, type rule)",
+    413: "Body, envelope or batch over its limit",
+    415: "Unsupported Content-Type", 500: "Internal error",
+    503: "Backpressure: the mempool is full; retry after Retry-After seconds",
+}
+_ALWAYS = (405, 500)
+_SUBMIT_ERRORS = (400, 403, 408, 409, 413, 415, 503)
+
+
+def _error(status: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": _REASONS[status],
+                           "content": {JSON: {"schema": _ref("Error")}}}
+    if status == 503:
+        out["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    return out
+
+
+def _op(
+    summary: str,
+    ok: dict[int, Any],
+    errors: tuple[int, ...] = (),
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, content in ok.items():
+        responses[str(status)] = {"description": _REASONS[status], "content": content}
+    for status in sorted(set(errors) | set(_ALWAYS)):
+        responses[str(status)] = _error(status)
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def _wait_params() -> list[dict[str, Any]]:
+    return [
+        {"name": "wait", "in": "query", "required": False,
+         "description": "1 or true: wait (bounded) until committed",
+         "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}},
+        {"name": "timeout_ms", "in": "query", "required": False,
+         "description": "how long ?wait=1 waits; capped by the node's wait_max_ms",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999}},
+    ]
+
+
+_ID = {"name": "id", "in": "path", "required": True, "description": "record id", "schema": _HEX32}
+_HEIGHT = {"name": "height", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 1}}
+
+
+def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
+    single = {"required": True, "content": {
+        MSGPACK: {"schema": {"type": "string", "format": "binary",
+                             "description": f"one envelope, at most {ENVELOPE_MAX_BYTES} bytes"}},
+        JSON: {"schema": _obj({"envelope": _B64})},
+    }}
+    batch = {"required": True, "content": {
+        MSGPACK: {"schema": {"type": "string", "format": "binary",
+                             "description": "msgpack array of envelopes (bin values)"}},
+        JSON: {"schema": _obj({"envelopes": {"type": "array", "items": _B64, "minItems": 1,
+                                             "maxItems": limits.batch_max_records}})},
+    }}
+    return {
+        ("POST", "/v1/records"): _op(
+            "Submit one signed envelope",
+            {200: _json(_ref("Committed")), 202: _json(_ref("Pending"))},
+            _SUBMIT_ERRORS, _wait_params(), single),
+        ("POST", "/v1/records/batch"): _op(
+            "Submit envelopes; one result per envelope, in order",
+            {200: _json(_ref("BatchResults"))}, _SUBMIT_ERRORS, _wait_params(), batch),
+        ("GET", "/v1/records/{id}"): _op(
+            "A committed or pending record", {200: _json(_ref("RecordView"))}, (400, 404), [_ID]),
+        ("GET", "/v1/records/{id}/evidence"): _op(
+            "Evidence bundle of a committed record (DESIGN section 6)",
+            {200: _json(_ref("Evidence"))}, (400, 404), [_ID]),
+        ("GET", "/v1/blocks/{height}"): _op(
+            "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404), [_HEIGHT]),
+        ("GET", "/v1/checkpoint"): _op(
+            "The latest committed header with its QC; 404 before the first block",
+            {200: _json(_ref("Checkpoint"))}, (404,)),
+        ("GET", "/v1/status"): _op("Node status", {200: _json(_ref("Status"))}),
+        ("GET", "/v1/genesis"): _op(
+            "The exact genesis file bytes", {200: _json({"type": "object"})}),
+        ("GET", "/healthz"): _op("Liveness", {200: _json(_ref("Ok"))}),
+        ("GET", "/metrics"): _op(
+            "Prometheus metrics", {200: {"text/plain": {"schema": {"type": "string"}}}}),
+        ("GET", "/v1/openapi.json"): _op("This document", {200: _json({"type": "object"})}),
+        ("POST", "/v1/debug/faults"): _op(
+            "Debug builds only: set peer-traffic faults", {200: _json(_ref("Ok"))},
+            (400, 408, 413, 415),
+            body={"required": True, "content": _json({"type": "object"})}),
+    }
+
+
+def document(routes: list[tuple[str, str]], limits: Limits, version: str) -> dict[str, Any]:
+    """OpenAPI 3.0 for exactly `routes`; KeyError if a route has no description here."""
+    ops = _operations(limits)
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in routes:
+        paths.setdefault(path, {})[method.lower()] = ops[(method, path)]
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ledgernode HTTP API", "version": version,
+            "description": "JSON everywhere; 32-byte hashes and ids as lowercase hex, other "
+                           "byte strings as standard base64 with padding. Every error is "
+                           '{"error": {"code", "message"}}.',
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,95 @@
+"""JSON shapes the API answers with (DESIGN section 2 rules for bytes).
+
+32-byte values (hashes, record ids) are lowercase hex; every other byte string
+(envelopes, headers, signatures, nonces) is standard base64 with padding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ..aio import web
+from ..records import ID_BYTES, Envelope
+from ..service import Location, Submitted
+from ..storage import Store
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with every bytes turned into hex (32 bytes) or base64 (other lengths)."""
+    if isinstance(value, bytes):
+        return value.hex() if len(value) == ID_BYTES else b64(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(jsonable(payload), separators=(",", ":")),
+        content_type="application/json", headers=headers,
+    )
+
+
+def committed(loc: Location) -> dict[str, Any]:
+    return {
+        "id": loc.record_id.hex(), "status": "committed", "height": loc.height,
+        "leaf_index": loc.leaf_index, "block_hash": loc.block_hash.hex(),
+    }
+
+
+def pending(record_id: bytes) -> dict[str, Any]:
+    return {"id": record_id.hex(), "status": "pending"}
+
+
+def submitted(item: Submitted) -> dict[str, Any]:
+    if item.location is not None:
+        return committed(item.location)
+    return pending(item.envelope.record_id)
+
+
+def record_view(env: Envelope, loc: Location | None) -> dict[str, Any]:
+    """GET /v1/records/{id}: the envelope and its decoded record fields."""
+    rec = env.record
+    return {
+        "id": env.record_id.hex(),
+        "status": "committed" if loc is not None else "pending",
+        "height": loc.height if loc is not None else None,
+        "leaf_index": loc.leaf_index if loc is not None else None,
+        "envelope": b64(env.raw),
+        "record": {
+            "v": rec.v, "chain": rec.chain, "type": rec.type, "subject": rec.subject,
+            "body": jsonable(rec.body),
+            # refs are record ids, always hex, whatever jsonable's length rule says
+            "refs": [r.hex() for r in rec.refs],
+            "ts": rec.ts, "nonce": b64(rec.nonce), "key": rec.key,
+        },
+    }
+
+
+def block_view(store: Store, height: int) -> dict[str, Any]:
+    header = store.load_header(height)
+    return {
+        "height": height,
+        "header": b64(header.raw),
+        "qc": store.load_qc(height).to_json(),
+        "envelopes": [b64(e) for e in store.load_envelopes(header.log_start, header.log_size)],
+    }
+
+
+def checkpoint_view(store: Store, height: int) -> dict[str, Any]:
+    header = store.load_header(height)
+    return {
+        "height": height,
+        "header": b64(header.raw),
+        "qc": store.load_qc(height).to_json(),
+        "log_size": header.log_size,
+        "log_root": header.log_root.hex(),
+    }

@@ -1,0 +1,155 @@
+"""Request handlers: parse (inputs), call the NodeService, shape the answer (shapes).
+
+Handlers raise on any failure; the `json_errors` middleware turns the exception
+into the JSON error answer, so no handler builds an error response itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from .. import evidence
+from ..aio import web
+from ..config import Limits
+from ..errors import InvalidInput, NotFound
+from ..records import decode_envelope
+from ..service import Backpressure, NodeService, Submitted
+from . import inputs, shapes
+from .errors import describe, error_body
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Views:
+    def __init__(self, service: NodeService, limits: Limits, rejected: Counter[str],
+                 openapi: dict[str, Any], body_timeout_s: float) -> None:
+        self.service = service
+        self.limits = limits
+        self.rejected = rejected
+        self.openapi = openapi
+        self.body_timeout_s = body_timeout_s
+
+    # -- writes ----------------------------------------------------------------
+
+    async def post_record(self, request: web.Request) -> web.Response:
+        """200 when the record is committed (already, or within ?wait), else 202."""
+        wait = inputs.wait_params(request, self.limits)
+        kind = inputs.body_kind(request)
+        raw = inputs.single_envelope(await self._body(request), kind)
+        [result] = await self.service.submit([raw])
+        if isinstance(result, Exception):
+            raise result
+        if result.location is None and wait.enabled:
+            [loc] = await self.service.wait_committed([result.envelope.record_id], wait.timeout_s)
+            if loc is not None:
+                return shapes.respond(shapes.committed(loc))
+        item = shapes.submitted(result)
+        return shapes.respond(item, 200 if result.location is not None else 202)
+
+    async def post_batch(self, request: web.Request) -> web.Response:
+        """200 with one result per envelope, in order; 503 only if every item was refused
+        for backpressure (then nothing was admitted and the whole batch should be retried)."""
+        wait = inputs.wait_params(request, self.limits)
+        kind = inputs.body_kind(request)
+        items = inputs.batch_items(await self._body(request), kind, self.limits)
+        raws = [item for item in items if isinstance(item, bytes)]
+        submitted = iter(await self.service.submit(raws) if raws else [])
+        results: list[Submitted | Exception] = [
+            item if isinstance(item, InvalidInput) else next(submitted) for item in items
+        ]
+        if wait.enabled:
+            await self._wait_batch(results, wait.timeout_s)
+        refused = [r for r in results if isinstance(r, Backpressure)]
+        if refused and len(refused) == len(results):
+            raise refused[0]
+        retry_s = max((r.retry_after_s for r in refused), default=0)
+        headers = {"Retry-After": str(max(1, retry_s))} if refused else None
+        return shapes.respond({"results": [self._item(r) for r in results]}, 200, headers)
+
+    async def _wait_batch(self, results: list[Submitted | Exception], timeout_s: float) -> None:
+        """Replace the pending items of `results` by those that commit within the timeout."""
+        waiting = {i: r for i, r in enumerate(results)
+                   if isinstance(r, Submitted) and r.location is None}
+        if not waiting:
+            return
+        ids = [r.envelope.record_id for r in waiting.values()]
+        locations = await self.service.wait_committed(ids, timeout_s)
+        for (i, old), loc in zip(waiting.items(), locations):
+            if loc is not None:
+                results[i] = Submitted(old.envelope, loc)
+
+    def _item(self, result: Submitted | Exception) -> dict[str, Any]:
+        if isinstance(result, Submitted):
+            return shapes.submitted(result)
+        _, code, message, _ = describe(result)
+        if code == "internal":
+            log.error("batch item failed unexpectedly", exc_info=result)
+        self.rejected[code] += 1
+        return error_body(code, message)
+
+    async def post_faults(self, request: web.Request) -> web.Response:
+        if inputs.body_kind(request) != "json":
+            raise inputs.bad("bad_json", "send the fault spec as application/json")
+        # The spec's fields are the node's business; the API only insists on an object.
+        spec = inputs.json_object(await self._body(request), None, frozenset())
+        try:
+            self.service.set_faults(spec)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise inputs.bad("bad_faults", f"fault spec rejected: {exc}") from None
+        return shapes.respond({"ok": True})
+
+    async def _body(self, request: web.Request) -> bytes:
+        return await inputs.read_body(request, self.limits, self.body_timeout_s)
+
+    # -- reads -----------------------------------------------------------------
+
+    async def get_record(self, request: web.Request) -> web.Response:
+        record_id = inputs.record_id(request.match_info["id"])
+        loc = self.service.locate(record_id)
+        if loc is not None:
+            raw = self.service.store.load_envelope(loc.leaf_index)
+            env = decode_envelope(raw, self.service.genesis)
+            return shapes.respond(shapes.record_view(env, loc))
+        env_pending = self.service.pending(record_id)
+        if env_pending is None:
+            raise NotFound(f"record {record_id.hex()} is neither committed nor pending here")
+        return shapes.respond(shapes.record_view(env_pending, None))
+
+    async def get_evidence(self, request: web.Request) -> web.Response:
+        record_id = inputs.record_id(request.match_info["id"])
+        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id)
+        return shapes.respond(bundle)
+
+    async def get_block(self, request: web.Request) -> web.Response:
+        height = inputs.height(request.match_info["height"])
+        if height > self.service.store.height:
+            raise NotFound(f"no block at height {height} (head is {self.service.store.height})")
+        return shapes.respond(shapes.block_view(self.service.store, height))
+
+    async def get_checkpoint(self, request: web.Request) -> web.Response:
+        """404 `not_found` while no block is committed: there is no header or QC to show."""
+        height = self.service.store.height
+        if height == 0:
+            raise NotFound("no block is committed yet")
+        return shapes.respond(shapes.checkpoint_view(self.service.store, height))
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        return shapes.respond(self.service.status())
+
+    async def get_genesis(self, request: web.Request) -> web.Response:
+        # The exact bytes: auditors pin SHA-256 of this file, so never re-serialise it.
+        return web.Response(body=self.service.genesis.raw, content_type="application/json")
+
+    async def get_health(self, request: web.Request) -> web.Response:
+        return shapes.respond({"ok": True})
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.service.metrics().encode("utf-8"),
+                            headers={"Content-Type": PROMETHEUS_TYPE})
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return shapes.respond(self.openapi)

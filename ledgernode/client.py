@@ -1,0 +1,435 @@
+"""Client SDK: build and sign records, submit them, wait for commit, fetch and verify evidence.
+
+Two front ends over one core:
+
+    Client       synchronous, stdlib urllib (scripts, notebooks, the CLI)
+    AsyncClient  asyncio, aiohttp through `ledgernode.aio` (services)
+
+`_Core` holds everything both need: signing, the request for each call (path,
+query, body, content type, timeout) and the parsing of each answer (JSON or raw
+bytes, `ApiError` from the `{"error": {"code", "message"}}` body, how long to
+wait before retrying a 503). The front ends only move bytes over the wire and
+sleep between retries.
+
+    from ledgernode import crypto
+    from ledgernode.client import Client
+
+    c = Client("http://127.0.0.1:7100", crypto.load_private_key("devnet/clients/admin.pem"))
+    env = c.record("evidence.notarize", "case-42", {"content_hash": digest, "media_type": "application/pdf",
+                                                    "size": 1234, "title": "contract"})
+    answer = c.submit(env, wait=True)         # {"id", "status": "committed", "height", ...}
+    verdict = c.verify_evidence(c.evidence(answer["id"]), c.genesis())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+import mimetypes
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from . import codec, crypto, genesis as genesis_mod, records, verify
+from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
+from .config import Limits
+
+DEFAULT_TIMEOUT_S = 10.0
+# A waiting POST may be held by the node up to its wait_max_ms; the HTTP timeout
+# must outlast that, plus this much for the answer to arrive.
+WAIT_SLACK_S = 5.0
+NODE_WAIT_MAX_MS = Limits().wait_max_ms
+RESPONSE_MAX_BYTES = 32 << 20
+RESPONSE_CHUNK_BYTES = 64 << 10
+RETRIES_503_MAX = 3
+RETRY_AFTER_DEFAULT_S = 1.0
+RETRY_AFTER_MAX_S = 30.0
+ERROR_TEXT_MAX_CHARS = 500
+FILE_CHUNK_BYTES = 1 << 20
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+USER_AGENT = "ledgernode-client/1"
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class ClientError(Exception):
+    """Base of every error the SDK raises for a failed call."""
+
+
+class ApiError(ClientError):
+    """The node answered 4xx/5xx. `body` is the JSON error answer (or one built for it)."""
+
+    def __init__(self, status: int, code: str, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body if body is not None else {"error": {"code": code, "message": message}}
+
+
+class TransportError(ClientError):
+    """No usable answer: connection refused or reset, timeout, answer over the size limit."""
+
+
+# -- record bodies from JSON -------------------------------------------------------
+
+
+def hash_fields(record_type: str) -> frozenset[str]:
+    """Body fields of `record_type` that hold a 32-byte hash (their check accepts 32 bytes)."""
+    schema = records.BODY_SCHEMAS.get(record_type)
+    if schema is None:
+        raise ValueError(f"unknown record type {record_type!r} (known: {', '.join(records.RECORD_TYPES)})")
+    return frozenset(name for name, (check, _) in schema.items() if check(bytes(records.ID_BYTES), frozenset()) is None)
+
+
+def json_body(record_type: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A record body from JSON values: 64-hex strings in hash fields become 32 bytes.
+
+    Ints stay ints and text stays text; floats are refused here with a clear
+    message (the ledger has none: times are ms, sizes bytes)."""
+    hashes = hash_fields(record_type)
+    body: dict[str, Any] = {}
+    for name, value in doc.items():
+        if isinstance(value, float):
+            raise ValueError(f"body.{name}: floats are not allowed; use an int (times are ms since the epoch)")
+        if name in hashes and isinstance(value, str):
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+                raise ValueError(f"body.{name}: a hash field takes 64 hex characters (a SHA-256)")
+            value = bytes.fromhex(value)
+        body[name] = value
+    return body
+
+
+def sha256_file(path: Path) -> tuple[bytes, int]:
+    """(SHA-256, size in bytes) of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(FILE_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.digest(), size
+
+
+def body_with_file(record_type: str, body: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """`body` with content_hash = SHA-256 of the file (and, for evidence.notarize,
+    size, media_type and title taken from the file when absent)."""
+    if "content_hash" not in records.BODY_SCHEMAS.get(record_type, {}):
+        raise ValueError(f"a {record_type} body has no content_hash field to take from a file")
+    digest, size = sha256_file(path)
+    out = dict(body)
+    if out.get("content_hash", digest) != digest:
+        raise ValueError(f"body.content_hash differs from the SHA-256 of {path}")
+    out["content_hash"] = digest
+    if record_type == "evidence.notarize":
+        out.setdefault("size", size)
+        out.setdefault("media_type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        out.setdefault("title", path.name)
+    return out
+
+
+def id_hex(record_id: str | bytes) -> str:
+    """A record id as 64 lowercase hex characters (from hex or 32 raw bytes)."""
+    if isinstance(record_id, bytes):
+        if len(record_id) != records.ID_BYTES:
+            raise ValueError(f"a record id is {records.ID_BYTES} bytes")
+        return record_id.hex()
+    text = record_id.lower()
+    if not _HEX_ID.fullmatch(text):
+        raise ValueError("a record id is 64 hex characters")
+    return text
+
+
+# -- the shared core -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request and what its answer should be parsed as."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    content_type: str | None = None
+    timeout_s: float | None = None
+    raw: bool = False  # answer is bytes, not JSON
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float:
+    value = headers.get("Retry-After", "")
+    if value.strip().isdigit():
+        return min(float(value.strip()), RETRY_AFTER_MAX_S)
+    return RETRY_AFTER_DEFAULT_S
+
+
+def _error_from(status: int, body: bytes) -> ApiError:
+    try:
+        doc = json.loads(body)
+        err = doc["error"]
+        code, message = str(err["code"]), str(err["message"])
+    except (ValueError, TypeError, KeyError):
+        text = body[:ERROR_TEXT_MAX_CHARS].decode("utf-8", "replace")
+        return ApiError(status, f"http_{status}", text or "no error body")
+    return ApiError(status, code, message, doc)
+
+
+class _Core:
+    def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"api_url must be like http://127.0.0.1:7100, got {api_url!r}")
+        self.api_url = api_url.rstrip("/")
+        self.key = key
+        self.chain_id = chain_id
+        self.timeout_s = timeout_s
+
+    # requests ------------------------------------------------------------------------
+
+    def _wait_query(self, wait: bool, timeout_ms: int | None) -> tuple[str, float]:
+        if not wait:
+            return "", self.timeout_s
+        query = {"wait": "1"} | ({} if timeout_ms is None else {"timeout_ms": str(timeout_ms)})
+        held_ms = NODE_WAIT_MAX_MS if timeout_ms is None else min(timeout_ms, NODE_WAIT_MAX_MS)
+        return "?" + urlencode(query), max(self.timeout_s, held_ms / 1000 + WAIT_SLACK_S)
+
+    def _submit_call(self, envelope: bytes, wait: bool, timeout_ms: int | None) -> Call:
+        query, timeout_s = self._wait_query(wait, timeout_ms)
+        return Call("POST", "/v1/records" + query, bytes(envelope), MSGPACK, timeout_s)
+
+    def _batch_call(self, envelopes: Iterable[bytes], wait: bool, timeout_ms: int | None) -> Call:
+        query, timeout_s = self._wait_query(wait, timeout_ms)
+        body = codec.encode([bytes(e) for e in envelopes])
+        return Call("POST", "/v1/records/batch" + query, body, MSGPACK, timeout_s)
+
+    @staticmethod
+    def _get(path: str, raw: bool = False) -> Call:
+        return Call("GET", path, raw=raw)
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Accept": "*/*" if call.raw else JSON, "User-Agent": USER_AGENT}
+        if call.content_type:
+            headers["Content-Type"] = call.content_type
+        return headers
+
+    # answers -------------------------------------------------------------------------
+
+    def _retry_delay(self, status: int, headers: Mapping[str, str], attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None to stop: only 503, at most RETRIES_503_MAX times."""
+        if status != 503 or attempt >= RETRIES_503_MAX:
+            return None
+        return _retry_after_s(headers)
+
+    @staticmethod
+    def _result(call: Call, status: int, body: bytes) -> Any:
+        if status >= 400 or status < 200:
+            raise _error_from(status, body)
+        if call.raw:
+            return body
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ApiError(status, "bad_response", f"{call.method} {call.path}: answer is not JSON") from None
+
+    # records -------------------------------------------------------------------------
+
+    def _sign(self, record_type: str, subject: str, body: Mapping[str, Any],
+              refs: Iterable[str | bytes], ts: int | None) -> bytes:
+        if self.key is None:
+            raise ValueError("this client has no key: pass key= to sign records")
+        assert self.chain_id is not None
+        ref_ids = tuple(bytes.fromhex(id_hex(r)) for r in refs)
+        when = int(time.time() * 1000) if ts is None else ts
+        return records.sign_record(self.key, self.chain_id, record_type, subject, dict(body),
+                                   when, os.urandom(records.NONCE_BYTES), ref_ids)
+
+    @staticmethod
+    def _chain_of(genesis_bytes: bytes) -> str:
+        return genesis_mod.parse(genesis_bytes).chain_id
+
+    @staticmethod
+    def verify_evidence(bundle: dict[str, Any], genesis_bytes: bytes,
+                        original: Path | None = None) -> verify.Verdict:
+        """Verify a bundle in-process exactly as `python -m ledgernode verify` does.
+
+        Trust comes only from `genesis_bytes`: pass the genesis file you pinned,
+        not one just fetched from the node you are checking, when it matters."""
+        return verify.verify_bundle(bundle, genesis_mod.parse(genesis_bytes), original)
+
+
+# -- synchronous front end -------------------------------------------------------------
+
+
+def _read_bounded(stream: Any) -> bytes:
+    data = stream.read(RESPONSE_MAX_BYTES + 1)
+    if len(data) > RESPONSE_MAX_BYTES:
+        raise TransportError(f"answer is larger than {RESPONSE_MAX_BYTES} bytes")
+    return bytes(data)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+class Client(_Core):
+    """Synchronous client over urllib. Environment proxies are not used (as with aiohttp)."""
+
+    def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(api_url, key, chain_id, timeout_s)
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _exchange(self, call: Call) -> tuple[int, Mapping[str, str], bytes]:
+        req = urllib.request.Request(self.api_url + call.path, data=call.body,
+                                     headers=self._headers(call), method=call.method)
+        timeout = call.timeout_s or self.timeout_s
+        try:
+            with self._opener.open(req, timeout=timeout) as resp:
+                return resp.status, resp.headers, _read_bounded(resp)
+        except urllib.error.HTTPError as exc:
+            headers: Mapping[str, str] = exc.headers if exc.headers is not None else Message()
+            with exc:
+                return exc.code, headers, _read_bounded(exc)
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransportError(f"{call.method} {self.api_url}{call.path}: {reason}") from None
+
+    def _do(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            status, headers, body = self._exchange(call)
+            delay = self._retry_delay(status, headers, attempt)
+            if delay is None:
+                return self._result(call, status, body)
+            attempt += 1
+            _sleep(delay)
+
+    def record(self, record_type: str, subject: str, body: Mapping[str, Any],
+               refs: Iterable[str | bytes] = (), ts: int | None = None) -> bytes:
+        """Envelope bytes of a record signed with this client's key (random nonce, ts = now ms)."""
+        if self.chain_id is None:
+            self.chain_id = self._chain_of(self.genesis())
+        return self._sign(record_type, subject, body, refs, ts)
+
+    def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
+        return self._do(self._submit_call(envelope, wait, timeout_ms))
+
+    def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
+                     timeout_ms: int | None = None) -> dict[str, Any]:
+        return self._do(self._batch_call(envelopes, wait, timeout_ms))
+
+    def get_record(self, record_id: str | bytes) -> dict[str, Any]:
+        return self._do(self._get(f"/v1/records/{id_hex(record_id)}"))
+
+    def evidence(self, record_id: str | bytes) -> dict[str, Any]:
+        return self._do(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
+
+    def genesis(self) -> bytes:
+        return self._do(self._get("/v1/genesis", raw=True))
+
+    def status(self) -> dict[str, Any]:
+        return self._do(self._get("/v1/status"))
+
+    def healthy(self) -> bool:
+        """True if GET /healthz answers 2xx (no retries)."""
+        try:
+            status, _, _ = self._exchange(self._get("/healthz", raw=True))
+        except TransportError:
+            return False
+        return 200 <= status < 300
+
+
+# -- asynchronous front end ------------------------------------------------------------
+
+
+async def _asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class AsyncClient(_Core):
+    """asyncio client; use `async with AsyncClient(...) as c:` or call `await c.close()`."""
+
+    def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(api_url, key, chain_id, timeout_s)
+        self._session: ClientSession | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _exchange(self, call: Call) -> tuple[int, Mapping[str, str], bytes]:
+        if self._session is None:
+            self._session = ClientSession()
+        timeout = ClientTimeout(total=call.timeout_s or self.timeout_s)
+        try:
+            async with self._session.request(call.method, self.api_url + call.path, data=call.body,
+                                             headers=self._headers(call), timeout=timeout) as resp:
+                chunks, size = [], 0
+                async for chunk in resp.content.iter_chunked(RESPONSE_CHUNK_BYTES):
+                    size += len(chunk)
+                    if size > RESPONSE_MAX_BYTES:
+                        raise TransportError(f"answer is larger than {RESPONSE_MAX_BYTES} bytes")
+                    chunks.append(chunk)
+                return resp.status, resp.headers, b"".join(chunks)
+        except (AioClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransportError(f"{call.method} {self.api_url}{call.path}: {exc!r}") from None
+
+    async def _do(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            status, headers, body = await self._exchange(call)
+            delay = self._retry_delay(status, headers, attempt)
+            if delay is None:
+                return self._result(call, status, body)
+            attempt += 1
+            await _asleep(delay)
+
+    async def record(self, record_type: str, subject: str, body: Mapping[str, Any],
+                     refs: Iterable[str | bytes] = (), ts: int | None = None) -> bytes:
+        """As Client.record; a coroutine because it may fetch the chain id from the genesis."""
+        if self.chain_id is None:
+            self.chain_id = self._chain_of(await self.genesis())
+        return self._sign(record_type, subject, body, refs, ts)
+
+    async def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
+        return await self._do(self._submit_call(envelope, wait, timeout_ms))
+
+    async def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
+                           timeout_ms: int | None = None) -> dict[str, Any]:
+        return await self._do(self._batch_call(envelopes, wait, timeout_ms))
+
+    async def get_record(self, record_id: str | bytes) -> dict[str, Any]:
+        return await self._do(self._get(f"/v1/records/{id_hex(record_id)}"))
+
+    async def evidence(self, record_id: str | bytes) -> dict[str, Any]:
+        return await self._do(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
+
+    async def genesis(self) -> bytes:
+        return await self._do(self._get("/v1/genesis", raw=True))
+
+    async def status(self) -> dict[str, Any]:
+        return await self._do(self._get("/v1/status"))
+
+    async def healthy(self) -> bool:
+        try:
+            status, _, _ = await self._exchange(self._get("/healthz", raw=True))
+        except TransportError:
+            return False
+        return 200 <= status < 300

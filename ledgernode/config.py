@@ -1,0 +1,145 @@
+"""Node configuration: a TOML file, checked at start-up with errors that name the field.
+
+Example (configs/node.example.toml):
+
+    data_dir = "data/node0"
+    key_file = "keys/node0.pem"
+    genesis = "genesis.json"
+    index = 0
+    api_listen = "127.0.0.1:7100"
+    peer_listen = "127.0.0.1:7200"
+    peers = ["127.0.0.1:7201", "127.0.0.1:7202", "127.0.0.1:7203"]  # by validator index, skipping our own
+
+    [limits]
+    body_max_bytes = 8388608
+    ...
+
+Relative paths are relative to the config file's directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The config file is missing, not TOML, or a field is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    body_max_bytes: int = 8 << 20
+    mempool_max_records: int = 100_000
+    block_max_records: int = 2_000
+    block_interval_ms: int = 50
+    round_timeout_ms: int = 2_000
+    tick_ms: int = 50
+    wait_max_ms: int = 30_000
+    wait_default_ms: int = 10_000
+    peer_queue_max_messages: int = 10_000
+    batch_max_records: int = 5_000
+    inbox_max_events: int = 100_000
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    data_dir: Path
+    key_file: Path
+    genesis: Path
+    index: int
+    api_listen: tuple[str, int]
+    peer_listen: tuple[str, int]
+    peers: dict[int, tuple[str, int]]  # validator index -> peer address
+    limits: Limits = field(default_factory=Limits)
+    debug_endpoints: bool = False  # fault injection over HTTP: tests only
+
+
+def _address(value: Any, name: str) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{name}: expected \"host:port\", got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ConfigError(f"{name}: expected \"host:port\" with a port 1-65535, got {value!r}")
+    return host, int(port)
+
+
+def _limits(raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise ConfigError("limits: expected a table")
+    known = {f.name for f in fields(Limits)}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"limits.{key}: unknown limit (known: {', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"limits.{key}: expected a positive integer, got {value!r}")
+    limits = Limits(**raw)
+    if limits.wait_default_ms > limits.wait_max_ms:
+        raise ConfigError("limits.wait_default_ms: must not exceed limits.wait_max_ms")
+    return limits
+
+
+def load(path: str | Path) -> NodeConfig:
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    known = {"data_dir", "key_file", "genesis", "index", "api_listen", "peer_listen", "peers",
+             "limits", "debug_endpoints"}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"{key}: unknown field")
+    base = p.resolve().parent
+
+    def need(name: str, kind: type) -> Any:
+        if name not in doc:
+            raise ConfigError(f"{name}: missing")
+        if not isinstance(doc[name], kind) or isinstance(doc[name], bool) and kind is not bool:
+            raise ConfigError(f"{name}: expected {kind.__name__}, got {doc[name]!r}")
+        return doc[name]
+
+    index = need("index", int)
+    if index < 0:
+        raise ConfigError("index: must be >= 0")
+    peers_raw = doc.get("peers", {})
+    if not isinstance(peers_raw, dict):
+        raise ConfigError('peers: expected a table like {1 = "127.0.0.1:7201"} keyed by validator index')
+    peers = {}
+    for key, value in peers_raw.items():
+        if not str(key).isdigit() or int(key) == index:
+            raise ConfigError(f"peers.{key}: keys are other validators' indexes")
+        peers[int(key)] = _address(value, f"peers.{key}")
+    debug = doc.get("debug_endpoints", False)
+    if not isinstance(debug, bool):
+        raise ConfigError("debug_endpoints: expected true or false")
+    return NodeConfig(
+        path=p,
+        data_dir=base / need("data_dir", str),
+        key_file=base / need("key_file", str),
+        genesis=base / need("genesis", str),
+        index=index,
+        api_listen=_address(need("api_listen", str), "api_listen"),
+        peer_listen=_address(need("peer_listen", str), "peer_listen"),
+        peers=peers,
+        limits=_limits(doc.get("limits", {})),
+        debug_endpoints=debug,
+    )
+
+
+def render(data_dir: str, key_file: str, genesis: str, index: int, api: str, peer: str,
+           peers: dict[int, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
+    """TOML text of a node config (used by devnet)."""
+    lines = [
+        f'data_dir = "{data_dir}"', f'key_file = "{key_file}"', f'genesis = "{genesis}"',
+        f"index = {index}", f'api_listen = "{api}"', f'peer_listen = "{peer}"',
+        f"debug_endpoints = {'true' if debug else 'false'}", "", "[peers]",
+    ]
+    lines += [f'{i} = "{addr}"' for i, addr in sorted(peers.items())]
+    lines += ["", "[limits]"] + [f"{k} = {v}" for k, v in (limits or {}).items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,435 @@
+"""A local development network: N validator processes on 127.0.0.1 sharing one genesis.
+
+`python -m ledgernode devnet --nodes N --dir D --base-port P` lays out, on first use:
+
+    D/genesis.json              chain "gov-devnet", one validator per department
+    D/node{i}/validator.pem     validator i's key (PEM PKCS#8, mode 0600)
+    D/node{i}/node.toml         API on 127.0.0.1:P+i, peer link on 127.0.0.1:P+100+i
+    D/node{i}/data/             the node's LevelDB
+    D/node{i}/node.log          the node's stdout and stderr
+    D/clients/admin.pem         a client of department 0 allowed every type (roles ["*"])
+    D/clients/<dept>.pem        one client per department, roles for that department's work
+    D/devnet.json               what is running: APIs, pids, configs, client keys
+
+Later runs reuse every file: keys and the genesis are never regenerated (a
+different --nodes is refused), and node configs are kept as they are. The
+process runs until SIGTERM or Ctrl-C and then stops every node it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config, crypto, genesis as genesis_mod
+from .client import Client
+from .errors import InvalidInput
+
+CHAIN_ID = "gov-devnet"
+DEFAULT_NODES = 4
+DEFAULT_DIR = "devnet"
+DEFAULT_BASE_PORT = 7100
+PEER_PORT_OFFSET = 100  # node i: API on base+i, peer link on base+100+i
+NODES_MAX = PEER_PORT_OFFSET - 1  # keeps the API and peer port ranges apart
+HOST = "127.0.0.1"
+GENESIS_FILE = "genesis.json"
+MANIFEST_FILE = "devnet.json"
+CLIENTS_DIR = "clients"
+ADMIN_CLIENT = "admin"
+HEALTH_TIMEOUT_S = 30.0
+HEALTH_PROBE_TIMEOUT_S = 1.0
+PROGRESS_EVERY_S = 3.0
+POLL_S = 1.0
+STOP_TIMEOUT_S = 15.0
+LOG_TAIL_LINES = 8
+LOG_TAIL_BYTES = 4096
+
+SHARE_ACCESS = "share.access"  # every department may read data shared with it
+# dept id, display name, record families its own client submits
+DEPARTMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("justice", "Ministry of Justice", ("evidence.*",)),
+    ("market", "State Administration for Market Regulation", ("cert.*", "trace.*")),
+    ("health", "National Health Commission", ("dataset.*", "share.*", "cert.*")),
+    ("customs", "General Administration of Customs", ("trace.*", "cert.*")),
+    ("tax", "State Taxation Administration", ("dataset.*", "share.*")),
+    ("police", "Ministry of Public Security", ("evidence.*", "cert.*")),
+    ("court", "Supreme People's Court", ("evidence.*",)),
+    ("transport", "Ministry of Transport", ("cert.*", "trace.*")),
+    ("agriculture", "Ministry of Agriculture and Rural Affairs", ("trace.*", "dataset.*", "share.*")),
+    ("ecology", "Ministry of Ecology and Environment", ("dataset.*", "share.*", "evidence.*")),
+)
+ALL_FAMILIES = ("dataset.*", "share.*", "cert.*", "evidence.*", "trace.*")
+
+
+class DevnetError(Exception):
+    """The devnet directory or the arguments cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    index: int
+    dept: str
+    config: str  # relative to the devnet directory
+    api: str  # http://127.0.0.1:port
+    api_listen: tuple[str, int]
+    peer_listen: tuple[str, int]
+    log: str  # relative to the devnet directory
+
+
+@dataclass(frozen=True)
+class ClientFiles:
+    dept: str
+    key_file: str  # relative to the devnet directory
+    key_id: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Devnet:
+    root: Path
+    chain_id: str
+    nodes: tuple[NodeFiles, ...]
+    clients: tuple[ClientFiles, ...]
+
+
+# -- files ---------------------------------------------------------------------------
+
+
+def department(i: int) -> tuple[str, str, tuple[str, ...]]:
+    """Validator i's department: the known ones first, then generic ones."""
+    if i < len(DEPARTMENTS):
+        return DEPARTMENTS[i]
+    return f"dept{i}", f"Department {i}", ALL_FAMILIES
+
+
+def client_roles(families: tuple[str, ...]) -> list[str]:
+    roles = list(families)
+    if "share.*" not in roles:
+        roles.append(SHARE_ACCESS)
+    return roles
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _key(path: Path) -> crypto.PrivateKey:
+    """The key at `path`, created (mode 0600) if the file does not exist yet."""
+    if path.exists():
+        return crypto.load_private_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = crypto.generate_private_key()
+    crypto.save_private_key(path, key)
+    return key
+
+
+def _node_config_text(i: int, n: int, base_port: int) -> str:
+    peers = {j: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j in range(n) if j != i}
+    return config.render(
+        data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}", index=i,
+        api=f"{HOST}:{base_port + i}", peer=f"{HOST}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
+    )
+
+
+def _check_args(nodes: int, base_port: int) -> None:
+    if not 1 <= nodes <= NODES_MAX:
+        raise DevnetError(f"--nodes must be 1 to {NODES_MAX}, got {nodes}")
+    if not 1024 <= base_port or base_port + PEER_PORT_OFFSET + nodes - 1 > 65535:
+        raise DevnetError(f"--base-port {base_port}: ports {base_port}..{base_port + PEER_PORT_OFFSET + nodes - 1} "
+                          "must lie within 1024..65535")
+
+
+def create(root: Path, nodes: int, base_port: int) -> None:
+    """Write keys, genesis and node configs for a new devnet (keys already present are kept)."""
+    _check_args(nodes, base_port)
+    root.mkdir(parents=True, exist_ok=True)
+    validators, clients = [], []
+    for i in range(nodes):
+        dept, name, _ = department(i)
+        key = _key(root / f"node{i}" / "validator.pem")
+        validators.append({"dept": dept, "name": name, "pubkey": key.public.raw.hex()})
+    admin = _key(root / CLIENTS_DIR / f"{ADMIN_CLIENT}.pem")
+    clients.append({"dept": department(0)[0], "pubkey": admin.public.raw.hex(), "roles": ["*"]})
+    for i in range(nodes):
+        dept, _, families = department(i)
+        key = _key(root / CLIENTS_DIR / f"{dept}.pem")
+        clients.append({"dept": dept, "pubkey": key.public.raw.hex(), "roles": client_roles(families)})
+    os.chmod(root / CLIENTS_DIR, 0o700)
+    raw = genesis_mod.build(CHAIN_ID, validators, clients)
+    write_atomic(root / GENESIS_FILE, raw)
+    for i in range(nodes):
+        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, nodes, base_port).encode())
+
+
+def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None) -> NodeFiles:
+    rel = f"node{i}/node.toml"
+    path = root / rel
+    if not path.exists():
+        write_atomic(path, _node_config_text(i, gen.n, base_port or DEFAULT_BASE_PORT).encode())
+    try:
+        cfg = config.load(path)
+    except config.ConfigError as exc:
+        raise DevnetError(f"{path}: {exc}") from None
+    if cfg.index != i:
+        raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
+    if base_port is not None and cfg.api_listen[1] != base_port + i:
+        raise DevnetError(f"{path} puts node {i}'s API on port {cfg.api_listen[1]}, not {base_port + i}: "
+                          f"this devnet was made with another --base-port; run without --base-port "
+                          f"to use its ports, or use another --dir")
+    try:
+        key = crypto.load_private_key(cfg.key_file)
+    except crypto.KeyFileError as exc:
+        raise DevnetError(str(exc)) from None
+    if key.public.raw != gen.validators[i].pubkey.raw:
+        raise DevnetError(f"{cfg.key_file} is not validator {i}'s key in {root / GENESIS_FILE}")
+    host, port = cfg.api_listen
+    return NodeFiles(i, gen.validators[i].dept, rel, f"http://{host}:{port}", cfg.api_listen,
+                     cfg.peer_listen, f"node{i}/node.log")
+
+
+def _client_files(root: Path, gen: genesis_mod.Genesis) -> tuple[ClientFiles, ...]:
+    """Genesis clients (in genesis order) whose key file is in D/clients."""
+    by_id: dict[str, str] = {}
+    for path in sorted((root / CLIENTS_DIR).glob("*.pem")):
+        try:
+            by_id[crypto.load_private_key(path).public.key_id] = f"{CLIENTS_DIR}/{path.name}"
+        except crypto.KeyFileError as exc:
+            print(f"devnet: skipping {path}: {exc}", file=sys.stderr)
+    out = []
+    for key_id, signer in gen.signers.items():
+        if signer.validator is None and key_id in by_id:
+            out.append(ClientFiles(signer.dept, by_id[key_id], key_id, signer.roles))
+    return tuple(out)
+
+
+def load(root: Path, nodes: int | None = None, base_port: int | None = None) -> Devnet:
+    """Describe an existing devnet directory, checking it is usable as it stands."""
+    try:
+        gen = genesis_mod.parse((root / GENESIS_FILE).read_bytes())
+    except OSError as exc:
+        raise DevnetError(f"cannot read {root / GENESIS_FILE}: {exc.strerror}") from None
+    except InvalidInput as exc:
+        raise DevnetError(f"{root / GENESIS_FILE}: {exc.message}") from None
+    if nodes is not None and nodes != gen.n:
+        raise DevnetError(f"{root} holds a {gen.n}-node devnet (its genesis is never regenerated); "
+                          f"run with --nodes {gen.n}, or use another --dir for {nodes} nodes")
+    node_files = tuple(_node_files(root, gen, i, base_port) for i in range(gen.n))
+    clients = _client_files(root, gen)
+    if not clients:
+        raise DevnetError(f"no key in {root / CLIENTS_DIR} belongs to a client of {root / GENESIS_FILE}")
+    return Devnet(root, gen.chain_id, node_files, clients)
+
+
+def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None) -> Devnet:
+    """Create the devnet's files on first use; on later uses check and reuse them."""
+    if not (root / GENESIS_FILE).exists():
+        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port)
+    return load(root, nodes, base_port)
+
+
+def manifest(net: Devnet, pids: dict[int, int | None]) -> dict[str, Any]:
+    """The devnet.json document; paths are relative to the devnet directory."""
+    return {
+        "chain_id": net.chain_id,
+        "genesis": GENESIS_FILE,
+        "nodes": [{"index": n.index, "dept": n.dept, "api": n.api, "pid": pids.get(n.index), "config": n.config}
+                  for n in net.nodes],
+        "clients": [{"dept": c.dept, "key_file": c.key_file, "key_id": c.key_id, "roles": list(c.roles)}
+                    for c in net.clients],
+    }
+
+
+def write_manifest(net: Devnet, pids: dict[int, int | None]) -> Path:
+    path = net.root / MANIFEST_FILE
+    write_atomic(path, (json.dumps(manifest(net, pids), indent=2) + "\n").encode())
+    return path
+
+
+def read_target(root: Path) -> tuple[str, Path, str]:
+    """(API of node 0, first client's key file, chain id) from a running devnet's devnet.json."""
+    path = root / MANIFEST_FILE
+    try:
+        doc = json.loads(path.read_bytes())
+        return doc["nodes"][0]["api"], root / doc["clients"][0]["key_file"], doc["chain_id"]
+    except OSError as exc:
+        raise DevnetError(f"cannot read {path}: {exc.strerror} (is the devnet running?)") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise DevnetError(f"{path} is not a devnet.json written by `ledgernode devnet`") from None
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+def _port_free(address: tuple[str, int]) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node's listeners do
+        try:
+            s.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(net: Devnet) -> None:
+    busy = [f"{h}:{p}" for n in net.nodes for h, p in (n.api_listen, n.peer_listen) if not _port_free((h, p))]
+    if busy:
+        raise DevnetError(f"port(s) already in use: {', '.join(busy)} (is this devnet already running? "
+                          "stop it, or pick another --base-port with a new --dir)")
+
+
+def _start(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "ledgernode", "run", "-c", str((net.root / node.config).resolve())]
+    with (net.root / node.log).open("ab") as log:
+        log.write(f"\n--- devnet starting node {node.index} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        log.flush()
+        # Own session: Ctrl-C reaches only the devnet, which then stops the nodes in order.
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=net.root, env=env, start_new_session=True)
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+            lines = f.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in lines)
+
+
+def _report_dead(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], reported: set[int]) -> None:
+    for i, proc in procs.items():
+        code = proc.poll()
+        if code is None or i in reported:
+            continue
+        reported.add(i)
+        node = net.nodes[i]
+        print(f"devnet: node {i} ({node.dept}) exited with code {code}; not restarted, the others keep "
+              f"running. Last lines of {net.root / node.log}:\n{_log_tail(net.root / node.log)}", flush=True)
+
+
+def _wait_healthy(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
+                  reported: set[int], timeout_s: float) -> bool:
+    """Poll /healthz of every live node until all answer, the deadline passes or stop is asked."""
+    clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S) for n in net.nodes}
+    healthy: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    next_progress = time.monotonic()
+    while not stop.is_set():
+        _report_dead(net, procs, reported)
+        live = {i for i in procs if i not in reported}
+        healthy |= {i for i in live - healthy if clients[i].healthy()}
+        healthy &= live
+        if healthy == live:
+            print(f"devnet: {len(healthy)}/{len(procs)} nodes healthy", flush=True)
+            return bool(live)
+        if time.monotonic() >= deadline:
+            waiting = ", ".join(f"node{i}" for i in sorted(live - healthy))
+            print(f"devnet: after {timeout_s:g} s still no /healthz answer from {waiting}; "
+                  f"see their node.log. Carrying on with the others.", flush=True)
+            return bool(live)
+        if time.monotonic() >= next_progress:
+            print(f"devnet: waiting for /healthz: {len(healthy)}/{len(live)} nodes up", flush=True)
+            next_progress = time.monotonic() + PROGRESS_EVERY_S
+        stop.wait(POLL_S / 2)
+    return bool(procs)
+
+
+def _stop_all(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every node still running, wait, then SIGKILL whatever is left."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for i, proc in procs.items():
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"devnet: node {i} did not stop within {timeout_s:g} s; killing it", flush=True)
+            proc.kill()
+            proc.wait()
+
+
+def guide(net: Devnet) -> str:
+    """What to print once the devnet is up: where to look and how to submit."""
+    d = shlex.quote(str(net.root))
+    admin = net.clients[0]
+    node0 = net.nodes[0]
+    lines = ["", f"devnet {net.chain_id}: {len(net.nodes)} validators", ""]
+    lines += [f"  node{n.index} {n.dept:<12} API {n.api}   log {net.root / n.log}" for n in net.nodes]
+    lines += [
+        "",
+        f"  genesis      {net.root / GENESIS_FILE}",
+        f"  devnet.json  {net.root / MANIFEST_FILE}   (APIs, pids, client keys and their roles)",
+        "",
+        "Submit a record and wait for its commit:",
+        f"  python -m ledgernode submit --api {node0.api} --key {shlex.quote(str(net.root / admin.key_file))} \\",
+        f"      --type evidence.notarize --subject demo-1 --file {shlex.quote(str(net.root / GENESIS_FILE))} \\",
+        "      --body '{\"title\": \"devnet genesis\"}' --wait",
+        "or, taking node 0's API and the first client key from devnet.json:",
+        f"  python -m ledgernode submit --devnet {d} --type evidence.notarize --subject demo-1 \\",
+        f"      --file {shlex.quote(str(net.root / GENESIS_FILE))} --body '{{\"title\": \"devnet genesis\"}}' --wait",
+        "Then fetch its evidence and verify it offline (ID is the \"id\" printed by submit):",
+        f"  python -m ledgernode evidence --devnet {d} --id ID --out bundle.json",
+        f"  python -m ledgernode verify bundle.json --genesis {shlex.quote(str(net.root / GENESIS_FILE))}",
+        "From Python: ledgernode.client.Client(api, key).submit(envelope, wait=True) (see README).",
+        "",
+        "Ctrl-C or SIGTERM stops every node.",
+    ]
+    return "\n".join(lines)
+
+
+def _supervise(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
+               reported: set[int]) -> int:
+    while not stop.wait(POLL_S):
+        _report_dead(net, procs, reported)
+        if len(reported) == len(procs):
+            print("devnet: every node has exited; stopping", flush=True)
+            return 1
+    return 0
+
+
+def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S) -> int:
+    """Start the nodes, report where they are, and keep them running until SIGTERM/Ctrl-C."""
+    check_ports(net)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    (net.root / MANIFEST_FILE).unlink(missing_ok=True)  # never leave a stale one from a past run
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    reported: set[int] = set()
+    try:
+        for node in net.nodes:
+            procs[node.index] = _start(net, node)
+            print(f"devnet: started node {node.index} ({node.dept}) pid {procs[node.index].pid}", flush=True)
+        if not _wait_healthy(net, procs, stop, reported, health_timeout_s):
+            return 0 if stop.is_set() else 1
+        if not stop.is_set():
+            # Written once the nodes answer: its appearance means "ready to submit".
+            write_manifest(net, {i: p.pid for i, p in procs.items()})
+            print(guide(net), flush=True)
+        return _supervise(net, procs, stop, reported)
+    finally:
+        print("devnet: stopping nodes", flush=True)
+        _stop_all(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("devnet: all nodes stopped", flush=True)

@@ -1,0 +1,57 @@
+"""Bounded pool of admitted records waiting for a block.
+
+Admission (in the node) has already checked each envelope's shape and
+signature, so a record is verified once per node. The pool keeps arrival
+order, ignores duplicates by record id, and refuses new records when full
+(`Backpressure`, HTTP 503) instead of growing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .records import Envelope
+from .service import Backpressure
+
+
+class Mempool:
+    def __init__(self, max_records: int) -> None:
+        assert max_records > 0
+        self.max_records = max_records
+        self._records: OrderedDict[bytes, Envelope] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, record_id: bytes) -> bool:
+        return record_id in self._records
+
+    def get(self, record_id: bytes) -> Envelope | None:
+        return self._records.get(record_id)
+
+    def add(self, env: Envelope) -> bool:
+        """True if added, False if already present; Backpressure when full."""
+        if env.record_id in self._records:
+            return False
+        if len(self._records) >= self.max_records:
+            raise Backpressure(f"mempool holds {self.max_records} records; retry later")
+        self._records[env.record_id] = env
+        return True
+
+    def oldest(self, count: int) -> list[Envelope]:
+        out = []
+        for env in self._records.values():
+            if len(out) >= count:
+                break
+            out.append(env)
+        return out
+
+    def remove(self, record_ids: list[bytes]) -> None:
+        for rid in record_ids:
+            self._records.pop(rid, None)
+
+    def expire(self, now_ms: int, window_ms: int) -> int:
+        """Drop records whose ts can no longer fit any block; return how many."""
+        stale = [rid for rid, env in self._records.items() if abs(env.record.ts - now_ms) > window_ms]
+        self.remove(stale)
+        return len(stale)

@@ -1,0 +1,431 @@
+"""The node runtime: wires consensus, storage, the peer network and the HTTP API.
+
+Theory of operation. One asyncio task (`_consensus_loop`) owns the `Replica`:
+peer messages, ticks, "records available" and "build now" arrive as events in
+one bounded inbox and are handled one at a time. Every `Ready` the replica
+returns is applied in the order its contract demands (consensus/core.py):
+commit blocks (one synced LevelDB batch each), persist the consensus state
+(synced), send, then validate / build / fetch. Clients waiting for a record
+are answered only after its block is on disk. Store writes are synchronous,
+so stopping the loop between events never cuts a write in half.
+
+Records are verified once per node, on admission (API or gossip); blocks
+re-verify only records this node has not admitted itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from . import crypto, genesis as genesis_mod
+from .aio import web
+from .api import make_app
+from .blocks import Block, CheckedBlock, build_block, check_block, decode_header, decode_qc
+from .config import NodeConfig
+from .consensus import (
+    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Ready, Replica,
+)
+from .consensus.core import Equivocation
+from .consensus.messages import FETCH_MAX_BLOCKS
+from .errors import InvalidInput
+from .mempool import Mempool
+from .net import PEER_PATH, Faults, PeerNetwork
+from .records import Envelope, check_signer, decode_envelope
+from .service import Backpressure, Location, Submitted
+from .storage import Store
+
+log = logging.getLogger("ledgernode.node")
+
+CONSENSUS_KEY = "consensus"
+FETCH_REPLY_MAX_BYTES = 16 << 20
+EVIDENCE_KEPT_MAX = 1_000
+RESEND_MS = 500
+FETCH_TIMEOUT_MS = 3_000
+EXPIRE_EVERY_TICKS = 100
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.limits = cfg.limits
+        self.genesis = genesis_mod.parse(cfg.genesis.read_bytes())
+        if not 0 <= cfg.index < self.genesis.n:
+            raise ValueError(f"index: {cfg.index} is not a validator of this genesis (n={self.genesis.n})")
+        self.key = crypto.load_private_key(cfg.key_file)
+        if self.key.public.raw != self.genesis.validators[cfg.index].pubkey.raw:
+            raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
+        self.store = Store.open(cfg.data_dir / "ledger")
+        self.mempool = Mempool(self.limits.mempool_max_records)
+        raw_state = self.store.load_meta(CONSENSUS_KEY)
+        persisted = PersistedState.decode(raw_state) if raw_state is not None else None
+        tick = self.limits.tick_ms
+        self.replica = Replica(
+            Config(self.genesis, cfg.index,
+                   round_timeout_ticks=max(1, self.limits.round_timeout_ms // tick),
+                   resend_ticks=max(1, RESEND_MS // tick),
+                   fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
+            self.key, self.store.height, self.store.head(), persisted,
+        )
+        self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
+        self.waiters: dict[bytes, list[asyncio.Future[Location]]] = {}
+        self.evidence: list[Equivocation] = []
+        self.counters: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.records_event_pending = False
+        self.net = PeerNetwork(self.genesis, cfg.index, self.key, cfg.peers,
+                               self._on_peer_message, self._on_peer_records,
+                               self.limits.peer_queue_max_messages)
+        self.inbox: asyncio.Queue[tuple[Any, ...]] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.runners: list[web.AppRunner] = []
+        self.ticks = 0
+
+    # -- counters ----------------------------------------------------------------
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def reject(self, code: str) -> None:
+        self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    # -- events ------------------------------------------------------------------
+
+    def _post(self, event: tuple[Any, ...]) -> None:
+        assert self.inbox is not None
+        try:
+            self.inbox.put_nowait(event)
+        except asyncio.QueueFull:
+            self.count("inbox_full_dropped")  # consensus re-sends what matters
+
+    def _on_peer_message(self, peer: int, msg: Message) -> None:
+        self._post(("msg", peer, msg))
+
+    def _on_peer_records(self, peer: int, raws: list[bytes]) -> None:
+        self._admit(raws, gossip=False)
+
+    def _notify_records(self) -> None:
+        if not self.records_event_pending:
+            self.records_event_pending = True
+            self._post(("records",))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.tick_ms / 1000)
+            self._post(("tick",))
+
+    async def _consensus_loop(self) -> None:
+        assert self.inbox is not None
+        while True:
+            event = await self.inbox.get()
+            try:
+                self._handle(event)
+            except InvalidInput as exc:
+                self.reject(exc.code)
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "tick":
+            self.ticks += 1
+            if self.ticks % EXPIRE_EVERY_TICKS == 0:
+                self.count("mempool_expired", self.mempool.expire(now_ms(), self.genesis.record_ts_window_ms))
+            self._apply(self.replica.on_tick())
+        elif kind == "records":
+            self.records_event_pending = False
+            self._apply(self.replica.on_records_available(len(self.mempool)))
+        elif kind == "build":
+            self._build(event[1], event[2])
+        elif kind == "msg":
+            peer, msg = event[1], event[2]
+            if isinstance(msg, FetchBlocks):
+                self._serve_fetch(peer, msg)
+            elif isinstance(msg, Blocks):
+                self._on_blocks(msg)
+            else:
+                self._apply(self.replica.on_message(msg))
+
+    # -- applying a Ready, in the contract's order -----------------------------
+
+    def _apply(self, ready: Ready) -> None:
+        work = [ready]
+        while work:
+            r = work.pop(0)
+            for block, qc in r.commits:
+                self._commit(block, qc)
+            if r.commits:
+                work.append(self.replica.on_records_available(len(self.mempool)))
+            if r.persist is not None:
+                self.store.save_meta(CONSENSUS_KEY, r.persist.encode())
+            for to, msg in r.messages:
+                self.net.send(to, msg)
+            for height, round_, block in r.validate:
+                ok = self._validate(block)
+                block_hash = decode_header(block.header).block_hash
+                work.append(self.replica.on_block_validated(height, round_, block_hash, ok))
+            if r.build is not None:
+                self._schedule_build(*r.build)
+            if r.fetch is not None:
+                peer, start = r.fetch
+                self.net.send(peer, FetchBlocks(self.genesis.chain_id, start, FETCH_MAX_BLOCKS, self.cfg.index))
+            for ev in r.evidence:
+                log.warning("equivocation by validator %d: two %s at height %d round %d",
+                            ev.sender, ev.kind, ev.height, ev.round)
+                if len(self.evidence) < EVIDENCE_KEPT_MAX:
+                    self.evidence.append(ev)
+            for code in r.dropped:
+                self.reject(code)
+
+    def _envelopes(self, payload: tuple[bytes, ...]) -> tuple[Envelope, ...]:
+        """Decode a block's envelopes; verify signatures only for records we never admitted."""
+        out = []
+        for raw in payload:
+            env = decode_envelope(raw, self.genesis)
+            known = self.mempool.get(env.record_id)
+            if known is None or known.raw != raw:
+                check_signer(env, self.genesis)
+            out.append(env)
+        return tuple(out)
+
+    def _validate(self, block: BlockData) -> bool:
+        try:
+            header = decode_header(block.header)
+            if header.block_hash in self.checked:
+                return True
+            full = Block(header, self._envelopes(block.payload))
+            checked = check_block(full, self.store.head(), self.store, self.store.frontier,
+                                  self.genesis, now_ms=now_ms(), sigs_checked=True)
+        except InvalidInput as exc:
+            self.reject(f"block_{exc.code}")
+            return False
+        self.checked[header.block_hash] = checked
+        return True
+
+    def _commit(self, block: BlockData, qc: Any) -> None:
+        header = decode_header(block.header)
+        checked = self.checked.get(header.block_hash)
+        if checked is None:
+            # Q validators certified it, so it must pass our rules too; if it does not,
+            # the rules are not deterministic and stopping is the only safe answer.
+            full = Block(header, self._envelopes(block.payload))
+            checked = check_block(full, self.store.head(), self.store, self.store.frontier, self.genesis)
+        self.store.commit(checked, qc)
+        self.checked.clear()
+        ids = [env.record_id for env in checked.block.envelopes]
+        self.mempool.remove(ids)
+        self.count("blocks_committed")
+        self.count("records_committed", len(ids))
+        for offset, rid in enumerate(ids):
+            for fut in self.waiters.pop(rid, []):
+                if not fut.done():
+                    fut.set_result(Location(rid, header.height, header.log_start + offset, header.block_hash))
+
+    def _schedule_build(self, height: int, round_: int) -> None:
+        cap = min(self.limits.block_max_records, self.genesis.block_max_records)
+        delay = 0.0 if len(self.mempool) >= cap else self.limits.block_interval_ms / 1000
+        asyncio.get_running_loop().call_later(delay, self._post, ("build", height, round_))
+
+    def _build(self, height: int, round_: int) -> None:
+        if (height, round_) != (self.replica.height, self.replica.round):
+            return
+        cap = min(self.limits.block_max_records, self.genesis.block_max_records)
+        checked, rejected = build_block(
+            self.mempool.oldest(cap), self.store.head(), self.store, self.store.frontier,
+            self.genesis, now_ms(), self.cfg.index, sigs_checked=True)
+        for env, exc in rejected:
+            self.reject(f"build_{exc.code}")
+        self.mempool.remove([env.record_id for env, _ in rejected])
+        header = checked.block.header
+        self.checked[header.block_hash] = checked
+        data = BlockData(header.raw, tuple(env.raw for env in checked.block.envelopes))
+        self._apply(self.replica.on_block_built(height, round_, data))
+
+    # -- catch-up ----------------------------------------------------------------
+
+    def _serve_fetch(self, peer: int, msg: FetchBlocks) -> None:
+        start = max(1, msg.from_height)
+        end = min(self.store.height, start + min(msg.count, FETCH_MAX_BLOCKS) - 1)
+        items, size = [], 0
+        for height in range(start, end + 1):
+            header = self.store.load_header(height)
+            payload = tuple(self.store.load_envelopes(header.log_start, header.log_size))
+            size += len(header.raw) + sum(len(p) for p in payload)
+            if items and size > FETCH_REPLY_MAX_BYTES:
+                break
+            items.append((BlockData(header.raw, payload), self.store.load_qc(height).encode()))
+        if items:
+            self.net.send(peer, Blocks(self.genesis.chain_id, tuple(items), self.cfg.index))
+
+    def _on_blocks(self, msg: Blocks) -> None:
+        for block, qc_raw in msg.blocks:
+            header = decode_header(block.header)
+            if header.height != self.store.height + 1:
+                continue
+            qc = decode_qc(qc_raw)
+            if qc.block_hash != header.block_hash or not self._validate(block):
+                self.reject("fetched_block_invalid")
+                return
+            self._apply(self.replica.on_block_fetched(block, qc))
+            if self.store.height < header.height:
+                return
+
+    # -- the NodeService contract (used by the HTTP API) ---------------------------
+
+    def _admit(self, raws: list[bytes], gossip: bool) -> list[Submitted | Exception]:
+        results: list[Submitted | Exception] = []
+        added: list[bytes] = []
+        now = now_ms()
+        window = self.genesis.record_ts_window_ms
+        for raw in raws:
+            try:
+                env = decode_envelope(raw, self.genesis)
+                where = self.locate(env.record_id)
+                if where is not None or env.record_id in self.mempool:
+                    results.append(Submitted(env, where))
+                    continue
+                check_signer(env, self.genesis)
+                if abs(env.record.ts - now) > window:
+                    raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
+                self.mempool.add(env)
+            except (InvalidInput, Backpressure) as exc:
+                self.reject(exc.code if isinstance(exc, InvalidInput) else "mempool_full")
+                results.append(exc)
+                continue
+            added.append(raw)
+            results.append(Submitted(env, None))
+        if added:
+            if gossip:
+                self.net.gossip(added)
+            self._notify_records()
+        return results
+
+    async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
+        return self._admit(raws, gossip=True)
+
+    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Location | None]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Location] | Location] = []
+        for rid in record_ids:
+            where = self.locate(rid)
+            if where is not None:
+                futures.append(where)
+                continue
+            fut: asyncio.Future[Location] = loop.create_future()
+            self.waiters.setdefault(rid, []).append(fut)
+            futures.append(fut)
+        pending = [f for f in futures if isinstance(f, asyncio.Future)]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        out: list[Location | None] = []
+        for rid, f in zip(record_ids, futures):
+            if isinstance(f, Location):
+                out.append(f)
+            elif f.done():
+                out.append(f.result())
+            else:
+                f.cancel()
+                waiting = self.waiters.get(rid, [])
+                if f in waiting:
+                    waiting.remove(f)
+                if not waiting:
+                    self.waiters.pop(rid, None)
+                out.append(None)
+        return out
+
+    def locate(self, record_id: bytes) -> Location | None:
+        where = self.store.locate(record_id)
+        if where is None:
+            return None
+        leaf, height = where
+        return Location(record_id, height, leaf, self.store.load_header(height).block_hash)
+
+    def pending(self, record_id: bytes) -> Envelope | None:
+        return self.mempool.get(record_id)
+
+    def status(self) -> dict[str, Any]:
+        r = self.replica
+        return {
+            "chain_id": self.genesis.chain_id, "index": self.cfg.index,
+            "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
+            "log_size": self.store.log_size, "mempool": len(self.mempool),
+            "peers": {str(k): v for k, v in self.net.peer_states().items()},
+            "evidence": [
+                {"validator": e.sender, "kind": e.kind, "height": e.height, "round": e.round}
+                for e in self.evidence[-20:]
+            ],
+        }
+
+    def metrics(self) -> str:
+        r = self.replica
+        lines = [
+            "# TYPE ledgernode_height gauge", f"ledgernode_height {self.store.height}",
+            "# TYPE ledgernode_round gauge", f"ledgernode_round {r.round}",
+            "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {self.store.log_size}",
+            "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(self.mempool)}",
+            "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(self.evidence)}",
+            "# TYPE ledgernode_peer_up gauge",
+        ]
+        for peer, st in self.net.peer_states().items():
+            lines.append(f'ledgernode_peer_up{{peer="{peer}"}} {1 if st["out"] == "up" else 0}')
+        lines.append("# TYPE ledgernode_events_total counter")
+        for name, value in sorted({**self.counters, **self.net.counters}.items()):
+            lines.append(f'ledgernode_events_total{{event="{name}"}} {value}')
+        lines.append("# TYPE ledgernode_rejected_total counter")
+        for code, value in sorted(self.rejected.items()):
+            lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
+        return "\n".join(lines) + "\n"
+
+    def set_faults(self, spec: dict[str, Any]) -> None:
+        self.net.faults = Faults.from_spec(spec)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def _serve(self, app: web.Application, address: tuple[str, int]) -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, address[0], address[1]).start()
+        self.runners.append(runner)
+
+    async def start(self) -> None:
+        self.inbox = asyncio.Queue(maxsize=self.limits.inbox_max_events)
+        peer_app = web.Application(client_max_size=self.limits.body_max_bytes)
+        peer_app.router.add_get(PEER_PATH, self.net.handle_inbound)
+        await self._serve(peer_app, self.cfg.peer_listen)
+        api_app = make_app(self, self.limits, self.cfg.debug_endpoints)
+        api_app["rejected_hook"] = self.reject
+        await self._serve(api_app, self.cfg.api_listen)
+        await self.net.start()
+        self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]
+        self._notify_records()
+        log.info("node %d up: api %s:%d, peers %s:%d, height %d", self.cfg.index,
+                 *self.cfg.api_listen, *self.cfg.peer_listen, self.store.height)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.net.stop()
+        for runner in self.runners:
+            await runner.cleanup()
+        self.store.close()
+        log.info("node %d stopped at height %d", self.cfg.index, self.store.height)
+
+
+async def serve(cfg: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    node = Node(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    try:
+        await stop.wait()
+    finally:
+        await node.stop()

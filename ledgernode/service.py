@@ -1,0 +1,69 @@
+"""What the HTTP API asks of a running node: the contract between `api/` and `node.py`.
+
+The API layer turns HTTP into these calls and their results (or InvalidInput /
+Backpressure / NotFound) into JSON; it never touches consensus or storage
+internals beyond the read-only `store` and `genesis`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .genesis import Genesis
+from .records import Envelope
+from .storage import Store
+
+
+class Backpressure(Exception):
+    """The node cannot take more work now (mempool full): answer 503 with Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a committed record sits."""
+
+    record_id: bytes
+    height: int
+    leaf_index: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Result of admitting one envelope: committed (with location) or pending."""
+
+    envelope: Envelope
+    location: Location | None  # None: pending in the mempool
+
+
+class NodeService(Protocol):
+    genesis: Genesis
+    store: Store
+
+    async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
+        """Validate and admit envelopes (one result per input, in order).
+
+        A record already committed yields its Location and commits nothing new.
+        Per-item failures are InvalidInput (4xx) or Backpressure (503)."""
+
+    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Location | None]:
+        """Wait (bounded) until each record commits; None for those that did not in time."""
+
+    def locate(self, record_id: bytes) -> Location | None: ...
+
+    def pending(self, record_id: bytes) -> Envelope | None:
+        """The envelope if the record waits in our mempool, else None."""
+
+    def status(self) -> dict[str, Any]:
+        """height, round, primary, peers (index -> state), mempool size, evidence count."""
+
+    def metrics(self) -> str:
+        """Prometheus text exposition."""
+
+    def set_faults(self, spec: dict[str, Any]) -> None:
+        """Debug only (config debug_endpoints): drop/delay/partition peer traffic."""
