@@ -63,8 +63,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     try:
         genesis = verify.load_genesis(Path(args.genesis))
-        bundle = verify.load_json(Path(args.bundle), "bundle")
-        verdict = verify.verify_bundle(bundle, genesis, Path(args.file) if args.file else None)
+        bundle = verify.load_json(Path(args.bundle), "bundle" if args.kind == "evidence" else "answer")
+        if args.kind == "evidence":
+            verdict = verify.verify_bundle(bundle, genesis, Path(args.file) if args.file else None)
+        else:
+            from .verify_answers import verify_answer
+
+            verdict = verify_answer(bundle, args.kind, genesis)
     except verify.Unusable as exc:
         if args.json:
             print(json.dumps({"valid": False, "unusable": str(exc)}, ensure_ascii=False))
@@ -189,6 +194,29 @@ def _api_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devnet", metavar="DIR", help="take node 0's API (and the first client key) from DIR/devnet.json")
 
 
+def cmd_verify_consistency(args: argparse.Namespace) -> int:
+    from . import verify
+    from .verify_answers import verify_consistency_files
+
+    try:
+        genesis = verify.load_genesis(Path(args.genesis))
+        docs = [verify.load_json(Path(p), what) for p, what in
+                ((args.old, "old checkpoint"), (args.new, "new checkpoint"), (args.proof, "proof"))]
+    except verify.Unusable as exc:
+        print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
+        return 2
+    verdict = verify_consistency_files(*docs, genesis)
+    if args.json:
+        print(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(verify.render(verdict))
+        if verdict.valid:
+            old, new = verdict.facts["old"], verdict.facts["new"]
+            print(f"log grew from {old['log_size']} leaves (height {old['height']}) "
+                  f"to {new['log_size']} (height {new['height']}) without rewriting")
+    return 0 if verdict.valid else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgernode", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,7 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genesis", required=True)
     p.add_argument("--file", help="the original file; its SHA-256 must equal body.content_hash")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument("--kind", default="evidence",
+                   choices=["evidence", "subject", "status", "shares", "provenance"],
+                   help="what the file is: an evidence bundle (default) or a saved API answer")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("verify-consistency", help="prove the ledger only grew between two checkpoints")
+    p.add_argument("old", help="older checkpoint (JSON from /v1/checkpoints/{height})")
+    p.add_argument("new", help="newer checkpoint")
+    p.add_argument("proof", help="consistency proof (JSON from /v1/proofs/consistency)")
+    p.add_argument("--genesis", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify_consistency)
     return parser
 
 

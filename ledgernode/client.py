@@ -12,13 +12,12 @@ wait before retrying a 503). The front ends only move bytes over the wire and
 sleep between retries.
 
     from ledgernode import crypto
-    from ledgernode.client import Client
+    from ledgernode.client import Client, body_with_file
 
     c = Client("http://127.0.0.1:7100", crypto.load_private_key("devnet/clients/admin.pem"))
-    env = c.record("evidence.notarize", "case-42", {"content_hash": digest, "media_type": "application/pdf",
-                                                    "size": 1234, "title": "contract"})
-    answer = c.submit(env, wait=True)         # {"id", "status": "committed", "height", ...}
-    verdict = c.verify_evidence(c.evidence(answer["id"]), c.genesis())
+    body = body_with_file("evidence.notarize", {"title": "contract"}, Path("contract.pdf"))
+    answer = c.submit(c.record("evidence.notarize", "case-42", body), wait=True)
+    verdict = c.verify_evidence(c.evidence(answer["id"]), Path("devnet/genesis.json").read_bytes())
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -164,8 +162,13 @@ class Call:
     raw: bool = False  # answer is bytes, not JSON
 
 
+def _header_map(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Answer headers with lowercase names (HTTP header names are case-insensitive)."""
+    return {name.lower(): value for name, value in items}
+
+
 def _retry_after_s(headers: Mapping[str, str]) -> float:
-    value = headers.get("Retry-After", "")
+    value = headers.get("retry-after", "")
     if value.strip().isdigit():
         return min(float(value.strip()), RETRY_AFTER_MAX_S)
     return RETRY_AFTER_DEFAULT_S
@@ -230,15 +233,21 @@ class _Core:
         return _retry_after_s(headers)
 
     @staticmethod
-    def _result(call: Call, status: int, body: bytes) -> Any:
-        if status >= 400 or status < 200:
+    def _checked(status: int, body: bytes) -> bytes:
+        """The body of a 2xx answer; ApiError for anything else."""
+        if not 200 <= status < 300:
             raise _error_from(status, body)
-        if call.raw:
-            return body
+        return body
+
+    @staticmethod
+    def _json(call: Call, body: bytes) -> dict[str, Any]:
         try:
-            return json.loads(body)
+            doc = json.loads(body)
         except ValueError:
-            raise ApiError(status, "bad_response", f"{call.method} {call.path}: answer is not JSON") from None
+            doc = None
+        if not isinstance(doc, dict):
+            raise ApiError(200, "bad_response", f"{call.method} {call.path}: answer is not a JSON object")
+        return doc
 
     # records -------------------------------------------------------------------------
 
@@ -288,30 +297,32 @@ class Client(_Core):
         super().__init__(api_url, key, chain_id, timeout_s)
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def _exchange(self, call: Call) -> tuple[int, Mapping[str, str], bytes]:
+    def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.api_url + call.path, data=call.body,
                                      headers=self._headers(call), method=call.method)
         timeout = call.timeout_s or self.timeout_s
         try:
             with self._opener.open(req, timeout=timeout) as resp:
-                return resp.status, resp.headers, _read_bounded(resp)
+                return resp.status, _header_map(resp.headers.items()), _read_bounded(resp)
         except urllib.error.HTTPError as exc:
-            headers: Mapping[str, str] = exc.headers if exc.headers is not None else Message()
             with exc:
-                return exc.code, headers, _read_bounded(exc)
+                return exc.code, _header_map(exc.headers.items() if exc.headers else ()), _read_bounded(exc)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TransportError(f"{call.method} {self.api_url}{call.path}: {reason}") from None
 
-    def _do(self, call: Call) -> Any:
+    def _do(self, call: Call) -> bytes:
         attempt = 0
         while True:
             status, headers, body = self._exchange(call)
             delay = self._retry_delay(status, headers, attempt)
             if delay is None:
-                return self._result(call, status, body)
+                return self._checked(status, body)
             attempt += 1
             _sleep(delay)
+
+    def _do_json(self, call: Call) -> dict[str, Any]:
+        return self._json(call, self._do(call))
 
     def record(self, record_type: str, subject: str, body: Mapping[str, Any],
                refs: Iterable[str | bytes] = (), ts: int | None = None) -> bytes:
@@ -321,23 +332,23 @@ class Client(_Core):
         return self._sign(record_type, subject, body, refs, ts)
 
     def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
-        return self._do(self._submit_call(envelope, wait, timeout_ms))
+        return self._do_json(self._submit_call(envelope, wait, timeout_ms))
 
     def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
                      timeout_ms: int | None = None) -> dict[str, Any]:
-        return self._do(self._batch_call(envelopes, wait, timeout_ms))
+        return self._do_json(self._batch_call(envelopes, wait, timeout_ms))
 
     def get_record(self, record_id: str | bytes) -> dict[str, Any]:
-        return self._do(self._get(f"/v1/records/{id_hex(record_id)}"))
+        return self._do_json(self._get(f"/v1/records/{id_hex(record_id)}"))
 
     def evidence(self, record_id: str | bytes) -> dict[str, Any]:
-        return self._do(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
+        return self._do_json(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
 
     def genesis(self) -> bytes:
         return self._do(self._get("/v1/genesis", raw=True))
 
     def status(self) -> dict[str, Any]:
-        return self._do(self._get("/v1/status"))
+        return self._do_json(self._get("/v1/status"))
 
     def healthy(self) -> bool:
         """True if GET /healthz answers 2xx (no retries)."""
@@ -374,7 +385,7 @@ class AsyncClient(_Core):
             await self._session.close()
             self._session = None
 
-    async def _exchange(self, call: Call) -> tuple[int, Mapping[str, str], bytes]:
+    async def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         if self._session is None:
             self._session = ClientSession()
         timeout = ClientTimeout(total=call.timeout_s or self.timeout_s)
@@ -387,19 +398,22 @@ class AsyncClient(_Core):
                     if size > RESPONSE_MAX_BYTES:
                         raise TransportError(f"answer is larger than {RESPONSE_MAX_BYTES} bytes")
                     chunks.append(chunk)
-                return resp.status, resp.headers, b"".join(chunks)
+                return resp.status, _header_map(resp.headers.items()), b"".join(chunks)
         except (AioClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransportError(f"{call.method} {self.api_url}{call.path}: {exc!r}") from None
 
-    async def _do(self, call: Call) -> Any:
+    async def _do(self, call: Call) -> bytes:
         attempt = 0
         while True:
             status, headers, body = await self._exchange(call)
             delay = self._retry_delay(status, headers, attempt)
             if delay is None:
-                return self._result(call, status, body)
+                return self._checked(status, body)
             attempt += 1
             await _asleep(delay)
+
+    async def _do_json(self, call: Call) -> dict[str, Any]:
+        return self._json(call, await self._do(call))
 
     async def record(self, record_type: str, subject: str, body: Mapping[str, Any],
                      refs: Iterable[str | bytes] = (), ts: int | None = None) -> bytes:
@@ -409,23 +423,23 @@ class AsyncClient(_Core):
         return self._sign(record_type, subject, body, refs, ts)
 
     async def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
-        return await self._do(self._submit_call(envelope, wait, timeout_ms))
+        return await self._do_json(self._submit_call(envelope, wait, timeout_ms))
 
     async def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
                            timeout_ms: int | None = None) -> dict[str, Any]:
-        return await self._do(self._batch_call(envelopes, wait, timeout_ms))
+        return await self._do_json(self._batch_call(envelopes, wait, timeout_ms))
 
     async def get_record(self, record_id: str | bytes) -> dict[str, Any]:
-        return await self._do(self._get(f"/v1/records/{id_hex(record_id)}"))
+        return await self._do_json(self._get(f"/v1/records/{id_hex(record_id)}"))
 
     async def evidence(self, record_id: str | bytes) -> dict[str, Any]:
-        return await self._do(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
+        return await self._do_json(self._get(f"/v1/records/{id_hex(record_id)}/evidence"))
 
     async def genesis(self) -> bytes:
         return await self._do(self._get("/v1/genesis", raw=True))
 
     async def status(self) -> dict[str, Any]:
-        return await self._do(self._get("/v1/status"))
+        return await self._do_json(self._get("/v1/status"))
 
     async def healthy(self) -> bool:
         try:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,7 @@ def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None
     return load(root, nodes, base_port)
 
 
-def manifest(net: Devnet, pids: dict[int, int | None]) -> dict[str, Any]:
+def manifest(net: Devnet, pids: Mapping[int, int | None]) -> dict[str, Any]:
     """The devnet.json document; paths are relative to the devnet directory."""
     return {
         "chain_id": net.chain_id,
@@ -255,7 +256,7 @@ def manifest(net: Devnet, pids: dict[int, int | None]) -> dict[str, Any]:
     }
 
 
-def write_manifest(net: Devnet, pids: dict[int, int | None]) -> Path:
+def write_manifest(net: Devnet, pids: Mapping[int, int | None]) -> Path:
     path = net.root / MANIFEST_FILE
     write_atomic(path, (json.dumps(manifest(net, pids), indent=2) + "\n").encode())
     return path

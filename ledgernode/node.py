@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 import signal
 import time
 from typing import Any
 
 from . import crypto, genesis as genesis_mod
 from .aio import web
-from .api import make_app
+from .api import make_app, render_rejected
 from .blocks import Block, CheckedBlock, build_block, check_block, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
@@ -78,7 +79,8 @@ class Node:
         self.waiters: dict[bytes, list[asyncio.Future[Location]]] = {}
         self.evidence: list[Equivocation] = []
         self.counters: dict[str, int] = {}
-        self.rejected: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
+        self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
         self.records_event_pending = False
         self.net = PeerNetwork(self.genesis, cfg.index, self.key, cfg.peers,
                                self._on_peer_message, self._on_peer_records,
@@ -379,7 +381,7 @@ class Node:
         lines.append("# TYPE ledgernode_rejected_total counter")
         for code, value in sorted(self.rejected.items()):
             lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + render_rejected(self.api_rejected)
 
     def set_faults(self, spec: dict[str, Any]) -> None:
         self.net.faults = Faults.from_spec(spec)
@@ -397,8 +399,7 @@ class Node:
         peer_app = web.Application(client_max_size=self.limits.body_max_bytes)
         peer_app.router.add_get(PEER_PATH, self.net.handle_inbound)
         await self._serve(peer_app, self.cfg.peer_listen)
-        api_app = make_app(self, self.limits, self.cfg.debug_endpoints)
-        api_app["rejected_hook"] = self.reject
+        api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
         await self._serve(api_app, self.cfg.api_listen)
         await self.net.start()
         self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]

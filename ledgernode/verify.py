@@ -40,6 +40,7 @@ CHECKS = [
     ("record", "记录格式正确、签名有效、签名者有权提交", "record is canonical, signed, and the signer may submit it"),
     ("inclusion", "记录包含在区块的默克尔日志中", "record is included in the block's Merkle log"),
     ("file", "原始文件与记录中的哈希一致", "original file matches the hash in the record"),
+    ("later", "更新的检查点延续了该区块（一致性证明）", "a newer checkpoint extends the block (consistency proof)"),
 ]
 
 
@@ -162,6 +163,12 @@ class _Run:
         if digest.digest() != expected:
             raise CheckFailed(f"SHA-256 of the file is {digest.hexdigest()}, record says {expected.hex()}")
 
+    def check_later(self) -> None:
+        from .verify_answers import check_later
+
+        newer = check_later(self.bundle["later"], self.header, self.genesis)
+        self.verdict.facts["later"] = {"height": newer.height, "time": _ms(newer.time), "log_size": newer.log_size}
+
     def run(self) -> Verdict:
         steps: list[Callable[[], None]] = [
             self.check_genesis, self.check_header, self.check_qc,
@@ -169,7 +176,12 @@ class _Run:
         ]
         if self.original is not None:
             steps.append(self.check_file)
-        for (name, zh, en), step in zip(CHECKS, steps):
+        if "later" in self.bundle:
+            steps.append(self.check_later)
+        meta = {name: (zh, en) for name, zh, en in CHECKS}
+        for step in steps:
+            name = step.__name__.removeprefix("check_")
+            zh, en = meta[name]
             entry = {"check": name, "zh": zh, "en": en, "ok": False}
             self.verdict.checks.append(entry)
             try:

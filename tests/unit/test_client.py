@@ -1,7 +1,7 @@
 """Client SDK and the `submit` / `evidence` CLI against a fake node (stdlib http.server).
 
-The fake records every request and answers from a queue of scripted replies, or
-from fixed routes (the genesis, an evidence bundle), so these tests pin the
+The fake records every request and answers from fixed routes (the genesis, an
+evidence bundle) or else from a queue of scripted replies, so these tests pin the
 request shapes the SDK sends and how it reads answers, errors and 503s.
 """
 
@@ -56,10 +56,10 @@ class FakeNode:
     routes: dict[str, Reply] = field(default_factory=dict)
 
     def answer(self, method: str, path: str) -> Reply:
-        if self.queue:
-            return self.queue.pop(0)
         if path in self.routes:
             return self.routes[path]
+        if self.queue:
+            return self.queue.pop(0)
         return error_reply(404, "not_found", f"no route for {method} {path}")
 
 
@@ -90,7 +90,7 @@ def fake() -> Iterator[FakeNode]:
     node = FakeNode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(node))
     node.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield node
     server.shutdown()
