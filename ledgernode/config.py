@@ -8,7 +8,11 @@ Example (configs/node.example.toml):
     index = 0
     api_listen = "127.0.0.1:7100"
     peer_listen = "127.0.0.1:7200"
-    peers = ["127.0.0.1:7201", "127.0.0.1:7202", "127.0.0.1:7203"]  # by validator index, skipping our own
+
+    [peers]  # other validators' peer addresses, keyed by validator index
+    1 = "127.0.0.1:7201"
+    2 = "127.0.0.1:7202"
+    3 = "127.0.0.1:7203"
 
     [limits]
     body_max_bytes = 8388608
@@ -19,10 +23,15 @@ Relative paths are relative to the config file's directory.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 
 
 class ConfigError(Exception):
@@ -62,7 +71,7 @@ def _address(value: Any, name: str) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise ConfigError(f"{name}: expected \"host:port\", got {value!r}")
     host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+    if not _DIGITS.fullmatch(port) or not 0 < int(port) < 65536 or not host:
         raise ConfigError(f"{name}: expected \"host:port\" with a port 1-65535, got {value!r}")
     return host, int(port)
 
@@ -112,7 +121,7 @@ def load(path: str | Path) -> NodeConfig:
         raise ConfigError('peers: expected a table like {1 = "127.0.0.1:7201"} keyed by validator index')
     peers = {}
     for key, value in peers_raw.items():
-        if not str(key).isdigit() or int(key) == index:
+        if not _DIGITS.fullmatch(str(key)) or int(key) == index:
             raise ConfigError(f"peers.{key}: keys are other validators' indexes")
         peers[int(key)] = _address(value, f"peers.{key}")
     debug = doc.get("debug_endpoints", False)
@@ -135,11 +144,12 @@ def load(path: str | Path) -> NodeConfig:
 def render(data_dir: str, key_file: str, genesis: str, index: int, api: str, peer: str,
            peers: dict[int, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
     """TOML text of a node config (used by devnet)."""
+    q = json.dumps  # a JSON string is a valid TOML basic string, escapes included
     lines = [
-        f'data_dir = "{data_dir}"', f'key_file = "{key_file}"', f'genesis = "{genesis}"',
-        f"index = {index}", f'api_listen = "{api}"', f'peer_listen = "{peer}"',
+        f"data_dir = {q(data_dir)}", f"key_file = {q(key_file)}", f"genesis = {q(genesis)}",
+        f"index = {index}", f"api_listen = {q(api)}", f"peer_listen = {q(peer)}",
         f"debug_endpoints = {'true' if debug else 'false'}", "", "[peers]",
     ]
-    lines += [f'{i} = "{addr}"' for i, addr in sorted(peers.items())]
+    lines += [f"{i} = {q(addr)}" for i, addr in sorted(peers.items())]
     lines += ["", "[limits]"] + [f"{k} = {v}" for k, v in (limits or {}).items()]
     return "\n".join(lines) + "\n"

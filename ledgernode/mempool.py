@@ -19,6 +19,7 @@ class Mempool:
         assert max_records > 0
         self.max_records = max_records
         self._records: OrderedDict[bytes, Envelope] = OrderedDict()
+        self._by_raw: dict[bytes, Envelope] = {}  # envelope bytes -> decoded, to skip re-decoding
 
     def __len__(self) -> int:
         return len(self._records)
@@ -29,6 +30,10 @@ class Mempool:
     def get(self, record_id: bytes) -> Envelope | None:
         return self._records.get(record_id)
 
+    def by_raw(self, raw: bytes) -> Envelope | None:
+        """The admitted (already verified) envelope with exactly these bytes, if any."""
+        return self._by_raw.get(raw)
+
     def add(self, env: Envelope) -> bool:
         """True if added, False if already present; Backpressure when full."""
         if env.record_id in self._records:
@@ -36,6 +41,7 @@ class Mempool:
         if len(self._records) >= self.max_records:
             raise Backpressure(f"mempool holds {self.max_records} records; retry later")
         self._records[env.record_id] = env
+        self._by_raw[env.raw] = env
         return True
 
     def oldest(self, count: int) -> list[Envelope]:
@@ -48,7 +54,9 @@ class Mempool:
 
     def remove(self, record_ids: list[bytes]) -> None:
         for rid in record_ids:
-            self._records.pop(rid, None)
+            env = self._records.pop(rid, None)
+            if env is not None:
+                del self._by_raw[env.raw]
 
     def expire(self, now_ms: int, window_ms: int) -> int:
         """Drop records whose ts can no longer fit any block; return how many."""

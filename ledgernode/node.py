@@ -188,9 +188,9 @@ class Node:
         """Decode a block's envelopes; verify signatures only for records we never admitted."""
         out = []
         for raw in payload:
-            env = decode_envelope(raw, self.genesis)
-            known = self.mempool.get(env.record_id)
-            if known is None or known.raw != raw:
+            env = self.mempool.by_raw(raw)
+            if env is None:
+                env = decode_envelope(raw, self.genesis)
                 check_signer(env, self.genesis)
             out.append(env)
         return tuple(out)
@@ -425,8 +425,8 @@ async def serve(cfg: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
     try:
+        await node.start()
         await stop.wait()
     finally:
         await node.stop()

@@ -11,11 +11,28 @@ runs it with an AppRunner. Routes (all answer JSON unless noted):
                                in input order; 503 + Retry-After only if every item met
                                backpressure (a partial refusal is 200 + Retry-After)
   GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}
-  GET  /v1/records/{id}/evidence  DESIGN section 6 bundle; 404 until committed
+  GET  /v1/records/{id}/evidence  DESIGN section 6 bundle; 404 until committed; ?later=1 adds
+                               the head checkpoint and a consistency proof to it
+  GET  /v1/records/{id}/certificate  printable evidence certificate (存证证书), text/html,
+                               bundle embedded; 404 until committed; ?later=1 as above
   GET  /v1/blocks/{height}     {"height","header","qc","envelopes"}; 400 unless an integer
                                >= 1, 404 above the head
   GET  /v1/checkpoint          {"height","header","qc","log_size","log_root"} of the head;
                                404 not_found before the first block
+  GET  /v1/checkpoints/{height}  the same for any committed height; 400 unless an integer
+                               >= 1, 404 above the head
+  GET  /v1/proofs/consistency?from=M&to=N  RFC 9162 proof between log sizes (tree sizes)
+                               M <= N; 400 for a missing/non-integer value or a bad range
+
+  Auditors' answers (ledgernode.views), each with one checkpoint and an inclusion proof
+  per record, checked offline by `python -m ledgernode verify FILE --kind KIND`; 404
+  while the ledger is empty:
+  GET  /v1/subjects/{subject}?after=LEAF&limit=N           kind "subject" (paginated)
+  GET  /v1/certificates/{number}/status?at=MS               kind "status" (at: default now)
+  GET  /v1/datasets/{id}/shares                             kind "shares"; 404 unpublished
+  GET  /v1/provenance/{record_id}?depth=N                   kind "provenance" (default 8)
+  Subjects, numbers and dataset ids are one percent-encoded path segment, 1-256 chars.
+
   GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
        /v1/openapi.json
   POST /v1/debug/faults        only with debug_endpoints; otherwise the route does not exist
@@ -48,8 +65,15 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/v1/records/batch", "post_batch"),
     ("GET", "/v1/records/{id}", "get_record"),
     ("GET", "/v1/records/{id}/evidence", "get_evidence"),
+    ("GET", "/v1/records/{id}/certificate", "get_certificate"),
     ("GET", "/v1/blocks/{height}", "get_block"),
     ("GET", "/v1/checkpoint", "get_checkpoint"),
+    ("GET", "/v1/checkpoints/{height}", "get_checkpoint_at"),
+    ("GET", "/v1/proofs/consistency", "get_consistency"),
+    ("GET", "/v1/subjects/{subject}", "get_subject"),
+    ("GET", "/v1/certificates/{number}/status", "get_cert_status"),
+    ("GET", "/v1/datasets/{id}/shares", "get_shares"),
+    ("GET", "/v1/provenance/{record_id}", "get_provenance"),
     ("GET", "/v1/status", "get_status"),
     ("GET", "/v1/genesis", "get_genesis"),
     ("GET", "/healthz", "get_health"),

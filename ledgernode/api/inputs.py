@@ -21,6 +21,7 @@ from ..aio import web
 from ..config import Limits
 from ..errors import InvalidInput
 from ..genesis import strict_object
+from ..records import SUBJECT_MAX_CHARS
 from .errors import ApiError
 
 MSGPACK_TYPES = frozenset([
@@ -37,6 +38,10 @@ _HEIGHT = re.compile(r"[0-9]+")
 # from Python's limit on converting very long digit strings.
 _HEIGHT_DIGITS_MAX = 30
 _TIMEOUT = re.compile(r"[0-9]{1,12}")
+# Query integers (log sizes, leaf indexes, times in ms, limits): 20 digits hold
+# every u64, and keep int() away from very long digit strings.
+QUERY_INT_DIGITS_MAX = 20
+_QUERY_INT = re.compile(r"[0-9]{1,%d}" % QUERY_INT_DIGITS_MAX)
 _TRUE = frozenset(["1", "true"])
 _FALSE = frozenset(["0", "false"])
 
@@ -212,3 +217,35 @@ def wait_params(request: web.Request, limits: Limits) -> Wait:
             raise bad("bad_query", "timeout_ms must be a non-negative integer")
         timeout_ms = int(text)
     return Wait(flag in _TRUE, min(timeout_ms, limits.wait_max_ms) / 1000)
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int:
+    """A non-negative integer query parameter; `default` when absent (None: required)."""
+    text = request.query.get(name)
+    if text is None:
+        if default is None:
+            raise bad("bad_query", f"query parameter {name} is required")
+        return default
+    if not _QUERY_INT.fullmatch(text):
+        raise bad("bad_query",
+                  f"{name} must be a non-negative integer of at most {QUERY_INT_DIGITS_MAX} digits")
+    return int(text)
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """A boolean query parameter: 1/true or 0/false, absent is false."""
+    flag = request.query.get(name, "0").lower()
+    if flag not in _TRUE | _FALSE:
+        raise bad("bad_query", f"{name} must be 1, 0, true or false")
+    return flag in _TRUE
+
+
+def subject(text: str, what: str = "subject") -> str:
+    """A record subject from a (percent-decoded) path segment: 1 to SUBJECT_MAX_CHARS chars."""
+    if not 1 <= len(text) <= SUBJECT_MAX_CHARS:
+        raise bad("bad_subject", f"{what} must be 1 to {SUBJECT_MAX_CHARS} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad("bad_subject", f"{what} is not valid text") from None
+    return text

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import views as answers
 from ..config import Limits
-from ..records import ENVELOPE_MAX_BYTES
+from ..records import ENVELOPE_MAX_BYTES, SUBJECT_MAX_CHARS
 
 JSON = "application/json"
+HTML = "text/html"
 MSGPACK = "application/msgpack"
 
 
@@ -33,6 +35,9 @@ _HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _B64 = {"type": "string", "format": "byte"}
 _INT = {"type": "integer", "minimum": 0}
 _NULL_INT = {"type": "integer", "minimum": 0, "nullable": True}
+_NULL_STR = {"type": "string", "nullable": True}
+_HASHES = {"type": "array", "items": _HEX32}
+_RECORDS = {"type": "array", "items": {"$ref": "#/components/schemas/AnswerRecord"}}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
@@ -72,6 +77,46 @@ SCHEMAS: dict[str, Any] = {
         "envelope": _B64, "leaf_index": _INT,
         "block": _obj({"header": _B64, "qc": _ref("QC")}),
         "inclusion": {"type": "array", "items": _HEX32},
+        "later": _obj({"header": _B64, "qc": _ref("QC"), "consistency": _HASHES}),
+    }, ["format", "chain_id", "genesis_hash", "record_id", "envelope", "leaf_index", "block",
+        "inclusion"]),
+    "Consistency": _obj({"from": _INT, "to": _INT, "proof": _HASHES}),
+    "AnswerRecord": _obj({"id": _HEX32, "leaf_index": _INT, "height": _INT, "envelope": _B64,
+                          "inclusion": _HASHES}),
+    "SubjectHistory": _obj({
+        "kind": {"type": "string", "enum": ["subject"]}, "subject": {"type": "string"},
+        "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
+        "next_after": {**_NULL_INT, "description": "pass as ?after= for the next page; null: last page"},
+    }),
+    "CertStatus": _obj({
+        "kind": {"type": "string", "enum": ["status"]}, "number": {"type": "string"}, "at": _INT,
+        "status": {"type": "string", "enum": [
+            "not_issued", "not_yet_valid", "valid", "suspended", "revoked", "expired"]},
+        "issuer": {"type": "string", "nullable": True, "description": "department that issued it"},
+        "checkpoint": _ref("Checkpoint"),
+        "records": {**_RECORDS, "description": "the issue record and the changes in effect at `at`"},
+    }),
+    "Access": _obj({"record": _HEX32, "dept": _NULL_STR, "purpose": {"type": "string"}, "ts": _INT,
+                    "content_hash": _HEX32}),
+    "Grant": _obj({
+        "grant": _HEX32, "by": _NULL_STR, "to_dept": {"type": "string"},
+        "purpose": {"type": "string"}, "legal_basis": {"type": "string"}, "expires": _INT,
+        "revoked_by": {**_HEX32, "nullable": True},
+        "accesses": {"type": "array", "items": _ref("Access")},
+    }),
+    "DatasetShares": _obj({
+        "kind": {"type": "string", "enum": ["shares"]}, "dataset": {"type": "string"},
+        "owner": {"type": "string"}, "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
+        "grants": {"type": "array", "items": _ref("Grant")},
+    }),
+    "Provenance": _obj({
+        "kind": {"type": "string", "enum": ["provenance"]}, "root": _HEX32,
+        "depth": {"type": "integer", "minimum": 0, "maximum": answers.PROVENANCE_DEPTH_MAX},
+        "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
+        "edges": {"type": "array", "description": "[record, the record it derives from]",
+                  "items": {"type": "array", "items": _HEX32, "minItems": 2, "maxItems": 2}},
+        "truncated": {"type": "boolean",
+                      "description": "depth or the node limit cut the graph short"},
     }),
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, peers and their state, mempool size"},
@@ -138,6 +183,63 @@ def _wait_params() -> list[dict[str, Any]]:
 _ID = {"name": "id", "in": "path", "required": True, "description": "record id", "schema": _HEX32}
 _HEIGHT = {"name": "height", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
+_LATER = {"name": "later", "in": "query", "required": False,
+          "description": "1 or true: add the head checkpoint and a consistency proof from the "
+                         "record's block to it",
+          "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}
+_QUERY_INT = {"type": "integer", "minimum": 0, "maximum": 10**20 - 1}
+
+
+def _segment(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "description": description + " (percent-encoded; may contain '/' as %2F)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": SUBJECT_MAX_CHARS}}
+
+
+def _query(name: str, description: str, required: bool = False,
+           schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or _QUERY_INT}
+
+
+def _audit_operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """The auditors' answers: each verifies offline with `ledgernode verify --kind KIND`."""
+    size = "a log size (tree size: the number of records in the log), not a block height"
+    return {
+        ("GET", "/v1/records/{id}/certificate"): _op(
+            "Printable evidence certificate (存证证书), Chinese and English, bundle embedded",
+            {200: {HTML: {"schema": {"type": "string"}}}}, (400, 404), [_ID, _LATER]),
+        ("GET", "/v1/checkpoints/{height}"): _op(
+            "The committed header at a height with its QC", {200: _json(_ref("Checkpoint"))},
+            (400, 404), [_HEIGHT]),
+        ("GET", "/v1/proofs/consistency"): _op(
+            "RFC 9162 consistency proof: the log of size `to` extends the log of size `from`",
+            {200: _json(_ref("Consistency"))}, (400,),
+            [_query("from", f"older size, {size}", True), _query("to", f"newer size, {size}", True)]),
+        ("GET", "/v1/subjects/{subject}"): _op(
+            "Every record about a subject in log order, with proofs (kind subject); empty if none",
+            {200: _json(_ref("SubjectHistory"))}, (400, 404),
+            [_segment("subject", "record subject"),
+             _query("after", "leaf index of the last record already seen (next_after)"),
+             _query("limit", f"page size, default {answers.SUBJECT_PAGE_DEFAULT}",
+                    schema={"type": "integer", "minimum": 1, "maximum": answers.SUBJECT_PAGE_MAX})]),
+        ("GET", "/v1/certificates/{number}/status"): _op(
+            "A certificate's status at a time, with the records that decide it (kind status)",
+            {200: _json(_ref("CertStatus"))}, (400, 404),
+            [_segment("number", "certificate number"),
+             _query("at", "time in ms since the Unix epoch; default now")]),
+        ("GET", "/v1/datasets/{id}/shares"): _op(
+            "A dataset's grants, revocations and accesses, with proofs (kind shares)",
+            {200: _json(_ref("DatasetShares"))}, (400, 404),
+            [_segment("id", "dataset id (the subject of its dataset.publish)")]),
+        ("GET", "/v1/provenance/{record_id}"): _op(
+            "The derivation graph following refs, with proofs (kind provenance)",
+            {200: _json(_ref("Provenance"))}, (400, 404),
+            [{**_ID, "name": "record_id"},
+             _query("depth", "how many refs deep to follow, default 8",
+                    schema={"type": "integer", "minimum": 0,
+                            "maximum": answers.PROVENANCE_DEPTH_MAX})]),
+    }
 
 
 def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
@@ -164,7 +266,7 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "A committed or pending record", {200: _json(_ref("RecordView"))}, (400, 404), [_ID]),
         ("GET", "/v1/records/{id}/evidence"): _op(
             "Evidence bundle of a committed record (DESIGN section 6)",
-            {200: _json(_ref("Evidence"))}, (400, 404), [_ID]),
+            {200: _json(_ref("Evidence"))}, (400, 404), [_ID, _LATER]),
         ("GET", "/v1/blocks/{height}"): _op(
             "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404), [_HEIGHT]),
         ("GET", "/v1/checkpoint"): _op(
@@ -181,6 +283,7 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "Debug builds only: set peer-traffic faults", {200: _json(_ref("Ok"))},
             (400, 408, 413, 415),
             body={"required": True, "content": _json({"type": "object"})}),
+        **_audit_operations(),
     }
 
 

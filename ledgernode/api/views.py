@@ -7,10 +7,12 @@ into the JSON error answer, so no handler builds an error response itself.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import Any
 
-from .. import evidence
+from .. import certificate, evidence
+from .. import views as answers
 from ..aio import web
 from ..config import Limits
 from ..errors import InvalidInput, NotFound
@@ -22,6 +24,13 @@ from .errors import describe, error_body
 log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROVENANCE_DEPTH_DEFAULT = 8
+# The certificate page shows untrusted record fields: even if escaping ever
+# failed, nothing on it may run or load anything.
+CERTIFICATE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class Views:
@@ -120,8 +129,10 @@ class Views:
         return shapes.respond(shapes.record_view(env_pending, None))
 
     async def get_evidence(self, request: web.Request) -> web.Response:
+        """The bundle; with ?later=1 also the head checkpoint and a consistency proof to it."""
         record_id = inputs.record_id(request.match_info["id"])
-        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id)
+        later = inputs.query_flag(request, "later")
+        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id, later=later)
         return shapes.respond(bundle)
 
     async def get_block(self, request: web.Request) -> web.Response:
@@ -153,3 +164,46 @@ class Views:
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return shapes.respond(self.openapi)
+
+    # -- auditors' answers (ledgernode.views; `ledgernode verify --kind ...` checks them) --
+
+    async def get_consistency(self, request: web.Request) -> web.Response:
+        """RFC 9162 consistency proof between two log sizes (tree sizes, not heights)."""
+        old_size = inputs.query_int(request, "from")
+        new_size = inputs.query_int(request, "to")
+        return shapes.respond(answers.consistency(self.service.store, old_size, new_size))
+
+    async def get_checkpoint_at(self, request: web.Request) -> web.Response:
+        height = inputs.height(request.match_info["height"])
+        return shapes.respond(answers.checkpoint(self.service.store, height))
+
+    async def get_subject(self, request: web.Request) -> web.Response:
+        subject = inputs.subject(request.match_info["subject"])
+        after = inputs.query_int(request, "after", -1)
+        limit = inputs.query_int(request, "limit", answers.SUBJECT_PAGE_DEFAULT)
+        return shapes.respond(answers.subject_history(
+            self.service.store, self.service.genesis, subject, after, limit))
+
+    async def get_cert_status(self, request: web.Request) -> web.Response:
+        number = inputs.subject(request.match_info["number"], "certificate number")
+        at_ms = inputs.query_int(request, "at", time.time_ns() // 1_000_000)
+        return shapes.respond(answers.cert_status(self.service.store, self.service.genesis, number, at_ms))
+
+    async def get_shares(self, request: web.Request) -> web.Response:
+        dataset = inputs.subject(request.match_info["id"], "dataset id")
+        return shapes.respond(answers.dataset_shares(self.service.store, self.service.genesis, dataset))
+
+    async def get_provenance(self, request: web.Request) -> web.Response:
+        record_id = inputs.record_id(request.match_info["record_id"])
+        depth = inputs.query_int(request, "depth", PROVENANCE_DEPTH_DEFAULT)
+        return shapes.respond(answers.provenance(
+            self.service.store, self.service.genesis, record_id, depth))
+
+    async def get_certificate(self, request: web.Request) -> web.Response:
+        """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
+        record_id = inputs.record_id(request.match_info["id"])
+        later = inputs.query_flag(request, "later")
+        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id, later=later)
+        page = certificate.render(bundle, self.service.genesis)
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
+                            headers=CERTIFICATE_HEADERS)

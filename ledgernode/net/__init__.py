@@ -69,12 +69,13 @@ class Faults:
         drop = spec.get("drop", 0.0)
         delay = spec.get("delay_ms", 0)
         groups = spec.get("partition", [])
-        if not isinstance(drop, (int, float)) or not 0 <= drop <= 1:
+        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop <= 1:
             raise InvalidInput("bad_faults", "drop must be a number in [0, 1]")
-        if not isinstance(delay, int) or not 0 <= delay <= 60_000:
+        if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 60_000:
             raise InvalidInput("bad_faults", "delay_ms must be an int in [0, 60000]")
         if not isinstance(groups, list) or not all(
-                isinstance(g, list) and all(isinstance(i, int) for i in g) for g in groups):
+                isinstance(g, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in g)
+                for g in groups):
             raise InvalidInput("bad_faults", "partition must be a list of lists of validator indexes")
         return cls(float(drop), delay, [set(g) for g in groups])
 
@@ -151,6 +152,7 @@ class PeerNetwork:
                     self.state[peer] = "up"
                     backoff = BACKOFF_MIN_S
                     await self._drain(ws, peer)
+                self.state[peer] = "down"  # the peer closed the link
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncio.TimeoutError, InvalidInput, Exception) as exc:  # noqa: BLE001
@@ -208,7 +210,7 @@ class PeerNetwork:
         self.inbound_ws.add(ws)
         try:
             peer = await asyncio.wait_for(self._server_handshake(ws), HANDSHAKE_TIMEOUT_S)
-        except (InvalidInput, asyncio.TimeoutError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
             self.count("peer_refused")
             log.warning("refused peer %s: %s", request.remote, exc)
             await ws.close(code=4001, message=b"not an authenticated validator")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledgernode import codec
 from ledgernode.mempool import Mempool
 from ledgernode.records import Envelope, decode_envelope
 from ledgernode.service import Backpressure
@@ -45,6 +47,19 @@ def test_duplicate_is_ignored_and_keeps_the_first_copy() -> None:
     assert pool.add(again) is False
     assert len(pool) == 1
     assert pool.get(POOL[0].record_id) is POOL[0]
+
+
+def test_by_raw_finds_only_the_exact_admitted_bytes() -> None:
+    pool = Mempool(10)
+    pool.add(POOL[0])
+    assert pool.by_raw(POOL[0].raw) is POOL[0]
+    record_bytes, sig = codec.decode(POOL[0].raw)
+    other = decode_envelope(codec.encode([record_bytes, bytes([sig[0] ^ 1]) + sig[1:]]), NET.genesis)
+    assert other.record_id == POOL[0].record_id and other.raw != POOL[0].raw
+    assert pool.add(other) is False  # same record: a duplicate
+    assert pool.by_raw(other.raw) is None  # but not the bytes that were admitted
+    pool.remove([POOL[0].record_id])
+    assert pool.by_raw(POOL[0].raw) is None
 
 
 def test_duplicate_of_a_present_record_is_not_backpressure_when_full() -> None:
@@ -132,6 +147,7 @@ def test_expire_drops_records_outside_the_ts_window() -> None:
         pool.add(env)
     assert pool.expire(now, window) == 2
     assert timed["old"].record_id not in pool and timed["future"].record_id not in pool
+    assert pool.by_raw(timed["old"].raw) is None and pool.by_raw(timed["now"].raw) is timed["now"]
     assert [e.record_id for e in pool.oldest(10)] == [
         timed[k].record_id for k in ("edge_old", "now", "edge_new")]
     assert pool.expire(now, window) == 0  # nothing more to drop
@@ -157,12 +173,12 @@ ops = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(max_records=st.integers(1, 8), steps=ops)
-def test_random_add_remove_matches_a_model(max_records: int, steps: list[tuple[str, object]]) -> None:
+def test_random_add_remove_matches_a_model(max_records: int, steps: list[tuple[str, Any]]) -> None:
     pool = Mempool(max_records)
     model: OrderedDict[bytes, Envelope] = OrderedDict()
     for op, arg in steps:
         if op == "add":
-            env = POOL[arg]  # type: ignore[index]
+            env = POOL[arg]
             if env.record_id in model:
                 assert pool.add(env) is False
             elif len(model) >= max_records:
@@ -172,15 +188,16 @@ def test_random_add_remove_matches_a_model(max_records: int, steps: list[tuple[s
                 assert pool.add(env) is True
                 model[env.record_id] = env
         elif op == "remove":
-            ids = [POOL[i].record_id for i in arg]  # type: ignore[union-attr]
+            ids = [POOL[i].record_id for i in arg]
             pool.remove(ids)
             for rid in ids:
                 model.pop(rid, None)
         else:
-            got = pool.oldest(arg)  # type: ignore[arg-type]
-            assert [e.record_id for e in got] == list(model)[:arg]  # type: ignore[misc]
+            got = pool.oldest(arg)
+            assert [e.record_id for e in got] == list(model)[:arg]
         assert len(pool) == len(model) <= max_records
         for env in POOL:
             assert (env.record_id in pool) == (env.record_id in model)
             assert pool.get(env.record_id) is model.get(env.record_id)
+            assert pool.by_raw(env.raw) is model.get(env.record_id)
     assert [e.record_id for e in pool.oldest(len(POOL))] == list(model)
