@@ -31,6 +31,7 @@ EXTRACT_SCRIPT = (
     "open('bundle.json', 'w', encoding='utf-8').write("
     f"re.search(r'{BUNDLE_ELEMENT_ID}.>(.*?)</script>', p, re.S).group(1))"
 )
+HEX32_CHARS = 64  # hashes are shown as hex: set them in a monospace font
 TIME_FIELDS = frozenset(["valid_from", "valid_until", "effective", "expires"])
 TYPE_NAMES: dict[str, tuple[str, str]] = {
     "dataset.publish": ("数据目录发布", "dataset published"),
@@ -101,8 +102,9 @@ def _record_section(rec: dict[str, Any], genesis: Genesis) -> str:
         _row("记录类型", "Record type", kind),
         _row("主体", "Subject", escape(rec["subject"])),
     ]
-    rows += [_row(f"内容 · {name}", f"body · {name}", _body_value(name, value), mono=isinstance(value, str)
-                  and len(value) == 64) for name, value in rec["body"].items()]
+    rows += [_row(f"内容 · {name}", f"body · {name}", _body_value(name, value),
+                  mono=isinstance(value, str) and len(value) == HEX32_CHARS)
+             for name, value in rec["body"].items()]
     rows += [_row("引用记录", "Derived from (ref)", escape(ref), mono=True) for ref in rec["refs"]]
     signer = rec["signer"]
     rows += [

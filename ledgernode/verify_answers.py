@@ -115,6 +115,26 @@ def _claims_provenance(doc: dict[str, Any], records: list[tuple[int, Envelope]],
     expected = [[rid, ref.hex()] for rid, env in ids.items() for ref in env.record.refs]
     if not isinstance(edges, list) or sorted(map(tuple, edges)) != sorted(map(tuple, expected)):
         raise CheckFailed("edges differ from the refs of the records")
+    depth = doc.get("depth")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise CheckFailed("depth must be a non-negative integer")
+    if doc.get("truncated") is not True:
+        _check_complete_to_depth(doc["root"], ids, depth)
+
+
+def _check_complete_to_depth(root: str, ids: dict[str, Envelope], depth: int) -> None:
+    """Every ancestor within `depth` of the root must be in an untruncated answer."""
+    level, seen = [root], {root}
+    for _ in range(depth):
+        following = []
+        for rid in level:
+            for ref in ids[rid].record.refs:
+                if ref.hex() not in ids:
+                    raise CheckFailed(f"ancestor {ref.hex()} of {rid} is missing though within depth")
+                if ref.hex() not in seen:
+                    seen.add(ref.hex())
+                    following.append(ref.hex())
+        level = following
 
 
 CLAIMS: dict[str, Callable[[dict[str, Any], list[tuple[int, Envelope]], Genesis], None]] = {

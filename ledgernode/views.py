@@ -22,7 +22,7 @@ SUBJECT_PAGE_DEFAULT = 100
 SUBJECT_PAGE_MAX = 1_000
 PROVENANCE_DEPTH_MAX = 16
 PROVENANCE_NODES_MAX = 500
-SHARES_RECORDS_MAX = 5_000
+SHARES_RECORDS_MAX = 1_000
 CERT_RECORDS_MAX = 1_000
 
 
@@ -65,8 +65,12 @@ class _Answer:
         }, env
 
     def subject_entries(self, subject: str, limit: int) -> list[tuple[dict[str, Any], Envelope]]:
-        leaves = self.store.subject_leaves(subject, -1, limit)
-        return [self.entry(leaf) for leaf in leaves if leaf < self.size]
+        """All records about `subject`; refuse rather than silently cut a long history."""
+        leaves = [leaf for leaf in self.store.subject_leaves(subject, -1, limit + 1) if leaf < self.size]
+        if len(leaves) > limit:
+            raise InvalidInput("history_too_long", f"{subject!r} has more than {limit} records; "
+                               "page through /v1/subjects/{subject} instead", 422)
+        return [self.entry(leaf) for leaf in leaves]
 
 
 def subject_history(store: Any, genesis: Genesis, subject: str, after: int = -1,
@@ -120,6 +124,8 @@ def provenance(store: Any, genesis: Genesis, record_id: bytes, depth: int) -> di
         raise NotFound(f"record {record_id.hex()} is not committed")
     nodes: dict[bytes, dict[str, Any]] = {}
     edges: list[list[str]] = []
+    # `truncated` says only that PROVENANCE_NODES_MAX cut the graph; refs beyond
+    # `depth` are left out by request and the verifier knows which those are.
     frontier, truncated = [(record_id, 0)], False
     while frontier:
         rid, level = frontier.pop(0)
@@ -135,7 +141,5 @@ def provenance(store: Any, genesis: Genesis, record_id: bytes, depth: int) -> di
             edges.append([rid.hex(), ref.hex()])
             if level < depth:
                 frontier.append((ref, level + 1))
-            else:
-                truncated = True
     return {"kind": "provenance", "root": record_id.hex(), "depth": depth, "checkpoint": answer.cp,
             "records": list(nodes.values()), "edges": edges, "truncated": truncated}

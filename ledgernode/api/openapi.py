@@ -116,7 +116,7 @@ SCHEMAS: dict[str, Any] = {
         "edges": {"type": "array", "description": "[record, the record it derives from]",
                   "items": {"type": "array", "items": _HEX32, "minItems": 2, "maxItems": 2}},
         "truncated": {"type": "boolean",
-                      "description": "depth or the node limit cut the graph short"},
+                      "description": "the node limit (500 records) cut the graph short; refs beyond depth are simply not followed"},
     }),
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, peers and their state, mempool size"},

@@ -24,7 +24,7 @@ from .kv import KV, MemoryKV
 
 _U64 = struct.Struct(">Q")
 HEAD_KEY = b"m/head"
-SUBJECT_PAGE_MAX = 1_000
+SUBJECT_PAGE_MAX = 1_001  # views ask for one more than their page to know if more follow
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
 
 

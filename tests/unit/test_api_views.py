@@ -377,7 +377,7 @@ async def test_provenance_across_four_departments(
                "--kind", "provenance")
     assert proc.returncode == 1
     shallow = await ok_json(await client.get(f"/v1/provenance/{ledger['retail']}?depth=1"))
-    assert shallow["truncated"] and len(shallow["records"]) == 2
+    assert not shallow["truncated"] and len(shallow["records"]) == 2  # depth, not the node cap, cut it
     assert verify_answer(shallow, "provenance", net.genesis).valid
     leaf = await ok_json(await client.get(f"/v1/provenance/{ledger['raw']}?depth=0"))
     assert [r["id"] for r in leaf["records"]] == [ledger["raw"]] and leaf["edges"] == []
@@ -422,7 +422,7 @@ async def test_certificate_page(
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 京" in page
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;" in page and "<b>" not in page
     for text in ("存证证书", "Evidence Certificate", ledger["nasty"], "evidence.notarize",
-                 DEPTS[1], net.clients[1].public.key_id, net.genesis.genesis_hash,
+                 f"{DEPTS[1]} (Dept {DEPTS[1]})", net.clients[1].public.key_id, net.genesis.genesis_hash,
                  "python -m ledgernode verify bundle.json --genesis genesis.json"):
         assert text in page, text
     loc = node.locate(bytes.fromhex(ledger["nasty"]))
@@ -507,3 +507,26 @@ async def test_openapi_documents_the_auditor_routes(client: aio.TestClient) -> N
     schemas = doc["components"]["schemas"]
     for name in ("Consistency", "SubjectHistory", "CertStatus", "DatasetShares", "Provenance"):
         assert name in schemas
+
+
+async def test_answers_have_the_documented_shapes(
+    client: aio.TestClient, ledger: dict[str, str]
+) -> None:
+    """Top-level keys (and those of records, grants, accesses) are the schemas' properties."""
+    schemas = (await ok_json(await client.get("/v1/openapi.json")))["components"]["schemas"]
+    answers = {
+        "Checkpoint": "/v1/checkpoints/1", "Consistency": "/v1/proofs/consistency?from=1&to=3",
+        "SubjectHistory": "/v1/subjects/LIC-1", "CertStatus": f"/v1/certificates/LIC-1/status?at={T0}",
+        "DatasetShares": "/v1/datasets/ds-1/shares", "Provenance": f"/v1/provenance/{ledger['retail']}",
+        "Evidence": f"/v1/records/{ledger['raw']}/evidence?later=1",
+    }
+    for name, path in answers.items():
+        body = await ok_json(await client.get(path))
+        schema = schemas[name]
+        assert set(schema["required"]) <= set(body) <= set(schema["properties"]), name
+        for entry in body.get("records", []):
+            assert set(entry) == set(schemas["AnswerRecord"]["properties"]), name
+        for grant in body.get("grants", []):
+            assert set(grant) == set(schemas["Grant"]["properties"])
+            for access in grant["accesses"]:
+                assert set(access) == set(schemas["Access"]["properties"])

@@ -65,8 +65,14 @@ def test_provenance_graph_across_four_departments(ledger: Any) -> None:
     assert not answer["truncated"]
     assert verify_answer(answer, "provenance", net.genesis).valid
     shallow = views.provenance(store, net.genesis, ids["retail"], 1)
-    assert shallow["truncated"] and len(shallow["records"]) == 2
+    assert not shallow["truncated"] and len(shallow["records"]) == 2
     assert verify_answer(shallow, "provenance", net.genesis).valid
+    # dropping an ancestor within the requested depth is caught, edges and all
+    dropped = copy.deepcopy(answer)
+    gone = ids["proc"].hex()
+    dropped["records"] = [r for r in dropped["records"] if r["id"] != gone]
+    dropped["edges"] = [e for e in dropped["edges"] if e[0] != gone]
+    assert not verify_answer(dropped, "provenance", net.genesis).valid
 
 
 @pytest.mark.parametrize("at,status", [
