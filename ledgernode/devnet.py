@@ -18,6 +18,7 @@ process runs until SIGTERM or Ctrl-C and then stops every node it started.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -54,6 +55,7 @@ POLL_S = 1.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 8
 LOG_TAIL_BYTES = 4096
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 SHARE_ACCESS = "share.access"  # every department may read data shared with it
 # dept id, display name, record families its own client submits
@@ -294,6 +296,12 @@ def check_ports(net: Devnet) -> None:
                           "stop it, or pick another --base-port with a new --dir)")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM if the devnet process dies, even by SIGKILL,
+    so no node outlives it holding its ports."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _start(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
@@ -304,7 +312,8 @@ def _start(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
         log.flush()
         # Own session: Ctrl-C reaches only the devnet, which then stops the nodes in order.
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=net.root, env=env, start_new_session=True)
+                                cwd=net.root, env=env, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
 
 def _log_tail(path: Path) -> str:
