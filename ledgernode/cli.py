@@ -217,6 +217,12 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
     return 0 if verdict.valid else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgernode", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["evidence", "subject", "status", "shares", "provenance"],
                    help="what the file is: an evidence bundle (default) or a saved API answer")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("bench", help="throughput of a temporary devnet against the verify bound")
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
+    p.add_argument("--batch", type=int, default=500, help="records per request (1: single-record endpoint)")
+    p.add_argument("--rate", type=float, default=None, help="offered records/s (default: as fast as possible)")
+    p.add_argument("--base-port", type=int, default=7600)
+    p.add_argument("--no-single", action="store_true", help="skip the single-record phase")
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("verify-consistency", help="prove the ledger only grew between two checkpoints")
     p.add_argument("old", help="older checkpoint (JSON from /v1/checkpoints/{height})")

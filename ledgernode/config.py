@@ -41,7 +41,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Limits:
     body_max_bytes: int = 8 << 20
-    mempool_max_records: int = 100_000
+    mempool_max_records: int = 20_000
     block_max_records: int = 2_000
     block_interval_ms: int = 50
     round_timeout_ms: int = 2_000

@@ -302,7 +302,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
+def start_node(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -337,7 +337,7 @@ def _report_dead(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], reporte
               f"running. Last lines of {net.root / node.log}:\n{_log_tail(net.root / node.log)}", flush=True)
 
 
-def _wait_healthy(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
+def wait_healthy(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
                   reported: set[int], timeout_s: float) -> bool:
     """Poll /healthz of every live node until all answer, the deadline passes or stop is asked."""
     clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S) for n in net.nodes}
@@ -364,7 +364,7 @@ def _wait_healthy(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: 
     return bool(procs)
 
 
-def _stop_all(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+def stop_nodes(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM every node still running, wait, then SIGKILL whatever is left."""
     for proc in procs.values():
         if proc.poll() is None:
@@ -428,9 +428,9 @@ def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S) -> int:
     reported: set[int] = set()
     try:
         for node in net.nodes:
-            procs[node.index] = _start(net, node)
+            procs[node.index] = start_node(net, node)
             print(f"devnet: started node {node.index} ({node.dept}) pid {procs[node.index].pid}", flush=True)
-        if not _wait_healthy(net, procs, stop, reported, health_timeout_s):
+        if not wait_healthy(net, procs, stop, reported, health_timeout_s):
             return 0 if stop.is_set() else 1
         if not stop.is_set():
             # Written once the nodes answer: its appearance means "ready to submit".
@@ -439,7 +439,7 @@ def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S) -> int:
         return _supervise(net, procs, stop, reported)
     finally:
         print("devnet: stopping nodes", flush=True)
-        _stop_all(procs)
+        stop_nodes(procs)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("devnet: all nodes stopped", flush=True)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 import signal
 import time
 from typing import Any
@@ -28,7 +30,7 @@ from .api import make_app, render_rejected
 from .blocks import Block, CheckedBlock, build_block, check_block, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
-    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Ready, Replica,
+    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica,
 )
 from .consensus.core import Equivocation
 from .consensus.messages import FETCH_MAX_BLOCKS
@@ -47,6 +49,20 @@ EVIDENCE_KEPT_MAX = 1_000
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
+VERIFY_CHUNK = 128  # records per thread-pool task
+VERIFIED_CACHE_MAX = 100_000
+
+
+def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[InvalidInput | None]:
+    """Runs on a worker thread: check_signer for each envelope (None when it passes)."""
+    out: list[InvalidInput | None] = []
+    for env in envs:
+        try:
+            check_signer(env, genesis)
+            out.append(None)
+        except InvalidInput as exc:
+            out.append(exc)
+    return out
 
 
 def now_ms() -> int:
@@ -76,6 +92,8 @@ class Node:
             self.key, self.store.height, self.store.head(), persisted,
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
+        self.verified: dict[bytes, Envelope] = {}  # block records verified off-loop, this height
+        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify")
         self.waiters: dict[bytes, list[asyncio.Future[Location]]] = {}
         self.evidence: list[Equivocation] = []
         self.counters: dict[str, int] = {}
@@ -110,8 +128,8 @@ class Node:
     def _on_peer_message(self, peer: int, msg: Message) -> None:
         self._post(("msg", peer, msg))
 
-    def _on_peer_records(self, peer: int, raws: list[bytes]) -> None:
-        self._admit(raws, gossip=False)
+    async def _on_peer_records(self, peer: int, raws: list[bytes]) -> None:
+        await self._admit(raws, gossip=False)
 
     def _notify_records(self) -> None:
         if not self.records_event_pending:
@@ -128,6 +146,8 @@ class Node:
         while True:
             event = await self.inbox.get()
             try:
+                if event[0] == "msg":
+                    await self._preverify(event[2])
                 self._handle(event)
             except InvalidInput as exc:
                 self.reject(exc.code)
@@ -184,11 +204,47 @@ class Node:
             for code in r.dropped:
                 self.reject(code)
 
+    async def _preverify(self, msg: Message) -> None:
+        """Verify, on the worker threads, the records of a block we are about to judge
+        that we never admitted ourselves, so the consensus step itself stays cheap."""
+        if isinstance(msg, Proposal) and msg.block is not None:
+            payloads = [msg.block.payload]
+        elif isinstance(msg, Blocks):
+            payloads = [block.payload for block, _ in msg.blocks]
+        else:
+            return
+        unknown = [raw for p in payloads for raw in p
+                   if self.mempool.by_raw(raw) is None and raw not in self.verified]
+        if not unknown:
+            return
+        for raw, result in zip(unknown, await self._decode_and_verify(unknown)):
+            if isinstance(result, Envelope) and len(self.verified) < VERIFIED_CACHE_MAX:
+                self.verified[raw] = result
+
+    async def _decode_and_verify(self, raws: list[bytes]) -> list[Envelope | InvalidInput]:
+        """Decode here, verify signatures in chunks on the thread pool (libsodium frees the GIL)."""
+        decoded: list[Envelope | InvalidInput] = []
+        for raw in raws:
+            try:
+                decoded.append(decode_envelope(raw, self.genesis))
+            except InvalidInput as exc:
+                decoded.append(exc)
+        envs = [(i, e) for i, e in enumerate(decoded) if isinstance(e, Envelope)]
+        loop = asyncio.get_running_loop()
+        chunks = [envs[k: k + VERIFY_CHUNK] for k in range(0, len(envs), VERIFY_CHUNK)]
+        results = await asyncio.gather(*(loop.run_in_executor(self.pool, _check_signers, [e for _, e in c],
+                                                               self.genesis) for c in chunks))
+        for chunk, verdicts in zip(chunks, results):
+            for (i, _), verdict in zip(chunk, verdicts):
+                if verdict is not None:
+                    decoded[i] = verdict
+        return decoded
+
     def _envelopes(self, payload: tuple[bytes, ...]) -> tuple[Envelope, ...]:
-        """Decode a block's envelopes; verify signatures only for records we never admitted."""
+        """Decode a block's envelopes; verify signatures only for records nobody verified yet."""
         out = []
         for raw in payload:
-            env = self.mempool.by_raw(raw)
+            env = self.mempool.by_raw(raw) or self.verified.get(raw)
             if env is None:
                 env = decode_envelope(raw, self.genesis)
                 check_signer(env, self.genesis)
@@ -219,6 +275,7 @@ class Node:
             checked = check_block(full, self.store.head(), self.store, self.store.frontier, self.genesis)
         self.store.commit(checked, qc)
         self.checked.clear()
+        self.verified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
         self.mempool.remove(ids)
         self.count("blocks_committed")
@@ -279,36 +336,55 @@ class Node:
 
     # -- the NodeService contract (used by the HTTP API) ---------------------------
 
-    def _admit(self, raws: list[bytes], gossip: bool) -> list[Submitted | Exception]:
-        results: list[Submitted | Exception] = []
-        added: list[bytes] = []
-        now = now_ms()
-        window = self.genesis.record_ts_window_ms
+    def _known(self, env: Envelope) -> Submitted | None:
+        """A record already committed or waiting here needs no new admission."""
+        if env.record_id in self.mempool:
+            return Submitted(env, None)
+        where = self.locate(env.record_id)
+        return None if where is None else Submitted(env, where)
+
+    async def _admit(self, raws: list[bytes], gossip: bool) -> list[Submitted | Exception]:
+        """Check and admit envelopes: each signature verified once, off the event loop."""
+        if len(self.mempool) >= self.mempool.max_records:
+            self.reject("mempool_full")
+            return [Backpressure(f"mempool holds {self.mempool.max_records} records; retry later")] * len(raws)
+        results: list[Submitted | Exception | None] = []
+        fresh: list[bytes] = []
         for raw in raws:
+            env = self.mempool.by_raw(raw)
+            results.append(Submitted(env, None) if env is not None else None)
+            if env is None:
+                fresh.append(raw)
+        checked = iter(await self._decode_and_verify(fresh))
+        added, window, now = [], self.genesis.record_ts_window_ms, now_ms()
+        for k, slot in enumerate(results):
+            if slot is not None:
+                continue
+            item = next(checked)
             try:
-                env = decode_envelope(raw, self.genesis)
-                where = self.locate(env.record_id)
-                if where is not None or env.record_id in self.mempool:
-                    results.append(Submitted(env, where))
+                if isinstance(item, InvalidInput):
+                    raise item
+                known = self._known(item)
+                if known is not None:
+                    results[k] = known
                     continue
-                check_signer(env, self.genesis)
-                if abs(env.record.ts - now) > window:
+                if abs(item.record.ts - now) > window:
                     raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
-                self.mempool.add(env)
+                self.mempool.add(item)
             except (InvalidInput, Backpressure) as exc:
                 self.reject(exc.code if isinstance(exc, InvalidInput) else "mempool_full")
-                results.append(exc)
+                results[k] = exc
                 continue
-            added.append(raw)
-            results.append(Submitted(env, None))
+            added.append(item.raw)
+            results[k] = Submitted(item, None)
         if added:
             if gossip:
                 self.net.gossip(added)
             self._notify_records()
-        return results
+        return [r for r in results if r is not None]
 
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
-        return self._admit(raws, gossip=True)
+        return await self._admit(raws, gossip=True)
 
     async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Location | None]:
         loop = asyncio.get_running_loop()
@@ -414,6 +490,7 @@ class Node:
         await self.net.stop()
         for runner in self.runners:
             await runner.cleanup()
+        self.pool.shutdown(wait=True)
         self.store.close()
         log.info("node %d stopped at height %d", self.cfg.index, self.store.height)
 

@@ -22,7 +22,7 @@ import os
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .. import codec, crypto
 from ..aio import ClientSession, ClientTimeout, WSMsgType, web
@@ -88,7 +88,7 @@ class PeerNetwork:
         key: crypto.PrivateKey,
         peers: dict[int, tuple[str, int]],
         on_message: Callable[[int, Message], None],
-        on_records: Callable[[int, list[bytes]], None],
+        on_records: Callable[[int, list[bytes]], Awaitable[None]],
         queue_max: int = 10_000,
     ) -> None:
         self.genesis, self.index, self.key = genesis, index, key
@@ -222,7 +222,7 @@ class PeerNetwork:
                 if frame.type != WSMsgType.BINARY:
                     self.count("bad_frame")
                     continue
-                self._on_frame(peer, frame.data)
+                await self._on_frame(peer, frame.data)  # records: verified before the next frame
         finally:
             self.inbound[peer] -= 1
             self.inbound_ws.discard(ws)
@@ -250,7 +250,7 @@ class PeerNetwork:
         await ws.send_bytes(codec.encode(["auth-ok", mine]))
         return peer
 
-    def _on_frame(self, peer: int, data: bytes) -> None:
+    async def _on_frame(self, peer: int, data: bytes) -> None:
         if self.faults.blocks(self.index, peer):
             self.count("fault_dropped")
             return
@@ -262,7 +262,7 @@ class PeerNetwork:
             if tag == "m" and isinstance(body, bytes):
                 self.on_message(peer, decode_message(body))
             elif tag == "r" and isinstance(body, list) and all(isinstance(b, bytes) for b in body):
-                self.on_records(peer, body)
+                await self.on_records(peer, body)
             else:
                 raise InvalidInput("bad_frame", f"unknown frame tag {tag!r}")
         except InvalidInput as exc:

@@ -84,9 +84,11 @@ class Peer:
         self.pn = PeerNetwork(self.genesis, self.index, self.key,
                               {j: (LOCAL, port) for j, port in peers.items()},
                               lambda peer, msg: self.messages.append((peer, msg)),
-                              lambda peer, raws: self.records.append((peer, raws)),
-                              self.queue_max)
+                              self._on_records, self.queue_max)
         return self.pn
+
+    async def _on_records(self, peer: int, raws: list[bytes]) -> None:
+        self.records.append((peer, raws))
 
     async def serve(self) -> None:
         if self.sock is None:

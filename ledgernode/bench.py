@@ -1,0 +1,219 @@
+"""`python -m ledgernode bench`: throughput against the signature-verification bound.
+
+Starts a temporary devnet, measures one core's Ed25519 verify rate with the
+library the node uses, pre-signs every record before the timed window, then
+lets C concurrent clients submit batches (and, in a second phase, single
+records). A record counts only once every node has committed it: a monitor
+polls every node's height and reads each block fully committed everywhere.
+Progress goes to stderr; the last line on stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import codec, crypto, devnet
+from .aio import ClientSession, ClientTimeout
+from .records import sign_record
+
+VERIFY_SAMPLE_S = 1.5
+MONITOR_EVERY_S = 0.1
+SIGN_MAX_RECORDS = 400_000
+SINGLE_PHASE_MAX_S = 5.0
+DRAIN_S = 3.0
+REQUEST_TIMEOUT_S = 60.0
+RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def verify_rate_one_core(seconds: float = VERIFY_SAMPLE_S) -> float:
+    """Ed25519 verifications per second on this core, through crypto.PublicKey.verify."""
+    key = crypto.generate_private_key()
+    msgs = [os.urandom(200) for _ in range(512)]
+    sigs = [key.sign(m) for m in msgs]
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for m, s in zip(msgs, sigs):
+            assert key.public.verify(s, m)
+        done += len(msgs)
+    return done / (time.perf_counter() - start)
+
+
+def presign(key: crypto.PrivateKey, chain: str, count: int, tag: str) -> list[bytes]:
+    now = int(time.time() * 1000)
+    body = {"content_hash": bytes(32), "media_type": "application/octet-stream", "size": 1, "title": "bench"}
+    out = []
+    for i in range(count):
+        out.append(sign_record(key, chain, "evidence.notarize", f"bench-{tag}-{i}", body, now, os.urandom(16)))
+        if i and i % 50_000 == 0:
+            log(f"bench: signed {i:,} records")
+    return out
+
+
+@dataclass
+class Phase:
+    name: str
+    envelopes: list[bytes]
+    batch: int
+    clients: int
+    seconds: float
+    rate: float | None  # offered records/s, None for as fast as possible
+    submitted_at: dict[str, float] = field(default_factory=dict)  # b64 envelope -> time
+    latencies: list[float] = field(default_factory=list)
+    committed: int = 0
+    submitted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Bench:
+    def __init__(self, apis: list[str]) -> None:
+        self.apis = apis
+        self.seen_height = 0
+        self.stop_submit = asyncio.Event()
+
+    async def _post(self, session: ClientSession, api: str, chunk: list[bytes], batch: bool) -> int:
+        path, body = ("/v1/records/batch", codec.encode(chunk)) if batch else ("/v1/records", chunk[0])
+        async with session.post(api + path, data=body,
+                                headers={"Content-Type": "application/msgpack"}) as resp:
+            await resp.read()
+            return resp.status
+
+    async def _client(self, session: ClientSession, phase: Phase, worker: int, cursor: list[int]) -> None:
+        start = time.monotonic()
+        while not self.stop_submit.is_set():
+            i = cursor[0]
+            chunk = phase.envelopes[i: i + phase.batch]
+            if not chunk:
+                return
+            cursor[0] += len(chunk)
+            if phase.rate:
+                due = start + cursor[0] / phase.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            t = time.monotonic()
+            for env in chunk:
+                phase.submitted_at[base64.b64encode(env).decode()] = t
+            api = self.apis[(worker + i // max(1, phase.batch)) % len(self.apis)]
+            try:
+                status = await self._post(session, api, chunk, phase.batch > 1)
+            except (OSError, asyncio.TimeoutError) as exc:
+                phase.errors[type(exc).__name__] = phase.errors.get(type(exc).__name__, 0) + 1
+                continue
+            if status == 503:
+                phase.errors["503"] = phase.errors.get("503", 0) + 1
+                await asyncio.sleep(0.05)
+            phase.submitted += len(chunk)
+
+    async def _monitor(self, session: ClientSession, phase: Phase, until: float) -> None:
+        while time.monotonic() < until:
+            heights = []
+            for api in self.apis:
+                async with session.get(api + "/v1/status") as resp:
+                    heights.append((await resp.json())["height"])
+            top = min(heights)
+            while self.seen_height < top:
+                self.seen_height += 1
+                async with session.get(f"{self.apis[0]}/v1/blocks/{self.seen_height}") as resp:
+                    block = await resp.json()
+                now = time.monotonic()
+                for env in block["envelopes"]:
+                    t = phase.submitted_at.get(env)
+                    if t is not None:
+                        phase.committed += 1
+                        phase.latencies.append(now - t)
+            await asyncio.sleep(MONITOR_EVERY_S)
+
+    async def _progress(self, phase: Phase, start: float) -> None:
+        while not self.stop_submit.is_set():
+            await asyncio.sleep(1.0)
+            elapsed = time.monotonic() - start
+            log(f"bench[{phase.name}]: {elapsed:5.1f} s  submitted {phase.submitted:,}  "
+                f"committed on all nodes {phase.committed:,}  ({phase.committed / elapsed:,.0f}/s)  "
+                f"height {self.seen_height}")
+
+    async def run(self, phase: Phase) -> dict[str, Any]:
+        self.stop_submit.clear()
+        timeout = ClientTimeout(total=REQUEST_TIMEOUT_S)
+        async with ClientSession(timeout=timeout) as session:
+            start = time.monotonic()
+            cursor = [0]
+            monitor = asyncio.create_task(self._monitor(session, phase, start + phase.seconds))
+            progress = asyncio.create_task(self._progress(phase, start))
+            clients = [asyncio.create_task(self._client(session, phase, w, cursor)) for w in range(phase.clients)]
+            await asyncio.sleep(phase.seconds)
+            self.stop_submit.set()
+            await monitor
+            committed = phase.committed
+            await asyncio.gather(*clients, return_exceptions=True)
+            progress.cancel()
+            drain = asyncio.create_task(self._monitor(session, phase, time.monotonic() + DRAIN_S))
+            await drain
+        lat = sorted(phase.latencies)
+        pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
+        return {"committed": committed, "records_per_s": round(committed / phase.seconds, 1),
+                "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
+                "errors": phase.errors}
+
+
+def _launch(root: Path, nodes: int, base_port: int) -> tuple[Any, dict[int, Any]]:
+    net = devnet.prepare(root, nodes, base_port)
+    devnet.check_ports(net)
+    procs = {node.index: devnet.start_node(net, node) for node in net.nodes}
+    if not devnet.wait_healthy(net, procs, threading.Event(), set(), devnet.HEALTH_TIMEOUT_S):
+        raise RuntimeError("bench: nodes did not become healthy")
+    return net, procs
+
+
+def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | None,
+          base_port: int, single: bool = True) -> dict[str, Any]:
+    log("bench: measuring one core's Ed25519 verify rate (node's library)")
+    verify_per_s = verify_rate_one_core()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="ledgernode-bench-") as tmp:
+        root = Path(tmp)
+        net, procs = _launch(root, nodes, base_port)
+        try:
+            key = crypto.load_private_key(root / net.clients[0].key_file)
+            want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * seconds * 1.2))
+            log(f"bench: pre-signing {want:,} records before the timed window")
+            envs = presign(key, net.chain_id, want, "b")
+            runner = Bench([n.api for n in net.nodes])
+            main = asyncio.run(runner.run(Phase("batch" if batch > 1 else "single", envs, batch, clients,
+                                                seconds, rate)))
+            result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
+                      "offered_per_s": rate, **main}
+            if single and batch > 1:
+                s_secs = min(SINGLE_PHASE_MAX_S, seconds)
+                envs1 = presign(key, net.chain_id, int(s_secs * 2_000), "s")
+                result["single"] = asyncio.run(runner.run(
+                    Phase("single", envs1, 1, max(clients, 8), s_secs, None)))
+        finally:
+            devnet.stop_nodes(procs)
+    bound = verify_per_s * cores / nodes
+    result.update({"verify_per_s_one_core": round(verify_per_s, 1), "cores": cores,
+                   "bound_records_per_s": round(bound, 1),
+                   "ratio": round(result["records_per_s"] / bound, 3)})
+    return result
+
+
+def main(args: Any) -> int:
+    result = bench(args.nodes, args.seconds, args.clients, args.batch, args.rate, args.base_port,
+                   single=not args.no_single)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
