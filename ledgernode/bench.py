@@ -71,6 +71,7 @@ class Phase:
     clients: int
     seconds: float
     rate: float | None  # offered records/s, None for as fast as possible
+    inflight_max: int = 8_000  # submitted but not yet committed everywhere
     submitted_at: dict[str, float] = field(default_factory=dict)  # b64 envelope -> time
     latencies: list[float] = field(default_factory=list)
     committed: int = 0
@@ -102,6 +103,8 @@ class Bench:
             if phase.rate:
                 due = start + cursor[0] / phase.rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
+            while phase.submitted - phase.committed > phase.inflight_max and not self.stop_submit.is_set():
+                await asyncio.sleep(0.01)  # closed loop: do not queue more than the window
             t = time.monotonic()
             for env in chunk:
                 phase.submitted_at[base64.b64encode(env).decode()] = t

@@ -20,6 +20,7 @@ from .errors import InvalidInput
 
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
+DEPTH_HARD_MAX = 64  # no value of ours nests deeper, whatever a caller's Limits say
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ DEFAULT_LIMITS = Limits()
 
 def _canonical(value: Any, depth: int) -> Any:
     """Return `value` with map keys sorted; reject types outside the data model."""
-    if depth > 64:
-        raise InvalidInput("too_deep", "value nests deeper than 64 levels")
+    if depth > DEPTH_HARD_MAX:
+        raise InvalidInput("too_deep", f"value nests deeper than {DEPTH_HARD_MAX} levels")
     if value is None or isinstance(value, (bool, str, bytes)):
         return value
     if isinstance(value, int):
@@ -53,7 +54,8 @@ def _canonical(value: Any, depth: int) -> Any:
         for key in value:
             if not isinstance(key, str):
                 raise InvalidInput("bad_key", f"map key {key!r} is not a str")
-        keys = sorted(value, key=lambda k: k.encode("utf-8"))
+        # Code point order is UTF-8 byte order, so plain sorted() gives the canonical order.
+        keys = sorted(value)
         return {k: _canonical(value[k], depth + 1) for k in keys}
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
@@ -69,21 +71,44 @@ def encode(value: Any) -> bytes:
         raise InvalidInput("bad_utf8", "str is not encodable as UTF-8") from None
 
 
-def _check_decoded(value: Any, depth: int, limits: Limits) -> None:
-    if depth > limits.depth_max:
-        raise InvalidInput("too_deep", f"nesting deeper than {limits.depth_max}")
-    if isinstance(value, list):
+_SCALAR_TYPES = frozenset([type(None), bool, int, str, bytes])
+
+
+def _check_item(item: Any, depth: int, depth_max: int) -> None:
+    kind = type(item)
+    if kind is dict or kind is list:
+        _check_container(item, depth, depth_max)
+    elif kind not in _SCALAR_TYPES:
+        if kind is float:
+            raise InvalidInput("float", "floats are not allowed")
+        raise InvalidInput("bad_type", f"{kind.__name__} is not allowed")
+
+
+def _check_container(value: Any, depth: int, depth_max: int) -> None:
+    """Reject what the data model forbids and maps whose keys are out of order.
+
+    Hot path (every record a node admits), hence exact type tests and no
+    recursion for scalars."""
+    if depth > depth_max or (value and depth + 1 > depth_max):  # items sit one level down
+        raise InvalidInput("too_deep", f"nesting deeper than {depth_max}")
+    if type(value) is list:
         for item in value:
-            _check_decoded(item, depth + 1, limits)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput("bad_key", "map key is not a str")
-            _check_decoded(item, depth + 1, limits)
-    elif isinstance(value, float):
-        raise InvalidInput("float", "floats are not allowed")
-    elif not (value is None or isinstance(value, (bool, int, str, bytes))):
-        raise InvalidInput("bad_type", f"{type(value).__name__} is not allowed")
+            if type(item) not in _SCALAR_TYPES:
+                _check_item(item, depth + 1, depth_max)
+        return
+    previous = None
+    for key, item in value.items():
+        if type(key) is not str:
+            raise InvalidInput("bad_key", "map key is not a str")
+        if previous is not None and key <= previous:
+            raise InvalidInput("non_canonical", "map keys are not in canonical (sorted) order")
+        previous = key
+        if type(item) not in _SCALAR_TYPES:
+            _check_item(item, depth + 1, depth_max)
+
+
+def _check_decoded(value: Any, limits: Limits) -> None:
+    _check_item(value, 0, min(limits.depth_max, DEPTH_HARD_MAX))
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
@@ -120,7 +145,9 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         # msgpack reports truncation, bad UTF-8, limit overruns and too-deep
         # stacks all as ValueError subclasses; the message says which.
         raise InvalidInput("malformed", f"not decodable msgpack: {exc}") from None
-    _check_decoded(value, 0, limits)
-    if encode(value) != data:
+    _check_decoded(value, limits)
+    # The walk above proved every map sorted and every value in the data model, so
+    # packing the decoded value as it stands is its canonical encoding.
+    if msgpack.packb(value, use_bin_type=True) != data:
         raise InvalidInput("non_canonical", "bytes are not the canonical encoding")
     return value

@@ -11,6 +11,7 @@ from ..errors import StoreLocked
 
 WRITE_BUFFER_BYTES = 64 << 20  # larger memtable: about 40% less compaction CPU on 1M-leaf appends
 LRU_CACHE_BYTES = 32 << 20
+BLOOM_FILTER_BITS = 10  # per key: makes 'is this record committed?' misses cheap
 
 
 class LevelKV:
@@ -23,6 +24,7 @@ class LevelKV:
                 paranoid_checks=True,
                 write_buffer_size=WRITE_BUFFER_BYTES,
                 lru_cache_size=LRU_CACHE_BYTES,
+                bloom_filter_bits=BLOOM_FILTER_BITS,
             )
         except plyvel.IOError as exc:
             raise StoreLocked(f"cannot open LevelDB at {path}: {exc}") from None
