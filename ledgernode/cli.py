@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, help="offered records/s (default: as fast as possible)")
     p.add_argument("--base-port", type=int, default=7600)
     p.add_argument("--no-single", action="store_true", help="skip the single-record phase")
+    p.add_argument("--verify-threads", type=int, default=0, help="per node (0: one per core)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_bench)
 

@@ -51,6 +51,7 @@ class Limits:
     peer_queue_max_messages: int = 10_000
     batch_max_records: int = 5_000
     inbox_max_events: int = 100_000
+    verify_threads: int = 0  # 0: one per core; threads verify signatures with the GIL released
 
 
 @dataclass(frozen=True)

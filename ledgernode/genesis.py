@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from . import codec, crypto
@@ -73,7 +74,7 @@ class Genesis:
     def quorum(self) -> int:
         return self.n - self.f
 
-    @property
+    @cached_property
     def depts(self) -> frozenset[str]:
         return frozenset(v.dept for v in self.validators)
 

@@ -6,8 +6,10 @@ one bounded inbox and are handled one at a time. Every `Ready` the replica
 returns is applied in the order its contract demands (consensus/core.py):
 commit blocks (one synced LevelDB batch each), persist the consensus state
 (synced), send, then validate / build / fetch. Clients waiting for a record
-are answered only after its block is on disk. Store writes are synchronous,
-so stopping the loop between events never cuts a write in half.
+are answered only after its block is on disk. Synced writes run on one disk
+thread and the consensus loop awaits each, so the order holds while the event
+loop keeps serving clients; on shutdown the disk thread finishes its write
+before the store closes.
 
 Records are verified once per node, on admission (API or gossip); blocks
 re-verify only records this node has not admitted itself.
@@ -22,7 +24,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 from . import crypto, genesis as genesis_mod
 from .aio import web
@@ -93,7 +95,9 @@ class Node:
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         self.verified: dict[bytes, Envelope] = {}  # block records verified off-loop, this height
-        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify")
+        threads = self.limits.verify_threads or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
+        self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.waiters: dict[bytes, list[asyncio.Future[Location]]] = {}
         self.evidence: list[Equivocation] = []
         self.counters: dict[str, int] = {}
@@ -148,43 +152,43 @@ class Node:
             try:
                 if event[0] == "msg":
                     await self._preverify(event[2])
-                self._handle(event)
+                await self._handle(event)
             except InvalidInput as exc:
                 self.reject(exc.code)
 
-    def _handle(self, event: tuple[Any, ...]) -> None:
+    async def _handle(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "tick":
             self.ticks += 1
             if self.ticks % EXPIRE_EVERY_TICKS == 0:
                 self.count("mempool_expired", self.mempool.expire(now_ms(), self.genesis.record_ts_window_ms))
-            self._apply(self.replica.on_tick())
+            await self._apply(self.replica.on_tick())
         elif kind == "records":
             self.records_event_pending = False
-            self._apply(self.replica.on_records_available(len(self.mempool)))
+            await self._apply(self.replica.on_records_available(len(self.mempool)))
         elif kind == "build":
-            self._build(event[1], event[2])
+            await self._build(event[1], event[2])
         elif kind == "msg":
             peer, msg = event[1], event[2]
             if isinstance(msg, FetchBlocks):
                 self._serve_fetch(peer, msg)
             elif isinstance(msg, Blocks):
-                self._on_blocks(msg)
+                await self._on_blocks(msg)
             else:
-                self._apply(self.replica.on_message(msg))
+                await self._apply(self.replica.on_message(msg))
 
     # -- applying a Ready, in the contract's order -----------------------------
 
-    def _apply(self, ready: Ready) -> None:
+    async def _apply(self, ready: Ready) -> None:
         work = [ready]
         while work:
             r = work.pop(0)
             for block, qc in r.commits:
-                self._commit(block, qc)
+                await self._commit(block, qc)
             if r.commits:
                 work.append(self.replica.on_records_available(len(self.mempool)))
             if r.persist is not None:
-                self.store.save_meta(CONSENSUS_KEY, r.persist.encode())
+                await self._on_disk(self.store.save_meta, CONSENSUS_KEY, r.persist.encode())
             for to, msg in r.messages:
                 self.net.send(to, msg)
             for height, round_, block in r.validate:
@@ -203,6 +207,11 @@ class Node:
                     self.evidence.append(ev)
             for code in r.dropped:
                 self.reject(code)
+
+    async def _on_disk(self, fn: Callable[..., None], *args: Any) -> None:
+        """A synced write on the disk thread: the consensus loop waits for it (persist
+        before send), while the event loop keeps admitting records meanwhile."""
+        await asyncio.get_running_loop().run_in_executor(self.disk, fn, *args)
 
     async def _preverify(self, msg: Message) -> None:
         """Verify, on the worker threads, the records of a block we are about to judge
@@ -265,7 +274,7 @@ class Node:
         self.checked[header.block_hash] = checked
         return True
 
-    def _commit(self, block: BlockData, qc: Any) -> None:
+    async def _commit(self, block: BlockData, qc: Any) -> None:
         header = decode_header(block.header)
         checked = self.checked.get(header.block_hash)
         if checked is None:
@@ -273,7 +282,7 @@ class Node:
             # the rules are not deterministic and stopping is the only safe answer.
             full = Block(header, self._envelopes(block.payload))
             checked = check_block(full, self.store.head(), self.store, self.store.frontier, self.genesis)
-        self.store.commit(checked, qc)
+        await self._on_disk(self.store.commit, checked, qc)
         self.checked.clear()
         self.verified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
@@ -290,7 +299,7 @@ class Node:
         delay = 0.0 if len(self.mempool) >= cap else self.limits.block_interval_ms / 1000
         asyncio.get_running_loop().call_later(delay, self._post, ("build", height, round_))
 
-    def _build(self, height: int, round_: int) -> None:
+    async def _build(self, height: int, round_: int) -> None:
         if (height, round_) != (self.replica.height, self.replica.round):
             return
         cap = min(self.limits.block_max_records, self.genesis.block_max_records)
@@ -303,7 +312,7 @@ class Node:
         header = checked.block.header
         self.checked[header.block_hash] = checked
         data = BlockData(header.raw, tuple(env.raw for env in checked.block.envelopes))
-        self._apply(self.replica.on_block_built(height, round_, data))
+        await self._apply(self.replica.on_block_built(height, round_, data))
 
     # -- catch-up ----------------------------------------------------------------
 
@@ -321,7 +330,7 @@ class Node:
         if items:
             self.net.send(peer, Blocks(self.genesis.chain_id, tuple(items), self.cfg.index))
 
-    def _on_blocks(self, msg: Blocks) -> None:
+    async def _on_blocks(self, msg: Blocks) -> None:
         for block, qc_raw in msg.blocks:
             header = decode_header(block.header)
             if header.height != self.store.height + 1:
@@ -330,7 +339,7 @@ class Node:
             if qc.block_hash != header.block_hash or not self._validate(block):
                 self.reject("fetched_block_invalid")
                 return
-            self._apply(self.replica.on_block_fetched(block, qc))
+            await self._apply(self.replica.on_block_fetched(block, qc))
             if self.store.height < header.height:
                 return
 
@@ -491,6 +500,7 @@ class Node:
         for runner in self.runners:
             await runner.cleanup()
         self.pool.shutdown(wait=True)
+        self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
         self.store.close()
         log.info("node %d stopped at height %d", self.cfg.index, self.store.height)
 

@@ -583,10 +583,20 @@ class Replica:
                     or self.commits or self.round_changes)
 
     def _resend(self, out: Ready) -> None:
-        """Re-send what we signed this round (lost messages stall PBFT otherwise)."""
-        for msg in (self.proposals.get(self.round), self.round_changes.get(self.cfg.index)):
-            if msg is not None and msg.sender == self.cfg.index and msg.round == self.round:
-                out.messages.append((None, msg))
+        """Re-send what we signed this round (lost messages stall PBFT otherwise).
+
+        A proposal carries the whole block, so it goes again only to replicas
+        from which we have neither a prepare nor a commit for it."""
+        proposal = self.proposals.get(self.round)
+        if proposal is not None and proposal.sender == self.cfg.index:
+            key = (self.round, proposal.block_hash)
+            heard = set(self.prepares.get(key, {})) | set(self.commits.get(key, {}))
+            for peer in range(self.n):
+                if peer != self.cfg.index and peer not in heard:
+                    out.messages.append((peer, proposal))
+        rc = self.round_changes.get(self.cfg.index)
+        if rc is not None and rc.round == self.round:
+            out.messages.append((None, rc))
         for kind, table in (("prepare", self.prepares), ("commit", self.commits)):
             for (r, _), votes in table.items():
                 mine = votes.get(self.cfg.index)

@@ -22,8 +22,7 @@ def test_quorum_minus_one_is_caught() -> None:
 
 
 def test_round_change_without_certificate_is_caught() -> None:
-    # Random seeds 77 and 150 happen to expose it; the named scenario always does.
-    assert _caught(range(77, 78), replica_class=MUTANTS["round_change_without_cert"])
+    # Random runs expose it only rarely (2 of 300 seeds once); this scenario always does.
     result = commit_then_primary_dies(MUTANTS["round_change_without_cert"])
     assert result["K1"], "a forgetful round change must let a second block commit at one height"
 
@@ -34,4 +33,5 @@ def test_no_persistence_before_send_is_caught() -> None:
 
 
 def test_correct_replica_passes_the_same_runs() -> None:
-    assert not _caught(range(3)) and not _caught(range(77, 78))
+    assert not _caught(range(3))
+    assert commit_then_primary_dies()["K1"] == []
