@@ -30,9 +30,12 @@ from .records import sign_record
 VERIFY_SAMPLE_S = 0.5
 VERIFY_SAMPLES = 3  # before the load, and as many after it
 MONITOR_EVERY_S = 0.1
+LATENCY_SAMPLE_EVERY = 2  # read every 2nd committed block for submit-to-commit latencies
 SIGN_MAX_RECORDS = 400_000
 SINGLE_PHASE_MAX_S = 5.0
 DRAIN_S = 3.0
+SETTLE_MAX_S = 60.0
+INFLIGHT_MAX = 8_000
 REQUEST_TIMEOUT_S = 60.0
 RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
 
@@ -73,7 +76,8 @@ class Phase:
     clients: int
     seconds: float
     rate: float | None  # offered records/s, None for as fast as possible
-    inflight_max: int = 8_000  # submitted but not yet committed everywhere
+    inflight_max: int = 8_000  # submitted but not yet committed everywhere (closed loop)
+    log_size_at_start: int = 0
     submitted_at: dict[str, float] = field(default_factory=dict)  # b64 envelope -> time
     latencies: list[float] = field(default_factory=list)
     committed: int = 0
@@ -122,23 +126,42 @@ class Bench:
             phase.submitted += len(chunk)
 
     async def _monitor(self, session: ClientSession, phase: Phase, until: float) -> None:
+        """Count records committed on every node (the smallest log size: every record in
+        this devnet is ours); read one block in LATENCY_SAMPLE_EVERY for latencies."""
         while time.monotonic() < until:
-            heights = []
+            statuses = []
             for api in self.apis:
                 async with session.get(api + "/v1/status") as resp:
-                    heights.append((await resp.json())["height"])
-            top = min(heights)
+                    statuses.append(await resp.json())
+            now = time.monotonic()
+            phase.committed = min(st["log_size"] for st in statuses) - phase.log_size_at_start
+            top = min(st["height"] for st in statuses)
             while self.seen_height < top:
                 self.seen_height += 1
-                async with session.get(f"{self.apis[0]}/v1/blocks/{self.seen_height}") as resp:
+                if self.seen_height % LATENCY_SAMPLE_EVERY:
+                    continue
+                async with session.get(f"{self.apis[-1]}/v1/blocks/{self.seen_height}") as resp:
                     block = await resp.json()
-                now = time.monotonic()
                 for env in block["envelopes"]:
                     t = phase.submitted_at.get(env)
                     if t is not None:
-                        phase.committed += 1
                         phase.latencies.append(now - t)
             await asyncio.sleep(MONITOR_EVERY_S)
+
+    async def _settle(self, session: ClientSession) -> int:
+        """Wait (bounded) until every node holds the same log and an empty mempool."""
+        deadline = time.monotonic() + SETTLE_MAX_S
+        while True:
+            statuses = []
+            for api in self.apis:
+                async with session.get(api + "/v1/status") as resp:
+                    statuses.append(await resp.json())
+            sizes = {st["log_size"] for st in statuses}
+            if len(sizes) == 1 and not any(st["mempool"] for st in statuses):
+                return sizes.pop()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench: nodes did not settle in {SETTLE_MAX_S} s: {statuses}")
+            await asyncio.sleep(0.2)
 
     async def _progress(self, phase: Phase, start: float) -> None:
         while not self.stop_submit.is_set():
@@ -152,6 +175,7 @@ class Bench:
         self.stop_submit.clear()
         timeout = ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with ClientSession(timeout=timeout) as session:
+            phase.log_size_at_start = await self._settle(session)
             start = time.monotonic()
             cursor = [0]
             monitor = asyncio.create_task(self._monitor(session, phase, start + phase.seconds))
@@ -172,12 +196,11 @@ class Bench:
                 "errors": phase.errors}
 
 
-def _launch(root: Path, nodes: int, base_port: int, verify_threads: int) -> tuple[Any, dict[int, Any]]:
+def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> tuple[Any, dict[int, Any]]:
     net = devnet.prepare(root, nodes, base_port)
-    if verify_threads:
-        for node in net.nodes:  # the devnet config ends with its (empty) [limits] table
-            with (root / node.config).open("a") as f:
-                f.write(f"verify_threads = {verify_threads}\n")
+    for node in net.nodes:  # the devnet config ends with its (empty) [limits] table
+        with (root / node.config).open("a") as f:
+            f.writelines(f"{name} = {value}\n" for name, value in limits.items() if value)
     devnet.check_ports(net)
     procs = {node.index: devnet.start_node(net, node) for node in net.nodes}
     if not devnet.wait_healthy(net, procs, threading.Event(), set(), devnet.HEALTH_TIMEOUT_S):
@@ -186,13 +209,15 @@ def _launch(root: Path, nodes: int, base_port: int, verify_threads: int) -> tupl
 
 
 def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | None,
-          base_port: int, single: bool = True, verify_threads: int = 0) -> dict[str, Any]:
+          base_port: int, single: bool = True, verify_threads: int = 0,
+          block_max_records: int = 0, inflight_max: int = INFLIGHT_MAX) -> dict[str, Any]:
     log("bench: measuring one core's Ed25519 verify rate (node's library)")
     samples = [verify_rate_one_core(VERIFY_SAMPLE_S) for _ in range(VERIFY_SAMPLES)]
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="ledgernode-bench-") as tmp:
         root = Path(tmp)
-        net, procs = _launch(root, nodes, base_port, verify_threads)
+        net, procs = _launch(root, nodes, base_port, {"verify_threads": verify_threads,
+                                                       "block_max_records": block_max_records})
         try:
             key = crypto.load_private_key(root / net.clients[0].key_file)
             want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * seconds * 1.2))
@@ -200,9 +225,10 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
             envs = presign(key, net.chain_id, want, "b")
             runner = Bench([n.api for n in net.nodes])
             main = asyncio.run(runner.run(Phase("batch" if batch > 1 else "single", envs, batch, clients,
-                                                seconds, rate)))
+                                                seconds, rate, inflight_max)))
             result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
-                      "verify_threads": verify_threads or cores,
+                      "verify_threads": verify_threads or cores, "inflight_max": inflight_max,
+                      "block_max_records": block_max_records or None,
                       "offered_per_s": rate, **main}
             if single and batch > 1:
                 s_secs = min(SINGLE_PHASE_MAX_S, seconds)
@@ -225,7 +251,8 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
 
 def main(args: Any) -> int:
     result = bench(args.nodes, args.seconds, args.clients, args.batch, args.rate, args.base_port,
-                   single=not args.no_single, verify_threads=args.verify_threads)
+                   single=not args.no_single, verify_threads=args.verify_threads,
+                   block_max_records=args.block_max_records, inflight_max=args.inflight_max)
     if args.json:
         print(json.dumps(result))
     else:

@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-port", type=int, default=7600)
     p.add_argument("--no-single", action="store_true", help="skip the single-record phase")
     p.add_argument("--verify-threads", type=int, default=0, help="per node (0: one per core)")
+    p.add_argument("--block-max-records", type=int, default=0, help="node limit (0: the default)")
+    p.add_argument("--inflight-max", type=int, default=8_000,
+                   help="records submitted but not yet committed everywhere (closed loop)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_bench)
 

@@ -71,6 +71,22 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _LedgerView:
+    """The store as the state rules see it, with one shortcut: a record waiting in
+    our mempool is not committed (a commit removes its records from the mempool
+    right after the store write, and admission re-checks the store), so most
+    duplicate checks need no LevelDB read."""
+
+    def __init__(self, store: Store, mempool: Mempool) -> None:
+        self.store, self.mempool = store, mempool
+
+    def is_committed(self, record_id: bytes) -> bool:
+        return record_id not in self.mempool and self.store.is_committed(record_id)
+
+    def load_fact(self, kind: str, key: str) -> dict[str, Any] | None:
+        return self.store.load_fact(kind, key)
+
+
 class Node:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
@@ -83,6 +99,7 @@ class Node:
             raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
         self.store = Store.open(cfg.data_dir / "ledger")
         self.mempool = Mempool(self.limits.mempool_max_records)
+        self.view = _LedgerView(self.store, self.mempool)
         raw_state = self.store.load_meta(CONSENSUS_KEY)
         persisted = PersistedState.decode(raw_state) if raw_state is not None else None
         tick = self.limits.tick_ms
@@ -266,7 +283,7 @@ class Node:
             if header.block_hash in self.checked:
                 return True
             full = Block(header, self._envelopes(block.payload))
-            checked = check_block(full, self.store.head(), self.store, self.store.frontier,
+            checked = check_block(full, self.store.head(), self.view, self.store.frontier,
                                   self.genesis, now_ms=now_ms(), sigs_checked=True)
         except InvalidInput as exc:
             self.reject(f"block_{exc.code}")
@@ -281,7 +298,7 @@ class Node:
             # Q validators certified it, so it must pass our rules too; if it does not,
             # the rules are not deterministic and stopping is the only safe answer.
             full = Block(header, self._envelopes(block.payload))
-            checked = check_block(full, self.store.head(), self.store, self.store.frontier, self.genesis)
+            checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis)
         await self._on_disk(self.store.commit, checked, qc)
         self.checked.clear()
         self.verified.clear()
@@ -304,7 +321,7 @@ class Node:
             return
         cap = min(self.limits.block_max_records, self.genesis.block_max_records)
         checked, rejected = build_block(
-            self.mempool.oldest(cap), self.store.head(), self.store, self.store.frontier,
+            self.mempool.oldest(cap), self.store.head(), self.view, self.store.frontier,
             self.genesis, now_ms(), self.cfg.index, sigs_checked=True)
         for env, exc in rejected:
             self.reject(f"build_{exc.code}")
