@@ -107,8 +107,10 @@ class Bench:
                 return
             cursor[0] += len(chunk)
             if phase.rate:
-                due = start + cursor[0] / phase.rate
+                due = start + i / phase.rate  # the batch holding record i leaves at i / rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if self.stop_submit.is_set():
+                    return
             while phase.submitted - phase.committed > phase.inflight_max and not self.stop_submit.is_set():
                 await asyncio.sleep(0.01)  # closed loop: do not queue more than the window
             t = time.monotonic()
@@ -149,7 +151,8 @@ class Bench:
             await asyncio.sleep(MONITOR_EVERY_S)
 
     async def _settle(self, session: ClientSession) -> int:
-        """Wait (bounded) until every node holds the same log and an empty mempool."""
+        """Wait (bounded) until every node holds the same log, an empty mempool and
+        all its peer links: a phase must not time a node still dialling its peers."""
         deadline = time.monotonic() + SETTLE_MAX_S
         while True:
             statuses = []
@@ -157,7 +160,8 @@ class Bench:
                 async with session.get(api + "/v1/status") as resp:
                     statuses.append(await resp.json())
             sizes = {st["log_size"] for st in statuses}
-            if len(sizes) == 1 and not any(st["mempool"] for st in statuses):
+            links_up = all(p["out"] == "up" and p["in"] for st in statuses for p in st["peers"].values())
+            if len(sizes) == 1 and links_up and not any(st["mempool"] for st in statuses):
                 return sizes.pop()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"bench: nodes did not settle in {SETTLE_MAX_S} s: {statuses}")
@@ -178,17 +182,17 @@ class Bench:
             phase.log_size_at_start = await self._settle(session)
             start = time.monotonic()
             cursor = [0]
-            monitor = asyncio.create_task(self._monitor(session, phase, start + phase.seconds))
+            # One monitor from start to end of the drain, so every commit is seen when
+            # it happens; throughput counts what was committed when the window closed.
+            monitor = asyncio.create_task(self._monitor(session, phase, start + phase.seconds + DRAIN_S))
             progress = asyncio.create_task(self._progress(phase, start))
             clients = [asyncio.create_task(self._client(session, phase, w, cursor)) for w in range(phase.clients)]
             await asyncio.sleep(phase.seconds)
             self.stop_submit.set()
-            await monitor
             committed = phase.committed
             await asyncio.gather(*clients, return_exceptions=True)
             progress.cancel()
-            drain = asyncio.create_task(self._monitor(session, phase, time.monotonic() + DRAIN_S))
-            await drain
+            await monitor
         lat = sorted(phase.latencies)
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
         return {"committed": committed, "records_per_s": round(committed / phase.seconds, 1),
