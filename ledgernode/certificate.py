@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 
 from .genesis import Genesis
-from .verify import Verdict, verify_bundle
+from .verify import Verdict, utc_text, verify_bundle
 
 BUNDLE_ELEMENT_ID = "evidence-bundle"
 # The one-liner the page prints: save the page as certificate.html, run this,
@@ -61,14 +61,6 @@ th { width: 14em; background: #f3f3f3; font-weight: normal; }
 """
 
 
-def _utc_ms(ms: int) -> str:
-    try:
-        t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{ms} ms"
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _row(zh: str, en: str, value: str, mono: bool = False) -> str:
     """A table row; `value` must already be escaped HTML."""
     cls = ' class="mono"' if mono else ""
@@ -84,7 +76,7 @@ def _bundle_json(bundle: dict[str, Any]) -> str:
 def _body_value(name: str, value: Any) -> str:
     text = escape(str(value))
     if name in TIME_FIELDS and isinstance(value, int):
-        text += f" ({escape(_utc_ms(value))})"
+        text += f" ({escape(utc_text(value))})"
     return text
 
 

@@ -40,7 +40,7 @@ from .errors import InvalidInput
 from .mempool import Mempool
 from .net import PEER_PATH, Faults, PeerNetwork
 from .records import Envelope, check_signer, decode_envelope
-from .service import Backpressure, Location, Submitted
+from .service import Backpressure, Location, Submitted, locate_in
 from .storage import Store
 
 log = logging.getLogger("ledgernode.node")
@@ -443,11 +443,7 @@ class Node:
         return out
 
     def locate(self, record_id: bytes) -> Location | None:
-        where = self.store.locate(record_id)
-        if where is None:
-            return None
-        leaf, height = where
-        return Location(record_id, height, leaf, self.store.load_header(height).block_hash)
+        return locate_in(self.store, record_id)
 
     def pending(self, record_id: bytes) -> Envelope | None:
         return self.mempool.get(record_id)

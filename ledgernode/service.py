@@ -41,6 +41,15 @@ class Submitted:
     location: Location | None  # None: pending in the mempool
 
 
+def locate_in(store: Store, record_id: bytes) -> Location | None:
+    """Where a committed record sits in `store`, or None."""
+    where = store.locate(record_id)
+    if where is None:
+        return None
+    leaf, height = where
+    return Location(record_id, height, leaf, store.load_header(height).block_hash)
+
+
 class NodeService(Protocol):
     genesis: Genesis
     store: Store

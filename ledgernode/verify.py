@@ -71,7 +71,8 @@ def _unb64(value: Any, what: str) -> bytes:
         raise CheckFailed(f"{what} is not valid base64") from None
 
 
-def _ms(ms: int) -> str:
+def utc_text(ms: int) -> str:
+    """Milliseconds since the epoch as ISO 8601 UTC, or the raw number if out of range."""
     try:
         t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
     except (OverflowError, OSError, ValueError):
@@ -104,7 +105,7 @@ class _Run:
         if self.header.chain != self.genesis.chain_id or self.header.valset != self.genesis.valset_hash:
             raise CheckFailed("header chain or validator set differs from the genesis")
         self.verdict.facts["block"] = {
-            "height": self.header.height, "time": _ms(self.header.time),
+            "height": self.header.height, "time": utc_text(self.header.time),
             "hash": self.header.block_hash.hex(), "log_size": self.header.log_size,
             "log_root": self.header.log_root.hex(),
         }
@@ -128,7 +129,7 @@ class _Run:
         self.verdict.facts["record"] = {
             "id": env.record_id.hex(), "type": rec.type, "subject": rec.subject,
             "body": {k: _show(v) for k, v in rec.body.items()},
-            "refs": [r.hex() for r in rec.refs], "claimed_time": _ms(rec.ts),
+            "refs": [r.hex() for r in rec.refs], "claimed_time": utc_text(rec.ts),
             "signer": {"key_id": rec.key, "dept": signer.dept},
         }
 
@@ -167,7 +168,7 @@ class _Run:
         from .verify_answers import check_later
 
         newer = check_later(self.bundle["later"], self.header, self.genesis)
-        self.verdict.facts["later"] = {"height": newer.height, "time": _ms(newer.time), "log_size": newer.log_size}
+        self.verdict.facts["later"] = {"height": newer.height, "time": utc_text(newer.time), "log_size": newer.log_size}
 
     def run(self) -> Verdict:
         steps: list[Callable[[], None]] = [

@@ -28,7 +28,7 @@ from ledgernode.config import Limits
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import Genesis, build, parse
 from ledgernode.records import Envelope, check_signer, decode_envelope
-from ledgernode.service import Backpressure, Location, Submitted
+from ledgernode.service import Backpressure, Location, Submitted, locate_in
 from ledgernode.state import BlockState
 from ledgernode.storage import Store
 from ledgernode.verify import verify_bundle
@@ -113,11 +113,7 @@ class FakeNode:
         return [self.locate(r) for r in record_ids]
 
     def locate(self, record_id: bytes) -> Location | None:
-        where = self.store.locate(record_id)
-        if where is None:
-            return None
-        leaf, height = where
-        return Location(record_id, height, leaf, self.store.load_header(height).block_hash)
+        return locate_in(self.store, record_id)
 
     def pending(self, record_id: bytes) -> Envelope | None:
         return self.mempool.get(record_id)
