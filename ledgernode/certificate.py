@@ -15,7 +15,6 @@ field can close the <script> element. Standard library only (no template engine)
 
 from __future__ import annotations
 
-import datetime
 import json
 from html import escape
 from typing import Any

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ledgernode.consensus import BlockData, Commit, Prepare, Proposal, Ready, RoundChange
+from ledgernode.consensus import Commit, Prepare, Proposal, Ready, RoundChange
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
 
 from .cluster import Host

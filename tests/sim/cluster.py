@@ -21,7 +21,7 @@ from ledgernode import codec, crypto, merkle
 from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header
 from ledgernode.consensus import (
     BlockData, Blocks, Commit, Config, FetchBlocks, PersistedState, Prepare, Proposal, Ready,
-    Replica, RoundChange, Status,
+    Replica, RoundChange,
 )
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
 from ledgernode.errors import InvalidInput

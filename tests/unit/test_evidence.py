@@ -17,7 +17,7 @@ from ledgernode.blocks import QC, build_block, decode_header, decode_qc, qc_from
 from ledgernode.errors import NotFound
 from ledgernode.evidence import FORMAT, b64, build_bundle
 from ledgernode.genesis import parse
-from ledgernode.records import decode_envelope, record_id_of, sign_record
+from ledgernode.records import decode_envelope, sign_record
 from ledgernode.storage import Store
 from ledgernode.verify import verify_bundle
 from tests.fixtures import Net, T0, commit_records, content, seeded_key
