@@ -19,7 +19,7 @@ from .derive import certificate_status, dataset_grants
 from .errors import InvalidInput
 from .genesis import Genesis
 from .records import Envelope, check_signer, decode_envelope
-from .verify import CheckFailed, Verdict, _unb64
+from .verify import CheckFailed, Unusable, Verdict, _unb64
 
 _HEX32 = re.compile(r"[0-9a-f]{64}\Z")
 ANSWER_RECORDS_MAX = 10_000
@@ -144,6 +144,12 @@ CLAIMS: dict[str, Callable[[dict[str, Any], list[tuple[int, Envelope]], Genesis]
 
 
 def verify_answer(doc: dict[str, Any], kind: str, genesis: Genesis) -> Verdict:
+    """Check a saved answer; raise Unusable (exit 2) if the file is not a `kind` answer at all,
+    e.g. an error answer saved by mistake."""
+    if doc.get("kind") != kind:
+        what = f"a {doc['kind']!r} answer" if isinstance(doc.get("kind"), str) else "not an answer"
+        detail = f" (it holds an error: {doc['error']})" if "error" in doc else ""
+        raise Unusable(f"this file is {what}, not a {kind!r} answer{detail}")
     verdict = Verdict()
     steps: list[tuple[str, str, str]] = [
         ("checkpoint", "检查点获得法定数量验证节点签名", "checkpoint is certified by a quorum of validators"),
@@ -154,8 +160,6 @@ def verify_answer(doc: dict[str, Any], kind: str, genesis: Genesis) -> Verdict:
 
     def run(name: str) -> None:
         if name == "checkpoint":
-            if doc.get("kind") != kind:
-                raise CheckFailed(f"this is a {doc.get('kind')!r} answer, not {kind!r}")
             state["header"] = check_checkpoint(doc.get("checkpoint"), genesis)
         elif name == "records":
             state["records"] = _records(doc, state["header"], genesis)
