@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from . import config
-    from .node import serve
+    from .node import NodeFailed, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -96,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except NodeFailed as exc:
+        print(f"node stopped: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, InvalidInput, crypto.KeyFileError, OSError, StorageError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from . import crypto, genesis as genesis_mod
 from .aio import web
 from .api import make_app, render_rejected
-from .blocks import Block, CheckedBlock, build_block, check_block, decode_header, decode_qc
+from .blocks import Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
     BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica,
@@ -69,6 +69,10 @@ def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[I
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class NodeFailed(Exception):
+    """The node cannot go on safely (a broken invariant or a failed disk write)."""
 
 
 class _LedgerView:
@@ -139,12 +143,14 @@ class Node:
 
     # -- events ------------------------------------------------------------------
 
-    def _post(self, event: tuple[Any, ...]) -> None:
+    def _post(self, event: tuple[Any, ...]) -> bool:
         assert self.inbox is not None
         try:
             self.inbox.put_nowait(event)
         except asyncio.QueueFull:
             self.count("inbox_full_dropped")  # consensus re-sends what matters
+            return False
+        return True
 
     def _on_peer_message(self, peer: int, msg: Message) -> None:
         self._post(("msg", peer, msg))
@@ -155,7 +161,8 @@ class Node:
     def _notify_records(self) -> None:
         if not self.records_event_pending:
             self.records_event_pending = True
-            self._post(("records",))
+            if not self._post(("records",)):
+                self.records_event_pending = False  # dropped: let the next admission try again
 
     async def _ticker(self) -> None:
         while True:
@@ -233,10 +240,20 @@ class Node:
     async def _preverify(self, msg: Message) -> None:
         """Verify, on the worker threads, the records of a block we are about to judge
         that we never admitted ourselves, so the consensus step itself stays cheap."""
+        cap = self.genesis.block_max_records
         if isinstance(msg, Proposal) and msg.block is not None:
+            # Only a proposal the replica would look at: right height, from that round's
+            # primary, validly signed; anything else costs us nothing beyond one verify.
+            r = self.replica
+            if (msg.height != r.height or msg.sender != r.primary(msg.round)
+                    or len(msg.block.payload) > cap or not r.valid_signature(msg)):
+                return
             payloads = [msg.block.payload]
-        elif isinstance(msg, Blocks):
-            payloads = [block.payload for block, _ in msg.blocks]
+        elif isinstance(msg, Blocks) and msg.blocks:
+            block, _ = msg.blocks[0]  # only the next block can be applied now
+            if len(block.payload) > cap or decode_header(block.header).height != self.store.height + 1:
+                return
+            payloads = [block.payload]
         else:
             return
         unknown = [raw for p in payloads for raw in p
@@ -280,8 +297,9 @@ class Node:
     def _validate(self, block: BlockData) -> bool:
         try:
             header = decode_header(block.header)
-            if header.block_hash in self.checked:
-                return True
+            cached = self.checked.get(header.block_hash)
+            if cached is not None:  # same header hash; the records must be the same too
+                return block.payload == tuple(env.raw for env in cached.block.envelopes)
             full = Block(header, self._envelopes(block.payload))
             checked = check_block(full, self.store.head(), self.view, self.store.frontier,
                                   self.genesis, now_ms=now_ms(), sigs_checked=True)
@@ -295,10 +313,14 @@ class Node:
         header = decode_header(block.header)
         checked = self.checked.get(header.block_hash)
         if checked is None:
-            # Q validators certified it, so it must pass our rules too; if it does not,
-            # the rules are not deterministic and stopping is the only safe answer.
-            full = Block(header, self._envelopes(block.payload))
-            checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis)
+            # Q validators certified it, so it must pass our rules too. If it does not,
+            # the rules are not deterministic: stop before the next height's state is
+            # persisted, so a restart still knows what we signed at this height.
+            try:
+                full = Block(header, self._envelopes(block.payload))
+                checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis)
+            except InvalidInput as exc:
+                raise NodeFailed(f"certified block {header.height} fails our rules: {exc}") from exc
         await self._on_disk(self.store.commit, checked, qc)
         self.checked.clear()
         self.verified.clear()
@@ -353,7 +375,8 @@ class Node:
             if header.height != self.store.height + 1:
                 continue
             qc = decode_qc(qc_raw)
-            if qc.block_hash != header.block_hash or not self._validate(block):
+            check_qc(qc, header, self.genesis)  # before any work on the records
+            if not self._validate(block):
                 self.reject("fetched_block_invalid")
                 return
             await self._apply(self.replica.on_block_fetched(block, qc))
@@ -494,6 +517,7 @@ class Node:
 
     async def start(self) -> None:
         self.inbox = asyncio.Queue(maxsize=self.limits.inbox_max_events)
+        self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
         peer_app = web.Application(client_max_size=self.limits.body_max_bytes)
         peer_app.router.add_get(PEER_PATH, self.net.handle_inbound)
         await self._serve(peer_app, self.cfg.peer_listen)
@@ -501,9 +525,18 @@ class Node:
         await self._serve(api_app, self.cfg.api_listen)
         await self.net.start()
         self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]
+        self.tasks[0].add_done_callback(self._on_consensus_exit)
         self._notify_records()
         log.info("node %d up: api %s:%d, peers %s:%d, height %d", self.cfg.index,
                  *self.cfg.api_listen, *self.cfg.peer_listen, self.store.height)
+
+    def _on_consensus_exit(self, task: asyncio.Task[None]) -> None:
+        """The consensus loop only ends by cancellation; anything else stops the node."""
+        if task.cancelled() or self.fatal.done():
+            return
+        exc = task.exception()
+        log.critical("consensus loop failed, stopping the node: %r", exc)
+        self.fatal.set_result(NodeFailed(f"consensus loop failed: {exc!r}"))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -527,6 +560,10 @@ async def serve(cfg: NodeConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await node.start()
-        await stop.wait()
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopper, node.fatal], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
     finally:
         await node.stop()
+    if node.fatal.done():
+        raise node.fatal.result()

@@ -131,6 +131,10 @@ class Replica:
         key = self.cfg.genesis.validators[msg.sender].pubkey
         return self.verify(key, msg.sig, signing_bytes(msg))
 
+    def valid_signature(self, msg: Signed) -> bool:
+        """Read-only: does `msg` carry its sender's valid signature? (runtime pre-checks)"""
+        return self._valid_sig(msg)
+
     def _send(self, msg: Signed | None, out: Ready, to: int | None = None) -> None:
         if msg is not None:
             out.messages.append((to, msg))
@@ -397,8 +401,10 @@ class Replica:
         self._commit(block, decode_header(block.header), qc, out)
 
     def _known_block(self, block_hash: bytes) -> BlockData | None:
+        """A block with this hash whose contents *we* validated. The signature binds
+        only the header hash, so an unvalidated copy may carry other records."""
         for p in self.proposals.values():
-            if p.block_hash == block_hash:
+            if p.block_hash == block_hash and (p.round, block_hash) in self.validated:
                 return p.block
         if self.state.prepared_hash == block_hash:
             return self.state.prepared_block

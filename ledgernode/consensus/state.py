@@ -19,7 +19,10 @@ class Config:
     genesis: Genesis
     index: int
     round_timeout_ticks: int = 20
-    round_timeout_doublings_max: int = 6
+    # Effectively uncapped: with a cap, replicas whose rounds drifted apart after a
+    # partition keep the same gap forever once all are past the cap (f + 1 never
+    # gather above a lone replica that is ahead). Unbounded backoff closes it.
+    round_timeout_doublings_max: int = 30
     resend_ticks: int = 10
     fetch_timeout_ticks: int = 30
 

@@ -109,7 +109,8 @@ class Store:
         raw = self.kv.get(b"r/" + record_id)
         if raw is None:
             return None
-        return _U64.unpack(raw[:8])[0], _U64.unpack(raw[8:])[0]
+        leaf, height = _U64.unpack(raw[:8])[0], _U64.unpack(raw[8:])[0]
+        return None if height > self.height else (leaf, height)
 
     def is_committed(self, record_id: bytes) -> bool:
         return self.kv.get(b"r/" + record_id) is not None
@@ -179,8 +180,11 @@ class Store:
             puts.append((f"f/{kind}/{key}".encode("utf-8"), codec.encode(value)))
         puts.append((HEAD_KEY, hb))
         self.kv.write(puts, [], sync=True)
-        self._head = header
+        # Readers on another thread see the new frontier before the new head, and
+        # `locate` hides records above the head, so no reader ever asks for a
+        # proof from a tree that is not there yet.
         self.frontier = checked.frontier
+        self._head = header
 
     def save_meta(self, key: str, value: bytes) -> None:
         """Synced write of one runtime value (consensus state) under m/<key>."""

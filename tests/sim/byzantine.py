@@ -110,6 +110,18 @@ class ForgedJustification(Byzantine):
         return [msg]
 
 
+class PayloadTamperer(Byzantine):
+    """As primary, sends one replica its genuine signed proposal with other records:
+    the signature binds only the header hash, so only validation can catch it."""
+
+    def lie(self, to: int, msg: Any) -> list[Any]:
+        victim = (self.index + 1) % self.c.n
+        if isinstance(msg, Proposal) and msg.block is not None and to == victim:
+            forged = replace(msg.block, payload=msg.block.payload + (b"r-forged-%d" % msg.height,))
+            return [replace(msg, block=forged)]
+        return [msg]
+
+
 class Replayer(Byzantine):
     """Re-sends old messages it received from others, at random, forever."""
 
@@ -132,6 +144,7 @@ class Replayer(Byzantine):
 KINDS = {
     "silent": Silent, "silent_primary": SilentPrimary, "equivocate": Equivocator,
     "double_vote": DoubleVoter, "forge_rc": ForgedJustification, "replay": Replayer,
+    "tamper_payload": PayloadTamperer,
 }
 
 

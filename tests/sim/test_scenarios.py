@@ -150,3 +150,10 @@ def test_replica_down_for_1000_heights_catches_up_and_rejects_forgery() -> None:
     del c.restart_at[3]
     assert c.run_until(lambda: c.height(3) >= c.height(0) >= 1000, c.now + 20_000)
     assert [b.header for b, _ in host.disk.chain] == [b.header for b, _ in c.hosts[0].disk.chain][: c.height(3)]
+
+
+def test_tampered_payload_from_a_byzantine_primary() -> None:
+    """One replica gets the primary's genuine signature over other records: it must
+    neither commit them nor fall behind for good."""
+    c = Cluster(seed=19, n=4, faults=Faults(byzantine={2: "tamper_payload"}), records=40)
+    _ok(c.run(8000))

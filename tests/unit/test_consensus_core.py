@@ -305,13 +305,31 @@ def test_quorum_of_commits_commits_with_a_valid_qc() -> None:
 
 
 def test_commits_alone_decide_a_known_block() -> None:
-    """Q commits prove Q validators prepared the block: no own vote needed."""
+    """Q commits prove Q validators prepared the block: no own vote needed, but the
+    records must be ones we validated (the signature binds only the header hash)."""
     rep, _ = backup_with_proposal()
     rep.on_message(com(1, HA))
     rep.on_message(com(2, HA))
     ready = rep.on_message(com(3, HA))
+    assert ready.commits == [] and rep.decided == (0, HA)  # proposal not validated yet
+    ready = rep.on_block_validated(1, 0, HA, True)
     assert [b for b, _ in ready.commits] == [A]
     check_qc(ready.commits[0][1], decode_header(A.header), G)
+
+
+def test_a_tampered_copy_of_the_proposal_is_never_committed() -> None:
+    """Same signed header, other records: validation fails, so Q commits make the
+    replica fetch the certified block instead of committing the copy it holds."""
+    tampered = BlockData(A.header, A.payload + (b"r-injected",))
+    rep = new_replica(0)
+    ready = rep.on_message(replace(prop(1, A), block=tampered))
+    assert ready.validate == [(1, 0, tampered)]
+    rep.on_block_validated(1, 0, HA, False)
+    for s in (1, 2, 3):
+        assert rep.on_message(com(s, HA)).commits == []
+    assert rep.decided == (0, HA)
+    ready = rep.on_block_fetched(A, qc_for(A, (1, 2, 3)))
+    assert [b for b, _ in ready.commits] == [A]
 
 
 def test_commits_for_an_unknown_block_fetch_it() -> None:
