@@ -49,6 +49,7 @@ class Limits:
     wait_max_ms: int = 30_000
     wait_default_ms: int = 10_000
     peer_queue_max_messages: int = 10_000
+    peer_queue_max_bytes: int = 256 << 20
     batch_max_records: int = 5_000
     inbox_max_events: int = 100_000
     verify_threads: int = 0  # 0: one per core; threads verify signatures with the GIL released

@@ -127,7 +127,7 @@ class Node:
         self.records_event_pending = False
         self.net = PeerNetwork(self.genesis, cfg.index, self.key, cfg.peers,
                                self._on_peer_message, self._on_peer_records,
-                               self.limits.peer_queue_max_messages)
+                               self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
         self.inbox: asyncio.Queue[tuple[Any, ...]] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []

@@ -59,6 +59,16 @@ def real_verify(key: crypto.PublicKey, sig: bytes, message: bytes) -> bool:
     return key.verify(sig, message)
 
 
+def _signed_part(msg: Signed) -> Signed:
+    """The fields a signature covers, without attached blocks or certificates: what
+    equivocation evidence needs, and no more."""
+    if isinstance(msg, Proposal):
+        return replace(msg, block=None, justification=())
+    if isinstance(msg, RoundChange):
+        return replace(msg, prepared_block=None, prepared_cert=())
+    return msg
+
+
 class Replica:
     def __init__(
         self,
@@ -81,7 +91,14 @@ class Replica:
         self.pending_records = 0
         if persisted is None or persisted.height != committed_height + 1:
             persisted = PersistedState(committed_height + 1)
+        self.evidence_keys: set[tuple[int, int, str, int]] = set()
         self._start_height(persisted)
+        if self.round > 0 and ("round-change", self.round) in self.state.signed:
+            # Restarted mid-round-change: rebuild what we signed so resends carry it
+            # (same value, so the same bytes; _sign refuses anything else).
+            rc = self._sign(self._round_change(self.round), Ready())
+            if rc is not None:
+                self.round_changes[self.cfg.index] = rc  # type: ignore[assignment]
 
     # -- per-height state ------------------------------------------------------
 
@@ -266,10 +283,21 @@ class Replica:
         getattr(self, "_on_" + msg.kind.replace("-", "_"))(msg, out)
 
     def _buffer_future(self, msg: Message) -> None:
-        if msg.height == self.height + 1:
-            queue = self.future.setdefault(msg.sender, [])  # type: ignore[union-attr]
-            if len(queue) < FUTURE_MAX_PER_SENDER:
-                queue.append(msg)
+        """Keep next-height messages to replay after our commit. At most one message
+        carrying a block per sender (a proposal within the block size; round changes
+        with a block are left to the sender's re-sends), so a validator can park one
+        block here, not 64."""
+        if msg.height != self.height + 1:
+            return
+        queue = self.future.setdefault(msg.sender, [])  # type: ignore[union-attr]
+        if isinstance(msg, RoundChange) and msg.prepared_block is not None:
+            return
+        if isinstance(msg, Proposal):
+            too_big = msg.block is None or len(msg.block.payload) > self.cfg.genesis.block_max_records
+            if too_big or any(isinstance(m, Proposal) for m in queue):
+                return
+        if len(queue) < FUTURE_MAX_PER_SENDER:
+            queue.append(msg)
 
     def _first_of_slot(self, msg: Signed, out: Ready) -> bool:
         """Keep one value per (sender, kind, round); a second one is evidence."""
@@ -279,10 +307,13 @@ class Replica:
             self.seen[key] = msg
             return True
         if codec.encode(first.value) != codec.encode(msg.value):
-            ev = Equivocation(msg.sender, msg.kind, msg.height, msg.round, first, msg)
-            if len(self.evidence) < EVIDENCE_MAX:
-                self.evidence.append(ev)
-            out.evidence.append(ev)
+            if (msg.height, *key) not in self.evidence_keys:  # once per slot, however often re-sent
+                self.evidence_keys.add((msg.height, *key))
+                ev = Equivocation(msg.sender, msg.kind, msg.height, msg.round,
+                                  _signed_part(first), _signed_part(msg))
+                if len(self.evidence) < EVIDENCE_MAX:
+                    self.evidence.append(ev)
+                out.evidence.append(ev)
             raise InvalidInput("equivocation", f"validator {msg.sender} signed two {msg.kind}s")
         return False  # a duplicate: nothing new
 

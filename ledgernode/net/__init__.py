@@ -90,11 +90,13 @@ class PeerNetwork:
         on_message: Callable[[int, Message], None],
         on_records: Callable[[int, list[bytes]], Awaitable[None]],
         queue_max: int = 10_000,
+        queue_max_bytes: int = 256 << 20,
     ) -> None:
         self.genesis, self.index, self.key = genesis, index, key
         self.peers = peers
         self.on_message, self.on_records = on_message, on_records
-        self.queue_max = queue_max
+        self.queue_max, self.queue_max_bytes = queue_max, queue_max_bytes
+        self.queued_bytes: dict[int, int] = {i: 0 for i in peers}
         self.queues: dict[int, deque[bytes]] = {i: deque(maxlen=queue_max) for i in peers}
         self.wakeups: dict[int, asyncio.Event] = {i: asyncio.Event() for i in peers}
         self.state: dict[int, str] = {i: "connecting" for i in peers}
@@ -133,10 +135,16 @@ class PeerNetwork:
             self._push(peer, frame)
 
     def _push(self, peer: int, frame: bytes) -> None:
+        """Queue a frame; drop the oldest ones while the queue is over its count or bytes."""
         queue = self.queues[peer]
         if len(queue) == queue.maxlen:
+            self.queued_bytes[peer] -= len(queue[0])  # append below drops it
             self.count("send_queue_full_dropped")
         queue.append(frame)
+        self.queued_bytes[peer] += len(frame)
+        while self.queued_bytes[peer] > self.queue_max_bytes and len(queue) > 1:
+            self.queued_bytes[peer] -= len(queue.popleft())
+            self.count("send_queue_full_dropped")
         self.wakeups[peer].set()
 
     async def _dial_loop(self, peer: int) -> None:
@@ -170,8 +178,11 @@ class PeerNetwork:
         try:
             while not reader.done() and not ws.closed:
                 while queue:
-                    await ws.send_bytes(queue[0])
-                    queue.popleft()
+                    frame = queue[0]
+                    await ws.send_bytes(frame)
+                    if queue and queue[0] is frame:  # not already dropped meanwhile
+                        queue.popleft()
+                        self.queued_bytes[peer] -= len(frame)
                 wake.clear()
                 if not queue:
                     try:

@@ -20,7 +20,7 @@ from ledgernode.consensus import (
     BlockData, Blocks, Commit, Config, Equivocation, FetchBlocks, PersistedState, Prepare, Proposal,
     Ready, Replica, RoundChange, Status, decode_message, encode_message,
 )
-from ledgernode.consensus.core import ROUND_WINDOW
+from ledgernode.consensus.core import ROUND_WINDOW, _signed_part
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
 from tests.sim.cluster import cached_verify, keys_and_genesis, signed_copy
 
@@ -454,7 +454,8 @@ def test_two_values_for_one_slot_are_evidence(kind: str) -> None:
     r1 = rep.on_message(first)
     assert r1.evidence == [] and r1.dropped == []
     r2 = rep.on_message(second)
-    ev = Equivocation(first.sender, kind, 1, first.round, first, second)
+    # evidence keeps what the signatures cover, not attached blocks or certificates
+    ev = Equivocation(first.sender, kind, 1, first.round, _signed_part(first), _signed_part(second))
     assert r2.evidence == [ev]
     assert rep.evidence == [ev]
     assert r2.dropped == ["equivocation"]
@@ -465,8 +466,10 @@ def test_two_values_for_one_slot_are_evidence(kind: str) -> None:
         assert (0, HB) not in rep.prepares
     if kind == "proposal":
         assert rep.proposals[0].block_hash == HA
-    # a third copy of either is evidence again (for the second) or a duplicate (for the first)
+    # a third copy of either is a duplicate (the first) or dropped without new evidence
     assert is_empty(rep.on_message(first))
+    again = rep.on_message(second)
+    assert again.evidence == [] and again.dropped == ["equivocation"] and len(rep.evidence) == 1
 
 
 def test_equivocation_evidence_is_signed_by_the_sender() -> None:
@@ -964,3 +967,24 @@ def test_message_from_far_behind_gets_a_status_reply() -> None:
     ready = rep.on_message(prep(1, HA, h=1))
     assert ready.messages == [(1, Status(CHAIN, 2, 0))]
     assert is_empty(rep.on_message(prep(1, HA2, h=2)))  # one height behind: ignored quietly
+
+
+def test_next_height_buffer_keeps_one_block_per_sender() -> None:
+    rep = new_replica(0)
+    p2 = prop(2, A2, h=2)
+    rep.on_message(p2)
+    later = prop(2, A2, r=4, h=2)  # validator 2 is primary of (2, 0) and (2, 4): validly signed
+    assert rep.on_message(later).dropped == []
+    assert [m for m in rep.future[2] if isinstance(m, Proposal)] == [p2]  # one block per sender
+
+
+def test_restart_in_a_later_round_resends_the_same_round_change() -> None:
+    rep = new_replica(0)
+    for _ in range(rep.timeout_ticks()):
+        ready = rep.on_tick() if rep.pending_records else rep.on_records_available(1)
+    while rep.round == 0:
+        ready = rep.on_tick()
+    assert rep.round == 1 and ready.persist is not None
+    sent = rep.round_changes[0]
+    again = Replica(rep.cfg, rep.key, 0, None, PersistedState.decode(ready.persist.encode()), rep.verify)
+    assert again.round == 1 and again.round_changes[0] == sent  # byte-identical, ready for resends
