@@ -18,7 +18,7 @@ from typing import Any, Callable
 from . import codec, crypto, merkle
 from .errors import InvalidInput
 from .genesis import Genesis
-from .records import ENVELOPE_MAX_BYTES, Envelope, check_signer, decode_envelope
+from .records import Envelope, check_signer
 from .state import BlockState, StateView
 
 HEADER_VERSION = 1
@@ -292,12 +292,3 @@ def build_block(
     )
     header = replace(header, raw=header.encode())
     return CheckedBlock(Block(header, tuple(chosen)), nodes, state.facts, grown), rejected
-
-
-def decode_block_envelopes(raws: list[bytes], genesis: Genesis) -> tuple[Envelope, ...]:
-    if len(raws) > genesis.block_max_records:
-        raise InvalidInput("invalid_block", f"block holds more than {genesis.block_max_records} records")
-    for raw in raws:
-        if not isinstance(raw, bytes) or len(raw) > ENVELOPE_MAX_BYTES:
-            raise InvalidInput("invalid_block", "block envelopes must be bin values")
-    return tuple(decode_envelope(raw, genesis) for raw in raws)

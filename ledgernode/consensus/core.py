@@ -186,10 +186,7 @@ class Replica:
 
     def on_message(self, msg: Message) -> Ready:
         out = Ready()
-        try:
-            self._dispatch(msg, out)
-        except InvalidInput as exc:
-            out.dropped.append(exc.code)
+        self._dispatch_quietly(msg, out)
         return out
 
     def on_block_built(self, height: int, round_: int, block: BlockData) -> Ready:

@@ -163,7 +163,7 @@ class PeerNetwork:
                 self.state[peer] = "down"  # the peer closed the link
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncio.TimeoutError, InvalidInput, Exception) as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 # any failure of one link is that link's problem: note it, back off, redial
                 if self.state.get(peer) == "up":
                     log.info("link to validator %d lost: %s", peer, exc)

@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,27 +30,12 @@ from ledgernode.records import SUBJECT_MAX_CHARS, decode_envelope
 from ledgernode.verify import verify_bundle
 from ledgernode.verify_answers import verify_answer
 from tests.fixtures import DEPTS, T0, Net, commit_records, content
-from tests.unit.test_api import MSGPACK, REPO, FakeNode, error_of, make_net, notarize, rid, serve
+from tests.unit.api_fake import MSGPACK, REPO, FakeNode, error_of, notarize, rid
 
 DAY = 86_400_000
 NASTY = '<script>alert("x")</script> & 京'
 CERT_STEPS = [("cert.suspend", 10), ("cert.resume", 20), ("cert.revoke", 30)]
 
-
-@pytest.fixture
-def net() -> Net:
-    return make_net()
-
-
-@pytest.fixture
-def node(net: Net) -> FakeNode:
-    return FakeNode(net)
-
-
-@pytest.fixture
-async def client(node: FakeNode) -> AsyncIterator[aio.TestClient]:
-    async with serve(node) as c:
-        yield c
 
 
 async def add(client: aio.TestClient, node: FakeNode, *raws: bytes) -> list[str]:

@@ -1,0 +1,157 @@
+"""A fake NodeService over a real memory Store, shared by the HTTP API tests.
+
+The fake admits envelopes the way a node does at the door (decode, signer,
+ledger rules against the store), keeps a mempool, and commits it on demand
+with tests.fixtures.commit_records, so every answer comes from real records,
+blocks, QCs and proofs. Fixtures `net`, `node` and `client` are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from ledgernode import aio
+from ledgernode.api import make_app
+from ledgernode.config import Limits
+from ledgernode.errors import InvalidInput
+from ledgernode.genesis import Genesis, build, parse
+from ledgernode.records import Envelope, check_signer, decode_envelope
+from ledgernode.service import Backpressure, Location, Submitted, locate_in
+from ledgernode.state import BlockState
+from ledgernode.storage import Store
+from tests.fixtures import DEPTS, T0, Net, commit_records, content, seeded_key
+
+REPO = Path(__file__).resolve().parents[2]
+LIMITS = Limits(body_max_bytes=64 * 1024, batch_max_records=8, wait_default_ms=2_000,
+                wait_max_ms=3_000)
+MSGPACK = {"Content-Type": "application/msgpack"}
+LIMITED = seeded_key("client-limited")  # registered, may submit evidence.* only
+STRANGER = seeded_key("client-stranger")  # not in the genesis
+
+
+def make_net() -> Net:
+    """tests.fixtures.Net plus one client whose roles allow evidence.* only."""
+    net = Net()
+    raw = build(
+        net.chain_id,
+        [{"dept": DEPTS[i], "name": f"Dept {DEPTS[i]}", "pubkey": k.public.raw.hex()}
+         for i, k in enumerate(net.validators)],
+        [{"dept": DEPTS[i], "pubkey": k.public.raw.hex(),
+          "roles": ["*"] if i == 0 else ["dataset.*", "share.*", "cert.*", "evidence.*", "trace.*"]}
+         for i, k in enumerate(net.clients)]
+        + [{"dept": DEPTS[1], "pubkey": LIMITED.public.raw.hex(), "roles": ["evidence.*"]}],
+    )
+    net.genesis = parse(raw)
+    return net
+
+
+class FakeNode:
+    """A NodeService with a mempool and a manual `commit`, no consensus."""
+
+    def __init__(self, net: Net, capacity: int = 100) -> None:
+        self.net = net
+        self.genesis: Genesis = net.genesis
+        self.store = Store.memory()
+        self.mempool: dict[bytes, Envelope] = {}
+        self.capacity = capacity
+        self.changed = asyncio.Condition()
+        self.faults: dict[str, Any] | None = None
+        self.broken = False
+
+    async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
+        out: list[Submitted | Exception] = []
+        for raw in raws:
+            try:
+                out.append(self._admit(raw))
+            except (InvalidInput, Backpressure) as exc:
+                out.append(exc)
+        return out
+
+    def _admit(self, raw: bytes) -> Submitted:
+        env = decode_envelope(raw, self.genesis)
+        signer = check_signer(env, self.genesis)
+        loc = self.locate(env.record_id)
+        if loc is not None or env.record_id in self.mempool:
+            return Submitted(env, loc)
+        if len(self.mempool) >= self.capacity:
+            raise Backpressure("mempool is full", retry_after_s=2)
+        BlockState(self.store, self.genesis, T0).admit(env, signer)
+        self.mempool[env.record_id] = env
+        return Submitted(env, None)
+
+    async def commit(self) -> None:
+        raws = [env.raw for env in self.mempool.values()]
+        self.mempool.clear()
+        commit_records(self.net, self.store, raws)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_committed(
+        self, record_ids: list[bytes], timeout_s: float
+    ) -> list[Location | None]:
+        async def all_committed() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: all(self.locate(r) for r in record_ids))
+
+        try:
+            await asyncio.wait_for(all_committed(), timeout_s)
+        except TimeoutError:
+            pass
+        return [self.locate(r) for r in record_ids]
+
+    def locate(self, record_id: bytes) -> Location | None:
+        return locate_in(self.store, record_id)
+
+    def pending(self, record_id: bytes) -> Envelope | None:
+        return self.mempool.get(record_id)
+
+    def status(self) -> dict[str, Any]:
+        if self.broken:
+            raise RuntimeError("status exploded")
+        return {"height": self.store.height, "round": 0, "primary": 1, "mempool": len(self.mempool),
+                "peers": {1: "up"}, "head_hash": bytes(32), "tag": b"\x01\x02"}
+
+    def metrics(self) -> str:
+        return f"ledgernode_height {self.store.height}\n"
+
+    def set_faults(self, spec: dict[str, Any]) -> None:
+        if "bogus" in spec:
+            raise ValueError("unknown fault 'bogus'")
+        self.faults = spec
+
+
+def notarize(net: Net, label: str, client: int = 0, **kw: Any) -> bytes:
+    return net.record(client, "evidence.notarize", f"EV-{label}", {
+        "content_hash": content(label), "media_type": "application/pdf", "size": 10, "title": label,
+    }, **kw)
+
+
+def rid(raw: bytes, net: Net) -> str:
+    return decode_envelope(raw, net.genesis).record_id.hex()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@asynccontextmanager
+async def serve(node: FakeNode, limits: Limits = LIMITS, debug: bool = False,
+                **kw: Any) -> AsyncIterator[aio.TestClient]:
+    app = make_app(node, limits, debug, **kw)
+    async with aio.TestClient(aio.TestServer(app)) as client:
+        yield client
+
+
+async def error_of(resp: aio.ClientResponse, status: int, code: str) -> dict[str, Any]:
+    body = await resp.json()
+    assert resp.status == status, body
+    assert resp.content_type == "application/json"
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body
