@@ -57,6 +57,15 @@ def verify_rate_one_core(seconds: float = VERIFY_SAMPLE_S) -> float:
     return done / (time.perf_counter() - start)
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def presign(key: crypto.PrivateKey, chain: str, count: int, tag: str) -> list[bytes]:
     now = int(time.time() * 1000)
     body = {"content_hash": bytes(32), "media_type": "application/octet-stream", "size": 1, "title": "bench"}
@@ -81,13 +90,15 @@ class Phase:
     submitted_at: dict[str, float] = field(default_factory=dict)  # b64 envelope -> time
     latencies: list[float] = field(default_factory=list)
     committed: int = 0
+    committed_after_drain: int = 0
     submitted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
 class Bench:
-    def __init__(self, apis: list[str]) -> None:
+    def __init__(self, apis: list[str], pids: list[int]) -> None:
         self.apis = apis
+        self.pids = pids
         self.seen_height = 0
         self.stop_submit = asyncio.Event()
 
@@ -149,6 +160,11 @@ class Bench:
                     if t is not None:
                         phase.latencies.append(now - t)
             await asyncio.sleep(MONITOR_EVERY_S)
+        phase.committed_after_drain = phase.committed
+
+    def _nodes_cpu_s(self) -> float | None:
+        times = [process_cpu_s(pid) for pid in self.pids]
+        return None if None in times else sum(t for t in times if t is not None)
 
     async def _settle(self, session: ClientSession) -> int:
         """Wait (bounded) until every node holds the same log, an empty mempool and
@@ -180,6 +196,7 @@ class Bench:
         timeout = ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with ClientSession(timeout=timeout) as session:
             phase.log_size_at_start = await self._settle(session)
+            cpu_at_start = self._nodes_cpu_s()
             start = time.monotonic()
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
@@ -193,11 +210,17 @@ class Bench:
             await asyncio.gather(*clients, return_exceptions=True)
             progress.cancel()
             await monitor
+            cpu_at_end = self._nodes_cpu_s()
+        cpu_us = None
+        if cpu_at_start is not None and cpu_at_end is not None and phase.committed_after_drain:
+            # CPU every node spent per record, averaged over nodes: the figure to compare
+            # with one signature check (1e6 / verify rate), whatever the machine's speed.
+            cpu_us = round((cpu_at_end - cpu_at_start) * 1e6 / phase.committed_after_drain / len(self.pids), 1)
         lat = sorted(phase.latencies)
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
         return {"committed": committed, "records_per_s": round(committed / phase.seconds, 1),
                 "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
-                "errors": phase.errors}
+                "errors": phase.errors, "node_cpu_us_per_record": cpu_us}
 
 
 def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> tuple[Any, dict[int, Any]]:
@@ -227,7 +250,7 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
             want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * seconds * 1.2))
             log(f"bench: pre-signing {want:,} records before the timed window")
             envs = presign(key, net.chain_id, want, "b")
-            runner = Bench([n.api for n in net.nodes])
+            runner = Bench([n.api for n in net.nodes], [p.pid for p in procs.values()])
             main = asyncio.run(runner.run(Phase("batch" if batch > 1 else "single", envs, batch, clients,
                                                 seconds, rate, inflight_max)))
             result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
@@ -250,6 +273,9 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
                    "bound_records_per_s": round(bound, 1),
                    "verify_samples_per_s": [round(x) for x in samples],
                    "ratio": round(result["records_per_s"] / bound, 3)})
+    if result.get("node_cpu_us_per_record"):
+        # How many signature checks' worth of CPU a node spends per record (1.0 is the bound).
+        result["cpu_per_record_in_verifies"] = round(result["node_cpu_us_per_record"] * verify_per_s / 1e6, 2)
     return result
 
 

@@ -115,6 +115,82 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise InvalidInput("ext_type", f"msgpack ext type {code} is not allowed")
 
 
+_BIN8, _BIN16, _BIN32 = 0xC4, 0xC5, 0xC6
+
+
+def _canonical_bin_at(data: bytes, pos: int) -> tuple[bytes, int] | None:
+    """The bin value whose canonical (shortest-header) encoding starts at `pos`."""
+    if pos + 2 > len(data):
+        return None
+    tag = data[pos]
+    if tag == _BIN8:
+        size, start = data[pos + 1], pos + 2
+    elif tag == _BIN16 and pos + 3 <= len(data):
+        size, start = int.from_bytes(data[pos + 1: pos + 3], "big"), pos + 3
+        if size < 0x100:
+            return None  # bin8 is shorter: not canonical
+    elif tag == _BIN32 and pos + 5 <= len(data):
+        size, start = int.from_bytes(data[pos + 1: pos + 5], "big"), pos + 5
+        if size < 0x10000:
+            return None  # bin16 is shorter: not canonical
+    else:
+        return None
+    end = start + size
+    return (data[start:end], end) if end <= len(data) else None
+
+
+def split_bin_pair(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bytes] | None:
+    """Fast path for the commonest input, a two-element array of bin values.
+
+    Returns the pair when `data` is exactly the canonical encoding of
+    [bin, bin] within `limits`, and None otherwise: then `decode` says what is
+    wrong. It accepts only what `decode` would accept, with the same value,
+    because each value has exactly one canonical encoding."""
+    if len(data) > limits.input_max_bytes or len(data) < 5 or data[0] != 0x92:
+        return None
+    first = _canonical_bin_at(data, 1)
+    if first is None:
+        return None
+    second = _canonical_bin_at(data, first[1])
+    if second is None or second[1] != len(data):
+        return None
+    if max(len(first[0]), len(second[0])) > limits.bin_max_bytes:
+        return None
+    return first[0], second[0]
+
+
+def decode_unwalked(data: bytes, limits: Limits) -> Any:
+    """Fast path for inputs whose caller checks every type and map-key order itself.
+
+    Returns the decoded value if `data` decodes within `limits` and re-encoding
+    the value, maps in their decoded key order, gives `data` back; None on any
+    failure (then `decode` names it). Unlike `decode`, it does not reject
+    floats, non-str keys or unsorted maps: the caller must, before trusting
+    the value as canonical."""
+    if len(data) > limits.input_max_bytes:
+        return None
+    try:
+        value = _unpack(data, limits)
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError, InvalidInput):
+        return None
+    return value if msgpack.packb(value, use_bin_type=True) == data else None
+
+
+def _unpack(data: bytes, limits: Limits) -> Any:
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        use_list=True,
+        strict_map_key=True,
+        ext_hook=_reject_ext,
+        max_str_len=limits.str_max_bytes,
+        max_bin_len=limits.bin_max_bytes,
+        max_array_len=limits.array_max_len,
+        max_map_len=limits.map_max_len,
+        max_ext_len=0,
+    )
+
+
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Decode bytes that must be canonical; raise InvalidInput otherwise."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -125,18 +201,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         )
     data = bytes(data)
     try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            ext_hook=_reject_ext,
-            max_str_len=limits.str_max_bytes,
-            max_bin_len=limits.bin_max_bytes,
-            max_array_len=limits.array_max_len,
-            max_map_len=limits.map_max_len,
-            max_ext_len=0,
-        )
+        value = _unpack(data, limits)
     except InvalidInput:
         raise
     except msgpack.ExtraData:

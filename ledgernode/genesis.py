@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from . import codec, crypto
@@ -20,6 +20,7 @@ FORMAT = "ledgernode-genesis/1"
 GENESIS_MAX_BYTES = 1 << 20
 VALIDATORS_MAX = 256
 CLIENTS_MAX = 10_000
+ROLE_VERDICTS_CACHED_MAX = 4_096
 DEFAULT_PARAMS = {"record_ts_window_ms": 600_000, "block_max_records": 5_000}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ROLE_RE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
@@ -35,7 +36,14 @@ class Signer:
     validator: int | None = None  # validator index, when the key is a validator's
 
     def allows(self, record_type: str) -> bool:
-        return any(role_allows(role, record_type) for role in self.roles)
+        return _roles_allow(self.roles, record_type)
+
+
+@lru_cache(maxsize=ROLE_VERDICTS_CACHED_MAX)
+def _roles_allow(roles: tuple[str, ...], record_type: str) -> bool:
+    # Asked once per record on the verify path; the answers are few (keys' role
+    # sets x record types), so memoise them.
+    return any(role_allows(role, record_type) for role in roles)
 
 
 def role_allows(role: str, record_type: str) -> bool:

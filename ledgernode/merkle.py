@@ -33,6 +33,15 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def complete_subtree_hash(leaf_hashes: list[bytes]) -> bytes:
+    """Hash of a complete subtree from its 2**level leaf hashes, in order."""
+    assert leaf_hashes and len(leaf_hashes) & (len(leaf_hashes) - 1) == 0, "needs 2**level leaves"
+    level = leaf_hashes
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def _split(size: int) -> int:
     """Largest power of two strictly below `size` (size >= 2)."""
     return 1 << ((size - 1).bit_length() - 1)

@@ -24,6 +24,11 @@ from .kv import KV, MemoryKV
 
 _U64 = struct.Struct(">Q")
 HEAD_KEY = b"m/head"
+# Merkle nodes below this level are not stored: a subtree of fewer than
+# 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a proof
+# needs it (at most 8 envelopes, one scan). Storing every level cost two
+# LevelDB keys per record on the commit path; this costs one key per 16.
+NODE_LEVEL_STORED_MIN = 4
 SUBJECT_PAGE_MAX = 1_001  # views ask for one more than their page to know if more follow
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
 
@@ -100,6 +105,12 @@ class Store:
         return out
 
     def node(self, level: int, index: int) -> bytes:
+        if level < NODE_LEVEL_STORED_MIN:
+            start = index << level
+            leaves = [v for _, v in self.kv.scan(b"e/" + _u64(start), b"e/" + _u64(start + (1 << level)))]
+            if len(leaves) != 1 << level:
+                raise NotFound(f"node {level}/{index}")
+            return merkle.complete_subtree_hash([merkle.leaf_hash(leaf) for leaf in leaves])
         value = self._get(b"n/" + bytes([level]) + _u64(index), f"node {level}/{index}")
         assert len(value) == 32
         return value
@@ -175,7 +186,8 @@ class Store:
             puts.append((b"r/" + env.record_id, _u64(leaf) + hb))
             puts.append((_subject_prefix(env.record.subject) + _u64(leaf), b""))
         for level, index, h in checked.nodes:
-            puts.append((b"n/" + bytes([level]) + _u64(index), h))
+            if level >= NODE_LEVEL_STORED_MIN:
+                puts.append((b"n/" + bytes([level]) + _u64(index), h))
         for (kind, key), value in checked.facts.items():
             puts.append((f"f/{kind}/{key}".encode("utf-8"), codec.encode(value)))
         puts.append((HEAD_KEY, hb))

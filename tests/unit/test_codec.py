@@ -591,3 +591,90 @@ def test_mutated_encodings_decode_contract(value, draw):
             del data[pos:]
     _check_decode_contract(bytes(data))
     _check_decode_contract(bytes(data), WIDE)
+
+
+# -- fast paths: they may only say "not sure", never disagree with decode ------
+
+
+ENVELOPE_LIKE = Limits(input_max_bytes=1 << 17, bin_max_bytes=70_000)
+
+
+def _check_split_contract(data: bytes, limits: Limits) -> None:
+    pair = codec.split_bin_pair(data, limits)
+    try:
+        value = decode(data, limits)
+    except InvalidInput:
+        assert pair is None, data
+        return
+    if pair is not None:
+        assert [pair[0], pair[1]] == value and all(type(x) is bytes for x in pair)
+    elif isinstance(value, list) and len(value) == 2 and all(type(x) is bytes for x in value):
+        raise AssertionError(f"fast path refused a canonical bin pair: {data[:16]!r}")
+
+
+@FAST
+@given(st.binary(max_size=300), st.binary(max_size=300), st.data())
+def test_split_bin_pair_agrees_with_decode(a, b, draw):
+    data = bytearray(encode([a, b]))
+    _check_split_contract(bytes(data), ENVELOPE_LIKE)
+    for _ in range(draw.draw(st.integers(1, 3))):  # then mutated
+        pos = draw.draw(st.integers(0, len(data) - 1))
+        op = draw.draw(st.sampled_from(["flip", "delete", "truncate", "append"]))
+        if op == "flip":
+            data[pos] = draw.draw(st.integers(0, 255))
+        elif op == "delete":
+            del data[pos]
+        elif op == "truncate":
+            del data[pos:]
+        else:
+            data.append(draw.draw(st.integers(0, 255)))
+        if not data:
+            break
+        _check_split_contract(bytes(data), ENVELOPE_LIKE)
+
+
+@pytest.mark.parametrize("a_len", [0, 1, 255, 256, 65_535, 65_536])
+def test_split_bin_pair_length_boundaries(a_len):
+    data = encode([b"\x01" * a_len, b"sig"])
+    _check_split_contract(data, ENVELOPE_LIKE)
+    # the same pair with a longer-than-needed length header is refused by both
+    if a_len < 256:
+        longer = b"\x92\xc5" + a_len.to_bytes(2, "big") + b"\x01" * a_len + b"\xc4\x03sig"
+        assert codec.split_bin_pair(longer, ENVELOPE_LIKE) is None
+        _check_split_contract(longer, ENVELOPE_LIKE)
+
+
+def test_split_bin_pair_respects_limits():
+    data = encode([b"x" * 100, b"y"])
+    assert codec.split_bin_pair(data, Limits(bin_max_bytes=99)) is None
+    assert codec.split_bin_pair(data, Limits(input_max_bytes=len(data) - 1)) is None
+    assert codec.split_bin_pair(data, Limits(bin_max_bytes=100)) == (b"x" * 100, b"y")
+
+
+@MUTATE
+@given(values, st.data())
+def test_decode_unwalked_is_decode_without_the_walk(value, draw):
+    data = bytearray(encode(value))
+    for _ in range(draw.draw(st.integers(0, 2))):
+        pos = draw.draw(st.integers(0, max(0, len(data) - 1)))
+        if data:
+            data[pos] = draw.draw(st.integers(0, 255))
+    data = bytes(data)
+    fast = codec.decode_unwalked(data, WIDE)
+    try:
+        checked = decode(data, WIDE)
+    except InvalidInput:
+        # what it lets through must still be an exact round trip; the caller walks it
+        assert fast is None or msgpack.packb(fast, use_bin_type=True) == data
+        return
+    assert fast == checked
+
+
+def test_decode_unwalked_leaves_order_and_floats_to_the_caller():
+    unsorted = msgpack.packb({"b": 1, "a": 2})
+    assert codec.decode_unwalked(unsorted, WIDE) == {"b": 1, "a": 2}
+    assert codec.decode_unwalked(msgpack.packb(1.5), WIDE) == 1.5
+    # but never a non-shortest form, trailing bytes, or more than the limits allow
+    assert codec.decode_unwalked(b"\xcd\x00\x01", WIDE) is None
+    assert codec.decode_unwalked(encode(1) + b"\x00", WIDE) is None
+    assert codec.decode_unwalked(encode("x" * 10), Limits(str_max_bytes=9)) is None

@@ -15,6 +15,7 @@ from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
 from ledgernode.records import (
     BODY_SCHEMAS,
+    ENVELOPE_LIMITS,
     ENVELOPE_MAX_BYTES,
     RECORD_KEYS,
     RECORD_SIGN_PREFIX,
@@ -538,3 +539,89 @@ def test_every_single_bit_flip_rejected_or_identical() -> None:
             mutated = bytearray(base)
             mutated[pos] ^= 1 << bit
             _judge(bytes(mutated), original)
+
+
+# -- the fast path agrees with the checked path ------------------------------
+
+from ledgernode.records import _record_fast, _record_from_map  # noqa: E402
+
+MUTATIONS = settings(
+    derandomize=True, database=None, deadline=None, max_examples=400,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def _checked_record(record_bytes: bytes) -> Any:
+    """The record by the generic path, or the InvalidInput code it raises."""
+    try:
+        record = _record_from_map(codec.decode(record_bytes, ENVELOPE_LIMITS))
+        if record.chain != G.chain_id:
+            return "wrong_chain"
+        check_body(record.type, record.body, G.depts)
+        return record
+    except InvalidInput as exc:
+        return exc.code
+
+
+_ODD_VALUES = [1.0, 1.5, True, None, b"", "", -1, 2**40, [], {}, "x" * 5, b"\x00" * 32]
+
+
+def _canonical_map(rtype: str) -> dict[str, Any]:
+    m = dict(sorted(base_map(type=rtype, body=dict(sorted(BODIES[rtype].items()))).items()))
+    assert msgpack.packb(m, use_bin_type=True) == codec.encode(m)  # starts canonical
+    return m
+
+
+def _agree(m: dict[str, Any]) -> None:
+    """The fast path accepts only what the checked path accepts, as the same record."""
+    record_bytes = msgpack.packb(m, use_bin_type=True)  # key order and forms as given
+    checked = _checked_record(record_bytes)
+    fast = _record_fast(record_bytes, G)
+    if fast is not None:
+        assert fast == checked, (m, checked)
+    elif not isinstance(checked, str):
+        raise AssertionError(f"fast path refused a valid record: {m}")
+    # and decode_envelope gives the checked path's answer either way
+    raw = codec.encode([record_bytes, bytes(64)])
+    try:
+        got = decode_envelope(raw, G).record
+    except InvalidInput as exc:
+        got = exc.code
+    assert got == checked
+
+
+@pytest.mark.parametrize("rtype", sorted(BODIES))
+def test_fast_record_path_every_single_change(rtype: str) -> None:
+    _agree(_canonical_map(rtype))
+    fields = sorted(_canonical_map(rtype))
+    body_fields = sorted(BODIES[rtype])
+    for value in _ODD_VALUES:
+        for name in fields:
+            m = _canonical_map(rtype)
+            m[name] = value
+            _agree(m)
+        for name in body_fields:
+            m = _canonical_map(rtype)
+            m["body"][name] = value
+            _agree(m)
+
+
+@MUTATIONS
+@given(st.sampled_from(sorted(BODIES)), st.data())
+def test_fast_record_path_never_disagrees(rtype: str, draw: Any) -> None:
+    m = _canonical_map(rtype)
+    for _ in range(draw.draw(st.integers(0, 3))):
+        op = draw.draw(st.sampled_from(["field", "body", "drop", "extra", "reorder", "body_reorder"]))
+        if op == "field":
+            m[draw.draw(st.sampled_from(sorted(m)))] = draw.draw(st.sampled_from(_ODD_VALUES))
+        elif op == "body" and isinstance(m.get("body"), dict) and m["body"]:
+            m["body"][draw.draw(st.sampled_from(sorted(m["body"])))] = draw.draw(st.sampled_from(_ODD_VALUES))
+        elif op == "drop" and m:
+            del m[draw.draw(st.sampled_from(sorted(m)))]
+        elif op == "extra":
+            m[draw.draw(st.sampled_from(["zz", "a", "body2", "location"]))] = 1
+        elif op == "reorder":
+            m = dict(reversed(list(m.items())))
+        elif op == "body_reorder" and isinstance(m.get("body"), dict):
+            m["body"] = dict(reversed(list(m["body"].items())))
+    _agree(m)
