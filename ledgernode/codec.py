@@ -11,6 +11,7 @@ duplicate keys, ints or lengths not in their shortest form, str sent as bin.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,12 @@ from .errors import InvalidInput
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 DEPTH_HARD_MAX = 64  # no value of ours nests deeper, whatever a caller's Limits say
+# msgpack.packb builds a new Packer, with a fresh 256 KiB buffer, on every call;
+# every decode packs once to prove the bytes canonical, so each thread keeps one
+# Packer, and drops it after a large value so its grown buffer is freed.
+PACKER_BUF_BYTES = 16 << 10
+PACKER_KEEP_MAX_BYTES = 1 << 20
+_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,25 @@ def _canonical(value: Any, depth: int) -> Any:
     raise InvalidInput("bad_type", f"{type(value).__name__} is not in the data model")
 
 
+def _pack(value: Any) -> bytes:
+    """msgpack bytes of `value` as it stands (maps in their own order)."""
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True, buf_size=PACKER_BUF_BYTES)
+    try:
+        out: bytes = packer.pack(value)
+    except BaseException:
+        _local.packer = None  # never reuse a packer that failed half-way
+        raise
+    if len(out) > PACKER_KEEP_MAX_BYTES:
+        _local.packer = None
+    return out
+
+
 def encode(value: Any) -> bytes:
     """Canonical msgpack bytes of `value`."""
     try:
-        return msgpack.packb(_canonical(value, 0), use_bin_type=True)
+        return _pack(_canonical(value, 0))
     except UnicodeEncodeError:
         # A str holding lone surrogates (e.g. from JSON "\ud800") has no UTF-8 form.
         raise InvalidInput("bad_utf8", "str is not encodable as UTF-8") from None
@@ -173,7 +195,7 @@ def decode_unwalked(data: bytes, limits: Limits) -> Any:
         value = _unpack(data, limits)
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError, InvalidInput):
         return None
-    return value if msgpack.packb(value, use_bin_type=True) == data else None
+    return value if _pack(value) == data else None
 
 
 def _unpack(data: bytes, limits: Limits) -> Any:
@@ -213,6 +235,6 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     _check_decoded(value, limits)
     # The walk above proved every map sorted and every value in the data model, so
     # packing the decoded value as it stands is its canonical encoding.
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if _pack(value) != data:
         raise InvalidInput("non_canonical", "bytes are not the canonical encoding")
     return value

@@ -9,9 +9,10 @@ state) live in `state.py` and run when a block is built or checked.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import codec, crypto, merkle
 from .errors import InvalidInput
@@ -151,6 +152,23 @@ class Envelope:
         return merkle.leaf_hash(self.raw)
 
 
+_T = TypeVar("_T")
+_FIELD_NAMES = {cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in (Record, Envelope)}
+
+
+def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass `cls` holding exactly `fields`.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__;
+    for the records every node decodes that was a tenth of its decode time.
+    Installing the checked field map as the instance dict gives the same
+    object (fields, eq, repr, immutability) for one call."""
+    assert fields.keys() == _FIELD_NAMES[cls], f"{cls.__name__} fields"
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    return obj
+
+
 def record_id_of(record_bytes: bytes) -> bytes:
     return crypto.H("record", record_bytes)
 
@@ -209,10 +227,9 @@ def _record_fields(m: dict[str, Any]) -> Record:
             raise _bad(f"every ref must be a {ID_BYTES}-byte record id")
         if len(set(refs)) != len(refs):
             raise _bad("refs lists a record id twice")
-    return Record(
-        m["v"], m["chain"], m["type"], m["subject"], m["body"],
-        tuple(refs), m["ts"], m["nonce"], m["key"],
-    )
+    fields = dict(m)
+    fields["refs"] = tuple(refs)
+    return _frozen(Record, fields)
 
 
 def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
@@ -258,7 +275,8 @@ def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
         if record.chain != genesis.chain_id:
             raise InvalidInput("wrong_chain", f"record is for chain {record.chain!r}")
         check_body(record.type, record.body, genesis.depts)
-    return Envelope(record, record_bytes, sig, bytes(raw), record_id_of(record_bytes))
+    return _frozen(Envelope, {"record": record, "record_bytes": record_bytes, "sig": sig,
+                              "raw": bytes(raw), "record_id": record_id_of(record_bytes)})
 
 
 def check_signer(env: Envelope, genesis: Genesis) -> Signer:

@@ -678,3 +678,24 @@ def test_decode_unwalked_leaves_order_and_floats_to_the_caller():
     assert codec.decode_unwalked(b"\xcd\x00\x01", WIDE) is None
     assert codec.decode_unwalked(encode(1) + b"\x00", WIDE) is None
     assert codec.decode_unwalked(encode("x" * 10), Limits(str_max_bytes=9)) is None
+
+
+def test_reused_packer_survives_failures_and_large_values():
+    small = {"a": [1, "x", b"y"]}
+    expected = ref_encode(small)
+    with pytest.raises(InvalidInput):
+        encode({"a": "\ud800"})  # lone surrogate: fails half-way through packing
+    assert encode(small) == expected
+    big = b"z" * (codec.PACKER_KEEP_MAX_BYTES + 1)
+    assert encode([big]) == ref_encode([big])
+    assert encode(small) == expected
+    assert decode(expected) == small
+
+
+def test_encode_from_many_threads_at_once():
+    import concurrent.futures
+
+    values = [{"n": i, "s": "v" * (i % 300), "b": bytes(i % 70)} for i in range(2_000)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(encode, values))
+    assert got == [ref_encode(v) for v in values]

@@ -625,3 +625,22 @@ def test_fast_record_path_never_disagrees(rtype: str, draw: Any) -> None:
         elif op == "body_reorder" and isinstance(m.get("body"), dict):
             m["body"] = dict(reversed(list(m["body"].items())))
     _agree(m)
+
+
+def test_decoded_record_and_envelope_are_ordinary_frozen_dataclasses() -> None:
+    import dataclasses
+
+    from ledgernode.records import Record
+
+    raw = NET.record(0, "trace.event", "LOT-9", TRACE_FULL, refs=(content("a"),))
+    env = decode_envelope(raw, G)
+    r = env.record
+    built = Record(r.v, r.chain, r.type, r.subject, dict(r.body), r.refs, r.ts, r.nonce, r.key)
+    assert r == built and repr(r) == repr(built) and dataclasses.asdict(r) == dataclasses.asdict(built)
+    assert isinstance(r.refs, tuple)
+    assert env == Envelope(built, env.record_bytes, env.sig, raw, record_id_of(env.record_bytes))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.subject = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        env.raw = b""  # type: ignore[misc]
+    assert dataclasses.replace(r, subject="LOT-10").subject == "LOT-10"
