@@ -239,21 +239,39 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
 
     It accepts only what the checked path accepts: the round trip in
     `decode_unwalked` proves the encoding shortest; the exact key tuple proves
-    the record map's keys str, complete and sorted; `_record_from_map` and
-    `check_body` type every field exactly (no floats, no nesting), and the body
-    keys, all schema names, are compared with their sorted order."""
+    the record map's keys str, complete and sorted; every field below is typed
+    exactly (no floats, no nesting) and checked as `_record_fields` checks it
+    (a key registered in the genesis is a well-formed key id); `check_body`
+    types the body's fields, whose keys are then compared with their sorted
+    order. tests/unit/test_records.py checks the two paths agree."""
     m = codec.decode_unwalked(record_bytes, ENVELOPE_LIMITS)
-    if type(m) is not dict or tuple(m) != RECORD_KEY_ORDER or type(m["v"]) is not int:
+    if type(m) is not dict or tuple(m) != RECORD_KEY_ORDER:
+        return None
+    body, chain, key, nonce, refs, subject, ts, rtype, v = m.values()  # canonical key order
+    if (
+        type(v) is not int or v != RECORD_VERSION or chain != genesis.chain_id
+        or type(key) is not str or key not in genesis.signers
+        or type(subject) is not str or not 1 <= len(subject) <= SUBJECT_MAX_CHARS
+        or type(ts) is not int or not 0 <= ts <= TIME_MAX_MS
+        or type(nonce) is not bytes or len(nonce) != NONCE_BYTES
+        or type(rtype) is not str or type(body) is not dict or type(refs) is not list
+    ):
+        return None
+    if refs and (
+        len(refs) > REFS_MAX
+        or any(type(r) is not bytes or len(r) != ID_BYTES for r in refs)
+        or len(set(refs)) != len(refs)
+    ):
         return None
     try:
-        record = _record_fields(m)
-        check_body(record.type, record.body, genesis.depts)
+        check_body(rtype, body, genesis.depts)
     except InvalidInput:
         return None
-    if record.chain != genesis.chain_id:
+    keys = list(body)
+    if keys != sorted(keys):
         return None
-    keys = list(record.body)
-    return record if keys == sorted(keys) else None
+    m["refs"] = tuple(refs)
+    return _frozen(Record, m)
 
 
 def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
