@@ -14,11 +14,13 @@ import asyncio
 import base64
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ SETTLE_MAX_S = 60.0
 INFLIGHT_MAX = 8_000
 REQUEST_TIMEOUT_S = 60.0
 RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
+EVENT_RE = re.compile(r'^ledgernode_events_total\{event="([a-z_]+)"\} (\d+)$', re.MULTILINE)
 
 
 def log(msg: str) -> None:
@@ -162,6 +165,15 @@ class Bench:
             await asyncio.sleep(MONITOR_EVERY_S)
         phase.committed_after_drain = phase.committed
 
+    async def _events(self, session: ClientSession) -> Counter[str]:
+        """Event counters summed over every node (their /metrics)."""
+        total: Counter[str] = Counter()
+        for api in self.apis:
+            async with session.get(api + "/metrics") as resp:
+                for match in EVENT_RE.finditer(await resp.text()):
+                    total[match.group(1)] += int(match.group(2))
+        return total
+
     def _nodes_cpu_s(self) -> float | None:
         times = [process_cpu_s(pid) for pid in self.pids]
         return None if None in times else sum(t for t in times if t is not None)
@@ -197,6 +209,7 @@ class Bench:
         async with ClientSession(timeout=timeout) as session:
             phase.log_size_at_start = await self._settle(session)
             cpu_at_start = self._nodes_cpu_s()
+            events_at_start = await self._events(session)
             start = time.monotonic()
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
@@ -211,6 +224,8 @@ class Bench:
             progress.cancel()
             await monitor
             cpu_at_end = self._nodes_cpu_s()
+            events = await self._events(session)
+            events.subtract(events_at_start)
         cpu_us = None
         if cpu_at_start is not None and cpu_at_end is not None and phase.committed_after_drain:
             # CPU every node spent per record, averaged over nodes: the figure to compare
@@ -220,7 +235,11 @@ class Bench:
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
         return {"committed": committed, "records_per_s": round(committed / phase.seconds, 1),
                 "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
-                "errors": phase.errors, "node_cpu_us_per_record": cpu_us}
+                "errors": phase.errors, "node_cpu_us_per_record": cpu_us,
+                # 1.0 when every node checks each record's signature exactly once
+                "signature_checks_per_record": round(
+                    events["signatures_checked"] / events["records_committed"], 3)
+                if events["records_committed"] else None}
 
 
 def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> tuple[Any, dict[int, Any]]:

@@ -281,6 +281,7 @@ class Node:
             except InvalidInput as exc:
                 decoded.append(exc)
         envs = [(i, e) for i, e in enumerate(decoded) if isinstance(e, Envelope)]
+        self.count("signatures_checked", len(envs))
         loop = asyncio.get_running_loop()
         chunks = [envs[k: k + VERIFY_CHUNK] for k in range(0, len(envs), VERIFY_CHUNK)]
         results = await asyncio.gather(*(loop.run_in_executor(self.pool, _check_signers, [e for _, e in c],
@@ -298,6 +299,7 @@ class Node:
             env = self.mempool.by_raw(raw) or self.verified.get(raw)
             if env is None:
                 env = decode_envelope(raw, self.genesis)
+                self.count("signatures_checked")
                 check_signer(env, self.genesis)
             out.append(env)
         return tuple(out)
