@@ -25,7 +25,6 @@ class LevelKV:
                 write_buffer_size=WRITE_BUFFER_BYTES,
                 lru_cache_size=LRU_CACHE_BYTES,
                 bloom_filter_bits=BLOOM_FILTER_BITS,
-                compression=None,
             )
         except plyvel.IOError as exc:
             raise StoreLocked(f"cannot open LevelDB at {path}: {exc}") from None
