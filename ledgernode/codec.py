@@ -140,25 +140,23 @@ def _reject_ext(code: int, data: bytes) -> Any:
 _BIN8, _BIN16, _BIN32 = 0xC4, 0xC5, 0xC6
 
 
-def _canonical_bin_at(data: bytes, pos: int) -> tuple[bytes, int] | None:
-    """The bin value whose canonical (shortest-header) encoding starts at `pos`."""
-    if pos + 2 > len(data):
-        return None
-    tag = data[pos]
-    if tag == _BIN8:
-        size, start = data[pos + 1], pos + 2
+def _bin_span(data: bytes, pos: int, size_max: int) -> tuple[int, int]:
+    """(start, end) of the bin value whose canonical (shortest-header) encoding
+    starts at `pos`; (0, -1) if there is none or it is longer than size_max."""
+    tag = data[pos] if pos < len(data) else 0
+    if tag == _BIN8 and pos + 2 <= len(data):
+        start, size = pos + 2, data[pos + 1]
     elif tag == _BIN16 and pos + 3 <= len(data):
-        size, start = int.from_bytes(data[pos + 1: pos + 3], "big"), pos + 3
+        start, size = pos + 3, int.from_bytes(data[pos + 1: pos + 3], "big")
         if size < 0x100:
-            return None  # bin8 is shorter: not canonical
+            return 0, -1  # bin8 is shorter: not canonical
     elif tag == _BIN32 and pos + 5 <= len(data):
-        size, start = int.from_bytes(data[pos + 1: pos + 5], "big"), pos + 5
+        start, size = pos + 5, int.from_bytes(data[pos + 1: pos + 5], "big")
         if size < 0x10000:
-            return None  # bin16 is shorter: not canonical
+            return 0, -1  # bin16 is shorter: not canonical
     else:
-        return None
-    end = start + size
-    return (data[start:end], end) if end <= len(data) else None
+        return 0, -1
+    return (start, start + size) if size <= size_max else (0, -1)
 
 
 def split_bin_pair(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bytes] | None:
@@ -170,15 +168,13 @@ def split_bin_pair(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
     because each value has exactly one canonical encoding."""
     if len(data) > limits.input_max_bytes or len(data) < 5 or data[0] != 0x92:
         return None
-    first = _canonical_bin_at(data, 1)
-    if first is None:
+    start1, end1 = _bin_span(data, 1, limits.bin_max_bytes)
+    if end1 < 0:
         return None
-    second = _canonical_bin_at(data, first[1])
-    if second is None or second[1] != len(data):
+    start2, end2 = _bin_span(data, end1, limits.bin_max_bytes)
+    if end2 != len(data):
         return None
-    if max(len(first[0]), len(second[0])) > limits.bin_max_bytes:
-        return None
-    return first[0], second[0]
+    return data[start1:end1], data[start2:end2]
 
 
 def decode_unwalked(data: bytes, limits: Limits) -> Any:
