@@ -90,7 +90,20 @@ class Phase:
     rate: float | None  # offered records/s, None for as fast as possible
     inflight_max: int = 8_000  # submitted but not yet committed everywhere (closed loop)
     log_size_at_start: int = 0
-    submitted_at: dict[str, float] = field(default_factory=dict)  # b64 envelope -> time
+    submitted_at: dict[int, float] = field(default_factory=dict)  # batch index -> time sent
+    # Made before the timed window, so the client spends as little of the machine
+    # as it can while the nodes are measured: request bodies, and which batch
+    # each envelope (base64, as blocks show it) was sent in.
+    bodies: list[bytes] = field(default_factory=list)
+    batch_of: dict[str, int] = field(default_factory=dict)
+
+    def prepare(self) -> None:
+        size = max(1, self.batch)
+        for k in range(0, len(self.envelopes), size):
+            chunk = self.envelopes[k: k + size]
+            self.bodies.append(codec.encode(chunk) if self.batch > 1 else chunk[0])
+            for env in chunk:
+                self.batch_of[base64.b64encode(env).decode()] = k // size
     latencies: list[float] = field(default_factory=list)
     committed: int = 0
     committed_after_drain: int = 0
@@ -105,8 +118,8 @@ class Bench:
         self.seen_height = 0
         self.stop_submit = asyncio.Event()
 
-    async def _post(self, session: ClientSession, api: str, chunk: list[bytes], batch: bool) -> int:
-        path, body = ("/v1/records/batch", codec.encode(chunk)) if batch else ("/v1/records", chunk[0])
+    async def _post(self, session: ClientSession, api: str, body: bytes, batch: bool) -> int:
+        path = "/v1/records/batch" if batch else "/v1/records"
         async with session.post(api + path, data=body,
                                 headers={"Content-Type": "application/msgpack"}) as resp:
             await resp.read()
@@ -127,12 +140,11 @@ class Bench:
                     return
             while phase.submitted - phase.committed > phase.inflight_max and not self.stop_submit.is_set():
                 await asyncio.sleep(0.01)  # closed loop: do not queue more than the window
-            t = time.monotonic()
-            for env in chunk:
-                phase.submitted_at[base64.b64encode(env).decode()] = t
-            api = self.apis[(worker + i // max(1, phase.batch)) % len(self.apis)]
+            index = i // max(1, phase.batch)
+            phase.submitted_at[index] = time.monotonic()
+            api = self.apis[(worker + index) % len(self.apis)]
             try:
-                status = await self._post(session, api, chunk, phase.batch > 1)
+                status = await self._post(session, api, phase.bodies[index], phase.batch > 1)
             except (OSError, asyncio.TimeoutError) as exc:
                 phase.errors[type(exc).__name__] = phase.errors.get(type(exc).__name__, 0) + 1
                 continue
@@ -159,7 +171,7 @@ class Bench:
                 async with session.get(f"{self.apis[-1]}/v1/blocks/{self.seen_height}") as resp:
                     block = await resp.json()
                 for env in block["envelopes"]:
-                    t = phase.submitted_at.get(env)
+                    t = phase.submitted_at.get(phase.batch_of.get(env, -1))
                     if t is not None:
                         phase.latencies.append(now - t)
             await asyncio.sleep(MONITOR_EVERY_S)
@@ -205,6 +217,7 @@ class Bench:
 
     async def run(self, phase: Phase) -> dict[str, Any]:
         self.stop_submit.clear()
+        phase.prepare()
         timeout = ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with ClientSession(timeout=timeout) as session:
             phase.log_size_at_start = await self._settle(session)

@@ -22,12 +22,16 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nacl.bindings
-import nacl.exceptions
+from nacl._sodium import ffi as _ffi, lib as _sodium
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .errors import InvalidInput
+
+# nacl.bindings calls this on import; we call libsodium directly, so call it here
+# (idempotent; -1 means libsodium could not initialise and nothing may be verified).
+if _sodium.sodium_init() < 0:
+    raise ImportError("libsodium failed to initialise")
 
 PUBKEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -111,11 +115,11 @@ class PublicKey:
         """Ed25519 verify (libsodium: also refuses non-canonical S and small-order R)."""
         if len(signature) != SIGNATURE_BYTES:
             return False
-        try:
-            nacl.bindings.crypto_sign_open(signature + message, self.raw)
-        except nacl.exceptions.BadSignatureError:
-            return False
-        return True
+        signed = signature + message
+        # Straight to libsodium (PyNaCl's own cffi binding): crypto_sign_open with no
+        # output buffer only verifies, where the nacl.bindings wrapper also allocates,
+        # copies the message out and raises on failure; it releases the GIL either way.
+        return _sodium.crypto_sign_open(_ffi.NULL, _ffi.NULL, signed, len(signed), self.raw) == 0
 
 
 def load_public_key(raw: bytes) -> PublicKey:
