@@ -5,6 +5,10 @@ library the node uses, pre-signs every record before the timed window, then
 lets C concurrent clients submit batches (and, in a second phase, single
 records). A record counts only once every node has committed it: a monitor
 polls every node's height and reads each block fully committed everywhere.
+The first quarter of each phase's length (at most WARMUP_MAX_S) is a warm-up
+under the same load that is not counted: until the first blocks commit, the
+nodes admit and verify records but nothing is committed yet, and counting
+that ramp would understate the rate the network sustains.
 Progress goes to stderr; the last line on stdout is one JSON object.
 """
 
@@ -37,6 +41,7 @@ SIGN_MAX_RECORDS = 400_000
 SINGLE_PHASE_MAX_S = 5.0
 DRAIN_S = 3.0
 SETTLE_MAX_S = 60.0
+WARMUP_MAX_S = 5.0  # load before the measured window: a quarter of it, at most this
 INFLIGHT_MAX = 8_000
 REQUEST_TIMEOUT_S = 60.0
 RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
@@ -89,6 +94,8 @@ class Phase:
     seconds: float
     rate: float | None  # offered records/s, None for as fast as possible
     inflight_max: int = 8_000  # submitted but not yet committed everywhere (closed loop)
+    warmup_s: float = 0.0  # load before the measured window opens (not counted)
+    window_open: bool = False  # latencies are sampled only once it is
     log_size_at_start: int = 0
     submitted_at: dict[int, float] = field(default_factory=dict)  # batch index -> time sent
     # Made before the timed window, so the client spends as little of the machine
@@ -170,6 +177,8 @@ class Bench:
                     continue
                 async with session.get(f"{self.apis[-1]}/v1/blocks/{self.seen_height}") as resp:
                     block = await resp.json()
+                if not phase.window_open:
+                    continue
                 for env in block["envelopes"]:
                     t = phase.submitted_at.get(phase.batch_of.get(env, -1))
                     if t is not None:
@@ -211,9 +220,9 @@ class Bench:
         while not self.stop_submit.is_set():
             await asyncio.sleep(1.0)
             elapsed = time.monotonic() - start
-            log(f"bench[{phase.name}]: {elapsed:5.1f} s  submitted {phase.submitted:,}  "
-                f"committed on all nodes {phase.committed:,}  ({phase.committed / elapsed:,.0f}/s)  "
-                f"height {self.seen_height}")
+            stage = "measuring" if phase.window_open else "warming up"
+            log(f"bench[{phase.name}]: {elapsed:5.1f} s {stage}  submitted {phase.submitted:,}  "
+                f"committed on all nodes {phase.committed:,}  height {self.seen_height}")
 
     async def run(self, phase: Phase) -> dict[str, Any]:
         self.stop_submit.clear()
@@ -226,13 +235,18 @@ class Bench:
             start = time.monotonic()
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
-            # it happens; throughput counts what was committed when the window closed.
-            monitor = asyncio.create_task(self._monitor(session, phase, start + phase.seconds + DRAIN_S))
+            # it happens. The warm-up fills the pipeline (the first block commits a
+            # second or two in) and is not counted; throughput counts what was
+            # committed between the window's opening and its closing.
+            until = start + phase.warmup_s + phase.seconds + DRAIN_S
+            monitor = asyncio.create_task(self._monitor(session, phase, until))
             progress = asyncio.create_task(self._progress(phase, start))
             clients = [asyncio.create_task(self._client(session, phase, w, cursor)) for w in range(phase.clients)]
+            await asyncio.sleep(phase.warmup_s)
+            committed_at_open, phase.window_open = phase.committed, True
             await asyncio.sleep(phase.seconds)
             self.stop_submit.set()
-            committed = phase.committed
+            committed = phase.committed - committed_at_open
             await asyncio.gather(*clients, return_exceptions=True)
             progress.cancel()
             await monitor
@@ -246,7 +260,8 @@ class Bench:
             cpu_us = round((cpu_at_end - cpu_at_start) * 1e6 / phase.committed_after_drain / len(self.pids), 1)
         lat = sorted(phase.latencies)
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
-        return {"committed": committed, "records_per_s": round(committed / phase.seconds, 1),
+        return {"warmup_s": phase.warmup_s, "committed": committed,
+                "records_per_s": round(committed / phase.seconds, 1),
                 "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
                 "errors": phase.errors, "node_cpu_us_per_record": cpu_us,
                 # 1.0 when every node checks each record's signature exactly once
@@ -279,12 +294,13 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
                                                        "block_max_records": block_max_records})
         try:
             key = crypto.load_private_key(root / net.clients[0].key_file)
-            want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * seconds * 1.2))
+            warmup = min(WARMUP_MAX_S, seconds / 4)
+            want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * (seconds + warmup) * 1.2))
             log(f"bench: pre-signing {want:,} records before the timed window")
             envs = presign(key, net.chain_id, want, "b")
             runner = Bench([n.api for n in net.nodes], [p.pid for p in procs.values()])
             main = asyncio.run(runner.run(Phase("batch" if batch > 1 else "single", envs, batch, clients,
-                                                seconds, rate, inflight_max)))
+                                                seconds, rate, inflight_max, warmup)))
             result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
                       "verify_threads": verify_threads or cores, "inflight_max": inflight_max,
                       "block_max_records": block_max_records or None,
@@ -293,7 +309,7 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
                 s_secs = min(SINGLE_PHASE_MAX_S, seconds)
                 envs1 = presign(key, net.chain_id, int(s_secs * 2_000), "s")
                 result["single"] = asyncio.run(runner.run(
-                    Phase("single", envs1, 1, max(clients, 8), s_secs, None)))
+                    Phase("single", envs1, 1, max(clients, 8), s_secs, None, warmup_s=s_secs / 4)))
         finally:
             devnet.stop_nodes(procs)
     # The machine's speed drifts; sample the verify rate before and after the load
