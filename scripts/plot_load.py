@@ -39,7 +39,8 @@ def main() -> int:
     points = []
     for rate in RATES:
         result = run(rate, args.seconds)
-        offered = rate or result["submitted"] / args.seconds
+        # submitted counts the warm-up too, which runs at the same offered load
+        offered = rate or result["submitted"] / (args.seconds + result.get("warmup_s", 0.0))
         points.append((offered, result["records_per_s"], result["latency_ms"]["p99"], result["ratio"]))
         print(json.dumps({"offered_per_s": round(offered), "records_per_s": result["records_per_s"],
                           "p99_ms": result["latency_ms"]["p99"], "ratio": result["ratio"]}), flush=True)
