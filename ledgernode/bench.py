@@ -39,6 +39,7 @@ MONITOR_EVERY_S = 0.1
 LATENCY_SAMPLE_EVERY = 2  # read every 2nd committed block for submit-to-commit latencies
 SIGN_MAX_RECORDS = 400_000
 SINGLE_PHASE_MAX_S = 5.0
+SINGLE_RATE_GUESS = 3_000  # per second, to size the single phase's pool (warm-up included)
 DRAIN_S = 3.0
 SETTLE_MAX_S = 60.0
 WARMUP_MAX_S = 5.0  # load before the measured window: a quarter of it, at most this
@@ -173,12 +174,10 @@ class Bench:
             top = min(st["height"] for st in statuses)
             while self.seen_height < top:
                 self.seen_height += 1
-                if self.seen_height % LATENCY_SAMPLE_EVERY:
+                if self.seen_height % LATENCY_SAMPLE_EVERY or not phase.window_open:
                     continue
                 async with session.get(f"{self.apis[-1]}/v1/blocks/{self.seen_height}") as resp:
                     block = await resp.json()
-                if not phase.window_open:
-                    continue
                 for env in block["envelopes"]:
                     t = phase.submitted_at.get(phase.batch_of.get(env, -1))
                     if t is not None:
@@ -237,7 +236,8 @@ class Bench:
             # One monitor from start to end of the drain, so every commit is seen when
             # it happens. The warm-up fills the pipeline (the first block commits a
             # second or two in) and is not counted; throughput counts what was
-            # committed between the window's opening and its closing.
+            # committed between the window's opening and its closing, read from the
+            # monitor's last poll, so each edge is exact to one block (unbiased).
             until = start + phase.warmup_s + phase.seconds + DRAIN_S
             monitor = asyncio.create_task(self._monitor(session, phase, until))
             progress = asyncio.create_task(self._progress(phase, start))
@@ -307,7 +307,7 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
                       "offered_per_s": rate, **main}
             if single and batch > 1:
                 s_secs = min(SINGLE_PHASE_MAX_S, seconds)
-                envs1 = presign(key, net.chain_id, int(s_secs * 2_000), "s")
+                envs1 = presign(key, net.chain_id, int(s_secs * 1.25 * SINGLE_RATE_GUESS), "s")
                 result["single"] = asyncio.run(runner.run(
                     Phase("single", envs1, 1, max(clients, 8), s_secs, None, warmup_s=s_secs / 4)))
         finally:

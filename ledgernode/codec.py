@@ -166,8 +166,8 @@ def split_bin_pair(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
     [bin, bin] within `limits`, and None otherwise: then `decode` says what is
     wrong. It accepts only what `decode` would accept, with the same value,
     because each value has exactly one canonical encoding."""
-    if len(data) > limits.input_max_bytes or len(data) < 5 or data[0] != 0x92:
-        return None
+    if type(data) is not bytes or len(data) > limits.input_max_bytes or len(data) < 5 or data[0] != 0x92:
+        return None  # (decode takes other buffers too, and answers with bytes)
     start1, end1 = _bin_span(data, 1, limits.bin_max_bytes)
     if end1 < 0:
         return None

@@ -25,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import crypto, genesis as genesis_mod
 from .aio import web
@@ -52,15 +52,24 @@ EVIDENCE_KEPT_MAX = 1_000
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
+_E = TypeVar("_E", bound=BaseException)
 VERIFY_CHUNK = 128  # records per thread-pool task
 VERIFIED_CACHE_MAX = 100_000
 # Cyclic GC: every record makes a handful of short-lived containers, and with
 # CPython's default first threshold (700) records waiting a second or two in
 # the mempool were promoted and rescanned by full collections (about a tenth
-# of the node's Python time under load). Nothing on the hot path forms cycles,
-# so collect the young generation 50x less often; memory stays bounded by the
-# threshold.
+# of the node's Python time under load). The hot path forms no cycles (the
+# rejections it keeps in lists are stored bare, see `_kept`), so collect the
+# young generation 50x less often.
 GC_GEN0_OBJECTS = 50_000
+
+
+def _kept(exc: _E) -> _E:
+    """`exc` as kept in a result list: without its traceback and chained exceptions,
+    whose frames reference that list back and would make a cycle only the (rarely
+    run) collector frees."""
+    exc.__context__ = exc.__cause__ = None
+    return exc.with_traceback(None)
 
 
 def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[InvalidInput | None]:
@@ -71,7 +80,7 @@ def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[I
             check_signer(env, genesis)
             out.append(None)
         except InvalidInput as exc:
-            out.append(exc)
+            out.append(_kept(exc))
     return out
 
 
@@ -279,7 +288,7 @@ class Node:
             try:
                 decoded.append(decode_envelope(raw, self.genesis))
             except InvalidInput as exc:
-                decoded.append(exc)
+                decoded.append(_kept(exc))
         envs = [(i, e) for i, e in enumerate(decoded) if isinstance(e, Envelope)]
         self.count("signatures_checked", len(envs))
         loop = asyncio.get_running_loop()
@@ -327,8 +336,9 @@ class Node:
             # the rules are not deterministic: stop before the next height's state is
             # persisted, so a restart still knows what we signed at this height.
             try:
-                full = Block(header, self._envelopes(block.payload))
-                checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis)
+                full = Block(header, self._envelopes(block.payload))  # each one verified
+                checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis,
+                                      sigs_checked=True)
             except InvalidInput as exc:
                 raise NodeFailed(f"certified block {header.height} fails our rules: {exc}") from exc
         await self._on_disk(self.store.commit, checked, qc)
@@ -432,7 +442,7 @@ class Node:
                 self.mempool.add(item)
             except (InvalidInput, Backpressure) as exc:
                 self.reject(exc.code if isinstance(exc, InvalidInput) else "mempool_full")
-                results[k] = exc
+                results[k] = _kept(exc)
                 continue
             added.append(item.raw)
             results[k] = Submitted(item, None)

@@ -24,10 +24,11 @@ from .kv import KV, MemoryKV
 
 _U64 = struct.Struct(">Q")
 HEAD_KEY = b"m/head"
-# Merkle nodes below this level are not stored: a subtree of fewer than
-# 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a proof
-# needs it (at most 8 envelopes, one scan). Storing every level cost two
-# LevelDB keys per record on the commit path; this costs one key per 16.
+# Merkle nodes below this level are not stored: a complete subtree of fewer
+# than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a
+# proof needs it (one scan of at most 8; a proof needs at most 4 such, 15
+# envelopes in all). Storing every level cost two LevelDB keys per record on the
+# commit path; levels 4 and up cost one key per 8 leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
 SUBJECT_PAGE_MAX = 1_001  # views ask for one more than their page to know if more follow
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)

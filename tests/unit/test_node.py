@@ -226,6 +226,29 @@ async def test_bad_records_are_refused_with_codes_and_counted(solo: Solo) -> Non
         assert metric(text, "ledgernode_rejected_total", '{reason="ts_window"}') == 2
 
 
+async def test_rejected_records_leave_no_reference_cycles(solo: Solo) -> None:
+    # The node collects young garbage rarely (GC_GEN0_OBJECTS); a rejection kept with
+    # its traceback would tie the admission frame and its lists into a cycle that
+    # only the collector frees, so a flood of bad records could pile up memory.
+    import gc
+
+    async with running(solo.config()) as node:
+        batch = [with_bad_signature(solo.record()) for _ in range(50)]
+        batch += [solo.record(key=solo.stranger) for _ in range(50)]
+        batch += [solo.record(ts=now_ms() - WINDOW_MS - 60_000) for _ in range(50)]
+        batch.append(b"\x92\xc4\x01")
+        await node.submit(batch)  # warm every path once
+        gc.collect()
+        gc.disable()
+        try:
+            results = await node.submit(batch)
+            assert all(isinstance(r, InvalidInput) for r in results)
+            del results
+            assert gc.collect() == 0  # nothing unreachable: freed by reference counts
+        finally:
+            gc.enable()
+
+
 async def test_no_single_bit_flip_of_an_envelope_is_admitted(solo: Solo) -> None:
     async with running(solo.config()) as node:
         raw = solo.record()

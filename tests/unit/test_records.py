@@ -572,13 +572,27 @@ def _canonical_map(rtype: str) -> dict[str, Any]:
     return m
 
 
+def _typed(value: Any) -> Any:
+    """`value` with every leaf paired with its exact type, for comparisons in which
+    True == 1 and 1 == 1.0 must not pass."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_typed(v) for v in value])
+    return (type(value).__name__, value)
+
+
 def _agree(m: dict[str, Any]) -> None:
     """The fast path accepts only what the checked path accepts, as the same record."""
     record_bytes = msgpack.packb(m, use_bin_type=True)  # key order and forms as given
     checked = _checked_record(record_bytes)
     fast = _record_fast(record_bytes, G)
     if fast is not None:
-        assert fast == checked, (m, checked)
+        assert _typed(fast) == _typed(checked), (m, checked)  # True is not 1 here
     elif not isinstance(checked, str):
         raise AssertionError(f"fast path refused a valid record: {m}")
     # and decode_envelope gives the checked path's answer either way
