@@ -104,6 +104,11 @@ class Phase:
     # each envelope (base64, as blocks show it) was sent in.
     bodies: list[bytes] = field(default_factory=list)
     batch_of: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    committed: int = 0
+    committed_after_drain: int = 0
+    submitted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
 
     def prepare(self) -> None:
         size = max(1, self.batch)
@@ -112,11 +117,6 @@ class Phase:
             self.bodies.append(codec.encode(chunk) if self.batch > 1 else chunk[0])
             for env in chunk:
                 self.batch_of[base64.b64encode(env).decode()] = k // size
-    latencies: list[float] = field(default_factory=list)
-    committed: int = 0
-    committed_after_drain: int = 0
-    submitted: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 class Bench:

@@ -52,7 +52,6 @@ EVIDENCE_KEPT_MAX = 1_000
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
-_E = TypeVar("_E", bound=BaseException)
 VERIFY_CHUNK = 128  # records per thread-pool task
 VERIFIED_CACHE_MAX = 100_000
 # Cyclic GC: every record makes a handful of short-lived containers, and with
@@ -62,6 +61,7 @@ VERIFIED_CACHE_MAX = 100_000
 # rejections it keeps in lists are stored bare, see `_kept`), so collect the
 # young generation 50x less often.
 GC_GEN0_OBJECTS = 50_000
+_E = TypeVar("_E", bound=BaseException)
 
 
 def _kept(exc: _E) -> _E:

@@ -201,11 +201,6 @@ def check_body(record_type: str, body: Any, depts: frozenset[str]) -> None:
 def _record_from_map(m: Any) -> Record:
     if not isinstance(m, dict) or set(m) != RECORD_KEYS:
         raise _bad(f"record must be a map with exactly the keys {sorted(RECORD_KEYS)}")
-    return _record_fields(m)
-
-
-def _record_fields(m: dict[str, Any]) -> Record:
-    """Check each field of a map holding exactly RECORD_KEYS."""
     if m["v"] != RECORD_VERSION or isinstance(m["v"], bool):
         raise _bad(f"v must be {RECORD_VERSION}")
     for name in ("chain", "type", "subject", "key"):
@@ -222,11 +217,10 @@ def _record_fields(m: dict[str, Any]) -> Record:
     refs = m["refs"]
     if not isinstance(refs, list) or len(refs) > REFS_MAX:
         raise _bad(f"refs must be an array of at most {REFS_MAX} record ids")
-    if refs:  # most records have none: skip building the generator and the set
-        if any(not isinstance(r, bytes) or len(r) != ID_BYTES for r in refs):
-            raise _bad(f"every ref must be a {ID_BYTES}-byte record id")
-        if len(set(refs)) != len(refs):
-            raise _bad("refs lists a record id twice")
+    if any(not isinstance(r, bytes) or len(r) != ID_BYTES for r in refs):
+        raise _bad(f"every ref must be a {ID_BYTES}-byte record id")
+    if len(set(refs)) != len(refs):
+        raise _bad("refs lists a record id twice")
     fields = dict(m)
     fields["refs"] = tuple(refs)
     return _frozen(Record, fields)
@@ -240,7 +234,7 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
     It accepts only what the checked path accepts: the round trip in
     `decode_unwalked` proves the encoding shortest; the exact key tuple proves
     the record map's keys str, complete and sorted; every field below is typed
-    exactly (no floats, no nesting) and checked as `_record_fields` checks it
+    exactly (no floats, no nesting) and checked as `_record_from_map` checks it
     (a key registered in the genesis is a well-formed key id); `check_body`
     types the body's fields, whose keys are then compared with their sorted
     order. tests/unit/test_records.py checks the two paths agree."""
