@@ -53,6 +53,8 @@ class Limits:
     batch_max_records: int = 5_000
     inbox_max_events: int = 100_000
     verify_threads: int = 0  # 0: one per core; threads verify signatures with the GIL released
+    rejected_kept_ms: int = 3_600_000  # how long a record dropped after admission is reported as rejected
+    rejected_kept_max: int = 100_000  # how many such records are remembered (oldest forgotten first)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,17 @@ class InvalidInput(Exception):
 
     `code` is a short stable machine name (`non_canonical`, `bad_signature`, ...)
     used for metrics and for the JSON error body; `message` says which rule broke.
-    `status` is the HTTP status an API layer should answer with.
+    `status` is the HTTP status an API layer should answer with. `rule`, for a
+    broken ledger rule (`code` "rule_violation"), names the rule
+    (`cert.number_unused`, ...: docs/protocol.md section 5).
     """
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, rule: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.rule = rule
 
 
 class StorageError(Exception):

@@ -58,8 +58,8 @@ class Mempool:
             if env is not None:
                 del self._by_raw[env.raw]
 
-    def expire(self, now_ms: int, window_ms: int) -> int:
-        """Drop records whose ts can no longer fit any block; return how many."""
-        stale = [rid for rid, env in self._records.items() if abs(env.record.ts - now_ms) > window_ms]
-        self.remove(stale)
-        return len(stale)
+    def expire(self, now_ms: int, window_ms: int) -> list[Envelope]:
+        """Drop records whose ts can no longer fit any block; return them."""
+        stale = [env for env in self._records.values() if abs(env.record.ts - now_ms) > window_ms]
+        self.remove([env.record_id for env in stale])
+        return stale

@@ -28,20 +28,24 @@ import time
 from typing import Any, Callable, TypeVar
 
 from . import crypto, genesis as genesis_mod
+from .activity import Activity
+from .admission import Admission, Failed
 from .aio import web
 from .api import make_app, render_rejected
 from .blocks import Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
-    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica,
+    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
 )
 from .consensus.core import Equivocation
 from .consensus.messages import FETCH_MAX_BLOCKS
 from .errors import InvalidInput
+from .logs import Throttle
 from .mempool import Mempool
 from .net import PEER_PATH, Faults, PeerNetwork
+from .outcomes import Outcomes
 from .records import Envelope, check_signer, decode_envelope
-from .service import Backpressure, Location, Submitted, locate_in
+from .service import Backpressure, Location, Outcome, Rejection, Submitted, locate_in
 from .storage import Store
 
 log = logging.getLogger("ledgernode.node")
@@ -107,6 +111,9 @@ class _LedgerView:
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None:
         return self.store.load_fact(kind, key)
 
+    def locate(self, record_id: bytes) -> tuple[int, int] | None:
+        return self.store.locate(record_id)
+
 
 class Node:
     def __init__(self, cfg: NodeConfig) -> None:
@@ -121,6 +128,8 @@ class Node:
         self.store = Store.open(cfg.data_dir / "ledger")
         self.mempool = Mempool(self.limits.mempool_max_records)
         self.view = _LedgerView(self.store, self.mempool)
+        self.admission = Admission(self.genesis, self.view, self.mempool)
+        self.outcomes = Outcomes(self.limits.rejected_kept_ms, self.limits.rejected_kept_max)
         raw_state = self.store.load_meta(CONSENSUS_KEY)
         persisted = PersistedState.decode(raw_state) if raw_state is not None else None
         tick = self.limits.tick_ms
@@ -136,7 +145,6 @@ class Node:
         threads = self.limits.verify_threads or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
-        self.waiters: dict[bytes, list[asyncio.Future[Location]]] = {}
         self.evidence: list[Equivocation] = []
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
@@ -149,6 +157,8 @@ class Node:
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
         self.ticks = 0
+        self.activity = Activity(log)
+        self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
 
     # -- counters ----------------------------------------------------------------
 
@@ -156,7 +166,8 @@ class Node:
         self.counters[name] = self.counters.get(name, 0) + n
 
     def reject(self, code: str) -> None:
-        self.rejected[code] = self.rejected.get(code, 0) + 1
+        total = self.rejected[code] = self.rejected.get(code, 0) + 1
+        self.activity.rejected(code, total)
 
     # -- events ------------------------------------------------------------------
 
@@ -201,9 +212,12 @@ class Node:
         kind = event[0]
         if kind == "tick":
             self.ticks += 1
+            self.activity.flush()
             if self.ticks % EXPIRE_EVERY_TICKS == 0:
-                self.count("mempool_expired", self.mempool.expire(now_ms(), self.genesis.record_ts_window_ms))
-            await self._apply(self.replica.on_tick())
+                now = now_ms()
+                self._rejected_after_admission(self.admission.recheck(now), self.replica.height)
+                self.outcomes.expire(now)
+            await self._apply(self.replica.on_tick(), "round timer expired, no commit in time")
         elif kind == "records":
             self.records_event_pending = False
             await self._apply(self.replica.on_records_available(len(self.mempool)))
@@ -216,16 +230,26 @@ class Node:
             elif isinstance(msg, Blocks):
                 await self._on_blocks(msg)
             else:
-                await self._apply(self.replica.on_message(msg))
+                if isinstance(msg, Status):
+                    self.peer_height = max(self.peer_height, msg.height)
+                await self._apply(self.replica.on_message(msg), f"{msg.kind} from validator {peer}")
 
     # -- applying a Ready, in the contract's order -----------------------------
 
-    async def _apply(self, ready: Ready) -> None:
+    async def _apply(self, ready: Ready, cause: str = "", fetched: bool = False) -> None:
+        """Apply `ready`; `cause` names the input (for the round-change log line),
+        `fetched` that its commits came from catch-up."""
+        height, round_ = self.replica.height, self.replica.round
+        await self._apply_all(ready, fetched)
+        if self.replica.height == height and self.replica.round != round_:
+            self.activity.round_changed(height, round_, self.replica.round, cause or "peers moved on")
+
+    async def _apply_all(self, ready: Ready, fetched: bool) -> None:
         work = [ready]
         while work:
             r = work.pop(0)
             for block, qc in r.commits:
-                await self._commit(block, qc)
+                await self._commit(block, qc, fetched)
             if r.commits:
                 work.append(self.replica.on_records_available(len(self.mempool)))
             if r.persist is not None:
@@ -328,7 +352,7 @@ class Node:
         self.checked[header.block_hash] = checked
         return True
 
-    async def _commit(self, block: BlockData, qc: Any) -> None:
+    async def _commit(self, block: BlockData, qc: Any, fetched: bool = False) -> None:
         header = decode_header(block.header)
         checked = self.checked.get(header.block_hash)
         if checked is None:
@@ -345,30 +369,50 @@ class Node:
         self.checked.clear()
         self.verified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
-        self.mempool.remove(ids)
+        failed = self.admission.committed(checked, self._block_cap(), max(now_ms(), header.time + 1))
         self.count("blocks_committed")
         self.count("records_committed", len(ids))
-        for offset, rid in enumerate(ids):
-            for fut in self.waiters.pop(rid, []):
-                if not fut.done():
-                    fut.set_result(Location(rid, header.height, header.log_start + offset, header.block_hash))
+        self.outcomes.committed(Location(rid, header.height, header.log_start + offset, header.block_hash)
+                                for offset, rid in enumerate(ids))
+        self._rejected_after_admission(failed, header.height)
+        if fetched:
+            self.activity.fetched(header.height, len(ids), self.peer_height)
+        else:
+            self.activity.live(header.height)
+            self.activity.committed(header.height, len(ids), qc.round)
+
+    def _rejected_after_admission(self, failed: Failed, height: int) -> None:
+        """Records that left the mempool without committing: answer their waiters and
+        remember why, so a later GET /v1/records/{id} can tell (docs/protocol.md section 5)."""
+        if not failed:
+            return
+        for _, exc in failed:
+            self.reject(f"dropped_{exc.code}")
+        self.outcomes.rejected((Rejection(env.record_id, exc.code, exc.message, height, exc.rule)
+                                for env, exc in failed), now_ms())
+
+    def _block_cap(self) -> int:
+        return min(self.limits.block_max_records, self.genesis.block_max_records)
 
     def _schedule_build(self, height: int, round_: int) -> None:
-        cap = min(self.limits.block_max_records, self.genesis.block_max_records)
+        cap = self._block_cap()
         delay = 0.0 if len(self.mempool) >= cap else self.limits.block_interval_ms / 1000
         asyncio.get_running_loop().call_later(delay, self._post, ("build", height, round_))
 
     async def _build(self, height: int, round_: int) -> None:
         if (height, round_) != (self.replica.height, self.replica.round):
             return
-        cap = min(self.limits.block_max_records, self.genesis.block_max_records)
-        checked, rejected = build_block(
-            self.mempool.oldest(cap), self.store.head(), self.view, self.store.frontier,
+        checked, refused = build_block(
+            self.mempool.oldest(self._block_cap()), self.store.head(), self.view, self.store.frontier,
             self.genesis, now_ms(), self.cfg.index, sigs_checked=True)
-        for env, exc in rejected:
-            self.reject(f"build_{exc.code}")
-        self.mempool.remove([env.record_id for env, _ in rejected])
         header = checked.block.header
+        self._rejected_after_admission(self.admission.refused_by_builder(refused, header.time), height)
+        if not checked.block.envelopes and round_ == 0:
+            # Nothing fit: an empty block would prove nothing. Tell the replica, then
+            # report what is left (records admitted meanwhile ask for a new build).
+            await self._apply(self.replica.on_nothing_to_build(height, round_))
+            await self._apply(self.replica.on_records_available(len(self.mempool)))
+            return
         self.checked[header.block_hash] = checked
         data = BlockData(header.raw, tuple(env.raw for env in checked.block.envelopes))
         await self._apply(self.replica.on_block_built(height, round_, data))
@@ -399,7 +443,7 @@ class Node:
             if not self._validate(block):
                 self.reject("fetched_block_invalid")
                 return
-            await self._apply(self.replica.on_block_fetched(block, qc))
+            await self._apply(self.replica.on_block_fetched(block, qc), fetched=True)
             if self.store.height < header.height:
                 return
 
@@ -426,6 +470,8 @@ class Node:
                 fresh.append(raw)
         checked = iter(await self._decode_and_verify(fresh))
         added, window, now = [], self.genesis.record_ts_window_ms, now_ms()
+        head = self.store.head()
+        rule_time = now if head is None else max(now, head.time + 1)  # as the next block's builder would
         for k, slot in enumerate(results):
             if slot is not None:
                 continue
@@ -439,7 +485,7 @@ class Node:
                     continue
                 if abs(item.record.ts - now) > window:
                     raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
-                self.mempool.add(item)
+                self.admission.admit(item, rule_time)
             except (InvalidInput, Backpressure) as exc:
                 self.reject(exc.code if isinstance(exc, InvalidInput) else "mempool_full")
                 results[k] = _kept(exc)
@@ -455,35 +501,14 @@ class Node:
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
         return await self._admit(raws, gossip=True)
 
-    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Location | None]:
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Location] | Location] = []
+    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Outcome | None]:
+        known: list[Outcome | None] = []
         for rid in record_ids:
-            where = self.locate(rid)
-            if where is not None:
-                futures.append(where)
-                continue
-            fut: asyncio.Future[Location] = loop.create_future()
-            self.waiters.setdefault(rid, []).append(fut)
-            futures.append(fut)
-        pending = [f for f in futures if isinstance(f, asyncio.Future)]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
-        out: list[Location | None] = []
-        for rid, f in zip(record_ids, futures):
-            if isinstance(f, Location):
-                out.append(f)
-            elif f.done():
-                out.append(f.result())
-            else:
-                f.cancel()
-                waiting = self.waiters.get(rid, [])
-                if f in waiting:
-                    waiting.remove(f)
-                if not waiting:
-                    self.waiters.pop(rid, None)
-                out.append(None)
-        return out
+            where: Outcome | None = self.locate(rid)
+            if where is None and rid not in self.mempool:
+                where = self.rejection(rid)
+            known.append(where)
+        return await self.outcomes.wait(record_ids, known, timeout_s)
 
     def locate(self, record_id: bytes) -> Location | None:
         return locate_in(self.store, record_id)
@@ -491,12 +516,16 @@ class Node:
     def pending(self, record_id: bytes) -> Envelope | None:
         return self.mempool.get(record_id)
 
+    def rejection(self, record_id: bytes) -> Rejection | None:
+        return self.outcomes.rejection(record_id, now_ms())
+
     def status(self) -> dict[str, Any]:
         r = self.replica
         return {
             "chain_id": self.genesis.chain_id, "index": self.cfg.index,
             "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
             "log_size": self.store.log_size, "mempool": len(self.mempool),
+            "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),
             "peers": {str(k): v for k, v in self.net.peer_states().items()},
             "evidence": [
                 {"validator": e.sender, "kind": e.kind, "height": e.height, "round": e.round}
@@ -511,6 +540,7 @@ class Node:
             "# TYPE ledgernode_round gauge", f"ledgernode_round {r.round}",
             "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {self.store.log_size}",
             "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(self.mempool)}",
+            "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(self.outcomes)}",
             "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(self.evidence)}",
             "# TYPE ledgernode_peer_up gauge",
         ]
@@ -547,8 +577,8 @@ class Node:
         self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]
         self.tasks[0].add_done_callback(self._on_consensus_exit)
         self._notify_records()
-        log.info("node %d up: api %s:%d, peers %s:%d, height %d", self.cfg.index,
-                 *self.cfg.api_listen, *self.cfg.peer_listen, self.store.height)
+        self.activity.started(self.cfg.index, self.genesis.chain_id, self.cfg.api_listen, self.cfg.peer_listen,
+                              self.cfg.peers, self.store.height, self.store.log_size)
 
     def _on_consensus_exit(self, task: asyncio.Task[None]) -> None:
         """The consensus loop only ends by cancellation; anything else stops the node."""

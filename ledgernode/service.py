@@ -34,6 +34,21 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """A record that passed admission but can no longer commit (a rival got in
+    first, or its ts fell out of the window): docs/protocol.md section 5."""
+
+    record_id: bytes
+    code: str
+    message: str
+    height: int  # the height being built or just committed when it was refused
+    rule: str | None = None
+
+
+Outcome = Location | Rejection  # how a waited-for record ended
+
+
+@dataclass(frozen=True)
 class Submitted:
     """Result of admitting one envelope: committed (with location) or pending."""
 
@@ -60,13 +75,18 @@ class NodeService(Protocol):
         A record already committed yields its Location and commits nothing new.
         Per-item failures are InvalidInput (4xx) or Backpressure (503)."""
 
-    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Location | None]:
-        """Wait (bounded) until each record commits; None for those that did not in time."""
+    async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Outcome | None]:
+        """Wait (bounded) until each record commits or is rejected; None for those
+        still pending when the time is up."""
 
     def locate(self, record_id: bytes) -> Location | None: ...
 
     def pending(self, record_id: bytes) -> Envelope | None:
         """The envelope if the record waits in our mempool, else None."""
+
+    def rejection(self, record_id: bytes) -> Rejection | None:
+        """Why the record was dropped after admission, while that is remembered
+        (limits `rejected_kept_ms`, `rejected_kept_max`), else None."""
 
     def status(self) -> dict[str, Any]:
         """height, round, primary, peers (index -> state), mempool size, evidence count."""

@@ -1,4 +1,4 @@
-"""The HTTP API (issue 4): JSON over aiohttp.web, in front of a NodeService.
+"""The HTTP API: JSON over aiohttp.web, in front of a NodeService (docs/protocol.md).
 
 `make_app(service, limits, debug_endpoints)` builds the application; the node
 runs it with an AppRunner. Routes (all answer JSON unless noted):
@@ -6,11 +6,15 @@ runs it with an AppRunner. Routes (all answer JSON unless noted):
   POST /v1/records             one envelope (msgpack body or {"envelope": b64}); ?wait=1
                                200 committed {"id","status","height","leaf_index","block_hash"}
                                202 pending {"id","status":"pending"}
+                               409 refused by a ledger rule at admission (error.rule names it),
+                               or with ?wait rejected after admission (the GET shape below)
   POST /v1/records/batch       msgpack array or {"envelopes": [b64,...]}; ?wait=1
                                200 {"results": [Committed | Pending | {"error": {...}}, ...]}
                                in input order; 503 + Retry-After only if every item met
                                backpressure (a partial refusal is 200 + Retry-After)
-  GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}
+  GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}, or for
+                               a record dropped after admission (remembered `rejected_kept_ms`)
+                               {"id","status":"rejected","error":{code,message,rule?},"height"}
   GET  /v1/records/{id}/evidence  DESIGN section 6 bundle; 404 until committed; ?later=1 adds
                                the head checkpoint and a consistency proof to it
   GET  /v1/records/{id}/certificate  printable evidence certificate (存证证书), text/html,
@@ -35,6 +39,8 @@ runs it with an AppRunner. Routes (all answer JSON unless noted):
 
   GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
        /v1/openapi.json
+  GET  /                       which node and chain, the head, links to the OpenAPI document
+                               and docs: JSON, or a small HTML page when the client asks for it
   POST /v1/debug/faults        only with debug_endpoints; otherwise the route does not exist
 
 Errors are {"error": {"code","message"}} (see api/errors.py), counted per code
@@ -79,6 +85,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/healthz", "get_health"),
     ("GET", "/metrics", "get_metrics"),
     ("GET", "/v1/openapi.json", "get_openapi"),
+    ("GET", "/", "get_index"),
 ]
 DEBUG_ROUTES: list[tuple[str, str, str]] = [("POST", "/v1/debug/faults", "post_faults")]
 

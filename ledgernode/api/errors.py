@@ -57,16 +57,21 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, rule: str | None = None) -> dict[str, dict[str, str]]:
+    """The error shape; `rule` names the broken ledger rule of a `rule_violation`."""
+    error = {"code": code, "message": message}
+    if rule is not None:
+        error["rule"] = rule
+    return {"error": error}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    rule: str | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps(error_body(code, message)),
+        text=json.dumps(error_body(code, message, rule)),
         content_type="application/json",
         headers=headers,
     )
@@ -124,7 +129,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if status >= 500 and code == "internal":
             log.exception("unexpected error on %s %s", request.method, request.path)
         request.app[REJECTED][code] += 1
-        return await _answer(request, error_response(status, code, message, headers))
+        rule = exc.rule if isinstance(exc, InvalidInput) else None
+        return await _answer(request, error_response(status, code, message, headers, rule))
 
 
 def render_rejected(counts: Counter[str], metric: str = "ledgernode_api_rejected_total") -> str:

@@ -232,6 +232,13 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
     return int(text)
 
 
+def prefers_html(request: web.Request) -> bool:
+    """A browser asks for text/html before JSON in its Accept header."""
+    accept = request.headers.get("Accept", "")
+    html, js = accept.find("text/html"), accept.find("application/json")
+    return html >= 0 and (js < 0 or html < js)
+
+
 def query_flag(request: web.Request, name: str) -> bool:
     """A boolean query parameter: 1/true or 0/false, absent is false."""
     flag = request.query.get(name, "0").lower()

@@ -40,7 +40,16 @@ _HASHES = {"type": "array", "items": _HEX32}
 _RECORDS = {"type": "array", "items": {"$ref": "#/components/schemas/AnswerRecord"}}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
+    "Error": _obj({"error": _obj({
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "rule": {"type": "string", "description": "with code rule_violation: the ledger rule broken"},
+    }, ["code", "message"])}),
+    "Rejected": _obj({
+        "id": _HEX32, "status": {"type": "string", "enum": ["rejected"]},
+        "error": _obj({"code": {"type": "string"}, "message": {"type": "string"},
+                       "rule": {"type": "string"}}, ["code", "message"]),
+        "height": {**_INT, "description": "the height being built or committed when it was dropped"},
+    }),
     "Hex32": _HEX32,
     "Base64": _B64,
     "Committed": _obj({
@@ -50,7 +59,7 @@ SCHEMAS: dict[str, Any] = {
     "Pending": _obj({"id": _HEX32, "status": {"type": "string", "enum": ["pending"]}}),
     "Submitted": {"oneOf": [_ref("Committed"), _ref("Pending")]},
     "BatchResults": _obj({"results": {"type": "array", "items": {
-        "oneOf": [_ref("Committed"), _ref("Pending"), _ref("Error")]}}}),
+        "oneOf": [_ref("Committed"), _ref("Pending"), _ref("Rejected"), _ref("Error")]}}}),
     "Record": _obj({
         "v": {"type": "integer", "enum": [1]}, "chain": {"type": "string"},
         "type": {"type": "string"}, "subject": {"type": "string"},
@@ -121,6 +130,8 @@ SCHEMAS: dict[str, Any] = {
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, peers and their state, mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
+    "Index": {"type": "object", "additionalProperties": True,
+              "description": "node, chain, head and links to this document and the docs"},
 }
 
 _REASONS = {
@@ -128,7 +139,8 @@ _REASONS = {
     400: "Malformed or invalid input; error.code names the rule",
     403: "The signing key is unknown or not allowed this record type",
     404: "Not found", 405: "Method not allowed", 408: "Body not received in time",
-    409: "Conflicts with the ledger (duplicate, unknown ref, type rule)",
+    409: "Conflicts with the ledger: refused at admission (error.rule names the rule), or with "
+         "?wait dropped after admission (a Rejected answer)",
     413: "Body, envelope or batch over its limit",
     415: "Unsupported Content-Type", 500: "Internal error",
     503: "Backpressure: the mempool is full; retry after Retry-After seconds",
@@ -156,7 +168,7 @@ def _op(
     for status, content in ok.items():
         responses[str(status)] = {"description": _REASONS[status], "content": content}
     for status in sorted(set(errors) | set(_ALWAYS)):
-        responses[str(status)] = _error(status)
+        responses.setdefault(str(status), _error(status))  # an answer given above stays
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
@@ -257,13 +269,15 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("POST", "/v1/records"): _op(
             "Submit one signed envelope",
-            {200: _json(_ref("Committed")), 202: _json(_ref("Pending"))},
+            {200: _json(_ref("Committed")), 202: _json(_ref("Pending")),
+             409: _json({"oneOf": [_ref("Error"), _ref("Rejected")]})},
             _SUBMIT_ERRORS, _wait_params(), single),
         ("POST", "/v1/records/batch"): _op(
             "Submit envelopes; one result per envelope, in order",
             {200: _json(_ref("BatchResults"))}, _SUBMIT_ERRORS, _wait_params(), batch),
         ("GET", "/v1/records/{id}"): _op(
-            "A committed or pending record", {200: _json(_ref("RecordView"))}, (400, 404), [_ID]),
+            "A committed, pending or recently rejected record",
+            {200: _json({"oneOf": [_ref("RecordView"), _ref("Rejected")]})}, (400, 404), [_ID]),
         ("GET", "/v1/records/{id}/evidence"): _op(
             "Evidence bundle of a committed record (DESIGN section 6)",
             {200: _json(_ref("Evidence"))}, (400, 404), [_ID, _LATER]),
@@ -276,6 +290,8 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/v1/genesis"): _op(
             "The exact genesis file bytes", {200: _json({"type": "object"})}),
         ("GET", "/healthz"): _op("Liveness", {200: _json(_ref("Ok"))}),
+        ("GET", "/"): _op("This node, its chain and head, and where to read on (HTML for browsers)",
+                          {200: {**_json(_ref("Index")), HTML: {"schema": {"type": "string"}}}}),
         ("GET", "/metrics"): _op(
             "Prometheus metrics", {200: {"text/plain": {"schema": {"type": "string"}}}}),
         ("GET", "/v1/openapi.json"): _op("This document", {200: _json({"type": "object"})}),

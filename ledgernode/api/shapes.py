@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 from typing import Any
 
 from ..aio import web
 from ..records import ID_BYTES, Envelope
-from ..service import Location, Submitted
+from ..service import Location, Outcome, Rejection, Submitted
 from ..storage import Store
 
 
@@ -47,6 +48,18 @@ def committed(loc: Location) -> dict[str, Any]:
 
 def pending(record_id: bytes) -> dict[str, Any]:
     return {"id": record_id.hex(), "status": "pending"}
+
+
+def rejected(rej: Rejection) -> dict[str, Any]:
+    """A record dropped after admission (docs/protocol.md section 5): the error says why."""
+    error: dict[str, Any] = {"code": rej.code, "message": rej.message}
+    if rej.rule is not None:
+        error["rule"] = rej.rule
+    return {"id": rej.record_id.hex(), "status": "rejected", "error": error, "height": rej.height}
+
+
+def outcome(item: Outcome) -> dict[str, Any]:
+    return committed(item) if isinstance(item, Location) else rejected(item)
 
 
 def submitted(item: Submitted) -> dict[str, Any]:
@@ -93,3 +106,39 @@ def checkpoint_view(store: Store, height: int) -> dict[str, Any]:
         "log_size": header.log_size,
         "log_root": header.log_root.hex(),
     }
+
+
+DOCS = {
+    "openapi": "/v1/openapi.json",
+    "status": "/v1/status",
+    "checkpoint": "/v1/checkpoint",
+    "genesis": "/v1/genesis",
+    "metrics": "/metrics",
+    "docs": "docs/protocol.md, docs/verification.md and README.md in the ledgernode source",
+}
+
+
+def index_view(status: dict[str, Any], version: str) -> dict[str, Any]:
+    """GET /: which node this is and where to read on."""
+    return {
+        "name": "ledgernode", "version": version,
+        "chain_id": status.get("chain_id"), "index": status.get("index"),
+        "height": status.get("height"), "log_size": status.get("log_size"),
+        "links": DOCS,
+    }
+
+
+def index_page(doc: dict[str, Any]) -> str:
+    """The same as a small HTML page (every value escaped)."""
+    esc = lambda v: html.escape(str(v))  # noqa: E731
+    links = "".join(
+        f'<li><a href="{esc(v)}">{esc(k)}</a></li>' if v.startswith("/") else f"<li>{esc(k)}: {esc(v)}</li>"
+        for k, v in doc["links"].items())
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>ledgernode {esc(doc['chain_id'])}</title></head><body>"
+        f"<h1>ledgernode {esc(doc['version'])}</h1>"
+        f"<p>chain <b>{esc(doc['chain_id'])}</b>, validator {esc(doc['index'])}, "
+        f"head height {esc(doc['height'])} ({esc(doc['log_size'])} records)</p>"
+        f"<ul>{links}</ul></body></html>"
+    )

@@ -17,7 +17,7 @@ from ..aio import web
 from ..config import Limits
 from ..errors import InvalidInput, NotFound
 from ..records import decode_envelope
-from ..service import Backpressure, NodeService, Submitted
+from ..service import Backpressure, Location, NodeService, Outcome, Submitted
 from . import inputs, shapes
 from .errors import describe, error_body
 
@@ -33,6 +33,10 @@ CERTIFICATE_HEADERS = {
 }
 
 
+INDEX_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                 "X-Content-Type-Options": "nosniff"}
+
+
 class Views:
     def __init__(self, service: NodeService, limits: Limits, rejected: Counter[str],
                  openapi: dict[str, Any], body_timeout_s: float) -> None:
@@ -45,7 +49,8 @@ class Views:
     # -- writes ----------------------------------------------------------------
 
     async def post_record(self, request: web.Request) -> web.Response:
-        """200 when the record is committed (already, or within ?wait), else 202."""
+        """200 when the record is committed (already, or within ?wait), 409 when it was
+        rejected after admission within ?wait, else 202."""
         wait = inputs.wait_params(request, self.limits)
         kind = inputs.body_kind(request)
         raw = inputs.single_envelope(await self._body(request), kind)
@@ -53,9 +58,11 @@ class Views:
         if isinstance(result, Exception):
             raise result
         if result.location is None and wait.enabled:
-            [loc] = await self.service.wait_committed([result.envelope.record_id], wait.timeout_s)
-            if loc is not None:
-                return shapes.respond(shapes.committed(loc))
+            [end] = await self.service.wait_committed([result.envelope.record_id], wait.timeout_s)
+            if end is not None:
+                if not isinstance(end, Location):
+                    self.rejected[end.code] += 1
+                return shapes.respond(shapes.outcome(end), 200 if isinstance(end, Location) else 409)
         item = shapes.submitted(result)
         return shapes.respond(item, 200 if result.location is not None else 202)
 
@@ -67,7 +74,7 @@ class Views:
         items = inputs.batch_items(await self._body(request), kind, self.limits)
         raws = [item for item in items if isinstance(item, bytes)]
         submitted = iter(await self.service.submit(raws) if raws else [])
-        results: list[Submitted | Exception] = [
+        results: list[Submitted | Outcome | Exception] = [
             item if isinstance(item, InvalidInput) else next(submitted) for item in items
         ]
         if wait.enabled:
@@ -79,26 +86,31 @@ class Views:
         headers = {"Retry-After": str(max(1, retry_s))} if refused else None
         return shapes.respond({"results": [self._item(r) for r in results]}, 200, headers)
 
-    async def _wait_batch(self, results: list[Submitted | Exception], timeout_s: float) -> None:
-        """Replace the pending items of `results` by those that commit within the timeout."""
+    async def _wait_batch(self, results: list[Submitted | Outcome | Exception], timeout_s: float) -> None:
+        """Replace the pending items of `results` by how they ended within the timeout."""
         waiting = {i: r for i, r in enumerate(results)
                    if isinstance(r, Submitted) and r.location is None}
         if not waiting:
             return
         ids = [r.envelope.record_id for r in waiting.values()]
-        locations = await self.service.wait_committed(ids, timeout_s)
-        for (i, old), loc in zip(waiting.items(), locations):
-            if loc is not None:
-                results[i] = Submitted(old.envelope, loc)
+        ends = await self.service.wait_committed(ids, timeout_s)
+        for i, end in zip(waiting, ends):
+            if end is not None:
+                results[i] = end
 
-    def _item(self, result: Submitted | Exception) -> dict[str, Any]:
+    def _item(self, result: Submitted | Outcome | Exception) -> dict[str, Any]:
         if isinstance(result, Submitted):
             return shapes.submitted(result)
+        if isinstance(result, Location):
+            return shapes.committed(result)
+        if not isinstance(result, Exception):
+            self.rejected[result.code] += 1
+            return shapes.rejected(result)
         _, code, message, _ = describe(result)
         if code == "internal":
             log.error("batch item failed unexpectedly", exc_info=result)
         self.rejected[code] += 1
-        return error_body(code, message)
+        return error_body(code, message, result.rule if isinstance(result, InvalidInput) else None)
 
     async def post_faults(self, request: web.Request) -> web.Response:
         if inputs.body_kind(request) != "json":
@@ -124,9 +136,12 @@ class Views:
             env = decode_envelope(raw, self.service.genesis)
             return shapes.respond(shapes.record_view(env, loc))
         env_pending = self.service.pending(record_id)
-        if env_pending is None:
-            raise NotFound(f"record {record_id.hex()} is neither committed nor pending here")
-        return shapes.respond(shapes.record_view(env_pending, None))
+        if env_pending is not None:
+            return shapes.respond(shapes.record_view(env_pending, None))
+        rejection = self.service.rejection(record_id)
+        if rejection is not None:
+            return shapes.respond(shapes.rejected(rejection))
+        raise NotFound(f"record {record_id.hex()} is neither committed, pending nor recently rejected here")
 
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle; with ?later=1 also the head checkpoint and a consistency proof to it."""
@@ -164,6 +179,15 @@ class Views:
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return shapes.respond(self.openapi)
+
+    async def get_index(self, request: web.Request) -> web.Response:
+        """Where a person or a client lands first: JSON, or HTML for a browser."""
+        status = self.service.status()
+        doc = shapes.index_view(status, self.openapi["info"]["version"])
+        if inputs.prefers_html(request):
+            return web.Response(text=shapes.index_page(doc), content_type="text/html", charset="utf-8",
+                                headers=INDEX_HEADERS)
+        return shapes.respond(doc)
 
     # -- auditors' answers (ledgernode.views; `ledgernode verify --kind ...` checks them) --
 

@@ -208,6 +208,16 @@ class Replica:
         # not sign this one; `building` stays set so we do not ask again this round.
         return out
 
+    def on_nothing_to_build(self, height: int, round_: int) -> Ready:
+        """The runtime found no record fit for a block at (height, round): at round 0
+        nothing is proposed (an empty block would prove nothing); the runtime reports
+        its mempool again with `on_records_available`, which may ask for a new build."""
+        out = Ready()
+        if self.building == (height, round_) == (self.height, self.round):
+            self.building = None
+            self.pending_records = 0
+        return out
+
     def on_block_validated(self, height: int, round_: int, block_hash: bytes, ok: bool) -> Ready:
         out = Ready()
         p = self.proposals.get(round_)

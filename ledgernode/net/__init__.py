@@ -29,6 +29,7 @@ from ..aio import ClientSession, ClientTimeout, WSMsgType, web
 from ..consensus.messages import MESSAGE_MAX_BYTES, Message, decode_message, encode_message
 from ..errors import InvalidInput
 from ..genesis import Genesis
+from ..logs import Throttle
 
 log = logging.getLogger("ledgernode.net")
 
@@ -44,6 +45,7 @@ FRAME_LIMITS = codec.Limits(input_max_bytes=FRAME_MAX_BYTES, bin_max_bytes=FRAME
                             array_max_len=GOSSIP_MAX_RECORDS, map_max_len=0, depth_max=2)
 PEER_PATH = "/v1/peer"
 IDLE_CHECK_S = 1.0
+REFUSED_LINE_S = 10.0
 
 
 def auth_bytes(chain: str, signer: int, other: int, their_nonce: bytes, my_nonce: bytes) -> bytes:
@@ -102,6 +104,7 @@ class PeerNetwork:
         self.state: dict[int, str] = {i: "connecting" for i in peers}
         self.inbound: dict[int, int] = {}
         self.counters: dict[str, int] = {}
+        self.refusals = Throttle(log, REFUSED_LINE_S)  # one line per cause per interval: a flood stays quiet
         self.faults = Faults()
         self.tasks: list[asyncio.Task[None]] = []
         self.session: ClientSession | None = None
@@ -158,9 +161,11 @@ class PeerNetwork:
                         heartbeat=10.0) as ws:
                     await asyncio.wait_for(self._client_handshake(ws, peer), HANDSHAKE_TIMEOUT_S)
                     self.state[peer] = "up"
+                    log.info("link to validator %d up (%s:%d)", peer, host, port)
                     backoff = BACKOFF_MIN_S
                     await self._drain(ws, peer)
                 self.state[peer] = "down"  # the peer closed the link
+                log.info("link to validator %d lost: it closed the connection", peer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -223,7 +228,8 @@ class PeerNetwork:
             peer = await asyncio.wait_for(self._server_handshake(ws), HANDSHAKE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
             self.count("peer_refused")
-            log.warning("refused peer %s: %s", request.remote, exc)
+            self.refusals.log(logging.WARNING, "peer_refused", "refused peer %s: %s", request.remote,
+                              exc or type(exc).__name__)
             await ws.close(code=4001, message=b"not an authenticated validator")
             self.inbound_ws.discard(ws)
             return ws

@@ -21,7 +21,7 @@ from ledgernode.config import Limits
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import Genesis, build, parse
 from ledgernode.records import Envelope, check_signer, decode_envelope
-from ledgernode.service import Backpressure, Location, Submitted, locate_in
+from ledgernode.service import Backpressure, Location, Outcome, Rejection, Submitted, locate_in
 from ledgernode.state import BlockState
 from ledgernode.storage import Store
 from tests.fixtures import DEPTS, T0, Net, commit_records, content, seeded_key
@@ -62,6 +62,7 @@ class FakeNode:
         self.changed = asyncio.Condition()
         self.faults: dict[str, Any] | None = None
         self.broken = False
+        self.rejections: dict[bytes, Rejection] = {}  # set by tests: records dropped after admission
 
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
         out: list[Submitted | Exception] = []
@@ -91,24 +92,39 @@ class FakeNode:
         async with self.changed:
             self.changed.notify_all()
 
+    async def reject(self, rejection: Rejection) -> None:
+        """Drop a pending record as the block builder would, waking its waiters."""
+        self.mempool.pop(rejection.record_id, None)
+        self.rejections[rejection.record_id] = rejection
+        async with self.changed:
+            self.changed.notify_all()
+
+    def _outcome(self, record_id: bytes) -> Outcome | None:
+        if record_id in self.mempool:  # admitted again after a rejection: pending once more
+            return self.locate(record_id)
+        return self.locate(record_id) or self.rejections.get(record_id)
+
     async def wait_committed(
         self, record_ids: list[bytes], timeout_s: float
-    ) -> list[Location | None]:
-        async def all_committed() -> None:
+    ) -> list[Outcome | None]:
+        async def all_ended() -> None:
             async with self.changed:
-                await self.changed.wait_for(lambda: all(self.locate(r) for r in record_ids))
+                await self.changed.wait_for(lambda: all(self._outcome(r) for r in record_ids))
 
         try:
-            await asyncio.wait_for(all_committed(), timeout_s)
+            await asyncio.wait_for(all_ended(), timeout_s)
         except TimeoutError:
             pass
-        return [self.locate(r) for r in record_ids]
+        return [self._outcome(r) for r in record_ids]
 
     def locate(self, record_id: bytes) -> Location | None:
         return locate_in(self.store, record_id)
 
     def pending(self, record_id: bytes) -> Envelope | None:
         return self.mempool.get(record_id)
+
+    def rejection(self, record_id: bytes) -> Rejection | None:
+        return self.rejections.get(record_id)
 
     def status(self) -> dict[str, Any]:
         if self.broken:
@@ -151,7 +167,10 @@ async def error_of(resp: aio.ClientResponse, status: int, code: str) -> dict[str
     body = await resp.json()
     assert resp.status == status, body
     assert resp.content_type == "application/json"
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    keys = {"code", "message", "rule"} if code == "rule_violation" else {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) == keys, body
+    if code == "rule_violation":
+        assert isinstance(body["error"]["rule"], str) and body["error"]["rule"], body
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body

@@ -22,6 +22,7 @@ from ledgernode import aio, codec
 from ledgernode.api import DEBUG_ROUTES, REJECTED, ROUTES, render_rejected
 from ledgernode.blocks import decode_header, qc_from_json
 from ledgernode.records import decode_envelope
+from ledgernode.service import Rejection
 from ledgernode.config import Limits
 from ledgernode.verify import verify_bundle
 from tests.fixtures import T0, Net, content
@@ -100,6 +101,36 @@ async def test_wait_answers_200_when_the_record_commits(
     assert resp.status == 200
     assert body["status"] == "committed" and body["height"] == 1 and body["leaf_index"] == 0
     assert body["block_hash"] == node.store.load_header(1).block_hash.hex()
+
+
+async def test_rejected_after_admission_is_a_definitive_answer(
+    client: aio.TestClient, node: FakeNode, net: Net
+) -> None:
+    """?wait answers 409 with the rejection; GET and batch items say the same afterwards."""
+    raw, other = notarize(net, "lost"), notarize(net, "kept")
+    record_id = decode_envelope(raw, net.genesis).record_id
+    why = Rejection(record_id, "rule_violation", "certificate LIC-1 was already issued by market at height 12",
+                    13, "cert.number_unused")
+    task = asyncio.create_task(client.post("/v1/records?wait=1", data=raw, headers=MSGPACK))
+    while record_id not in node.mempool:
+        await asyncio.sleep(0.01)
+    await node.reject(why)
+    resp = await task
+    expected = {"id": record_id.hex(), "status": "rejected", "height": 13, "error": {
+        "code": "rule_violation", "rule": "cert.number_unused", "message": why.message}}
+    assert resp.status == 409 and await resp.json() == expected
+    resp = await client.get(f"/v1/records/{record_id.hex()}")
+    assert resp.status == 200 and await resp.json() == expected
+    task = asyncio.create_task(client.post("/v1/records/batch?wait=1",
+                                           json={"envelopes": [b64(other), b64(raw)]}))
+    while len(node.mempool) < 2:  # re-submitted, the record passes the fake's rules again
+        await asyncio.sleep(0.01)
+    await node.reject(Rejection(record_id, "rule_violation", why.message, 14, "cert.number_unused"))
+    await node.commit()
+    resp = await task
+    results = (await resp.json())["results"]
+    assert resp.status == 200 and [r["status"] for r in results] == ["committed", "rejected"]
+    assert results[1] == {**expected, "height": 14}
 
 
 async def test_wait_times_out_as_pending(client: aio.TestClient, net: Net) -> None:
@@ -461,3 +492,15 @@ def test_only_the_aio_module_imports_aiohttp() -> None:
         if pattern.search(p.read_text(encoding="utf-8")) and p.name != "aio.py"
     ]
     assert offenders == []
+
+
+async def test_index_names_the_node_and_links_the_openapi_document(client: aio.TestClient) -> None:
+    resp = await client.get("/")
+    doc = await resp.json()
+    assert resp.status == 200 and doc["name"] == "ledgernode" and doc["height"] == 0
+    assert doc["links"]["openapi"] == "/v1/openapi.json"
+    assert (await client.get(doc["links"]["openapi"])).status == 200
+    resp = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    page = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert '<a href="/v1/openapi.json">' in page and "default-src 'none'" in resp.headers["Content-Security-Policy"]

@@ -145,18 +145,18 @@ def test_expire_drops_records_outside_the_ts_window() -> None:
     pool = Mempool(10)
     for env in timed.values():
         pool.add(env)
-    assert pool.expire(now, window) == 2
+    assert len(pool.expire(now, window)) == 2
     assert timed["old"].record_id not in pool and timed["future"].record_id not in pool
     assert pool.by_raw(timed["old"].raw) is None and pool.by_raw(timed["now"].raw) is timed["now"]
     assert [e.record_id for e in pool.oldest(10)] == [
         timed[k].record_id for k in ("edge_old", "now", "edge_new")]
-    assert pool.expire(now, window) == 0  # nothing more to drop
-    assert pool.expire(now + 2 * window + 1, window) == 3
+    assert pool.expire(now, window) == []  # nothing more to drop
+    assert len(pool.expire(now + 2 * window + 1, window)) == 3
     assert len(pool) == 0
 
 
 def test_expire_on_empty_pool() -> None:
-    assert Mempool(1).expire(T0, 1) == 0
+    assert Mempool(1).expire(T0, 1) == []
 
 
 # -- model-based -------------------------------------------------------------------

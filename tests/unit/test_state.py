@@ -91,8 +91,9 @@ def admit(state: BlockState, raw: bytes) -> Envelope:
     return env
 
 
-def refuse(state: BlockState, raw: bytes, code: str = "rule_violation", needle: str | None = None) -> None:
-    """The record is rejected with `code` and leaves the block state untouched."""
+def refuse(state: BlockState, raw: bytes, code: str = "rule_violation", needle: str | None = None,
+           rule: str | None = None) -> None:
+    """The record is rejected with `code` (and `rule`, if given) and leaves the block state untouched."""
     ids, facts = set(state.record_ids), dict(state.facts)
     with pytest.raises(InvalidInput) as info:
         admit(state, raw)
@@ -101,6 +102,8 @@ def refuse(state: BlockState, raw: bytes, code: str = "rule_violation", needle: 
         assert info.value.status == 409
     if needle is not None:
         assert needle in info.value.message, info.value.message
+    if rule is not None:
+        assert info.value.rule == rule, info.value.rule
     assert state.record_ids == ids and state.facts == facts
 
 
@@ -147,7 +150,7 @@ def test_republish_by_owner_keeps_first_record() -> None:
 def test_publish_by_other_dept_rejected_same_block() -> None:
     state = new_state()
     admit(state, publish(JUSTICE))
-    refuse(state, publish(MARKET), needle="owned by justice")
+    refuse(state, publish(MARKET), needle="owned by justice", rule="dataset.owner")
     refuse(state, publish(HEALTH, key=NET.validators[HEALTH]))
     admit(state, publish(MARKET, "DS-2"))  # a different dataset is free
     assert state.facts[("owner", "DS-2")]["dept"] == "market"
@@ -177,14 +180,14 @@ def test_grant_by_owner_records_grant_fact() -> None:
 def test_grant_only_by_owner() -> None:
     state = new_state()
     admit(state, publish(JUSTICE))
-    refuse(state, grant(MARKET), needle="owned by justice")
+    refuse(state, grant(MARKET), needle="owned by justice", rule="dataset.owner")
     refuse(state, grant(MARKET, to_dept="market"))
     refuse(state, grant(HEALTH, key=NET.validators[HEALTH]))
 
 
 def test_grant_not_before_publish() -> None:
     state = new_state()
-    refuse(state, grant(JUSTICE), needle="never published")
+    refuse(state, grant(JUSTICE), needle="never published", rule="dataset.published")
     admit(state, publish(JUSTICE))
     admit(state, grant(JUSTICE))  # publish earlier in the same block counts
 
@@ -203,7 +206,7 @@ def test_grant_expires_must_be_after_block_time(offset: int, ok: bool) -> None:
     if ok:
         admit(state, raw)
     else:
-        refuse(state, raw, needle="expires")
+        refuse(state, raw, needle="expires", rule="grant.expires")
 
 
 def test_grant_expiry_judged_at_block_time_across_blocks() -> None:
@@ -231,7 +234,7 @@ def test_revoke_only_by_owner() -> None:
     state = new_state()
     admit(state, publish(JUSTICE))
     g = admit(state, grant(JUSTICE))
-    refuse(state, revoke(MARKET, g.record_id), needle="owned by justice")  # not even the grantee
+    refuse(state, revoke(MARKET, g.record_id), needle="owned by justice", rule="dataset.owner")  # not even the grantee
     refuse(state, revoke(HEALTH, g.record_id))
 
 
@@ -240,9 +243,9 @@ def test_revoke_needs_existing_grant_for_this_dataset() -> None:
     p1 = admit(state, publish(JUSTICE))
     admit(state, publish(JUSTICE, "DS-2"))
     g = admit(state, grant(JUSTICE))
-    refuse(state, revoke(JUSTICE, content("no such grant")), needle="no grant")
-    refuse(state, revoke(JUSTICE, p1.record_id), needle="no grant")  # a record, but not a grant
-    refuse(state, revoke(JUSTICE, g.record_id, subject="DS-2"), needle="no grant")
+    refuse(state, revoke(JUSTICE, content("no such grant")), needle="no grant", rule="grant.exists")
+    refuse(state, revoke(JUSTICE, p1.record_id), needle="no grant", rule="grant.exists")  # a record, but not a grant
+    refuse(state, revoke(JUSTICE, g.record_id, subject="DS-2"), needle="no grant", rule="grant.exists")
     admit(state, revoke(JUSTICE, g.record_id))
 
 
@@ -251,7 +254,7 @@ def test_revoke_not_twice() -> None:
     admit(state, publish(JUSTICE))
     g = admit(state, grant(JUSTICE))
     admit(state, revoke(JUSTICE, g.record_id))
-    refuse(state, revoke(JUSTICE, g.record_id), needle="already revoked")
+    refuse(state, revoke(JUSTICE, g.record_id), needle="already revoked", rule="grant.live")
 
 
 def test_revoke_across_blocks() -> None:
@@ -282,8 +285,8 @@ def test_access_only_by_grantees_dept() -> None:
     state = new_state()
     admit(state, publish(JUSTICE))
     g = admit(state, grant(JUSTICE, to_dept="market"))
-    refuse(state, access(HEALTH, g.record_id), needle="grant is for market")
-    refuse(state, access(JUSTICE, g.record_id), needle="grant is for market")  # not even the owner
+    refuse(state, access(HEALTH, g.record_id), needle="is for market, not health", rule="access.grantee")
+    refuse(state, access(JUSTICE, g.record_id), needle="is for market, not justice", rule="access.grantee")  # not even the owner
 
 
 def test_access_needs_grant_for_this_dataset() -> None:
@@ -291,8 +294,8 @@ def test_access_needs_grant_for_this_dataset() -> None:
     admit(state, publish(JUSTICE))
     admit(state, publish(JUSTICE, "DS-2"))
     g = admit(state, grant(JUSTICE))
-    refuse(state, access(MARKET, g.record_id, subject="DS-2"), needle="no grant")
-    refuse(state, access(MARKET, content("nothing")), needle="no grant")
+    refuse(state, access(MARKET, g.record_id, subject="DS-2"), needle="no grant", rule="grant.exists")
+    refuse(state, access(MARKET, content("nothing")), needle="no grant", rule="grant.exists")
 
 
 def test_access_before_grant_in_block_order() -> None:
@@ -309,7 +312,7 @@ def test_access_rejected_after_revoke() -> None:
     g = admit(state, grant(JUSTICE))
     admit(state, access(MARKET, g.record_id))
     admit(state, revoke(JUSTICE, g.record_id))
-    refuse(state, access(MARKET, g.record_id), needle="not live")
+    refuse(state, access(MARKET, g.record_id), needle="was revoked", rule="access.grant_live")
 
 
 def test_access_rejected_after_revoke_across_blocks() -> None:
@@ -330,7 +333,7 @@ def test_access_grant_expiry_at_block_time(block_time: int, ok: bool) -> None:
     if ok:
         admit(state, raw)
     else:
-        refuse(state, raw, needle="not live")
+        refuse(state, raw, needle="expired at", rule="access.grant_live")
 
 
 # -- certificates -----------------------------------------------------------------
@@ -345,8 +348,8 @@ def test_cert_issue_records_fact() -> None:
 def test_cert_issue_once_per_subject() -> None:
     state = new_state()
     admit(state, issue(HEALTH))
-    refuse(state, issue(HEALTH), needle="issued before")
-    refuse(state, issue(MARKET), needle="issued before")
+    refuse(state, issue(HEALTH), needle="was already issued by health", rule="cert.number_unused")
+    refuse(state, issue(MARKET), needle="was already issued by health", rule="cert.number_unused")
     admit(state, issue(MARKET, "CERT-2"))
 
 
@@ -387,7 +390,7 @@ def test_cert_transition_in_one_block(start: str, op: str) -> None:
     assert state.facts[("cert", "CERT-1")]["status"] == status
     target = ALLOWED.get((status, op))
     if target is None:
-        refuse(state, change(HEALTH, op), needle=f"not allowed on a {status}")
+        refuse(state, change(HEALTH, op), needle=f"it is {status}", rule="cert.transition")
     else:
         env = admit(state, change(HEALTH, op))
         cert = state.facts[("cert", "CERT-1")]
@@ -414,17 +417,17 @@ def test_cert_change_only_by_issuing_dept(op: str) -> None:
     admit(state, issue(HEALTH))
     if op == "cert.resume":
         admit(state, change(HEALTH, "cert.suspend"))
-    refuse(state, change(MARKET, op), needle="issued by health")
-    refuse(state, change(JUSTICE, op, key=NET.validators[JUSTICE]), needle="issued by health")
+    refuse(state, change(MARKET, op), needle="issued by health; only health may change it, not market", rule="cert.issuer")
+    refuse(state, change(JUSTICE, op, key=NET.validators[JUSTICE]), needle="issued by health; only health may change it, not justice", rule="cert.issuer")
     admit(state, change(HEALTH, op, key=NET.validators[HEALTH]))  # any key of the issuing dept
 
 
 @pytest.mark.parametrize("op", ["cert.suspend", "cert.resume", "cert.revoke"])
 def test_cert_change_needs_issued_cert(op: str) -> None:
     state = new_state()
-    refuse(state, change(HEALTH, op), needle="never issued")
+    refuse(state, change(HEALTH, op), needle="never issued", rule="cert.issued")
     admit(state, issue(HEALTH, "CERT-2"))
-    refuse(state, change(HEALTH, op), needle="never issued")
+    refuse(state, change(HEALTH, op), needle="never issued", rule="cert.issued")
 
 
 # -- rules without type state ------------------------------------------------------
@@ -521,7 +524,7 @@ def test_ref_later_in_same_block_rejected() -> None:
     state = new_state()
     a = trace(CUSTOMS, "LOT-1")
     b = trace(CUSTOMS, "LOT-2", refs=(rid(a),))
-    refuse(state, b, needle="not committed")
+    refuse(state, b, needle="names no record that is committed", rule="ref.known")
     admit(state, a)
     admit(state, b)  # now a is earlier in the block
 
@@ -536,13 +539,13 @@ def test_ref_later_in_built_block_rejected() -> None:
 
 def test_ref_unknown_or_rejected_record() -> None:
     state = new_state()
-    refuse(state, trace(CUSTOMS, "LOT-1", refs=(content("unknown"),)), needle="not committed")
+    refuse(state, trace(CUSTOMS, "LOT-1", refs=(content("unknown"),)), needle="names no record that is committed", rule="ref.known")
     bad = publish(MARKET, "DS-1")
     admit(state, publish(JUSTICE, "DS-1"))
     refuse(state, bad)
-    refuse(state, trace(CUSTOMS, "LOT-1", refs=(rid(bad),)), needle="not committed")
+    refuse(state, trace(CUSTOMS, "LOT-1", refs=(rid(bad),)), needle="names no record that is committed", rule="ref.known")
     ok = admit(state, notarize(JUSTICE))
-    refuse(state, trace(CUSTOMS, "LOT-1", refs=(ok.record_id, content("unknown"))), needle="not committed")
+    refuse(state, trace(CUSTOMS, "LOT-1", refs=(ok.record_id, content("unknown"))), needle="names no record that is committed", rule="ref.known")
 
 
 def test_facts_survive_commit_unchanged() -> None:

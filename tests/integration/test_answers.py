@@ -1,0 +1,99 @@
+"""Every record gets a definitive answer, on real nodes (docs/protocol.md section 5):
+committed, or refused with the rule it breaks, or rejected after admission with why.
+Records that cannot commit make no block."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import pytest
+
+from ledgernode import crypto
+from ledgernode.records import sign_record
+
+from .procs import REQUEST_TIMEOUT_S, Cluster
+
+CERT_BODY = {"cert_type": "licence", "holder": crypto.sha256(b"holder"), "content_hash": crypto.sha256(b"c"),
+             "valid_from": 1, "valid_until": 2**40}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("answers"))
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
+
+
+def signed(c: Cluster, rtype: str, subject: str, body: dict[str, Any], refs: tuple[bytes, ...] = ()) -> bytes:
+    return sign_record(c.client, "gov-itest", rtype, subject, body, int(time.time() * 1000), os.urandom(16), refs)
+
+
+def committed(c: Cluster, node: int = 0) -> dict[str, Any]:
+    status, doc = c.submit(node, c.record("progress"), wait=True)
+    assert status == 200 and doc["status"] == "committed", (status, doc)
+    return doc
+
+
+def empty_round0_blocks(c: Cluster, upto: int) -> list[int]:
+    out = []
+    for h in range(1, upto + 1):
+        block = c.get(0, f"/v1/blocks/{h}")
+        if not block["envelopes"] and block["qc"]["round"] == 0:
+            out.append(h)
+    return out
+
+
+def test_a_record_that_breaks_a_rule_is_refused_at_once_and_makes_no_block(cluster: Cluster) -> None:
+    before = committed(cluster)["height"]
+    for k in range(10):
+        status, doc = cluster.submit(k % cluster.n, signed(
+            cluster, "trace.event", f"LOT-{k}", {"activity": "mix"}, refs=(crypto.sha256(b"nothing %d" % k),)),
+            wait=True)
+        assert status == 409, (status, doc)
+        assert doc["error"]["code"] == "rule_violation" and doc["error"]["rule"] == "ref.known", doc
+        assert "names no record" in doc["error"]["message"]
+    after = committed(cluster)["height"]
+    assert after == before + 1  # nothing was built for the ten refused records
+    assert empty_round0_blocks(cluster, after) == []
+
+
+def test_rival_certificates_on_two_nodes_one_commits_the_other_is_told(cluster: Cluster) -> None:
+    """The same certificate number issued at node 0 and node 1 at once: exactly one commits;
+    the other is refused at admission (the rival arrived by gossip first) or rejected when a
+    block was built, with the rule named either way, and GET says so afterwards."""
+    for round_ in range(3):
+        number = f"LIC-RACE-{round_}"
+        rivals = [signed(cluster, "cert.issue", number, CERT_BODY) for _ in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda i: cluster.submit(i, rivals[i], wait=True), range(2)))
+        codes = sorted(status for status, _ in answers)
+        assert codes == [200, 409], answers
+        winner = next(doc for status, doc in answers if status == 200)
+        at = next(i for i, (status, _) in enumerate(answers) if status == 409)
+        loser = answers[at][1]
+        assert loser["error"]["rule"] == "cert.number_unused", loser
+        assert f"certificate {number} was already issued by justice" in loser["error"]["message"]
+        if loser.get("status") == "rejected":  # dropped after admission: remembered for GET
+            status, doc = cluster.request(at, "GET", f"/v1/records/{loser['id']}")
+            assert status == 200 and doc == loser, (status, doc)
+        status, doc = cluster.request(0, "GET", f"/v1/records/{winner['id']}")
+        assert status == 200 and doc["status"] == "committed"
+    head = committed(cluster)["height"]
+    assert empty_round0_blocks(cluster, head) == []
+
+
+def test_refusals_are_counted_in_metrics(cluster: Cluster) -> None:
+    status, doc = cluster.submit(2, signed(cluster, "cert.suspend", "LIC-NEVER", {"reason": "r", "effective": 1}))
+    assert status == 409 and doc["error"]["rule"] == "cert.issued", doc
+    assert doc["error"]["message"] == "certificate LIC-NEVER was never issued"
+    with urllib.request.urlopen(cluster.api(2) + "/metrics", timeout=REQUEST_TIMEOUT_S) as resp:
+        text = resp.read().decode()
+    assert re.search(r'^ledgernode_rejected_total\{reason="rule_violation"\} [1-9]', text, re.M), text
