@@ -6,13 +6,13 @@ Example (configs/node.example.toml):
     key_file = "keys/node0.pem"
     genesis = "genesis.json"
     index = 0
-    api_listen = "127.0.0.1:7100"
-    peer_listen = "127.0.0.1:7200"
+    api_listen = "127.0.0.1:8100"
+    peer_listen = "127.0.0.1:8200"
 
     [peers]  # other validators' peer addresses, keyed by validator index
-    1 = "127.0.0.1:7201"
-    2 = "127.0.0.1:7202"
-    3 = "127.0.0.1:7203"
+    1 = "127.0.0.1:8201"
+    2 = "127.0.0.1:8202"
+    3 = "127.0.0.1:8203"
 
     [limits]
     body_max_bytes = 8388608

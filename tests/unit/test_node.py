@@ -295,6 +295,17 @@ async def test_admission_refuses_a_record_that_cannot_commit(solo: Solo) -> None
         assert locs[0].height == locs[1].height > loc.height  # the same block
 
 
+async def test_gossiped_records_that_break_a_rule_are_counted_and_dropped(solo: Solo) -> None:
+    async with running(solo.config()) as node:
+        [issued] = await submit_and_commit(node, [solo.cert("LIC-3")])
+        bad = [solo.cert("LIC-3") for _ in range(20)]
+        await node._on_peer_records(1, bad)
+        assert node.status()["mempool"] == 0 and node.net.counters.get("gossip_sent", 0) == 0
+        assert metric(node.metrics(), "ledgernode_rejected_total", '{reason="rule_violation"}') == 20
+        [after] = await submit_and_commit(node, [solo.record()])
+        assert after.height == issued.height + 1
+
+
 async def test_record_refused_by_the_builder_is_reported_and_makes_no_empty_block(solo: Solo) -> None:
     """A record that passed admission elsewhere (here: put into the mempool past admission,
     as a peer that saw it before its rival would) and fails when the block is built leaves
