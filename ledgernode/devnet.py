@@ -12,8 +12,17 @@
     D/devnet.json               what is running: APIs, pids, configs, client keys
 
 Later runs reuse every file: keys and the genesis are never regenerated (a
-different --nodes is refused), and node configs are kept as they are. The
-process runs until SIGTERM or Ctrl-C and then stops every node it started.
+different --nodes is refused), and node configs are kept as they are.
+
+devnet.json appears once every node answers /healthz and is removed when the
+devnet stops. A node process that exits on its own is started again after a
+backoff (1 s, doubling), at most RESTARTS_MAX times within RESTART_WINDOW_MS;
+each exit is reported on stderr with the node, its exit code and the last lines
+of its log. devnet.json follows: each node has the pid of its process as it
+runs now and a "state" of "running", "restarting" (pid null while the backoff
+runs) or "stopped" (given up: pid null, "reason" says why). The process runs
+until SIGTERM or Ctrl-C, or until every node has been given up, and then stops
+every node it started by its pid.
 """
 
 from __future__ import annotations
@@ -28,12 +37,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, crypto, genesis as genesis_mod
+from . import config, crypto, genesis as genesis_mod, logs
 from .client import Client
 from .errors import InvalidInput
 
@@ -55,6 +65,12 @@ POLL_S = 1.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 8
 LOG_TAIL_BYTES = 4096
+RESTARTS_MAX = 5  # restarts of one node within RESTART_WINDOW_MS before devnet gives up on it
+RESTART_WINDOW_MS = 600_000  # 10 min: a node that crashes less often than this is restarted forever
+RESTART_BACKOFF_MS = 1_000  # before the first restart in the window; doubles with each further one
+RESTART_BACKOFF_MAX_MS = 30_000
+DEFAULT_LOG_LEVEL = "info"  # the node's own defaults: only other values are passed to `run`
+DEFAULT_LOG_FORMAT = "text"
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 SHARE_ACCESS = "share.access"  # every department may read data shared with it
@@ -246,21 +262,40 @@ def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None
     return load(root, nodes, base_port)
 
 
-def manifest(net: Devnet, pids: Mapping[int, int | None]) -> dict[str, Any]:
-    """The devnet.json document; paths are relative to the devnet directory."""
+RUNNING = "running"  # the process runs now (it may still be starting up)
+RESTARTING = "restarting"  # it exited; devnet starts it again once the backoff has passed
+STOPPED = "stopped"  # devnet gave up on it (or never started it)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node as devnet.json shows it: the pid of its process as it runs now."""
+
+    pid: int | None
+    state: str = RUNNING
+    reason: str | None = None  # why it is not running, when it is not
+
+
+def manifest(net: Devnet, states: Mapping[int, NodeState]) -> dict[str, Any]:
+    """The devnet.json document; paths are relative to the devnet directory. A node missing
+    from `states` has not been started."""
+    nodes = []
+    for n in net.nodes:
+        st = states.get(n.index, NodeState(None, STOPPED, "not started"))
+        nodes.append({"index": n.index, "dept": n.dept, "api": n.api, "pid": st.pid, "state": st.state,
+                      "reason": st.reason, "config": n.config})
     return {
         "chain_id": net.chain_id,
         "genesis": GENESIS_FILE,
-        "nodes": [{"index": n.index, "dept": n.dept, "api": n.api, "pid": pids.get(n.index), "config": n.config}
-                  for n in net.nodes],
+        "nodes": nodes,
         "clients": [{"dept": c.dept, "key_file": c.key_file, "key_id": c.key_id, "roles": list(c.roles)}
                     for c in net.clients],
     }
 
 
-def write_manifest(net: Devnet, pids: Mapping[int, int | None]) -> Path:
+def write_manifest(net: Devnet, states: Mapping[int, NodeState]) -> Path:
     path = net.root / MANIFEST_FILE
-    write_atomic(path, (json.dumps(manifest(net, pids), indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(manifest(net, states), indent=2) + "\n").encode())
     return path
 
 
@@ -296,17 +331,39 @@ def check_ports(net: Devnet) -> None:
                           "stop it, or pick another --base-port with a new --dir)")
 
 
+def check_log_options(log_level: str, log_format: str) -> None:
+    """Refuse a bad level or format before any node starts: each node would refuse it too,
+    and be restarted in vain."""
+    if log_level not in logs.LEVELS:
+        raise DevnetError(f"log level {log_level!r}: expected one of {', '.join(logs.LEVELS)}")
+    if log_format not in logs.FORMATS:
+        raise DevnetError(f"log format {log_format!r}: expected one of {', '.join(logs.FORMATS)}")
+
+
+def node_command(net: Devnet, node: NodeFiles, log_level: str = DEFAULT_LOG_LEVEL,
+                 log_format: str = DEFAULT_LOG_FORMAT) -> list[str]:
+    """`python -m ledgernode run -c CFG`, plus --log-level/--log-format when they differ from the
+    defaults (so a `run` without those flags still starts with the defaults)."""
+    cmd = [sys.executable, "-m", "ledgernode", "run", "-c", str((net.root / node.config).resolve())]
+    if log_level != DEFAULT_LOG_LEVEL:
+        cmd += ["--log-level", log_level]
+    if log_format != DEFAULT_LOG_FORMAT:
+        cmd += ["--log-format", log_format]
+    return cmd
+
+
 def _die_with_parent() -> None:
     """In the child before exec (Linux): get SIGTERM if the devnet process dies, even by SIGKILL,
     so no node outlives it holding its ports."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_node(net: Devnet, node: NodeFiles) -> subprocess.Popen[bytes]:
+def start_node(net: Devnet, node: NodeFiles, log_level: str = DEFAULT_LOG_LEVEL,
+               log_format: str = DEFAULT_LOG_FORMAT) -> subprocess.Popen[bytes]:
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "ledgernode", "run", "-c", str((net.root / node.config).resolve())]
+    cmd = node_command(net, node, log_level, log_format)
     with (net.root / node.log).open("ab") as log:
         log.write(f"\n--- devnet starting node {node.index} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
@@ -326,42 +383,179 @@ def _log_tail(path: Path) -> str:
     return "\n".join("    " + line for line in lines)
 
 
+def exit_text(code: int) -> str:
+    """How a node's process ended, from its Popen return code (negative: killed by a signal)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} (exit code {code})"
+    return f"exited with code {code}"
+
+
 def _report_dead(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], reported: set[int]) -> None:
+    """For callers that do not restart nodes (bench): say once that a node has exited."""
     for i, proc in procs.items():
         code = proc.poll()
         if code is None or i in reported:
             continue
         reported.add(i)
         node = net.nodes[i]
-        print(f"devnet: node {i} ({node.dept}) exited with code {code}; not restarted, the others keep "
-              f"running. Last lines of {net.root / node.log}:\n{_log_tail(net.root / node.log)}", flush=True)
+        print(f"devnet: node {i} ({node.dept}) {exit_text(code)}; not restarted, the others keep "
+              f"running. Last lines of {net.root / node.log}:\n{_log_tail(net.root / node.log)}",
+              file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a node that exits on its own is started again: at most `restarts_max` times within
+    any `window_ms`, each after a backoff that doubles from `backoff_ms` up to `backoff_max_ms`."""
+
+    restarts_max: int = RESTARTS_MAX
+    window_ms: int = RESTART_WINDOW_MS
+    backoff_ms: int = RESTART_BACKOFF_MS
+    backoff_max_ms: int = RESTART_BACKOFF_MAX_MS
+
+    def backoff_s(self, recent_restarts: int) -> float:
+        return min(self.backoff_max_ms, self.backoff_ms * 2 ** recent_restarts) / 1000
+
+
+@dataclass
+class _Watch:
+    restarts: deque[float] = field(default_factory=deque)  # monotonic seconds, within the window
+    due_s: float | None = None  # when the scheduled restart happens; None: none scheduled
+    reason: str | None = None  # how the last process ended, while the node is not running
+    given_up: bool = False
+
+
+class Supervisor:
+    """Keeps one process per node running: a process that exits is started again under a
+    RestartPolicy, and a node that exhausts it is given up (the others keep running).
+
+    `poll` does all the work and never blocks, so one loop both probes health and supervises;
+    `spawn` and `clock` are parameters so the policy can be tested without processes or waiting.
+    """
+
+    def __init__(self, net: Devnet, spawn: Callable[[NodeFiles], subprocess.Popen[bytes]],
+                 policy: RestartPolicy = RestartPolicy(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.net, self.spawn, self.policy, self.clock = net, spawn, policy, clock
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.watches = {n.index: _Watch() for n in net.nodes}
+
+    def start_all(self) -> None:
+        for node in self.net.nodes:
+            # Stored as soon as Popen returns: a stop asked meanwhile still finds every node.
+            self.procs[node.index] = self.spawn(node)
+            print(f"devnet: started node {node.index} ({node.dept}) pid {self.procs[node.index].pid}", flush=True)
+
+    def poll(self) -> bool:
+        """Notice exited nodes and restart those whose backoff has passed; True if any state changed."""
+        now = self.clock()
+        changed = False
+        for i, w in self.watches.items():
+            if w.given_up or i not in self.procs:
+                continue
+            if w.due_s is None:
+                code = self.procs[i].poll()
+                if code is not None:
+                    self._exited(i, code, now)
+                    changed = True
+            elif now >= w.due_s:
+                self._restart(i, now)
+                changed = True
+        return changed
+
+    def _exited(self, i: int, code: int, now: float) -> None:
+        w, node, p = self.watches[i], self.net.nodes[i], self.policy
+        while w.restarts and w.restarts[0] <= now - p.window_ms / 1000:
+            w.restarts.popleft()
+        log = self.net.root / node.log
+        how, recent, window = exit_text(code), len(w.restarts), f"{p.window_ms / 1000:g} s"
+        if recent >= p.restarts_max:
+            w.given_up, w.reason = True, f"{how}; given up after {recent} restarts within {window}"
+            action = f"restarted {recent} times within {window} already, so given up (the others keep running)"
+        else:
+            delay_s = p.backoff_s(recent)
+            w.due_s, w.reason = now + delay_s, f"{how}; restarting"
+            action = f"restarting it in {delay_s:g} s (restart {recent + 1} of at most {p.restarts_max} in {window})"
+        print(f"devnet: node {i} ({node.dept}) {how}; {action}. Last lines of {log}:\n{_log_tail(log)}",
+              file=sys.stderr, flush=True)
+
+    def _restart(self, i: int, now: float) -> None:
+        w, node = self.watches[i], self.net.nodes[i]
+        w.restarts.append(now)
+        w.due_s, w.reason = None, None
+        self.procs[i] = self.spawn(node)
+        print(f"devnet: restarted node {i} ({node.dept}) pid {self.procs[i].pid}", file=sys.stderr, flush=True)
+
+    def expected(self) -> dict[int, int | None]:
+        """Nodes not given up, with the pid of their process (None while a restart waits)."""
+        return {i: None if w.due_s is not None else self.procs[i].pid
+                for i, w in self.watches.items() if not w.given_up and i in self.procs}
+
+    def states(self) -> dict[int, NodeState]:
+        out = {}
+        for i, w in self.watches.items():
+            if i not in self.procs:
+                continue
+            if w.given_up:
+                out[i] = NodeState(None, STOPPED, w.reason)
+            elif w.due_s is not None:
+                out[i] = NodeState(None, RESTARTING, w.reason)
+            else:
+                out[i] = NodeState(self.procs[i].pid, RUNNING)
+        return out
+
+    def all_given_up(self) -> bool:
+        return all(w.given_up for w in self.watches.values())
+
+    def wait_s(self, most_s: float) -> float:
+        """How long the caller may sleep before the next poll: at most `most_s`, less when a
+        restart falls due sooner."""
+        due = [w.due_s for w in self.watches.values() if w.due_s is not None]
+        return max(0.0, min([most_s] + [d - self.clock() for d in due]))
+
+
+def _wait_healthy(net: Devnet, refresh: Callable[[], dict[int, int | None]], stop: threading.Event,
+                  timeout_s: float) -> bool:
+    """Poll /healthz until every node `refresh` expects answers from its current process, the
+    deadline passes or stop is asked. A restarted node (a new pid) must answer again."""
+    clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S) for n in net.nodes}
+    healthy_pids: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    next_progress = time.monotonic()
+    expected: dict[int, int | None] = {}
+    while not stop.is_set():
+        expected = refresh()
+        for i, pid in expected.items():
+            if pid is not None and pid not in healthy_pids and clients[i].healthy():
+                healthy_pids.add(pid)
+        up = {i for i, pid in expected.items() if pid in healthy_pids}
+        if up == set(expected):
+            print(f"devnet: {len(up)}/{len(net.nodes)} nodes healthy", flush=True)
+            return bool(expected)
+        if time.monotonic() >= deadline:
+            waiting = ", ".join(f"node{i}" for i in sorted(set(expected) - up))
+            print(f"devnet: after {timeout_s:g} s still no /healthz answer from {waiting}; "
+                  f"see their node.log. Carrying on with the others.", flush=True)
+            return bool(expected)
+        if time.monotonic() >= next_progress:
+            print(f"devnet: waiting for /healthz: {len(up)}/{len(expected)} nodes up", flush=True)
+            next_progress = time.monotonic() + PROGRESS_EVERY_S
+        stop.wait(POLL_S / 2)
+    return bool(expected)
 
 
 def wait_healthy(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
-                  reported: set[int], timeout_s: float) -> bool:
-    """Poll /healthz of every live node until all answer, the deadline passes or stop is asked."""
-    clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S) for n in net.nodes}
-    healthy: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    next_progress = time.monotonic()
-    while not stop.is_set():
+                 reported: set[int], timeout_s: float) -> bool:
+    """For callers that start the nodes themselves and never restart them (bench): poll /healthz
+    of every live node; an exited node is reported once (added to `reported`) and not waited for."""
+    def refresh() -> dict[int, int | None]:
         _report_dead(net, procs, reported)
-        live = {i for i in procs if i not in reported}
-        healthy |= {i for i in live - healthy if clients[i].healthy()}
-        healthy &= live
-        if healthy == live:
-            print(f"devnet: {len(healthy)}/{len(procs)} nodes healthy", flush=True)
-            return bool(live)
-        if time.monotonic() >= deadline:
-            waiting = ", ".join(f"node{i}" for i in sorted(live - healthy))
-            print(f"devnet: after {timeout_s:g} s still no /healthz answer from {waiting}; "
-                  f"see their node.log. Carrying on with the others.", flush=True)
-            return bool(live)
-        if time.monotonic() >= next_progress:
-            print(f"devnet: waiting for /healthz: {len(healthy)}/{len(live)} nodes up", flush=True)
-            next_progress = time.monotonic() + PROGRESS_EVERY_S
-        stop.wait(POLL_S / 2)
-    return bool(procs)
+        return {i: p.pid for i, p in procs.items() if i not in reported}
+
+    return _wait_healthy(net, refresh, stop, timeout_s)
 
 
 def stop_nodes(procs: dict[int, subprocess.Popen[bytes]], timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -408,38 +602,48 @@ def guide(net: Devnet) -> str:
     return "\n".join(lines)
 
 
-def _supervise(net: Devnet, procs: dict[int, subprocess.Popen[bytes]], stop: threading.Event,
-               reported: set[int]) -> int:
-    while not stop.wait(POLL_S):
-        _report_dead(net, procs, reported)
-        if len(reported) == len(procs):
-            print("devnet: every node has exited; stopping", flush=True)
+def _supervise(net: Devnet, sup: Supervisor, stop: threading.Event) -> int:
+    """Until stop is asked: restart nodes as they exit, keeping devnet.json truthful."""
+    while not stop.wait(sup.wait_s(POLL_S)):
+        if sup.poll():
+            write_manifest(net, sup.states())
+        if sup.all_given_up():
+            print("devnet: every node has been given up; stopping", file=sys.stderr, flush=True)
             return 1
     return 0
 
 
-def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S) -> int:
-    """Start the nodes, report where they are, and keep them running until SIGTERM/Ctrl-C."""
+def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S, *, log_level: str = DEFAULT_LOG_LEVEL,
+        log_format: str = DEFAULT_LOG_FORMAT, policy: RestartPolicy = RestartPolicy()) -> int:
+    """Start the nodes, report where they are, restart any that exits (under `policy`) and keep
+    them running until SIGTERM/Ctrl-C; then stop every node by its pid."""
+    check_log_options(log_level, log_format)
     check_ports(net)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    (net.root / MANIFEST_FILE).unlink(missing_ok=True)  # never leave a stale one from a past run
-    procs: dict[int, subprocess.Popen[bytes]] = {}
-    reported: set[int] = set()
+    manifest_path = net.root / MANIFEST_FILE
+    manifest_path.unlink(missing_ok=True)  # never leave a stale one from a past run
+    sup = Supervisor(net, lambda node: start_node(net, node, log_level, log_format), policy)
     try:
-        for node in net.nodes:
-            procs[node.index] = start_node(net, node)
-            print(f"devnet: started node {node.index} ({node.dept}) pid {procs[node.index].pid}", flush=True)
-        if not wait_healthy(net, procs, stop, reported, health_timeout_s):
+        sup.start_all()
+
+        def refresh() -> dict[int, int | None]:
+            sup.poll()
+            return sup.expected()
+
+        if not _wait_healthy(net, refresh, stop, health_timeout_s):
             return 0 if stop.is_set() else 1
         if not stop.is_set():
             # Written once the nodes answer: its appearance means "ready to submit".
-            write_manifest(net, {i: p.pid for i, p in procs.items()})
+            write_manifest(net, sup.states())
             print(guide(net), flush=True)
-        return _supervise(net, procs, stop, reported)
+        return _supervise(net, sup, stop)
     finally:
+        # Gone before the nodes stop: `submit --devnet` then says the devnet is not running
+        # instead of trying ports nobody listens on.
+        manifest_path.unlink(missing_ok=True)
         print("devnet: stopping nodes", flush=True)
-        stop_nodes(procs)
+        stop_nodes(sup.procs)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("devnet: all nodes stopped", flush=True)

@@ -1,7 +1,15 @@
-"""LevelDB backend: the only module that imports plyvel."""
+"""LevelDB backend: the only module that imports plyvel (docs/storage.md, "Backend interface").
+
+LevelDB's `LOCK` file keeps a second process out of the directory but says
+nothing about who holds it, so the owner also writes its pid to `owner.pid`
+beside `LOCK` once the lock is its own, and removes it on close. A refused open
+reads that file to name the holder. LevelDB ignores files whose names it does
+not use, so the pid file never disturbs the database.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +20,53 @@ from ..errors import StoreLocked
 WRITE_BUFFER_BYTES = 64 << 20  # larger memtable: about 40% less compaction CPU on 1M-leaf appends
 LRU_CACHE_BYTES = 32 << 20
 BLOOM_FILTER_BITS = 10  # per key: makes 'is this record committed?' misses cheap
+OWNER_FILE = "owner.pid"  # beside LevelDB's LOCK: the pid of the process holding it
+PID_FILE_MAX_BYTES = 32  # a pid is at most 7 digits on Linux; anything longer is not ours
+
+
+def _is_lock_error(exc: plyvel.IOError) -> bool:
+    """LevelDB words a held lock as "IO error: lock DIR/LOCK: <reason>" (reason: EAGAIN from
+    fcntl across processes, "already held by process" within one)."""
+    return "/LOCK: " in _message(exc)
+
+
+def _message(exc: plyvel.Error) -> str:
+    raw = exc.args[0] if exc.args else ""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def owner_pid(path: str | Path) -> int | None:
+    """The pid in DIR/owner.pid if that process is alive, else None."""
+    try:
+        with (Path(path) / OWNER_FILE).open("rb") as f:
+            text = f.read(PID_FILE_MAX_BYTES).decode("ascii").strip()
+        pid = int(text)
+    except (OSError, ValueError):  # ValueError: UnicodeDecodeError too
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None  # left by a holder killed before it could remove it
+    except PermissionError:
+        pass  # exists, owned by another user
+    return pid
+
+
+def locked_message(path: str | Path) -> str:
+    pid = owner_pid(path)
+    if pid is None:
+        return f"another node process holds {path}"
+    if pid == os.getpid():
+        return f"this process already holds {path} (pid {pid}); close that store first"
+    return f"another node process holds {path} (pid {pid}); stop it or give this node another data_dir"
 
 
 class LevelKV:
     def __init__(self, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
+        self._owner = Path(path) / OWNER_FILE
         try:
             self._db = plyvel.DB(
                 str(path),
@@ -27,7 +77,21 @@ class LevelKV:
                 bloom_filter_bits=BLOOM_FILTER_BITS,
             )
         except plyvel.IOError as exc:
-            raise StoreLocked(f"cannot open LevelDB at {path}: {exc}") from None
+            if _is_lock_error(exc):
+                raise StoreLocked(locked_message(path)) from None
+            raise StoreLocked(f"cannot open LevelDB at {path}: {_message(exc)}") from None
+        try:
+            self._write_owner()
+        except OSError:
+            self._db.close()
+            raise
+
+    def _write_owner(self) -> None:
+        """Only after LevelDB granted the lock: a refused opener must never overwrite the holder's pid.
+        Via a temporary file and rename, so a reader never sees half a pid."""
+        tmp = self._owner.with_name(OWNER_FILE + ".tmp")
+        tmp.write_text(f"{os.getpid()}\n", encoding="ascii")
+        os.replace(tmp, self._owner)
 
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
@@ -45,4 +109,7 @@ class LevelKV:
 
     def close(self) -> None:
         if not self._db.closed:
+            # Removed while the lock is still ours: once LevelDB lets go, the next owner may
+            # already have written its own pid here.
+            self._owner.unlink(missing_ok=True)
             self._db.close()

@@ -3,13 +3,14 @@ ConfigError whose message names the field."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledgernode import config
+from ledgernode import config, devnet
 from ledgernode.config import ConfigError, Limits, NodeConfig
 
 DROP = object()  # marks a top-level field to leave out
@@ -119,11 +120,60 @@ def test_wait_default_equal_to_wait_max_is_allowed(tmp_path: Path) -> None:
     assert cfg.limits.wait_default_ms == cfg.limits.wait_max_ms == 700
 
 
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "configs" / "node.example.toml"
+# "# name = 123" in the example's [limits] table: a limit shown commented out, at its default
+EXAMPLE_LIMIT = re.compile(r"^# ([a-z_]+) = ([0-9]+)$", re.MULTILINE)
+
+
 def test_the_example_config_loads() -> None:
-    example = Path(__file__).resolve().parents[2] / "configs" / "node.example.toml"
-    cfg = config.load(example)
+    cfg = config.load(EXAMPLE)
     assert cfg.index == 0 and sorted(cfg.peers) == [1, 2, 3]
-    assert cfg.limits == Limits()  # the example shows the defaults
+    assert cfg.limits == Limits()  # every limit is left at its default
+    assert cfg.debug_endpoints is False
+
+
+def test_the_example_names_every_top_level_field() -> None:
+    text = EXAMPLE.read_text()
+    for f in fields(NodeConfig):
+        if f.name == "path":  # the file's own path, not a field in it
+            continue
+        assert re.search(rf"^({f.name} = |\[{f.name}\]$)", text, re.MULTILINE), f"{f.name} is not in the example"
+
+
+def test_the_example_documents_every_limit_with_its_default() -> None:
+    """A limit added to Limits without a documented line in the example fails here."""
+    text = EXAMPLE.read_text()
+    limits_table = text.split("\n[limits]\n", 1)[1]
+    shown = {name: int(value) for name, value in EXAMPLE_LIMIT.findall(limits_table)}
+    for f in fields(Limits):
+        assert f.name in shown, f"limits.{f.name} is not documented in {EXAMPLE}"
+        paragraph = limits_table.split(f"\n# {f.name} = ", 1)[0].rsplit("\n\n", 1)[-1]
+        assert "Default" in paragraph, f"limits.{f.name}: its comment does not give the default"
+        if f.default > 0:  # verify_threads' default 0 (one per core) cannot be written: shown as an example
+            assert shown[f.name] == f.default, f"limits.{f.name}: the example shows {shown[f.name]}, not {f.default}"
+
+
+def test_the_example_limits_load_when_uncommented(tmp_path: Path) -> None:
+    """Every limit line is valid as shown: uncommenting them all still loads."""
+    head, table = EXAMPLE.read_text().split("\n[limits]\n", 1)
+    uncommented = EXAMPLE_LIMIT.sub(r"\1 = \2", table)
+    cfg = config.load(write(tmp_path, head + "\n[limits]\n" + uncommented))
+    shown = {name: int(value) for name, value in EXAMPLE_LIMIT.findall(table)}
+    assert cfg.limits == Limits(**shown)
+
+
+def test_the_example_does_not_clash_with_a_running_devnet() -> None:
+    cfg = config.load(EXAMPLE)
+    ports = {cfg.api_listen[1], cfg.peer_listen[1], *(port for _, port in cfg.peers.values())}
+    devnet_api = range(devnet.DEFAULT_BASE_PORT, devnet.DEFAULT_BASE_PORT + devnet.NODES_MAX)
+    devnet_peer = range(devnet.DEFAULT_BASE_PORT + devnet.PEER_PORT_OFFSET,
+                        devnet.DEFAULT_BASE_PORT + devnet.PEER_PORT_OFFSET + devnet.NODES_MAX)
+    assert not [p for p in ports if p in devnet_api or p in devnet_peer]
+    devnet_dir = (REPO / devnet.DEFAULT_DIR).resolve()
+    for path in (cfg.data_dir, cfg.key_file, cfg.genesis):
+        assert not path.resolve().is_relative_to(devnet_dir), path
+    assert cfg.data_dir.resolve() == (REPO / "configs" / "data" / "node0").resolve()
 
 
 # -- bad configs ---------------------------------------------------------------------

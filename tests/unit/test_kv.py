@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import select
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +18,7 @@ from hypothesis import strategies as st
 
 from ledgernode.errors import StoreLocked
 from ledgernode.storage.kv import MemoryKV
-from ledgernode.storage.leveldb import LevelKV
+from ledgernode.storage.leveldb import OWNER_FILE, LevelKV
 
 keys = st.binary(min_size=1, max_size=4).map(lambda b: b"k" + b)
 values = st.binary(max_size=8)
@@ -71,12 +78,110 @@ def test_scan_bounds_and_partial_iteration(kind: str, tmp_path: Path) -> None:
 def test_leveldb_lock_and_reopen(tmp_path: Path) -> None:
     first = LevelKV(tmp_path / "db")
     first.write([(b"k", b"v")], [], sync=True)
-    with pytest.raises(StoreLocked):
+    with pytest.raises(StoreLocked, match=f"this process already holds .* \\(pid {os.getpid()}\\)"):
         LevelKV(tmp_path / "db")
+    assert (tmp_path / "db" / OWNER_FILE).read_text() == f"{os.getpid()}\n"  # the refused open left it
     first.close()
+    assert not (tmp_path / "db" / OWNER_FILE).exists()
     first.close()  # idempotent
     again = LevelKV(tmp_path / "db")
     try:
         assert again.get(b"k") == b"v"
     finally:
         again.close()
+
+
+# -- the lock across processes (LevelDB's lock is per process: a second open in one
+# process fails for another reason than one in a second process) ----------------------
+
+HOLDER = """
+import sys
+from ledgernode.storage.leveldb import LevelKV
+kv = LevelKV(sys.argv[1])
+print("open", flush=True)
+sys.stdin.read()  # hold the store until the parent closes our stdin
+kv.close()
+print("closed", flush=True)
+"""
+CHILD_TIMEOUT_S = 30.0
+
+
+def _line(proc: subprocess.Popen[str], deadline: float) -> str:
+    """The child's next stdout line, waiting at most until `deadline` (monotonic)."""
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if ready:
+            return proc.stdout.readline().strip()
+    raise AssertionError(f"child {proc.pid} printed nothing within {CHILD_TIMEOUT_S} s")
+
+
+@pytest.fixture()
+def holder(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A second process that has opened tmp_path/db; stopped by its PID afterwards."""
+    directory = tmp_path / "db"
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(directory)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert _line(proc, time.monotonic() + CHILD_TIMEOUT_S) == "open"
+        yield proc, directory
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(CHILD_TIMEOUT_S)
+        for f in (proc.stdin, proc.stdout):
+            if f is not None and not f.closed:
+                f.close()
+
+
+def test_lock_held_by_another_process_names_its_pid(holder: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, directory = holder
+    assert (directory / OWNER_FILE).read_text() == f"{proc.pid}\n"
+    with pytest.raises(StoreLocked) as err:
+        LevelKV(directory)
+    assert str(err.value).startswith(f"another node process holds {directory} (pid {proc.pid})")
+    assert (directory / OWNER_FILE).read_text() == f"{proc.pid}\n"  # the refused open did not touch it
+    assert proc.stdin is not None
+    proc.stdin.close()  # the holder closes its store and exits
+    assert _line(proc, time.monotonic() + CHILD_TIMEOUT_S) == "closed"
+    assert proc.wait(CHILD_TIMEOUT_S) == 0
+    assert not (directory / OWNER_FILE).exists()
+    again = LevelKV(directory)
+    try:
+        assert (directory / OWNER_FILE).read_text() == f"{os.getpid()}\n"
+    finally:
+        again.close()
+
+
+def test_lock_without_a_pid_file_is_reported_without_a_pid(holder: tuple[subprocess.Popen[str], Path]) -> None:
+    _, directory = holder
+    (directory / OWNER_FILE).unlink()  # as a holder that never wrote one would leave it
+    with pytest.raises(StoreLocked) as err:
+        LevelKV(directory)
+    assert str(err.value) == f"another node process holds {directory}"
+
+
+def test_lock_with_a_pid_file_naming_a_dead_process_omits_the_pid(
+        holder: tuple[subprocess.Popen[str], Path]) -> None:
+    _, directory = holder
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(CHILD_TIMEOUT_S)
+    (directory / OWNER_FILE).write_text(f"{dead.pid}\n")
+    with pytest.raises(StoreLocked) as err:
+        LevelKV(directory)
+    assert str(err.value) == f"another node process holds {directory}"
+
+
+def test_pid_file_left_by_a_killed_holder_is_replaced(holder: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, directory = holder
+    os.kill(proc.pid, signal.SIGKILL)  # no close: the pid file stays behind
+    proc.wait(CHILD_TIMEOUT_S)
+    assert (directory / OWNER_FILE).read_text() == f"{proc.pid}\n"
+    kv = LevelKV(directory)  # the kernel released the lock with the process
+    try:
+        assert (directory / OWNER_FILE).read_text() == f"{os.getpid()}\n"
+    finally:
+        kv.close()
+    assert not (directory / OWNER_FILE).exists()
