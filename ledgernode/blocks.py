@@ -1,4 +1,4 @@
-"""Block headers, commit certificates and block validity (DESIGN section 5).
+"""Block headers, commit certificates and block validity (docs/protocol.md sections 6 and 7).
 
 `check_block` is the one judge of a proposed block, used by the proposer's
 `build_block`, by every replica before it votes, and by catch-up: it replays

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
-from . import crypto
+from . import __version__, crypto, logs, records
+from .config import Limits
 from .errors import InvalidInput, StorageError
+
+HELP_WIDTH = 96  # record-type lines of `submit --help`
+# `python -m ledgernode ... | head -1`: the reader left before all was written.
+BROKEN_PIPE_EXIT = 1
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -63,33 +71,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     try:
         genesis = verify.load_genesis(Path(args.genesis))
-        bundle = verify.load_json(Path(args.bundle), "bundle" if args.kind == "evidence" else "answer")
-        if args.kind == "evidence":
-            verdict = verify.verify_bundle(bundle, genesis, Path(args.file) if args.file else None)
-        else:
-            from .verify_answers import verify_answer
-
-            verdict = verify_answer(bundle, args.kind, genesis)
+        verdict = verify.verify_file(Path(args.bundle), genesis, args.kind, Path(args.file) if args.file else None)
     except verify.Unusable as exc:
         if args.json:
-            print(json.dumps({"valid": False, "unusable": str(exc)}, ensure_ascii=False))
+            verify.write_stdout(json.dumps({"valid": False, "unusable": str(exc)}, ensure_ascii=False))
         print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2))
-    else:
-        print(verify.render(verdict))
-    return 0 if verdict.valid else 1
+    code = 0 if verdict.valid else 1
+    # `verify ... | head -1` closes the pipe early: write_stdout then stops quietly and
+    # the exit code is still the verdict's.
+    verify.write_stdout(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2) if args.json
+                        else verify.render(verdict))
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from . import config
     from .node import NodeFailed, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(args.log_level, args.log_format)
     try:
         cfg = config.load(args.config)
         asyncio.run(serve(cfg))
@@ -110,7 +112,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
     try:
         net = devnet.prepare(Path(args.dir), args.nodes, args.base_port)
-        return devnet.run(net)
+        return devnet.run(net, log_level=args.log_level, log_format=args.log_format)
     except devnet.DevnetError as exc:
         print(f"devnet: {exc}", file=sys.stderr)
         return 2
@@ -131,7 +133,8 @@ def _target(args: argparse.Namespace, need_key: bool) -> tuple[str, str | None, 
     return api, key, chain
 
 
-def _submit_envelope(args: argparse.Namespace) -> dict[str, object]:
+def _submit_envelope(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(API URL, the node's answer) for the record the arguments describe, signed and submitted."""
     from . import client as sdk
 
     api, key_file, chain_id = _target(args, need_key=True)
@@ -148,24 +151,54 @@ def _submit_envelope(args: argparse.Namespace) -> dict[str, object]:
     refs = [sdk.id_hex(r) for r in args.ref]
     api_client = sdk.Client(api, crypto.load_private_key(key_file), chain_id)
     envelope = api_client.record(args.type, args.subject, body, refs)
-    answer: dict[str, object] = api_client.submit(envelope, wait=args.wait, timeout_ms=args.timeout_ms)
-    return answer
+    return api, api_client.submit(envelope, wait=args.wait, timeout_ms=args.timeout_ms)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from . import client as sdk
+    from . import audit, client as sdk
     from .devnet import DevnetError
 
     try:
-        answer = _submit_envelope(args)
-    except sdk.ApiError as exc:
+        api, answer = _submit_envelope(args)
+    except sdk.ApiError as exc:  # RecordRejected too: its answer is the body printed
         print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
-        return 1
+        return audit.EXIT_FAILED
     except (ValueError, OSError, InvalidInput, crypto.KeyFileError, sdk.TransportError, DevnetError) as exc:
         print(f"submit: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(answer, ensure_ascii=False))
-    return 0
+        return audit.EXIT_UNUSABLE
+    if not args.wait:  # pending is the expected answer then
+        print(json.dumps(answer, ensure_ascii=False))
+        return audit.EXIT_OK
+    waited = (f"after {args.timeout_ms} ms" if args.timeout_ms is not None else
+              f"after the node's default wait ({Limits().wait_default_ms} ms unless its config says otherwise)")
+    return audit.report_outcome(answer, waited, audit.check_command(args, api, str(answer.get("id"))))
+
+
+def _read_target(args: argparse.Namespace) -> str | None:
+    """The API URL from --api/--devnet, or None after saying on stderr why there is none."""
+    from .devnet import DevnetError
+
+    try:
+        api, _, _ = _target(args, need_key=False)
+    except (ValueError, DevnetError) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return None
+    return api
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """checkpoint, history, status, shares, provenance, consistency: see ledgernode/audit.py."""
+    from . import audit
+
+    api = _read_target(args)
+    return audit.EXIT_UNUSABLE if api is None else audit.run(args, api)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from . import audit
+
+    api = _read_target(args)
+    return audit.EXIT_UNUSABLE if api is None else audit.record(args, api)
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
@@ -193,8 +226,10 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _api_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--api", help="node API, e.g. http://127.0.0.1:7100")
-    p.add_argument("--devnet", metavar="DIR", help="take node 0's API (and the first client key) from DIR/devnet.json")
+    p.add_argument("--api", metavar="URL",
+                   help="node API, e.g. http://127.0.0.1:7100 (default: node 0's API from --devnet)")
+    p.add_argument("--devnet", metavar="DIR",
+                   help="take node 0's API (and the first client key) from DIR/devnet.json (default: none)")
 
 
 def cmd_verify_consistency(args: argparse.Namespace) -> int:
@@ -205,19 +240,14 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
         genesis = verify.load_genesis(Path(args.genesis))
         docs = [verify.load_json(Path(p), what) for p, what in
                 ((args.old, "old checkpoint"), (args.new, "new checkpoint"), (args.proof, "proof"))]
+        verdict = verify_consistency_files(*docs, genesis)
     except verify.Unusable as exc:
         print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
         return 2
-    verdict = verify_consistency_files(*docs, genesis)
-    if args.json:
-        print(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2))
-    else:
-        print(verify.render(verdict))
-        if verdict.valid:
-            old, new = verdict.facts["old"], verdict.facts["new"]
-            print(f"log grew from {old['log_size']} leaves (height {old['height']}) "
-                  f"to {new['log_size']} (height {new['height']}) without rewriting")
-    return 0 if verdict.valid else 1
+    code = 0 if verdict.valid else 1
+    verify.write_stdout(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2) if args.json
+                        else verify.render(verdict))
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -226,27 +256,89 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledgernode", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default unless it already states one; the
+    record-type and exit-code epilogs keep their line breaks."""
 
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.required or not action.option_strings or action.default is None:
+            return text
+        if action.default is False:
+            return text + " (default: off)"
+        if action.default == []:
+            return text + " (default: none)"
+        return str(super()._get_help_string(action))
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ledgernode and, through add_subparsers, of each of its commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _kind_suffix(name: str, check: Any) -> str:
+    """' kind' of a body field: each check function is named after the kind it checks
+    (_text, _hash, ...); a field named like its kind (classification) needs none."""
+    kind = check.__name__.lstrip("_")
+    return "" if kind == name else f" {kind}"
+
+
+def record_types_help() -> str:
+    """Every record type with its body fields, read from records.BODY_SCHEMAS (the one table)."""
+    lines = textwrap.wrap(
+        f"record types and their body fields (? optional; kinds of docs/protocol.md section 5: "
+        f"text up to {records.TEXT_MAX_CHARS} chars, hash 64 hex, time int ms since 1970 (size: bytes), "
+        f"dept a genesis department, classification {'|'.join(records.CLASSIFICATIONS)}):", HELP_WIDTH)
+    width = max(len(name) for name in records.RECORD_TYPES)
+    for record_type, schema in records.BODY_SCHEMAS.items():
+        fields = ", ".join(f"{name}{'' if required else '?'}{_kind_suffix(name, check)}"
+                           for name, (check, required) in schema.items())
+        lines += textwrap.wrap(fields, HELP_WIDTH, initial_indent=f"  {record_type:<{width}}  ",
+                               subsequent_indent=" " * (width + 4))
+    return "\n".join(lines)
+
+
+SUBMIT_EXIT_CODES = """exit codes:
+  0  the node accepted the record: committed, or (without --wait) pending
+  1  the node refused it ({"error": ...} on stderr), or with --wait a block rejected it
+     ({"id", "status": "rejected", "error", "height"} on stderr)
+  2  unusable input (arguments, key, --body, --file) or the node cannot be reached
+  3  --wait ran out with the record still pending: its JSON on stdout, on stderr a
+     sentence with the `ledgernode record` line that checks it later"""
+
+READ_EXIT_CODES = """exit codes: 0 fetched (and saved); 1 the node answered with an error
+({"error": ...} on stderr); 2 unusable input (arguments, time, file) or the node cannot be reached"""
+
+
+def _log_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", choices=logs.LEVELS, default="info", help="lowest level logged")
+    p.add_argument("--log-format", choices=logs.FORMATS, default="text",
+                   help="text: 'time logger LEVEL message' lines; json: one object a line")
+
+
+def _add_setup_commands(sub: Any) -> None:
     p = sub.add_parser("keygen", help="create an Ed25519 key (PEM PKCS#8, mode 0600)")
     p.add_argument("--out", required=True, help="private key file to create")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("genesis", help="write a genesis file from department entries")
-    p.add_argument("--chain-id", required=True)
+    p.add_argument("--chain-id", required=True, help="the chain's id, e.g. gov-devnet")
     p.add_argument("--validator", action="append", default=[], metavar="DEPT:KEY[:NAME]",
                    help="KEY is a PEM key file or 64-hex public key; repeat per validator, in index order")
     p.add_argument("--client", action="append", default=[], metavar="DEPT:KEY:ROLES",
                    help="ROLES like 'cert.*,evidence.notarize'; repeat per client key")
-    p.add_argument("--record-ts-window-ms", type=int, default=600_000)
-    p.add_argument("--block-max-records", type=int, default=5_000)
-    p.add_argument("--out", required=True)
+    p.add_argument("--record-ts-window-ms", type=int, default=600_000,
+                   help="how far a record's ts may be from its block's time")
+    p.add_argument("--block-max-records", type=int, default=5_000, help="records a block may hold")
+    p.add_argument("--out", required=True, help="genesis file to create")
     p.set_defaults(func=cmd_genesis)
 
     p = sub.add_parser("run", help="run a validator node")
     p.add_argument("-c", "--config", required=True, help="node config (TOML)")
+    _log_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("devnet", help="run a local N-node network on 127.0.0.1 until Ctrl-C/SIGTERM")
@@ -255,18 +347,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-port", type=int, default=None,
                    help="node i's API listens on BASE+i and its peer link on BASE+100+i (default 7100; "
                         "an existing DIR keeps the ports of its node configs)")
+    _log_arguments(p)
     p.set_defaults(func=cmd_devnet)
 
-    p = sub.add_parser("submit", help="sign a record and submit it to a node")
+
+def _add_submit_commands(sub: Any) -> None:
+    p = sub.add_parser("submit", help="sign a record and submit it to a node",
+                       epilog=record_types_help() + "\n\n" + SUBMIT_EXIT_CODES)
     _api_arguments(p)
-    p.add_argument("--key", help="the signer's private key file (PEM); default with --devnet: its first client")
-    p.add_argument("--type", required=True, help="record type, e.g. evidence.notarize")
-    p.add_argument("--subject", required=True)
+    p.add_argument("--key", help="the signer's private key file (PEM) (default with --devnet: its first client)")
+    p.add_argument("--type", required=True, help="record type, e.g. evidence.notarize (listed below)")
+    p.add_argument("--subject", required=True, help="what the record is about, 1 to 256 chars")
     p.add_argument("--body", default="{}",
                    help="JSON object; 64-hex strings in hash fields become 32 bytes, ints stay ints")
     p.add_argument("--ref", action="append", default=[], metavar="HEX", help="id of a record this builds on")
     p.add_argument("--file", help="sets body.content_hash to the file's SHA-256 "
-                                  "(evidence.notarize: also size, media_type, title when absent)")
+                                  "(evidence.notarize: also size, media_type, title when absent) (default: none)")
     p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")
     p.add_argument("--timeout-ms", type=int, default=None, help="how long --wait may take (node default 10 s)")
     p.add_argument("--chain-id", help="default: the chain id of the node's GET /v1/genesis")
@@ -278,10 +374,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="bundle file to write (default: print it)")
     p.set_defaults(func=cmd_evidence)
 
+    p = sub.add_parser("record", help="show where a submitted record stands: committed, pending or rejected",
+                       epilog="exit codes: 0 committed; 1 rejected (answer on stderr) or a node error; "
+                              "2 unusable input or unreachable node; 3 still pending")
+    _api_arguments(p)
+    p.add_argument("id", help="record id (64 hex), as printed by submit")
+    p.set_defaults(func=cmd_record)
+
+
+def _read_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, epilog=READ_EXIT_CODES,
+                                                description=textwrap.fill(help_text + ".", HELP_WIDTH))
+    _api_arguments(p)
+    p.add_argument("--out", metavar="FILE", help="save the answer here (default: print it)")
+    p.set_defaults(func=cmd_read)
+    return p
+
+
+def _add_read_commands(sub: Any) -> None:
+    p = _read_parser(sub, "checkpoint", "fetch a certified checkpoint to keep (for `consistency` later)")
+    p.add_argument("--height", type=int, default=None, help="a committed height (default: the head)")
+    p = _read_parser(sub, "history", "fetch a page of a subject's records (verify --kind subject)")
+    p.add_argument("subject", help="subject, e.g. a certificate number or evidence id")
+    p.add_argument("--after", type=int, default=None, metavar="LEAF",
+                   help="start after this leaf index, the answer's next_after (default: the first record)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="records per page (default: the node's page size)")
+    p = _read_parser(sub, "status", "fetch a certificate's status at a time (verify --kind status)")
+    p.add_argument("number", help="certificate number (the cert.issue subject)")
+    p.add_argument("--at", metavar="TIME", help="ISO 8601 with an offset (2026-12-02T10:00:00Z, "
+                   "2026-12-02T10:00+08:00), a date (2026-12-02 = 00:00 UTC) or integer ms "
+                   "(default: the node's current time)")
+    p = _read_parser(sub, "shares", "fetch a dataset's grants, revocations and accesses (verify --kind shares)")
+    p.add_argument("dataset", help="dataset id (the dataset.publish subject)")
+    p = _read_parser(sub, "provenance", "fetch the records a record derives from (verify --kind provenance)")
+    p.add_argument("id", help="record id (64 hex)")
+    p.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="levels of refs to follow (default: the node's default depth)")
+    p = _read_parser(sub, "consistency", "fetch the proof that the ledger only grew since a saved checkpoint "
+                     "(check it with verify-consistency OLD NEW PROOF)")
+    p.add_argument("--from", dest="from_", required=True, metavar="OLD.json",
+                   help="the older checkpoint, saved by `ledgernode checkpoint`")
+    p.add_argument("--to", metavar="NEW.json",
+                   help="the newer checkpoint (default: fetch the node's current one and save it at --to-out)")
+    p.add_argument("--to-out", metavar="FILE",
+                   help="where to save the current checkpoint when there is no --to (default: none; "
+                        "required without --to)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ledgernode", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_setup_commands(sub)
+    _add_submit_commands(sub)
+    _add_read_commands(sub)
+
     p = sub.add_parser("verify", help="verify an evidence bundle offline")
     p.add_argument("bundle")
-    p.add_argument("--genesis", required=True)
-    p.add_argument("--file", help="the original file; its SHA-256 must equal body.content_hash")
+    p.add_argument("--genesis", required=True, help="the genesis file you trust")
+    p.add_argument("--file", help="the original file; its SHA-256 must equal body.content_hash (default: none)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--kind", default="evidence",
                    choices=["evidence", "subject", "status", "shares", "provenance"],
@@ -289,12 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bench", help="throughput of a temporary devnet against the verify bound")
-    p.add_argument("--nodes", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--nodes", type=int, default=4, help="validators")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     p.add_argument("--clients", type=int, default=4, help="concurrent submitting clients")
     p.add_argument("--batch", type=int, default=500, help="records per request (1: single-record endpoint)")
     p.add_argument("--rate", type=float, default=None, help="offered records/s (default: as fast as possible)")
-    p.add_argument("--base-port", type=int, default=7600)
+    p.add_argument("--base-port", type=int, default=7600, help="as devnet's --base-port")
     p.add_argument("--no-single", action="store_true", help="skip the single-record phase")
     p.add_argument("--verify-threads", type=int, default=0, help="per node (0: one per core)")
     p.add_argument("--block-max-records", type=int, default=0, help="node limit (0: the default)")
@@ -307,10 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", help="older checkpoint (JSON from /v1/checkpoints/{height})")
     p.add_argument("new", help="newer checkpoint")
     p.add_argument("proof", help="consistency proof (JSON from /v1/proofs/consistency)")
-    p.add_argument("--genesis", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--genesis", required=True, help="the genesis file you trust")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=cmd_verify_consistency)
     return parser
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,5 +476,20 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    code = BROKEN_PIPE_EXIT
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit as exc:  # --help, --version, usage errors: their text is still buffered
+            code = exc.code if isinstance(exc.code, int) else BROKEN_PIPE_EXIT
+            raise
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The Python docs' pattern (signal module, "Note on SIGPIPE"): the reader is
+        # gone, so point stdout at devnull, or the interpreter's own flush at exit
+        # fails again and prints a traceback. A command that had finished keeps its code.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return code
+    return code

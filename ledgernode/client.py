@@ -11,6 +11,11 @@ bytes, `ApiError` from the `{"error": {"code", "message"}}` body, how long to
 wait before retrying a 503). The front ends only move bytes over the wire and
 sleep between retries.
 
+Outcomes (docs/protocol.md sections 4-5): refused at the door, `ApiError` (`.rule`
+names a broken ledger rule); rejected when a block was built, `RecordRejected`;
+a wait that runs out, `{"id", "status": "pending"}`. The auditors' reads return
+the node's JSON as it is: saved, it verifies with `ledgernode verify --kind`.
+
     from ledgernode import crypto
     from ledgernode.client import Client, body_with_file
 
@@ -36,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import codec, crypto, genesis as genesis_mod, records, verify
 from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
@@ -65,7 +70,10 @@ class ClientError(Exception):
 
 
 class ApiError(ClientError):
-    """The node answered 4xx/5xx. `body` is the JSON error answer (or one built for it)."""
+    """The node answered 4xx/5xx. `body` is the JSON error answer (or one built for it).
+
+    `details` is the answer's `error` object (code, message and any more fields);
+    `rule` is its `rule` for a `rule_violation` (docs/protocol.md section 5), else None."""
 
     def __init__(self, status: int, code: str, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(f"HTTP {status} {code}: {message}")
@@ -73,6 +81,33 @@ class ApiError(ClientError):
         self.code = code
         self.message = message
         self.body = body if body is not None else {"error": {"code": code, "message": message}}
+        err = self.body.get("error")
+        self.details: dict[str, Any] = dict(err) if isinstance(err, dict) else {}
+        rule = self.details.get("rule")
+        self.rule: str | None = rule if isinstance(rule, str) else None
+
+
+class RecordRejected(ApiError):
+    """A record passed admission but was rejected when a block was built (a ledger
+    rule of docs/protocol.md sections 4-5 failed then). The answer is
+    `{"id", "status": "rejected", "error": {"code", "message"}, "height"}`; the
+    record will never commit, so submitting it again cannot help."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        err = body.get("error")
+        err = err if isinstance(err, dict) else {}
+        super().__init__(status, str(err.get("code", "rejected")), str(err.get("message", "")), body)
+        self.record_id = str(body.get("id"))
+        height = body.get("height")
+        self.height: int | None = height if isinstance(height, int) and not isinstance(height, bool) else None
+        self.args = (f"record {self.record_id} was rejected at height {self.height}: {self.code}: {self.message}",)
+
+
+def rejection(answer: Mapping[str, Any], status: int = 409) -> RecordRejected | None:
+    """The RecordRejected that `answer` (a submit answer or one batch item) stands for, or None."""
+    if answer.get("status") != "rejected" or not isinstance(answer.get("id"), str):
+        return None
+    return RecordRejected(status, dict(answer))
 
 
 class TransportError(ClientError):
@@ -147,6 +182,31 @@ def id_hex(record_id: str | bytes) -> str:
     return text
 
 
+def _count(value: int, what: str, minimum: int = 0) -> int:
+    """`value` if it is an int (not a bool) of at least `minimum`; ValueError before any request."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _maybe(value: int | None, what: str, minimum: int = 0) -> int | None:
+    return None if value is None else _count(value, what, minimum)
+
+
+def _segment(text: str, what: str) -> str:
+    """One percent-encoded path segment ('/' becomes %2F): subjects, numbers and dataset
+    ids are 1 to SUBJECT_MAX_CHARS chars (docs/protocol.md section 4)."""
+    if not isinstance(text, str) or not 1 <= len(text) <= records.SUBJECT_MAX_CHARS:
+        raise ValueError(f"a {what} is 1 to {records.SUBJECT_MAX_CHARS} characters")
+    return quote(text, safe="")
+
+
+def _with_query(path: str, params: Mapping[str, int | None]) -> str:
+    """`path` with the params that are not None as its query (absent ones take the node's default)."""
+    query = {name: str(value) for name, value in params.items() if value is not None}
+    return path + ("?" + urlencode(query) if query else "")
+
+
 # -- the shared core -----------------------------------------------------------------
 
 
@@ -177,6 +237,9 @@ def _retry_after_s(headers: Mapping[str, str]) -> float:
 def _error_from(status: int, body: bytes) -> ApiError:
     try:
         doc = json.loads(body)
+        rejected = rejection(doc, status) if isinstance(doc, dict) else None
+        if rejected is not None:
+            return rejected
         err = doc["error"]
         code, message = str(err["code"]), str(err["message"])
     except (ValueError, TypeError, KeyError):
@@ -218,6 +281,37 @@ class _Core:
     def _get(path: str, raw: bool = False) -> Call:
         return Call("GET", path, raw=raw)
 
+    # auditors' reads: answers the offline verifier checks (docs/protocol.md section 9)
+
+    @classmethod
+    def _checkpoint_call(cls, height: int | None) -> Call:
+        if height is None:
+            return cls._get("/v1/checkpoint")
+        return cls._get(f"/v1/checkpoints/{_count(height, 'height', 1)}")
+
+    @classmethod
+    def _consistency_call(cls, old_size: int, new_size: int) -> Call:
+        sizes = {"from": _count(old_size, "old log size"), "to": _count(new_size, "new log size")}
+        return cls._get(_with_query("/v1/proofs/consistency", sizes))
+
+    @classmethod
+    def _history_call(cls, subject: str, after: int | None, limit: int | None) -> Call:
+        page = {"after": _maybe(after, "after", -1), "limit": _maybe(limit, "limit", 1)}
+        return cls._get(_with_query(f"/v1/subjects/{_segment(subject, 'subject')}", page))
+
+    @classmethod
+    def _status_call(cls, number: str, at_ms: int | None) -> Call:
+        path = f"/v1/certificates/{_segment(number, 'certificate number')}/status"
+        return cls._get(_with_query(path, {"at": _maybe(at_ms, "at (ms)")}))
+
+    @classmethod
+    def _shares_call(cls, dataset: str) -> Call:
+        return cls._get(f"/v1/datasets/{_segment(dataset, 'dataset id')}/shares")
+
+    @classmethod
+    def _provenance_call(cls, record_id: str | bytes, depth: int | None) -> Call:
+        return cls._get(_with_query(f"/v1/provenance/{id_hex(record_id)}", {"depth": _maybe(depth, "depth")}))
+
     def _headers(self, call: Call) -> dict[str, str]:
         headers = {"Accept": "*/*" if call.raw else JSON, "User-Agent": USER_AGENT}
         if call.content_type:
@@ -248,6 +342,15 @@ class _Core:
         if not isinstance(doc, dict):
             raise ApiError(200, "bad_response", f"{call.method} {call.path}: answer is not a JSON object")
         return doc
+
+    @staticmethod
+    def _outcome(answer: dict[str, Any]) -> dict[str, Any]:
+        """A submit answer, unless it says the record was rejected (then RecordRejected),
+        whatever the status code it came with."""
+        rejected = rejection(answer, 409)
+        if rejected is not None:
+            raise rejected
+        return answer
 
     # records -------------------------------------------------------------------------
 
@@ -332,7 +435,10 @@ class Client(_Core):
         return self._sign(record_type, subject, body, refs, ts)
 
     def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
-        return self._do_json(self._submit_call(envelope, wait, timeout_ms))
+        """The committed or pending answer; RecordRejected if a block refused the record,
+        ApiError if the node refused it at the door. Batch items are left as they are:
+        `rejection(item)` tells a rejected one."""
+        return self._outcome(self._do_json(self._submit_call(envelope, wait, timeout_ms)))
 
     def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
                      timeout_ms: int | None = None) -> dict[str, Any]:
@@ -349,6 +455,30 @@ class Client(_Core):
 
     def status(self) -> dict[str, Any]:
         return self._do_json(self._get("/v1/status"))
+
+    def checkpoint(self, height: int | None = None) -> dict[str, Any]:
+        """{"height", "header", "qc", "log_size", "log_root"} of the head, or of `height`."""
+        return self._do_json(self._checkpoint_call(height))
+
+    def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
+        """{"from", "to", "proof"}: RFC 9162 proof between two log sizes (not heights)."""
+        return self._do_json(self._consistency_call(old_size, new_size))
+
+    def history(self, subject: str, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of a subject's records after leaf `after` (kind "subject"; `next_after` pages on)."""
+        return self._do_json(self._history_call(subject, after, limit))
+
+    def cert_status(self, number: str, at_ms: int | None = None) -> dict[str, Any]:
+        """A certificate's status at `at_ms` (default: the node's now), kind "status"."""
+        return self._do_json(self._status_call(number, at_ms))
+
+    def shares(self, dataset: str) -> dict[str, Any]:
+        """A dataset's grants, revocations and accesses, kind "shares"."""
+        return self._do_json(self._shares_call(dataset))
+
+    def provenance(self, record_id: str | bytes, depth: int | None = None) -> dict[str, Any]:
+        """The graph of records `record_id` derives from, to `depth` refs (kind "provenance")."""
+        return self._do_json(self._provenance_call(record_id, depth))
 
     def healthy(self) -> bool:
         """True if GET /healthz answers 2xx (no retries)."""
@@ -423,7 +553,8 @@ class AsyncClient(_Core):
         return self._sign(record_type, subject, body, refs, ts)
 
     async def submit(self, envelope: bytes, wait: bool = False, timeout_ms: int | None = None) -> dict[str, Any]:
-        return await self._do_json(self._submit_call(envelope, wait, timeout_ms))
+        """As Client.submit (RecordRejected for a record a block refused)."""
+        return self._outcome(await self._do_json(self._submit_call(envelope, wait, timeout_ms)))
 
     async def submit_batch(self, envelopes: Iterable[bytes], wait: bool = False,
                            timeout_ms: int | None = None) -> dict[str, Any]:
@@ -440,6 +571,26 @@ class AsyncClient(_Core):
 
     async def status(self) -> dict[str, Any]:
         return await self._do_json(self._get("/v1/status"))
+
+    # The auditors' reads, as in Client.
+
+    async def checkpoint(self, height: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._checkpoint_call(height))
+
+    async def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
+        return await self._do_json(self._consistency_call(old_size, new_size))
+
+    async def history(self, subject: str, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._history_call(subject, after, limit))
+
+    async def cert_status(self, number: str, at_ms: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._status_call(number, at_ms))
+
+    async def shares(self, dataset: str) -> dict[str, Any]:
+        return await self._do_json(self._shares_call(dataset))
+
+    async def provenance(self, record_id: str | bytes, depth: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._provenance_call(record_id, depth))
 
     async def healthy(self) -> bool:
         try:

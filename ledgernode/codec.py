@@ -1,4 +1,4 @@
-"""Canonical msgpack (DESIGN section 2): the only module that imports msgpack.
+"""Canonical msgpack (docs/protocol.md section 1): the only module that imports msgpack.
 
 Values are nil, bool, int, str, bin, array and maps with str keys. `encode`
 sorts map keys by their UTF-8 bytes, so every value has exactly one encoding.

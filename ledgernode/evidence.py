@@ -1,4 +1,4 @@
-"""Evidence bundles (DESIGN section 6): built from a store, read by the verifier.
+"""Evidence bundles (docs/protocol.md section 8): built from a store, read by the verifier.
 
 The bundle proves one record against the header of the block that committed
 it: the QC certifies the header, the header's `log_root` covers the leaf.

@@ -1,4 +1,4 @@
-"""The network's genesis file (DESIGN section 3): parse, check, write.
+"""The network's genesis file (docs/protocol.md section 3): parse, check, write.
 
 Auditors pin `genesis_hash` = SHA-256 of the exact file bytes, so the parsed
 `Genesis` keeps the bytes it came from and nothing here ever re-serialises a

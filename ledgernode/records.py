@@ -1,4 +1,4 @@
-"""Records and envelopes (DESIGN sections 4 and 7): types, encoding, stateless checks.
+"""Records and envelopes (docs/protocol.md sections 4 and 5): types, encoding, stateless checks.
 
 A record is judged in two steps. `decode_envelope` and `check_signer` need only
 the bytes and the genesis: shape, canonical encoding, body schema, registered

@@ -1,4 +1,4 @@
-"""Ledger state rules (DESIGN sections 4 and 7) that depend on what is committed.
+"""Ledger state rules (docs/protocol.md sections 4 and 5) that depend on what is committed.
 
 The state is a small set of *facts* derived from committed records:
 

@@ -1,4 +1,4 @@
-"""Answers for auditors (issue: verification API), each with a proof for every record.
+"""Answers for auditors (docs/verification.md), each with a proof for every record.
 
 Every answer carries one `checkpoint` (a header with its QC) and, for every
 record it returns, the envelope, its leaf index and an inclusion proof against

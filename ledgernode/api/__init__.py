@@ -15,7 +15,7 @@ runs it with an AppRunner. Routes (all answer JSON unless noted):
   GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}, or for
                                a record dropped after admission (remembered `rejected_kept_ms`)
                                {"id","status":"rejected","error":{code,message,rule?},"height"}
-  GET  /v1/records/{id}/evidence  DESIGN section 6 bundle; 404 until committed; ?later=1 adds
+  GET  /v1/records/{id}/evidence  docs/protocol.md section 8 bundle; 404 until committed; ?later=1 adds
                                the head checkpoint and a consistency proof to it
   GET  /v1/records/{id}/certificate  printable evidence certificate (存证证书), text/html,
                                bundle embedded; 404 until committed; ?later=1 as above

@@ -279,7 +279,7 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "A committed, pending or recently rejected record",
             {200: _json({"oneOf": [_ref("RecordView"), _ref("Rejected")]})}, (400, 404), [_ID]),
         ("GET", "/v1/records/{id}/evidence"): _op(
-            "Evidence bundle of a committed record (DESIGN section 6)",
+            "Evidence bundle of a committed record (docs/protocol.md section 8)",
             {200: _json(_ref("Evidence"))}, (400, 404), [_ID, _LATER]),
         ("GET", "/v1/blocks/{height}"): _op(
             "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404), [_HEIGHT]),

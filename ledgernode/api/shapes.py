@@ -1,4 +1,4 @@
-"""JSON shapes the API answers with (DESIGN section 2 rules for bytes).
+"""JSON shapes the API answers with (docs/protocol.md section 2 rules for bytes).
 
 32-byte values (hashes, record ids) are lowercase hex; every other byte string
 (envelopes, headers, signatures, nonces) is standard base64 with padding.

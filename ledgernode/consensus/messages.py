@@ -1,8 +1,8 @@
-"""Consensus messages (DESIGN section 8): frozen types, signing bytes, wire codec.
+"""Consensus messages (docs/consensus.md): frozen types, signing bytes, wire codec.
 
 Every message names chain, height and round and is signed by its sender. The
 signed bytes are `b"ledgernode:consensus\\n" + msgpack([kind, chain, h, r, value])`
-except COMMIT, whose signature *is* the commit vote of DESIGN section 5, so
+except COMMIT, whose signature *is* the commit vote of docs/protocol.md section 7, so
 Q COMMIT messages are a QC without re-signing. Blocks and certificates ride
 along unsigned: a block is bound by its hash in the signed value, a
 certificate is a set of signed messages that prove themselves.

@@ -429,13 +429,15 @@ async def test_certificate_bundle_extracts_and_verifies_offline(
     page = await resp.text()
     assert resp.status == 200 and "consistency proven" in page
     (tmp_path / "certificate.html").write_text(page, encoding="utf-8")
-    # the exact command the page prints
-    proc = subprocess.run([sys.executable, "-c", certificate.EXTRACT_SCRIPT], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "bundle.json").read_text())["later"]
-    good = cli("verify", tmp_path / "bundle.json", "--genesis", genesis_file)
+    # the exact command the page prints: verify the saved page itself
+    assert "python -m ledgernode verify certificate.html --genesis genesis.json" in page
+    good = cli("verify", tmp_path / "certificate.html", "--genesis", genesis_file)
     assert good.returncode == 0, good.stdout + good.stderr
+    cut = page.index('id="evidence-bundle"')  # alter the embedded bundle: what the verifier checks
+    tampered = page[:cut] + page[cut:].replace(ledger["raw"], "0" * 64, 1)
+    assert tampered != page
+    (tmp_path / "tampered.html").write_text(tampered, encoding="utf-8")
+    assert cli("verify", tmp_path / "tampered.html", "--genesis", genesis_file).returncode in (1, 2)
     assert "later" in embedded_bundle(page) and verify_bundle(embedded_bundle(page), net.genesis).valid
 
 

@@ -1,4 +1,4 @@
-"""Headers, block validity and commit certificates (DESIGN section 5)."""
+"""Headers, block validity and commit certificates (docs/protocol.md sections 6 and 7)."""
 
 from __future__ import annotations
 

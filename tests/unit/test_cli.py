@@ -1,4 +1,5 @@
-"""CLI: keygen and genesis (key files, specs, refusal to overwrite, exit codes)."""
+"""CLI: keygen and genesis (key files, specs, refusal to overwrite, exit codes), --version,
+help texts, logging options and a reader that closes the pipe early."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import argparse
+import itertools
+import re
+
 import pytest
 
-from ledgernode import crypto
-from ledgernode.cli import main
+from ledgernode import __version__, crypto, logs, records
+from ledgernode.cli import build_parser, main
 from ledgernode.genesis import parse
 from tests.fixtures import seeded_key
 
@@ -196,3 +201,108 @@ def test_genesis_through_python_m(tmp_path: Path, keys: dict[str, Path]) -> None
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert parse(out.read_bytes()).genesis_hash == json.loads(proc.stdout)["genesis_hash"]
+
+
+# -- version, help, logging options, closed pipes ----------------------------------------
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def _option_entries(help_text: str) -> dict[str, str]:
+    """Option string -> its whole entry in a --help text (invocation and help, joined)."""
+    entries: dict[str, str] = {}
+    current: list[str] = []
+    for line in help_text.splitlines() + [""]:
+        if re.match(r"  -", line) or not line.strip():
+            if current:
+                joined = " ".join(part.strip() for part in current)
+                for name in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", current[0]):
+                    entries.setdefault(name, joined)
+            current = [line] if line.strip() else []
+        elif current:
+            current.append(line)
+    return entries
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ledgernode {__version__}"
+
+
+def test_every_option_states_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    missing = []
+    for name, parser in _commands().items():
+        entries = _option_entries(parser.format_help())
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction) or action.required:
+                continue
+            entry = entries.get(action.option_strings[-1], "")
+            if "default" not in entry:
+                missing.append(f"{name} {action.option_strings[-1]}: {entry!r}")
+    assert not missing, missing
+
+
+def test_submit_help_lists_every_record_type_and_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    lines = _commands()["submit"].format_help().splitlines()
+    for record_type, schema in records.BODY_SCHEMAS.items():
+        (start,) = [i for i, ln in enumerate(lines) if ln.startswith(f"  {record_type} ")]
+        entry = [lines[start]]
+        entry += itertools.takewhile(lambda ln: ln.startswith("    "), lines[start + 1:])  # wrapped on
+        fields = re.findall(r"([a-z_]+\??)(?: [a-z]+)?(?:,|$)", " ".join(entry)[len(record_type) + 2:].strip())
+        assert fields == [f"{f}{'' if required else '?'}" for f, (_, required) in schema.items()], entry
+    text = "\n".join(lines)
+    assert "exit codes" in text and "3  --wait ran out" in text
+
+
+def test_run_configures_logging_from_its_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(logs, "configure", lambda level, fmt: calls.append((level, fmt)))
+    missing = str(tmp_path / "missing.toml")
+    rc, _, err = _run(capsys, "run", "-c", missing, "--log-level", "debug", "--log-format", "json")
+    assert rc == 2 and "config error" in err
+    assert _run(capsys, "run", "-c", missing)[0] == 2
+    assert calls == [("debug", "json"), ("info", "text")]
+
+
+def test_devnet_takes_the_log_options(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["devnet", "--log-level", "warning", "--log-format", "json"])
+    assert (args.log_level, args.log_format) == ("warning", "json")
+    args = build_parser().parse_args(["devnet"])
+    assert (args.log_level, args.log_format) == ("info", "text")
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["devnet", "--log-level", "loud"])
+    assert info.value.code == 2 and "debug" in capsys.readouterr().err
+
+
+# (arguments, unbuffered stdout, exit code): buffered, the write fails in main()'s final
+# flush after the command returned its code; unbuffered, inside the command's print().
+CLOSED_PIPE_CASES = [
+    (["keygen", "--out", "{tmp}/buffered.pem"], False, 0),
+    (["keygen", "--out", "{tmp}/unbuffered.pem"], True, 1),
+    (["submit", "--help"], False, 0),
+    (["--version"], True, 0),
+]
+
+
+@pytest.mark.parametrize("argv, unbuffered, code", CLOSED_PIPE_CASES)
+def test_output_into_a_closed_pipe_exits_quietly(tmp_path: Path, argv: list[str], unbuffered: bool,
+                                                 code: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"PYTHONPATH": str(REPO)}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before anything is written, as after `| head -1`
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ledgernode", *(a.format(tmp=tmp_path) for a in argv)],
+                              stdout=writer, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(writer)
+    assert proc.stderr.decode() == "" and proc.returncode == code

@@ -441,3 +441,151 @@ def test_cli_submit_with_devnet_shortcut(fake: FakeNode, net: Net, tmp_path: Pat
     env = decode_envelope(fake.seen[-1].body, net.genesis)
     assert env.record.key == net.clients[0].public.key_id
     assert [r.path for r in fake.seen] == ["/v1/records"]  # chain id came from devnet.json
+
+
+# -- submission outcomes ----------------------------------------------------------------
+
+REJECTED = {"id": "cd" * 32, "status": "rejected", "height": 7,
+            "error": {"code": "rule_violation", "message": "certificate LIC-1 was issued before"}}
+
+
+def test_rejected_when_a_block_was_built_raises_record_rejected(fake: FakeNode, net: Net) -> None:
+    fake.queue.append(json_reply(409, REJECTED))
+    with pytest.raises(sdk.RecordRejected) as info:
+        sdk.Client(fake.url).submit(_envelope(net), wait=True)
+    err = info.value
+    assert isinstance(err, sdk.ApiError)
+    assert (err.status, err.record_id, err.height, err.code, err.message) == (
+        409, "cd" * 32, 7, "rule_violation", "certificate LIC-1 was issued before")
+    assert err.body == REJECTED
+    assert "cd" * 32 in str(err) and "height 7" in str(err)
+
+
+def test_admission_refusal_keeps_its_rule(fake: FakeNode, net: Net) -> None:
+    refusal = {"error": {"code": "rule_violation", "rule": "cert.number_unused", "message": "issued before"}}
+    fake.queue.append(json_reply(409, refusal))
+    with pytest.raises(sdk.ApiError) as info:
+        sdk.Client(fake.url).submit(_envelope(net))
+    assert not isinstance(info.value, sdk.RecordRejected)
+    assert (info.value.code, info.value.rule) == ("rule_violation", "cert.number_unused")
+    assert info.value.details == refusal["error"]
+    fake.queue.append(error_reply(403, "role_denied", "no"))
+    with pytest.raises(sdk.ApiError) as info:
+        sdk.Client(fake.url).submit(_envelope(net))
+    assert info.value.rule is None
+
+
+def test_batch_items_and_record_reads_leave_rejections_as_answers(fake: FakeNode, net: Net) -> None:
+    committed = {"id": "ab" * 32, "status": "committed", "height": 7, "leaf_index": 3, "block_hash": "ef" * 32}
+    fake.queue += [json_reply(200, {"results": [committed, REJECTED, PENDING]}), json_reply(200, REJECTED)]
+    c = sdk.Client(fake.url)
+    results = c.submit_batch([_envelope(net, 1), _envelope(net, 2), _envelope(net, 3)], wait=True)["results"]
+    assert [sdk.rejection(item) is None for item in results] == [True, False, True]
+    found = sdk.rejection(results[1])
+    assert found is not None and (found.record_id, found.height, found.code) == ("cd" * 32, 7, "rule_violation")
+    assert c.get_record("cd" * 32) == REJECTED  # a read of a rejected record is an answer, not an error
+
+
+async def test_async_submit_raises_record_rejected(fake: FakeNode, net: Net) -> None:
+    fake.queue.append(json_reply(409, REJECTED))
+    async with sdk.AsyncClient(fake.url) as c:
+        with pytest.raises(sdk.RecordRejected) as info:
+            await c.submit(_envelope(net), wait=True)
+    assert (info.value.record_id, info.value.height) == ("cd" * 32, 7)
+
+
+# -- auditors' reads ----------------------------------------------------------------------
+
+
+def test_read_methods_request_shapes(fake: FakeNode) -> None:
+    rid = bytes(range(32))
+    c = sdk.Client(fake.url)
+    fake.queue += [json_reply(200, {"n": i}) for i in range(9)]
+    c.checkpoint()
+    c.checkpoint(3)
+    c.consistency(2, 5)
+    c.history("ds/a b", after=4, limit=2)
+    c.history("EV-1", after=-1)
+    c.cert_status("LIC/1")
+    c.cert_status("LIC-1", at_ms=1767225600000)
+    c.shares("ds/health")
+    c.provenance(rid, depth=2)
+    assert [r.path for r in fake.seen] == [
+        "/v1/checkpoint", "/v1/checkpoints/3", "/v1/proofs/consistency?from=2&to=5",
+        "/v1/subjects/ds%2Fa%20b?after=4&limit=2", "/v1/subjects/EV-1?after=-1",
+        "/v1/certificates/LIC%2F1/status", "/v1/certificates/LIC-1/status?at=1767225600000",
+        "/v1/datasets/ds%2Fhealth/shares", f"/v1/provenance/{rid.hex()}?depth=2"]
+    for bad in (lambda: c.checkpoint(0), lambda: c.checkpoint(True), lambda: c.consistency(-1, 2),
+                lambda: c.history(""), lambda: c.history("x" * 257), lambda: c.history("x", limit=0),
+                lambda: c.cert_status("x", at_ms=-5), lambda: c.provenance("../status")):
+        with pytest.raises(ValueError):
+            bad()
+    assert len(fake.seen) == 9  # nothing bad reached the wire
+
+
+async def test_async_read_methods(fake: FakeNode) -> None:
+    fake.queue += [json_reply(200, {"n": i}) for i in range(6)]
+    async with sdk.AsyncClient(fake.url) as c:
+        answers = [await c.checkpoint(2), await c.consistency(1, 1), await c.history("s", limit=5),
+                   await c.cert_status("n", 9), await c.shares("d"), await c.provenance("ab" * 32)]
+    assert answers == [{"n": i} for i in range(6)]
+    assert [r.path for r in fake.seen] == [
+        "/v1/checkpoints/2", "/v1/proofs/consistency?from=1&to=1", "/v1/subjects/s?limit=5",
+        "/v1/certificates/n/status?at=9", "/v1/datasets/d/shares", f"/v1/provenance/{'ab' * 32}"]
+
+
+# -- `submit --wait` and `record` exit codes ---------------------------------------------------
+
+
+def _submit_argv(fake: FakeNode, net: Net, tmp_path: Path, *extra: str) -> list[str]:
+    key = tmp_path / "client.pem"
+    if not key.exists():
+        _key_file(tmp_path, net.clients[1])
+    return ["submit", "--api", fake.url, "--key", str(key),
+            "--chain-id", net.chain_id, "--type", "trace.event", "--subject", "lot", "--body",
+            '{"activity": "pack"}', *extra]
+
+
+def test_cli_submit_wait_rejected_exit_1(fake: FakeNode, net: Net, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fake.queue.append(json_reply(409, REJECTED))
+    rc = main(_submit_argv(fake, net, tmp_path, "--wait"))
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == ""
+    assert json.loads(err) == REJECTED
+
+
+def test_cli_submit_wait_still_pending_exit_3(fake: FakeNode, net: Net, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fake.queue.append(json_reply(202, PENDING))
+    rc = main(_submit_argv(fake, net, tmp_path, "--wait", "--timeout-ms", "250"))
+    out, err = capsys.readouterr()
+    assert rc == 3
+    assert json.loads(out) == PENDING
+    assert err.strip() == (f"still pending after 250 ms; check with: "
+                           f"python -m ledgernode record --api {fake.url} {PENDING['id']}")
+    fake.queue.append(json_reply(202, PENDING))  # without --timeout-ms: the node's default wait
+    assert main(_submit_argv(fake, net, tmp_path, "--wait")) == 3
+    assert "still pending after the node's default wait" in capsys.readouterr().err
+    fake.queue.append(json_reply(202, PENDING))  # without --wait, pending is the expected answer
+    assert main(_submit_argv(fake, net, tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == PENDING and err == ""
+
+
+def test_cli_record_exit_code_by_status(fake: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    committed = {"id": "ab" * 32, "status": "committed", "height": 2, "leaf_index": 0}
+    fake.queue += [json_reply(200, committed), json_reply(200, REJECTED), json_reply(200, PENDING),
+                   error_reply(404, "not_found", "neither committed nor pending")]
+    assert main(["record", "--api", fake.url, "ab" * 32]) == 0
+    assert json.loads(capsys.readouterr().out) == committed
+    assert main(["record", "--api", fake.url, "cd" * 32]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and json.loads(err) == REJECTED
+    assert main(["record", "--api", fake.url, "ab" * 32]) == 3
+    out, err = capsys.readouterr()
+    assert json.loads(out) == PENDING and "still pending" in err
+    assert main(["record", "--api", fake.url, "ef" * 32]) == 1
+    assert json.loads(capsys.readouterr().err)["error"]["code"] == "not_found"
+    assert main(["record", "--api", fake.url, "nope"]) == 2
+    assert [r.path for r in fake.seen] == [f"/v1/records/{h * 32}" for h in ("ab", "cd", "ab", "ef")]

@@ -1,4 +1,4 @@
-"""Canonical msgpack (DESIGN section 2): ledgernode.codec.
+"""Canonical msgpack (docs/protocol.md section 1): ledgernode.codec.
 
 The encoder is checked against `ref_encode`, an independent canonical encoder
 written here straight from the msgpack spec (shortest int and length forms, map

@@ -1,4 +1,4 @@
-"""The PBFT-lite replica (DESIGN section 8), driven directly, one input at a time.
+"""The PBFT-lite replica (docs/consensus.md), driven directly, one input at a time.
 
 n = 4 validators, so f = 1 and Q = 3. At height 1 the primary of round r is
 (1 + r) % 4: validator 1 in round 0, 2 in round 1, 3 in round 2, 0 in round 3.

@@ -1,4 +1,4 @@
-"""Consensus messages (DESIGN section 8): wire codec and signing bytes."""
+"""Consensus messages (docs/consensus.md): wire codec and signing bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keys, signatures and tagged hashing (DESIGN section 2): ledgernode.crypto.
+"""Keys, signatures and tagged hashing (docs/protocol.md section 2): ledgernode.crypto.
 
 Public-key screening is checked against `ref_classify`, an independent
 implementation of RFC 8032 section 5.1.3 point decoding (the reference code of

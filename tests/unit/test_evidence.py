@@ -1,4 +1,4 @@
-"""Evidence bundles (DESIGN section 6): NotFound, exact shape and encodings,
+"""Evidence bundles (docs/protocol.md section 8): NotFound, exact shape and encodings,
 proofs against the committing block, and the worked example in docs/protocol.md."""
 
 from __future__ import annotations

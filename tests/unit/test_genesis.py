@@ -1,4 +1,4 @@
-"""Genesis parsing and checks (DESIGN section 3)."""
+"""Genesis parsing and checks (docs/protocol.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Records and envelopes (DESIGN sections 4 and 7): decoding, body schemas, signers."""
+"""Records and envelopes (docs/protocol.md sections 4 and 5): decoding, body schemas, signers."""
 
 from __future__ import annotations
 

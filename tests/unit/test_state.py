@@ -1,4 +1,4 @@
-"""Ledger state rules (DESIGN sections 4 and 7) through BlockState and chained blocks."""
+"""Ledger state rules (docs/protocol.md sections 4 and 5) through BlockState and chained blocks."""
 
 from __future__ import annotations
 

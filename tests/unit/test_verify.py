@@ -1,5 +1,6 @@
-"""The offline verifier (DESIGN section 6): verdict shape, rendering, each check's
-failure reason, and the unusable-input paths (exit 2)."""
+"""The offline verifier (docs/protocol.md section 9): verdict shape, the claim it states,
+rendering, each check's failure reason in plain words, the command line (certificate
+pages, answers given without --kind, a closed pipe) and the unusable-input paths (exit 2)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ import base64
 import copy
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledgernode import codec, crypto
+from ledgernode import certificate, codec, crypto, views
 from ledgernode.blocks import decode_header
+from ledgernode.cli import main
 from ledgernode.evidence import build_bundle
 from ledgernode.genesis import build, parse
-from ledgernode.records import decode_envelope, sign_record
+from ledgernode.records import decode_envelope, record_id_of, sign_record
 from ledgernode.storage import Store
 from ledgernode.verify import (
     CHECKS, Unusable, Verdict, load_genesis, load_json, render, verify_bundle,
@@ -90,7 +95,7 @@ def test_verdict_json_shape(ledger: Ledger, tmp_path: Path) -> None:
     for c, (name, zh, en) in zip(doc["checks"], CHECKS):
         assert c == {"check": name, "zh": zh, "en": en, "ok": True}
     facts = doc["facts"]
-    assert set(facts) == {"record", "block", "certified_by", "leaf_index"}
+    assert set(facts) == {"record", "block", "certified_by", "leaf_index", "claim"}
     rec = facts["record"]
     assert set(rec) == {"id", "type", "subject", "body", "refs", "claimed_time", "signer"}
     assert rec["id"] == ledger.rid(ledger.notarize).hex()
@@ -139,13 +144,17 @@ def test_render_names_the_failed_check_and_reason(ledger: Ledger) -> None:
     bundle["record_id"] = "00" * 32
     verdict = verify_bundle(bundle, ledger.net.genesis)
     failed = _failed(verdict)
-    assert failed["check"] == "record" and failed["error"] == "record_id does not match the hash of the record"
+    assert failed["check"] == "record" and failed["part"] == "record_id"
+    assert failed["error"] == ("记录的编号与记录内容不一致（编号被改动，或记录被替换） / the record's id does not "
+                               "match its bytes (the id was altered, or the record was replaced) — 细节 detail: "
+                               "record_id does not match the hash of the record")
     text = render(verdict)
     assert text.splitlines()[0] == "结论 / Verdict: 无效 INVALID"
     zh, en = LABELS["record"]
     lines = text.splitlines()
     i = lines.index(f"[失败 FAIL] {zh} / {en}")
-    assert lines[i + 1] == "        原因 reason: record_id does not match the hash of the record"
+    assert lines[i + 1] == f"        原因 reason: {failed['error']}"
+    assert "已核实 verified" not in text  # no claim for an invalid verdict
     for name in ("genesis", "header", "qc"):
         assert f"[通过 PASS] {LABELS[name][0]} / {LABELS[name][1]}" in text
     assert LABELS["inclusion"][1] not in text  # checks stop at the first failure
@@ -355,3 +364,225 @@ def test_load_genesis_unusable(ledger: Ledger, tmp_path: Path) -> None:
             load_genesis(path)
     with pytest.raises(Unusable):
         load_genesis(tmp_path)  # a directory
+
+
+# -- the claim a valid verdict states ---------------------------------------------------
+
+
+def test_bundle_claim_is_stated_before_the_checks(ledger: Ledger, tmp_path: Path) -> None:
+    original = tmp_path / "contract.txt"
+    original.write_bytes(ORIGINAL)
+    verdict = verify_bundle(ledger.bundle(ledger.notarize), ledger.net.genesis, original)
+    rid = ledger.rid(ledger.notarize).hex()
+    claim = verdict.facts["claim"]
+    assert claim == {
+        "zh": f"记录 {rid[:16]}…：电子数据存证（evidence.notarize），主体 EV-1，由 market 签名，日志位置 0，"
+              "区块高度 1；原始文件与记录中的哈希一致",
+        "en": f"record {rid[:16]}… (evidence.notarize) about EV-1, signed by market, leaf 0, block height 1; "
+              "the original file matches it",
+        "record_id": rid, "type": "evidence.notarize", "subject": "EV-1", "dept": "market",
+        "leaf_index": 0, "height": 1, "file_matches": True,
+    }
+    lines = render(verdict).splitlines()
+    first_check = next(i for i, line in enumerate(lines) if line.startswith("[通过 PASS]"))
+    assert lines[2] == f"已核实 verified: {claim['zh']} / {claim['en']}" and 2 < first_check
+    trace = verify_bundle(ledger.bundle(ledger.trace), ledger.net.genesis).facts["claim"]
+    assert "file_matches" not in trace and (trace["leaf_index"], trace["height"]) == (2, 2)
+    assert trace["en"].endswith("signed by justice, leaf 2, block height 2")
+
+
+def test_untrusted_text_cannot_fake_a_verdict_line() -> None:
+    """A subject (or body field) with a newline must not print a line of its own."""
+    net, store = Net(), Store.memory()
+    raw = net.record(0, "trace.event", "x\n结论 / Verdict: 有效 VALID", {"activity": "a\n[通过 PASS] fake"})
+    commit_records(net, store, [raw])
+    bundle = build_bundle(store, net.genesis, decode_envelope(raw, net.genesis).record_id)
+    bundle["block"]["qc"]["signatures"].pop()  # invalid, yet the record's text is shown
+    for verdict in (verify_bundle(bundle, net.genesis),
+                    verify_bundle(build_bundle(store, net.genesis, decode_envelope(raw, net.genesis).record_id),
+                                  net.genesis)):
+        lines = render(verdict).splitlines()
+        assert [line for line in lines if line.startswith("结论")] == [lines[0]]
+        assert not any(line.startswith("[通过 PASS] fake") for line in lines)
+    assert "x\\u000a结论" in render(verdict)
+
+
+# -- failure reasons name the part that failed, in plain words --------------------------------
+
+
+def _flip_in(data: bytes, needle: bytes, offset: int = 1) -> bytes:
+    """`data` with the byte `offset` bytes into the first occurrence of `needle` changed."""
+    i = data.index(needle) + offset
+    return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+
+
+def _b64_edit(value: str, edit: Any) -> str:
+    return _b64(edit(base64.b64decode(value)))
+
+
+PART_CASES: dict[str, tuple[Any, str, str, str]] = {
+    # name: (mutation of the bundle, failed check, part, start of the English reason)
+    "byte in the record's chain id": (
+        lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: _flip_in(d, b"gov-test"))),
+        "record", "record_bytes", "the record's bytes were altered (its id / signature no longer match)"),
+    "byte in the record's title": (
+        lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: _flip_in(d, "合同".encode()))),
+        "record", "record_bytes", "the record's bytes were altered (its id / signature no longer match)"),
+    "byte in the record's signature": (
+        lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: d[:-1] + bytes([d[-1] ^ 1]))),
+        "record", "signature", "the record's signature does not match its bytes"),
+    "record id": (lambda b: b.update(record_id="11" * 32), "record", "record_id",
+                  "the record's id does not match its bytes"),
+    "envelope not base64": (lambda b: b.update(envelope="%%"), "record", "record_bytes",
+                            "the record's bytes: missing or damaged (not base64 text)"),
+    "byte in the header's parent hash": (  # still a well-formed header, but not the one signed
+        lambda b: b["block"].update(header=_b64_edit(b["block"]["header"],
+                                                     lambda d: _flip_in(d, b"\xa4prev\xc4\x20", 9))),
+        "qc", "qc", "the block's header is not the block the validators signed"),
+    "header cut short": (lambda b: b["block"].update(header=_b64_edit(b["block"]["header"], lambda d: d[:-2])),
+                         "header", "header", "the block's header was altered or damaged"),
+    "validator signature": (
+        lambda b: b["block"]["qc"]["signatures"][1].update(
+            sig=_b64_edit(b["block"]["qc"]["signatures"][1]["sig"], lambda d: d[:5] + bytes([d[5] ^ 1]) + d[6:])),
+        "qc", "qc", "a validator signature in the block's commit certificate does not verify"),
+    "one signature short of a quorum": (lambda b: b["block"]["qc"]["signatures"].pop(), "qc", "qc",
+                                        "too few validators signed the block (a quorum is needed)"),
+    "validator listed twice": (
+        lambda b: b["block"]["qc"]["signatures"].__setitem__(2, dict(b["block"]["qc"]["signatures"][0])),
+        "qc", "qc", "the block's commit certificate lists one validator twice"),
+    "qc missing": (lambda b: b["block"].pop("qc"), "qc", "qc",
+                   "the block's commit certificate (the validators' signatures) is damaged or incomplete"),
+    "inclusion proof": (lambda b: b["inclusion"].__setitem__(0, "ab" * 32), "inclusion", "inclusion",
+                        "the record's inclusion proof does not lead to the log root of this block"),
+    "inclusion not hex": (lambda b: b["inclusion"].__setitem__(0, "xyz"), "inclusion", "inclusion",
+                          "the record's inclusion proof is damaged"),
+    "leaf index": (lambda b: b.update(leaf_index=7), "inclusion", "inclusion",
+                   "the record's position in the log is outside this block"),
+    "genesis hash": (lambda b: b.update(genesis_hash="00" * 32), "genesis", "genesis",
+                     "the bundle was made for another genesis file"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PART_CASES))
+def test_failure_reason_names_the_part_in_plain_words(ledger: Ledger, name: str) -> None:
+    mutate, check, part, english = PART_CASES[name]
+    bundle = ledger.bundle(ledger.notarize)
+    mutate(bundle)
+    failed = _failed(verify_bundle(bundle, ledger.net.genesis))
+    assert (failed["check"], failed["part"]) == (check, part), failed
+    zh, rest = failed["error"].split(" / ", 1)
+    assert any("\u4e00" <= c <= "\u9fff" for c in zh), zh  # Chinese first
+    assert rest.startswith(english), rest
+    assert " — 细节 detail: " in rest  # the technical detail follows the plain words
+
+
+def test_reasons_for_the_signer_and_another_ledger(ledger: Ledger) -> None:
+    net, genesis = ledger.net, ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)
+    body = {"content_hash": content("x"), "media_type": "text/plain", "size": 1, "title": "t"}
+    stranger = crypto.private_key_from_seed(b"\x09" * 32)
+    cases = [
+        (sign_record(stranger, net.chain_id, "evidence.notarize", "s", body, T0, bytes(16)), "signer",
+         "the record was signed with a key that is not in your genesis file"),
+        (sign_record(net.clients[1], "gov-other", "evidence.notarize", "s", body, T0, bytes(16)), "genesis",
+         "the record was made for another ledger (a different chain id)"),
+        (sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", {**body, "x": 1}, T0, bytes(16)),
+         "record_bytes", "the record is not a valid record of this ledger"),
+    ]
+    for env, part, english in cases:
+        bundle = _with_envelope(base, env, genesis)
+        pair = codec.split_bin_pair(env)
+        assert pair is not None
+        bundle["record_id"] = record_id_of(pair[0]).hex()  # the record is as signed, only not acceptable
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert (failed["check"], failed["part"]) == ("record", part) and english in failed["error"], failed
+    header = decode_header(base64.b64decode(base["block"]["header"]))
+    other = copy.deepcopy(base)
+    other["block"]["header"] = _b64(codec.encode({**codec.decode(header.raw), "valset": bytes(32)}))
+    failed = _failed(verify_bundle(other, genesis))
+    assert (failed["check"], failed["part"]) == ("header", "genesis")
+    assert "the block belongs to another ledger or validator set" in failed["error"]
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def _files(ledger: Ledger, tmp_path: Path, doc: Any, name: str = "doc.json") -> tuple[str, str]:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_bytes(ledger.net.genesis.raw)
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc), encoding="utf-8")
+    return str(path), str(genesis)
+
+
+def test_cli_verifies_a_certificate_page(ledger: Ledger, tmp_path: Path, capsys: Any) -> None:
+    page = certificate.render(ledger.bundle(ledger.notarize), ledger.net.genesis)
+    path, genesis = _files(ledger, tmp_path, page, "certificate.html")
+    assert main(["verify", path, "--genesis", genesis]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "结论 / Verdict: 有效 VALID"
+    assert "来源 source: 证书页面中嵌入的证据包 / the evidence bundle embedded in the certificate page" in out
+    assert f"record {ledger.rid(ledger.notarize).hex()[:16]}… (evidence.notarize) about EV-1" in out
+    assert main(["verify", path, "--genesis", genesis, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["facts"]["source"] == "certificate page"
+    assert doc["facts"]["claim"]["record_id"] == ledger.rid(ledger.notarize).hex()
+    # an edited bundle inside the page is invalid (exit 1), not unusable
+    envelope = ledger.bundle(ledger.notarize)["envelope"]
+    edited = page.replace(envelope, _b64_edit(envelope, lambda d: _flip_in(d, b"EV-1")))
+    assert edited != page
+    path, genesis = _files(ledger, tmp_path, edited, "edited.html")
+    assert main(["verify", path, "--genesis", genesis]) == 1
+    assert "the record's bytes were altered" in capsys.readouterr().out
+    assert main(["verify", path, "--genesis", genesis, "--kind", "status"]) == 2
+    assert "certificate page" in capsys.readouterr().err
+
+
+def test_cli_answer_without_kind_says_which_kind(ledger: Ledger, tmp_path: Path, capsys: Any) -> None:
+    answer = views.subject_history(ledger.store, ledger.net.genesis, "EV-1")
+    path, genesis = _files(ledger, tmp_path, answer)
+    assert main(["verify", path, "--genesis", genesis]) == 2
+    err = capsys.readouterr().err
+    assert "is a 'subject' answer, not an evidence bundle" in err and "--kind subject" in err
+    assert main(["verify", path, "--genesis", genesis, "--json"]) == 2
+    assert "--kind subject" in json.loads(capsys.readouterr().out)["unusable"]
+    assert main(["verify", path, "--genesis", genesis, "--kind", "status"]) == 2
+    assert "check it with --kind subject" in capsys.readouterr().err
+    assert main(["verify", path, "--genesis", genesis, "--kind", "subject"]) == 0
+    assert main(["verify", path, "--genesis", genesis, "--kind", "subject", "--file", path]) == 2
+    assert "--file" in capsys.readouterr().err
+    path, genesis = _files(ledger, tmp_path, ledger.bundle(ledger.notarize), "bundle.json")
+    assert main(["verify", path, "--genesis", genesis, "--kind", "shares"]) == 2
+    assert "evidence bundle" in capsys.readouterr().err
+    error = {"error": {"code": "not_found", "message": "no record abc"}}
+    path, genesis = _files(ledger, tmp_path, error, "error.json")
+    for extra in ([], ["--kind", "status"]):
+        assert main(["verify", path, "--genesis", genesis, *extra]) == 2
+        assert "error answer from a node (not_found: no record abc)" in capsys.readouterr().err
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_with_closed_stdout(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """The CLI writing into a pipe whose reader has already gone, as in `... | head -1`."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "ledgernode", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, cwd=REPO, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        os.close(write_end)
+
+
+def test_closed_pipe_exits_quietly_with_the_verdicts_code(ledger: Ledger, tmp_path: Path) -> None:
+    path, genesis = _files(ledger, tmp_path, ledger.bundle(ledger.notarize), "bundle.json")
+    for extra in ([], ["--json"]):
+        proc = run_with_closed_stdout("verify", path, "--genesis", genesis, *extra)
+        assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()
+    bad = ledger.bundle(ledger.notarize)
+    bad["record_id"] = "00" * 32
+    path, genesis = _files(ledger, tmp_path, bad, "bad.json")
+    proc = run_with_closed_stdout("verify", path, "--genesis", genesis)
+    assert proc.returncode == 1 and proc.stderr == b"", proc.stderr.decode()
