@@ -31,6 +31,7 @@ from typing import Any
 from . import records
 from .client import ApiError, Client, TransportError
 from .devnet import write_atomic
+from .times import parse_time_ms
 from .verify import Unusable, load_json
 
 EXIT_OK = 0
@@ -38,40 +39,8 @@ EXIT_FAILED = 1
 EXIT_UNUSABLE = 2
 EXIT_PENDING = 3
 
-TIME_DIGITS_MAX = len(str(records.TIME_MAX_MS))  # more digits cannot be a ledger time
-TIME_FORMS = ("integer ms since 1970-01-01 UTC, ISO 8601 with an offset "
-              "(2026-12-02T10:00:00Z, 2026-12-02T10:00+08:00) or a date (2026-12-02, 00:00 UTC)")
-_DIGITS = re.compile(r"[0-9]+")
-_DATE = re.compile(r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)
 # Where a saved answer of each command is checked, as `python -m ledgernode verify --kind`.
 VERIFY_KINDS = {"history": "subject", "status": "status", "shares": "shares", "provenance": "provenance"}
-
-
-def parse_time_ms(text: str) -> int:
-    """Milliseconds since the Unix epoch (the ledger's times, docs/protocol.md section 4)
-    from integer ms or ISO 8601; ValueError naming the accepted forms otherwise.
-
-    A date and time must carry its UTC offset: guessing the reader's zone would
-    silently move the instant an answer is about."""
-    value = text.strip()
-    if _DIGITS.fullmatch(value):
-        if len(value) > TIME_DIGITS_MAX or int(value) > records.TIME_MAX_MS:
-            raise ValueError(f"time {text!r} is beyond the largest ledger time ({records.TIME_MAX_MS} ms)")
-        return int(value)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"time {text!r}: give {TIME_FORMS}") from None
-    if when.tzinfo is None:
-        if not _DATE.fullmatch(value):
-            raise ValueError(f"time {text!r} has no UTC offset: add Z or one like +08:00")
-        when = when.replace(tzinfo=timezone.utc)
-    ms = (when - _EPOCH) // _ONE_MS
-    if ms < 0:
-        raise ValueError(f"time {text!r} is before 1970-01-01T00:00:00Z")
-    return ms
 
 
 # -- what each command fetches -------------------------------------------------------

@@ -8,7 +8,10 @@ polls every node's height and reads each block fully committed everywhere.
 The first quarter of each phase's length (at most WARMUP_MAX_S) is a warm-up
 under the same load that is not counted: until the first blocks commit, the
 nodes admit and verify records but nothing is committed yet, and counting
-that ramp would understate the rate the network sustains.
+that ramp would understate the rate the network sustains. The warm-up also
+lasts until the first records have committed on every node (at most
+FIRST_COMMIT_MAX_S): on a slow or busy machine that takes longer than a
+quarter of a short run, and a window opened before it would count the ramp.
 Progress goes to stderr; the last line on stdout is one JSON object.
 """
 
@@ -42,7 +45,9 @@ SINGLE_PHASE_MAX_S = 5.0
 SINGLE_RATE_GUESS = 3_000  # per second, to size the single phase's pool (warm-up included)
 DRAIN_S = 3.0
 SETTLE_MAX_S = 60.0
+HEALTH_MAX_S = 120.0  # nodes answering /healthz; a busy machine starts four Pythons slowly
 WARMUP_MAX_S = 5.0  # load before the measured window: a quarter of it, at most this
+FIRST_COMMIT_MAX_S = 120.0  # ... and until the first records commit everywhere, at most this
 INFLIGHT_MAX = 8_000
 REQUEST_TIMEOUT_S = 60.0
 RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
@@ -161,10 +166,11 @@ class Bench:
                 await asyncio.sleep(0.05)
             phase.submitted += len(chunk)
 
-    async def _monitor(self, session: ClientSession, phase: Phase, until: float) -> None:
+    async def _monitor(self, session: ClientSession, phase: Phase, until: list[float]) -> None:
         """Count records committed on every node (the smallest log size: every record in
-        this devnet is ours); read one block in LATENCY_SAMPLE_EVERY for latencies."""
-        while time.monotonic() < until:
+        this devnet is ours); read one block in LATENCY_SAMPLE_EVERY for latencies.
+        Runs until the time in until[0] (set once the window closes)."""
+        while time.monotonic() < until[0]:
             statuses = []
             for api in self.apis:
                 async with session.get(api + "/v1/status") as resp:
@@ -215,6 +221,19 @@ class Bench:
                 raise RuntimeError(f"bench: nodes did not settle in {SETTLE_MAX_S} s: {statuses}")
             await asyncio.sleep(0.2)
 
+    async def _first_commit(self, phase: Phase, monitor: asyncio.Task[None], start: float) -> None:
+        """Wait (bounded) until the monitor has seen records committed on every node."""
+        deadline = start + FIRST_COMMIT_MAX_S
+        while phase.committed <= 0:
+            if monitor.done():
+                await monitor  # raises what stopped it
+                raise RuntimeError("bench: the monitor stopped before the first commit")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench[{phase.name}]: no record committed on every node within "
+                                   f"{FIRST_COMMIT_MAX_S} s of the first request (submitted {phase.submitted:,}, "
+                                   f"errors {phase.errors})")
+            await asyncio.sleep(MONITOR_EVERY_S)
+
     async def _progress(self, phase: Phase, start: float) -> None:
         while not self.stop_submit.is_set():
             await asyncio.sleep(1.0)
@@ -235,18 +254,22 @@ class Bench:
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
             # it happens. The warm-up fills the pipeline (the first block commits a
-            # second or two in) and is not counted; throughput counts what was
+            # second or two in, later on a busy machine: the warm-up lasts until it has)
+            # and is not counted; throughput counts what was
             # committed between the window's opening and its closing, read from the
             # monitor's last poll, so each edge is exact to one block (unbiased).
-            until = start + phase.warmup_s + phase.seconds + DRAIN_S
+            until = [float("inf")]
             monitor = asyncio.create_task(self._monitor(session, phase, until))
             progress = asyncio.create_task(self._progress(phase, start))
             clients = [asyncio.create_task(self._client(session, phase, w, cursor)) for w in range(phase.clients)]
             await asyncio.sleep(phase.warmup_s)
+            await self._first_commit(phase, monitor, start)
+            opened = time.monotonic()
             committed_at_open, phase.window_open = phase.committed, True
             await asyncio.sleep(phase.seconds)
             self.stop_submit.set()
             committed = phase.committed - committed_at_open
+            until[0] = time.monotonic() + DRAIN_S
             await asyncio.gather(*clients, return_exceptions=True)
             progress.cancel()
             await monitor
@@ -260,7 +283,7 @@ class Bench:
             cpu_us = round((cpu_at_end - cpu_at_start) * 1e6 / phase.committed_after_drain / len(self.pids), 1)
         lat = sorted(phase.latencies)
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
-        return {"warmup_s": phase.warmup_s, "committed": committed,
+        return {"warmup_s": round(opened - start, 3), "committed": committed,
                 "records_per_s": round(committed / phase.seconds, 1),
                 "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
                 "errors": phase.errors, "node_cpu_us_per_record": cpu_us,
@@ -277,7 +300,7 @@ def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> t
             f.writelines(f"{name} = {value}\n" for name, value in limits.items() if value)
     devnet.check_ports(net)
     procs = {node.index: devnet.start_node(net, node) for node in net.nodes}
-    if not devnet.wait_healthy(net, procs, threading.Event(), set(), devnet.HEALTH_TIMEOUT_S):
+    if not devnet.wait_healthy(net, procs, threading.Event(), set(), HEALTH_MAX_S):
         raise RuntimeError("bench: nodes did not become healthy")
     return net, procs
 

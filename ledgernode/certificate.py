@@ -26,7 +26,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from .genesis import Genesis
-from .verify import PAGE_MAX_BYTES, TYPE_NAMES, Unusable, Verdict, parse_json, utc_text, verify_bundle
+from .times import utc_text
+from .verify import PAGE_MAX_BYTES, TYPE_NAMES, Unusable, Verdict, parse_json, verify_bundle
 
 BUNDLE_ELEMENT_ID = "evidence-bundle"
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'"

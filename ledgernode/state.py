@@ -21,6 +21,7 @@ from typing import Any, Iterable, Protocol
 from .errors import InvalidInput
 from .genesis import Genesis, Signer
 from .records import Envelope
+from .times import utc_text
 
 CERT_TRANSITIONS = {
     "cert.suspend": ({"valid"}, "suspended"),
@@ -111,8 +112,8 @@ class BlockState:
         if rec.type == "share.grant":
             self._require_owner(rec.subject, signer)
             if body["expires"] <= self.block_time:
-                raise _rule("grant.expires", f"the grant expires at {body['expires']} ms, "
-                            f"not after the block time {self.block_time} ms")
+                raise _rule("grant.expires", f"the grant expires at {utc_text(body['expires'])}, "
+                            f"not after the block time {utc_text(self.block_time)}")
             grant = {
                 "dataset": rec.subject, "owner": signer.dept, "to_dept": body["to_dept"],
                 "expires": body["expires"], "revoked": False,
@@ -133,7 +134,7 @@ class BlockState:
                 raise _rule("access.grant_live", f"grant {body['grant'].hex()} was revoked")
             if grant["expires"] <= self.block_time:
                 raise _rule("access.grant_live", f"grant {body['grant'].hex()} expired at "
-                            f"{grant['expires']} ms, before the block time {self.block_time} ms")
+                            f"{utc_text(grant['expires'])}, before the block time {utc_text(self.block_time)}")
             return []
         if rec.type == "cert.issue":
             cert = self.fact("cert", rec.subject)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ from .errors import InvalidInput
 from .evidence import FORMAT
 from .genesis import GENESIS_MAX_BYTES, Genesis, Signer, parse, strict_object
 from .records import ENVELOPE_LIMITS, Envelope, check_signer, decode_envelope, record_id_of
+from .times import utc_short, utc_text
 
 BUNDLE_MAX_BYTES = 4 << 20
 # A certificate page holds the bundle (indented, non-ASCII escaped) and its rendering.
@@ -150,25 +150,6 @@ def unb64(value: Any, part: str, where: Where, what: Where) -> bytes:
     raise CheckFailed(part, f"{where.zh}的{what.zh}缺失或已损坏（不是 base64 文本）",
                       f"{where.en}'s {what.en}: missing or damaged (not base64 text)",
                       f"{what.en} is not a valid base64 string")
-
-
-def utc_text(ms: int) -> str:
-    """Milliseconds since the epoch as ISO 8601 UTC, or the raw number if out of range."""
-    try:
-        t = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{ms} ms"
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_short(ms: int) -> str:
-    """A time for a claim line: "2026-12-02 10:00 UTC", seconds and milliseconds only if set."""
-    try:
-        t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{ms} ms"
-    text = t.strftime("%Y-%m-%d %H:%M" + (":%S" if t.second or ms % 1000 else ""))
-    return text + (f".{ms % 1000:03d}" if ms % 1000 else "") + " UTC"
 
 
 def _show(value: Any) -> Any:

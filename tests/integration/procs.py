@@ -12,14 +12,42 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ledgernode import config, crypto, genesis
 from ledgernode.records import sign_record
 
 DEPTS = ["justice", "market", "health", "customs", "tax", "police", "court"]
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 20.0
+# Deadlines are generous: they bound a wait on a condition, never stand for "done by now".
+# A loaded 2-core machine (other test runs beside this one) is many times slower than an idle one.
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+WAIT_TIMEOUT_S = 120.0
+POLL_EVERY_S = 0.2
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, probe: Callable[[], tuple[bool, T]], timeout: float = WAIT_TIMEOUT_S,
+               every: float = POLL_EVERY_S) -> T:
+    """Poll `probe` (returning (done, state)) until done; return that state.
+
+    Fails after `timeout` s with what was awaited and the last state seen. An OSError
+    from the probe (a node mid-restart) counts as "not yet" and is shown as the state.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            done, last = probe()
+        except OSError as exc:
+            done, last = False, repr(exc)
+        if done:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last state: {last}")
+        time.sleep(every)
 
 
 def free_ports(count: int) -> list[int]:
@@ -71,16 +99,19 @@ class Cluster:
         self.procs[i] = subprocess.Popen(
             [sys.executable, "-m", "ledgernode", "run", "-c", str(self.root / f"node{i}" / "node.toml")],
             stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + START_TIMEOUT_S
-        while time.time() < deadline:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        last: Any = "no answer yet"
+        while time.monotonic() < deadline:
             if self.procs[i].poll() is not None:
                 raise RuntimeError(f"node {i} exited: {(self.root / f'node{i}' / 'node.log').read_text()[-2000:]}")
             try:
-                if self.get(i, "/healthz").get("ok"):
+                status, last = self.request(i, "GET", "/healthz", timeout=5.0)
+                if status == 200 and last.get("ok"):
                     return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"node {i} did not answer /healthz in {START_TIMEOUT_S} s")
+            except (OSError, ValueError) as exc:  # not listening yet, or a partial answer
+                last = repr(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"node {i} did not answer /healthz in {START_TIMEOUT_S} s; last answer: {last}")
 
     def start_all(self) -> None:
         for i in range(self.n):
@@ -89,6 +120,9 @@ class Cluster:
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Signal node i's process by PID and wait for it; SIGKILL if SIGTERM is not enough."""
         proc = self.procs.pop(i)
+        if proc.poll() is not None:
+            raise AssertionError(f"node {i} had already exited with code {proc.returncode}: "
+                                 f"{(self.root / f'node{i}' / 'node.log').read_text()[-2000:]}")
         os.kill(proc.pid, sig)
         try:
             proc.wait(timeout=STOP_TIMEOUT_S)
@@ -109,7 +143,7 @@ class Cluster:
     # -- HTTP ----------------------------------------------------------------
 
     def request(self, i: int, method: str, path: str, body: bytes | None = None,
-                ctype: str = "application/json", timeout: float = 30.0) -> tuple[int, Any]:
+                ctype: str = "application/json", timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, Any]:
         req = urllib.request.Request(self.api(i) + path, data=body, method=method,
                                      headers={"Content-Type": ctype})
         try:

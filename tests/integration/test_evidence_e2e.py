@@ -5,7 +5,7 @@ LevelDB store (no network), reopened from disk, and bundles are exported for
 records at the first leaf, in the middle of a middle block and at the last
 leaf. The real CLI (`python -m ledgernode verify`) must accept them; then every
 byte of every signed or hashed field is changed, one at a time, and every
-change must be rejected at the check that guards that field (DESIGN section 6).
+change must be rejected at the check that guards that field (docs/protocol.md section 9).
 The bulk of the mutations run through `verify_bundle` in-process; each field
 class also goes once through the CLI subprocess.
 """

@@ -1,0 +1,102 @@
+"""The auditors' walk-through of README.md against a real node, CLI processes only.
+
+One validator process (real LevelDB, real HTTP): issue a certificate, keep a
+checkpoint, suspend the certificate, publish and share a dataset, trace a
+product; then every read command saves its answer and the real offline
+verifier accepts each file, as an auditor would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledgernode import crypto
+
+from .procs import REQUEST_TIMEOUT_S, Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+VALID_FROM_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+VALID_UNTIL_MS = 1_893_456_000_000  # 2030-01-01T00:00:00Z
+SUSPENDED_FROM_MS = 1_790_000_000_000  # 2026-09-21, before the time asked about below
+HOLDER = "ab" * 32
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, n=1)
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "ledgernode", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=REQUEST_TIMEOUT_S)
+
+
+def ok(cwd: Path, *args: str) -> str:
+    proc = cli(cwd, *args)
+    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def submit(cluster: Cluster, cwd: Path, key: Path, record_type: str, subject: str, body: dict[str, object],
+           *extra: str) -> dict[str, object]:
+    out = ok(cwd, "submit", "--api", cluster.api(0), "--key", str(key), "--type", record_type,
+             "--subject", subject, "--body", json.dumps(body), "--wait", *extra)
+    answer: dict[str, object] = json.loads(out)
+    assert answer["status"] == "committed", answer
+    return answer
+
+
+def test_auditor_read_commands_against_a_real_node(cluster: Cluster, tmp_path: Path) -> None:
+    key = tmp_path / "client.pem"
+    crypto.save_private_key(key, cluster.client)
+    api = cluster.api(0)
+    readme = str(REPO / "README.md")
+    submit(cluster, tmp_path, key, "cert.issue", "LIC-1", {
+        "cert_type": "business licence", "holder": HOLDER, "valid_from": VALID_FROM_MS,
+        "valid_until": VALID_UNTIL_MS}, "--file", readme)
+    ok(tmp_path, "checkpoint", "--api", api, "--out", "old-checkpoint.json")
+    submit(cluster, tmp_path, key, "cert.suspend", "LIC-1", {"reason": "under audit",
+                                                              "effective": SUSPENDED_FROM_MS})
+    submit(cluster, tmp_path, key, "dataset.publish", "ds/justice/cases", {
+        "title": "Cases", "content_hash": HOLDER, "schema_hash": HOLDER, "classification": "internal"})
+    submit(cluster, tmp_path, key, "share.grant", "ds/justice/cases", {
+        "to_dept": "justice", "purpose": "audit", "legal_basis": "art. 7", "expires": VALID_UNTIL_MS})
+    first = submit(cluster, tmp_path, key, "trace.event", "lot-1", {"activity": "harvested"})
+    second = submit(cluster, tmp_path, key, "trace.event", "lot-1", {"activity": "packed"},
+                    "--ref", str(first["id"]))
+
+    genesis = str(cluster.root / "genesis.json")
+    saved = {
+        "status": ["status", "LIC-1", "--at", "2026-12-02T10:00+08:00"],
+        "subject": ["history", "LIC-1"],
+        "shares": ["shares", "ds/justice/cases"],
+        "provenance": ["provenance", str(second["id"])],
+    }
+    for kind, argv in saved.items():
+        summary = json.loads(ok(tmp_path, *argv, "--api", api, "--out", f"{kind}.json"))
+        assert summary["saved"] == [f"{kind}.json"]
+        ok(tmp_path, "verify", f"{kind}.json", "--genesis", genesis, "--kind", kind)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "suspended"
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert {r["id"] for r in provenance["records"]} == {first["id"], second["id"]}
+
+    ok(tmp_path, "consistency", "--api", api, "--from", "old-checkpoint.json", "--out", "proof.json",
+       "--to-out", "new-checkpoint.json")
+    verdict = ok(tmp_path, "verify-consistency", "old-checkpoint.json", "new-checkpoint.json", "proof.json",
+                 "--genesis", genesis)
+    assert "without rewriting" in verdict
+    ok(tmp_path, "record", "--api", api, str(second["id"]))
