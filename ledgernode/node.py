@@ -29,18 +29,18 @@ from typing import Any, Callable, TypeVar
 
 from . import crypto, genesis as genesis_mod
 from .activity import Activity
+from .catchup import CatchUp
 from .admission import Admission, Failed
 from .aio import web
 from .api import make_app, render_rejected
-from .blocks import Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
+from .blocks import ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
     BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
 )
 from .consensus.core import Equivocation
-from .consensus.messages import FETCH_MAX_BLOCKS
 from .errors import InvalidInput
-from .logs import Throttle
+from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .net import PEER_PATH, Faults, PeerNetwork
 from .outcomes import Outcomes
@@ -51,7 +51,7 @@ from .storage import Store
 log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
-FETCH_REPLY_MAX_BYTES = 16 << 20
+PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
 EVIDENCE_KEPT_MAX = 1_000
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
@@ -145,6 +145,8 @@ class Node:
         threads = self.limits.verify_threads or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
+        self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
         self.evidence: list[Equivocation] = []
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
@@ -158,6 +160,8 @@ class Node:
         self.runners: list[web.AppRunner] = []
         self.ticks = 0
         self.activity = Activity(log)
+        self.guard = PeerGuard(log)
+        self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
 
     # -- counters ----------------------------------------------------------------
@@ -181,9 +185,14 @@ class Node:
         return True
 
     def _on_peer_message(self, peer: int, msg: Message) -> None:
-        self._post(("msg", peer, msg))
+        size = message_bytes(msg)
+        if self.guard.admit(peer, size) and not self._post(("msg", peer, msg, size)):
+            self.guard.done(peer, size)
 
     async def _on_peer_records(self, peer: int, raws: list[bytes]) -> None:
+        if self.guard.penalised(peer):
+            self.count("penalised_records_dropped", len(raws))
+            return
         await self._admit(raws, gossip=False)
 
     def _notify_records(self) -> None:
@@ -207,6 +216,9 @@ class Node:
                 await self._handle(event)
             except InvalidInput as exc:
                 self.reject(exc.code)
+            finally:
+                if event[0] == "msg":
+                    self.guard.done(event[1], event[3])
 
     async def _handle(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -226,9 +238,9 @@ class Node:
         elif kind == "msg":
             peer, msg = event[1], event[2]
             if isinstance(msg, FetchBlocks):
-                self._serve_fetch(peer, msg)
+                self.catchup.serve(peer, msg)
             elif isinstance(msg, Blocks):
-                await self._on_blocks(msg)
+                await self._on_blocks(peer, msg)
             else:
                 if isinstance(msg, Status):
                     self.peer_height = max(self.peer_height, msg.height)
@@ -263,8 +275,7 @@ class Node:
             if r.build is not None:
                 self._schedule_build(*r.build)
             if r.fetch is not None:
-                peer, start = r.fetch
-                self.net.send(peer, FetchBlocks(self.genesis.chain_id, start, FETCH_MAX_BLOCKS, self.cfg.index))
+                self.catchup.ask(*r.fetch)
             for ev in r.evidence:
                 log.warning("equivocation by validator %d: two %s at height %d round %d",
                             ev.sender, ev.kind, ev.height, ev.round)
@@ -281,24 +292,24 @@ class Node:
     async def _preverify(self, msg: Message) -> None:
         """Verify, on the worker threads, the records of a block we are about to judge
         that we never admitted ourselves, so the consensus step itself stays cheap."""
-        cap = self.genesis.block_max_records
-        if isinstance(msg, Proposal) and msg.block is not None:
-            # Only a proposal the replica would look at: right height, from that round's
-            # primary, validly signed; anything else costs us nothing beyond one verify.
-            r = self.replica
-            if (msg.height != r.height or msg.sender != r.primary(msg.round)
-                    or len(msg.block.payload) > cap or not r.valid_signature(msg)):
-                return
-            payloads = [msg.block.payload]
-        elif isinstance(msg, Blocks) and msg.blocks:
-            block, _ = msg.blocks[0]  # only the next block can be applied now
-            if len(block.payload) > cap or decode_header(block.header).height != self.store.height + 1:
-                return
-            payloads = [block.payload]
-        else:
+        if not isinstance(msg, Proposal) or msg.block is None:
             return
-        unknown = [raw for p in payloads for raw in p
-                   if self.mempool.by_raw(raw) is None and raw not in self.verified]
+        # Only a proposal the replica would look at: right height, from that round's
+        # primary, validly signed, the first for its round (a primary repeating or
+        # varying its proposal gets its records checked once); anything else costs
+        # us nothing beyond one verify.
+        r, slot = self.replica, (msg.height, msg.round)
+        if (msg.height != r.height or msg.sender != r.primary(msg.round) or slot in self.preverified
+                or len(self.preverified) >= PREVERIFIED_ROUNDS_MAX
+                or len(msg.block.payload) > self.genesis.block_max_records or not r.valid_signature(msg)):
+            return
+        self.preverified.add(slot)
+        await self._verify_ahead(msg.block.payload)
+
+    async def _verify_ahead(self, payload: tuple[bytes, ...]) -> None:
+        """Verify on the worker threads the records we never admitted ourselves, for
+        `_envelopes` to find in `self.verified`."""
+        unknown = [raw for raw in payload if self.mempool.by_raw(raw) is None and raw not in self.verified]
         if not unknown:
             return
         for raw, result in zip(unknown, await self._decode_and_verify(unknown)):
@@ -368,6 +379,7 @@ class Node:
         await self._on_disk(self.store.commit, checked, qc)
         self.checked.clear()
         self.verified.clear()
+        self.preverified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
         failed = self.admission.committed(checked, self._block_cap(), max(now_ms(), header.time + 1))
         self.count("blocks_committed")
@@ -419,27 +431,25 @@ class Node:
 
     # -- catch-up ----------------------------------------------------------------
 
-    def _serve_fetch(self, peer: int, msg: FetchBlocks) -> None:
-        start = max(1, msg.from_height)
-        end = min(self.store.height, start + min(msg.count, FETCH_MAX_BLOCKS) - 1)
-        items, size = [], 0
-        for height in range(start, end + 1):
-            header = self.store.load_header(height)
-            payload = tuple(self.store.load_envelopes(header.log_start, header.log_size))
-            size += len(header.raw) + sum(len(p) for p in payload)
-            if items and size > FETCH_REPLY_MAX_BYTES:
-                break
-            items.append((BlockData(header.raw, payload), self.store.load_qc(height).encode()))
-        if items:
-            self.net.send(peer, Blocks(self.genesis.chain_id, tuple(items), self.cfg.index))
-
-    async def _on_blocks(self, msg: Blocks) -> None:
-        for block, qc_raw in msg.blocks:
+    async def _on_blocks(self, peer: int, msg: Blocks) -> None:
+        """Blocks from `peer`: each checked by header, `prev` link and commit certificate
+        before any of its records (docs/consensus.md), then validated and committed."""
+        for block, qc_raw in self.catchup.accept(peer, msg, self.store.height + 1):
             header = decode_header(block.header)
             if header.height != self.store.height + 1:
                 continue
-            qc = decode_qc(qc_raw)
-            check_qc(qc, header, self.genesis)  # before any work on the records
+            head = self.store.head()
+            try:
+                qc = decode_qc(qc_raw)
+                if header.prev != (ZERO_HASH if head is None else head.block_hash):
+                    raise InvalidInput("bad_prev", f"block {header.height} does not extend our head")
+                check_qc(qc, header, self.genesis)
+            except InvalidInput as exc:
+                self.guard.penalise(peer, f"a block whose header or commit certificate fails ({exc.code})")
+                raise
+            if len(block.payload) > self.genesis.block_max_records:
+                raise InvalidInput("too_large", f"block {header.height} holds more records than a block may")
+            await self._verify_ahead(block.payload)
             if not self._validate(block):
                 self.reject("fetched_block_invalid")
                 return
@@ -547,7 +557,7 @@ class Node:
         for peer, st in self.net.peer_states().items():
             lines.append(f'ledgernode_peer_up{{peer="{peer}"}} {1 if st["out"] == "up" else 0}')
         lines.append("# TYPE ledgernode_events_total counter")
-        for name, value in sorted({**self.counters, **self.net.counters}.items()):
+        for name, value in sorted({**self.counters, **self.net.counters, **self.guard.counters}.items()):
             lines.append(f'ledgernode_events_total{{event="{name}"}} {value}')
         lines.append("# TYPE ledgernode_rejected_total counter")
         for code, value in sorted(self.rejected.items()):
@@ -592,10 +602,12 @@ class Node:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.catchup.stop()
         await self.net.stop()
         for runner in self.runners:
             await runner.cleanup()
         self.pool.shutdown(wait=True)
+        self.reader.shutdown(wait=True)
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
         self.store.close()
         log.info("node %d stopped at height %d", self.cfg.index, self.store.height)

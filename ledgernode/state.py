@@ -3,7 +3,7 @@
 The state is a small set of *facts* derived from committed records:
 
   owner/<dataset subject>   {"dept", "record"}          first dataset.publish
-  cert/<certificate number> {"issuer", "status", "record"}
+  cert/<certificate number> {"issuer", "status", "record" (latest change), "issue"}
   grant/<grant record id hex> {"dataset", "owner", "to_dept", "expires", "revoked"}
 
 `BlockState` layers a block's pending records and facts over a read-only
@@ -139,9 +139,12 @@ class BlockState:
         if rec.type == "cert.issue":
             cert = self.fact("cert", rec.subject)
             if cert is not None:
+                # `record` is the latest change; `issue` (kept since this field came in)
+                # is the issuing record, whose height is the one to name
+                since = self._since(cert["issue"]) if "issue" in cert else ""
                 raise _rule("cert.number_unused", f"certificate {rec.subject} was already issued "
-                            f"by {cert['issuer']}{self._since(cert['record'])}")
-            cert = {"issuer": signer.dept, "status": "valid", "record": rid}
+                            f"by {cert['issuer']}{since}")
+            cert = {"issuer": signer.dept, "status": "valid", "record": rid, "issue": rid}
             return [("cert", rec.subject, cert)]
         if rec.type in CERT_TRANSITIONS:
             return [("cert", rec.subject, self._cert_change(rec.type, rec.subject, signer, rid))]

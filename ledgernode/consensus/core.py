@@ -549,8 +549,16 @@ class Replica:
             out.fetch = (peer, self.height)
 
     def _active(self) -> bool:
-        return bool(self.pending_records or self.round or self.proposals or self.prepares
-                    or self.commits or self.round_changes)
+        """Is work pending at this height, so that the round timer should run?
+
+        Votes and round changes count only from f + 1 validators (so at least one
+        of them honest): a single signed message from a lying validator at an idle
+        height must not start our timers and end in an empty block for nothing."""
+        if self.pending_records or self.round or self.proposals:
+            return True
+        senders = {s for table in (self.prepares, self.commits) for votes in table.values() for s in votes}
+        senders.update(self.round_changes)
+        return len(senders) >= self.f + 1
 
     def _resend(self, out: Ready) -> None:
         """Re-send what we signed this round (lost messages stall PBFT otherwise).

@@ -105,6 +105,16 @@ def test_a_rival_commit_re_judges_the_pool() -> None:
     adm.admit(change(MARKET, "cert.suspend", "LIC-1"), T0 + 3)
 
 
+def test_a_reused_number_names_the_height_it_was_issued_at() -> None:
+    """Not the height of its latest change (the certificate's fact keeps both)."""
+    store, pool, adm = fresh()
+    commit(store, [issue(JUSTICE, "LIC-5")], T0)  # height 1
+    commit(store, [change(JUSTICE, "cert.suspend", "LIC-5")], T0 + 1)  # height 2
+    with pytest.raises(InvalidInput) as info:
+        adm.admit(issue(MARKET, "LIC-5"), T0 + 2)
+    assert info.value.message == "certificate LIC-5 was already issued by justice at height 1"
+
+
 def test_committing_our_own_records_keeps_the_rest() -> None:
     store, pool, adm = fresh()
     a, b = issue(JUSTICE, "LIC-1"), change(JUSTICE, "cert.suspend", "LIC-1")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,6 +33,29 @@ from tests.unit.api_fake import (
     LIMITED, LIMITS, MSGPACK, REPO, STRANGER, FakeNode, b64, error_of, notarize, rid, serve,
 )
 
+WAIT_S = 60.0  # a bound on waiting for something to happen, not an expected time
+
+
+async def until(cond: Any, what: str, task: asyncio.Task[Any] | None = None) -> None:
+    """Wait until `cond()` holds; fail with `what` after WAIT_S, or at once if `task` (the
+    request in flight) ended first."""
+    deadline = time.monotonic() + WAIT_S
+    while not cond():
+        if task is not None and task.done():
+            raise AssertionError(f"the request ended before {what}: {task.result()!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def patient(node: FakeNode) -> AsyncIterator[aio.TestClient]:
+    """A client whose ?wait outlasts any test step (LIMITS caps it at 3 s): a test that
+    commits while a request waits must not race that request's timeout."""
+    wait_ms = int(WAIT_S * 1000)
+    async with serve(node, dataclasses.replace(LIMITS, wait_default_ms=wait_ms, wait_max_ms=wait_ms)) as c:
+        yield c
+
 
 async def raw_http(client: aio.TestClient, request: bytes, *more: bytes,
                    pause_s: float = 0.0) -> tuple[int, dict[str, Any]]:
@@ -42,7 +67,7 @@ async def raw_http(client: aio.TestClient, request: bytes, *more: bytes,
             await asyncio.sleep(pause_s)
             writer.write(chunk)
             await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 10)
+        data = await asyncio.wait_for(reader.read(), WAIT_S)
     finally:
         writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
@@ -89,12 +114,11 @@ async def test_submit_json_envelope(client: aio.TestClient, net: Net, node: Fake
 
 
 async def test_wait_answers_200_when_the_record_commits(
-    client: aio.TestClient, node: FakeNode, net: Net
+    patient: aio.TestClient, node: FakeNode, net: Net
 ) -> None:
     raw = notarize(net, "wait")
-    task = asyncio.create_task(client.post("/v1/records?wait=1", data=raw, headers=MSGPACK))
-    while not node.mempool:
-        await asyncio.sleep(0.01)
+    task = asyncio.create_task(patient.post("/v1/records?wait=1", data=raw, headers=MSGPACK))
+    await until(lambda: node.mempool, "the record in the mempool", task)
     await node.commit()
     resp = await task
     body = await resp.json()
@@ -104,27 +128,26 @@ async def test_wait_answers_200_when_the_record_commits(
 
 
 async def test_rejected_after_admission_is_a_definitive_answer(
-    client: aio.TestClient, node: FakeNode, net: Net
+    patient: aio.TestClient, node: FakeNode, net: Net
 ) -> None:
     """?wait answers 409 with the rejection; GET and batch items say the same afterwards."""
     raw, other = notarize(net, "lost"), notarize(net, "kept")
     record_id = decode_envelope(raw, net.genesis).record_id
     why = Rejection(record_id, "rule_violation", "certificate LIC-1 was already issued by market at height 12",
                     13, "cert.number_unused")
-    task = asyncio.create_task(client.post("/v1/records?wait=1", data=raw, headers=MSGPACK))
-    while record_id not in node.mempool:
-        await asyncio.sleep(0.01)
+    task = asyncio.create_task(patient.post("/v1/records?wait=1", data=raw, headers=MSGPACK))
+    await until(lambda: record_id in node.mempool, "the record in the mempool", task)
     await node.reject(why)
     resp = await task
     expected = {"id": record_id.hex(), "status": "rejected", "height": 13, "error": {
         "code": "rule_violation", "rule": "cert.number_unused", "message": why.message}}
     assert resp.status == 409 and await resp.json() == expected
-    resp = await client.get(f"/v1/records/{record_id.hex()}")
+    resp = await patient.get(f"/v1/records/{record_id.hex()}")
     assert resp.status == 200 and await resp.json() == expected
-    task = asyncio.create_task(client.post("/v1/records/batch?wait=1",
-                                           json={"envelopes": [b64(other), b64(raw)]}))
-    while len(node.mempool) < 2:  # re-submitted, the record passes the fake's rules again
-        await asyncio.sleep(0.01)
+    task = asyncio.create_task(patient.post("/v1/records/batch?wait=1",
+                                            json={"envelopes": [b64(other), b64(raw)]}))
+    # re-submitted, the record passes the fake's rules again
+    await until(lambda: len(node.mempool) >= 2, "both records in the mempool", task)
     await node.reject(Rejection(record_id, "rule_violation", why.message, 14, "cert.number_unused"))
     await node.commit()
     resp = await task
@@ -143,12 +166,23 @@ async def test_wait_times_out_as_pending(client: aio.TestClient, net: Net) -> No
 
 
 async def test_wait_is_capped_by_wait_max_ms(node: FakeNode, net: Net) -> None:
+    # What the API asks the node to wait for, recorded: no clock in the assertion.
+    asked: list[float] = []
+    wait_committed = node.wait_committed
+
+    async def recording(record_ids: list[bytes], timeout_s: float) -> Any:
+        asked.append(timeout_s)
+        return await wait_committed(record_ids, timeout_s)
+
+    node.wait_committed = recording  # type: ignore[method-assign]
     limits = Limits(wait_default_ms=50, wait_max_ms=100)
     async with serve(node, limits) as client:
-        started = time.monotonic()
-        resp = await client.post("/v1/records?wait=1&timeout_ms=999999",
-                                 data=notarize(net, "cap"), headers=MSGPACK)
-        assert resp.status == 202 and time.monotonic() - started < 2
+        raw = notarize(net, "cap")
+        resp = await client.post("/v1/records?wait=1&timeout_ms=999999", data=raw, headers=MSGPACK)
+        assert resp.status == 202 and await resp.json() == {"id": rid(raw, net), "status": "pending"}
+        resp = await client.post("/v1/records?wait=1", data=notarize(net, "default"), headers=MSGPACK)
+        assert resp.status == 202
+    assert asked == [0.1, 0.05]  # capped at wait_max_ms; wait_default_ms without timeout_ms
 
 
 @pytest.mark.parametrize("query", ["wait=maybe", "wait=1&timeout_ms=-5", "wait=1&timeout_ms=1.5",
@@ -267,12 +301,11 @@ async def test_batch_msgpack_per_item_results(
     assert results[4] == {"id": rid(b, net), "status": "pending"}
 
 
-async def test_batch_json_with_wait(client: aio.TestClient, net: Net, node: FakeNode) -> None:
+async def test_batch_json_with_wait(patient: aio.TestClient, net: Net, node: FakeNode) -> None:
     a, b = notarize(net, "j1"), notarize(net, "j2")
-    task = asyncio.create_task(client.post(
+    task = asyncio.create_task(patient.post(
         "/v1/records/batch?wait=1", json={"envelopes": [b64(a), "%%%", b64(b)]}))
-    while len(node.mempool) < 2:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(node.mempool) >= 2, "both records in the mempool", task)
     await node.commit()
     resp = await task
     results = (await resp.json())["results"]

@@ -534,6 +534,23 @@ def test_idle_replica_keeps_its_round() -> None:
     assert rep.round == 0
 
 
+@pytest.mark.parametrize("lone", ["prepare", "commit", "round-change"])
+def test_one_lying_validator_cannot_wake_an_idle_height(lone: str) -> None:
+    """A single signed vote or round change proves nothing (its sender may lie): the timer
+    stays off. From f + 1 validators one is honest, so the height has work: it runs."""
+    rep = new_replica(0, round_timeout_ticks=3)
+    make = {"prepare": lambda s: prep(s, HA), "commit": lambda s: com(s, HA), "round-change": lambda s: rc(s, 1)}
+    rep.on_message(make[lone](2))
+    for _ in range(100):
+        assert sent(rep.on_tick(), RoundChange) == []
+    assert rep.round == 0
+    rep.on_message(make[lone](3))  # f + 1 = 2 senders
+    if lone == "round-change":
+        assert rep.round == 1  # f + 1 round changes above us: we join them at once
+    else:
+        assert ticks_to_round(rep, 1)[0] == 3
+
+
 def test_round_timer_moves_to_the_next_round_and_broadcasts_a_round_change() -> None:
     base = 7
     rep = new_replica(0, round_timeout_ticks=base, resend_ticks=1000)

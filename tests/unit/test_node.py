@@ -120,6 +120,21 @@ async def submit_and_commit(node: Node, raws: list[bytes]) -> list[Location]:
     return locs  # type: ignore[return-value]
 
 
+async def until(cond: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {WAIT_S} s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def idle_past_a_round_timeout(node: Node) -> None:
+    """Let the node handle more ticks than its round timer needs to expire: time as the node
+    counts it (each tick runs the replica's timer), not ours. A timer running while nothing is
+    pending would move the round (and a round > 0 may propose an empty block)."""
+    target = node.ticks + node.replica.timeout_ticks() + 2
+    await until(lambda: node.ticks >= target, f"{target} node ticks")
+
+
 def metric(text: str, name: str, labels: str = "") -> int | None:
     m = re.search(rf"^{re.escape(name + labels)} (\d+)$", text, re.M)
     return int(m.group(1)) if m else None
@@ -165,16 +180,29 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         assert metric(text, "ledgernode_events_total", '{event="blocks_committed"}') == 1
         assert "# TYPE ledgernode_rejected_total counter" in text
 
-        await asyncio.sleep(0.1)  # an idle node builds no empty blocks
-        assert node.status()["height"] == 1
+        # an idle node builds no empty blocks: its round timer does not even run
+        await idle_past_a_round_timeout(node)
+        assert node.status()["height"] == 1 and node.status()["round"] == 0
+        [nxt] = await submit_and_commit(node, [solo.record()])
+        assert (nxt.height, nxt.leaf_index) == (2, 3)  # no block was made in between
 
 
 async def test_already_committed_records_are_answered_at_once(solo: Solo) -> None:
     async with running(solo.config()) as node:
         [loc] = await submit_and_commit(node, [solo.record()])
-        start = time.monotonic()
-        assert await node.wait_committed([loc.record_id, loc.record_id], WAIT_S) == [loc, loc]
-        assert time.monotonic() - start < 1.0
+        # Answered from the store, not by waiting: with no time to wait at all, and with a
+        # long timeout within a few event-loop turns (no commit of it will ever come).
+        assert await node.wait_committed([loc.record_id, loc.record_id], 0.0) == [loc, loc]
+        answer = asyncio.ensure_future(node.wait_committed([loc.record_id, loc.record_id], WAIT_S))
+        for _ in range(10):  # loop turns, not seconds
+            if answer.done():
+                break
+            await asyncio.sleep(0)
+        done = answer.done()
+        if not done:
+            answer.cancel()
+        assert done, "wait_committed waits for a record already on disk"
+        assert answer.result() == [loc, loc]
 
 
 async def test_wait_committed_times_out_with_none_and_forgets_the_waiter(solo: Solo) -> None:
@@ -391,8 +419,9 @@ async def test_restart_resumes_at_the_same_height_and_keeps_committing(solo: Sol
         assert node.status()["height"] == height
         assert node.store.head() == head
         assert [node.locate(loc.record_id) for loc in first] == first
-        await asyncio.sleep(0.1)
-        assert node.store.height == height  # nothing replayed, no empty block
+        await idle_past_a_round_timeout(node)  # past start-up's "records?" and any timer
+        assert node.store.height == height and node.status()["mempool"] == 0  # nothing replayed
+        assert node.status()["round"] == 0  # the restored consensus state is idle: no empty block
         [loc] = await submit_and_commit(node, [solo.record()])
         assert (loc.height, loc.leaf_index) == (height + 1, 3)
         assert node.store.load_header(height + 1).prev == head.block_hash

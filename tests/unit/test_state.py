@@ -342,7 +342,9 @@ def test_access_grant_expiry_at_block_time(block_time: int, ok: bool) -> None:
 def test_cert_issue_records_fact() -> None:
     state = new_state()
     env = admit(state, issue(HEALTH))
-    assert state.facts[("cert", "CERT-1")] == {"issuer": "health", "status": "valid", "record": env.record_id.hex()}
+    rid_hex = env.record_id.hex()
+    assert state.facts[("cert", "CERT-1")] == {"issuer": "health", "status": "valid", "record": rid_hex,
+                                               "issue": rid_hex}
 
 
 def test_cert_issue_once_per_subject() -> None:

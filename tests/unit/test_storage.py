@@ -41,6 +41,7 @@ from tests.unit.crash_writer import (
 )
 
 CRASH_WRITER = Path(__file__).with_name("crash_writer.py")
+CHILD_TIMEOUT_S = 120.0  # a bound on waiting for the crash writer, not an expected time
 
 
 # -- helpers ----------------------------------------------------------------
@@ -621,8 +622,11 @@ class Child:
             self.lines.put((time.monotonic(), line.strip()))
         self.lines.put(None)
 
-    def next_line(self, timeout: float = 30.0) -> tuple[float, str]:
-        item = self.lines.get(timeout=timeout)
+    def next_line(self, timeout: float = CHILD_TIMEOUT_S) -> tuple[float, str]:
+        try:
+            item = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"crash writer {self.proc.pid} printed nothing within {timeout} s") from None
         if item is None:
             err = self.proc.stderr.read() if self.proc.stderr else ""
             raise AssertionError(f"crash writer exited early: {err}")
@@ -632,10 +636,10 @@ class Child:
         """SIGKILL the child by its pid; return every line it printed after the last read."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._reader.join(timeout=30)
+        self.proc.wait(timeout=CHILD_TIMEOUT_S)
+        self._reader.join(timeout=CHILD_TIMEOUT_S)
         rest = []
-        while (item := self.lines.get(timeout=5)) is not None:
+        while (item := self.lines.get(timeout=CHILD_TIMEOUT_S)) is not None:
             rest.append(item[1])
         return rest
 
@@ -751,7 +755,7 @@ def test_sigkill_mid_commit_keeps_whole_blocks(tmp_path: Path) -> None:
         finally:
             if child.proc.poll() is None:
                 os.kill(child.proc.pid, signal.SIGKILL)
-                child.proc.wait(timeout=30)
+                child.proc.wait(timeout=CHILD_TIMEOUT_S)
         assert acked == list(range(head + 1, head + 1 + len(acked)))
         acked_max = max(acked_max, acked[-1])
         new_head = check_crashed_store(directory, expected)
