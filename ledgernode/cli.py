@@ -436,8 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="the original file; its SHA-256 must equal body.content_hash (default: none)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--kind", default="evidence",
-                   choices=["evidence", "subject", "status", "shares", "provenance"],
-                   help="what the file is: an evidence bundle (default) or a saved API answer")
+                   choices=["evidence", "subject", "status", "shares", "provenance", "equivocation"],
+                   help="what the file is: an evidence bundle (default), a saved API answer, or "
+                        "equivocation proofs from GET /v1/equivocations")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bench", help="throughput of a temporary devnet against the verify bound")

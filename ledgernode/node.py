@@ -27,7 +27,7 @@ import signal
 import time
 from typing import Any, Callable, TypeVar
 
-from . import crypto, genesis as genesis_mod
+from . import codec, crypto, equivocation, genesis as genesis_mod
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission, Failed
@@ -39,6 +39,9 @@ from .consensus import (
     BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
 )
 from .consensus.core import Equivocation
+from .consensus.messages import decode_message
+from .equivocation import encode_pair
+from .storage import EVIDENCE_MAX
 from .errors import InvalidInput
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
@@ -52,7 +55,6 @@ log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
 PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
-EVIDENCE_KEPT_MAX = 1_000
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
@@ -90,6 +92,15 @@ def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[I
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _stored_slots(store: Store) -> dict[tuple[int, str, int, int], int]:
+    """The slots of the equivocation cases kept on disk, so a restart keeps each once."""
+    slots = {}
+    for seq, raw in store.load_evidence():
+        first = decode_message(codec.decode(raw)[0])
+        slots[(first.sender, first.kind, first.height, first.round)] = seq  # type: ignore[union-attr]
+    return slots
 
 
 class NodeFailed(Exception):
@@ -147,7 +158,7 @@ class Node:
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
-        self.evidence: list[Equivocation] = []
+        self.evidence_slots = _stored_slots(self.store)  # (validator, kind, height, round) -> seq
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
@@ -277,12 +288,26 @@ class Node:
             if r.fetch is not None:
                 self.catchup.ask(*r.fetch)
             for ev in r.evidence:
-                log.warning("equivocation by validator %d: two %s at height %d round %d",
-                            ev.sender, ev.kind, ev.height, ev.round)
-                if len(self.evidence) < EVIDENCE_KEPT_MAX:
-                    self.evidence.append(ev)
+                await self._keep_evidence(ev)
             for code in r.dropped:
                 self.reject(code)
+
+    async def _keep_evidence(self, ev: Equivocation) -> None:
+        """Log a validator signing two values for one slot and keep the proof on disk
+        (docs/security.md section 4), once per slot and at most EVIDENCE_MAX cases."""
+        slot = (ev.sender, ev.kind, ev.height, ev.round)
+        if slot in self.evidence_slots:
+            return
+        log.warning("equivocation by validator %d: two %ss at height %d round %d",
+                    ev.sender, ev.kind, ev.height, ev.round)
+        self.count("equivocations")
+        if len(self.evidence_slots) >= EVIDENCE_MAX:
+            return
+        self.evidence_slots[slot] = len(self.evidence_slots)
+        await self._on_disk(self.store.save_evidence, self.evidence_slots[slot], encode_pair(ev.first, ev.second))
+
+    def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        return [(seq, equivocation.to_json(raw, self.genesis)) for seq, raw in self.store.load_evidence(after, limit)]
 
     async def _on_disk(self, fn: Callable[..., None], *args: Any) -> None:
         """A synced write on the disk thread: the consensus loop waits for it (persist
@@ -538,8 +563,7 @@ class Node:
             "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),
             "peers": {str(k): v for k, v in self.net.peer_states().items()},
             "evidence": [
-                {"validator": e.sender, "kind": e.kind, "height": e.height, "round": e.round}
-                for e in self.evidence[-20:]
+                {"validator": v, "kind": k, "height": h, "round": r_} for (v, k, h, r_) in list(self.evidence_slots)[-20:]
             ],
         }
 
@@ -551,7 +575,7 @@ class Node:
             "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {self.store.log_size}",
             "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(self.mempool)}",
             "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(self.outcomes)}",
-            "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(self.evidence)}",
+            "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(self.evidence_slots)}",
             "# TYPE ledgernode_peer_up gauge",
         ]
         for peer, st in self.net.peer_states().items():

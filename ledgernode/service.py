@@ -88,6 +88,9 @@ class NodeService(Protocol):
         """Why the record was dropped after admission, while that is remembered
         (limits `rejected_kept_ms`, `rejected_kept_max`), else None."""
 
+    def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, proof) of kept equivocation cases with seq > after (docs/security.md section 4)."""
+
     def status(self) -> dict[str, Any]:
         """height, round, primary, peers (index -> state), mempool size, evidence count."""
 

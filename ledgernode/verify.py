@@ -474,6 +474,8 @@ def describe(doc: dict[str, Any]) -> str | None:
         return f"a {doc['kind']!r} answer"
     if doc.get("format") == FORMAT:
         return "an evidence bundle"
+    if doc.get("format") == "ledgernode-equivocation/1" or "equivocations" in doc:
+        return "an equivocation proof (check it with --kind equivocation)"
     if isinstance(doc.get("format"), str) and doc["format"].startswith("ledgernode-genesis/"):
         return "a genesis file"
     if "header" in doc and "qc" in doc:
@@ -499,6 +501,10 @@ def verify_file(path: Path, genesis: Genesis, kind: str = "evidence", original: 
 
     loaded = load_input(path)
     doc = loaded.doc
+    if kind == "equivocation" and not loaded.from_page:
+        from .equivocation import verify_equivocations
+
+        return verify_equivocations(doc, genesis)
     if kind == "evidence":
         if doc.get("kind") in KINDS:
             raise Unusable(f"{path} is a {doc['kind']!r} answer, not an evidence bundle: check it with "

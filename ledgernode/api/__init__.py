@@ -37,6 +37,9 @@ runs it with an AppRunner. Routes (all answer JSON unless noted):
   GET  /v1/provenance/{record_id}?depth=N                   kind "provenance" (default 8)
   Subjects, numbers and dataset ids are one percent-encoded path segment, 1-256 chars.
 
+  GET  /v1/equivocations?after=SEQ&limit=N   {"equivocations": [proof, ...], "next_after"}:
+                               a validator's two signed values for one slot, each checked
+                               offline by `verify FILE --kind equivocation` (docs/security.md)
   GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
        /v1/openapi.json
   GET  /                       which node and chain, the head, links to the OpenAPI document
@@ -80,6 +83,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v1/certificates/{number}/status", "get_cert_status"),
     ("GET", "/v1/datasets/{id}/shares", "get_shares"),
     ("GET", "/v1/provenance/{record_id}", "get_provenance"),
+    ("GET", "/v1/equivocations", "get_equivocations"),
     ("GET", "/v1/status", "get_status"),
     ("GET", "/v1/genesis", "get_genesis"),
     ("GET", "/healthz", "get_health"),

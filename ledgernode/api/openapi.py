@@ -130,6 +130,14 @@ SCHEMAS: dict[str, Any] = {
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, peers and their state, mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
+    "Equivocation": _obj({
+        "format": {"type": "string", "enum": ["ledgernode-equivocation/1"]}, "chain_id": {"type": "string"},
+        "validator": _INT, "dept": {"type": "string"},
+        "kind": {"type": "string", "enum": ["proposal", "prepare", "commit", "round-change"]},
+        "height": _INT, "round": _INT, "first": _B64, "second": _B64,
+    }),
+    "Equivocations": _obj({"equivocations": {"type": "array", "items": {"$ref": "#/components/schemas/Equivocation"}},
+                           "next_after": {**_NULL_INT, "description": "pass as ?after= for the next page"}}),
     "Index": {"type": "object", "additionalProperties": True,
               "description": "node, chain, head and links to this document and the docs"},
 }
@@ -287,6 +295,12 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "The latest committed header with its QC; 404 before the first block",
             {200: _json(_ref("Checkpoint"))}, (404,)),
         ("GET", "/v1/status"): _op("Node status", {200: _json(_ref("Status"))}),
+        ("GET", "/v1/equivocations"): _op(
+            "Proofs that a validator signed two values for one slot, oldest first",
+            {200: _json(_ref("Equivocations"))}, (400,),
+            [{"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
+             {"name": "limit", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]),
         ("GET", "/v1/genesis"): _op(
             "The exact genesis file bytes", {200: _json({"type": "object"})}),
         ("GET", "/healthz"): _op("Liveness", {200: _json(_ref("Ok"))}),

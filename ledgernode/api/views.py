@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROVENANCE_DEPTH_DEFAULT = 8
+EQUIVOCATIONS_PAGE_MAX = 100  # the verifier checks a page of at most this many (equivocation.PAGE_MAX)
 # The certificate page shows untrusted record fields: even if escaping ever
 # failed, nothing on it may run or load anything.
 CERTIFICATE_HEADERS = {
@@ -176,6 +177,16 @@ class Views:
     async def get_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.service.metrics().encode("utf-8"),
                             headers={"Content-Type": PROMETHEUS_TYPE})
+
+    async def get_equivocations(self, request: web.Request) -> web.Response:
+        """Proofs that a validator signed two values for one slot, a page at a time."""
+        after = inputs.query_int(request, "after", -1)
+        limit = inputs.query_int(request, "limit", EQUIVOCATIONS_PAGE_MAX)
+        if not 1 <= limit <= EQUIVOCATIONS_PAGE_MAX or after < -1:
+            raise inputs.bad("bad_query", f"limit must be 1-{EQUIVOCATIONS_PAGE_MAX} and after >= -1")
+        page = self.service.equivocations(after, limit)
+        return shapes.respond({"equivocations": [proof for _, proof in page],
+                               "next_after": page[-1][0] if len(page) == limit else None})
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return shapes.respond(self.openapi)

@@ -32,6 +32,8 @@ HEAD_KEY = b"m/head"
 NODE_LEVEL_STORED_MIN = 4
 SUBJECT_PAGE_MAX = 1_001  # views ask for one more than their page to know if more follow
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
+EVIDENCE_MAX = 1_000  # equivocation cases kept on disk; later ones are counted, not kept
+EVIDENCE_VALUE_MAX_BYTES = 4096  # two signed messages without blocks or certificates
 
 
 def _u64(n: int) -> bytes:
@@ -207,3 +209,19 @@ class Store:
 
     def load_meta(self, key: str) -> bytes | None:
         return self.kv.get(f"m/{key}".encode())
+
+    # -- equivocation evidence (docs/storage.md: x/<seq>) -------------------------
+
+    def save_evidence(self, seq: int, value: bytes) -> None:
+        """Synced write of one equivocation case under x/u64(seq); the caller bounds seq."""
+        assert 0 <= seq < EVIDENCE_MAX and len(value) <= EVIDENCE_VALUE_MAX_BYTES
+        self.kv.write([(b"x/" + _u64(seq), value)], [], sync=True)
+
+    def load_evidence(self, after: int = -1, limit: int = EVIDENCE_MAX) -> list[tuple[int, bytes]]:
+        """(seq, value) of kept cases with seq > after, in order, at most `limit`."""
+        out = []
+        for key, value in self.kv.scan(b"x/" + _u64(max(after + 1, 0)), b"x/" + b"\xff" * 8):
+            if len(out) >= limit:
+                break
+            out.append((_U64.unpack(key[2:])[0], value))
+        return out

@@ -8,8 +8,12 @@ within a bounded time, and the attacked node's memory stays bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -232,3 +236,35 @@ def test_one_lying_vote_does_not_wake_an_idle_height(cluster: Cluster) -> None:
     after = cluster.submit(2, cluster.record("after-vote"), wait=True)[1]
     assert after["height"] == base + 1  # no block was made in between
 
+
+
+def test_equivocation_is_proven_to_anyone_and_kept_across_restarts(cluster: Cluster, tmp_path: Path) -> None:
+    """We sign two different prepares for one slot; the node keeps the proof on disk, serves
+    it, and `verify --kind equivocation` checks it offline from the genesis file alone."""
+    height = cluster.get(1, "/v1/status")["height"] + 1  # the height node 1 is deciding
+
+    async def equivocate() -> None:
+        async with Impostor(cluster, 1) as imp:
+            for block_hash in (os.urandom(32), os.urandom(32)):
+                prep = Prepare(cluster.genesis.chain_id, height, 0, block_hash, ATTACKER)
+                imp.net.send(1, replace(prep, sig=cluster.keys[ATTACKER].sign(signing_bytes(prep))))
+            await drain(imp.net, target=1)
+
+    asyncio.run(equivocate())
+    page = wait_until("node 1 to serve the proof", lambda: (
+        bool((doc := cluster.get(1, "/v1/equivocations"))["equivocations"]), doc))
+    [proof] = page["equivocations"]
+    assert (proof["validator"], proof["kind"], proof["height"], proof["round"]) == (ATTACKER, "prepare", height, 0)
+    saved = tmp_path / "equivocation.json"
+    saved.write_text(json.dumps(page))
+    cli = [sys.executable, "-m", "ledgernode", "verify", str(saved), "--genesis", str(cluster.root / "genesis.json"),
+           "--kind", "equivocation"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=REQUEST_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"validator {ATTACKER}" in done.stdout
+    tampered = {**page, "equivocations": [{**proof, "second": proof["first"]}]}
+    saved.write_text(json.dumps(tampered))
+    assert subprocess.run(cli, capture_output=True, timeout=REQUEST_TIMEOUT_S).returncode == 1
+    cluster.kill(1, signal.SIGTERM)
+    cluster.start(1)
+    assert cluster.get(1, "/v1/equivocations")["equivocations"] == [proof]  # kept on disk

@@ -63,6 +63,7 @@ class FakeNode:
         self.faults: dict[str, Any] | None = None
         self.broken = False
         self.rejections: dict[bytes, Rejection] = {}  # set by tests: records dropped after admission
+        self.proofs: list[dict[str, Any]] = []  # set by tests: equivocation proofs the node keeps
 
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
         out: list[Submitted | Exception] = []
@@ -125,6 +126,9 @@ class FakeNode:
 
     def rejection(self, record_id: bytes) -> Rejection | None:
         return self.rejections.get(record_id)
+
+    def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        return [(seq, proof) for seq, proof in enumerate(self.proofs) if seq > after][:limit]
 
     def status(self) -> dict[str, Any]:
         if self.broken:

@@ -537,3 +537,13 @@ async def test_index_names_the_node_and_links_the_openapi_document(client: aio.T
     page = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
     assert '<a href="/v1/openapi.json">' in page and "default-src 'none'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_equivocations_are_paged(client: aio.TestClient, node: FakeNode) -> None:
+    node.proofs = [{"format": "ledgernode-equivocation/1", "n": i} for i in range(150)]
+    first = await (await client.get("/v1/equivocations")).json()
+    assert [p["n"] for p in first["equivocations"]] == list(range(100)) and first["next_after"] == 99
+    rest = await (await client.get(f"/v1/equivocations?after={first['next_after']}")).json()
+    assert [p["n"] for p in rest["equivocations"]] == list(range(100, 150)) and rest["next_after"] is None
+    for bad in ("limit=0", "limit=101", "after=-2", "after=x"):
+        await error_of(await client.get(f"/v1/equivocations?{bad}"), 400, "bad_query")

@@ -764,3 +764,15 @@ def test_sigkill_mid_commit_keeps_whole_blocks(tmp_path: Path) -> None:
         assert new_head >= head
         head = new_head
     assert head >= rounds * 2
+
+
+def test_evidence_is_kept_in_order_and_read_back_in_pages(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "ev")
+    for seq in range(5):
+        store.save_evidence(seq, b"case-%d" % seq)
+    store.close()
+    store = Store.open(tmp_path / "ev")  # kept on disk
+    assert store.load_evidence() == [(i, b"case-%d" % i) for i in range(5)]
+    assert store.load_evidence(after=1, limit=2) == [(2, b"case-2"), (3, b"case-3")]
+    assert store.load_evidence(after=4) == []
+    store.close()
