@@ -45,7 +45,7 @@ from .storage import EVIDENCE_MAX
 from .errors import InvalidInput
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
-from .net import PEER_PATH, Faults, PeerNetwork
+from .net import Faults, PeerNetwork
 from .outcomes import Outcomes
 from .records import Envelope, check_signer, decode_envelope
 from .service import Backpressure, Location, Outcome, Rejection, Submitted, locate_in
@@ -602,9 +602,7 @@ class Node:
     async def start(self) -> None:
         self.inbox = asyncio.Queue(maxsize=self.limits.inbox_max_events)
         self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
-        peer_app = web.Application(client_max_size=self.limits.body_max_bytes)
-        peer_app.router.add_get(PEER_PATH, self.net.handle_inbound)
-        await self._serve(peer_app, self.cfg.peer_listen)
+        await self.net.serve(self.cfg.peer_listen)
         api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
         await self._serve(api_app, self.cfg.api_listen)
         await self.net.start()

@@ -12,6 +12,33 @@ consensus message, tag "r" a list of record envelopes (gossip). Outbound
 frames wait in a bounded per-peer queue (oldest dropped when full: consensus
 re-sends what matters). Dialling retries with capped exponential backoff.
 `Faults` drops, delays or partitions traffic for tests.
+
+Hostile clients. Anyone can reach the peer port; until a connection has
+authenticated it may cost the node only a few KiB and a few seconds:
+
+- `serve()` listens behind a gate (`_Gate`) that sees each connection from the
+  moment it is accepted. Past PREAUTH_CONNECTIONS_MAX unauthenticated
+  connections in total, or PREAUTH_PER_ADDRESS_MAX from one source address, a
+  new one is closed at once (before aiohttp builds anything for it). An
+  admitted one is aborted if it has not authenticated PREAUTH_LIFETIME_S after
+  it was accepted (slow or silent HTTP included), or once it has sent more than
+  PREAUTH_BYTES_MAX bytes (request line, headers and websocket frames).
+- `handle_inbound` (also usable on any aiohttp app, without the gate) reads the
+  handshake with a frame limit of HANDSHAKE_MAX_BYTES, under a deadline of
+  HANDSHAKE_TIMEOUT_S from the accept (or from the request, without the gate),
+  and applies the same connection caps. Only after the signature verified does
+  it raise the link's frame limit to FRAME_MAX_BYTES (`_raise_frame_limit`).
+- Every refused connection is counted once in `counters` (the node's /metrics
+  ledgernode_events_total{event=...}): `peer_refused` (a failed or late
+  handshake), `peer_preauth_total_full`, `peer_preauth_address_full`,
+  `peer_preauth_timeout`, `peer_preauth_too_large`. Each is logged through one
+  `Throttle`: at most one WARNING per cause per REFUSED_LINE_S, however many
+  arrive. (A request for a websocket subprotocol is refused before aiohttp
+  sees it: aiohttp would log a WARNING of its own for each.)
+- The dialler gives connecting, the upgrade and the handshake HANDSHAKE_TIMEOUT_S
+  in all, and reads frames of HANDSHAKE_MAX_BYTES only: the server sends
+  nothing else. Frames over FRAME_MAX_BYTES are dropped before sending
+  (`send_frame_too_large_dropped`): the receiver would close the link on them.
 """
 
 from __future__ import annotations
@@ -35,16 +62,28 @@ log = logging.getLogger("ledgernode.net")
 
 AUTH_PREFIX = b"ledgernode:peer-auth\n"
 NONCE_BYTES = 16
-HANDSHAKE_TIMEOUT_S = 5.0
-HANDSHAKE_MAX_BYTES = 1024
+HANDSHAKE_TIMEOUT_S = 5.0  # from accept to authenticated, HTTP upgrade included
+HANDSHAKE_MAX_BYTES = 4_096  # largest frame before authentication: hello/auth/auth-ok are ~100-250 bytes
+CLOSE_TIMEOUT_S = 1.0  # how long a refused peer gets to answer our close frame
+PREAUTH_LIFETIME_S = HANDSHAKE_TIMEOUT_S + CLOSE_TIMEOUT_S  # the gate aborts an unauthenticated connection then
+PREAUTH_BYTES_MAX = 8_192  # all an unauthenticated connection may send: upgrade request (~300) + auth frame
+PREAUTH_CONNECTIONS_MAX = 64  # unauthenticated connections at once, in total
+PREAUTH_PER_ADDRESS_MAX = 8  # ... and from one source address
+HEARTBEAT_S = 10.0  # websocket ping interval on every link
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
-FRAME_MAX_BYTES = MESSAGE_MAX_BYTES
+# The largest legitimate frame is ["m", message] with a message of MESSAGE_MAX_BYTES (decode_message
+# refuses longer ones): msgpack adds 8 bytes around it (fixarray, fixstr "m", bin32 header). A gossip
+# frame holds at most GOSSIP_MAX_RECORDS envelopes of at most ENVELOPE_MAX_BYTES (+3 bytes each):
+# about 78 MiB. The margin below covers the framing with room to spare (tests/unit/test_net_limits.py).
+FRAME_OVERHEAD_MAX_BYTES = 64
+FRAME_MAX_BYTES = MESSAGE_MAX_BYTES + FRAME_OVERHEAD_MAX_BYTES
 GOSSIP_MAX_RECORDS = 5_000
 FRAME_LIMITS = codec.Limits(input_max_bytes=FRAME_MAX_BYTES, bin_max_bytes=FRAME_MAX_BYTES,
                             array_max_len=GOSSIP_MAX_RECORDS, map_max_len=0, depth_max=2)
 PEER_PATH = "/v1/peer"
 IDLE_CHECK_S = 1.0
+LISTEN_BACKLOG = 128  # connections the kernel queues before we accept them (aiohttp's default)
 REFUSED_LINE_S = 10.0
 
 
@@ -82,6 +121,171 @@ class Faults:
         return cls(float(drop), delay, [set(g) for g in groups])
 
 
+def _ws_max_msg_size(frame_max_bytes: int) -> int:
+    """aiohttp's max_msg_size for frames of up to `frame_max_bytes`: it refuses a frame of
+    max_msg_size bytes or more (aiohttp 3.14 _websocket/reader_py.py), so one more."""
+    return frame_max_bytes + 1
+
+
+def _raise_frame_limit(ws: web.WebSocketResponse, request: web.Request, frame_max_bytes: int) -> None:
+    """From now on, let a prepared server websocket take frames of up to `frame_max_bytes`.
+
+    aiohttp fixes max_msg_size when prepare() builds the connection's frame reader (the compiled
+    reader keeps it in a C field) and offers no way to change it. So this builds a second reader
+    of the same class, over the same queue of parsed messages, with the new limit, and makes the
+    connection feed its bytes to that one. It is the one place that touches aiohttp's private
+    attributes (checked against aiohttp 3.14.5; tests/unit/test_net_limits.py fails if they change):
+    WebSocketResponse._parser (the reader; the response keeps it alive), WebSocketResponse._reader
+    (the message queue) and RequestHandler._payload_parser (what data_received feeds).
+
+    Call it only when the peer cannot have sent anything past the last frame read: bytes the old
+    reader holds unparsed are not carried over. The handshake is lock-step (the dialler waits for
+    auth-ok), so an honest validator has not; one that did only breaks its own link.
+    """
+    protocol = request.protocol
+    old = getattr(ws, "_parser", None)
+    queue = getattr(ws, "_reader", None)
+    if old is None or queue is None or getattr(protocol, "_payload_parser", None) is not old:
+        raise RuntimeError("aiohttp's websocket internals changed: review net._raise_frame_limit")
+    new = type(old)(queue, _ws_max_msg_size(frame_max_bytes), compress=_WS_COMPRESS, decode_text=_WS_DECODE_TEXT)
+    ws._parser = new
+    protocol._payload_parser = new
+
+
+_WS_COMPRESS = False  # links carry signed msgpack: nothing to gain, and no inflating of hostile input
+_WS_DECODE_TEXT = True  # aiohttp's default (text frames are refused anyway)
+
+
+@dataclass
+class _Pending:
+    """One connection that has not authenticated yet."""
+
+    address: str
+    deadline: float  # loop time
+    received: int = 0  # bytes, counted by the gate
+    counted: bool = False  # its refusal is counted (once per connection, under the first cause)
+
+
+class PreAuth:
+    """The unauthenticated connections of one node, by transport: how many, from where, until when."""
+
+    def __init__(self, total_max: int = PREAUTH_CONNECTIONS_MAX,
+                 per_address_max: int = PREAUTH_PER_ADDRESS_MAX) -> None:
+        self.total_max, self.per_address_max = total_max, per_address_max
+        self.pending: dict[object, _Pending] = {}
+        self.per_address: dict[str, int] = {}
+
+    def enter(self, key: object, address: str, deadline: float) -> str | None:
+        """Admit a connection, or return why not (a counter name): the caps are full."""
+        if len(self.pending) >= self.total_max:
+            return "peer_preauth_total_full"
+        if self.per_address.get(address, 0) >= self.per_address_max:
+            return "peer_preauth_address_full"
+        self.pending[key] = _Pending(address, deadline)
+        self.per_address[address] = self.per_address.get(address, 0) + 1
+        return None
+
+    def get(self, key: object) -> _Pending | None:
+        return self.pending.get(key)
+
+    def leave(self, key: object) -> None:
+        """The connection authenticated or ended (idempotent)."""
+        entry = self.pending.pop(key, None)
+        if entry is not None:
+            left = self.per_address[entry.address] - 1
+            if left:
+                self.per_address[entry.address] = left
+            else:
+                del self.per_address[entry.address]
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+
+async def _close_refused(ws: web.WebSocketResponse, transport: asyncio.BaseTransport) -> None:
+    """Send a refused peer our close frame; give up after CLOSE_TIMEOUT_S. A peer that does not
+    read would keep the socket open while our frames wait to be sent: it is aborted."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code=4001, message=b"not an authenticated validator")
+    except Exception:  # noqa: BLE001 - timed out, or the connection is gone already
+        pass
+    if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
+        transport.abort()
+
+
+def _address(transport: Any) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "unknown"
+
+
+class _Gate(asyncio.Protocol):
+    """Stands in front of aiohttp's protocol for one accepted connection on the peer port.
+
+    Refuses it at once past the caps (no aiohttp handler is built for it), aborts it
+    PREAUTH_LIFETIME_S after the accept or past PREAUTH_BYTES_MAX received if it has not
+    authenticated by then, and otherwise passes every call through. Authentication is
+    `PeerNetwork.preauth.leave(transport)`, done by the handshake.
+    """
+
+    def __init__(self, network: PeerNetwork, factory: Callable[[], asyncio.Protocol]) -> None:
+        self.network, self.factory = network, factory
+        self.inner: asyncio.Protocol | None = None
+        self.transport: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        net, loop = self.network, asyncio.get_running_loop()
+        address = _address(transport)
+        cause = net.preauth.enter(transport, address, loop.time() + HANDSHAKE_TIMEOUT_S)
+        if cause is not None:
+            net.refuse(cause, address, f"{len(net.preauth)} unauthenticated connections open")
+            transport.abort()
+            return
+        self.timer = loop.call_later(PREAUTH_LIFETIME_S, self._expire)
+        self.inner = self.factory()
+        self.inner.connection_made(transport)
+
+    def _expire(self) -> None:
+        entry = self.network.preauth.get(self.transport)
+        if entry is not None:
+            self.network.refuse_pending(entry, "peer_preauth_timeout",
+                                        f"not authenticated {PREAUTH_LIFETIME_S:g} s after connecting")
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is None:
+            return
+        entry = self.network.preauth.get(self.transport)
+        if entry is not None:
+            entry.received += len(data)
+            if entry.received > PREAUTH_BYTES_MAX:
+                self.network.refuse_pending(entry, "peer_preauth_too_large",
+                                            f"sent more than {PREAUTH_BYTES_MAX} bytes before authenticating")
+                self.transport.abort()
+                return
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.inner is not None:
+            self.network.preauth.leave(self.transport)
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
 class PeerNetwork:
     def __init__(
         self,
@@ -109,9 +313,24 @@ class PeerNetwork:
         self.tasks: list[asyncio.Task[None]] = []
         self.session: ClientSession | None = None
         self.inbound_ws: set[web.WebSocketResponse] = set()
+        self.preauth = PreAuth()
+        self.runner: web.AppRunner | None = None
+        self.listener: asyncio.AbstractServer | None = None
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+    def refuse(self, cause: str, address: str, why: object) -> None:
+        """Count a refused connection under `cause` and log it, at most once per cause per REFUSED_LINE_S."""
+        self.count(cause)
+        self.refusals.log(logging.WARNING, cause, "refused peer %s (%s): %s", address, cause, str(why)[:200])
+
+    def refuse_pending(self, entry: _Pending, cause: str, why: object) -> None:
+        """`refuse` an admitted connection, unless it was refused already (the handshake and the
+        gate may both see one go wrong: it is counted once, under the first cause)."""
+        if not entry.counted:
+            entry.counted = True
+            self.refuse(cause, entry.address, why)
 
     # -- sending -----------------------------------------------------------------
 
@@ -128,6 +347,9 @@ class PeerNetwork:
 
     def _enqueue(self, peer: int, frame: bytes) -> None:
         if peer not in self.queues:
+            return
+        if len(frame) > FRAME_MAX_BYTES:  # the peer would close the link on it
+            self.count("send_frame_too_large_dropped")
             return
         if self.faults.blocks(self.index, peer) or (self.faults.drop and random.random() < self.faults.drop):
             self.count("fault_dropped")
@@ -155,15 +377,19 @@ class PeerNetwork:
         host, port = self.peers[peer]
         assert self.session is not None
         while True:
+            ws = None
             try:
-                async with self.session.ws_connect(
-                        f"http://{host}:{port}{PEER_PATH}", max_msg_size=FRAME_MAX_BYTES,
-                        heartbeat=10.0) as ws:
-                    await asyncio.wait_for(self._client_handshake(ws, peer), HANDSHAKE_TIMEOUT_S)
-                    self.state[peer] = "up"
-                    log.info("link to validator %d up (%s:%d)", peer, host, port)
-                    backoff = BACKOFF_MIN_S
-                    await self._drain(ws, peer)
+                # one deadline for connecting, the upgrade and the handshake: whoever answers
+                # at a peer's address cannot hold the link; it sends only handshake frames
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                    ws = await self.session.ws_connect(
+                        f"http://{host}:{port}{PEER_PATH}", max_msg_size=_ws_max_msg_size(HANDSHAKE_MAX_BYTES),
+                        heartbeat=HEARTBEAT_S)
+                    await self._client_handshake(ws, peer)
+                self.state[peer] = "up"
+                log.info("link to validator %d up (%s:%d)", peer, host, port)
+                backoff = BACKOFF_MIN_S
+                await self._drain(ws, peer)
                 self.state[peer] = "down"  # the peer closed the link
                 log.info("link to validator %d lost: it closed the connection", peer)
             except asyncio.CancelledError:
@@ -173,6 +399,9 @@ class PeerNetwork:
                 if self.state.get(peer) == "up":
                     log.info("link to validator %d lost: %s", peer, exc)
                 self.state[peer] = "down"
+            finally:
+                if ws is not None:
+                    await ws.close()
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
@@ -220,19 +449,53 @@ class PeerNetwork:
 
     # -- receiving ---------------------------------------------------------------
 
-    async def handle_inbound(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=FRAME_MAX_BYTES, heartbeat=10.0)
-        await ws.prepare(request)
+    async def handle_inbound(self, request: web.Request) -> web.StreamResponse:
+        """The PEER_PATH route: handshake, then receive frames until the link closes.
+
+        Behind the gate (`serve`) the connection was admitted when it was accepted; on an app
+        without the gate it is admitted here, under the same caps, with its deadline counted
+        from now."""
+        transport = request.transport
+        if transport is None:  # the client is gone already
+            return web.Response(status=400)
+        address = _address(transport)
+        loop = asyncio.get_running_loop()
+        admitted_here = self.preauth.get(transport) is None
+        if admitted_here:
+            cause = self.preauth.enter(transport, address, loop.time() + HANDSHAKE_TIMEOUT_S)
+            if cause is not None:
+                self.refuse(cause, address, f"{len(self.preauth)} unauthenticated connections open")
+                refused = web.Response(status=503, text="too many unauthenticated connections\n")
+                refused.force_close()
+                return refused
+        entry = self.preauth.get(transport)
+        assert entry is not None
+        if "Sec-WebSocket-Protocol" in request.headers:
+            # validators ask for no subprotocol, and aiohttp would log a WARNING for every such
+            # request (with the client's text in it): refused here, counted and throttled instead
+            self.refuse_pending(entry, "peer_refused", "asked for a websocket subprotocol")
+            if admitted_here:
+                self.preauth.leave(transport)
+            refused = web.Response(status=400, text="no subprotocols here\n")
+            refused.force_close()
+            return refused
+        ws = web.WebSocketResponse(max_msg_size=_ws_max_msg_size(HANDSHAKE_MAX_BYTES), heartbeat=HEARTBEAT_S,
+                                   compress=_WS_COMPRESS, timeout=CLOSE_TIMEOUT_S)
         self.inbound_ws.add(ws)
         try:
-            peer = await asyncio.wait_for(self._server_handshake(ws), HANDSHAKE_TIMEOUT_S)
+            async with asyncio.timeout_at(entry.deadline):
+                await ws.prepare(request)
+                peer = await self._server_handshake(ws, request)
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
-            self.count("peer_refused")
-            self.refusals.log(logging.WARNING, "peer_refused", "refused peer %s: %s", request.remote,
-                              exc or type(exc).__name__)
-            await ws.close(code=4001, message=b"not an authenticated validator")
+            self.refuse_pending(entry, "peer_refused", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            if ws.prepared:
+                await _close_refused(ws, transport)
             self.inbound_ws.discard(ws)
             return ws
+        finally:
+            # behind the gate, a refused connection counts as unauthenticated until it has closed
+            if admitted_here:
+                self.preauth.leave(transport)
         self.inbound[peer] = self.inbound.get(peer, 0) + 1
         try:
             async for frame in ws:
@@ -245,7 +508,7 @@ class PeerNetwork:
             self.inbound_ws.discard(ws)
         return ws
 
-    async def _server_handshake(self, ws: web.WebSocketResponse) -> int:
+    async def _server_handshake(self, ws: web.WebSocketResponse, request: web.Request) -> int:
         nonce = os.urandom(NONCE_BYTES)
         await ws.send_bytes(codec.encode(["hello", self.genesis.chain_id, self.index, nonce]))
         msg = await ws.receive()
@@ -264,6 +527,10 @@ class PeerNetwork:
         if not self.genesis.validators[peer].pubkey.verify(sig, signed):
             raise InvalidInput("bad_handshake", f"auth signature of validator {peer} does not verify")
         mine = self.key.sign(auth_bytes(self.genesis.chain_id, self.index, peer, their_nonce, nonce))
+        # authenticated: no longer counted against the caps, and frames up to FRAME_MAX_BYTES from
+        # now on. Both before auth-ok, the first thing the dialler waits for before it sends more.
+        self.preauth.leave(request.transport)
+        _raise_frame_limit(ws, request, FRAME_MAX_BYTES)
         await ws.send_bytes(codec.encode(["auth-ok", mine]))
         return peer
 
@@ -287,6 +554,29 @@ class PeerNetwork:
 
     # -- lifecycle ---------------------------------------------------------------
 
+    async def serve(self, address: tuple[str, int], backlog: int = LISTEN_BACKLOG) -> tuple[str, int]:
+        """Listen for validators on `address` (host, port; port 0 picks one): PEER_PATH behind
+        the pre-auth gate. Returns the address bound; `stop()` closes it.
+
+        This is the node's peer port. `handle_inbound` also works on an app of one's own, but
+        then nothing bounds a connection that has not reached the handler yet (silent or slow
+        HTTP), nor the bytes of its request."""
+        app = web.Application()  # no route reads a body: the only one is a websocket
+        app.router.add_get(PEER_PATH, self.handle_inbound)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
+        await runner.setup()
+        server = runner.server
+        assert server is not None
+        try:
+            self.listener = await asyncio.get_running_loop().create_server(
+                lambda: _Gate(self, server), address[0], address[1], backlog=backlog)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.runner = runner
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        return host, port
+
     async def start(self) -> None:
         self.session = ClientSession(timeout=ClientTimeout(total=None, connect=HANDSHAKE_TIMEOUT_S))
         self.tasks = [asyncio.create_task(self._dial_loop(peer)) for peer in self.peers]
@@ -295,8 +585,22 @@ class PeerNetwork:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.listener is not None:
+            self.listener.close()  # no new connections
+            for transport in list(self.preauth.pending):  # nor any half-open one
+                if isinstance(transport, asyncio.BaseTransport):
+                    transport.abort()
         for ws in list(self.inbound_ws):
             await ws.close()
+        if self.runner is not None:
+            await self.runner.cleanup()  # ends whatever is still connected
+            self.runner = None
+        if self.listener is not None:
+            try:
+                await asyncio.wait_for(self.listener.wait_closed(), CLOSE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                pass  # Python 3.12+ also waits for connections: all were closed or aborted above
+            self.listener = None
         if self.session is not None:
             await self.session.close()
 
