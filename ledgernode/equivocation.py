@@ -1,4 +1,4 @@
-"""Equivocation proofs (docs/security.md section 4): one validator key signed two
+"""Equivocation proofs (docs/security.md section 5): one validator key signed two
 different values for one (type, height, round); built by a node, checked offline.
 
 A proof is a JSON object anyone can check against the genesis file alone:

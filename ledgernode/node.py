@@ -294,7 +294,7 @@ class Node:
 
     async def _keep_evidence(self, ev: Equivocation) -> None:
         """Log a validator signing two values for one slot and keep the proof on disk
-        (docs/security.md section 4), once per slot and at most EVIDENCE_MAX cases."""
+        (docs/security.md section 5), once per slot and at most EVIDENCE_MAX cases."""
         slot = (ev.sender, ev.kind, ev.height, ev.round)
         if slot in self.evidence_slots:
             return

@@ -89,7 +89,7 @@ class NodeService(Protocol):
         (limits `rejected_kept_ms`, `rejected_kept_max`), else None."""
 
     def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        """(seq, proof) of kept equivocation cases with seq > after (docs/security.md section 4)."""
+        """(seq, proof) of kept equivocation cases with seq > after (docs/security.md section 5)."""
 
     def status(self) -> dict[str, Any]:
         """height, round, primary, peers (index -> state), mempool size, evidence count."""
