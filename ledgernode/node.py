@@ -31,8 +31,8 @@ from . import codec, crypto, equivocation, genesis as genesis_mod
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission, Failed
-from .aio import web
 from .api import make_app, render_rejected
+from .api.server import ApiServer, serve_api
 from .blocks import ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
 from .config import NodeConfig
 from .consensus import (
@@ -168,7 +168,7 @@ class Node:
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
         self.inbox: asyncio.Queue[tuple[Any, ...]] | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.runners: list[web.AppRunner] = []
+        self.api_server: ApiServer | None = None
         self.ticks = 0
         self.activity = Activity(log)
         self.guard = PeerGuard(log)
@@ -586,25 +586,20 @@ class Node:
         lines.append("# TYPE ledgernode_rejected_total counter")
         for code, value in sorted(self.rejected.items()):
             lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
-        return "\n".join(lines) + "\n" + render_rejected(self.api_rejected)
+        api = self.api_server.render_metrics() if self.api_server is not None else ""
+        return "\n".join(lines) + "\n" + render_rejected(self.api_rejected) + api
 
     def set_faults(self, spec: dict[str, Any]) -> None:
         self.net.faults = Faults.from_spec(spec)
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def _serve(self, app: web.Application, address: tuple[str, int]) -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, address[0], address[1]).start()
-        self.runners.append(runner)
-
     async def start(self) -> None:
         self.inbox = asyncio.Queue(maxsize=self.limits.inbox_max_events)
         self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
         await self.net.serve(self.cfg.peer_listen)
         api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
-        await self._serve(api_app, self.cfg.api_listen)
+        self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits)
         await self.net.start()
         self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]
         self.tasks[0].add_done_callback(self._on_consensus_exit)
@@ -626,8 +621,8 @@ class Node:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.catchup.stop()
         await self.net.stop()
-        for runner in self.runners:
-            await runner.cleanup()
+        if self.api_server is not None:
+            await self.api_server.stop()
         self.pool.shutdown(wait=True)
         self.reader.shutdown(wait=True)
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes

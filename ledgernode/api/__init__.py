@@ -1,7 +1,8 @@
 """The HTTP API: JSON over aiohttp.web, in front of a NodeService (docs/protocol.md).
 
 `make_app(service, limits, debug_endpoints)` builds the application; the node
-runs it with an AppRunner. Routes (all answer JSON unless noted):
+serves it with `api.server.serve_api` (connection cap, header and keep-alive
+timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
 
   POST /v1/records             one envelope (msgpack body or {"envelope": b64}); ?wait=1
                                200 committed {"id","status","height","leaf_index","block_hash"}

@@ -12,10 +12,22 @@ The middleware here is the single place that maps exceptions to HTTP:
 
 Each error answer is counted by its code in the application's `REJECTED`
 counter, which the node adds to its Prometheus metrics (see `render_rejected`).
+Errors below the application (malformed HTTP, slow or oversized heads, too many
+connections) are answered in the same shape by api/server.py, with `http_code`.
+
+An error answered before the request body was read leaves that body on the wire.
+Closing at once would make the kernel reset the connection, and a client that sends
+the whole body before reading (urllib, http.client) would see ECONNRESET instead of
+the answer. So the answer is sent with `Connection: close`, then up to
+BODY_DRAIN_MAX_BYTES of the body are read and dropped for at most BODY_DRAIN_MAX_MS,
+and the connection is closed once the body ended (cleanly) or either bound ran out.
+A declared Content-Length above BODY_DRAIN_MAX_BYTES, or a body that timed out (408),
+is not drained at all: the connection closes right after the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -39,12 +51,16 @@ _HTTP_CODES = {
     408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
+    417: "expectation_failed",
+    431: "header_too_large",
 }
-# After these the request body may still be (partly) unread. aiohttp would then
-# keep reading and discarding it for up to `lingering_time` (10 s): closing the
-# connection right after the answer stops a client from streaming the rest of a
-# huge or slow body at us.
+# After these the connection closes even when the body was read: a client that
+# overran a limit or dripped its body gets no further requests on it.
 _CLOSE_AFTER = frozenset([408, 413])
+# Never drained: a body that drips too slowly would only hold the connection longer.
+_NO_DRAIN = frozenset([408])
+BODY_DRAIN_MAX_BYTES = 16 << 20  # unread body read and dropped after an early error answer
+BODY_DRAIN_MAX_MS = 10_000  # ...for at most this long (as long as a body may take: BODY_TIMEOUT_S)
 
 
 class ApiError(Exception):
@@ -77,17 +93,49 @@ def error_response(
     )
 
 
+def http_code(status: int) -> str:
+    """The error code of an HTTP status raised below the handlers (aiohttp, api/server.py)."""
+    if status >= 500:
+        return "internal"
+    return _HTTP_CODES.get(status, "bad_request")
+
+
+async def _drain(request: web.Request) -> bool:
+    """Read and drop the rest of the body within the drain bounds; True if it ended."""
+    declared = request.content_length
+    if declared is not None and declared > BODY_DRAIN_MAX_BYTES:
+        return False
+    budget = BODY_DRAIN_MAX_BYTES
+    try:
+        async with asyncio.timeout(BODY_DRAIN_MAX_MS / 1000):
+            while not request.content.is_eof():
+                chunk = await request.content.readany()
+                budget -= len(chunk)
+                if budget < 0 or not chunk:
+                    break
+    except Exception:  # noqa: BLE001 - timed out, connection lost, or a malformed chunked body
+        return False
+    return request.content.is_eof()
+
+
 async def _answer(request: web.Request, resp: web.Response) -> web.StreamResponse:
-    """`resp`, sent and followed by closing the connection when the body is left unread."""
-    if resp.status not in _CLOSE_AFTER:
+    """`resp`; when the body is left unread, sent first, then the body drained or the
+    connection closed (see the module docstring)."""
+    unread = not request.content.is_eof()
+    if resp.status in _CLOSE_AFTER or unread:
+        resp.force_close()
+    if not unread:
         return resp
-    resp.force_close()
-    if request.content.is_eof():
+    try:
+        async with asyncio.timeout(BODY_DRAIN_MAX_MS / 1000):  # a client that does not read
+            await resp.prepare(request)
+            await resp.write_eof()
+    except (ConnectionError, TimeoutError):  # gone, half-closed mid-body, or not reading
+        request.protocol.force_close()
         return resp
-    await resp.prepare(request)
-    await resp.write_eof()
-    # transport.close() flushes the answer first, then drops the unread body.
-    request.protocol.force_close()
+    if resp.status in _NO_DRAIN or not await _drain(request):
+        # transport.close() flushes the answer first, then drops the unread body.
+        request.protocol.force_close()
     return resp
 
 

@@ -3,7 +3,9 @@
 Bodies are bounded before they are read: a declared Content-Length above the
 limit is refused unread, and a body without one (chunked) is cut off by
 aiohttp's `client_max_size` while it streams in. A client that drips its body
-slower than `body_timeout_s` gets 408, so it cannot hold a handler forever.
+slower than `body_timeout_s` gets 408, so it cannot hold a handler forever. A
+request with `Expect: 100-continue` and a declared length over the limit gets 413
+instead of `100 Continue` (`declared_too_large`, asked by api/server.py).
 """
 
 from __future__ import annotations
@@ -50,12 +52,21 @@ def bad(code: str, message: str) -> InvalidInput:
     return InvalidInput(code, message, 400)
 
 
-async def read_body(request: web.Request, limits: Limits, timeout_s: float) -> bytes:
-    """The whole request body, never more than limits.body_max_bytes, never empty."""
+def declared_too_large(request: web.BaseRequest, limits: Limits) -> ApiError | None:
+    """The 413 for a Content-Length above limits.body_max_bytes, else None. Also asked
+    before `100 Continue` is sent (api/server.py), so such a body is never invited."""
     declared = request.content_length
     if declared is not None and declared > limits.body_max_bytes:
-        raise ApiError(413, "body_too_large",
-                       f"body of {declared} bytes exceeds the limit of {limits.body_max_bytes}")
+        return ApiError(413, "body_too_large",
+                        f"body of {declared} bytes exceeds the limit of {limits.body_max_bytes}")
+    return None
+
+
+async def read_body(request: web.Request, limits: Limits, timeout_s: float) -> bytes:
+    """The whole request body, never more than limits.body_max_bytes, never empty."""
+    refused = declared_too_large(request, limits)
+    if refused is not None:
+        raise refused
     try:
         async with asyncio.timeout(timeout_s):
             raw = await request.read()
@@ -63,6 +74,8 @@ async def read_body(request: web.Request, limits: Limits, timeout_s: float) -> b
         raise ApiError(408, "body_timeout", f"body not received within {timeout_s:g} s") from None
     except ConnectionError:
         raise ApiError(400, "incomplete_body", "connection lost while reading the body") from None
+    except web.RequestPayloadError as exc:  # bad chunked framing or Content-Encoding
+        raise ApiError(400, "bad_body", f"request body could not be read: {' '.join(str(exc).split())}") from None
     if not raw:
         raise bad("empty_body", "the request body is empty")
     return raw

@@ -146,12 +146,15 @@ _REASONS = {
     200: "OK", 202: "Accepted: admitted to the mempool, not yet committed",
     400: "Malformed or invalid input; error.code names the rule",
     403: "The signing key is unknown or not allowed this record type",
-    404: "Not found", 405: "Method not allowed", 408: "Body not received in time",
+    404: "Not found", 405: "Method not allowed",
+    408: "Request head or body not received in time (header_timeout, body_timeout)",
     409: "Conflicts with the ledger: refused at admission (error.rule names the rule), or with "
          "?wait dropped after admission (a Rejected answer)",
     413: "Body, envelope or batch over its limit",
     415: "Unsupported Content-Type", 500: "Internal error",
-    503: "Backpressure: the mempool is full; retry after Retry-After seconds",
+    417: "Expectation failed: only 100-continue is understood",
+    431: "Request head over its limit (header_too_large)",
+    503: "Backpressure (the mempool is full) or too_many_connections; retry after Retry-After seconds",
 }
 _ALWAYS = (405, 500)
 _SUBMIT_ERRORS = (400, 403, 408, 409, 413, 415, 503)
