@@ -46,6 +46,10 @@ class _CatchUp:
     last_line_s: float = 0.0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class Activity:
     def __init__(self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic) -> None:
         self.log, self.clock = logger, clock
@@ -72,8 +76,9 @@ class Activity:
         if w.last is None or now - w.since_s < COMMIT_LINE_S:
             return
         height, records, round_ = w.last
-        self.log.info("committed height %d (%d records, round %d); %d blocks, %d records in the last %.1f s",
-                      height, records, round_, w.blocks, w.records, now - w.since_s)
+        self.log.info("committed height %d (%s, round %d); %s, %s in the last %.1f s", height,
+                      _count(records, "record"), round_, _count(w.blocks, "block"), _count(w.records, "record"),
+                      now - w.since_s)
         self.window = _Window(now)
 
     def round_changed(self, height: int, old: int, new: int, cause: str) -> None:

@@ -225,11 +225,11 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_arguments(p: argparse.ArgumentParser) -> None:
+def _api_arguments(p: argparse.ArgumentParser, signs: bool = False) -> None:
     p.add_argument("--api", metavar="URL",
                    help="node API, e.g. http://127.0.0.1:7100 (default: node 0's API from --devnet)")
-    p.add_argument("--devnet", metavar="DIR",
-                   help="take node 0's API (and the first client key) from DIR/devnet.json (default: none)")
+    what = "node 0's API and the first client key" if signs else "node 0's API"
+    p.add_argument("--devnet", metavar="DIR", help=f"take {what} from DIR/devnet.json (default: none)")
 
 
 def cmd_verify_consistency(args: argparse.Namespace) -> int:
@@ -354,13 +354,13 @@ def _add_setup_commands(sub: Any) -> None:
 def _add_submit_commands(sub: Any) -> None:
     p = sub.add_parser("submit", help="sign a record and submit it to a node",
                        epilog=record_types_help() + "\n\n" + SUBMIT_EXIT_CODES)
-    _api_arguments(p)
+    _api_arguments(p, signs=True)
     p.add_argument("--key", help="the signer's private key file (PEM) (default with --devnet: its first client)")
     p.add_argument("--type", required=True, help="record type, e.g. evidence.notarize (listed below)")
     p.add_argument("--subject", required=True, help="what the record is about, 1 to 256 chars")
     p.add_argument("--body", default="{}",
                    help="JSON object; 64-hex strings in hash fields become 32 bytes, ints stay ints")
-    p.add_argument("--ref", action="append", default=[], metavar="HEX", help="id of a record this builds on")
+    p.add_argument("--ref", action="append", default=[], metavar="HEX", help="id of a record this builds on (repeatable)")
     p.add_argument("--file", help="sets body.content_hash to the file's SHA-256 "
                                   "(evidence.notarize: also size, media_type, title when absent) (default: none)")
     p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")

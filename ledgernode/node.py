@@ -616,6 +616,7 @@ class Node:
         self.fatal.set_result(NodeFailed(f"consensus loop failed: {exc!r}"))
 
     async def stop(self) -> None:
+        self.outcomes.close()  # ?wait requests answer 503 now, not at their timeout
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

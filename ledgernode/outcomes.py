@@ -14,7 +14,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Iterable
 
-from .service import Location, Outcome, Rejection
+from .service import Backpressure, Location, Outcome, Rejection
 
 WAITERS_PER_RECORD_MAX = 64  # concurrent ?wait requests for one record id
 
@@ -25,6 +25,7 @@ class Outcomes:
         self.kept_ms, self.kept_max = kept_ms, kept_max
         self._waiters: dict[bytes, list[asyncio.Future[Outcome]]] = {}
         self._rejected: OrderedDict[bytes, tuple[int, Rejection]] = OrderedDict()  # id -> (at ms, why)
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._rejected)
@@ -66,10 +67,21 @@ class Outcomes:
             dropped += 1
         return dropped
 
+    def close(self) -> None:
+        """The node is stopping: every waiter, and every later wait, gets Backpressure
+        (503 with Retry-After) at once instead of holding the shutdown up to its timeout."""
+        self.closed = True
+        for waiting in self._waiters.values():
+            for fut in waiting:
+                if not fut.done():
+                    fut.set_exception(_shutting_down())
+
     async def wait(self, record_ids: list[bytes], known: list[Outcome | None],
                    timeout_s: float) -> list[Outcome | None]:
         """Outcome per id: `known[i]` if given, else what arrives within the timeout
-        (None if the record is still pending then)."""
+        (None if the record is still pending then); Backpressure once the node stops."""
+        if self.closed and any(outcome is None for outcome in known):
+            raise _shutting_down()
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Outcome] | None] = []
         for rid, outcome in zip(record_ids, known):
@@ -89,6 +101,9 @@ class Outcomes:
                 if fut is not None and not fut.done():
                     fut.cancel()
                 self._drop_waiter(rid, fut)
+        if any(fut is not None and fut.done() and not fut.cancelled() and fut.exception() is not None
+               for fut in futures):
+            raise _shutting_down()
         return [outcome if fut is None else (fut.result() if fut.done() and not fut.cancelled() else None)
                 for outcome, fut in zip(known, futures)]
 
@@ -100,3 +115,7 @@ class Outcomes:
             waiting.remove(fut)
         if not waiting:
             del self._waiters[record_id]
+
+
+def _shutting_down() -> Backpressure:
+    return Backpressure("the node is shutting down; the record may still commit: retry, or ask another node")

@@ -372,7 +372,7 @@ def verify_consistency_files(old: Any, new: Any, proof_doc: Any, genesis: Genesi
     verdict.facts = {
         "claim": {"zh": f"账本日志从 {a.log_size} 条记录（高度 {a.height}）增长到 {b.log_size} 条（高度 {b.height}），"
                         "已有记录未被改写",
-                  "en": f"log grew from {a.log_size} leaves (height {a.height}) to {b.log_size} (height "
+                  "en": f"log grew from {plural(a.log_size, 'leaf').replace('leafs', 'leaves')} (height {a.height}) to {b.log_size} (height "
                         f"{b.height}) without rewriting",
                   "old_height": a.height, "old_log_size": a.log_size,
                   "new_height": b.height, "new_log_size": b.log_size},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import pytest
 from ledgernode import crypto
 from ledgernode.records import sign_record
 
-from .procs import Cluster
+from .procs import Cluster, wait_until
 
 METRICS_TIMEOUT_S = 60.0  # bounds one request; not a speed requirement
 CERT_BODY = {"cert_type": "licence", "holder": crypto.sha256(b"holder"), "content_hash": crypto.sha256(b"c"),
@@ -98,3 +99,25 @@ def test_refusals_are_counted_in_metrics(cluster: Cluster) -> None:
     with urllib.request.urlopen(cluster.api(2) + "/metrics", timeout=METRICS_TIMEOUT_S) as resp:
         text = resp.read().decode()
     assert re.search(r'^ledgernode_rejected_total\{reason="rule_violation"\} [1-9]', text, re.M), text
+
+
+def test_sigterm_answers_waiting_clients_and_stops_promptly(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A node with no quorum (its peers are down) holds a ?wait request; SIGTERM answers it
+    503 at once and the process exits cleanly, not after the request's 30 s."""
+    c = Cluster(tmp_path_factory.mktemp("sigterm"))
+    c.start(0)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(c.request, 0, "POST", "/v1/records?wait=1&timeout_ms=30000", c.record("held"),
+                                  "application/msgpack")
+            wait_until("the request to be waiting", lambda: (c.get(0, "/v1/status")["waiting"] == 1, None))
+            proc = c.procs.pop(0)
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            status, doc = waiting.result(timeout=METRICS_TIMEOUT_S)
+            code = proc.wait(timeout=METRICS_TIMEOUT_S)
+            print(f"SIGTERM with a waiting client: answered and exited in {time.monotonic() - start:.2f} s")
+        assert status == 503 and doc["error"]["code"] == "backpressure", (status, doc)
+        assert code == 0
+    finally:
+        c.stop_all()

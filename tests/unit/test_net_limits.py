@@ -31,20 +31,13 @@ from ledgernode.logs import Throttle
 from ledgernode.net import PreAuth, PeerNetwork, auth_bytes
 from ledgernode.records import ENVELOPE_MAX_BYTES
 from tests.fixtures import Net
+from tests.unit.test_net import until
 
 LOCAL = "127.0.0.1"
 NET = Net()
 CHAIN = NET.chain_id
 WAIT_S = 60.0  # bounds a wait for something to happen; not an expected duration
 SHORT_S = 0.3  # a handshake deadline shortened for a test
-
-
-async def until(cond: Callable[[], object], timeout: float = WAIT_S, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Node:

@@ -529,3 +529,16 @@ def test_refuses_an_index_outside_the_genesis(solo: Solo) -> None:
         Node(cfg)
     assert str(err.value).startswith("index:")
     assert not (solo.root / "data").exists()
+
+
+async def test_stopping_answers_waiting_requests_at_once(solo: Solo) -> None:
+    node = Node(solo.config())
+    await node.start()
+    task = asyncio.create_task(node.wait_committed([crypto.sha256(b"never submitted")], 3600.0))
+    try:
+        while node.outcomes.waiting() < 1:
+            await asyncio.sleep(0.01)
+    finally:
+        await node.stop()
+    with pytest.raises(Backpressure, match="shutting down"):
+        await task  # at once: not after its hour

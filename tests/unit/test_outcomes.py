@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ledgernode.outcomes import WAITERS_PER_RECORD_MAX, Outcomes
-from ledgernode.service import Location, Rejection
+from ledgernode.service import Backpressure, Location, Rejection
 
 A, B, C = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32
 
@@ -57,3 +59,18 @@ def test_rejections_are_kept_for_a_bounded_time_and_count() -> None:
     assert out.rejection(A, now_ms=1_100) == rejection(A, 9)
     out.committed([Location(A, 9, 0, bytes(32))])  # admitted again and committed: no longer rejected
     assert out.rejection(A, now_ms=1_100) is None
+
+
+async def test_closing_answers_every_waiter_at_once_with_backpressure() -> None:
+    out = Outcomes(kept_ms=1_000, kept_max=10)
+    task = asyncio.create_task(out.wait([A, B], [None, None], 3600.0))
+    while out.waiting() < 2:
+        await asyncio.sleep(0)
+    out.close()
+    with pytest.raises(Backpressure, match="shutting down"):
+        await task
+    assert out.waiting() == 0
+    with pytest.raises(Backpressure):
+        await out.wait([C], [None], 3600.0)
+    known = Location(C, 1, 0, bytes(32))
+    assert await out.wait([C], [known], 3600.0) == [known]  # what is known is still answered
