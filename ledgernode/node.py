@@ -42,6 +42,7 @@ from .consensus.core import Equivocation
 from .consensus.messages import decode_message
 from .equivocation import encode_pair
 from .storage import EVIDENCE_MAX
+from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
 from .errors import InvalidInput
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
@@ -141,15 +142,20 @@ class Node:
         self.view = _LedgerView(self.store, self.mempool)
         self.admission = Admission(self.genesis, self.view, self.mempool)
         self.outcomes = Outcomes(self.limits.rejected_kept_ms, self.limits.rejected_kept_max)
-        raw_state = self.store.load_meta(CONSENSUS_KEY)
-        persisted = PersistedState.decode(raw_state) if raw_state is not None else None
+        self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, cfg.index)
+        resumed = resume(self.signing, self.store, self.store.load_meta(CONSENSUS_KEY))
+        for note in resumed.notes:
+            log.warning("%s", note)
+        self.signing_lost = resumed.lost
+        self.high_water = resumed.high_water  # until we sign again: fetched QCs with our key raise the floor
+        persisted = PersistedState.decode(resumed.state) if resumed.state is not None else None
         tick = self.limits.tick_ms
         self.replica = Replica(
             Config(self.genesis, cfg.index,
                    round_timeout_ticks=max(1, self.limits.round_timeout_ms // tick),
                    resend_ticks=max(1, RESEND_MS // tick),
                    fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
-            self.key, self.store.height, self.store.head(), persisted,
+            self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         self.verified: dict[bytes, Envelope] = {}  # block records verified off-loop, this height
@@ -276,7 +282,7 @@ class Node:
             if r.commits:
                 work.append(self.replica.on_records_available(len(self.mempool)))
             if r.persist is not None:
-                await self._on_disk(self.store.save_meta, CONSENSUS_KEY, r.persist.encode())
+                await self._on_disk(self._save_signing, r.persist.encode(), bool(r.persist.signed))
             for to, msg in r.messages:
                 self.net.send(to, msg)
             for height, round_, block in r.validate:
@@ -291,6 +297,24 @@ class Node:
                 await self._keep_evidence(ev)
             for code in r.dropped:
                 self.reject(code)
+
+    def _signed_and_forgot(self, height: int) -> None:
+        """A fetched QC holds our signature but we have no signing state for it: sign
+        nothing near it again (docs/storage.md, signing state)."""
+        floor = height + 1 + VOTE_MARGIN_HEIGHTS
+        if floor > self.replica.vote_from:  # first line at WARNING, the rest (one per block) at DEBUG
+            log.log(logging.DEBUG if self.replica.vote_from else logging.WARNING,
+                    "this validator's key signed block %d and its signing state is gone: "
+                    "it votes again from height %d", height, floor)
+        self.replica.raise_vote_floor(floor)
+
+    def _save_signing(self, state: bytes, signed: bool) -> None:
+        """On the disk thread: what we signed, synced, before it is sent (docs/storage.md)."""
+        high_water = max(self.store.height, self.high_water)
+        self.signing.save(SigningState(state, high_water))
+        self.high_water = high_water
+        if signed:
+            self.signing_lost = False
 
     async def _keep_evidence(self, ev: Equivocation) -> None:
         """Log a validator signing two values for one slot and keep the proof on disk
@@ -469,6 +493,8 @@ class Node:
                 if header.prev != (ZERO_HASH if head is None else head.block_hash):
                     raise InvalidInput("bad_prev", f"block {header.height} does not extend our head")
                 check_qc(qc, header, self.genesis)
+                if self.signing_lost and any(i == self.cfg.index for i, _ in qc.signatures):
+                    self._signed_and_forgot(header.height)
             except InvalidInput as exc:
                 self.guard.penalise(peer, f"a block whose header or commit certificate fails ({exc.code})")
                 raise

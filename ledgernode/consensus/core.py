@@ -78,6 +78,7 @@ class Replica:
         last_header: Header | None,
         persisted: PersistedState | None = None,
         verify: Verifier = real_verify,
+        vote_from: int = 0,
     ) -> None:
         g = cfg.genesis
         assert g.validators[cfg.index].pubkey.raw == key.public.raw, "key is not this validator's"
@@ -89,6 +90,13 @@ class Replica:
         self.evidence: list[Equivocation] = []
         self.fetching: tuple[int, int] | None = None  # (peer, ticks waited)
         self.pending_records = 0
+        # Signing state for a height above the store's next one: the store lost blocks
+        # this replica committed. Follow without signing until that height, then take
+        # the state up again, so nothing signed there is ever signed differently.
+        self.ahead: PersistedState | None = None
+        self.vote_from = vote_from  # no signature at a height below this
+        if persisted is not None and persisted.height > committed_height + 1:
+            self.ahead, self.vote_from = persisted, max(vote_from, persisted.height)
         if persisted is None or persisted.height != committed_height + 1:
             persisted = PersistedState(committed_height + 1)
         self.evidence_keys: set[tuple[int, int, str, int]] = set()
@@ -103,6 +111,8 @@ class Replica:
     # -- per-height state ------------------------------------------------------
 
     def _start_height(self, st: PersistedState) -> None:
+        if self.ahead is not None and self.ahead.height == st.height:
+            st, self.ahead = self.ahead, None
         self.state = st
         self.height = st.height
         self.round = st.round
@@ -133,6 +143,8 @@ class Replica:
     def _sign(self, msg: Signed, out: Ready) -> Signed | None:
         """Sign `msg` unless we signed a different value for its (kind, round)."""
         assert msg.height == self.height and msg.sender == self.cfg.index
+        if self.height < self.vote_from:
+            return None  # following only: we may have signed here before and lost the record
         slot, value = (msg.kind, msg.round), codec.encode(msg.value)
         prior = self.state.signed.get(slot)
         if prior is not None and prior != value:
@@ -207,6 +219,11 @@ class Replica:
         # else: we proposed another block in this round before a restart and may
         # not sign this one; `building` stays set so we do not ask again this round.
         return out
+
+    def raise_vote_floor(self, height: int) -> None:
+        """Sign nothing below `height` (the runtime saw our key in a QC it has no signing
+        state for: docs/storage.md, signing state)."""
+        self.vote_from = max(self.vote_from, height)
 
     def on_nothing_to_build(self, height: int, round_: int) -> Ready:
         """The runtime found no record fit for a block at (height, round): at round 0

@@ -1005,3 +1005,22 @@ def test_restart_in_a_later_round_resends_the_same_round_change() -> None:
     sent = rep.round_changes[0]
     again = Replica(rep.cfg, rep.key, 0, None, PersistedState.decode(ready.persist.encode()), rep.verify)
     assert again.round == 1 and again.round_changes[0] == sent  # byte-identical, ready for resends
+
+
+def test_a_replica_whose_store_lost_blocks_follows_then_keeps_what_it_signed() -> None:
+    """Signing state for height 2 (prepare for A2 signed) while the store is back at 0: no
+    signature at height 1, and at height 2 only what was signed before."""
+    ahead = PersistedState(2, 0, {("prepare", 0): codec.encode(HA2)})
+    rep = new_replica(0, ahead, committed=0)
+    assert rep.vote_from == 2 and rep.height == 1
+    assert rep.on_message(prop(1, A)).validate  # it follows height 1 ...
+    out = rep.on_block_validated(1, 0, HA, True)
+    assert sent(out, Prepare) == [] and out.persist is None  # ... without signing
+    for s in (1, 2, 3):
+        rep.on_message(com(s, HA))
+    assert rep.height == 2 and rep.state.signed == {("prepare", 0): codec.encode(HA2)}  # taken up again
+    other = make_block(2, HA, (b"rX",), prior=(b"r1",))
+    assert rep.on_message(prop(2, other, h=2)).validate
+    assert sent(rep.on_block_validated(2, 0, bhash(other), True), Prepare) == []  # never a second value
+    rep.on_message(prop(2, A2, r=1, h=2))  # (a round-1 proposal needs a justification: dropped)
+    assert rep.state.signed == {("prepare", 0): codec.encode(HA2)}

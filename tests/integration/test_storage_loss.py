@@ -1,0 +1,93 @@
+"""A node whose store is lost or rolled back, on real processes (docs/storage.md, signing
+state): it says so, catches up from its peers before it votes, no acknowledged record is
+lost once healed, and no node signs two values for one slot (the others keep no
+equivocation evidence)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .procs import Cluster, wait_until
+
+VICTIM = 3
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
+
+
+class Acked:
+    """Records acknowledged as committed by the honest nodes, one at a time."""
+
+    def __init__(self, c: Cluster) -> None:
+        self.c, self.ids, self.errors = c, [], []  # type: ignore[var-annotated]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                status, doc = self.c.submit(n % 3, self.c.record(f"acked-{n}"), wait=True)
+            except OSError as exc:
+                self.errors.append(repr(exc))
+                continue
+            if status == 200:
+                self.ids.append(doc["id"])
+
+    def finish(self) -> list[str]:
+        self.stop.set()
+        self.thread.join(timeout=120)
+        return list(self.ids)
+
+
+def heal_and_check(c: Cluster, load: Acked, lost: str) -> None:
+    c.start(VICTIM)
+    log = (c.root / f"node{VICTIM}" / "node.log").read_text()
+    assert lost in log, log[-2000:]
+    wait_until("ten more acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
+    ids = load.finish()
+    head = c.get(0, "/v1/status")["height"]
+    wait_until(f"node {VICTIM} to catch up to height {head}", lambda: (
+        c.get(VICTIM, "/v1/status")["height"] >= head, c.heights()))
+    for rid in ids:
+        status, doc = c.request(VICTIM, "GET", f"/v1/records/{rid}")
+        assert status == 200 and doc["status"] == "committed", (rid, status, doc)
+    for i in range(c.n):
+        assert c.get(i, "/v1/equivocations")["equivocations"] == [], i
+    # and it votes again: with another node down, nothing commits without it
+    c.kill(0)
+    status, doc = c.submit(1, c.record("needs-the-victim"), wait=True)
+    assert status == 200 and doc["status"] == "committed", (status, doc)
+    c.start(0)
+
+
+def test_a_wiped_ledger_is_caught_up_with_the_signing_state_kept(cluster: Cluster) -> None:
+    load = Acked(cluster)
+    wait_until("ten acknowledged records", lambda: (len(load.ids) >= 10, len(load.ids)))
+    cluster.kill(VICTIM)
+    shutil.rmtree(cluster.root / f"node{VICTIM}" / "data" / "ledger")
+    heal_and_check(cluster, load, "behind what this node committed before")
+
+
+def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -> None:
+    load = Acked(cluster)
+    wait_until("ten acknowledged records", lambda: (len(load.ids) >= 10, len(load.ids)))
+    cluster.kill(VICTIM)
+    shutil.rmtree(cluster.root / f"node{VICTIM}" / "data")
+    heal_and_check(cluster, load, "")
+    log = (cluster.root / f"node{VICTIM}" / "node.log").read_text()
+    assert "its signing state is gone: it votes again from height" in log, log[-2000:]

@@ -1,0 +1,82 @@
+"""The signing state file (ledgernode.storage.signing): synced and atomic, checked on
+read, and how a node resumes signing when its store lost blocks or its state is gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledgernode.errors import StoreCorrupt
+from ledgernode.storage import Store
+from ledgernode.storage.signing import (
+    FILE_NAME, VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, last_signed_height, resume,
+)
+from tests.fixtures import Net, commit_records, content
+
+NET = Net()
+
+
+def ledger(blocks: int) -> Store:
+    store = Store.memory()
+    for h in range(blocks):
+        raw = NET.record(0, "evidence.notarize", f"EV-{h}", {
+            "content_hash": content(str(h)), "media_type": "text/plain", "size": 1, "title": "t"})
+        commit_records(NET, store, [raw])
+    return store
+
+
+def test_round_trip_is_synced_atomic_and_private(tmp_path: Path) -> None:
+    f = SigningFile(tmp_path, NET.chain_id, 2)
+    assert f.load() is None
+    f.save(SigningState(b"state-1", 7))
+    f.save(SigningState(b"state-2", 8))
+    assert f.load() == SigningState(b"state-2", 8)
+    assert (tmp_path / FILE_NAME).stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / (FILE_NAME + ".tmp")).exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
+def test_a_damaged_file_is_refused_with_the_recovery(tmp_path: Path, damage: str) -> None:
+    f = SigningFile(tmp_path, NET.chain_id, 2)
+    f.save(SigningState(b"state", 3))
+    data = bytearray((tmp_path / FILE_NAME).read_bytes())
+    if damage == "flip":
+        data[-1] ^= 1
+    elif damage == "truncate":
+        data = data[:-3]
+    else:
+        data = bytearray()
+    (tmp_path / FILE_NAME).write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match="damaged.*move it aside"):
+        f.load()
+
+
+def test_another_nodes_file_is_refused(tmp_path: Path) -> None:
+    SigningFile(tmp_path, NET.chain_id, 1).save(SigningState(b"state", 3))
+    with pytest.raises(StoreCorrupt, match="validator 1 of chain"):
+        SigningFile(tmp_path, NET.chain_id, 2).load()
+    with pytest.raises(StoreCorrupt, match="another node's"):
+        SigningFile(tmp_path, "other-chain", 1).load()
+
+
+def test_resume_a_store_behind_its_high_water_mark(tmp_path: Path) -> None:
+    f = SigningFile(tmp_path, NET.chain_id, 0)
+    f.save(SigningState(b"state-at-13", 12))
+    got = resume(f, ledger(3), None)
+    assert (got.state, got.vote_from, got.lost, got.high_water) == (b"state-at-13", 0, False, 12)
+    assert "behind what this node committed before (height 12)" in got.notes[0]
+
+
+def test_resume_from_a_store_of_before_the_file(tmp_path: Path) -> None:
+    got = resume(SigningFile(tmp_path, NET.chain_id, 0), ledger(2), b"legacy")
+    assert (got.state, got.vote_from, got.lost, got.notes) == (b"legacy", 0, False, ())
+
+
+def test_lost_state_while_our_key_signed_recent_blocks_waits_a_margin(tmp_path: Path) -> None:
+    store = ledger(5)  # NET.qc signs with validators 0..Q-1
+    assert last_signed_height(store, 0) == 5 and last_signed_height(store, NET.n - 1) is None
+    got = resume(SigningFile(tmp_path, NET.chain_id, 0), store, None)
+    assert got.lost and got.vote_from == 5 + 1 + VOTE_MARGIN_HEIGHTS and "signed block 5" in got.notes[0]
+    got = resume(SigningFile(tmp_path, NET.chain_id, NET.n - 1), store, None)
+    assert got.lost and got.vote_from == 0 and got.notes == ()
