@@ -11,7 +11,8 @@ before it spends anything on its records.
 Answering is off the consensus loop: the store is read on a worker thread, one
 answer per peer at a time (asks that arrive meanwhile are merged into it:
 dropped and counted), and each peer's answers are paced so that it gets at
-most `SERVE_PEER_BYTES_PER_S` on average. A peer repeating 40-byte asks can
+most `SERVE_PEER_BYTES_PER_S` on average (an ask that comes too soon is
+answered when its turn comes, not dropped). A peer repeating 40-byte asks can
 make us read the store, never stall consensus.
 """
 
@@ -69,11 +70,15 @@ class CatchUp:
         self.asked[peer] = self.clock() + ASK_TIMEOUT_S
         self.send(peer, FetchBlocks(self.chain, start, FETCH_MAX_BLOCKS, self.index))
 
-    def accept(self, peer: int, msg: Blocks, next_height: int) -> tuple[tuple[BlockData, bytes], ...]:
+    def accept(self, peer: int, msg: Blocks, next_height: int,
+               peer_height: int = 0) -> tuple[tuple[BlockData, bytes], ...]:
         """The blocks of `msg` worth looking at: all of an answer to our ask, else at
-        most the first, and only if it is for `next_height`."""
+        most the first, and only if it is for `next_height`. `peer_height`: the highest
+        height peers told us of; while the answer ends below it, the next range is asked
+        for at once, so fetching overlaps with checking these blocks."""
         deadline = self.asked.pop(peer, None)
         if deadline is not None and self.clock() <= deadline:
+            self._ask_ahead(peer, msg, peer_height)
             return msg.blocks
         self.count("blocks_unsolicited")
         first = msg.blocks[:1]
@@ -81,25 +86,34 @@ class CatchUp:
             return first
         return ()
 
+    def _ask_ahead(self, peer: int, msg: Blocks, peer_height: int) -> None:
+        last = _height_of(msg.blocks[-1][0]) if msg.blocks else None
+        if last is not None and last < peer_height:
+            self.count("fetch_ahead")
+            self.ask(peer, last + 1)
+
     # -- answering ---------------------------------------------------------------
 
     def serve(self, peer: int, msg: FetchBlocks) -> None:
-        """Answer an ask off the consensus loop (merged while one is being read, paced)."""
+        """Answer an ask off the consensus loop: merged while one is pending for the peer,
+        and held back (not dropped) until the peer's pace allows the next answer."""
         if peer in self.serving:
             self.count("fetch_merged")
             return
-        if self.clock() < self.next_serve.get(peer, 0.0):
-            self.count("fetch_paced")
-            return
         if msg.from_height > self.store.height:
             return  # nothing to give; the asker learns our height from our Status
+        delay = self.next_serve.get(peer, 0.0) - self.clock()
+        if delay > 0:
+            self.count("fetch_paced")
         self.serving.add(peer)
-        task = asyncio.get_running_loop().create_task(self._answer(peer, msg))
+        task = asyncio.get_running_loop().create_task(self._answer(peer, msg, max(0.0, delay)))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _answer(self, peer: int, msg: FetchBlocks) -> None:
+    async def _answer(self, peer: int, msg: FetchBlocks, delay_s: float) -> None:
         try:
+            if delay_s:
+                await asyncio.sleep(delay_s)
             loop = asyncio.get_running_loop()
             items, size = await loop.run_in_executor(self.reader, read_blocks, self.store,
                                                      msg.from_height, msg.count)

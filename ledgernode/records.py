@@ -291,8 +291,8 @@ def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
                               "raw": bytes(raw), "record_id": record_id_of(record_bytes)})
 
 
-def check_signer(env: Envelope, genesis: Genesis) -> Signer:
-    """Registered key, role allows the type, signature verifies. 403 for roles."""
+def check_registered(env: Envelope, genesis: Genesis) -> Signer:
+    """Registered key whose role allows the type (403 otherwise); the signature unchecked."""
     signer = genesis.signers.get(env.record.key)
     if signer is None:
         raise InvalidInput("unknown_key", f"key {env.record.key} is not registered", 403)
@@ -300,6 +300,12 @@ def check_signer(env: Envelope, genesis: Genesis) -> Signer:
         raise InvalidInput(
             "role_denied", f"key {env.record.key} may not submit {env.record.type}", 403
         )
+    return signer
+
+
+def check_signer(env: Envelope, genesis: Genesis) -> Signer:
+    """Registered key, role allows the type, signature verifies. 403 for roles."""
+    signer = check_registered(env, genesis)
     if not signer.pubkey.verify(env.sig, RECORD_SIGN_PREFIX + env.record_bytes):
         raise InvalidInput("bad_signature", "record signature does not verify")
     return signer
