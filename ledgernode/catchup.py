@@ -26,7 +26,7 @@ from typing import Callable
 from .blocks import decode_header
 from .consensus import BlockData, Blocks, FetchBlocks, Message
 from .consensus.messages import FETCH_MAX_BLOCKS
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreCorrupt
 from .storage import Store
 
 ASK_TIMEOUT_S = 10.0  # an answer later than this counts as unsolicited
@@ -56,9 +56,11 @@ def read_blocks(store: Store, start: int, count: int) -> tuple[list[tuple[BlockD
 class CatchUp:
     def __init__(self, store: Store, chain: str, index: int, send: Callable[[int, Message], None],
                  reader: Executor, count: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_damage: Callable[[StoreCorrupt], None] | None = None) -> None:
         self.store, self.chain, self.index = store, chain, index
         self.send, self.reader, self.count, self.clock = send, reader, count, clock
+        self.on_damage = on_damage  # a read found the store damaged (the node stops to re-sync)
         self.asked: dict[int, float] = {}  # peer -> when our ask to it times out
         self.serving: set[int] = set()  # peers with an answer being read
         self.next_serve: dict[int, float] = {}  # peer -> earliest time of its next answer
@@ -115,8 +117,14 @@ class CatchUp:
             if delay_s:
                 await asyncio.sleep(delay_s)
             loop = asyncio.get_running_loop()
-            items, size = await loop.run_in_executor(self.reader, read_blocks, self.store,
-                                                     msg.from_height, msg.count)
+            try:
+                items, size = await loop.run_in_executor(self.reader, read_blocks, self.store,
+                                                         msg.from_height, msg.count)
+            except StoreCorrupt as exc:
+                if self.on_damage is None:
+                    raise
+                self.on_damage(exc)
+                return
             if items:
                 self.send(peer, Blocks(self.chain, tuple(items), self.index))
                 self.count("fetch_served")

@@ -42,8 +42,9 @@ from .consensus.core import Equivocation
 from .consensus.messages import decode_message
 from .equivocation import encode_pair
 from .storage import EVIDENCE_MAX
+from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreCorrupt
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .net import Faults, PeerNetwork
@@ -55,6 +56,7 @@ from .storage import Store
 log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
+SCRUB_EVERY_MS = 100  # the background scrub reads one committed block this often
 PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
@@ -137,7 +139,9 @@ class Node:
         self.key = crypto.load_private_key(cfg.key_file)
         if self.key.public.raw != self.genesis.validators[cfg.index].pubkey.raw:
             raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
-        self.store = Store.open(cfg.data_dir / "ledger")
+        self.store, healed = open_ledger(cfg.data_dir, can_resync=self.genesis.n > 1)
+        if healed is not None:
+            log.warning("%s", healed)
         self.mempool = Mempool(self.limits.mempool_max_records)
         self.view = _LedgerView(self.store, self.mempool)
         self.admission = Admission(self.genesis, self.view, self.mempool)
@@ -178,7 +182,8 @@ class Node:
         self.ticks = 0
         self.activity = Activity(log)
         self.guard = PeerGuard(log)
-        self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count)
+        self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count,
+                               on_damage=self._damaged)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
 
     # -- counters ----------------------------------------------------------------
@@ -634,7 +639,11 @@ class Node:
         api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
         self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits)
         await self.net.start()
-        self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker())]
+        loop = asyncio.get_running_loop()
+        if hasattr(self.store.kv, "on_corrupt"):  # LevelDB: damage found by any reader stops the node
+            self.store.kv.on_corrupt = lambda exc: loop.call_soon_threadsafe(self._damaged, exc)
+        self.tasks = [asyncio.create_task(self._consensus_loop()), asyncio.create_task(self._ticker()),
+                      asyncio.create_task(self._scrub())]
         self.tasks[0].add_done_callback(self._on_consensus_exit)
         self._notify_records()
         self.activity.started(self.cfg.index, self.genesis.chain_id, self.cfg.api_listen, self.cfg.peer_listen,
@@ -645,8 +654,38 @@ class Node:
         if task.cancelled() or self.fatal.done():
             return
         exc = task.exception()
+        if isinstance(exc, StoreCorrupt):
+            self._damaged(exc)
+            return
         log.critical("consensus loop failed, stopping the node: %r", exc)
         self.fatal.set_result(NodeFailed(f"consensus loop failed: {exc!r}"))
+
+    async def _scrub(self) -> None:
+        """Read committed blocks back with their checksums verified, one per SCRUB_EVERY_MS,
+        round and round: damage is found before a peer or an auditor needs the block."""
+        loop, height = asyncio.get_running_loop(), 0
+        while True:
+            await asyncio.sleep(SCRUB_EVERY_MS / 1000)
+            if self.store.height == 0:
+                continue
+            height = height % self.store.height + 1
+            try:
+                await loop.run_in_executor(self.reader, self.store.scrub_block, height)
+            except StoreCorrupt as exc:
+                self._damaged(exc)
+                return
+            self.count("blocks_scrubbed")
+
+    def _damaged(self, exc: StoreCorrupt) -> None:
+        """A read found the store damaged: stop, and have the next start re-sync from the
+        peers (docs/storage.md, "A damaged store heals") instead of crash-looping."""
+        if self.fatal.done():
+            return
+        mark_damaged(self.cfg.data_dir, str(exc))
+        message = (f"the ledger store is damaged ({exc}): the node stops; start it again and it moves the "
+                   "store aside and re-syncs from its peers, keeping its signing state")
+        log.critical("%s", message)
+        self.fatal.set_result(NodeFailed(message))
 
     async def stop(self) -> None:
         self.outcomes.close()  # ?wait requests answer 503 now, not at their timeout

@@ -6,6 +6,7 @@ The middleware here is the single place that maps exceptions to HTTP:
   ApiError (conditions of the HTTP layer itself: 404, 408, 413, 415)  -> its .status, .code
   Backpressure (mempool full)                                         -> 503 + Retry-After
   ledgernode.errors.NotFound                                          -> 404 not_found
+  ledgernode.errors.StoreCorrupt (a damaged store, found on read)     -> 503 store_damaged
   aiohttp's own HTTP errors (unknown route, wrong method, body over
   client_max_size while reading)                                      -> same status, JSON body
   anything else                                                       -> 500 internal, logged
@@ -34,7 +35,7 @@ from collections import Counter
 from typing import Awaitable, Callable
 
 from ..aio import web
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, StoreCorrupt
 from ..service import Backpressure
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
         return 503, "backpressure", str(exc), {"Retry-After": str(max(1, exc.retry_after_s))}
     if isinstance(exc, NotFound):
         return 404, "not_found", str(exc) or "not found", {}
+    if isinstance(exc, StoreCorrupt):  # the node stops and re-syncs when its own loop meets it
+        return 503, "store_damaged", "this node's store is damaged; ask another node", {"Retry-After": "10"}
     return 500, "internal", "internal error; the node logged the details", {}
 
 

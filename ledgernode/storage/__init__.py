@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import codec, merkle
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
-from ..errors import NotFound, StoreCorrupt
+from ..errors import InvalidInput, NotFound, StoreCorrupt
 from .kv import KV, MemoryKV
 
 _U64 = struct.Struct(">Q")
@@ -49,13 +49,32 @@ class Store:
         self.kv = kv
         self._head: Header | None = None
         raw = kv.get(HEAD_KEY)
-        if raw is not None:
-            height = _U64.unpack(raw)[0]
-            self._head = self.load_header(height)
-        size = self._head.log_size if self._head else 0
-        self.frontier = merkle.Frontier.load(self, size)
+        try:
+            if raw is not None:
+                self._head = self.load_header(_U64.unpack(raw)[0])
+            size = self._head.log_size if self._head else 0
+            self.frontier = merkle.Frontier.load(self, size)
+            self._check_whole()
+        except NotFound as exc:
+            raise StoreCorrupt(f"the store is not whole: {exc} is missing below the head "
+                               f"(height {self.height})") from None
         if self._head is not None and self.frontier.root() != self._head.log_root:
             raise StoreCorrupt("log root rebuilt from stored nodes does not match the head")
+
+    def _check_whole(self) -> None:
+        """A cheap check at open (docs/storage.md, "Opening"): the first and the last block
+        and leaf are there. LevelDB that lost its manifest or older tables keeps a head
+        over a hole; this finds it before the node serves or votes."""
+        head = self._head
+        if head is None:
+            if self.kv.get(b"b/" + _u64(1)) is not None:
+                raise StoreCorrupt("the store has blocks but no head")
+            return
+        self.load_header(1)
+        self.load_qc(head.height)
+        if head.log_size:
+            self.load_envelope(0)
+            self.load_envelope(head.log_size - 1)
 
     @classmethod
     def memory(cls) -> Store:
@@ -209,6 +228,27 @@ class Store:
 
     def load_meta(self, key: str) -> bytes | None:
         return self.kv.get(f"m/{key}".encode())
+
+    def scrub_block(self, height: int) -> None:
+        """Read one committed block as the scrub does (docs/storage.md, "A damaged store
+        heals"): header, QC and records with every on-disk checksum verified; StoreCorrupt
+        (through the kv layer) or NotFound if any of it is damaged or gone."""
+        try:
+            header = decode_header(self._get_verified(b"b/" + _u64(height), f"block {height}"))
+        except InvalidInput as exc:
+            raise StoreCorrupt(f"block {height}: its stored header does not decode ({exc.message})") from None
+        self._get_verified(b"q/" + _u64(height), f"qc {height}")
+        found = sum(1 for _ in self.kv.scan(b"e/" + _u64(header.log_start), b"e/" + _u64(header.log_size),
+                                            verify=True))
+        if found != header.log_size - header.log_start:
+            raise StoreCorrupt(f"block {height}: {header.log_size - header.log_start - found} of its records "
+                               "are missing")
+
+    def _get_verified(self, key: bytes, what: str) -> bytes:
+        value = self.kv.get(key, verify=True)
+        if value is None:
+            raise StoreCorrupt(f"{what} is missing below the head")
+        return value
 
     # -- equivocation evidence (docs/storage.md: x/<seq>) -------------------------
 

@@ -6,6 +6,7 @@ equivocation evidence)."""
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -91,3 +92,53 @@ def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -
     heal_and_check(cluster, load, "")
     log = (cluster.root / f"node{VICTIM}" / "node.log").read_text()
     assert "its signing state is gone: it votes again from height" in log, log[-2000:]
+
+
+def _restart_until_healed(c: Cluster, load: Acked) -> str:
+    """Start the victim; if it stops on damage it found reading, start it again (as devnet
+    does); return its log once it has moved its store aside."""
+    path = c.root / f"node{VICTIM}" / "node.log"
+    for _ in range(3):
+        c.start(VICTIM)
+
+        def state() -> tuple[bool, Any]:
+            text = path.read_text()
+            return "moved aside" in text or c.procs[VICTIM].poll() is not None, c.procs[VICTIM].poll()
+
+        wait_until("the damage to be found", state)
+        if "moved aside" in path.read_text():
+            return path.read_text()
+        c.procs.pop(VICTIM).wait()
+    raise AssertionError(f"node {VICTIM} never healed: {path.read_text()[-3000:]}")
+
+
+def _heal(c: Cluster, load: Acked) -> None:
+    _restart_until_healed(c, load)
+    c.kill(VICTIM, signal.SIGTERM)
+    heal_and_check(c, load, "moved aside")
+
+
+def test_flipped_bytes_in_a_table_heal_by_re_syncing(cluster: Cluster) -> None:
+    load = Acked(cluster)
+    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
+    cluster.kill(VICTIM, signal.SIGTERM)
+    cluster.start(VICTIM)  # reopening turns its log into a table file
+    cluster.kill(VICTIM, signal.SIGTERM)
+    ledger = cluster.root / f"node{VICTIM}" / "data" / "ledger"
+    tables = sorted(ledger.glob("*.ldb"), key=lambda p: p.stat().st_size)
+    assert tables, sorted(p.name for p in ledger.iterdir())
+    data = bytearray(tables[-1].read_bytes())
+    for k in range(64):
+        data[(len(data) // 3 + k * 97) % len(data)] ^= 0xFF
+    tables[-1].write_bytes(bytes(data))
+    _heal(cluster, load)
+
+
+def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
+    load = Acked(cluster)
+    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
+    cluster.kill(VICTIM, signal.SIGTERM)
+    cluster.start(VICTIM)
+    cluster.kill(VICTIM, signal.SIGTERM)
+    (cluster.root / f"node{VICTIM}" / "data" / "ledger" / "CURRENT").unlink()
+    _heal(cluster, load)

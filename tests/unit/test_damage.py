@@ -1,0 +1,62 @@
+"""A damaged store heals by re-syncing (ledgernode.storage.damage): moved aside, bounded
+copies kept, a fresh store opened; without peers the node refuses with the way out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledgernode.errors import StoreCorrupt
+from ledgernode.storage import Store, _u64
+from ledgernode.storage.damage import ASIDE_PREFIX, DAMAGED_KEPT_MAX, mark_damaged, open_ledger
+from tests.fixtures import Net, commit_records, content
+
+NET = Net()
+
+
+def fill(data_dir: Path, blocks: int = 3) -> None:
+    store = Store.open(data_dir / "ledger")
+    for h in range(blocks):
+        commit_records(NET, store, [NET.record(0, "evidence.notarize", f"EV-{h}", {
+            "content_hash": content(str(h)), "media_type": "text/plain", "size": 1, "title": "t"})])
+    store.close()
+
+
+def test_a_whole_store_opens_as_it_is(tmp_path: Path) -> None:
+    fill(tmp_path)
+    store, note = open_ledger(tmp_path, can_resync=True)
+    assert note is None and store.height == 3
+    store.close()
+
+
+def test_a_hole_below_the_head_is_found_at_open_and_the_store_replaced(tmp_path: Path) -> None:
+    fill(tmp_path)
+    store = Store.open(tmp_path / "ledger")
+    store.kv.write([], [b"b/" + _u64(1)], sync=True)  # as LevelDB that lost its older tables
+    store.close()
+    with pytest.raises(StoreCorrupt, match="not whole: block 1 is missing"):
+        Store.open(tmp_path / "ledger")
+    store, note = open_ledger(tmp_path, can_resync=True)
+    assert store.height == 0 and note is not None and "block 1 is missing" in note and "re-syncs" in note
+    store.close()
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith(ASIDE_PREFIX)]
+    assert (aside / "CURRENT").exists()  # kept for inspection
+
+
+def test_a_store_marked_damaged_while_running_is_replaced_and_copies_are_bounded(tmp_path: Path) -> None:
+    for round_ in range(DAMAGED_KEPT_MAX + 2):
+        fill(tmp_path, 1)
+        mark_damaged(tmp_path, f"checksum mismatch {round_}")
+        store, note = open_ledger(tmp_path, can_resync=True)
+        assert store.height == 0 and f"checksum mismatch {round_}" in (note or "")
+        store.close()
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(ASIDE_PREFIX)]) == DAMAGED_KEPT_MAX
+
+
+def test_without_peers_the_node_refuses_with_the_way_out(tmp_path: Path) -> None:
+    fill(tmp_path)
+    mark_damaged(tmp_path, "checksum mismatch")
+    with pytest.raises(StoreCorrupt, match="no other validator to re-sync from: restore"):
+        open_ledger(tmp_path, can_resync=False)
+    assert (tmp_path / "ledger" / "CURRENT").exists()  # left as it was
