@@ -107,6 +107,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Scrub a stopped node's store (ledgernode/storage/scrub.py): 0 whole, 1 damaged, 2 unusable input."""
+    from . import config, verify
+    from .storage import scrub
+
+    try:
+        cfg = config.load(args.config)
+        genesis = verify.load_genesis(cfg.genesis)
+        ledger = cfg.data_dir / "ledger"
+        report = scrub.check_path(ledger, genesis, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except config.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (verify.Unusable, StorageError, scrub.WrongGenesis) as exc:  # StoreLocked names the pid
+        print(f"check: {exc}", file=sys.stderr)
+        return 2
+    print(report.render(ledger))
+    return 0 if report.whole else 1
+
+
 def cmd_devnet(args: argparse.Namespace) -> int:
     from . import devnet
 
@@ -340,6 +360,13 @@ def _add_setup_commands(sub: Any) -> None:
     p.add_argument("-c", "--config", required=True, help="node config (TOML)")
     _log_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="check a stopped node's store block by block and report damage",
+                       epilog="exit codes: 0 the store is whole; 1 damage found (the report says where and "
+                              "how to repair); 2 unusable input: config, genesis, no store, or a running "
+                              "node holds it")
+    p.add_argument("-c", "--config", required=True, help="the node's config (TOML): its data_dir and genesis")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("devnet", help="run a local N-node network on 127.0.0.1 until Ctrl-C/SIGTERM")
     p.add_argument("--nodes", type=int, default=4, help="validators (default 4); fixed once DIR exists")

@@ -38,7 +38,7 @@ from .config import NodeConfig
 from .consensus import (
     BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
 )
-from .consensus.core import Equivocation
+from .consensus.core import ROUND_WINDOW, Equivocation
 from .consensus.messages import decode_message
 from .equivocation import encode_pair
 from .storage import EVIDENCE_MAX
@@ -50,13 +50,17 @@ from .mempool import Mempool
 from .net import Faults, PeerNetwork
 from .outcomes import Outcomes
 from .records import Envelope, check_registered, check_signer, decode_envelope
-from .service import Backpressure, Location, Outcome, Rejection, Submitted, locate_in
+from .service import Backpressure, CatchingUp, Location, Outcome, Rejection, Submitted, locate_in
 from .storage import Store
 
 log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
 SCRUB_EVERY_MS = 100  # the background scrub reads one committed block this often
+REGOSSIP_MAX_RECORDS = 500  # oldest records sent again when nothing committed for a round timeout
+# Rules a record breaks when something it depends on is not there yet: on a node that
+# is behind, that is no verdict (the network may have it committed).
+DEPENDENCY_RULES = frozenset(["ref.known", "cert.issued", "dataset.published", "grant.exists"])
 PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
@@ -181,6 +185,8 @@ class Node:
         self.api_server: ApiServer | None = None
         self.ticks = 0
         self.activity = Activity(log)
+        self.regossip_ticks = max(1, self.limits.round_timeout_ms // tick)
+        self.committed_at_regossip = 0
         self.guard = PeerGuard(log)
         self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count,
                                on_damage=self._damaged)
@@ -207,6 +213,11 @@ class Node:
         return True
 
     def _on_peer_message(self, peer: int, msg: Message) -> None:
+        if msg.sender != peer:
+            # nobody relays another validator's messages (each re-sends its own), and a
+            # relayed copy with other unsigned parts could claim the genuine one's slot
+            self.count("relayed_dropped")
+            return
         size = message_bytes(msg)
         if self.guard.admit(peer, size) and not self._post(("msg", peer, msg, size)):
             self.guard.done(peer, size)
@@ -251,6 +262,8 @@ class Node:
                 now = now_ms()
                 self._rejected_after_admission(self.admission.recheck(now), self.replica.height)
                 self.outcomes.expire(now)
+            if self.ticks % self.regossip_ticks == 0:
+                self._regossip()
             await self._apply(self.replica.on_tick(), "round timer expired, no commit in time")
         elif kind == "records":
             self.records_event_pending = False
@@ -353,7 +366,8 @@ class Node:
         # varying its proposal gets its records checked once); anything else costs
         # us nothing beyond one verify.
         r, slot = self.replica, (msg.height, msg.round)
-        if (msg.height != r.height or msg.sender != r.primary(msg.round) or slot in self.preverified
+        if (msg.height != r.height or not r.round <= msg.round <= r.round + ROUND_WINDOW
+                or msg.sender != r.primary(msg.round) or slot in self.preverified
                 or len(self.preverified) >= PREVERIFIED_ROUNDS_MAX
                 or len(msg.block.payload) > self.genesis.block_max_records or not r.valid_signature(msg)):
             return
@@ -454,6 +468,22 @@ class Node:
         else:
             self.activity.live(header.height)
             self.activity.committed(header.height, len(ids), qc.round)
+
+    def _regossip(self) -> None:
+        """Nothing committed for a round timeout while records wait here: send the oldest
+        again. Gossip is sent once, at admission; if it was lost or refused (a peer that
+        was behind), f or fewer nodes hold the records and no round change ever gathers
+        for them (docs/consensus.md): the primary must hear of them."""
+        committed = self.counters.get("blocks_committed", 0)
+        if self.mempool and committed == self.committed_at_regossip:
+            raws = [env.raw for env in self.mempool.oldest(REGOSSIP_MAX_RECORDS)]
+            self.net.gossip(raws)
+            self.count("records_regossiped", len(raws))
+        self.committed_at_regossip = committed
+
+    def _behind(self) -> bool:
+        """Does this node know it has not applied every committed block yet?"""
+        return self.store.height < self.peer_height or bool(self.catchup.asked)
 
     def _rejected_after_admission(self, failed: Failed, height: int) -> None:
         """Records that left the mempool without committing: answer their waiters and
@@ -558,9 +588,10 @@ class Node:
                     continue
                 if abs(item.record.ts - now) > window:
                     raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
-                self.admission.admit(item, rule_time)
+                self._admit_one(item, rule_time)
             except (InvalidInput, Backpressure) as exc:
-                self.reject(exc.code if isinstance(exc, InvalidInput) else "mempool_full")
+                self.reject(exc.code if isinstance(exc, InvalidInput) else
+                            "catching_up" if isinstance(exc, CatchingUp) else "mempool_full")
                 results[k] = _kept(exc)
                 continue
             added.append(item.raw)
@@ -570,6 +601,15 @@ class Node:
                 self.net.gossip(added)
             self._notify_records()
         return [r for r in results if r is not None]
+
+    def _admit_one(self, env: Envelope, rule_time: int) -> None:
+        try:
+            self.admission.admit(env, rule_time)
+        except InvalidInput as exc:
+            if exc.rule in DEPENDENCY_RULES and self._behind():
+                raise CatchingUp(f"this node is catching up (height {self.store.height} of {self.peer_height}) "
+                                   f"and cannot judge this record yet ({exc.message}): retry shortly") from None
+            raise
 
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
         return await self._admit(raws, gossip=True)

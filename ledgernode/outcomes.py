@@ -101,8 +101,9 @@ class Outcomes:
                 if fut is not None and not fut.done():
                     fut.cancel()
                 self._drop_waiter(rid, fut)
-        if any(fut is not None and fut.done() and not fut.cancelled() and fut.exception() is not None
-               for fut in futures):
+        failed = [fut.exception() is not None for fut in futures  # every one retrieved: no "never
+                  if fut is not None and fut.done() and not fut.cancelled()]  # retrieved" warnings
+        if any(failed):
             raise _shutting_down()
         return [outcome if fut is None else (fut.result() if fut.done() and not fut.cancelled() else None)
                 for outcome, fut in zip(known, futures)]

@@ -23,6 +23,10 @@ class Backpressure(Exception):
         self.retry_after_s = retry_after_s
 
 
+class CatchingUp(Backpressure):
+    """The node is behind the network and cannot judge a record's dependencies yet (503)."""
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a committed record sits."""

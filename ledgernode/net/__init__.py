@@ -85,6 +85,7 @@ PEER_PATH = "/v1/peer"
 IDLE_CHECK_S = 1.0
 LISTEN_BACKLOG = 128  # connections the kernel queues before we accept them (aiohttp's default)
 REFUSED_LINE_S = 10.0
+INBOUND_LINKS_PER_VALIDATOR_MAX = 2  # authenticated links one validator may hold to us at once
 
 
 def auth_bytes(chain: str, signer: int, other: int, their_nonce: bytes, my_nonce: bytes) -> bytes:
@@ -496,6 +497,13 @@ class PeerNetwork:
             # behind the gate, a refused connection counts as unauthenticated until it has closed
             if admitted_here:
                 self.preauth.leave(transport)
+        if self.inbound.get(peer, 0) >= INBOUND_LINKS_PER_VALIDATOR_MAX:
+            # a validator needs one link to us (two while a redial overlaps a dying one);
+            # more would only let one key spend our file descriptors and memory
+            self.count("peer_links_over_cap")
+            await ws.close(code=4002, message=b"too many links from this validator")
+            self.inbound_ws.discard(ws)
+            return ws
         self.inbound[peer] = self.inbound.get(peer, 0) + 1
         try:
             async for frame in ws:

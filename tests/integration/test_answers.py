@@ -4,6 +4,7 @@ Records that cannot commit make no block."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -121,3 +122,23 @@ def test_sigterm_answers_waiting_clients_and_stops_promptly(tmp_path_factory: py
         assert code == 0
     finally:
         c.stop_all()
+
+
+def test_a_record_whose_gossip_was_lost_still_commits(cluster: Cluster) -> None:
+    """Node 2 is cut off when a record reaches it, so its one gossip of the record is lost
+    and only it holds the record; once the links are back it sends its oldest waiting
+    records again and the record commits (f or fewer holders gather no round change)."""
+    def faults(spec: dict[str, Any]) -> None:
+        status, doc = cluster.request(2, "POST", "/v1/debug/faults", json.dumps(spec).encode())
+        assert status == 200, doc
+
+    faults({"partition": [[2], [0, 1, 3]]})
+    try:
+        status, doc = cluster.submit(2, cluster.record("lonely"))
+        assert status == 202, (status, doc)
+    finally:
+        faults({})
+    rid = doc["id"]
+    wait_until("the lonely record to commit", lambda: (
+        cluster.request(0, "GET", f"/v1/records/{rid}")[1].get("status") == "committed",
+        cluster.request(2, "GET", f"/v1/records/{rid}")[1].get("status")))

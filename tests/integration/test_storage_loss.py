@@ -94,28 +94,28 @@ def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -
     assert "its signing state is gone: it votes again from height" in log, log[-2000:]
 
 
-def _restart_until_healed(c: Cluster, load: Acked) -> str:
+def _restart_until_healed(c: Cluster, said: tuple[str, ...]) -> str:
     """Start the victim; if it stops on damage it found reading, start it again (as devnet
-    does); return its log once it has moved its store aside."""
+    does); return its log once it has said one of `said` (what it found, in words)."""
     path = c.root / f"node{VICTIM}" / "node.log"
     for _ in range(3):
         c.start(VICTIM)
 
         def state() -> tuple[bool, Any]:
             text = path.read_text()
-            return "moved aside" in text or c.procs[VICTIM].poll() is not None, c.procs[VICTIM].poll()
+            return any(s in text for s in said) or c.procs[VICTIM].poll() is not None, c.procs[VICTIM].poll()
 
         wait_until("the damage to be found", state)
-        if "moved aside" in path.read_text():
+        if any(s in path.read_text() for s in said):
             return path.read_text()
         c.procs.pop(VICTIM).wait()
     raise AssertionError(f"node {VICTIM} never healed: {path.read_text()[-3000:]}")
 
 
-def _heal(c: Cluster, load: Acked) -> None:
-    _restart_until_healed(c, load)
+def _heal(c: Cluster, load: Acked, said: tuple[str, ...] = ("moved aside",)) -> None:
+    _restart_until_healed(c, said)
     c.kill(VICTIM, signal.SIGTERM)
-    heal_and_check(c, load, "moved aside")
+    heal_and_check(c, load, "")
 
 
 def test_flipped_bytes_in_a_table_heal_by_re_syncing(cluster: Cluster) -> None:
@@ -141,4 +141,6 @@ def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
     cluster.start(VICTIM)
     cluster.kill(VICTIM, signal.SIGTERM)
     (cluster.root / f"node{VICTIM}" / "data" / "ledger" / "CURRENT").unlink()
-    _heal(cluster, load)
+    # LevelDB then either keeps a head over a hole (found at open: moved aside) or starts
+    # empty (the signing state's high-water mark says the store is behind): both in words
+    _heal(cluster, load, ("moved aside", "behind what this node committed before"))
