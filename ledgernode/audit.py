@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import records
 from .client import ApiError, Client, TransportError
 from .devnet import write_atomic
 from .times import parse_time_ms

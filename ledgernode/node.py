@@ -25,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from . import codec, crypto, equivocation, genesis as genesis_mod
 from .activity import Activity
@@ -49,7 +49,8 @@ from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .net import Faults, PeerNetwork
 from .outcomes import Outcomes
-from .records import Envelope, check_registered, check_signer, decode_envelope
+from .records import Envelope
+from .verification import Verification, kept
 from .service import Backpressure, CatchingUp, Location, Outcome, Rejection, Submitted, locate_in
 from .storage import Store
 
@@ -65,37 +66,13 @@ PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per 
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
-VERIFY_CHUNK = 128  # records per thread-pool task
-VERIFIED_CACHE_MAX = 100_000
 # Cyclic GC: every record makes a handful of short-lived containers, and with
 # CPython's default first threshold (700) records waiting a second or two in
 # the mempool were promoted and rescanned by full collections (about a tenth
 # of the node's Python time under load). The hot path forms no cycles (the
-# rejections it keeps in lists are stored bare, see `_kept`), so collect the
+# rejections it keeps in lists are stored bare, see `verification.kept`), so collect the
 # young generation 50x less often.
 GC_GEN0_OBJECTS = 50_000
-_E = TypeVar("_E", bound=BaseException)
-
-
-def _kept(exc: _E) -> _E:
-    """`exc` as kept in a result list: without its traceback and chained exceptions,
-    whose frames reference that list back and would make a cycle only the (rarely
-    run) collector frees."""
-    exc.__context__ = exc.__cause__ = None
-    return exc.with_traceback(None)
-
-
-def _check_signers(envs: list[Envelope], genesis: genesis_mod.Genesis) -> list[InvalidInput | None]:
-    """Runs on a worker thread: check_signer for each envelope (None when it passes)."""
-    out: list[InvalidInput | None] = []
-    for env in envs:
-        try:
-            check_signer(env, genesis)
-            out.append(None)
-        except InvalidInput as exc:
-            out.append(_kept(exc))
-    return out
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -166,9 +143,8 @@ class Node:
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
-        self.verified: dict[bytes, Envelope] = {}  # block records verified off-loop, this height
         threads = self.limits.verify_threads or os.cpu_count() or 1
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
+        self.verification = Verification(self.genesis, self.mempool, threads, self.count)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
@@ -372,55 +348,7 @@ class Node:
                 or len(msg.block.payload) > self.genesis.block_max_records or not r.valid_signature(msg)):
             return
         self.preverified.add(slot)
-        await self._verify_ahead(msg.block.payload)
-
-    async def _verify_ahead(self, payload: tuple[bytes, ...]) -> None:
-        """Verify on the worker threads the records we never admitted ourselves, for
-        `_envelopes` to find in `self.verified`."""
-        unknown = [raw for raw in payload if self.mempool.by_raw(raw) is None and raw not in self.verified]
-        if not unknown:
-            return
-        for raw, result in zip(unknown, await self._decode_and_verify(unknown)):
-            if isinstance(result, Envelope) and len(self.verified) < VERIFIED_CACHE_MAX:
-                self.verified[raw] = result
-
-    async def _decode_and_verify(self, raws: list[bytes]) -> list[Envelope | InvalidInput]:
-        """Decode here, verify signatures in chunks on the thread pool (libsodium frees the GIL)."""
-        decoded: list[Envelope | InvalidInput] = []
-        for raw in raws:
-            try:
-                decoded.append(decode_envelope(raw, self.genesis))
-            except InvalidInput as exc:
-                decoded.append(_kept(exc))
-        envs = [(i, e) for i, e in enumerate(decoded) if isinstance(e, Envelope)]
-        self.count("signatures_checked", len(envs))
-        loop = asyncio.get_running_loop()
-        chunks = [envs[k: k + VERIFY_CHUNK] for k in range(0, len(envs), VERIFY_CHUNK)]
-        results = await asyncio.gather(*(loop.run_in_executor(self.pool, _check_signers, [e for _, e in c],
-                                                               self.genesis) for c in chunks))
-        for chunk, verdicts in zip(chunks, results):
-            for (i, _), verdict in zip(chunk, verdicts):
-                if verdict is not None:
-                    decoded[i] = verdict
-        return decoded
-
-    def _envelopes(self, payload: tuple[bytes, ...], certified: bool = False) -> tuple[Envelope, ...]:
-        """Decode a block's envelopes; verify signatures only for records nobody verified yet,
-        and not at all in a `certified` block: a QC means Q validators, f + 1 of them honest,
-        checked every signature in it (docs/consensus.md, catch-up). Keys and roles are
-        checked either way."""
-        out = []
-        for raw in payload:
-            env = self.mempool.by_raw(raw) or self.verified.get(raw)
-            if env is None:
-                env = decode_envelope(raw, self.genesis)
-                if certified:
-                    check_registered(env, self.genesis)
-                else:
-                    self.count("signatures_checked")
-                    check_signer(env, self.genesis)
-            out.append(env)
-        return tuple(out)
+        await self.verification.verify_ahead(msg.block.payload)
 
     def _validate(self, block: BlockData, certified: bool = False) -> bool:
         """Judge a block by our rules; a `certified` one (its QC checked) without record
@@ -430,7 +358,7 @@ class Node:
             cached = self.checked.get(header.block_hash)
             if cached is not None:  # same header hash; the records must be the same too
                 return block.payload == tuple(env.raw for env in cached.block.envelopes)
-            full = Block(header, self._envelopes(block.payload, certified))
+            full = Block(header, self.verification.envelopes(block.payload, certified))
             checked = check_block(full, self.store.head(), self.view, self.store.frontier,
                                   self.genesis, now_ms=None if certified else now_ms(), sigs_checked=True)
         except InvalidInput as exc:
@@ -447,14 +375,14 @@ class Node:
             # the rules are not deterministic: stop before the next height's state is
             # persisted, so a restart still knows what we signed at this height.
             try:
-                full = Block(header, self._envelopes(block.payload))  # each one verified
+                full = Block(header, self.verification.envelopes(block.payload))  # each one verified
                 checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis,
                                       sigs_checked=True)
             except InvalidInput as exc:
                 raise NodeFailed(f"certified block {header.height} fails our rules: {exc}") from exc
         await self._on_disk(self.store.commit, checked, qc)
         self.checked.clear()
-        self.verified.clear()
+        self.verification.verified.clear()
         self.preverified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
         failed = self.admission.committed(checked, self._block_cap(), max(now_ms(), header.time + 1))
@@ -571,7 +499,7 @@ class Node:
             results.append(Submitted(env, None) if env is not None else None)
             if env is None:
                 fresh.append(raw)
-        checked = iter(await self._decode_and_verify(fresh))
+        checked = iter(await self.verification.decode_and_verify(fresh))
         added, window, now = [], self.genesis.record_ts_window_ms, now_ms()
         head = self.store.head()
         rule_time = now if head is None else max(now, head.time + 1)  # as the next block's builder would
@@ -592,7 +520,7 @@ class Node:
             except (InvalidInput, Backpressure) as exc:
                 self.reject(exc.code if isinstance(exc, InvalidInput) else
                             "catching_up" if isinstance(exc, CatchingUp) else "mempool_full")
-                results[k] = _kept(exc)
+                results[k] = kept(exc)
                 continue
             added.append(item.raw)
             results[k] = Submitted(item, None)
@@ -736,7 +664,7 @@ class Node:
         await self.net.stop()
         if self.api_server is not None:
             await self.api_server.stop()
-        self.pool.shutdown(wait=True)
+        self.verification.shutdown()
         self.reader.shutdown(wait=True)
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
         self.store.close()

@@ -36,7 +36,7 @@ from .errors import InvalidInput
 from .evidence import FORMAT
 from .genesis import GENESIS_MAX_BYTES, Genesis, Signer, parse, strict_object
 from .records import ENVELOPE_LIMITS, Envelope, check_signer, decode_envelope, record_id_of
-from .times import utc_short, utc_text
+from .times import utc_text
 
 BUNDLE_MAX_BYTES = 4 << 20
 # A certificate page holds the bundle (indented, non-ASCII escaped) and its rendering.

@@ -20,9 +20,10 @@ from .blocks import Header
 from .derive import certificate_status, dataset_grants
 from .genesis import Genesis
 from .records import Envelope
+from .times import utc_short
 from .verify import (
     RECORD, CheckFailed, Unusable, Verdict, Where, certify, clean, describe, hash_list, header_of, included,
-    plural, run_checks, signed_record, utc_short,
+    plural, run_checks, signed_record,
 )
 
 ANSWER_RECORDS_MAX = 10_000
