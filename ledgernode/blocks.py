@@ -217,6 +217,17 @@ def _append_all(frontier: merkle.Frontier, envs: tuple[Envelope, ...]) -> list[t
     return nodes
 
 
+def payload_matches(header: Header, frontier: merkle.Frontier, payload: tuple[bytes, ...]) -> bool:
+    """Do these envelope bytes make the header's log (size and root) on top of `frontier`?
+    Hashing only: a cheap test before anything is spent on the records' signatures."""
+    if header.log_start != frontier.size or header.log_size != frontier.size + len(payload):
+        return False
+    grown = frontier.copy()
+    for raw in payload:
+        grown.append(merkle.leaf_hash(raw))
+    return grown.root() == header.log_root
+
+
 def check_block(
     block: Block,
     parent: Header | None,

@@ -33,7 +33,9 @@ from .catchup import CatchUp
 from .admission import Admission, Failed
 from .api import make_app, render_rejected
 from .api.server import ApiServer, serve_api
-from .blocks import ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc
+from .blocks import (
+    ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc, payload_matches,
+)
 from .config import NodeConfig
 from .consensus import (
     BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
@@ -348,6 +350,12 @@ class Node:
                 or len(msg.block.payload) > self.genesis.block_max_records or not r.valid_signature(msg)):
             return
         self.preverified.add(slot)
+        try:
+            header = decode_header(msg.block.header)
+        except InvalidInput:
+            return
+        if not payload_matches(header, self.store.frontier, msg.block.payload):
+            return  # not the records the header names: the replica refuses it, no signature spent
         await self.verification.verify_ahead(msg.block.payload)
 
     def _validate(self, block: BlockData, certified: bool = False) -> bool:

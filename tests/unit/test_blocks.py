@@ -28,6 +28,7 @@ from ledgernode.blocks import (
     check_qc,
     decode_header,
     decode_qc,
+    payload_matches,
     qc_from_json,
     qc_from_wire,
     vote_bytes,
@@ -644,3 +645,16 @@ def test_malformed_wire_qcs_raise_invalid_qc(certified) -> None:  # type: ignore
     with pytest.raises(InvalidInput) as info:
         decode_qc(codec.encode({**good, "extra": 1}))
     assert info.value.code == "invalid_qc"
+
+
+def test_payload_matches_only_the_records_the_header_names(store: Store) -> None:
+    parent = store.head()
+    envs = [decode_envelope(r, G) for r in (notarize(subject="PM-1"), notarize(subject="PM-2"))]
+    checked, _ = build_block(envs, parent, store, store.frontier, G, parent.time + 1, 0)
+    header, raws = checked.block.header, tuple(e.raw for e in envs)
+    assert payload_matches(header, store.frontier, raws)
+    assert not payload_matches(header, store.frontier, raws[::-1])  # order matters
+    assert not payload_matches(header, store.frontier, raws[:1])
+    assert not payload_matches(header, store.frontier, raws + raws[:1])
+    tampered = raws[0][:-1] + bytes([raws[0][-1] ^ 1])
+    assert not payload_matches(header, store.frontier, (tampered, raws[1]))
