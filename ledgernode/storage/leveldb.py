@@ -80,7 +80,7 @@ class LevelKV:
             if _is_lock_error(exc):
                 raise StoreLocked(locked_message(path)) from None
             raise StoreLocked(f"cannot open LevelDB at {path}: {_message(exc)}") from None
-        except plyvel.Error as exc:  # CorruptionError: a damaged table, log or manifest
+        except plyvel.CorruptionError as exc:  # a damaged table, log or manifest
             raise StoreCorrupt(f"LevelDB at {path} is damaged: {_message(exc)}") from None
         self.path = Path(path)
         # Called (on the reading thread) with the error before it is raised, so the node
@@ -99,6 +99,9 @@ class LevelKV:
         tmp.write_text(f"{os.getpid()}\n", encoding="ascii")
         os.replace(tmp, self._owner)
 
+    # Only CorruptionError means damaged bytes. An IOError (disk full, too many open
+    # files) is a condition of the host: it stops the node as it is, and must never
+    # make it move a good store aside.
     def _corrupt(self, exc: plyvel.Error) -> StoreCorrupt:
         err = StoreCorrupt(f"LevelDB at {self.path} is damaged: {_message(exc)}")
         if self.on_corrupt is not None:
@@ -108,22 +111,25 @@ class LevelKV:
     def get(self, key: bytes, verify: bool = False) -> bytes | None:
         try:
             return self._db.get(key, verify_checksums=verify)
-        except plyvel.Error as exc:  # a checksum mismatch in a table, found on read
+        except plyvel.CorruptionError as exc:  # a checksum mismatch in a table, found on read
             raise self._corrupt(exc) from None
 
     def write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes], sync: bool) -> None:
-        with self._db.write_batch(sync=sync, transaction=True) as batch:
-            for key, value in puts:
-                batch.put(key, value)
-            for key in deletes:
-                batch.delete(key)
+        try:
+            with self._db.write_batch(sync=sync, transaction=True) as batch:
+                for key, value in puts:
+                    batch.put(key, value)
+                for key in deletes:
+                    batch.delete(key)
+        except plyvel.CorruptionError as exc:  # a background compaction met damage: every write fails now
+            raise self._corrupt(exc) from None
 
     def scan(self, start: bytes, stop: bytes, verify: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """`verify`: check every block's checksum (the scrub), and keep it out of the cache."""
         try:
             with self._db.iterator(start=start, stop=stop, verify_checksums=verify, fill_cache=not verify) as it:
                 yield from it
-        except plyvel.Error as exc:
+        except plyvel.CorruptionError as exc:
             raise self._corrupt(exc) from None
 
     def close(self) -> None:
