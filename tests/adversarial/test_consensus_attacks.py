@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,7 @@ from ledgernode.consensus import BlockData, Blocks, FetchBlocks, Message, Prepar
 from ledgernode.consensus.messages import signing_bytes
 from ledgernode.net import PEER_PATH, PeerNetwork
 
-from tests.integration.procs import Cluster, wait_until
+from tests.integration.procs import Cluster, SteadyClient, wait_until
 
 ATTACKER = 3
 TARGET = 0
@@ -62,33 +61,6 @@ def metric(c: Cluster, node: int, event: str) -> int:
         text = resp.read().decode()
     m = re.search(rf'^ledgernode_events_total{{event="{event}"}} (\d+)$', text, re.M)
     return int(m.group(1)) if m else 0
-
-
-class SteadyClient:
-    """Submits one record at a time with ?wait=1 to the honest nodes; keeps latencies."""
-
-    def __init__(self, c: Cluster) -> None:
-        self.c, self.latencies, self.failures = c, [], []  # type: ignore[var-annotated]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            start = time.monotonic()
-            status, doc = self.c.submit(n % 3, self.c.record(f"steady-{n}"), wait=True)
-            if status != 200 or doc.get("status") != "committed":
-                self.failures.append((status, doc))
-            self.latencies.append(time.monotonic() - start)
-
-    def finish(self) -> list[float]:
-        self.stop.set()
-        self.thread.join(timeout=REQUEST_TIMEOUT_S * 2)
-        assert not self.thread.is_alive(), "the steady client's last request never returned"
-        assert not self.failures, self.failures[:3]
-        return self.latencies
 
 
 class Impostor:
@@ -186,7 +158,9 @@ def test_blocks_with_forged_certificates_cost_little(cluster: Cluster) -> None:
                 peak = max(peak, rss_bytes(cluster, TARGET))
         await loop.run_in_executor(None, wait_until, "ten records to commit during and after the attack",
                                    lambda: (len(client.latencies) >= 10, len(client.latencies)))
-        return peak, client.finish()
+        client.finish()
+        assert not client.failures, client.failures[:3]
+        return peak, client.latencies
 
     peak, latencies = asyncio.run(attack())
     checked = metric(cluster, TARGET, "signatures_checked") - checked_before
@@ -222,7 +196,9 @@ def test_a_flood_of_fetch_requests_does_not_stall_commits(cluster: Cluster) -> N
             return answers
 
     answers = asyncio.run(attack())
-    latencies = client.finish()
+    client.finish()
+    assert not client.failures, client.failures[:3]
+    latencies = client.latencies
     print(f"fetch flood: {answers} answers of {metric(cluster, 1, 'fetch_served')} served, "
           f"{metric(cluster, 1, 'fetch_merged')} merged, {metric(cluster, 1, 'fetch_paced')} paced; "
           f"{len(latencies)} records, max latency {max(latencies):.2f} s")

@@ -21,12 +21,12 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from ledgernode import net
-from tests.integration.procs import Cluster, wait_until
+from tests.integration.procs import Cluster, SteadyClient, wait_until
 
 ATTACKED = 0  # the node whose peer port is attacked
 CLIENT_NODE = 1  # where the steady client submits
@@ -90,43 +90,6 @@ class RssSampler:
         self.last = rss_bytes(self.pid)
         self.peak = max(self.peak, self.last)
         return {"first_mb": self.first / 2**20, "peak_mb": self.peak / 2**20, "last_mb": self.last / 2**20}
-
-
-class SteadyClient:
-    """One thread submitting records to CLIENT_NODE with ?wait=1, one at a time, timing each."""
-
-    def __init__(self, c: Cluster) -> None:
-        self.c = c
-        self.latencies: list[float] = []
-        self.failures: list[Any] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        path = f"/v1/records?wait=1&timeout_ms={int(COMMIT_WITHIN_S * 1000)}"
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            start = time.monotonic()
-            try:
-                status, doc = self.c.request(CLIENT_NODE, "POST", path, self.c.record(f"steady-{n}"),
-                                             "application/msgpack")
-            except OSError as exc:
-                self.failures.append(repr(exc))
-                continue
-            elapsed = time.monotonic() - start
-            if status == 200 and doc.get("status") == "committed":
-                self.latencies.append(elapsed)
-            else:
-                self.failures.append((status, doc, round(elapsed, 2)))
-
-    def finish(self) -> dict[str, Any]:
-        self.stop.set()
-        self.thread.join(timeout=COMMIT_WITHIN_S + 30)
-        assert not self.thread.is_alive(), "the steady client's last request never ended"
-        return {"committed": len(self.latencies), "max_latency_s": round(max(self.latencies, default=0), 2),
-                "failures": self.failures[-3:]}
 
 
 def metrics(c: Cluster, i: int) -> dict[str, int]:
@@ -228,7 +191,7 @@ async def test_huge_first_frames_and_idle_connections_neither_exhaust_nor_stall_
     pid = cluster.procs[ATTACKED].pid
     before = progress(cluster)
     counted_before = refusals(metrics(cluster, ATTACKED))
-    steady = SteadyClient(cluster)
+    steady = SteadyClient(cluster, nodes=(CLIENT_NODE,), wait_ms=int(COMMIT_WITHIN_S * 1000))
     sampler = RssSampler(pid)
     try:
         deadline = time.monotonic() + ATTACK_MAX_S
@@ -238,7 +201,8 @@ async def test_huge_first_frames_and_idle_connections_neither_exhaust_nor_stall_
         endings = await idle_task
     finally:
         rss = sampler.finish()
-        load = steady.finish()
+        steady.finish()
+        load = steady.summary()
     after = progress(cluster)
     held = sum(1 for how, _ in endings if how == "held")
     report = {"rss": {k: round(v, 1) for k, v in rss.items()}, "big_frame_bytes_taken": taken,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -173,3 +174,46 @@ class Cluster:
 
     def block_hashes(self, i: int, upto: int) -> list[str]:
         return [self.get(i, f"/v1/blocks/{h}")["qc"]["block_hash"] for h in range(1, upto + 1)]
+
+
+class SteadyClient:
+    """One thread submitting one record at a time with ?wait=1 to nodes 0-2 (in
+    turn), keeping the ids acknowledged as committed, each submission's latency, and
+    what failed (an HTTP answer other than committed, or a connection error)."""
+
+    def __init__(self, c: Cluster, tag: str = "steady", nodes: tuple[int, ...] = (0, 1, 2),
+                 wait_ms: int | None = None) -> None:
+        self.c, self.tag, self.nodes = c, tag, nodes
+        self.path = "/v1/records?wait=1" + (f"&timeout_ms={wait_ms}" if wait_ms is not None else "")
+        self.ids: list[str] = []
+        self.latencies: list[float] = []
+        self.failures: list[Any] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            start = time.monotonic()
+            try:
+                status, doc = self.c.request(self.nodes[n % len(self.nodes)], "POST", self.path,
+                                             self.c.record(f"{self.tag}-{n}"), "application/msgpack")
+            except OSError as exc:  # a node being restarted
+                self.failures.append(repr(exc))
+                continue
+            if status == 200 and doc.get("status") == "committed":
+                self.ids.append(doc["id"])
+            else:
+                self.failures.append((status, doc))
+            self.latencies.append(time.monotonic() - start)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=REQUEST_TIMEOUT_S * 2)
+        assert not self.thread.is_alive(), "the steady client's last request never returned"
+
+    def summary(self) -> dict[str, Any]:
+        return {"committed": len(self.ids), "max_latency_s": round(max(self.latencies, default=0), 2),
+                "failures": self.failures[-3:]}

@@ -7,10 +7,8 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 
 from ledgernode import codec, crypto
 from ledgernode.aio import ClientSession, WSMsgType
@@ -22,16 +20,6 @@ WS_TIMEOUT_S = 60.0  # bounds a wait for a node's answer; it is not a speed requ
 PROGRESS = 5  # records acknowledged as committed that prove the network moved on
 STEADY_RECORDS = 100  # acknowledged records that make a steady load (the old 5 s of load made more than 20)
 MISSED_BLOCKS = 20  # blocks a node misses while it is down or cut off, so that it must catch up
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        c.start_all()
-        yield c
-    finally:
-        c.stop_all()
 
 
 class Load:

@@ -7,60 +7,21 @@ from __future__ import annotations
 
 import shutil
 import signal
-import threading
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 
-from .procs import Cluster, wait_until
+from .procs import Cluster, SteadyClient, wait_until
 
 VICTIM = 3
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        c.start_all()
-        yield c
-    finally:
-        c.stop_all()
-
-
-class Acked:
-    """Records acknowledged as committed by the honest nodes, one at a time."""
-
-    def __init__(self, c: Cluster) -> None:
-        self.c, self.ids, self.errors = c, [], []  # type: ignore[var-annotated]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            n += 1
-            try:
-                status, doc = self.c.submit(n % 3, self.c.record(f"acked-{n}"), wait=True)
-            except OSError as exc:
-                self.errors.append(repr(exc))
-                continue
-            if status == 200:
-                self.ids.append(doc["id"])
-
-    def finish(self) -> list[str]:
-        self.stop.set()
-        self.thread.join(timeout=120)
-        return list(self.ids)
-
-
-def heal_and_check(c: Cluster, load: Acked, lost: str) -> None:
+def heal_and_check(c: Cluster, load: SteadyClient, lost: str) -> None:
     c.start(VICTIM)
     log = (c.root / f"node{VICTIM}" / "node.log").read_text()
     assert lost in log, log[-2000:]
     wait_until("ten more acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
-    ids = load.finish()
+    load.finish()
+    ids = list(load.ids)
     head = c.get(0, "/v1/status")["height"]
     wait_until(f"node {VICTIM} to catch up to height {head}", lambda: (
         c.get(VICTIM, "/v1/status")["height"] >= head, c.heights()))
@@ -77,7 +38,7 @@ def heal_and_check(c: Cluster, load: Acked, lost: str) -> None:
 
 
 def test_a_wiped_ledger_is_caught_up_with_the_signing_state_kept(cluster: Cluster) -> None:
-    load = Acked(cluster)
+    load = SteadyClient(cluster, "acked")
     wait_until("ten acknowledged records", lambda: (len(load.ids) >= 10, len(load.ids)))
     cluster.kill(VICTIM)
     shutil.rmtree(cluster.root / f"node{VICTIM}" / "data" / "ledger")
@@ -85,7 +46,7 @@ def test_a_wiped_ledger_is_caught_up_with_the_signing_state_kept(cluster: Cluste
 
 
 def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -> None:
-    load = Acked(cluster)
+    load = SteadyClient(cluster, "acked")
     wait_until("ten acknowledged records", lambda: (len(load.ids) >= 10, len(load.ids)))
     cluster.kill(VICTIM)
     shutil.rmtree(cluster.root / f"node{VICTIM}" / "data")
@@ -112,14 +73,14 @@ def _restart_until_healed(c: Cluster, said: tuple[str, ...]) -> str:
     raise AssertionError(f"node {VICTIM} never healed: {path.read_text()[-3000:]}")
 
 
-def _heal(c: Cluster, load: Acked, said: tuple[str, ...] = ("moved aside",)) -> None:
+def _heal(c: Cluster, load: SteadyClient, said: tuple[str, ...] = ("moved aside",)) -> None:
     _restart_until_healed(c, said)
     c.kill(VICTIM, signal.SIGTERM)
     heal_and_check(c, load, "")
 
 
 def test_flipped_bytes_in_a_table_heal_by_re_syncing(cluster: Cluster) -> None:
-    load = Acked(cluster)
+    load = SteadyClient(cluster, "acked")
     wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
     cluster.kill(VICTIM, signal.SIGTERM)
     cluster.start(VICTIM)  # reopening turns its log into a table file
@@ -135,7 +96,7 @@ def test_flipped_bytes_in_a_table_heal_by_re_syncing(cluster: Cluster) -> None:
 
 
 def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
-    load = Acked(cluster)
+    load = SteadyClient(cluster, "acked")
     wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
     cluster.kill(VICTIM, signal.SIGTERM)
     cluster.start(VICTIM)
