@@ -573,6 +573,7 @@ class Node:
         return {
             "chain_id": self.genesis.chain_id, "index": self.cfg.index,
             "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
+            "ticks": self.ticks, "round_timeout_ticks": r.timeout_ticks(),
             "log_size": self.store.log_size, "mempool": len(self.mempool),
             "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),
             "peers": {str(k): v for k, v in self.net.peer_states().items()},

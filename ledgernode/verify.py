@@ -132,7 +132,7 @@ def run_checks(verdict: Verdict, steps: list[Step]) -> bool:
 
 def clean(text: Any) -> str:
     """`text` for one line of a terminal: control characters (a record's subject or body is
-    untrusted, and a newline in it could fake a verdict line) shown as \\uXXXX."""
+    untrusted, and a newline in it could fake a verdict line) shown as a \\u escape (four hex digits)."""
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(text))
 
 
