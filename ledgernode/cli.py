@@ -127,6 +127,52 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.whole else 1
 
 
+def _peer_blocks(urls: list[str]) -> Any:
+    """storage/repair.py's `fetch`: block h from the first of these APIs that gives it
+    (repair checks it; an answer that does not even parse counts as not given)."""
+    import base64
+    import binascii
+
+    from . import client as sdk
+    from .blocks import qc_from_json
+
+    clients = [sdk.Client(url) for url in urls]
+
+    def fetch(height: int) -> Any:
+        for c in clients:
+            try:
+                doc = c.block(height)
+                return (base64.b64decode(doc["header"], validate=True), qc_from_json(doc["qc"]),
+                        tuple(base64.b64decode(e, validate=True) for e in doc["envelopes"]))
+            except (sdk.ClientError, InvalidInput, KeyError, TypeError, binascii.Error) as exc:
+                print(f"repair: block {height} from {c.api_url}: {exc}", file=sys.stderr)
+        return None
+    return fetch
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Rebuild a stopped node's store block by block (ledgernode/storage/repair.py): 0 rebuilt
+    to its old head, 1 rebuilt below it (the node fetches the rest), 2 unusable input."""
+    from . import config, verify
+    from .storage.damage import repair_ledger
+
+    try:
+        cfg = config.load(args.config)
+        genesis = verify.load_genesis(cfg.genesis)
+        fetch = _peer_blocks(args.peer_api) if args.peer_api else None
+        rebuilt, aside = repair_ledger(cfg.data_dir, genesis, fetch,
+                                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except config.ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (verify.Unusable, StorageError, ValueError) as exc:  # StoreLocked names the running pid; ValueError: a bad URL
+        print(f"repair: {exc}", file=sys.stderr)
+        return 2
+    print(f"repair: {rebuilt.summary()}")
+    print(f"repair: the damaged store is kept as {aside}; start the node as usual")
+    return 0 if rebuilt.complete else 1
+
+
 def cmd_devnet(args: argparse.Namespace) -> int:
     from . import devnet
 
@@ -367,6 +413,17 @@ def _add_setup_commands(sub: Any) -> None:
                               "node holds it")
     p.add_argument("-c", "--config", required=True, help="the node's config (TOML): its data_dir and genesis")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("repair", help="rebuild a stopped node's store block by block, fetching damaged "
+                                      "blocks from peers",
+                       epilog="every block is checked as catch-up checks it (QC, prev, log root, rules) before "
+                              "it is kept; the damaged store is kept beside the new one. exit codes: 0 rebuilt to "
+                              "its old head; 1 rebuilt below it (the node fetches the rest from its peers when "
+                              "it starts); 2 unusable input: config, genesis, no store, or a running node holds it")
+    p.add_argument("-c", "--config", required=True, help="the node's config (TOML): its data_dir and genesis")
+    p.add_argument("--from", dest="peer_api", action="append", default=[], metavar="URL",
+                   help="a peer's API (e.g. http://127.0.0.1:7101) to fetch damaged blocks from; repeatable")
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("devnet", help="run a local N-node network on 127.0.0.1 until Ctrl-C/SIGTERM")
     p.add_argument("--nodes", type=int, default=4, help="validators (default 4); fixed once DIR exists")

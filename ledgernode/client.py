@@ -453,6 +453,10 @@ class Client(_Core):
     def genesis(self) -> bytes:
         return self._do(self._get("/v1/genesis", raw=True))
 
+    def block(self, height: int) -> dict[str, Any]:
+        """{"height", "header", "qc", "envelopes"} of a committed block (base64 bytes)."""
+        return self._do_json(self._get(f"/v1/blocks/{_count(height, 'height', 1)}"))
+
     def status(self) -> dict[str, Any]:
         return self._do_json(self._get("/v1/status"))
 

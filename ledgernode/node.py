@@ -42,6 +42,7 @@ from .consensus import (
 )
 from .consensus.core import ROUND_WINDOW, Equivocation
 from .consensus.messages import decode_message
+from .consensus.turns import Turns
 from .equivocation import encode_pair
 from .storage import EVIDENCE_MAX
 from .storage.damage import mark_damaged, open_ledger
@@ -122,7 +123,8 @@ class Node:
         self.key = crypto.load_private_key(cfg.key_file)
         if self.key.public.raw != self.genesis.validators[cfg.index].pubkey.raw:
             raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
-        self.store, healed = open_ledger(cfg.data_dir, can_resync=self.genesis.n > 1)
+        self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=self.genesis.n > 1,
+                                         progress=lambda line: log.warning("%s", line))
         if healed is not None:
             log.warning("%s", healed)
         self.mempool = Mempool(self.limits.mempool_max_records)
@@ -143,6 +145,8 @@ class Node:
                    resend_ticks=max(1, RESEND_MS // tick),
                    fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
+            recent_proposers=tuple((h, self.store.load_header(h).proposer)
+                                   for h in Turns.window(self.genesis.n, self.store.height)),
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         threads = self.limits.verify_threads or os.cpu_count() or 1
@@ -573,6 +577,7 @@ class Node:
         return {
             "chain_id": self.genesis.chain_id, "index": self.cfg.index,
             "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
+            "skipped": sorted(r.suspects),  # primaries that missed their last turn (consensus/turns.py)
             "ticks": self.ticks, "round_timeout_ticks": r.timeout_ticks(),
             "log_size": self.store.log_size, "mempool": len(self.mempool),
             "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),

@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ledgernode import codec  # noqa: E402
 from tests.integration import procs  # noqa: E402
 from tests.integration.procs import Cluster  # noqa: E402
 
@@ -49,7 +50,12 @@ SIGSTOP_S = 3.0                # how long a node stays stopped
 RECONVERGE_MAX_S = 90.0        # bound on one reconvergence
 RESERVE_S = 45.0               # kept back from the deadline for the last checks and stopping
 STORAGE_RESTARTS_MAX = 3
-KINDS = ["kill-random", "kill-primary", "sigstop", "partition", "flip-table", "wipe-ledger"]
+KINDS = ["one-down-rate", "kill-random", "kill-primary", "sigstop", "partition", "flip-table", "wipe-ledger"]
+RATE_WINDOW_S = 10.0           # one block-rate measurement window
+BULK_THREADS = 2               # bulk loaders (no ?wait) that keep every mempool full while rates are measured
+BULK_BATCH = 100               # records per bulk submission
+BULK_BACKOFF_S = 0.2           # a bulk loader's pause after a 429/503 (the mempool is full: good)
+SKIP_WAIT_S = 60.0             # bound on "the dead node's turns are skipped"
 
 
 def log(msg: str) -> None:
@@ -57,7 +63,9 @@ def log(msg: str) -> None:
 
 
 class Campaign:
-    def __init__(self, root: Path, cycles: int, seconds: float, base_port: int, seed: int) -> None:
+    def __init__(self, root: Path, cycles: int, seconds: float, base_port: int, seed: int,
+                 kinds: list[str] | None = None) -> None:
+        self.kinds = kinds or KINDS
         self.t0 = time.monotonic()
         self.deadline = self.t0 + seconds
         self.cycles = cycles
@@ -82,6 +90,8 @@ class Campaign:
         self.checked: dict[int, int] = {i: 0 for i in range(N)}
         self.results: list[dict[str, Any]] = []
         self.recoveries: list[str] = []      # operator recoveries done by restore()
+        self.rates: list[dict[str, float]] = []  # one-down-rate: blocks/s and records/s, healthy and one down
+        self.bulk = threading.Event()        # set while the bulk loaders run
 
     # -- time ------------------------------------------------------------------
 
@@ -189,6 +199,32 @@ class Campaign:
     def start_client(self) -> None:
         for n in range(CLIENT_THREADS):
             t = threading.Thread(target=self._client, args=(n,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _bulk(self, n: int) -> None:
+        """Batches without ?wait while `self.bulk` is set: a saturated mempool, so the block
+        rate is what consensus allows. Its records are not checked (the steady client's are)."""
+        rng = random.Random(1000 + n)
+        while not self.stop_client.is_set():
+            if not self.bulk.wait(timeout=0.5):
+                continue
+            with self.lock:
+                live = [i for i in range(N) if i not in self.excluded and self.alive(i)]
+            if not live:
+                time.sleep(BULK_BACKOFF_S)
+                continue
+            body = codec.encode([self.c.record(f"bulk-{n}") for _ in range(BULK_BATCH)])
+            try:
+                code, _ = self.req(rng.choice(live), "POST", "/v1/records/batch", body, "application/msgpack")
+            except (OSError, ValueError):
+                code = 0
+            if code != 202 and code != 200:
+                time.sleep(BULK_BACKOFF_S)
+
+    def start_bulk(self) -> None:
+        for n in range(BULK_THREADS):
+            t = threading.Thread(target=self._bulk, args=(n,), daemon=True)
             t.start()
             self.threads.append(t)
 
@@ -333,7 +369,7 @@ class Campaign:
 
     def damage_lines(self, victim: int) -> list[str]:
         text = (self.c.root / f"node{victim}" / "node.log").read_text(errors="replace")
-        words = ("damaged", "moved aside", "Corrupt", "behind what")
+        words = ("damaged", "kept aside", "rebuilt to", "Corrupt", "behind what")
         return [ln[-220:] for ln in text.splitlines() if any(w in ln for w in words)][-4:]
 
     def fault_wipe(self, victim: int) -> float:
@@ -345,13 +381,48 @@ class Campaign:
         self.include(victim)
         return (time.monotonic() - t) + self.reconverge()
 
+    def rate(self, i: int) -> tuple[float, float]:
+        """(blocks/s, records/s) committed by node i over one RATE_WINDOW_S window."""
+        a, t = self.status(i), time.monotonic()
+        time.sleep(RATE_WINDOW_S)  # a measurement window, not a wait for a condition
+        b, dt = self.status(i), time.monotonic() - t
+        return (b["height"] - a["height"]) / dt, (b["log_size"] - a["log_size"]) / dt
+
+    def fault_one_down_rate(self, victim: int) -> float:
+        """Block rate under bulk load with all nodes up, then with `victim` killed once the
+        others skip its turns (docs/consensus.md, "A dead primary"; a node too old to show
+        `skipped` is measured at once)."""
+        watch = next(i for i in range(N) if i != victim)
+        self.bulk.set()
+        try:
+            self.wait("a full mempool", lambda: (self.status(watch)["mempool"] >= BULK_BATCH, None), 30.0)
+            healthy = self.rate(watch)
+            self.exclude(victim)
+            self.kill(victim, signal.SIGKILL)
+            t = time.monotonic()
+            self.wait(f"node {watch} to skip node {victim}'s turns",
+                      lambda: (victim in self.status(watch).get("skipped", [victim]), None), SKIP_WAIT_S)
+            skipped_after = time.monotonic() - t
+            down = self.rate(watch)
+        finally:
+            self.bulk.clear()
+        self.rates.append({"healthy_bps": healthy[0], "healthy_rps": healthy[1], "down_bps": down[0],
+                           "down_rps": down[1], "skipped_after_s": skipped_after})
+        log(f"  block rate: healthy {healthy[0]:.2f}/s ({healthy[1]:.0f} rec/s), node {victim} down "
+            f"{down[0]:.2f}/s ({down[1]:.0f} rec/s) = {100 * down[0] / max(healthy[0], 1e-9):.0f}%; "
+            f"its turns skipped {skipped_after:.1f} s after the kill")
+        t = time.monotonic()
+        self.start(victim)
+        self.include(victim)
+        return (time.monotonic() - t) + self.reconverge()
+
     def inject(self, kind: str) -> tuple[int, float]:
         p = self.primary()
         if kind == "kill-primary":
             victim = p
         else:
             victim = self.rng.choice([i for i in range(N) if i != p])
-        fn = {"kill-random": self.fault_kill, "kill-primary": self.fault_kill, "sigstop": self.fault_sigstop,
+        fn = {"one-down-rate": self.fault_one_down_rate, "kill-random": self.fault_kill, "kill-primary": self.fault_kill, "sigstop": self.fault_sigstop,
               "partition": self.fault_partition, "flip-table": self.fault_flip, "wipe-ledger": self.fault_wipe}[kind]
         return victim, fn(victim)
 
@@ -468,8 +539,9 @@ class Campaign:
         log(f"starting {N} nodes in {self.c.root}")
         self.c.start_all()
         self.start_client()
+        self.start_bulk()
         self.wait("ten acknowledged records", lambda: (len(self.acked) >= 10, len(self.acked)), 60.0)
-        for kind in KINDS:
+        for kind in self.kinds:
             with self.lock:
                 self.kind = kind
             times: list[float] = []
@@ -554,6 +626,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def rate_table(rates: list[dict[str, float]]) -> str:
+    """Medians over the one-down-rate cycles (each cycle measures both, back to back)."""
+    med = {k: statistics.median(r[k] for r in rates) for k in rates[0]}
+    ratios = [r["down_bps"] / r["healthy_bps"] for r in rates if r["healthy_bps"] > 0]
+    return "\n".join([
+        "| block rate under bulk load (median of %d cycles) | blocks/s | records/s |" % len(rates),
+        "|---|---:|---:|",
+        f"| all 4 nodes up | {med['healthy_bps']:.2f} | {med['healthy_rps']:.0f} |",
+        f"| one node down (its turns skipped) | {med['down_bps']:.2f} | {med['down_rps']:.0f} |",
+        f"| one down / healthy, blocks/s (median of per-cycle ratios) | "
+        f"{statistics.median(ratios) if ratios else float('nan'):.2f} | |",
+        f"| seconds from the kill until its turns were skipped | {med['skipped_after_s']:.1f} | |",
+    ])
+
+
 def ok(rows: list[dict[str, Any]]) -> bool:
     return bool(rows) and all(r["failures"] == [] and all(r[k] == 0 for k in ("lost", "forks", "duplicates",
                                                                              "equivocations", "down")) for r in rows)
@@ -566,7 +653,13 @@ def main() -> int:
     p.add_argument("--base-port", type=int, default=24700,
                    help="first of 8 ports on 127.0.0.1 (default 24700; 0 picks free ports)")
     p.add_argument("--seed", type=int, default=1, help="seed for choosing victims (default 1)")
+    p.add_argument("--kinds", default=",".join(KINDS),
+                   help=f"comma-separated fault kinds to run, in order (default: all of {','.join(KINDS)})")
     args = p.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        p.error(f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
 
     def on_term(signum: int, frame: Any) -> None:
         raise SystemExit(1)
@@ -576,7 +669,7 @@ def main() -> int:
     campaign: Campaign | None = None
     with tempfile.TemporaryDirectory(prefix="ledgernode-faults-") as tmp:
         try:
-            campaign = Campaign(Path(tmp), args.cycles, args.seconds, args.base_port, args.seed)
+            campaign = Campaign(Path(tmp), args.cycles, args.seconds, args.base_port, args.seed, kinds)
             campaign.run()
         except (AssertionError, RuntimeError, OSError) as exc:
             log(f"campaign aborted: {exc}")
@@ -592,6 +685,9 @@ def main() -> int:
           f"{campaign.client_errors if campaign else '-'}")
     print()
     print(table(rows))
+    if campaign is not None and campaign.rates:
+        print()
+        print(rate_table(campaign.rates))
     good = ok(rows)
     print()
     print("result: " + ("PASS" if good else "FAIL"))

@@ -128,7 +128,7 @@ SCHEMAS: dict[str, Any] = {
                       "description": "the node limit (500 records) cut the graph short; refs beyond depth are simply not followed"},
     }),
     "Status": {"type": "object", "additionalProperties": True,
-               "description": "height, round, primary, peers and their state, mempool size"},
+               "description": "height, round, primary, skipped primaries, peers and their state, mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
     "Equivocation": _obj({
         "format": {"type": "string", "enum": ["ledgernode-equivocation/1"]}, "chain_id": {"type": "string"},

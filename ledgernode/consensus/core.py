@@ -14,7 +14,8 @@ views; the primary of (h, r) is validator (h + r) % n. Quorum Q = n - f.
                           We record (r, d, block, the Q prepares) as prepared.
   commit                 Q COMMITs for (h, r, d): the COMMIT signatures are the
                           QC; the block is committed and h moves on.
-  ROUND-CHANGE(h, r+1)   when the round timer (base * 2^r ticks) expires; it
+  ROUND-CHANGE(h, r+1)   when the round timer (base * 2^r ticks; one tick if the
+                          primary missed its last turn: turns.py) expires; it
                           carries the sender's prepared round, hash, certificate
                           and block. f + 1 ROUND-CHANGEs above our round make us
                           jump to the smallest of them.
@@ -48,6 +49,7 @@ from .messages import (
     signing_bytes,
 )
 from .state import Config, Equivocation, PersistedState, Ready
+from .turns import SKIP_TICKS, Turns
 
 ROUND_WINDOW = 16  # accept messages for rounds up to our round + this
 FUTURE_MAX_PER_SENDER = 64  # buffered messages for height h + 1
@@ -79,6 +81,7 @@ class Replica:
         persisted: PersistedState | None = None,
         verify: Verifier = real_verify,
         vote_from: int = 0,
+        recent_proposers: tuple[tuple[int, int], ...] = (),
     ) -> None:
         g = cfg.genesis
         assert g.validators[cfg.index].pubkey.raw == key.public.raw, "key is not this validator's"
@@ -100,6 +103,8 @@ class Replica:
         if persisted is None or persisted.height != committed_height + 1:
             persisted = PersistedState(committed_height + 1)
         self.evidence_keys: set[tuple[int, int, str, int]] = set()
+        # (height, header.proposer) of the committed heights in Turns.window: who is skipped
+        self.turns = Turns(self.n, self.f, recent_proposers)
         self._start_height(persisted)
         if self.round > 0 and ("round-change", self.round) in self.state.signed:
             # Restarted mid-round-change: rebuild what we signed so resends carry it
@@ -127,6 +132,8 @@ class Replica:
         self.future: dict[int, list[Message]] = {}
         self.building: tuple[int, int] | None = None
         self.decided: tuple[int, bytes] | None = None  # Q commits seen, block missing
+        self.suspects = self.turns.suspects(self.height)
+        self.probe = self.turns.is_probe(self.height)
 
     def primary(self, round_: int) -> int:
         return (self.height + round_) % self.n
@@ -136,7 +143,15 @@ class Replica:
         return self.primary(self.round) == self.cfg.index
 
     def timeout_ticks(self) -> int:
+        if self._skipping():
+            return SKIP_TICKS
+        if self.primary(self.round) in self.suspects:  # a suspect's probe turn
+            return max(1, self.cfg.round_timeout_ticks // 2)
         return self.cfg.round_timeout_ticks << min(self.round, self.cfg.round_timeout_doublings_max)
+
+    def _skipping(self) -> bool:
+        """Is this round's primary a suspect whose turn is skipped (consensus/turns.py)?"""
+        return self.primary(self.round) in self.suspects and (self.round > 0 or not self.probe)
 
     # -- signing -----------------------------------------------------------------
 
@@ -173,6 +188,8 @@ class Replica:
     def on_records_available(self, count: int) -> Ready:
         out = Ready()
         self.pending_records = count
+        if self._skipping() and self._active():
+            self._move_to_round(self.round + 1, out)  # no tick's wait for a suspect primary
         self._maybe_build(out)
         return out
 
@@ -473,6 +490,7 @@ class Replica:
         out.commits.append((block, qc))
         self.committed_height = self.height
         self.last_hash = header.block_hash
+        self.turns.record(header.height, header.proposer)
         future = self.future
         self._start_height(PersistedState(self.height + 1))
         out.persist = self.state
@@ -551,6 +569,8 @@ class Replica:
     def _maybe_build(self, out: Ready) -> None:
         if not self.is_primary or self.round in self.proposals or self.building is not None:
             return
+        if self._skipping():
+            return  # the others time out at once: a block of ours would come too late
         if self.round == 0 and self.pending_records == 0:
             return
         if self.round > 0:
@@ -602,4 +622,5 @@ class Replica:
     def snapshot(self) -> dict[str, Any]:
         """Read-only view for status pages and tests."""
         return {"height": self.height, "round": self.round, "primary": self.primary(self.round),
-                "prepared_round": self.state.prepared_round, "evidence": len(self.evidence)}
+                "prepared_round": self.state.prepared_round, "evidence": len(self.evidence),
+                "skipped": sorted(self.suspects)}

@@ -192,8 +192,9 @@ class Store:
 
     # -- writes --------------------------------------------------------------
 
-    def commit(self, checked: CheckedBlock, qc: QC) -> None:
-        """Store a checked block with its QC as one synced atomic batch."""
+    def commit(self, checked: CheckedBlock, qc: QC, sync: bool = True) -> None:
+        """Store a checked block with its QC as one atomic batch, synced unless `sync` is False
+        (a rebuild: storage/repair.py syncs once at its end)."""
         header = checked.block.header
         assert header.height == self.height + 1, "commit must extend the head"
         assert header.log_start == self.log_size, "block must start at the log's end"
@@ -213,7 +214,7 @@ class Store:
         for (kind, key), value in checked.facts.items():
             puts.append((f"f/{kind}/{key}".encode("utf-8"), codec.encode(value)))
         puts.append((HEAD_KEY, hb))
-        self.kv.write(puts, [], sync=True)
+        self.kv.write(puts, [], sync=sync)
         # Readers on another thread see the new frontier before the new head, and
         # `locate` hides records above the head, so no reader ever asks for a
         # proof from a tree that is not there yet.

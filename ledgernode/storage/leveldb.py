@@ -21,6 +21,7 @@ WRITE_BUFFER_BYTES = 64 << 20  # larger memtable: about 40% less compaction CPU 
 LRU_CACHE_BYTES = 32 << 20
 BLOOM_FILTER_BITS = 10  # per key: makes 'is this record committed?' misses cheap
 OWNER_FILE = "owner.pid"  # beside LevelDB's LOCK: the pid of the process holding it
+CURRENT_FILE = "CURRENT"  # names LevelDB's live manifest: a store without it has lost its table list
 PID_FILE_MAX_BYTES = 32  # a pid is at most 7 digits on Linux; anything longer is not ours
 
 
@@ -28,6 +29,10 @@ def _is_lock_error(exc: plyvel.IOError) -> bool:
     """LevelDB words a held lock as "IO error: lock DIR/LOCK: <reason>" (reason: EAGAIN from
     fcntl across processes, "already held by process" within one)."""
     return "/LOCK: " in _message(exc)
+
+
+def _is_leveldb_file(name: str) -> bool:
+    return name.endswith((".ldb", ".sst", ".log")) or name.startswith("MANIFEST-")
 
 
 def _message(exc: plyvel.Error) -> str:
@@ -64,14 +69,24 @@ def locked_message(path: str | Path) -> str:
 
 
 class LevelKV:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, salvage: bool = False) -> None:
+        """`salvage`: open a damaged store to read what it still holds (storage/repair.py):
+        LevelDB's own repair first rebuilds its manifest from every table and log file it
+        finds, and no check refuses the open; the reader verifies every checksum instead."""
         Path(path).mkdir(parents=True, exist_ok=True)
         self._owner = Path(path) / OWNER_FILE
+        if not salvage and not (Path(path) / CURRENT_FILE).is_file() and any(
+                _is_leveldb_file(p.name) for p in Path(path).iterdir()):
+            # LevelDB would start a fresh manifest here and delete every table as obsolete
+            raise StoreCorrupt(f"LevelDB at {path} is damaged: its {CURRENT_FILE} file is missing "
+                               "while its table and log files are there")
         try:
+            if salvage:
+                plyvel.repair_db(str(path), paranoid_checks=False)
             self._db = plyvel.DB(
                 str(path),
-                create_if_missing=True,
-                paranoid_checks=True,
+                create_if_missing=not salvage,
+                paranoid_checks=not salvage,
                 write_buffer_size=WRITE_BUFFER_BYTES,
                 lru_cache_size=LRU_CACHE_BYTES,
                 bloom_filter_bits=BLOOM_FILTER_BITS,

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
+import sys
 from typing import Any
 
+from ledgernode.storage import _U64, _u64
+from ledgernode.storage.leveldb import LevelKV
 
 from .procs import Cluster, SteadyClient, wait_until
 
@@ -73,13 +77,13 @@ def _restart_until_healed(c: Cluster, said: tuple[str, ...]) -> str:
     raise AssertionError(f"node {VICTIM} never healed: {path.read_text()[-3000:]}")
 
 
-def _heal(c: Cluster, load: SteadyClient, said: tuple[str, ...] = ("moved aside",)) -> None:
+def _heal(c: Cluster, load: SteadyClient, said: tuple[str, ...] = ("kept aside",)) -> None:
     _restart_until_healed(c, said)
     c.kill(VICTIM, signal.SIGTERM)
     heal_and_check(c, load, "")
 
 
-def test_flipped_bytes_in_a_table_heal_by_re_syncing(cluster: Cluster) -> None:
+def test_flipped_bytes_in_a_table_heal_block_by_block(cluster: Cluster) -> None:
     load = SteadyClient(cluster, "acked")
     wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
     cluster.kill(VICTIM, signal.SIGTERM)
@@ -102,6 +106,31 @@ def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
     cluster.start(VICTIM)
     cluster.kill(VICTIM, signal.SIGTERM)
     (cluster.root / f"node{VICTIM}" / "data" / "ledger" / "CURRENT").unlink()
-    # LevelDB then either keeps a head over a hole (found at open: moved aside) or starts
-    # empty (the signing state's high-water mark says the store is behind): both in words
-    _heal(cluster, load, ("moved aside", "behind what this node committed before"))
+    # LevelDB would start afresh and delete its tables: the node refuses that, rebuilds
+    # its manifest from the tables, keeps every whole block and catches up the rest
+    text = _restart_until_healed(cluster, ("kept aside",))
+    assert "CURRENT file is missing" in text, text[-2000:]
+    cluster.kill(VICTIM, signal.SIGTERM)
+    heal_and_check(cluster, load, "")
+
+
+def test_repair_fetches_a_damaged_block_from_a_peer(cluster: Cluster) -> None:
+    load = SteadyClient(cluster, "acked")
+    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
+    cluster.kill(VICTIM, signal.SIGTERM)
+    ledger = cluster.root / f"node{VICTIM}" / "data" / "ledger"
+    kv = LevelKV(ledger)
+    head = _U64.unpack(kv.get(b"m/head"))[0]
+    kv.write([(b"b/" + _u64(2), b"\x00damaged")], [], sync=True)
+    kv.close()
+    config = str(cluster.root / f"node{VICTIM}" / "node.toml")
+    run = [sys.executable, "-m", "ledgernode"]
+    checked = subprocess.run(run + ["check", "-c", config], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "block 2" in checked.stdout, checked
+    repaired = subprocess.run(run + ["repair", "-c", config, "--from", cluster.api(0)],
+                              capture_output=True, text=True, timeout=120)
+    assert repaired.returncode == 0, repaired
+    assert f"rebuilt to height {head:,}" in repaired.stdout and "1 fetched from peers (heights 2)" in repaired.stdout
+    checked = subprocess.run(run + ["check", "-c", config], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked
+    heal_and_check(cluster, load, "")

@@ -24,6 +24,7 @@ from ledgernode.consensus import (
     Replica, RoundChange,
 )
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
+from ledgernode.consensus.turns import Turns
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
 
@@ -87,9 +88,12 @@ class Host:
         g = self.c.genesis
         last = decode_header(self.disk.chain[-1][0].header) if self.disk.chain else None
         persisted = PersistedState.decode(self.disk.state) if self.disk.state else None
+        headers = [decode_header(b.header) for b, _ in self.disk.chain]
+        recent = tuple((h, headers[h - 1].proposer) for h in Turns.window(g.n, len(headers)))
         self.replica = self.c.replica_class(
             Config(g, self.index, round_timeout_ticks=12, resend_ticks=6, fetch_timeout_ticks=15),
             self.c.keys[self.index], len(self.disk.chain), last, persisted, cached_verify,
+            recent_proposers=recent,
         )
         self.committed_items = {i for b, _ in self.disk.chain for i in b.payload}
         self.mempool = {k: None for k in self.mempool if k not in self.committed_items}

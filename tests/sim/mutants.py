@@ -23,4 +23,13 @@ class ForgetfulRoundChange(Replica):
         return RoundChange(self.cfg.genesis.chain_id, self.height, round_, NO_ROUND, b"", self.cfg.index)
 
 
-MUTANTS = {"commit_at_q_minus_1": QuorumMinusOne, "round_change_without_cert": ForgetfulRoundChange}
+class WaitsForDeadPrimaries(Replica):
+    """Never skips a primary that missed its turn: every turn of a dead one costs a round timeout."""
+
+    def _start_height(self, st: Any) -> None:
+        super()._start_height(st)
+        self.suspects = frozenset()
+
+
+MUTANTS = {"commit_at_q_minus_1": QuorumMinusOne, "round_change_without_cert": ForgetfulRoundChange,
+           "waits_for_dead_primaries": WaitsForDeadPrimaries}

@@ -138,7 +138,8 @@ def test_quorum_parameters() -> None:
     rep = new_replica(0)
     assert (rep.n, rep.f, rep.q) == (N, F, Q)
     assert (rep.height, rep.round, rep.committed_height) == (1, 0, 0)
-    assert rep.snapshot() == {"height": 1, "round": 0, "primary": 1, "prepared_round": NO_ROUND, "evidence": 0}
+    assert rep.snapshot() == {"height": 1, "round": 0, "primary": 1, "prepared_round": NO_ROUND, "evidence": 0,
+                              "skipped": []}
 
 
 def test_primary_is_height_plus_round_mod_n() -> None:
@@ -577,6 +578,48 @@ def test_round_timeout_doubling_is_capped() -> None:
     rep = new_replica(0, round_timeout_ticks=2, round_timeout_doublings_max=2, resend_ticks=1000)
     rep.on_records_available(1)
     assert [ticks_to_round(rep, r)[0] for r in (1, 2, 3, 4, 5)] == [2, 4, 8, 8, 8]
+
+
+def _after(proposers: list[int], index: int, **cfg: Any) -> Replica:
+    """Replica `index` at height len(proposers) + 1, where height i + 1 was proposed by proposers[i]."""
+    height = len(proposers)
+    last = decode_header(make_block(height, proposer=proposers[-1]).header)
+    cfg.setdefault("resend_ticks", 1000)
+    return Replica(Config(G, index, **cfg), KEYS[index], height, last, None, cached_verify,
+                   recent_proposers=tuple(enumerate(proposers, 1)))
+
+
+def test_a_primary_that_missed_its_last_turn_is_skipped_at_once() -> None:
+    # height 3 was validator 3's turn and validator 0 proposed it; height 7 is 3's turn again
+    rep = _after([1, 2, 0, 0, 1, 2], 0, round_timeout_ticks=40)
+    assert rep.primary(0) == 3 and rep.snapshot()["skipped"] == [3]
+    ready = rep.on_records_available(1)
+    assert rep.round == 1 and [m.round for m in sent(ready, RoundChange)] == [1]
+    assert rep.timeout_ticks() == 80  # the next primary (0) gets the full timer
+
+
+def test_the_skipped_primary_builds_nothing_for_its_turn() -> None:
+    rep = _after([1, 2, 0, 0, 1, 2], 3, round_timeout_ticks=40)
+    ready = rep.on_records_available(1)
+    assert ready.build is None and rep.round == 1
+
+
+def test_a_primary_that_proposed_its_last_turn_gets_the_full_timer() -> None:
+    rep = _after([1, 2, 3, 0, 1, 2], 0, round_timeout_ticks=40)
+    assert rep.snapshot()["skipped"] == []
+    rep.on_records_available(1)
+    assert rep.round == 0 and ticks_to_round(rep, 1)[0] == 40
+
+
+def test_a_suspect_gets_a_probe_turn_with_half_the_timer() -> None:
+    # height 131 is validator 3's turn and a probe (131 // 4 = 32); it missed height 127
+    proposers = [(h + 1) % 4 if h % 4 == 3 else h % 4 for h in range(1, 131)]
+    rep = _after(proposers, 3, round_timeout_ticks=40)
+    assert rep.snapshot()["skipped"] == [3] and rep.probe
+    assert rep.on_records_available(1).build == (131, 0)  # it may try its turn
+    other = _after(proposers, 0, round_timeout_ticks=40)
+    other.on_records_available(1)
+    assert other.round == 0 and ticks_to_round(other, 1)[0] == 20
 
 
 def test_round_change_after_prepared_carries_the_certificate_and_block() -> None:
