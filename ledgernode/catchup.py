@@ -60,7 +60,7 @@ class CatchUp:
                  on_damage: Callable[[StoreCorrupt], None] | None = None) -> None:
         self.store, self.chain, self.index = store, chain, index
         self.send, self.reader, self.count, self.clock = send, reader, count, clock
-        self.on_damage = on_damage  # a read found the store damaged (the node stops to re-sync)
+        self.on_damage = on_damage  # a read found the store damaged (the node stops to rebuild it)
         self.asked: dict[int, float] = {}  # peer -> when our ask to it times out
         self.serving: set[int] = set()  # peers with an answer being read
         self.next_serve: dict[int, float] = {}  # peer -> earliest time of its next answer

@@ -40,3 +40,7 @@ class StoreLocked(StorageError):
 
 class StoreCorrupt(StorageError):
     """Bytes on disk fail a check that held when they were written."""
+
+
+class StoreUnwritable(StorageError):
+    """The host refuses a write (a full disk, an I/O error): the store is fine, the node stops."""

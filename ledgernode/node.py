@@ -47,7 +47,7 @@ from .equivocation import encode_pair
 from .storage import EVIDENCE_MAX
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
-from .errors import InvalidInput, StoreCorrupt
+from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .net import Faults, PeerNetwork
@@ -639,6 +639,11 @@ class Node:
         if isinstance(exc, StoreCorrupt):
             self._damaged(exc)
             return
+        if isinstance(exc, StoreUnwritable):
+            message = f"{exc}; the node stops: make room and start it again, it catches up from its peers"
+            log.critical("%s", message)
+            self.fatal.set_result(NodeFailed(message))
+            return
         log.critical("consensus loop failed, stopping the node: %r", exc)
         self.fatal.set_result(NodeFailed(f"consensus loop failed: {exc!r}"))
 
@@ -659,13 +664,13 @@ class Node:
             self.count("blocks_scrubbed")
 
     def _damaged(self, exc: StoreCorrupt) -> None:
-        """A read found the store damaged: stop, and have the next start re-sync from the
-        peers (docs/storage.md, "A damaged store heals") instead of crash-looping."""
+        """A read found the store damaged: stop, and have the next start rebuild it (docs/storage.md,
+        "A damaged store heals block by block") instead of crash-looping."""
         if self.fatal.done():
             return
         mark_damaged(self.cfg.data_dir, str(exc))
-        message = (f"the ledger store is damaged ({exc}): the node stops; start it again and it moves the "
-                   "store aside and re-syncs from its peers, keeping its signing state")
+        message = (f"the ledger store is damaged ({exc}): the node stops; start it again and it rebuilds "
+                   "the store from its whole blocks and fetches the rest from its peers, keeping its signing state")
         log.critical("%s", message)
         self.fatal.set_result(NodeFailed(message))
 

@@ -50,12 +50,15 @@ SIGSTOP_S = 3.0                # how long a node stays stopped
 RECONVERGE_MAX_S = 90.0        # bound on one reconvergence
 RESERVE_S = 45.0               # kept back from the deadline for the last checks and stopping
 STORAGE_RESTARTS_MAX = 3
-KINDS = ["one-down-rate", "kill-random", "kill-primary", "sigstop", "partition", "flip-table", "wipe-ledger"]
+KINDS = ["one-down-rate", "kill-random", "kill-primary", "sigstop", "partition", "full-disk", "flip-table",
+         "wipe-ledger"]
 RATE_WINDOW_S = 10.0           # one block-rate measurement window
 BULK_THREADS = 2               # bulk loaders (no ?wait) that keep every mempool full while rates are measured
 BULK_BATCH = 100               # records per bulk submission
 BULK_BACKOFF_S = 0.2           # a bulk loader's pause after a 429/503 (the mempool is full: good)
 SKIP_WAIT_S = 60.0             # bound on "the dead node's turns are skipped"
+FULL_DISK_SPARE_BYTES = 8 << 20  # room left on the victim's small disk (tmpfs): bulk load fills it in seconds
+FULL_DISK_WAIT_S = 90.0        # bound on "the node stopped on its full disk"
 
 
 def log(msg: str) -> None:
@@ -381,6 +384,47 @@ class Campaign:
         self.include(victim)
         return (time.monotonic() - t) + self.reconverge()
 
+    def fault_full_disk(self, victim: int) -> float:
+        """The victim's data directory moves onto a tmpfs with FULL_DISK_SPARE_BYTES to spare
+        (root only); under bulk load it fills: the node must stop with the reason in its log and
+        lose nothing. Healed by moving the data back to the real disk and starting it."""
+        data = self.c.root / f"node{victim}" / "data"
+        real = data.with_name("data.real")
+        self.exclude(victim)
+        self.kill(victim, signal.SIGTERM)
+        used = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+        os.replace(data, real)
+        data.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={used + FULL_DISK_SPARE_BYTES}", "tmpfs", str(data)],
+                       check=True, capture_output=True, timeout=30)
+        try:
+            shutil.copytree(real, data, dirs_exist_ok=True)
+            self.start(victim)
+            self.include(victim)
+            self.bulk.set()
+            try:
+                self.wait(f"node {victim} to stop on its full disk", lambda: (not self.alive(victim), None),
+                          FULL_DISK_WAIT_S)
+            finally:
+                self.bulk.clear()
+            self.exclude(victim)
+            self.c.procs.pop(victim).wait()
+            said = [ln[-200:] for ln in (self.c.root / f"node{victim}" / "node.log").read_text(
+                errors="replace").splitlines() if "disk full" in ln or "No space" in ln]
+            if not said:
+                raise RuntimeError(f"node {victim} stopped without naming the full disk")
+            log(f"  node {victim} stopped: {said[-1]}")
+            shutil.rmtree(real)
+            shutil.copytree(data, real)  # what it wrote before the disk filled is its store now
+        finally:
+            subprocess.run(["umount", str(data)], capture_output=True, timeout=30)
+            data.rmdir()
+            os.replace(real, data)
+        t = time.monotonic()
+        self.start(victim)
+        self.include(victim)
+        return (time.monotonic() - t) + self.reconverge()
+
     def rate(self, i: int) -> tuple[float, float]:
         """(blocks/s, records/s) committed by node i over one RATE_WINDOW_S window."""
         a, t = self.status(i), time.monotonic()
@@ -422,8 +466,10 @@ class Campaign:
             victim = p
         else:
             victim = self.rng.choice([i for i in range(N) if i != p])
-        fn = {"one-down-rate": self.fault_one_down_rate, "kill-random": self.fault_kill, "kill-primary": self.fault_kill, "sigstop": self.fault_sigstop,
-              "partition": self.fault_partition, "flip-table": self.fault_flip, "wipe-ledger": self.fault_wipe}[kind]
+        fn = {"one-down-rate": self.fault_one_down_rate, "kill-random": self.fault_kill,
+              "kill-primary": self.fault_kill, "sigstop": self.fault_sigstop,
+              "partition": self.fault_partition, "full-disk": self.fault_full_disk,
+              "flip-table": self.fault_flip, "wipe-ledger": self.fault_wipe}[kind]
         return victim, fn(victim)
 
     def restore(self) -> None:

@@ -72,7 +72,7 @@ def repair_ledger(data_dir: Path, genesis: Genesis, fetch: Fetch | None,
     except StoreCorrupt:  # LevelDB refuses it (a damaged log or manifest, no CURRENT)
         try:
             old = LevelKV(ledger, salvage=True)
-        except (StoreCorrupt, StoreLocked):
+        except StoreCorrupt:  # StoreLocked goes up: never rebuild under a running node
             old = None  # nothing local can be read: blocks come from `fetch` or catch-up
     shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted rebuild
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import plyvel
 
-from ..errors import StoreCorrupt, StoreLocked
+from ..errors import StoreCorrupt, StoreLocked, StoreUnwritable
 
 WRITE_BUFFER_BYTES = 64 << 20  # larger memtable: about 40% less compaction CPU on 1M-leaf appends
 LRU_CACHE_BYTES = 32 << 20
@@ -138,6 +138,9 @@ class LevelKV:
                     batch.delete(key)
         except plyvel.CorruptionError as exc:  # a background compaction met damage: every write fails now
             raise self._corrupt(exc) from None
+        except plyvel.IOError as exc:  # the host's condition, never damage: nothing is moved aside
+            raise StoreUnwritable(f"cannot write LevelDB at {self.path}: {_message(exc)} "
+                                  "(is the disk full?)") from None
 
     def scan(self, start: bytes, stop: bytes, verify: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """`verify`: check every block's checksum (the scrub), and keep it out of the cache."""

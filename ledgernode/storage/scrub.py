@@ -17,8 +17,8 @@ head or right edge is damaged ("Opening"), just what an operator runs this on. I
 past a damaged block: after a missing leaf or a wrong root it takes the log's right edge
 up again from the stored `n/` nodes once they reproduce a certified root, counting the
 roots it could not recompute meanwhile. It keeps at most FINDINGS_MAX findings; the repair
-is the same whatever they are: move the ledger directory aside and let the node re-sync
-(docs/storage.md, "Signing state").
+is the same whatever they are: `ledgernode repair` or a restart rebuilds the store block by
+block (docs/storage.md, "A damaged store heals block by block").
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ class Report:
         first = self.findings[0].height
         where = f"height {first}" if first else "the store as a whole"
         count = ("at least " if self.truncated else "") + _plural(len(self.findings), "finding")
-        return (f"store damaged: {count} (first at {where}); to repair: stop the node, move {ledger_dir} "
-                f"aside and restart it: it re-syncs from its peers and keeps its signing state "
-                f"(docs/storage.md, signing state)")
+        return (f"store damaged: {count} (first at {where}); to repair: python -m ledgernode repair -c CONFIG "
+                f"--from PEER_API_URL rebuilds {ledger_dir} block by block, or start the node: it rebuilds "
+                f"what is whole and fetches the rest from its peers, keeping its signing state "
+                f"(docs/storage.md, \"A damaged store heals block by block\")")
 
     def render(self, ledger_dir: str | Path) -> str:
         """Every finding on its own line, notes, then the summary line."""

@@ -185,3 +185,28 @@ def test_pid_file_left_by_a_killed_holder_is_replaced(holder: tuple[subprocess.P
     finally:
         kv.close()
     assert not (directory / OWNER_FILE).exists()
+
+
+_FILL_UNTIL_REFUSED = """
+import resource, signal, sys
+from ledgernode.errors import StoreUnwritable
+from ledgernode.storage.leveldb import LevelKV
+kv = LevelKV(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+for i in range(10_000):
+    try:
+        kv.write([(b"k%d" % i, bytes(64 << 10))], [], sync=True)
+    except StoreUnwritable as exc:
+        print("refused:", exc)
+        break
+"""
+
+
+def test_a_write_the_host_refuses_is_unwritable_not_damage(tmp_path: Path) -> None:
+    """A full disk (here a file size limit: the same IOError from LevelDB) is a condition of the
+    host, told apart from damage: the node stops and the store is never moved aside."""
+    run = subprocess.run([sys.executable, "-c", _FILL_UNTIL_REFUSED, str(tmp_path / "db")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("refused: cannot write LevelDB at") and "(is the disk full?)" in run.stdout

@@ -147,3 +147,25 @@ def test_rebuild_refuses_a_store_that_is_not_empty(good: Path) -> None:
             rebuild(None, store, NET.genesis)
     finally:
         store.close()
+
+
+def test_the_repair_command_exits_by_what_it_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ledgernode.cli import main
+    from tests.unit.test_scrub import _node_config
+
+    cfg = _node_config(tmp_path, NET)
+    ledger = tmp_path / "data" / "ledger"
+    assert main(["repair", "-c", str(cfg)]) == 2  # no store yet
+    assert "no store at" in capsys.readouterr().err
+    fill(ledger)
+    _damage(ledger, puts=[(b"b/" + _u64(4), b"\x00garbage")])
+    assert main(["repair", "-c", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "rebuilt to height 3 (the damaged store's head: 5)" in out and "block 4" in out
+    assert main(["repair", "-c", str(cfg), "--from", "not a url"]) == 2
+    held = Store.open(ledger)  # as a running node holds it
+    try:
+        assert main(["repair", "-c", str(cfg)]) == 2
+        assert "holds" in capsys.readouterr().err
+    finally:
+        held.close()

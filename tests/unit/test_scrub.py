@@ -105,9 +105,10 @@ def test_a_missing_header_is_named_and_the_blocks_after_it_still_checked(built: 
     assert report.findings == [Finding(5, "block 5: missing (header not stored)"),
                                Finding(11, "leaf 30 (block 11): index entry missing")]
     assert report.summary("/srv/node/ledger").startswith(
-        "store damaged: 2 findings (first at height 5); to repair: stop the node, move /srv/node/ledger "
-        "aside and restart it: it re-syncs from its peers and keeps its signing state "
-        "(docs/storage.md, signing state)")
+        "store damaged: 2 findings (first at height 5); to repair: python -m ledgernode repair -c CONFIG "
+        "--from PEER_API_URL rebuilds /srv/node/ledger block by block, or start the node: it rebuilds what "
+        "is whole and fetches the rest from its peers, keeping its signing state "
+        "(docs/storage.md, \"A damaged store heals block by block\")")
 
 
 def test_a_missing_head_header_is_found_though_the_store_would_not_open(built: tuple[Net, Store]) -> None:
@@ -352,8 +353,10 @@ def test_check_of_a_damaged_store_exits_1(node_dir: tuple[Net, Path, Path], caps
     assert rc == 1
     assert out.splitlines() == [
         "block 5: missing (header not stored)",
-        f"store damaged: 1 finding (first at height 5); to repair: stop the node, move {ledger} aside and "
-        "restart it: it re-syncs from its peers and keeps its signing state (docs/storage.md, signing state)",
+        f"store damaged: 1 finding (first at height 5); to repair: python -m ledgernode repair -c CONFIG "
+        f"--from PEER_API_URL rebuilds {ledger} block by block, or start the node: it rebuilds what is whole "
+        "and fetches the rest from its peers, keeping its signing state "
+        "(docs/storage.md, \"A damaged store heals block by block\")",
     ]
 
 
