@@ -313,7 +313,8 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "Prometheus metrics", {200: {"text/plain": {"schema": {"type": "string"}}}}),
         ("GET", "/v1/openapi.json"): _op("This document", {200: _json({"type": "object"})}),
         ("POST", "/v1/debug/faults"): _op(
-            "Debug builds only: set peer-traffic faults", {200: _json(_ref("Ok"))},
+            "Debug builds only: set peer-traffic faults {drop, delay_ms, partition, seed} (net/faults.py)",
+            {200: _json(_ref("Ok"))},
             (400, 408, 413, 415),
             body={"required": True, "content": _json({"type": "object"})}),
         **_audit_operations(),

@@ -325,12 +325,22 @@ def test_faults_from_spec_accepts_good_specs() -> None:
     assert Faults.from_spec({"drop": 0}).drop == 0.0
 
 
+def test_fault_drops_replay_from_their_seed() -> None:
+    def drops(seed: int) -> list[bool]:
+        f = Faults.from_spec({"drop": 0.5, "seed": seed})
+        return [f.drops() for _ in range(64)]
+    assert drops(7) == drops(7) and drops(7) != drops(8)
+    assert 0 < sum(drops(7)) < 64
+    assert not any(Faults.from_spec({"seed": 7}).drops() for _ in range(64))  # drop 0: never
+
+
 @pytest.mark.parametrize("spec", [
     {"drop": -0.01}, {"drop": 1.01}, {"drop": "0.5"}, {"drop": None}, {"drop": math.nan},
     {"drop": math.inf}, {"drop": [0.5]},
     {"delay_ms": -1}, {"delay_ms": 60_001}, {"delay_ms": 1.5}, {"delay_ms": "10"}, {"delay_ms": None},
     {"partition": "0,1"}, {"partition": [0, 1]}, {"partition": [[0, "1"]]}, {"partition": [[0.5]]},
     {"partition": {"0": [1]}}, {"partition": [[0], None]}, {"partition": None},
+    {"seed": -1}, {"seed": 2**64}, {"seed": "1"}, {"seed": 1.0},
 ])
 def test_faults_from_spec_refuses_bad_specs(spec: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput) as err:
@@ -339,7 +349,7 @@ def test_faults_from_spec_refuses_bad_specs(spec: dict[str, Any]) -> None:
     assert next(iter(spec)) in err.value.message
 
 
-@pytest.mark.parametrize("spec", [{"drop": True}, {"delay_ms": True}, {"partition": [[True, 2]]}])
+@pytest.mark.parametrize("spec", [{"drop": True}, {"delay_ms": True}, {"partition": [[True, 2]]}, {"seed": True}])
 def test_faults_from_spec_refuses_booleans(spec: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput):
         Faults.from_spec(spec)

@@ -7,7 +7,7 @@ frames of up to FRAME_MAX_BYTES, the largest legitimate message with a margin. E
 counted and logged at most once per cause per REFUSED_LINE_S.
 
 Real sockets on 127.0.0.1; raw clients connect from other loopback addresses (127.0.0.2 and up)
-where a test needs distinct sources. The aiohttp internals that `net._raise_frame_limit` relies
+where a test needs distinct sources. The aiohttp internals that `net.handshake.raise_frame_limit` relies
 on are pinned by the tests marked "aiohttp internals": they fail if an aiohttp upgrade changes them.
 """
 
@@ -176,7 +176,7 @@ def test_preauth_counts_per_address_and_in_total() -> None:
     assert len(p) == 0 and p.per_address == {}
 
 
-# -- aiohttp internals (net._raise_frame_limit) ------------------------------------------
+# -- aiohttp internals (net.handshake.raise_frame_limit) ------------------------------------------
 
 
 @pytest.fixture
@@ -185,12 +185,12 @@ async def echo_server() -> AsyncIterator[tuple[int, list[Any]]]:
     seen: list[Any] = []
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=net._ws_max_msg_size(100), compress=net._WS_COMPRESS)
+        ws = web.WebSocketResponse(max_msg_size=net.handshake.ws_max_msg_size(100), compress=net.handshake.WS_COMPRESS)
         await ws.prepare(request)
         while (msg := await ws.receive()).type == WSMsgType.BINARY:
             seen.append(len(msg.data))
             if msg.data == b"raise":
-                net._raise_frame_limit(ws, request, 1000)
+                net.handshake.raise_frame_limit(ws, request, 1000)
             await ws.send_bytes(b"ok")
         seen.append(("ended", msg.type, getattr(msg.data, "code", None)))  # the error's close code
         return ws
@@ -260,7 +260,7 @@ async def test_aiohttp_internals_raise_frame_limit_refuses_what_it_does_not_reco
         protocol = None
 
     with pytest.raises(RuntimeError, match="internals changed"):
-        net._raise_frame_limit(Fake(), Fake(), 1000)  # type: ignore[arg-type]
+        net.handshake.raise_frame_limit(Fake(), Fake(), 1000)  # type: ignore[arg-type]
 
 
 # -- before authentication -----------------------------------------------------------------
@@ -324,8 +324,8 @@ async def test_the_gate_aborts_a_connection_that_sends_more_than_preauth_bytes_m
 
 async def test_the_gate_ends_silent_and_slow_connections_at_the_deadline(
         nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(net, "HANDSHAKE_TIMEOUT_S", SHORT_S)
-    monkeypatch.setattr(net, "PREAUTH_LIFETIME_S", SHORT_S + net.CLOSE_TIMEOUT_S)
+    monkeypatch.setattr(net.handshake, "HANDSHAKE_TIMEOUT_S", SHORT_S)
+    monkeypatch.setattr(net.gate, "PREAUTH_LIFETIME_S", SHORT_S + net.CLOSE_TIMEOUT_S)
     server = await nodes(0)
     silent = await raw(server.port)
     slow = await raw(server.port)
@@ -343,7 +343,7 @@ async def test_the_gate_ends_silent_and_slow_connections_at_the_deadline(
 
 async def test_plain_app_handshake_deadline_ends_an_upgraded_idle_client(
         nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(net, "HANDSHAKE_TIMEOUT_S", SHORT_S)
+    monkeypatch.setattr(net.handshake, "HANDSHAKE_TIMEOUT_S", SHORT_S)
     server = await nodes(0, gate=False)
     async with ClientSession() as session:
         async with session.ws_connect(f"http://{LOCAL}:{server.port}{net.PEER_PATH}") as ws:
@@ -460,7 +460,7 @@ async def test_two_gated_validators_link_up_and_talk(nodes: Any) -> None:
 
 
 async def test_a_frame_over_frame_max_bytes_is_dropped_before_sending(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(net, "FRAME_MAX_BYTES", 1_000)
+    monkeypatch.setattr(net.links, "FRAME_MAX_BYTES", 1_000)
     node = Node(0, {1: (LOCAL, 1)})
     node.net.gossip([b"\0" * 2_000])
     node.net.send(1, Status(CHAIN, 1, 0))
@@ -474,7 +474,7 @@ async def test_a_frame_over_frame_max_bytes_is_dropped_before_sending(monkeypatc
 async def test_a_dial_to_a_server_that_never_answers_gives_up_at_the_deadline(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Whoever answers at a peer's address cannot hold the link: accept, say nothing."""
-    monkeypatch.setattr(net, "HANDSHAKE_TIMEOUT_S", SHORT_S)
+    monkeypatch.setattr(net.handshake, "HANDSHAKE_TIMEOUT_S", SHORT_S)
     accepted: list[float] = []
     writers: list[asyncio.StreamWriter] = []
 
