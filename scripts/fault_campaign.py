@@ -93,6 +93,7 @@ class Campaign:
         self.checked: dict[int, int] = {i: 0 for i in range(N)}
         self.results: list[dict[str, Any]] = []
         self.recoveries: list[str] = []      # operator recoveries done by restore()
+        self.restarts = 0                    # nodes the campaign, as their supervisor, started again
         self.rates: list[dict[str, float]] = []  # one-down-rate: blocks/s and records/s, healthy and one down
         self.bulk = threading.Event()        # set while the bulk loaders run
 
@@ -252,6 +253,7 @@ class Campaign:
         target = max(self.status(i)["height"] for i in range(N) if i not in self.stopped and self.alive(i))
 
         def probe() -> tuple[bool, Any]:
+            self.supervise()
             hs = {i: self.status(i)["height"] for i in range(N)}
             low = min(hs.values())
             if low < target:
@@ -260,6 +262,17 @@ class Campaign:
             return len(hashes) == 1, (hs, len(hashes))
         self.wait(f"all nodes to reach height {target} with one block hash", probe, RECONVERGE_MAX_S)
         return time.monotonic() - t
+
+    def supervise(self) -> None:
+        """As devnet or systemd would: start again a node that stopped by itself (one that found
+        damage stops and rebuilds its store at the next start), counted in `self.restarts`."""
+        for i in range(N):
+            if i in self.stopped or i in self.excluded or self.alive(i) or i not in self.c.procs:
+                continue
+            code = self.c.procs.pop(i).wait()
+            log(f"  node {i} had stopped by itself (exit {code}): {self.damage_lines(i)[-1:]}; starting it again")
+            self.restarts += 1
+            self._restart_storage(i)
 
     # -- faults ----------------------------------------------------------------
 
@@ -728,7 +741,8 @@ def main() -> int:
     print(f"Fault campaign {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: 4 nodes on 127.0.0.1, "
           f"--cycles {args.cycles}, {elapsed:.0f} s of a {args.seconds:.0f} s deadline, "
           f"submissions not acknowledged (errors, timeouts; never retried) "
-          f"{campaign.client_errors if campaign else '-'}")
+          f"{campaign.client_errors if campaign else '-'}, nodes that stopped by themselves and were started "
+          f"again {campaign.restarts if campaign else '-'}")
     print()
     print(table(rows))
     if campaign is not None and campaign.rates:
