@@ -45,7 +45,7 @@ class Mempool:
         return True
 
     def oldest(self, count: int) -> list[Envelope]:
-        out = []
+        out: list[Envelope] = []
         for env in self._records.values():
             if len(out) >= count:
                 break

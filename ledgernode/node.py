@@ -38,7 +38,7 @@ from .blocks import (
 )
 from .config import NodeConfig
 from .consensus import (
-    BlockData, Blocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
+    BlockData, Blocks, ChainBlocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
 )
 from .consensus.core import ROUND_WINDOW, Equivocation
 from .consensus.messages import decode_message
@@ -147,6 +147,7 @@ class Node:
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
             recent_proposers=tuple((h, self.store.load_header(h).proposer)
                                    for h in Turns.window(self.genesis.n, self.store.height)),
+            blocks=ChainBlocks(self.genesis),
         )
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         threads = self.limits.verify_threads or os.cpu_count() or 1
@@ -577,13 +578,14 @@ class Node:
         return {
             "chain_id": self.genesis.chain_id, "index": self.cfg.index,
             "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
-            "skipped": sorted(r.suspects),  # primaries that missed their last turn (consensus/turns.py)
+            "skipped": sorted(r.cur.suspects),  # primaries that missed their last turn (consensus/turns.py)
             "ticks": self.ticks, "round_timeout_ticks": r.timeout_ticks(),
             "log_size": self.store.log_size, "mempool": len(self.mempool),
             "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),
             "peers": {str(k): v for k, v in self.net.peer_states().items()},
             "evidence": [
-                {"validator": v, "kind": k, "height": h, "round": r_} for (v, k, h, r_) in list(self.evidence_slots)[-20:]
+                {"validator": v, "kind": k, "height": h, "round": r_}
+                for (v, k, h, r_) in list(self.evidence_slots)[-20:]
             ],
         }
 
@@ -702,7 +704,7 @@ async def serve(cfg: NodeConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await node.start()
-        stopper = asyncio.ensure_future(stop.wait())
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         await asyncio.wait([stopper, node.fatal], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
     finally:

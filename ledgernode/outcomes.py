@@ -97,10 +97,10 @@ class Outcomes:
             if pending:
                 await asyncio.wait(pending, timeout=timeout_s)
         finally:
-            for rid, fut in zip(record_ids, futures):
-                if fut is not None and not fut.done():
-                    fut.cancel()
-                self._drop_waiter(rid, fut)
+            for rid, maybe in zip(record_ids, futures):
+                if maybe is not None and not maybe.done():
+                    maybe.cancel()
+                self._drop_waiter(rid, maybe)
         failed = [fut.exception() is not None for fut in futures  # every one retrieved: no "never
                   if fut is not None and fut.done() and not fut.cancelled()]  # retrieved" warnings
         if any(failed):

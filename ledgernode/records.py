@@ -153,7 +153,8 @@ class Envelope:
 
 
 _T = TypeVar("_T")
-_FIELD_NAMES = {cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in (Record, Envelope)}
+_FIELD_NAMES: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in (Record, Envelope)}
 
 
 def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:

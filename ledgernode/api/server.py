@@ -566,7 +566,7 @@ class ApiServer:
 
     @property
     def port(self) -> int:
-        server = self.site._server
+        server: Any = self.site._server  # an asyncio.Server: it has sockets
         assert server is not None and server.sockets
         return int(server.sockets[0].getsockname()[1])
 

@@ -1,13 +1,15 @@
 """PBFT-lite consensus: a pure state machine (core) and its messages."""
 
-from .core import Config, Equivocation, PersistedState, Ready, Replica
+from .chain import ChainBlocks
+from .core import Replica
 from .messages import (
     BlockData, Blocks, Commit, FetchBlocks, Message, Prepare, Proposal, RoundChange, Status,
     decode_message, encode_message,
 )
+from .state import BlockView, Config, Equivocation, PersistedState, Ready
 
 __all__ = [
-    "Config", "Equivocation", "PersistedState", "Ready", "Replica", "BlockData", "Blocks",
-    "Commit", "FetchBlocks", "Message", "Prepare", "Proposal", "RoundChange", "Status",
-    "decode_message", "encode_message",
+    "BlockView", "ChainBlocks", "Config", "Equivocation", "PersistedState", "Ready", "Replica",
+    "BlockData", "Blocks", "Commit", "FetchBlocks", "Message", "Prepare", "Proposal", "RoundChange",
+    "Status", "decode_message", "encode_message",
 ]

@@ -23,12 +23,17 @@ views; the primary of (h, r) is validator (h + r) % n. Quorum Q = n - f.
 Why it is safe: if d commits in round r*, at least f + 1 honest replicas
 prepared d in r*. Any Q round-changes for a later round include one of them
 (Q + f + 1 > n), so the highest prepared round in a justification is >= r*
-and, by induction over rounds, its block is d.
+and, by induction over rounds, its block is d (checks.py).
 
-Persist before send: every input returns a `Ready`. The runtime applies it
-in order: (1) store `commits` (block + QC, atomic, synced); (2) save `persist`
+Everything about the height being decided is one `Height` value (`cur`),
+replaced whole when a block commits. Messages are dispatched by type with
+`match` to the handlers `_on_<message>`. The block format reaches the core only
+through the `BlockView` the runtime passes in (`ChainBlocks`, chain.py).
+
+Persist before send: every input returns a frozen `Ready`. The runtime applies
+it in order: (1) store `commits` (block + QC, atomic, synced); (2) save `persist`
 (synced); (3) send `messages`; (4) run `validate` / `build` / `fetch`.
-`persist` holds every (kind, round) -> value this replica signed at this
+`persist` is a copy of every (kind, round) -> value this replica signed at this
 height, so a replica restarted from it re-signs only identical values
 (`_sign` refuses any other: Ed25519 is deterministic, so a resent message is
 byte-identical). After applying commits the runtime reports its mempool size
@@ -39,36 +44,27 @@ time is `on_tick`.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import TypeVar, assert_never
 
 from .. import codec, crypto
-from ..blocks import QC, Header, check_qc, decode_header
 from ..errors import InvalidInput
+from .checks import check_justification, check_round_change, choose
 from .messages import (
-    NO_ROUND, BlockData, Commit, Message, Prepare, Proposal, RoundChange, Signed, Status,
-    signing_bytes,
+    NO_ROUND, BlockData, Blocks, Commit, FetchBlocks, Message, Prepare, Proposal, RoundChange, Signed,
+    Status, signed_part, signing_bytes,
 )
-from .state import Config, Equivocation, PersistedState, Ready
+from .state import (
+    QC, BlockView, Config, Equivocation, HeaderView, Height, PersistedState, Ready, ReadyBuilder, Verifier,
+)
 from .turns import SKIP_TICKS, Turns
 
 ROUND_WINDOW = 16  # accept messages for rounds up to our round + this
 FUTURE_MAX_PER_SENDER = 64  # buffered messages for height h + 1
-EVIDENCE_MAX = 256
-Verifier = Callable[[crypto.PublicKey, bytes, bytes], bool]
+S = TypeVar("S", bound=Signed)  # one signed message type: `_sign(Prepare)` gives a Prepare
 
 
 def real_verify(key: crypto.PublicKey, sig: bytes, message: bytes) -> bool:
     return key.verify(sig, message)
-
-
-def _signed_part(msg: Signed) -> Signed:
-    """The fields a signature covers, without attached blocks or certificates: what
-    equivocation evidence needs, and no more."""
-    if isinstance(msg, Proposal):
-        return replace(msg, block=None, justification=())
-    if isinstance(msg, RoundChange):
-        return replace(msg, prepared_block=None, prepared_cert=())
-    return msg
 
 
 class Replica:
@@ -77,22 +73,23 @@ class Replica:
         cfg: Config,
         key: crypto.PrivateKey,
         committed_height: int,
-        last_header: Header | None,
+        last_header: HeaderView | None,
         persisted: PersistedState | None = None,
         verify: Verifier = real_verify,
         vote_from: int = 0,
         recent_proposers: tuple[tuple[int, int], ...] = (),
+        *,
+        blocks: BlockView,
     ) -> None:
         g = cfg.genesis
         assert g.validators[cfg.index].pubkey.raw == key.public.raw, "key is not this validator's"
         assert (last_header is None) == (committed_height == 0)
-        self.cfg, self.key, self.verify = cfg, key, verify
+        self.cfg, self.key, self.verify, self.blocks = cfg, key, verify, blocks
         self.n, self.f, self.q = g.n, g.f, g.quorum
         self.committed_height = committed_height
         self.last_hash = last_header.block_hash if last_header else bytes(32)
-        self.evidence: list[Equivocation] = []
         self.fetching: tuple[int, int] | None = None  # (peer, ticks waited)
-        self.pending_records = 0
+        self.peer_heights: dict[int, int] = {}  # highest committed height each peer showed us
         # Signing state for a height above the store's next one: the store lost blocks
         # this replica committed. Follow without signing until that height, then take
         # the state up again, so nothing signed there is ever signed differently.
@@ -102,38 +99,32 @@ class Replica:
             self.ahead, self.vote_from = persisted, max(vote_from, persisted.height)
         if persisted is None or persisted.height != committed_height + 1:
             persisted = PersistedState(committed_height + 1)
-        self.evidence_keys: set[tuple[int, int, str, int]] = set()
         # (height, header.proposer) of the committed heights in Turns.window: who is skipped
         self.turns = Turns(self.n, self.f, recent_proposers)
-        self._start_height(persisted)
-        if self.round > 0 and ("round-change", self.round) in self.state.signed:
+        self.cur = self._new_height(persisted)
+        if self.round > 0 and ("round-change", self.round) in self.cur.state.signed:
             # Restarted mid-round-change: rebuild what we signed so resends carry it
             # (same value, so the same bytes; _sign refuses anything else).
-            rc = self._sign(self._round_change(self.round), Ready())
+            rc = self._sign(self._round_change(self.round), ReadyBuilder())
             if rc is not None:
-                self.round_changes[self.cfg.index] = rc  # type: ignore[assignment]
+                self.cur.round_changes[self.cfg.index] = rc
 
     # -- per-height state ------------------------------------------------------
 
-    def _start_height(self, st: PersistedState) -> None:
+    def _new_height(self, st: PersistedState) -> Height:
+        """The state of height `st.height`, fresh but for what `st` carries over a restart."""
         if self.ahead is not None and self.ahead.height == st.height:
             st, self.ahead = self.ahead, None
-        self.state = st
-        self.height = st.height
-        self.round = st.round
-        self.ticks = 0
-        self.resend_in = self.cfg.resend_ticks
-        self.proposals: dict[int, Proposal] = {}
-        self.validated: set[tuple[int, bytes]] = set()
-        self.prepares: dict[tuple[int, bytes], dict[int, Prepare]] = {}
-        self.commits: dict[tuple[int, bytes], dict[int, Commit]] = {}
-        self.round_changes: dict[int, RoundChange] = {}
-        self.seen: dict[tuple[int, str, int], Signed] = {}
-        self.future: dict[int, list[Message]] = {}
-        self.building: tuple[int, int] | None = None
-        self.decided: tuple[int, bytes] | None = None  # Q commits seen, block missing
-        self.suspects = self.turns.suspects(self.height)
-        self.probe = self.turns.is_probe(self.height)
+        return Height(st, self.turns.suspects(st.height), self.turns.is_probe(st.height), self.cfg.resend_ticks)
+
+    @property
+    def height(self) -> int:
+        return self.cur.state.height
+
+    @property
+    def round(self) -> int:
+        """Our round at this height: persisted, so a restart resumes in it."""
+        return self.cur.state.round
 
     def primary(self, round_: int) -> int:
         return (self.height + round_) % self.n
@@ -145,28 +136,41 @@ class Replica:
     def timeout_ticks(self) -> int:
         if self._skipping():
             return SKIP_TICKS
-        if self.primary(self.round) in self.suspects:  # a suspect's probe turn
+        if self.primary(self.round) in self.cur.suspects:  # a suspect's probe turn
             return max(1, self.cfg.round_timeout_ticks // 2)
         return self.cfg.round_timeout_ticks << min(self.round, self.cfg.round_timeout_doublings_max)
 
     def _skipping(self) -> bool:
-        """Is this round's primary a suspect whose turn is skipped (consensus/turns.py)?"""
-        return self.primary(self.round) in self.suspects and (self.round > 0 or not self.probe)
+        """Is this round's primary a suspect whose turn is skipped (consensus/turns.py)? Not
+        while we catch up: the height is decided already, and a round change would only cost
+        a synced write and a message per height fetched."""
+        if self._behind():
+            return False
+        return self.primary(self.round) in self.cur.suspects and (self.round > 0 or not self.cur.probe)
+
+    def _behind(self) -> bool:
+        """Have f + 1 peers (one of them honest) shown us a committed height >= ours?"""
+        return sum(1 for h in self.peer_heights.values() if h >= self.height) >= self.f + 1
+
+    def _saw_height(self, sender: int, committed: int) -> None:
+        if 0 <= sender < self.n and sender != self.cfg.index and committed > self.peer_heights.get(sender, 0):
+            self.peer_heights[sender] = committed
 
     # -- signing -----------------------------------------------------------------
 
-    def _sign(self, msg: Signed, out: Ready) -> Signed | None:
+    def _sign(self, msg: S, out: ReadyBuilder) -> S | None:
         """Sign `msg` unless we signed a different value for its (kind, round)."""
         assert msg.height == self.height and msg.sender == self.cfg.index
         if self.height < self.vote_from:
             return None  # following only: we may have signed here before and lost the record
+        st = self.cur.state
         slot, value = (msg.kind, msg.round), codec.encode(msg.value)
-        prior = self.state.signed.get(slot)
+        prior = st.signed.get(slot)
         if prior is not None and prior != value:
             return None
         if prior is None:
-            self.state.signed[slot] = value
-            out.persist = self.state
+            st.signed[slot] = value
+            out.persist = st
         return replace(msg, sig=self.key.sign(signing_bytes(msg)))
 
     def _valid_sig(self, msg: Signed) -> bool:
@@ -179,63 +183,65 @@ class Replica:
         """Read-only: does `msg` carry its sender's valid signature? (runtime pre-checks)"""
         return self._valid_sig(msg)
 
-    def _send(self, msg: Signed | None, out: Ready, to: int | None = None) -> None:
+    def _send(self, msg: Signed | None, out: ReadyBuilder) -> None:
+        """Broadcast what we signed, if `_sign` signed it."""
         if msg is not None:
-            out.messages.append((to, msg))
+            out.messages.append((None, msg))
 
     # -- inputs ------------------------------------------------------------------
 
     def on_records_available(self, count: int) -> Ready:
-        out = Ready()
-        self.pending_records = count
+        out = ReadyBuilder()
+        self.cur.pending_records = count
         if self._skipping() and self._active():
             self._move_to_round(self.round + 1, out)  # no tick's wait for a suspect primary
         self._maybe_build(out)
-        return out
+        return out.freeze()
 
     def on_tick(self) -> Ready:
-        out = Ready()
+        out = ReadyBuilder()
         if self._active():
-            self.ticks += 1
-            if self.ticks >= self.timeout_ticks():
+            self.cur.ticks += 1
+            if self.cur.ticks >= self.timeout_ticks():
                 self._move_to_round(self.round + 1, out)
-        self.resend_in -= 1
-        if self.resend_in <= 0:
-            self.resend_in = self.cfg.resend_ticks
+        self.cur.resend_in -= 1
+        if self.cur.resend_in <= 0:
+            self.cur.resend_in = self.cfg.resend_ticks
             self._resend(out)
         if self.fetching is not None:
             peer, waited = self.fetching
             self.fetching = None if waited + 1 >= self.cfg.fetch_timeout_ticks else (peer, waited + 1)
-        if self.decided is not None and self.fetching is None:
-            senders = sorted(self.commits.get(self.decided, {}))
-            peer = senders[(self.ticks // self.cfg.fetch_timeout_ticks) % len(senders)]
+        if self.cur.decided is not None and self.fetching is None:
+            senders = sorted(self.cur.commits.get(self.cur.decided, {}))
+            peer = senders[(self.cur.ticks // self.cfg.fetch_timeout_ticks) % len(senders)]
             self._fetch(peer, out)
         self._maybe_build(out)
-        return out
+        return out.freeze()
 
     def on_message(self, msg: Message) -> Ready:
-        out = Ready()
+        out = ReadyBuilder()
         self._dispatch_quietly(msg, out)
-        return out
+        return out.freeze()
 
     def on_block_built(self, height: int, round_: int, block: BlockData) -> Ready:
         """The runtime built (and checked) a block for our proposal at (height, round)."""
-        out = Ready()
-        if (height, round_) != (self.height, self.round) or self.building != (height, round_):
-            return out
-        if not self.is_primary or round_ in self.proposals:
-            self.building = None
-            return out
+        out = ReadyBuilder()
+        cur = self.cur
+        if (height, round_) != (self.height, self.round) or cur.building != (height, round_):
+            return out.freeze()
+        if not self.is_primary or round_ in cur.proposals:
+            cur.building = None
+            return out.freeze()
         justification = self._justification(round_) if round_ > 0 else ()
-        if round_ > 0 and (justification is None or self._choose(justification)[0] != NO_ROUND):
-            self.building = None
-            return out  # a prepared block must be re-proposed instead of a new one
+        if round_ > 0 and (justification is None or choose(justification)[0] != NO_ROUND):
+            cur.building = None
+            return out.freeze()  # a prepared block must be re-proposed instead of a new one
         self._propose(block, justification or (), out)
-        if round_ in self.proposals:
-            self.building = None
+        if round_ in cur.proposals:
+            cur.building = None
         # else: we proposed another block in this round before a restart and may
         # not sign this one; `building` stays set so we do not ask again this round.
-        return out
+        return out.freeze()
 
     def raise_vote_floor(self, height: int) -> None:
         """Sign nothing below `height` (the runtime saw our key in a QC it has no signing
@@ -246,58 +252,67 @@ class Replica:
         """The runtime found no record fit for a block at (height, round): at round 0
         nothing is proposed (an empty block would prove nothing); the runtime reports
         its mempool again with `on_records_available`, which may ask for a new build."""
-        out = Ready()
-        if self.building == (height, round_) == (self.height, self.round):
-            self.building = None
-            self.pending_records = 0
-        return out
+        if self.cur.building == (height, round_) == (self.height, self.round):
+            self.cur.building = None
+            self.cur.pending_records = 0
+        return Ready()
 
     def on_block_validated(self, height: int, round_: int, block_hash: bytes, ok: bool) -> Ready:
-        out = Ready()
-        p = self.proposals.get(round_)
+        out = ReadyBuilder()
+        p = self.cur.proposals.get(round_)
         if height != self.height or p is None or p.block_hash != block_hash:
-            return out
+            return out.freeze()
         if not ok:
             out.dropped.append("invalid_block")
-            return out
-        self.validated.add((round_, block_hash))
+            return out.freeze()
+        self.cur.validated.add((round_, block_hash))
         if round_ == self.round:
             prep = Prepare(self.cfg.genesis.chain_id, self.height, round_, block_hash, self.cfg.index)
             signed = self._sign(prep, out)
             self._send(signed, out)
             if signed is not None:
-                self._on_prepare(signed, out)
+                self._on_prepare(signed, out)  # may commit: `self.cur` is then the next height
         self._check_prepared(round_, block_hash, out)
         self._check_committed(round_, block_hash, out)
-        return out
+        return out.freeze()
 
     def on_block_fetched(self, block: BlockData, qc: QC) -> Ready:
         """A committed block from catch-up whose contents the runtime has checked."""
-        out = Ready()
-        header = decode_header(block.header)
-        if header.height != self.height or header.prev != self.last_hash:
-            out.dropped.append("fetch_not_next")
-            return out
+        out = ReadyBuilder()
+        header = self.blocks.header(block.header)
         try:
-            check_qc(qc, header, self.cfg.genesis, self.verify)
+            if header.height != self.height or header.prev != self.last_hash:
+                raise InvalidInput("fetch_not_next", "the block is not the next one of our chain")
+            self.blocks.check_qc(qc, block)
         except InvalidInput as exc:
             out.dropped.append(exc.code)
-            return out
+            return out.freeze()
         self.fetching = None
         self._commit(block, header, qc, out)
-        return out
+        return out.freeze()
 
     # -- message handlers ------------------------------------------------------
 
-    def _dispatch(self, msg: Message, out: Ready) -> None:
+    def _dispatch(self, msg: Message, out: ReadyBuilder) -> None:
         if msg.chain != self.cfg.genesis.chain_id:
             raise InvalidInput("wrong_chain", "message for another chain")
-        if isinstance(msg, Status):
-            if 0 <= msg.sender < self.n and msg.height >= self.height:
-                self._fetch(msg.sender, out)
-            return
-        if not isinstance(msg, (Proposal, Prepare, Commit, RoundChange)):
-            raise InvalidInput("bad_message", f"{msg.kind} is for the runtime, not the replica")
+        match msg:
+            case Status():
+                self._on_status(msg, out)
+            case Proposal() | Prepare() | Commit() | RoundChange():
+                self._on_signed(msg, out)
+            case FetchBlocks() | Blocks():
+                raise InvalidInput("bad_message", f"{msg.kind} is for the runtime, not the replica")
+            case _:
+                assert_never(msg)
+
+    def _on_status(self, msg: Status, out: ReadyBuilder) -> None:
+        self._saw_height(msg.sender, msg.height)
+        if 0 <= msg.sender < self.n and msg.height >= self.height:
+            self._fetch(msg.sender, out)  # the sender committed our height
+
+    def _on_signed(self, msg: Signed, out: ReadyBuilder) -> None:
+        """Check a signed message, then hand it to its handler once per slot."""
         if msg.sender == self.cfg.index:
             return
         if not self._valid_sig(msg):
@@ -307,6 +322,7 @@ class Replica:
                 out.messages.append((msg.sender, Status(msg.chain, self.committed_height, self.cfg.index)))
             return
         if msg.height > self.height:
+            self._saw_height(msg.sender, msg.height - 1)  # it signs there: it committed below
             self._buffer_future(msg)
             self._fetch(msg.sender, out)  # the sender has committed our height
             return
@@ -315,22 +331,35 @@ class Replica:
         # The signature covers only the value; check the unsigned parts (block,
         # justification, certificate) before the message may claim its slot, or a
         # tampered relay of a genuine message would shadow the genuine one.
-        if isinstance(msg, Proposal):
-            self._check_proposal(msg)
-        elif isinstance(msg, RoundChange):
-            self._check_round_change(msg)
+        match msg:
+            case Proposal():
+                self._check_proposal(msg)
+            case RoundChange():
+                check_round_change(msg, self.q, self.last_hash, self.blocks, self._valid_sig)
+            case Prepare() | Commit():
+                pass  # a vote is all signed
         if not self._first_of_slot(msg, out):
             return
-        getattr(self, "_on_" + msg.kind.replace("-", "_"))(msg, out)
+        match msg:
+            case Proposal():
+                self._on_proposal(msg, out)
+            case Prepare():
+                self._on_prepare(msg, out)
+            case Commit():
+                self._on_commit(msg, out)
+            case RoundChange():
+                self._on_round_change(msg, out)
+            case _:
+                assert_never(msg)
 
-    def _buffer_future(self, msg: Message) -> None:
+    def _buffer_future(self, msg: Signed) -> None:
         """Keep next-height messages to replay after our commit. At most one message
         carrying a block per sender (a proposal within the block size; round changes
         with a block are left to the sender's re-sends), so a validator can park one
         block here, not 64."""
         if msg.height != self.height + 1:
             return
-        queue = self.future.setdefault(msg.sender, [])  # type: ignore[union-attr]
+        queue = self.cur.future.setdefault(msg.sender, [])
         if isinstance(msg, RoundChange) and msg.prepared_block is not None:
             return
         if isinstance(msg, Proposal):
@@ -340,21 +369,18 @@ class Replica:
         if len(queue) < FUTURE_MAX_PER_SENDER:
             queue.append(msg)
 
-    def _first_of_slot(self, msg: Signed, out: Ready) -> bool:
+    def _first_of_slot(self, msg: Signed, out: ReadyBuilder) -> bool:
         """Keep one value per (sender, kind, round); a second one is evidence."""
-        key = (msg.sender, msg.kind, msg.round)
-        first = self.seen.get(key)
+        cur, key = self.cur, (msg.sender, msg.kind, msg.round)
+        first = cur.seen.get(key)
         if first is None:
-            self.seen[key] = msg
+            cur.seen[key] = msg
             return True
         if codec.encode(first.value) != codec.encode(msg.value):
-            if (msg.height, *key) not in self.evidence_keys:  # once per slot, however often re-sent
-                self.evidence_keys.add((msg.height, *key))
-                ev = Equivocation(msg.sender, msg.kind, msg.height, msg.round,
-                                  _signed_part(first), _signed_part(msg))
-                if len(self.evidence) < EVIDENCE_MAX:
-                    self.evidence.append(ev)
-                out.evidence.append(ev)
+            if key not in cur.evidence_keys:  # once per slot, however often re-sent
+                cur.evidence_keys.add(key)
+                out.evidence.append(Equivocation(msg.sender, msg.kind, msg.height, msg.round,
+                                                 signed_part(first), signed_part(msg)))
             raise InvalidInput("equivocation", f"validator {msg.sender} signed two {msg.kind}s")
         return False  # a duplicate: nothing new
 
@@ -363,198 +389,153 @@ class Replica:
             raise InvalidInput("not_primary", f"validator {p.sender} is not primary of round {p.round}")
         if p.block is None:
             raise InvalidInput("bad_message", "proposal without a block")
-        header = decode_header(p.block.header)
+        header = self.blocks.header(p.block.header)
         if header.block_hash != p.block_hash or header.height != self.height or header.prev != self.last_hash:
             raise InvalidInput("bad_proposal", "proposal block does not extend our chain")
         if p.round > 0:
-            self._check_justification(p)
+            check_justification(p, self.q, self.last_hash, self.blocks, self._valid_sig)
 
-    def _on_proposal(self, p: Proposal, out: Ready) -> None:
+    def _on_proposal(self, p: Proposal, out: ReadyBuilder) -> None:
         assert p.block is not None  # _check_proposal ran first
-        if p.round < self.round or p.round in self.proposals:
+        if p.round < self.round or p.round in self.cur.proposals:
             return
         if p.round > self.round:
             self._move_to_round(p.round, out)
-        self.proposals[p.round] = p
+        self.cur.proposals[p.round] = p
         out.validate.append((self.height, p.round, p.block))
 
-    def _on_prepare(self, m: Prepare, out: Ready) -> None:
-        self.prepares.setdefault((m.round, m.block_hash), {})[m.sender] = m
+    def _on_prepare(self, m: Prepare, out: ReadyBuilder) -> None:
+        self.cur.prepares.setdefault((m.round, m.block_hash), {})[m.sender] = m
         self._check_prepared(m.round, m.block_hash, out)
 
-    def _on_commit(self, m: Commit, out: Ready) -> None:
-        self.commits.setdefault((m.round, m.block_hash), {})[m.sender] = m
+    def _on_commit(self, m: Commit, out: ReadyBuilder) -> None:
+        self.cur.commits.setdefault((m.round, m.block_hash), {})[m.sender] = m
         self._check_committed(m.round, m.block_hash, out)
 
-    def _on_round_change(self, rc: RoundChange, out: Ready) -> None:
-        old = self.round_changes.get(rc.sender)
+    def _on_round_change(self, rc: RoundChange, out: ReadyBuilder) -> None:
+        round_changes = self.cur.round_changes
+        old = round_changes.get(rc.sender)
         if old is None or rc.round > old.round:
-            self.round_changes[rc.sender] = rc
-        above = sorted(r.round for r in self.round_changes.values() if r.round > self.round)
+            round_changes[rc.sender] = rc
+        above = sorted(r.round for r in round_changes.values() if r.round > self.round)
         if len(above) >= self.f + 1:
             self._move_to_round(above[0], out)
         self._maybe_repropose(out)
 
-    # -- checks ----------------------------------------------------------------
+    # -- quorums -----------------------------------------------------------------
 
-    def _check_round_change(self, rc: RoundChange) -> None:
-        bad = lambda why: InvalidInput("bad_round_change", why)  # noqa: E731
-        if rc.round < 1:
-            raise bad("round change to round 0")
-        if rc.prepared_round == NO_ROUND:
-            if rc.prepared_hash or rc.prepared_cert or rc.prepared_block:
-                raise bad("prepared data without a prepared round")
+    def _check_prepared(self, round_: int, block_hash: bytes, out: ReadyBuilder) -> None:
+        cur = self.cur
+        votes = cur.prepares.get((round_, block_hash), {})
+        if round_ != self.round or len(votes) < self.q or (round_, block_hash) not in cur.validated:
             return
-        if not 0 <= rc.prepared_round < rc.round:
-            raise bad("prepared round must be below the round")
-        if rc.prepared_block is not None:
-            header = decode_header(rc.prepared_block.header)
-            if header.block_hash != rc.prepared_hash or header.prev != self.last_hash:
-                raise bad("prepared block does not match the prepared hash or our chain")
-        senders = set()
-        for p in rc.prepared_cert:
-            if (p.chain, p.height, p.round, p.block_hash) != (
-                    rc.chain, rc.height, rc.prepared_round, rc.prepared_hash):
-                raise bad("prepared certificate names another block or round")
-            if p.sender in senders or not self._valid_sig(p):
-                raise bad("prepared certificate has a duplicate or bad signature")
-            senders.add(p.sender)
-        if len(senders) < self.q:
-            raise bad(f"prepared certificate has {len(senders)} prepares, needs {self.q}")
-
-    def _choose(self, rcs: tuple[RoundChange, ...]) -> tuple[int, bytes, BlockData | None]:
-        """The highest prepared (round, hash, block) among round changes."""
-        best = max(rcs, key=lambda rc: rc.prepared_round)
-        return best.prepared_round, best.prepared_hash, best.prepared_block
-
-    def _check_justification(self, p: Proposal) -> None:
-        bad = lambda why: InvalidInput("bad_justification", why)  # noqa: E731
-        senders = set()
-        for rc in p.justification:
-            if (rc.chain, rc.height, rc.round) != (p.chain, p.height, p.round):
-                raise bad("justification holds a round change for another round")
-            if rc.sender in senders or not self._valid_sig(rc):
-                raise bad("justification has a duplicate or badly signed round change")
-            self._check_round_change(rc)
-            senders.add(rc.sender)
-        if len(senders) < self.q:
-            raise bad(f"justification has {len(senders)} round changes, needs {self.q}")
-        prepared_round, prepared_hash, _ = self._choose(p.justification)
-        if prepared_round != NO_ROUND and prepared_hash != p.block_hash:
-            raise bad("proposal must re-propose the block prepared in the highest round")
-
-    def _check_prepared(self, round_: int, block_hash: bytes, out: Ready) -> None:
-        votes = self.prepares.get((round_, block_hash), {})
-        if round_ != self.round or len(votes) < self.q or (round_, block_hash) not in self.validated:
+        st = cur.state
+        if st.prepared_round >= round_:
             return
-        if self.state.prepared_round >= round_:
-            return
-        p = self.proposals[round_]
-        self.state.prepared_round, self.state.prepared_hash = round_, block_hash
-        self.state.prepared_cert = tuple(votes[s] for s in sorted(votes)[: self.q])
-        self.state.prepared_block = p.block
-        out.persist = self.state
+        p = cur.proposals[round_]
+        st.prepared_round, st.prepared_hash = round_, block_hash
+        st.prepared_cert = tuple(votes[s] for s in sorted(votes)[: self.q])
+        st.prepared_block = p.block
+        out.persist = st
         commit = Commit(p.chain, self.height, round_, block_hash, self.cfg.index)
         signed = self._sign(commit, out)
         self._send(signed, out)
         if signed is not None:
             self._on_commit(signed, out)
 
-    def _check_committed(self, round_: int, block_hash: bytes, out: Ready) -> None:
-        votes = self.commits.get((round_, block_hash), {})
+    def _check_committed(self, round_: int, block_hash: bytes, out: ReadyBuilder) -> None:
+        votes = self.cur.commits.get((round_, block_hash), {})
         if len(votes) < self.q:
             return
         block = self._known_block(block_hash)
         if block is None:
-            self.decided = (round_, block_hash)
+            self.cur.decided = (round_, block_hash)
             return
         sigs = tuple((s, votes[s].sig) for s in sorted(votes)[: self.q])
         qc = QC(self.height, round_, block_hash, sigs)
-        self._commit(block, decode_header(block.header), qc, out)
+        self._commit(block, self.blocks.header(block.header), qc, out)
 
     def _known_block(self, block_hash: bytes) -> BlockData | None:
         """A block with this hash whose contents *we* validated. The signature binds
         only the header hash, so an unvalidated copy may carry other records."""
-        for p in self.proposals.values():
-            if p.block_hash == block_hash and (p.round, block_hash) in self.validated:
+        cur = self.cur
+        for p in cur.proposals.values():
+            if p.block_hash == block_hash and (p.round, block_hash) in cur.validated:
                 return p.block
-        if self.state.prepared_hash == block_hash:
-            return self.state.prepared_block
+        if cur.state.prepared_hash == block_hash:
+            return cur.state.prepared_block
         return None
 
     # -- transitions -----------------------------------------------------------
 
-    def _commit(self, block: BlockData, header: Header, qc: QC, out: Ready) -> None:
+    def _commit(self, block: BlockData, header: HeaderView, qc: QC, out: ReadyBuilder) -> None:
         assert header.height == self.height and header.prev == self.last_hash
         assert qc.block_hash == header.block_hash
         out.commits.append((block, qc))
         self.committed_height = self.height
         self.last_hash = header.block_hash
         self.turns.record(header.height, header.proposer)
-        future = self.future
-        self._start_height(PersistedState(self.height + 1))
-        out.persist = self.state
+        future = self.cur.future
+        self.cur = self._new_height(PersistedState(self.height + 1))
+        out.persist = self.cur.state
         for queue in future.values():
             for msg in queue:
                 if msg.height == self.height:
                     self._dispatch_quietly(msg, out)
-        # The committed records left the runtime's mempool; it reports the new count
-        # with on_records_available after applying the commit. Until then assume none,
-        # or we would ask to build a block from records that are already committed.
-        self.pending_records = 0
 
-    def _dispatch_quietly(self, msg: Message, out: Ready) -> None:
+    def _dispatch_quietly(self, msg: Message, out: ReadyBuilder) -> None:
         try:
             self._dispatch(msg, out)
         except InvalidInput as exc:
             out.dropped.append(exc.code)
 
-    def _move_to_round(self, round_: int, out: Ready) -> None:
+    def _move_to_round(self, round_: int, out: ReadyBuilder) -> None:
         assert round_ > self.round
-        self.round = self.state.round = round_
-        self.ticks = 0
-        self.building = None
-        out.persist = self.state
+        cur = self.cur
+        cur.state.round = round_
+        cur.ticks = 0
+        cur.building = None
+        out.persist = cur.state
         signed = self._sign(self._round_change(round_), out)
         self._send(signed, out)
         if signed is not None:
-            self.round_changes[self.cfg.index] = signed  # type: ignore[assignment]
+            cur.round_changes[self.cfg.index] = signed
         self._maybe_repropose(out)
 
     def _round_change(self, round_: int) -> RoundChange:
-        st = self.state
+        st = self.cur.state
         return RoundChange(
             self.cfg.genesis.chain_id, self.height, round_, st.prepared_round, st.prepared_hash,
             self.cfg.index, b"", st.prepared_cert, st.prepared_block,
         )
 
     def _justification(self, round_: int) -> tuple[RoundChange, ...] | None:
-        rcs = [rc for rc in self.round_changes.values() if rc.round == round_]
+        rcs = [rc for rc in self.cur.round_changes.values() if rc.round == round_]
         if len(rcs) < self.q:
             return None
         rcs.sort(key=lambda rc: (-rc.prepared_round, rc.sender))
         return tuple(replace(rc, prepared_block=None) for rc in rcs[: self.q])
 
-    def _maybe_repropose(self, out: Ready) -> None:
-        if not self.is_primary or self.round == 0 or self.round in self.proposals:
+    def _maybe_repropose(self, out: ReadyBuilder) -> None:
+        if not self.is_primary or self.round == 0 or self.round in self.cur.proposals:
             return
         justification = self._justification(self.round)
         if justification is None:
             return
-        prepared_round, prepared_hash, _ = self._choose(justification)
+        prepared_round, prepared_hash, _ = choose(justification)
         if prepared_round == NO_ROUND:
             self._maybe_build(out)
             return
         block = self._known_block(prepared_hash)
         if block is None:
-            for rc in self.round_changes.values():
+            for rc in self.cur.round_changes.values():
                 if rc.prepared_hash == prepared_hash and rc.prepared_block is not None:
                     block = rc.prepared_block
         if block is not None:
             self._propose(block, justification, out)
 
-    def _propose(self, block: BlockData, justification: tuple[RoundChange, ...], out: Ready) -> None:
-        header = decode_header(block.header)
+    def _propose(self, block: BlockData, justification: tuple[RoundChange, ...], out: ReadyBuilder) -> None:
+        header = self.blocks.header(block.header)
         assert header.height == self.height and header.prev == self.last_hash
         p = Proposal(self.cfg.genesis.chain_id, self.height, self.round, header.block_hash,
                      self.cfg.index, b"", block, justification)
@@ -562,25 +543,26 @@ class Replica:
         if signed is None:
             return
         self._send(signed, out)
-        self.proposals[self.round] = signed  # type: ignore[assignment]
-        self.seen[(self.cfg.index, "proposal", self.round)] = signed
+        self.cur.proposals[self.round] = signed
+        self.cur.seen[(self.cfg.index, "proposal", self.round)] = signed
         out.validate.append((self.height, self.round, block))
 
-    def _maybe_build(self, out: Ready) -> None:
-        if not self.is_primary or self.round in self.proposals or self.building is not None:
+    def _maybe_build(self, out: ReadyBuilder) -> None:
+        cur = self.cur
+        if not self.is_primary or self.round in cur.proposals or cur.building is not None:
             return
         if self._skipping():
             return  # the others time out at once: a block of ours would come too late
-        if self.round == 0 and self.pending_records == 0:
+        if self.round == 0 and cur.pending_records == 0:
             return
         if self.round > 0:
             justification = self._justification(self.round)
-            if justification is None or self._choose(justification)[0] != NO_ROUND:
+            if justification is None or choose(justification)[0] != NO_ROUND:
                 return
-        self.building = (self.height, self.round)
-        out.build = self.building
+        cur.building = (self.height, self.round)
+        out.build = cur.building
 
-    def _fetch(self, peer: int, out: Ready) -> None:
+    def _fetch(self, peer: int, out: ReadyBuilder) -> None:
         if self.fetching is None and peer != self.cfg.index:
             self.fetching = (peer, 0)
             out.fetch = (peer, self.height)
@@ -591,36 +573,32 @@ class Replica:
         Votes and round changes count only from f + 1 validators (so at least one
         of them honest): a single signed message from a lying validator at an idle
         height must not start our timers and end in an empty block for nothing."""
-        if self.pending_records or self.round or self.proposals:
+        cur = self.cur
+        if cur.pending_records or self.round or cur.proposals:
             return True
-        senders = {s for table in (self.prepares, self.commits) for votes in table.values() for s in votes}
-        senders.update(self.round_changes)
+        senders = {s for table in (cur.prepares, cur.commits) for votes in table.values() for s in votes}
+        senders.update(cur.round_changes)
         return len(senders) >= self.f + 1
 
-    def _resend(self, out: Ready) -> None:
+    def _resend(self, out: ReadyBuilder) -> None:
         """Re-send what we signed this round (lost messages stall PBFT otherwise).
 
         A proposal carries the whole block, so it goes again only to replicas
         from which we have neither a prepare nor a commit for it."""
-        proposal = self.proposals.get(self.round)
+        cur = self.cur
+        proposal = cur.proposals.get(self.round)
         if proposal is not None and proposal.sender == self.cfg.index:
             key = (self.round, proposal.block_hash)
-            heard = set(self.prepares.get(key, {})) | set(self.commits.get(key, {}))
+            heard = set(cur.prepares.get(key, {})) | set(cur.commits.get(key, {}))
             for peer in range(self.n):
                 if peer != self.cfg.index and peer not in heard:
                     out.messages.append((peer, proposal))
-        rc = self.round_changes.get(self.cfg.index)
+        rc = cur.round_changes.get(self.cfg.index)
         if rc is not None and rc.round == self.round:
             out.messages.append((None, rc))
-        for kind, table in (("prepare", self.prepares), ("commit", self.commits)):
+        for table in (cur.prepares, cur.commits):
             for (r, _), votes in table.items():
                 mine = votes.get(self.cfg.index)
                 if mine is not None and r == self.round:
                     out.messages.append((None, mine))
         out.messages.append((None, Status(self.cfg.genesis.chain_id, self.committed_height, self.cfg.index)))
-
-    def snapshot(self) -> dict[str, Any]:
-        """Read-only view for status pages and tests."""
-        return {"height": self.height, "round": self.round, "primary": self.primary(self.round),
-                "prepared_round": self.state.prepared_round, "evidence": len(self.evidence),
-                "skipped": sorted(self.suspects)}

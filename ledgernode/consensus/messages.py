@@ -10,8 +10,8 @@ certificate is a set of signed messages that prove themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, TypeVar, Union
 
 from .. import codec
 from ..blocks import vote_bytes
@@ -132,12 +132,23 @@ class Blocks:
 
 Signed = Union[Prepare, Commit, RoundChange, Proposal]
 Message = Union[Prepare, Commit, RoundChange, Proposal, Status, FetchBlocks, Blocks]
+M = TypeVar("M", Prepare, RoundChange)  # what a certificate or justification holds
 
 
 def signing_bytes(msg: Signed) -> bytes:
     if isinstance(msg, Commit):
         return vote_bytes(msg.chain, msg.height, msg.round, msg.block_hash)
     return SIGN_PREFIX + codec.encode([msg.kind, msg.chain, msg.height, msg.round, msg.value])
+
+
+def signed_part(msg: Signed) -> Signed:
+    """The fields a signature covers, without attached blocks or certificates: what
+    equivocation evidence needs, and no more."""
+    if isinstance(msg, Proposal):
+        return replace(msg, block=None, justification=())
+    if isinstance(msg, RoundChange):
+        return replace(msg, prepared_block=None, prepared_cert=())
+    return msg
 
 
 # -- wire codec --------------------------------------------------------------
@@ -193,6 +204,14 @@ def _block(v: Any) -> BlockData | None:
     return BlockData(_bytes(v[0]), tuple(_bytes(x) for x in v[1]))
 
 
+def _only(cls: type[M], msgs: tuple[Message, ...], why: str) -> tuple[M, ...]:
+    """`msgs`, all decoded first, if every one is a `cls`."""
+    kept = tuple(m for m in msgs if isinstance(m, cls))
+    if len(kept) != len(msgs):
+        raise _bad(why)
+    return kept
+
+
 def _from_wire(w: Any, depth: int = 0) -> Message:
     if not isinstance(w, list) or len(w) < 2 or not isinstance(w[0], str) or not isinstance(w[1], str):
         raise _bad("message must be [kind, chain, ...]")
@@ -204,20 +223,17 @@ def _from_wire(w: Any, depth: int = 0) -> Message:
         cert = w[8]
         if not isinstance(cert, list) or len(cert) > CERT_MAX:
             raise _bad("prepared_cert must be a list")
-        prepares = tuple(_from_wire(p, 2) for p in cert)
-        if not all(isinstance(p, Prepare) for p in prepares):
-            raise _bad("prepared_cert holds only prepares")
+        prepares = _only(Prepare, tuple(_from_wire(p, 2) for p in cert), "prepared_cert holds only prepares")
         return RoundChange(chain, _int(w[2]), _int(w[3]), _int(w[4], NO_ROUND), _bytes(w[5]),
-                           _int(w[6]), _bytes(w[7]), prepares, _block(w[9]))  # type: ignore[arg-type]
+                           _int(w[6]), _bytes(w[7]), prepares, _block(w[9]))
     if kind == "proposal" and n == 9 and depth == 0:
         just = w[8]
         if not isinstance(just, list) or len(just) > CERT_MAX:
             raise _bad("justification must be a list")
-        rcs = tuple(_from_wire(rc, 1) for rc in just)
-        if not all(isinstance(rc, RoundChange) for rc in rcs):
-            raise _bad("justification holds only round changes")
+        rcs = _only(RoundChange, tuple(_from_wire(rc, 1) for rc in just),
+                    "justification holds only round changes")
         return Proposal(chain, _int(w[2]), _int(w[3]), _bytes(w[4], 32), _int(w[5]), _bytes(w[6]),
-                        _block(w[7]), rcs)  # type: ignore[arg-type]
+                        _block(w[7]), rcs)
     if kind == "status" and n == 4:
         return Status(chain, _int(w[2]), _int(w[3]))
     if kind == "fetch" and n == 5:

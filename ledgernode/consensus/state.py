@@ -1,17 +1,31 @@
-"""The consensus core's configuration, durable state and outputs (see core.py).
+"""The consensus core's configuration, state and outputs (see core.py).
 
-`PersistedState` is what a replica must find on disk after a restart; `Ready`
-is what one input asks the runtime to do, in the order its fields are listed.
+`PersistedState` is what a replica must find on disk after a restart; `Height`
+is everything it knows about the height it is deciding; `Ready` is what one
+input asks the runtime to do, in the order its fields are listed. `BlockView`
+is all the core knows of the block format: the runtime supplies it
+(`ChainBlocks`, consensus/chain.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable, Protocol
 
-from .. import codec
+from .. import codec, crypto
+# The commit certificate is a plain value (height, round, hash, signatures) that the
+# runtime stores as it is. The block format itself (decoding headers, checking QCs)
+# reaches the core only through `BlockView`, so this is the core's one use of blocks.
 from ..blocks import QC
 from ..genesis import Genesis
-from .messages import NO_ROUND, BlockData, Message, Prepare, Signed
+from .messages import NO_ROUND, BlockData, Commit, Message, Prepare, Proposal, RoundChange, Signed
+
+Verifier = Callable[[crypto.PublicKey, bytes, bytes], bool]
+
+__all__ = [
+    "QC", "BlockView", "Config", "Equivocation", "HeaderView", "Height", "PersistedState", "Ready",
+    "ReadyBuilder", "Verifier",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,34 @@ class Config:
     round_timeout_doublings_max: int = 30
     resend_ticks: int = 10
     fetch_timeout_ticks: int = 30
+
+
+class HeaderView(Protocol):
+    """The fields of a block header the core reads (`blocks.Header` has them)."""
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def prev(self) -> bytes: ...
+
+    @property
+    def block_hash(self) -> bytes: ...
+
+    @property
+    def proposer(self) -> int: ...
+
+
+class BlockView(Protocol):
+    """What the core needs of the block format (docs/protocol.md sections 4 and 7)."""
+
+    def header(self, raw: bytes) -> HeaderView:
+        """Decode a block's header bytes; raise InvalidInput if they are no header."""
+        ...
+
+    def check_qc(self, qc: QC, block: BlockData) -> None:
+        """Raise InvalidInput unless `qc` certifies `block` under the chain's validators."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +91,10 @@ class PersistedState:
     prepared_cert: tuple[Prepare, ...] = ()
     prepared_block: BlockData | None = None
 
+    def copy(self) -> PersistedState:
+        """A copy that shares nothing mutable with this state (every other field is immutable)."""
+        return replace(self, signed=dict(self.signed))
+
     def encode(self) -> bytes:
         from .messages import encode_message
 
@@ -67,25 +113,77 @@ class PersistedState:
 
         m = codec.decode(raw, replace(MESSAGE_LIMITS, map_max_len=16))
         block = m["prepared_block"]
-        state = cls(
+        cert = tuple(decode_message(p) for p in m["prepared_cert"])
+        prepares = tuple(p for p in cert if isinstance(p, Prepare))
+        assert len(prepares) == len(cert), "a prepared certificate holds only prepares"
+        return cls(
             m["height"], m["round"], {(k, r): v for k, r, v in m["signed"]},
-            m["prepared_round"], m["prepared_hash"],
-            tuple(decode_message(p) for p in m["prepared_cert"]),  # type: ignore[misc]
+            m["prepared_round"], m["prepared_hash"], prepares,
             None if block is None else BlockData(block[0], tuple(block[1])),
         )
-        assert all(isinstance(p, Prepare) for p in state.prepared_cert)
-        return state
 
 
 @dataclass
-class Ready:
-    """Everything one input asks the runtime to do, in this order."""
+class Height:
+    """Everything a replica holds about the one height it is deciding. The replica
+    replaces it whole, with one constructor call, when a block commits: nothing of a
+    decided height can be left behind by a forgotten reset."""
 
-    commits: list[tuple[BlockData, QC]] = field(default_factory=list)
+    state: PersistedState  # what must survive a restart; `state.height` is this height
+    suspects: frozenset[int]  # primaries whose turns are skipped (turns.py)
+    probe: bool  # round 0 is a suspect's real, shortened turn (turns.py)
+    resend_in: int  # ticks until we re-send what we signed this round
+    ticks: int = 0  # ticks waited in this round
+    # The runtime's mempool size. The records just committed left it, so a new height
+    # starts at 0 until the runtime reports again: otherwise we would ask for a block
+    # built from records that are already committed.
+    pending_records: int = 0
+    proposals: dict[int, Proposal] = field(default_factory=dict)  # round -> the one we took
+    validated: set[tuple[int, bytes]] = field(default_factory=set)  # (round, hash) judged valid
+    prepares: dict[tuple[int, bytes], dict[int, Prepare]] = field(default_factory=dict)
+    commits: dict[tuple[int, bytes], dict[int, Commit]] = field(default_factory=dict)
+    round_changes: dict[int, RoundChange] = field(default_factory=dict)  # sender -> its highest
+    seen: dict[tuple[int, str, int], Signed] = field(default_factory=dict)  # (sender, kind, round)
+    # Slots whose equivocation was reported, so a re-sent pair is reported once; it is
+    # dropped with the height, so it cannot grow without bound.
+    evidence_keys: set[tuple[int, str, int]] = field(default_factory=set)
+    future: dict[int, list[Signed]] = field(default_factory=dict)  # sender -> next height's, replayed on commit
+    building: tuple[int, int] | None = None  # (height, round) the runtime builds a block for
+    decided: tuple[int, bytes] | None = None  # (round, hash) with Q commits, block missing
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Everything one input asks the runtime to do, in this order. It is frozen and
+    `persist` is a copy, so nothing the core does later can change what the runtime
+    saves or sends for this input."""
+
+    commits: tuple[tuple[BlockData, QC], ...] = ()
     persist: PersistedState | None = None
-    messages: list[tuple[int | None, Message]] = field(default_factory=list)  # None: all peers
-    validate: list[tuple[int, int, BlockData]] = field(default_factory=list)
+    messages: tuple[tuple[int | None, Message], ...] = ()  # None: all peers
+    validate: tuple[tuple[int, int, BlockData], ...] = ()
     build: tuple[int, int] | None = None
     fetch: tuple[int, int] | None = None  # (peer, from_height)
+    evidence: tuple[Equivocation, ...] = ()
+    dropped: tuple[str, ...] = ()  # InvalidInput codes, for metrics
+
+
+@dataclass
+class ReadyBuilder:
+    """A `Ready` while the core works on one input; `freeze` makes what leaves the core."""
+
+    commits: list[tuple[BlockData, QC]] = field(default_factory=list)
+    persist: PersistedState | None = None  # the live state to save, copied by `freeze`
+    messages: list[tuple[int | None, Message]] = field(default_factory=list)
+    validate: list[tuple[int, int, BlockData]] = field(default_factory=list)
+    build: tuple[int, int] | None = None
+    fetch: tuple[int, int] | None = None
     evidence: list[Equivocation] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)  # InvalidInput codes, for metrics
+    dropped: list[str] = field(default_factory=list)
+
+    def freeze(self) -> Ready:
+        return Ready(
+            tuple(self.commits), None if self.persist is None else self.persist.copy(),
+            tuple(self.messages), tuple(self.validate), self.build, self.fetch,
+            tuple(self.evidence), tuple(self.dropped),
+        )

@@ -98,6 +98,7 @@ class Gate(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's connections
         self.transport = transport
         net, loop = self.network, asyncio.get_running_loop()
         address = address_of(transport)

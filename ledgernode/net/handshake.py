@@ -57,11 +57,12 @@ def raise_frame_limit(ws: web.WebSocketResponse, request: web.Request, frame_max
     auth-ok), so an honest validator has not; one that did only breaks its own link.
     """
     protocol = request.protocol
-    old = getattr(ws, "_parser", None)
-    queue = getattr(ws, "_reader", None)
+    old: Any = getattr(ws, "_parser", None)
+    queue: Any = getattr(ws, "_reader", None)
     if old is None or queue is None or getattr(protocol, "_payload_parser", None) is not old:
         raise RuntimeError("aiohttp's websocket internals changed: review net/handshake.py raise_frame_limit")
-    new = type(old)(queue, ws_max_msg_size(frame_max_bytes), compress=WS_COMPRESS, decode_text=WS_DECODE_TEXT)
+    reader_class: Any = type(old)
+    new = reader_class(queue, ws_max_msg_size(frame_max_bytes), compress=WS_COMPRESS, decode_text=WS_DECODE_TEXT)
     ws._parser = new
     protocol._payload_parser = new
 

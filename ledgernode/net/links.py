@@ -232,7 +232,8 @@ class PeerNetwork:
                 peer = await handshake.answer(ws, self.genesis, self.key, self.index,
                                               lambda: self._authenticated(ws, request))
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
-            self.refuse_pending(entry, "peer_refused", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.refuse_pending(entry, "peer_refused", why)
             if ws.prepared:
                 await handshake.close_refused(ws, transport)
             self.inbound_ws.discard(ws)
@@ -319,7 +320,7 @@ class PeerNetwork:
         if self.listener is not None:
             self.listener.close()  # no new connections
             for transport in list(self.preauth.pending):  # nor any half-open one
-                if isinstance(transport, asyncio.BaseTransport):
+                if isinstance(transport, asyncio.Transport):
                     transport.abort()
         for ws in list(self.inbound_ws):
             await ws.close()

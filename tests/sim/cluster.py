@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ledgernode import codec, crypto, merkle
 from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header
 from ledgernode.consensus import (
-    BlockData, Blocks, Commit, Config, FetchBlocks, PersistedState, Prepare, Proposal, Ready,
+    BlockData, Blocks, ChainBlocks, Commit, Config, FetchBlocks, PersistedState, Prepare, Proposal, Ready,
     Replica, RoundChange,
 )
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
@@ -93,7 +93,7 @@ class Host:
         self.replica = self.c.replica_class(
             Config(g, self.index, round_timeout_ticks=12, resend_ticks=6, fetch_timeout_ticks=15),
             self.c.keys[self.index], len(self.disk.chain), last, persisted, cached_verify,
-            recent_proposers=recent,
+            recent_proposers=recent, blocks=ChainBlocks(g, cached_verify),
         )
         self.committed_items = {i for b, _ in self.disk.chain for i in b.payload}
         self.mempool = {k: None for k in self.mempool if k not in self.committed_items}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledgernode.consensus import Replica, RoundChange
+from ledgernode.consensus import PersistedState, Replica, RoundChange
 from ledgernode.consensus.messages import NO_ROUND
+from ledgernode.consensus.state import Height
 
 
 class QuorumMinusOne(Replica):
@@ -26,9 +27,10 @@ class ForgetfulRoundChange(Replica):
 class WaitsForDeadPrimaries(Replica):
     """Never skips a primary that missed its turn: every turn of a dead one costs a round timeout."""
 
-    def _start_height(self, st: Any) -> None:
-        super()._start_height(st)
-        self.suspects = frozenset()
+    def _new_height(self, st: PersistedState) -> Height:
+        fresh = super()._new_height(st)
+        fresh.suspects = frozenset()
+        return fresh
 
 
 MUTANTS = {"commit_at_q_minus_1": QuorumMinusOne, "round_change_without_cert": ForgetfulRoundChange,

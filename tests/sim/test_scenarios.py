@@ -9,7 +9,7 @@ import pytest
 
 from ledgernode.blocks import QC, decode_header
 from ledgernode.consensus import (
-    BlockData, Commit, Config, Prepare, Proposal, Replica, RoundChange,
+    BlockData, ChainBlocks, Commit, Config, Prepare, Proposal, Replica, RoundChange,
 )
 from ledgernode.consensus.messages import NO_ROUND
 
@@ -31,9 +31,9 @@ def _crash_primary_when(step: str) -> dict[str, list[str]]:
         c.net.filter = lambda s, d, m: not (s == p and isinstance(m, Proposal) and d != others[0])
     conds = {
         "before_proposal": lambda: True,
-        "proposal_to_some": lambda: 0 in host.replica.proposals,
-        "after_prepare": lambda: host.replica.prepares,
-        "after_commit": lambda: ("commit", 0) in host.replica.state.signed,
+        "proposal_to_some": lambda: 0 in host.replica.cur.proposals,
+        "after_prepare": lambda: host.replica.cur.prepares,
+        "after_commit": lambda: ("commit", 0) in host.replica.cur.state.signed,
     }
     assert c.run_until(lambda: host.replica.height == h and bool(conds[step]()), 4000)
     c.crash(p, 10_000)  # never comes back
@@ -121,7 +121,8 @@ def test_every_round_change_order_gives_the_same_reproposal() -> None:
     orders = list(itertools.permutations(rcs))
     assert len(orders) == 720
     for order in orders:
-        r = Replica(Config(g, primary), keys[primary], 0, None, None, cached_verify)
+        r = Replica(Config(g, primary), keys[primary], 0, None, None, cached_verify,
+                    blocks=ChainBlocks(g, cached_verify))
         proposals = []
         for rc in order:
             ready = r.on_message(rc)
@@ -143,10 +144,10 @@ def test_replica_down_for_1000_heights_catches_up_and_rejects_forgery() -> None:
     block, qc = c.hosts[0].disk.chain[0]
     forged = QC(qc.height, qc.round, qc.block_hash, qc.signatures[:1])
     ready = host.replica.on_block_fetched(block, forged)
-    assert ready.dropped == ["invalid_qc"] and not ready.commits
+    assert ready.dropped == ("invalid_qc",) and not ready.commits
     # a block whose prev does not link to our chain
     ready = host.replica.on_block_fetched(*c.hosts[0].disk.chain[5])
-    assert ready.dropped == ["fetch_not_next"] and not ready.commits
+    assert ready.dropped == ("fetch_not_next",) and not ready.commits
     del c.restart_at[3]
     assert c.run_until(lambda: c.height(3) >= c.height(0) >= 1000, c.now + 20_000)
     assert [b.header for b, _ in host.disk.chain] == [b.header for b, _ in c.hosts[0].disk.chain][: c.height(3)]

@@ -7,8 +7,9 @@ Every message fed in is really signed by the test key of its sender.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+import copy
+from dataclasses import FrozenInstanceError, replace
+from typing import Any, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -17,15 +18,18 @@ from hypothesis import strategies as st
 from ledgernode import codec, merkle
 from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header, vote_bytes
 from ledgernode.consensus import (
-    BlockData, Blocks, Commit, Config, Equivocation, FetchBlocks, PersistedState, Prepare, Proposal,
-    Ready, Replica, RoundChange, Status, decode_message, encode_message,
+    BlockData, Blocks, ChainBlocks, Commit, Config, Equivocation, FetchBlocks, PersistedState, Prepare,
+    Proposal, Ready, Replica, RoundChange, Status, decode_message, encode_message,
 )
-from ledgernode.consensus.core import ROUND_WINDOW, _signed_part
-from ledgernode.consensus.messages import NO_ROUND, signing_bytes
+from ledgernode.consensus.core import ROUND_WINDOW
+from ledgernode.consensus.messages import NO_ROUND, Signed, signed_part, signing_bytes
+from ledgernode.consensus.state import Height
+from ledgernode.errors import InvalidInput
 from tests.sim.cluster import cached_verify, keys_and_genesis, signed_copy
 
 KEYS, G = keys_and_genesis(4)
 CHAIN = G.chain_id
+BLOCKS = ChainBlocks(G, cached_verify)  # the block view the runtime passes, as in the simulation
 N, F, Q = 4, 1, 3
 
 
@@ -59,7 +63,7 @@ HA2 = bhash(A2)
 def new_replica(index: int = 0, persisted: PersistedState | None = None, committed: int = 0,
                 last: Header | None = None, verify: Any = cached_verify, **cfg: Any) -> Replica:
     cfg.setdefault("resend_ticks", 1000)  # keep periodic resends out of the way unless asked for
-    return Replica(Config(G, index, **cfg), KEYS[index], committed, last, persisted, verify)
+    return Replica(Config(G, index, **cfg), KEYS[index], committed, last, persisted, verify, blocks=BLOCKS)
 
 
 def prep(sender: int, d: bytes, r: int = 0, h: int = 1, chain: str = CHAIN) -> Prepare:
@@ -109,16 +113,16 @@ def is_empty(ready: Ready) -> bool:
 
 
 def state_of(rep: Replica) -> tuple[Any, ...]:
-    """Everything a dropped message must leave alone."""
-    return (rep.height, rep.round, dict(rep.seen), dict(rep.prepares), dict(rep.commits),
-            dict(rep.proposals), dict(rep.round_changes), list(rep.evidence), rep.state.encode(),
-            rep.fetching, dict(rep.future))
+    """Everything a dropped message must leave alone: the whole per-height state (a deep
+    copy, so later changes show) and what the replica keeps across heights."""
+    return (copy.deepcopy(rep.cur), rep.cur.state.encode(), rep.committed_height, rep.last_hash,
+            rep.fetching, rep.vote_from)
 
 
 def backup_with_proposal(block: BlockData = A) -> tuple[Replica, Ready]:
     rep = new_replica(0)
     ready = rep.on_message(prop(1, block))
-    assert ready.dropped == [] and ready.validate == [(1, 0, block)]
+    assert ready.dropped == () and ready.validate == ((1, 0, block),)
     return rep, ready
 
 
@@ -138,8 +142,8 @@ def test_quorum_parameters() -> None:
     rep = new_replica(0)
     assert (rep.n, rep.f, rep.q) == (N, F, Q)
     assert (rep.height, rep.round, rep.committed_height) == (1, 0, 0)
-    assert rep.snapshot() == {"height": 1, "round": 0, "primary": 1, "prepared_round": NO_ROUND, "evidence": 0,
-                              "skipped": []}
+    assert rep.primary(rep.round) == 1 and rep.cur.state.prepared_round == NO_ROUND
+    assert rep.cur.evidence_keys == set() and rep.cur.suspects == frozenset()
 
 
 def test_primary_is_height_plus_round_mod_n() -> None:
@@ -156,13 +160,13 @@ def test_primary_is_height_plus_round_mod_n() -> None:
 
 def test_replica_key_must_match_its_index() -> None:
     with pytest.raises(AssertionError):
-        Replica(Config(G, 0), KEYS[1], 0, None)
+        Replica(Config(G, 0), KEYS[1], 0, None, blocks=BLOCKS)
 
 
 def test_runtime_messages_are_not_for_the_replica() -> None:
     rep = new_replica(0)
     for msg in (FetchBlocks(CHAIN, 1, 4, 1), Blocks(CHAIN, (), 1)):
-        assert rep.on_message(msg).dropped == ["bad_message"]
+        assert rep.on_message(msg).dropped == ("bad_message",)
 
 
 # -- round 0, the happy path ----------------------------------------------------------
@@ -177,11 +181,11 @@ def test_primary_builds_and_proposes_when_records_are_available() -> None:
     assert is_empty(rep.on_block_built(1, 1, A))  # not the round we asked for
     ready = rep.on_block_built(1, 0, A)
     (p,) = sent(ready, Proposal)
-    assert ready.messages == [(None, p)]
+    assert ready.messages == ((None, p),)
     assert (p.height, p.round, p.block_hash, p.block, p.sender, p.justification) == (1, 0, HA, A, 1, ())
     assert sig_ok(p)
     assert ready.persist is not None and ready.persist.signed[("proposal", 0)] == codec.encode(HA)
-    assert ready.validate == [(1, 0, A)]
+    assert ready.validate == ((1, 0, A),)
     assert is_empty(rep.on_block_built(1, 0, B))  # one proposal per round
 
 
@@ -189,13 +193,13 @@ def test_backup_accepts_a_proposal_from_the_primary_only() -> None:
     rep = new_replica(0)
     for sender in (2, 3):
         ready = rep.on_message(prop(sender, A))
-        assert ready.dropped == ["not_primary"]
-        assert ready.validate == [] and ready.messages == []
-    assert rep.proposals == {}
+        assert ready.dropped == ("not_primary",)
+        assert ready.validate == () and ready.messages == ()
+    assert rep.cur.proposals == {}
     ready = rep.on_message(prop(1, A))
-    assert ready.dropped == [] and ready.validate == [(1, 0, A)]
-    assert ready.messages == [] and ready.persist is None  # nothing is signed before validation
-    assert rep.proposals[0].block == A
+    assert ready.dropped == () and ready.validate == ((1, 0, A),)
+    assert ready.messages == () and ready.persist is None  # nothing is signed before validation
+    assert rep.cur.proposals[0].block == A
 
 
 @pytest.mark.parametrize("case", ["no_block", "hash_mismatch", "wrong_height", "wrong_prev"])
@@ -210,22 +214,22 @@ def test_proposal_whose_block_does_not_extend_our_chain_is_dropped(case: str) ->
     else:
         p, code = prop(1, make_block(1, b"\x01" * 32)), "bad_proposal"
     ready = rep.on_message(p)
-    assert ready.dropped == [code]
-    assert ready.validate == [] and rep.proposals == {}
+    assert ready.dropped == (code,)
+    assert ready.validate == () and rep.cur.proposals == {}
 
 
 def test_validated_block_is_prepared_and_persisted_before_sending() -> None:
     rep, _ = backup_with_proposal()
     ready = rep.on_block_validated(1, 0, HA, True)
     (p,) = sent(ready, Prepare)
-    assert ready.messages == [(None, p)]
+    assert ready.messages == ((None, p),)
     assert (p.chain, p.height, p.round, p.block_hash, p.sender) == (CHAIN, 1, 0, HA, 0)
     assert sig_ok(p)
     assert ready.persist is not None
     assert ready.persist.signed == {("prepare", 0): codec.encode(HA)}
     # the saved bytes carry the slot, so a restarted replica knows it
     assert PersistedState.decode(ready.persist.encode()).signed[("prepare", 0)] == codec.encode(HA)
-    assert ready.commits == [] and ready.validate == []
+    assert ready.commits == () and ready.validate == ()
     # validating again signs nothing new
     again = rep.on_block_validated(1, 0, HA, True)
     assert sent(again, Commit) == [] and again.persist is None
@@ -234,48 +238,48 @@ def test_validated_block_is_prepared_and_persisted_before_sending() -> None:
 def test_invalid_block_is_not_prepared() -> None:
     rep, _ = backup_with_proposal()
     ready = rep.on_block_validated(1, 0, HA, False)
-    assert ready.dropped == ["invalid_block"]
-    assert ready.messages == [] and ready.persist is None and rep.state.signed == {}
+    assert ready.dropped == ("invalid_block",)
+    assert ready.messages == () and ready.persist is None and rep.cur.state.signed == {}
 
 
 @pytest.mark.parametrize("args", [(2, 0, HA), (1, 1, HA), (1, 0, HB)])
 def test_validation_answer_for_another_proposal_is_ignored(args: tuple[int, int, bytes]) -> None:
     rep, _ = backup_with_proposal()
     assert is_empty(rep.on_block_validated(*args, True))
-    assert rep.state.signed == {}
+    assert rep.cur.state.signed == {}
 
 
 def test_quorum_of_prepares_records_prepared_state_and_sends_commit() -> None:
     rep, _ = backup_with_proposal()
     rep.on_block_validated(1, 0, HA, True)
     ready = rep.on_message(prep(1, HA))
-    assert ready.messages == [] and rep.state.prepared_round == NO_ROUND  # 2 of Q = 3
+    assert ready.messages == () and rep.cur.state.prepared_round == NO_ROUND  # 2 of Q = 3
     ready = rep.on_message(prep(3, HA))
-    st_ = rep.state
+    st_ = rep.cur.state
     assert (st_.prepared_round, st_.prepared_hash, st_.prepared_block) == (0, HA, A)
     assert sorted(p.sender for p in st_.prepared_cert) == [0, 1, 3]
     assert all(sig_ok(p) and p.block_hash == HA and p.round == 0 for p in st_.prepared_cert)
     (c,) = sent(ready, Commit)
-    assert ready.messages == [(None, c)]
+    assert ready.messages == ((None, c),)
     assert (c.height, c.round, c.block_hash, c.sender) == (1, 0, HA, 0)
     assert G.validators[0].pubkey.verify(c.sig, vote_bytes(CHAIN, 1, 0, HA))
     assert ready.persist is not None
     assert ready.persist.signed[("commit", 0)] == codec.encode(HA)
     assert ready.persist.prepared_round == 0 and ready.persist.prepared_block == A
-    assert rep.snapshot()["prepared_round"] == 0
+    assert rep.cur.state.prepared_round == 0
     # a fourth prepare changes nothing
-    assert rep.on_message(prep(2, HA)).messages == []
+    assert rep.on_message(prep(2, HA)).messages == ()
 
 
 def test_prepares_before_validation_wait_for_it() -> None:
     rep, _ = backup_with_proposal()
     for s in (1, 2, 3):
-        assert rep.on_message(prep(s, HA)).messages == []
-    assert rep.state.prepared_round == NO_ROUND
+        assert rep.on_message(prep(s, HA)).messages == ()
+    assert rep.cur.state.prepared_round == NO_ROUND
     ready = rep.on_block_validated(1, 0, HA, True)
     kinds = [type(m).__name__ for _, m in ready.messages]
     assert kinds == ["Prepare", "Commit"]
-    assert rep.state.prepared_round == 0
+    assert rep.cur.state.prepared_round == 0
 
 
 def test_prepares_for_another_block_do_not_count() -> None:
@@ -283,12 +287,12 @@ def test_prepares_for_another_block_do_not_count() -> None:
     rep.on_block_validated(1, 0, HA, True)
     for s in (1, 2, 3):
         assert sent(rep.on_message(prep(s, HB)), Commit) == []
-    assert rep.state.prepared_round == NO_ROUND
+    assert rep.cur.state.prepared_round == NO_ROUND
 
 
 def test_quorum_of_commits_commits_with_a_valid_qc() -> None:
     rep, _ = backup_prepared()
-    assert rep.on_message(com(1, HA)).commits == []  # own + 1 = 2 < Q
+    assert rep.on_message(com(1, HA)).commits == ()  # own + 1 = 2 < Q
     assert rep.height == 1
     ready = rep.on_message(com(3, HA))
     assert len(ready.commits) == 1
@@ -300,9 +304,9 @@ def test_quorum_of_commits_commits_with_a_valid_qc() -> None:
     assert decode_message(encode_message(com(3, HA))) == com(3, HA)
     assert (rep.height, rep.round, rep.committed_height, rep.last_hash) == (2, 0, 1, HA)
     assert ready.persist is not None and ready.persist.height == 2 and ready.persist.signed == {}
-    assert rep.state.prepared_round == NO_ROUND
+    assert rep.cur.state.prepared_round == NO_ROUND
     # late votes for the committed height are ignored
-    assert rep.on_message(com(2, HA)).commits == []
+    assert rep.on_message(com(2, HA)).commits == ()
 
 
 def test_commits_alone_decide_a_known_block() -> None:
@@ -312,7 +316,7 @@ def test_commits_alone_decide_a_known_block() -> None:
     rep.on_message(com(1, HA))
     rep.on_message(com(2, HA))
     ready = rep.on_message(com(3, HA))
-    assert ready.commits == [] and rep.decided == (0, HA)  # proposal not validated yet
+    assert ready.commits == () and rep.cur.decided == (0, HA)  # proposal not validated yet
     ready = rep.on_block_validated(1, 0, HA, True)
     assert [b for b, _ in ready.commits] == [A]
     check_qc(ready.commits[0][1], decode_header(A.header), G)
@@ -324,11 +328,11 @@ def test_a_tampered_copy_of_the_proposal_is_never_committed() -> None:
     tampered = BlockData(A.header, A.payload + (b"r-injected",))
     rep = new_replica(0)
     ready = rep.on_message(replace(prop(1, A), block=tampered))
-    assert ready.validate == [(1, 0, tampered)]
+    assert ready.validate == ((1, 0, tampered),)
     rep.on_block_validated(1, 0, HA, False)
     for s in (1, 2, 3):
-        assert rep.on_message(com(s, HA)).commits == []
-    assert rep.decided == (0, HA)
+        assert rep.on_message(com(s, HA)).commits == ()
+    assert rep.cur.decided == (0, HA)
     ready = rep.on_block_fetched(A, qc_for(A, (1, 2, 3)))
     assert [b for b, _ in ready.commits] == [A]
 
@@ -336,12 +340,55 @@ def test_a_tampered_copy_of_the_proposal_is_never_committed() -> None:
 def test_commits_for_an_unknown_block_fetch_it() -> None:
     rep = new_replica(0)
     for s in (1, 2, 3):
-        assert rep.on_message(com(s, HA)).commits == []
-    assert rep.decided == (0, HA) and rep.height == 1
+        assert rep.on_message(com(s, HA)).commits == ()
+    assert rep.cur.decided == (0, HA) and rep.height == 1
     ready = rep.on_tick()
     assert ready.fetch is not None and ready.fetch[0] in (1, 2, 3) and ready.fetch[1] == 1
     ready = rep.on_block_fetched(A, qc_for(A, (1, 2, 3)))
     assert [b for b, _ in ready.commits] == [A] and rep.height == 2
+
+
+def test_ready_is_frozen_and_persists_a_copy_of_the_state_at_that_input() -> None:
+    rep, _ = backup_with_proposal()
+    ready = rep.on_block_validated(1, 0, HA, True)
+    with pytest.raises(FrozenInstanceError):
+        setattr(ready, "persist", None)  # what the runtime must not be able to do
+    assert ready.persist is not None and ready.persist is not rep.cur.state
+    saved = ready.persist.encode()
+    rep.on_message(prep(1, HA))
+    assert sent(rep.on_message(prep(2, HA)), Commit)  # signs and prepares: the live state changes ...
+    assert rep.cur.state.prepared_round == 0 and ("commit", 0) in rep.cur.state.signed
+    assert ready.persist.encode() == saved  # ... the Ready already returned does not
+    assert ready.persist.signed == {("prepare", 0): codec.encode(HA)} and ready.persist.prepared_round == NO_ROUND
+
+
+def test_a_commit_starts_the_next_height_from_a_fresh_state() -> None:
+    """Everything of height 1 (votes, slots, evidence keys, the decided hash) goes at once."""
+    rep, _ = backup_prepared()
+    rep.on_message(prep(3, HB))
+    rep.on_message(prep(3, HA))  # an equivocation at height 1
+    rep.on_message(rc(1, 3))
+    assert rep.cur.evidence_keys and rep.cur.seen and rep.cur.round_changes
+    ready = rep.on_block_fetched(A, qc_for(A))
+    assert [b for b, _ in ready.commits] == [A]
+    assert rep.cur == Height(PersistedState(2), rep.turns.suspects(2), rep.turns.is_probe(2), rep.cfg.resend_ticks)
+    assert ready.persist == PersistedState(2)
+
+
+class _RefusingQCs:
+    """A block view that decodes headers as the runtime does and accepts no QC."""
+
+    def header(self, raw: bytes) -> Header:
+        return decode_header(raw)
+
+    def check_qc(self, qc: QC, block: BlockData) -> None:
+        raise InvalidInput("invalid_qc", "this view accepts no certificate")
+
+
+def test_the_core_judges_blocks_through_the_view_it_is_given() -> None:
+    rep = Replica(Config(G, 0), KEYS[0], 0, None, None, cached_verify, blocks=_RefusingQCs())
+    ready = rep.on_block_fetched(A, qc_for(A))  # a valid QC, refused by the view
+    assert ready.dropped == ("invalid_qc",) and ready.commits == () and rep.height == 1
 
 
 # -- dropped inputs --------------------------------------------------------------------
@@ -373,34 +420,34 @@ def test_bad_signature_is_dropped_and_changes_nothing(case: str) -> None:
     rep.on_block_validated(1, 0, HA, True)
     before = state_of(rep)
     ready = rep.on_message(BAD_SIG_CASES[case]())
-    assert ready.dropped == ["bad_signature"]
-    assert ready.messages == [] and ready.persist is None and ready.fetch is None
-    assert ready.evidence == [] and ready.validate == [] and ready.commits == []
+    assert ready.dropped == ("bad_signature",)
+    assert ready.messages == () and ready.persist is None and ready.fetch is None
+    assert ready.evidence == () and ready.validate == () and ready.commits == ()
     assert state_of(rep) == before
     # the slot stays free: a validly signed message for it is accepted, not evidence
     ok = rep.on_message(prep(1, HA))
-    assert ok.dropped == [] and ok.evidence == []
+    assert ok.dropped == () and ok.evidence == ()
 
 
 def test_message_for_another_chain_is_dropped() -> None:
     rep, _ = backup_with_proposal()
     before = state_of(rep)
     other = signed_copy(KEYS[1], Prepare("other-chain", 1, 0, HA, 1))
-    assert rep.on_message(other).dropped == ["wrong_chain"]
-    assert rep.on_message(Status("other-chain", 9, 1)).dropped == ["wrong_chain"]
-    assert rep.on_message(signed_copy(KEYS[1], Commit("other-chain", 1, 0, HA, 1))).dropped == ["wrong_chain"]
+    assert rep.on_message(other).dropped == ("wrong_chain",)
+    assert rep.on_message(Status("other-chain", 9, 1)).dropped == ("wrong_chain",)
+    assert rep.on_message(signed_copy(KEYS[1], Commit("other-chain", 1, 0, HA, 1))).dropped == ("wrong_chain",)
     assert state_of(rep) == before
 
 
 def test_round_beyond_the_window_is_dropped() -> None:
     rep = new_replica(0)
     ready = rep.on_message(prep(1, HA, r=ROUND_WINDOW + 1))
-    assert ready.dropped == ["round_window"]
-    assert rep.seen == {} and rep.prepares == {}
-    assert rep.on_message(rc(2, ROUND_WINDOW + 1)).dropped == ["round_window"]
-    assert rep.round_changes == {}
+    assert ready.dropped == ("round_window",)
+    assert rep.cur.seen == {} and rep.cur.prepares == {}
+    assert rep.on_message(rc(2, ROUND_WINDOW + 1)).dropped == ("round_window",)
+    assert rep.cur.round_changes == {}
     ready = rep.on_message(prep(1, HA, r=ROUND_WINDOW))
-    assert ready.dropped == [] and (ROUND_WINDOW, HA) in rep.prepares
+    assert ready.dropped == () and (ROUND_WINDOW, HA) in rep.cur.prepares
 
 
 # Regression: a validly signed message with tampered unsigned parts (block,
@@ -422,24 +469,24 @@ def test_rejected_unsigned_parts_do_not_block_the_genuine_message(case: str) -> 
         tampered = replace(genuine, prepared_cert=genuine.prepared_cert[:2])
         code = "bad_round_change"
     assert sig_ok(tampered)
-    assert rep.on_message(tampered).dropped == [code]
+    assert rep.on_message(tampered).dropped == (code,)
     ready = rep.on_message(genuine)
     if isinstance(genuine, Proposal):
-        assert ready.validate == [(1, genuine.round, genuine.block)]
+        assert ready.validate == ((1, genuine.round, genuine.block),)
     else:
-        assert rep.round_changes.get(1) == genuine
+        assert rep.cur.round_changes.get(1) == genuine
 
 
 def test_own_messages_echoed_back_are_ignored() -> None:
     rep, _ = backup_with_proposal()
     mine = prep(0, HB)
     assert is_empty(rep.on_message(mine))
-    assert (0, "prepare", 0) not in rep.seen
+    assert (0, "prepare", 0) not in rep.cur.seen
 
 
 # -- equivocation and duplicates ---------------------------------------------------------
 
-EQUIVOCATIONS = {
+EQUIVOCATIONS: dict[str, tuple[Callable[[], Signed], Callable[[], Signed]]] = {
     "prepare": (lambda: prep(1, HA), lambda: prep(1, HB)),
     "commit": (lambda: com(2, HA), lambda: com(2, HB)),
     "proposal": (lambda: prop(1, A), lambda: prop(1, B)),
@@ -453,24 +500,24 @@ def test_two_values_for_one_slot_are_evidence(kind: str) -> None:
     first, second = first_f(), second_f()
     rep = new_replica(0)
     r1 = rep.on_message(first)
-    assert r1.evidence == [] and r1.dropped == []
+    assert r1.evidence == () and r1.dropped == ()
     r2 = rep.on_message(second)
     # evidence keeps what the signatures cover, not attached blocks or certificates
-    ev = Equivocation(first.sender, kind, 1, first.round, _signed_part(first), _signed_part(second))
-    assert r2.evidence == [ev]
-    assert rep.evidence == [ev]
-    assert r2.dropped == ["equivocation"]
-    assert rep.snapshot()["evidence"] == 1
-    assert r2.validate == [] and r2.messages == []
+    ev = Equivocation(first.sender, kind, 1, first.round, signed_part(first), signed_part(second))
+    assert r2.evidence == (ev,)
+    assert rep.cur.evidence_keys == {(first.sender, kind, first.round)}  # reported once per slot
+    assert r2.dropped == ("equivocation",)
+    assert r2.validate == () and r2.messages == ()
     # the second value has no effect
     if kind == "prepare":
-        assert (0, HB) not in rep.prepares
+        assert (0, HB) not in rep.cur.prepares
     if kind == "proposal":
-        assert rep.proposals[0].block_hash == HA
+        assert rep.cur.proposals[0].block_hash == HA
     # a third copy of either is a duplicate (the first) or dropped without new evidence
     assert is_empty(rep.on_message(first))
     again = rep.on_message(second)
-    assert again.evidence == [] and again.dropped == ["equivocation"] and len(rep.evidence) == 1
+    assert again.evidence == () and again.dropped == ("equivocation",)
+    assert rep.cur.evidence_keys == {(first.sender, kind, first.round)}
 
 
 def test_equivocation_evidence_is_signed_by_the_sender() -> None:
@@ -486,8 +533,8 @@ def test_same_value_in_another_round_or_kind_is_not_evidence() -> None:
     rep = new_replica(0)
     for m in (prep(1, HA), prep(1, HB, r=1), com(1, HA), com(1, HB, r=1)):
         ready = rep.on_message(m)
-        assert ready.evidence == [] and ready.dropped == []
-    assert rep.evidence == []
+        assert ready.evidence == () and ready.dropped == ()
+    assert rep.cur.evidence_keys == set()
 
 
 @pytest.mark.parametrize("make", [lambda: prep(1, HA), lambda: com(2, HA), lambda: rc(3, 1)],
@@ -513,7 +560,7 @@ def test_duplicate_prepares_do_not_make_a_quorum() -> None:
     rep.on_block_validated(1, 0, HA, True)
     for _ in range(5):
         assert sent(rep.on_message(prep(1, HA)), Commit) == []
-    assert rep.state.prepared_round == NO_ROUND
+    assert rep.cur.state.prepared_round == NO_ROUND
 
 
 # -- round timer ---------------------------------------------------------------------
@@ -540,7 +587,8 @@ def test_one_lying_validator_cannot_wake_an_idle_height(lone: str) -> None:
     """A single signed vote or round change proves nothing (its sender may lie): the timer
     stays off. From f + 1 validators one is honest, so the height has work: it runs."""
     rep = new_replica(0, round_timeout_ticks=3)
-    make = {"prepare": lambda s: prep(s, HA), "commit": lambda s: com(s, HA), "round-change": lambda s: rc(s, 1)}
+    make: dict[str, Callable[[int], Signed]] = {
+        "prepare": lambda s: prep(s, HA), "commit": lambda s: com(s, HA), "round-change": lambda s: rc(s, 1)}
     rep.on_message(make[lone](2))
     for _ in range(100):
         assert sent(rep.on_tick(), RoundChange) == []
@@ -559,7 +607,7 @@ def test_round_timer_moves_to_the_next_round_and_broadcasts_a_round_change() -> 
     n, ready = ticks_to_round(rep, 1)
     assert n == base and rep.round == 1
     (m,) = sent(ready, RoundChange)
-    assert ready.messages == [(None, m)]
+    assert ready.messages == ((None, m),)
     assert (m.height, m.round, m.prepared_round, m.prepared_hash, m.sender) == (1, 1, NO_ROUND, b"", 0)
     assert m.prepared_cert == () and m.prepared_block is None and sig_ok(m)
     assert ready.persist is not None and ready.persist.round == 1
@@ -586,16 +634,28 @@ def _after(proposers: list[int], index: int, **cfg: Any) -> Replica:
     last = decode_header(make_block(height, proposer=proposers[-1]).header)
     cfg.setdefault("resend_ticks", 1000)
     return Replica(Config(G, index, **cfg), KEYS[index], height, last, None, cached_verify,
-                   recent_proposers=tuple(enumerate(proposers, 1)))
+                   recent_proposers=tuple(enumerate(proposers, 1)), blocks=BLOCKS)
 
 
 def test_a_primary_that_missed_its_last_turn_is_skipped_at_once() -> None:
     # height 3 was validator 3's turn and validator 0 proposed it; height 7 is 3's turn again
     rep = _after([1, 2, 0, 0, 1, 2], 0, round_timeout_ticks=40)
-    assert rep.primary(0) == 3 and rep.snapshot()["skipped"] == [3]
+    assert rep.primary(0) == 3 and rep.cur.suspects == {3}
     ready = rep.on_records_available(1)
     assert rep.round == 1 and [m.round for m in sent(ready, RoundChange)] == [1]
     assert rep.timeout_ticks() == 80  # the next primary (0) gets the full timer
+
+
+@pytest.mark.parametrize("ahead", [1, 2])
+def test_a_replica_that_is_catching_up_does_not_skip(ahead: int) -> None:
+    """The height is decided already when f + 1 peers show a committed height >= ours:
+    a round change there would cost a synced write per height fetched. One peer alone
+    (it may lie) does not stop the skipping."""
+    rep = _after([1, 2, 0, 0, 1, 2], 0, round_timeout_ticks=40)
+    for sender in (1, 2)[:ahead]:
+        rep.on_message(Status(CHAIN, 7, sender))
+    rep.on_records_available(1)
+    assert rep.round == (0 if ahead == 2 else 1)
 
 
 def test_the_skipped_primary_builds_nothing_for_its_turn() -> None:
@@ -606,7 +666,7 @@ def test_the_skipped_primary_builds_nothing_for_its_turn() -> None:
 
 def test_a_primary_that_proposed_its_last_turn_gets_the_full_timer() -> None:
     rep = _after([1, 2, 3, 0, 1, 2], 0, round_timeout_ticks=40)
-    assert rep.snapshot()["skipped"] == []
+    assert rep.cur.suspects == frozenset()
     rep.on_records_available(1)
     assert rep.round == 0 and ticks_to_round(rep, 1)[0] == 40
 
@@ -615,7 +675,7 @@ def test_a_suspect_gets_a_probe_turn_with_half_the_timer() -> None:
     # height 131 is validator 3's turn and a probe (131 // 4 = 32); it missed height 127
     proposers = [(h + 1) % 4 if h % 4 == 3 else h % 4 for h in range(1, 131)]
     rep = _after(proposers, 3, round_timeout_ticks=40)
-    assert rep.snapshot()["skipped"] == [3] and rep.probe
+    assert rep.cur.suspects == {3} and rep.cur.probe
     assert rep.on_records_available(1).build == (131, 0)  # it may try its turn
     other = _after(proposers, 0, round_timeout_ticks=40)
     other.on_records_available(1)
@@ -630,7 +690,7 @@ def test_round_change_after_prepared_carries_the_certificate_and_block() -> None
     assert sorted(p.sender for p in m.prepared_cert) == [0, 1, 2] and sig_ok(m)
     # another replica accepts it as a valid round change
     other = new_replica(3)
-    assert other.on_message(m).dropped == []
+    assert other.on_message(m).dropped == ()
 
 
 def test_f_plus_one_round_changes_jump_to_the_smallest_higher_round() -> None:
@@ -659,7 +719,7 @@ def test_resend_repeats_what_was_signed_this_round() -> None:
     rep2.on_message(prop(1, A))
     (p,) = sent(rep2.on_block_validated(1, 0, HA, True), Prepare)
     outs = [rep2.on_tick() for _ in range(3)]
-    assert outs[0].messages == [] and outs[1].messages == []
+    assert outs[0].messages == () and outs[1].messages == ()
     assert (None, p) in outs[2].messages
     assert (None, Status(CHAIN, 0, 0)) in outs[2].messages
     assert outs[2].persist is None  # nothing new is signed
@@ -686,14 +746,14 @@ def test_new_primary_with_a_quorum_of_round_changes_builds_and_proposes() -> Non
     assert len(p.justification) == Q
     assert sorted(j.sender for j in p.justification) == [0, 2, 3]
     assert all(j.round == 1 and j.height == 1 and sig_ok(j) for j in p.justification)
-    assert ready.validate == [(1, 1, block)]
+    assert ready.validate == ((1, 1, block),)
     assert ready.persist is not None and ("proposal", 1) in ready.persist.signed
 
     # a backup still in round 0 accepts it, moves to round 1 and prepares it
     backup = new_replica(0)
     wire = decode_message(encode_message(p))
     r = backup.on_message(wire)
-    assert r.dropped == [] and r.validate == [(1, 1, block)] and backup.round == 1
+    assert r.dropped == () and r.validate == ((1, 1, block),) and backup.round == 1
     r = backup.on_block_validated(1, 1, bhash(block), True)
     (pr,) = sent(r, Prepare)
     assert (pr.round, pr.block_hash) == (1, bhash(block))
@@ -715,10 +775,10 @@ def test_new_primary_reproposes_the_prepared_block_without_building() -> None:
     j0 = p.justification[0]
     assert (j0.sender, j0.prepared_round, j0.prepared_hash) == (0, 0, HA)
     assert j0.prepared_cert == prepared.prepared_cert
-    assert readies[-1].validate == [(1, 1, A)]
+    assert readies[-1].validate == ((1, 1, A),)
     # a backup accepts the re-proposal
     backup = new_replica(3)
-    assert backup.on_message(p).validate == [(1, 1, A)]
+    assert backup.on_message(p).validate == ((1, 1, A),)
 
 
 def test_new_primary_reproposes_the_block_of_the_highest_prepared_round() -> None:
@@ -761,24 +821,24 @@ def test_backup_rejects_an_unjustified_round_1_proposal(case: str) -> None:
     rep = new_replica(0)
     before = rep.round
     ready = rep.on_message(justified(1, B, rcs))
-    assert ready.dropped == ["bad_justification"]
-    assert ready.validate == [] and rep.proposals == {} and rep.round == before
+    assert ready.dropped == ("bad_justification",)
+    assert ready.validate == () and rep.cur.proposals == {} and rep.round == before
 
 
 def test_backup_accepts_a_justified_reproposal_and_a_fresh_block_when_none_prepared() -> None:
     prepared = rc(0, 1, prepared=(0, A, cert(HA)))
     rep = new_replica(0)
-    assert rep.on_message(justified(1, A, (prepared, rc(3, 1), rc(1, 1)))).validate == [(1, 1, A)]
+    assert rep.on_message(justified(1, A, (prepared, rc(3, 1), rc(1, 1)))).validate == ((1, 1, A),)
     rep = new_replica(0)
-    assert rep.on_message(justified(1, B, (rc(2, 1), rc(3, 1), rc(1, 1)))).validate == [(1, 1, B)]
+    assert rep.on_message(justified(1, B, (rc(2, 1), rc(3, 1), rc(1, 1)))).validate == ((1, 1, B),)
 
 
 def test_justification_with_a_broken_round_change_is_rejected() -> None:
     bad_cert = rc(0, 1, prepared=(0, A, cert(HA, senders=(0, 1))))  # 2 prepares < Q
     rep = new_replica(3)
     ready = rep.on_message(justified(1, A, (bad_cert, rc(3, 1), rc(1, 1))))
-    assert ready.dropped in (["bad_justification"], ["bad_round_change"])
-    assert ready.validate == []
+    assert ready.dropped in (("bad_justification",), ("bad_round_change",))
+    assert ready.validate == ()
 
 
 @pytest.mark.parametrize("case", [
@@ -803,8 +863,8 @@ def test_invalid_round_changes_are_dropped(case: str) -> None:
     }[case]()
     rep = new_replica(0)
     ready = rep.on_message(msg)
-    assert ready.dropped == ["bad_round_change"]
-    assert rep.round_changes == {} and ready.messages == []
+    assert ready.dropped == ("bad_round_change",)
+    assert rep.cur.round_changes == {} and ready.messages == ()
 
 
 # -- persist before send, and restarts ---------------------------------------------------
@@ -817,7 +877,7 @@ def proposal_at(r: int, block: BlockData) -> Proposal:
 @pytest.mark.parametrize("r", [0, 1])
 def test_restarted_replica_never_prepares_a_different_block_for_a_signed_slot(r: int) -> None:
     rep = new_replica(0)
-    assert rep.on_message(proposal_at(r, A)).validate == [(1, r, A)]
+    assert rep.on_message(proposal_at(r, A)).validate == ((1, r, A),)
     ready = rep.on_block_validated(1, r, HA, True)
     (first,) = sent(ready, Prepare)
     assert first.round == r
@@ -827,10 +887,10 @@ def test_restarted_replica_never_prepares_a_different_block_for_a_signed_slot(r:
     restarted = new_replica(0, persisted=PersistedState.decode(saved))
     assert (restarted.height, restarted.round) == (1, r)
     ready = restarted.on_message(proposal_at(r, B))  # the primary's other block for (1, r)
-    assert ready.validate == [(1, r, B)]
+    assert ready.validate == ((1, r, B),)
     ready = restarted.on_block_validated(1, r, HB, True)
-    assert sent(ready, Prepare) == [] and ready.messages == []
-    assert restarted.state.signed[("prepare", r)] == codec.encode(HA)
+    assert sent(ready, Prepare) == [] and ready.messages == ()
+    assert restarted.cur.state.signed[("prepare", r)] == codec.encode(HA)
     for s in (1, 2, 3):  # others' prepares for B never make it sign a Prepare for B
         assert sent(restarted.on_message(prep(s, HB, r)), Prepare) == []
     for _ in range(3 * restarted.cfg.resend_ticks):  # nor does a resend
@@ -850,14 +910,14 @@ def test_restarted_prepared_replica_never_commits_another_block_in_that_round() 
     assert ready.persist is not None
     saved = ready.persist.encode()
     restarted = new_replica(0, persisted=PersistedState.decode(saved))
-    assert restarted.state.prepared_round == 0 and restarted.state.prepared_block == A
+    assert restarted.cur.state.prepared_round == 0 and restarted.cur.state.prepared_block == A
     restarted.on_message(prop(1, B))
     r = restarted.on_block_validated(1, 0, HB, True)
-    assert r.messages == []
+    assert r.messages == ()
     for s in (1, 2, 3):
         r = restarted.on_message(prep(s, HB))
         assert sent(r, Commit) == [] and sent(r, Prepare) == []
-    assert restarted.state.prepared_hash == HA
+    assert restarted.cur.state.prepared_hash == HA
     # Q commits for A still commit A from the persisted prepared block
     restarted2 = new_replica(0, persisted=PersistedState.decode(saved))
     committed = [b for s in (1, 2, 3) for b, _ in restarted2.on_message(com(s, HA)).commits]
@@ -874,15 +934,15 @@ def test_restart_keeps_the_round_and_the_round_change_slot() -> None:
     restarted = new_replica(0, persisted=PersistedState.decode(ready.persist.encode()))
     assert restarted.round == 1
     # a round-0 proposal is now too old to accept
-    assert restarted.on_message(prop(1, A)).validate == []
+    assert restarted.on_message(prop(1, A)).validate == ()
     # it re-signs the identical round change if it must move to round 1 again
-    assert restarted.state.signed[("round-change", 1)] == codec.encode(m.value)
+    assert restarted.cur.state.signed[("round-change", 1)] == codec.encode(m.value)
 
 
 def test_persisted_state_for_another_height_is_ignored() -> None:
     stale = PersistedState(1, 3, {("prepare", 3): codec.encode(HA)})
     rep = new_replica(0, persisted=stale, committed=1, last=decode_header(A.header))
-    assert (rep.height, rep.round, rep.state.signed) == (2, 0, {})
+    assert (rep.height, rep.round, rep.cur.state.signed) == (2, 0, {})
 
 
 def test_persisted_state_round_trip() -> None:
@@ -922,7 +982,7 @@ def test_fetched_block_with_valid_qc_is_committed() -> None:
     rep = new_replica(0)
     qc = qc_for(A, (0, 2, 3))
     ready = rep.on_block_fetched(A, qc)
-    assert ready.commits == [(A, qc)] and ready.dropped == []
+    assert ready.commits == ((A, qc),) and ready.dropped == ()
     assert (rep.height, rep.committed_height, rep.last_hash) == (2, 1, HA)
     ready = rep.on_block_fetched(A2, qc_for(A2, (1, 2, 3), r=4))
     assert [b for b, _ in ready.commits] == [A2] and rep.height == 3 and rep.last_hash == HA2
@@ -943,7 +1003,7 @@ def test_fetched_block_with_a_bad_qc_is_dropped(case: str) -> None:
     rep = new_replica(0)
     before = state_of(rep)
     ready = rep.on_block_fetched(A, qc)
-    assert ready.dropped == ["invalid_qc"] and ready.commits == []
+    assert ready.dropped == ("invalid_qc",) and ready.commits == ()
     assert state_of(rep) == before and rep.committed_height == 0
 
 
@@ -952,14 +1012,14 @@ def test_fetched_block_with_a_bad_qc_is_dropped(case: str) -> None:
 def test_fetched_block_that_is_not_next_is_dropped(block: BlockData) -> None:
     rep = new_replica(0)
     ready = rep.on_block_fetched(block, qc_for(block))
-    assert ready.dropped == ["fetch_not_next"] and ready.commits == []
+    assert ready.dropped == ("fetch_not_next",) and ready.commits == ()
     assert rep.height == 1
 
 
 def test_fetched_block_already_committed_is_not_next() -> None:
     rep = new_replica(0)
     rep.on_block_fetched(A, qc_for(A))
-    assert rep.on_block_fetched(A, qc_for(A)).dropped == ["fetch_not_next"]
+    assert rep.on_block_fetched(A, qc_for(A)).dropped == ("fetch_not_next",)
 
 
 @pytest.mark.parametrize("msg", [
@@ -969,8 +1029,8 @@ def test_valid_message_two_heights_ahead_triggers_fetch(msg: Any) -> None:
     rep = new_replica(0)
     m = msg()
     ready = rep.on_message(m)
-    assert ready.fetch == (m.sender, 1) and ready.dropped == []
-    assert rep.future == {}  # only h + 1 is buffered
+    assert ready.fetch == (m.sender, 1) and ready.dropped == ()
+    assert rep.cur.future == {}  # only h + 1 is buffered
     assert rep.height == 1 and rep.round == 0
 
 
@@ -995,12 +1055,12 @@ def test_next_height_messages_are_buffered_and_replayed_after_commit() -> None:
     rep = new_replica(0)
     p2 = prop(2, A2, h=2)  # primary of (2, 0) is 2
     ready = rep.on_message(p2)
-    assert ready.fetch == (2, 1) and ready.validate == []
-    assert rep.future == {2: [p2]}
+    assert ready.fetch == (2, 1) and ready.validate == ()
+    assert rep.cur.future == {2: [p2]}
     ready = rep.on_block_fetched(A, qc_for(A))
     assert [b for b, _ in ready.commits] == [A]
-    assert ready.validate == [(2, 0, A2)]
-    assert rep.proposals[0] == p2
+    assert ready.validate == ((2, 0, A2),)
+    assert rep.cur.proposals[0] == p2
 
 
 def test_next_height_buffer_is_bounded_per_sender() -> None:
@@ -1009,14 +1069,14 @@ def test_next_height_buffer_is_bounded_per_sender() -> None:
     rep = new_replica(0)
     for r in range(FUTURE_MAX_PER_SENDER + 10):
         rep.on_message(prep(1, HA2, r, h=2))
-    assert len(rep.future[1]) == FUTURE_MAX_PER_SENDER
-    assert [m.round for m in rep.future[1]] == list(range(FUTURE_MAX_PER_SENDER))
+    assert len(rep.cur.future[1]) == FUTURE_MAX_PER_SENDER
+    assert [m.round for m in rep.cur.future[1]] == list(range(FUTURE_MAX_PER_SENDER))
 
 
 def test_bad_signature_at_next_height_is_not_buffered() -> None:
     rep = new_replica(0)
     ready = rep.on_message(_garbled(prop(2, A2, h=2)))
-    assert ready.dropped == ["bad_signature"] and ready.fetch is None and rep.future == {}
+    assert ready.dropped == ("bad_signature",) and ready.fetch is None and rep.cur.future == {}
 
 
 def test_message_from_far_behind_gets_a_status_reply() -> None:
@@ -1025,7 +1085,7 @@ def test_message_from_far_behind_gets_a_status_reply() -> None:
     rep.on_block_fetched(A2, qc_for(A2))
     assert rep.height == 3
     ready = rep.on_message(prep(1, HA, h=1))
-    assert ready.messages == [(1, Status(CHAIN, 2, 0))]
+    assert ready.messages == ((1, Status(CHAIN, 2, 0)),)
     assert is_empty(rep.on_message(prep(1, HA2, h=2)))  # one height behind: ignored quietly
 
 
@@ -1034,20 +1094,21 @@ def test_next_height_buffer_keeps_one_block_per_sender() -> None:
     p2 = prop(2, A2, h=2)
     rep.on_message(p2)
     later = prop(2, A2, r=4, h=2)  # validator 2 is primary of (2, 0) and (2, 4): validly signed
-    assert rep.on_message(later).dropped == []
-    assert [m for m in rep.future[2] if isinstance(m, Proposal)] == [p2]  # one block per sender
+    assert rep.on_message(later).dropped == ()
+    assert [m for m in rep.cur.future[2] if isinstance(m, Proposal)] == [p2]  # one block per sender
 
 
 def test_restart_in_a_later_round_resends_the_same_round_change() -> None:
     rep = new_replica(0)
     for _ in range(rep.timeout_ticks()):
-        ready = rep.on_tick() if rep.pending_records else rep.on_records_available(1)
+        ready = rep.on_tick() if rep.cur.pending_records else rep.on_records_available(1)
     while rep.round == 0:
         ready = rep.on_tick()
     assert rep.round == 1 and ready.persist is not None
-    sent = rep.round_changes[0]
-    again = Replica(rep.cfg, rep.key, 0, None, PersistedState.decode(ready.persist.encode()), rep.verify)
-    assert again.round == 1 and again.round_changes[0] == sent  # byte-identical, ready for resends
+    sent = rep.cur.round_changes[0]
+    again = Replica(rep.cfg, rep.key, 0, None, PersistedState.decode(ready.persist.encode()), rep.verify,
+                    blocks=rep.blocks)
+    assert again.round == 1 and again.cur.round_changes[0] == sent  # byte-identical, ready for resends
 
 
 def test_a_replica_whose_store_lost_blocks_follows_then_keeps_what_it_signed() -> None:
@@ -1061,9 +1122,9 @@ def test_a_replica_whose_store_lost_blocks_follows_then_keeps_what_it_signed() -
     assert sent(out, Prepare) == [] and out.persist is None  # ... without signing
     for s in (1, 2, 3):
         rep.on_message(com(s, HA))
-    assert rep.height == 2 and rep.state.signed == {("prepare", 0): codec.encode(HA2)}  # taken up again
+    assert rep.height == 2 and rep.cur.state.signed == {("prepare", 0): codec.encode(HA2)}  # taken up again
     other = make_block(2, HA, (b"rX",), prior=(b"r1",))
     assert rep.on_message(prop(2, other, h=2)).validate
     assert sent(rep.on_block_validated(2, 0, bhash(other), True), Prepare) == []  # never a second value
     rep.on_message(prop(2, A2, r=1, h=2))  # (a round-1 proposal needs a justification: dropped)
-    assert rep.state.signed == {("prepare", 0): codec.encode(HA2)}
+    assert rep.cur.state.signed == {("prepare", 0): codec.encode(HA2)}
