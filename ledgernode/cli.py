@@ -165,7 +165,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except (verify.Unusable, StorageError, ValueError) as exc:  # StoreLocked names the running pid; ValueError: a bad URL
+    except (verify.Unusable, StorageError, ValueError) as exc:  # StoreLocked names the pid; ValueError: a bad URL
         print(f"repair: {exc}", file=sys.stderr)
         return 2
     print(f"repair: {rebuilt.summary()}")
@@ -300,13 +300,14 @@ def _api_arguments(p: argparse.ArgumentParser, signs: bool = False) -> None:
 
 def cmd_verify_consistency(args: argparse.Namespace) -> int:
     from . import verify
-    from .verify_answers import verify_consistency_files
+    from .auditing.checkpoints import verify_consistency_files
 
     try:
         genesis = verify.load_genesis(Path(args.genesis))
         docs = [verify.load_json(Path(p), what) for p, what in
                 ((args.old, "old checkpoint"), (args.new, "new checkpoint"), (args.proof, "proof"))]
-        verdict = verify_consistency_files(*docs, genesis)
+        old, new, proof = docs
+        verdict = verify_consistency_files(old, new, proof, genesis)
     except verify.Unusable as exc:
         print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
         return 2
@@ -444,7 +445,8 @@ def _add_submit_commands(sub: Any) -> None:
     p.add_argument("--subject", required=True, help="what the record is about, 1 to 256 chars")
     p.add_argument("--body", default="{}",
                    help="JSON object; 64-hex strings in hash fields become 32 bytes, ints stay ints")
-    p.add_argument("--ref", action="append", default=[], metavar="HEX", help="id of a record this builds on (repeatable)")
+    p.add_argument("--ref", action="append", default=[], metavar="HEX",
+                   help="id of a record this builds on (repeatable)")
     p.add_argument("--file", help="sets body.content_hash to the file's SHA-256 "
                                   "(evidence.notarize: also size, media_type, title when absent) (default: none)")
     p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")

@@ -200,9 +200,9 @@ class Campaign:
                     self.client_errors += 1
             time.sleep(CLIENT_PAUSE_S)
 
-    def start_client(self) -> None:
-        for n in range(CLIENT_THREADS):
-            t = threading.Thread(target=self._client, args=(n,), daemon=True)
+    def start_threads(self, target: Callable[[int], None], count: int) -> None:
+        for n in range(count):
+            t = threading.Thread(target=target, args=(n,), daemon=True)
             t.start()
             self.threads.append(t)
 
@@ -225,12 +225,6 @@ class Campaign:
                 code = 0
             if code != 202 and code != 200:
                 time.sleep(BULK_BACKOFF_S)
-
-    def start_bulk(self) -> None:
-        for n in range(BULK_THREADS):
-            t = threading.Thread(target=self._bulk, args=(n,), daemon=True)
-            t.start()
-            self.threads.append(t)
 
     # -- waits -----------------------------------------------------------------
 
@@ -597,8 +591,8 @@ class Campaign:
     def run(self) -> None:
         log(f"starting {N} nodes in {self.c.root}")
         self.c.start_all()
-        self.start_client()
-        self.start_bulk()
+        self.start_threads(self._client, CLIENT_THREADS)
+        self.start_threads(self._bulk, BULK_THREADS)
         self.wait("ten acknowledged records", lambda: (len(self.acked) >= 10, len(self.acked)), 60.0)
         for kind in self.kinds:
             with self.lock:

@@ -29,7 +29,7 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
   GET  /v1/proofs/consistency?from=M&to=N  RFC 9162 proof between log sizes (tree sizes)
                                M <= N; 400 for a missing/non-integer value or a bad range
 
-  Auditors' answers (ledgernode.views), each with one checkpoint and an inclusion proof
+  Auditors' answers (ledgernode/auditing), each with one checkpoint and an inclusion proof
   per record, checked offline by `python -m ledgernode verify FILE --kind KIND`; 404
   while the ledger is empty:
   GET  /v1/subjects/{subject}?after=LEAF&limit=N           kind "subject" (paginated)

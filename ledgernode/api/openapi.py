@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import views as answers
+from ..auditing import answers
 from ..config import Limits
 from ..records import ENVELOPE_MAX_BYTES, SUBJECT_MAX_CHARS
 
@@ -125,7 +125,8 @@ SCHEMAS: dict[str, Any] = {
         "edges": {"type": "array", "description": "[record, the record it derives from]",
                   "items": {"type": "array", "items": _HEX32, "minItems": 2, "maxItems": 2}},
         "truncated": {"type": "boolean",
-                      "description": "the node limit (500 records) cut the graph short; refs beyond depth are simply not followed"},
+                      "description": "the node limit (500 records) cut the graph short; "
+                                     "refs beyond depth are simply not followed"},
     }),
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, skipped primaries, peers and their state, mempool size"},

@@ -97,17 +97,6 @@ def block_view(store: Store, height: int) -> dict[str, Any]:
     }
 
 
-def checkpoint_view(store: Store, height: int) -> dict[str, Any]:
-    header = store.load_header(height)
-    return {
-        "height": height,
-        "header": b64(header.raw),
-        "qc": store.load_qc(height).to_json(),
-        "log_size": header.log_size,
-        "log_root": header.log_root.hex(),
-    }
-
-
 DOCS = {
     "openapi": "/v1/openapi.json",
     "status": "/v1/status",

@@ -11,9 +11,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from .. import certificate, evidence
-from .. import views as answers
 from ..aio import web
+from ..auditing import answers, certificate, checkpoints
+from ..auditing.bundle import build_bundle
 from ..config import Limits
 from ..errors import InvalidInput, NotFound
 from ..records import decode_envelope
@@ -148,7 +148,7 @@ class Views:
         """The bundle; with ?later=1 also the head checkpoint and a consistency proof to it."""
         record_id = inputs.record_id(request.match_info["id"])
         later = inputs.query_flag(request, "later")
-        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id, later=later)
+        bundle = build_bundle(self.service.store, self.service.genesis, record_id, later=later)
         return shapes.respond(bundle)
 
     async def get_block(self, request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ class Views:
         height = self.service.store.height
         if height == 0:
             raise NotFound("no block is committed yet")
-        return shapes.respond(shapes.checkpoint_view(self.service.store, height))
+        return shapes.respond(checkpoints.checkpoint(self.service.store, height))
 
     async def get_status(self, request: web.Request) -> web.Response:
         return shapes.respond(self.service.status())
@@ -200,17 +200,17 @@ class Views:
                                 headers=INDEX_HEADERS)
         return shapes.respond(doc)
 
-    # -- auditors' answers (ledgernode.views; `ledgernode verify --kind ...` checks them) --
+    # -- auditors' answers (ledgernode/auditing; `ledgernode verify --kind ...` checks them) --
 
     async def get_consistency(self, request: web.Request) -> web.Response:
         """RFC 9162 consistency proof between two log sizes (tree sizes, not heights)."""
         old_size = inputs.query_int(request, "from")
         new_size = inputs.query_int(request, "to")
-        return shapes.respond(answers.consistency(self.service.store, old_size, new_size))
+        return shapes.respond(checkpoints.consistency(self.service.store, old_size, new_size))
 
     async def get_checkpoint_at(self, request: web.Request) -> web.Response:
         height = inputs.height(request.match_info["height"])
-        return shapes.respond(answers.checkpoint(self.service.store, height))
+        return shapes.respond(checkpoints.checkpoint(self.service.store, height))
 
     async def get_subject(self, request: web.Request) -> web.Response:
         subject = inputs.subject(request.match_info["subject"])
@@ -238,7 +238,7 @@ class Views:
         """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
         record_id = inputs.record_id(request.match_info["id"])
         later = inputs.query_flag(request, "later")
-        bundle = evidence.build_bundle(self.service.store, self.service.genesis, record_id, later=later)
+        bundle = build_bundle(self.service.store, self.service.genesis, record_id, later=later)
         page = certificate.render(bundle, self.service.genesis)
         return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=CERTIFICATE_HEADERS)

@@ -2,72 +2,95 @@
 
 Theory of operation. A `Store` sits on an ordered key-value backend (`MemoryKV`
 for tests, `LevelKV` for nodes) and keeps everything under one-letter key
-prefixes (docs/storage.md). `commit` writes one block, its QC, its leaves, the
-Merkle nodes they complete, the record-id and subject indexes, the state facts
-and the new head as ONE atomic batch with sync=True: after a crash the store
-holds every block up to some height completely and nothing of later ones.
-The log's right edge (`Frontier`) is rebuilt at open from O(log n) node reads.
+prefixes (docs/storage.md; spelled only in storage/keys.py). `commit` writes one
+block, its QC, its leaves, the Merkle nodes they complete, the record-id and
+subject indexes, the state facts and the new head as ONE atomic batch with
+sync=True: after a crash the store holds every block up to some height
+completely and nothing of later ones. The log's right edge (`Frontier`) is
+rebuilt at open from O(log n) node reads.
+
+Readers on other threads (API workers, catch-up) see the head through `Tip`, one
+immutable value holding the head header and the frontier of the same block;
+`commit` swaps it in with one assignment after its batch is written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .. import codec, merkle
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt
+from . import keys
 from .kv import KV, MemoryKV
 
-_U64 = struct.Struct(">Q")
-HEAD_KEY = b"m/head"
 # Merkle nodes below this level are not stored: a complete subtree of fewer
 # than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a
 # proof needs it (one scan of at most 8; a proof needs at most 4 such, 15
 # envelopes in all). Storing every level cost two LevelDB keys per record on the
 # commit path; levels 4 and up cost one key per 8 leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
-SUBJECT_PAGE_MAX = 1_001  # views ask for one more than their page to know if more follow
+# Records one auditor's answer lists at most: the page limit of ledgernode/auditing/answers.py,
+# which may not import this layer (docs/architecture.md); tests/unit/test_storage.py pins the two.
+SUBJECT_ANSWER_MAX = 1_000
+SUBJECT_PAGE_MAX = SUBJECT_ANSWER_MAX + 1  # answers ask for one more than their page to know if more follow
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
 EVIDENCE_MAX = 1_000  # equivocation cases kept on disk; later ones are counted, not kept
 EVIDENCE_VALUE_MAX_BYTES = 4096  # two signed messages without blocks or certificates
 
 
-def _u64(n: int) -> bytes:
-    return _U64.pack(n)
+@dataclass(frozen=True)
+class Tip:
+    """The committed head as one value: its header (None: the store is empty) and the
+    log's right edge at its log_size.
 
+    `Store.commit` replaces the whole value in one assignment, so a reader on another
+    thread that takes `store.tip` once holds a header and a frontier of the same block.
+    The frontier is never appended to: whoever grows it copies it first
+    (blocks.check_block does)."""
 
-def _subject_prefix(subject: str) -> bytes:
-    return b"s/" + hashlib.sha256(subject.encode("utf-8")).digest()
+    header: Header | None
+    frontier: merkle.Frontier
+
+    @property
+    def height(self) -> int:
+        return self.header.height if self.header else 0
+
+    @property
+    def log_size(self) -> int:
+        return self.frontier.size
 
 
 class Store:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
-        self._head: Header | None = None
-        raw = kv.get(HEAD_KEY)
+        self._tip = self._open()
+
+    def _open(self) -> Tip:
+        """The head and the log's right edge, in O(log n) reads (docs/storage.md, "Opening")."""
+        raw = self.kv.get(keys.HEAD_KEY)
+        header: Header | None = None
         try:
             if raw is not None:
-                self._head = self.load_header(_U64.unpack(raw)[0])
-            size = self._head.log_size if self._head else 0
-            self.frontier = merkle.Frontier.load(self, size)
-            self._check_whole()
+                header = self.load_header(keys.decode_head(raw))
+            frontier = merkle.Frontier.load(self, header.log_size if header else 0)
+            self._check_whole(header)
         except NotFound as exc:
             raise StoreCorrupt(f"the store is not whole: {exc} is missing below the head "
-                               f"(height {self.height})") from None
-        if self._head is not None and self.frontier.root() != self._head.log_root:
+                               f"(height {header.height if header else 0})") from None
+        if header is not None and frontier.root() != header.log_root:
             raise StoreCorrupt("log root rebuilt from stored nodes does not match the head")
+        return Tip(header, frontier)
 
-    def _check_whole(self) -> None:
+    def _check_whole(self, head: Header | None) -> None:
         """A cheap check at open (docs/storage.md, "Opening"): the first and the last block
         and leaf are there. LevelDB that lost its manifest or older tables keeps a head
         over a hole; this finds it before the node serves or votes."""
-        head = self._head
         if head is None:
-            if self.kv.get(b"b/" + _u64(1)) is not None:
+            if self.kv.get(keys.block_key(1)) is not None:
                 raise StoreCorrupt("the store has blocks but no head")
             return
         self.load_header(1)
@@ -97,80 +120,96 @@ class Store:
             raise NotFound(what)
         return value
 
+    @property
+    def tip(self) -> Tip:
+        """Head header and frontier of one block: take it once for a consistent pair."""
+        return self._tip
+
     def head(self) -> Header | None:
-        return self._head
+        return self._tip.header
 
     @property
     def height(self) -> int:
-        return self._head.height if self._head else 0
+        return self._tip.height
 
     @property
     def log_size(self) -> int:
-        return self.frontier.size
+        return self._tip.log_size
+
+    @property
+    def frontier(self) -> merkle.Frontier:
+        return self._tip.frontier
 
     def load_header(self, height: int) -> Header:
-        header = decode_header(self._get(b"b/" + _u64(height), f"block {height}"))
-        assert header.height == height, "stored header under the wrong height"
-        return header
+        return _stored(decode_header, self._get(keys.block_key(height), f"block {height}"), height, "header")
 
     def load_qc(self, height: int) -> QC:
-        qc = decode_qc(self._get(b"q/" + _u64(height), f"qc {height}"))
-        assert qc.height == height, "stored qc under the wrong height"
-        return qc
+        return _stored(decode_qc, self._get(keys.qc_key(height), f"qc {height}"), height, "QC")
 
     def load_envelope(self, leaf_index: int) -> bytes:
-        return self._get(b"e/" + _u64(leaf_index), f"leaf {leaf_index}")
+        return self._get(keys.leaf_key(leaf_index), f"leaf {leaf_index}")
 
     def load_envelopes(self, start: int, end: int) -> list[bytes]:
-        out = [v for _, v in self.kv.scan(b"e/" + _u64(start), b"e/" + _u64(end))]
-        assert len(out) == end - start, "missing leaves inside a committed range"
+        assert 0 <= start <= end <= self.log_size, "leaves asked for beyond the committed log"
+        out = [v for _, v in self.kv.scan(*keys.leaf_range(start, end))]
+        if len(out) != end - start:
+            raise StoreCorrupt(f"leaves {start} to {end - 1}: {len(out)} envelopes stored, not {end - start}")
         return out
 
     def node(self, level: int, index: int) -> bytes:
         if level < NODE_LEVEL_STORED_MIN:
             start = index << level
-            leaves = [v for _, v in self.kv.scan(b"e/" + _u64(start), b"e/" + _u64(start + (1 << level)))]
+            leaves = [v for _, v in self.kv.scan(*keys.leaf_range(start, start + (1 << level)))]
             if len(leaves) != 1 << level:
                 raise NotFound(f"node {level}/{index}")
             return merkle.complete_subtree_hash([merkle.leaf_hash(leaf) for leaf in leaves])
-        value = self._get(b"n/" + bytes([level]) + _u64(index), f"node {level}/{index}")
-        assert len(value) == 32
+        value = self._get(keys.node_key(level, index), f"node {level}/{index}")
+        if len(value) != merkle.HASH_BYTES:
+            raise StoreCorrupt(f"Merkle node {level}/{index} is {len(value)} bytes, not {merkle.HASH_BYTES}")
         return value
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf_index, height) of a committed record, or None."""
-        raw = self.kv.get(b"r/" + record_id)
+        raw = self.kv.get(keys.record_key(record_id))
         if raw is None:
             return None
-        leaf, height = _U64.unpack(raw[:8])[0], _U64.unpack(raw[8:])[0]
+        leaf, height = keys.decode_record_index(raw, f"record {record_id.hex()}")
+        # A commit writes its records before its tip: those above the head are not committed yet.
         return None if height > self.height else (leaf, height)
 
     def is_committed(self, record_id: bytes) -> bool:
-        return self.kv.get(b"r/" + record_id) is not None
+        return self.kv.get(keys.record_key(record_id)) is not None
 
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None:
-        raw = self.kv.get(f"f/{kind}/{key}".encode("utf-8"))
-        return None if raw is None else codec.decode(raw, FACT_LIMITS)
+        raw = self.kv.get(keys.fact_key(kind, key))
+        if raw is None:
+            return None
+        try:
+            fact = codec.decode(raw, FACT_LIMITS)
+        except InvalidInput as exc:
+            raise StoreCorrupt(f"fact {kind}/{key}: its stored value does not decode ({exc.message})") from None
+        if not isinstance(fact, dict):
+            raise StoreCorrupt(f"fact {kind}/{key}: its stored value is not a map")
+        return fact
 
     def subject_leaves(self, subject: str, after: int = -1, limit: int = 100) -> list[int]:
         """Leaf indexes of records about `subject`, in log order, after `after`."""
         limit = min(limit, SUBJECT_PAGE_MAX)
         if limit <= 0 or after + 1 >= 1 << 64:
             return []
-        prefix = _subject_prefix(subject)
-        start = prefix + _u64(max(after + 1, 0))
         out = []
-        for key, _ in self.kv.scan(start, prefix + b"\xff" * 9):
-            out.append(_U64.unpack(key[-8:])[0])
+        for key, _ in self.kv.scan(*keys.subject_from(subject, max(after + 1, 0))):
+            out.append(keys.subject_key_leaf(key))
             if len(out) >= limit:
                 break
         return out
 
     def height_of_leaf(self, leaf_index: int) -> int:
         """Height of the block holding `leaf_index`: binary search over headers."""
-        if not 0 <= leaf_index < self.log_size:
+        tip = self._tip  # one head for the bound and the search
+        if not 0 <= leaf_index < tip.log_size:
             raise NotFound(f"leaf {leaf_index}")
-        lo, hi = 1, self.height
+        lo, hi = 1, tip.height
         while lo < hi:
             mid = (lo + hi) // 2
             if self.load_header(mid).log_size <= leaf_index:
@@ -187,60 +226,41 @@ class Store:
         assert new_size <= self.log_size
         return merkle.consistency_proof(self, old_size, new_size)
 
-    def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self.kv.scan(prefix, prefix + b"\xff" * 8)
-
     # -- writes --------------------------------------------------------------
 
     def commit(self, checked: CheckedBlock, qc: QC, sync: bool = True) -> None:
         """Store a checked block with its QC as one atomic batch, synced unless `sync` is False
         (a rebuild: storage/repair.py syncs once at its end)."""
-        header = checked.block.header
-        assert header.height == self.height + 1, "commit must extend the head"
-        assert header.log_start == self.log_size, "block must start at the log's end"
+        header, tip = checked.block.header, self._tip
+        assert header.height == tip.height + 1, "commit must extend the head"
+        assert header.log_start == tip.log_size, "block must start at the log's end"
         assert qc.block_hash == header.block_hash and qc.height == header.height
         assert checked.frontier.size == header.log_size
         assert checked.frontier.root() == header.log_root
-        hb = _u64(header.height)
-        puts = [(b"b/" + hb, header.raw or header.encode()), (b"q/" + hb, qc.encode())]
-        for offset, env in enumerate(checked.block.envelopes):
-            leaf = header.log_start + offset
-            puts.append((b"e/" + _u64(leaf), env.raw))
-            puts.append((b"r/" + env.record_id, _u64(leaf) + hb))
-            puts.append((_subject_prefix(env.record.subject) + _u64(leaf), b""))
-        for level, index, h in checked.nodes:
-            if level >= NODE_LEVEL_STORED_MIN:
-                puts.append((b"n/" + bytes([level]) + _u64(index), h))
-        for (kind, key), value in checked.facts.items():
-            puts.append((f"f/{kind}/{key}".encode("utf-8"), codec.encode(value)))
-        puts.append((HEAD_KEY, hb))
-        self.kv.write(puts, [], sync=sync)
-        # Readers on another thread see the new frontier before the new head, and
-        # `locate` hides records above the head, so no reader ever asks for a
-        # proof from a tree that is not there yet.
-        self.frontier = checked.frontier
-        self._head = header
+        self.kv.write(_block_puts(checked, qc), [], sync=sync)
+        # One assignment: a reader on another thread sees the old tip or the new one, never
+        # a head with another block's frontier. The records are on disk before the tip
+        # names them, and `locate` hides those above its height until then. The copy keeps
+        # a later append to the caller's CheckedBlock from changing what readers see.
+        self._tip = Tip(header, checked.frontier.copy())
 
     def save_meta(self, key: str, value: bytes) -> None:
         """Synced write of one runtime value (consensus state) under m/<key>."""
-        assert key != "head"
-        self.kv.write([(f"m/{key}".encode(), value)], [], sync=True)
-        assert self.kv.get(f"m/{key}".encode()) == value
+        assert key != keys.HEAD_NAME
+        self.kv.write([(keys.meta_key(key), value)], [], sync=True)
+        assert self.kv.get(keys.meta_key(key)) == value
 
     def load_meta(self, key: str) -> bytes | None:
-        return self.kv.get(f"m/{key}".encode())
+        return self.kv.get(keys.meta_key(key))
 
     def scrub_block(self, height: int) -> None:
         """Read one committed block as the scrub does (docs/storage.md, "A damaged store
         heals"): header, QC and records with every on-disk checksum verified; StoreCorrupt
         (through the kv layer) or NotFound if any of it is damaged or gone."""
-        try:
-            header = decode_header(self._get_verified(b"b/" + _u64(height), f"block {height}"))
-        except InvalidInput as exc:
-            raise StoreCorrupt(f"block {height}: its stored header does not decode ({exc.message})") from None
-        self._get_verified(b"q/" + _u64(height), f"qc {height}")
-        found = sum(1 for _ in self.kv.scan(b"e/" + _u64(header.log_start), b"e/" + _u64(header.log_size),
-                                            verify=True))
+        header = _stored(decode_header, self._get_verified(keys.block_key(height), f"block {height}"),
+                         height, "header")
+        self._get_verified(keys.qc_key(height), f"qc {height}")
+        found = sum(1 for _ in self.kv.scan(*keys.leaf_range(header.log_start, header.log_size), verify=True))
         if found != header.log_size - header.log_start:
             raise StoreCorrupt(f"block {height}: {header.log_size - header.log_start - found} of its records "
                                "are missing")
@@ -256,13 +276,53 @@ class Store:
     def save_evidence(self, seq: int, value: bytes) -> None:
         """Synced write of one equivocation case under x/u64(seq); the caller bounds seq."""
         assert 0 <= seq < EVIDENCE_MAX and len(value) <= EVIDENCE_VALUE_MAX_BYTES
-        self.kv.write([(b"x/" + _u64(seq), value)], [], sync=True)
+        self.kv.write([(keys.evidence_key(seq), value)], [], sync=True)
 
     def load_evidence(self, after: int = -1, limit: int = EVIDENCE_MAX) -> list[tuple[int, bytes]]:
         """(seq, value) of kept cases with seq > after, in order, at most `limit`."""
-        out = []
-        for key, value in self.kv.scan(b"x/" + _u64(max(after + 1, 0)), b"x/" + b"\xff" * 8):
+        out: list[tuple[int, bytes]] = []
+        for key, value in self.kv.scan(*keys.evidence_from(max(after + 1, 0))):
             if len(out) >= limit:
                 break
-            out.append((_U64.unpack(key[2:])[0], value))
+            seq = keys.key_number(key)
+            if seq is None:
+                raise StoreCorrupt(f"evidence key {key.hex()} is not a prefix and a u64 sequence number")
+            out.append((seq, value))
         return out
+
+
+def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
+    """Every key of one block's commit batch (docs/storage.md, "Committing a block")."""
+    header = checked.block.header
+    puts = [(keys.block_key(header.height), header.raw or header.encode()), (keys.qc_key(header.height), qc.encode())]
+    for offset, env in enumerate(checked.block.envelopes):
+        leaf = header.log_start + offset
+        puts.append((keys.leaf_key(leaf), env.raw))
+        puts.append((keys.record_key(env.record_id), keys.record_index_value(leaf, header.height)))
+        puts.append((keys.subject_key(env.record.subject, leaf), b""))
+    for level, index, h in checked.nodes:
+        if level >= NODE_LEVEL_STORED_MIN:
+            puts.append((keys.node_key(level, index), h))
+    for (kind, key), value in checked.facts.items():
+        puts.append((keys.fact_key(kind, key), codec.encode(value)))
+    puts.append((keys.HEAD_KEY, keys.head_value(header.height)))
+    return puts
+
+
+class _AtHeight(Protocol):
+    @property
+    def height(self) -> int: ...
+
+
+_T = TypeVar("_T", bound=_AtHeight)
+
+
+def _stored(decode: Callable[[bytes], _T], raw: bytes, height: int, what: str) -> _T:
+    """A header or QC read back from under `height`: it decodes canonically and is of that height."""
+    try:
+        value = decode(raw)
+    except InvalidInput as exc:
+        raise StoreCorrupt(f"block {height}: its stored {what} does not decode ({exc.message})") from None
+    if value.height != height:
+        raise StoreCorrupt(f"block {height}: {what} stored under the wrong height (it is of block {value.height})")
+    return value

@@ -26,7 +26,7 @@ from ..blocks import QC, Block, Header, check_block, check_qc, decode_header, de
 from ..errors import InvalidInput, StorageError
 from ..genesis import Genesis
 from ..records import check_registered, decode_envelope
-from . import _U64, HEAD_KEY, Store, _u64
+from . import Store, keys
 from .kv import KV
 
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line this often
@@ -70,22 +70,22 @@ class Rebuilt:
 def read_block(kv: KV, height: int) -> RawBlock:
     """Block `height` of a (possibly damaged) store, every checksum verified; raises
     StorageError or InvalidInput (docs/storage.md, "Key layout")."""
-    raw = kv.get(b"b/" + _u64(height), verify=True)
-    qc_raw = kv.get(b"q/" + _u64(height), verify=True)
+    raw = kv.get(keys.block_key(height), verify=True)
+    qc_raw = kv.get(keys.qc_key(height), verify=True)
     if raw is None or qc_raw is None:
         raise InvalidInput("missing", f"block {height}: its {'header' if raw is None else 'QC'} is missing")
     header = decode_header(raw)
-    stop = b"e/" + _u64(header.log_size)
-    payload = tuple(v for _, v in kv.scan(b"e/" + _u64(header.log_start), stop, verify=True))
+    payload = tuple(v for _, v in kv.scan(*keys.leaf_range(header.log_start, header.log_size), verify=True))
     return raw, decode_qc(qc_raw), payload
 
 
 def old_head(kv: KV) -> int | None:
+    """The height the damaged store's m/head names; None when it is unreadable, absent or not a height."""
     try:
-        raw = kv.get(HEAD_KEY, verify=True)
-    except StorageError:
+        raw = kv.get(keys.HEAD_KEY, verify=True)
+        return None if raw is None else keys.decode_head(raw)
+    except StorageError:  # StoreCorrupt too: LevelDB's checksum, or bytes that are not a u64
         return None
-    return None if raw is None or len(raw) != _U64.size else _U64.unpack(raw)[0]
 
 
 def append_checked(store: Store, genesis: Genesis, block: RawBlock, sync: bool) -> Header:
@@ -101,7 +101,8 @@ def append_checked(store: Store, genesis: Genesis, block: RawBlock, sync: bool) 
         env = decode_envelope(item, genesis)
         check_registered(env, genesis)
         envs.append(env)
-    checked = check_block(Block(header, tuple(envs)), store.head(), store, store.frontier, genesis,
+    tip = store.tip  # the parent header and its frontier, of one block
+    checked = check_block(Block(header, tuple(envs)), tip.header, store, tip.frontier, genesis,
                           sigs_checked=True)
     store.commit(checked, qc, sync=sync)
     return header
@@ -140,7 +141,7 @@ def rebuild(old: KV | None, new: Store, genesis: Genesis, fetch: Fetch | None = 
 
 def _absent(old: KV, height: int) -> bool:
     try:
-        return old.get(b"b/" + _u64(height)) is None
+        return old.get(keys.block_key(height)) is None
     except StorageError:
         return False
 

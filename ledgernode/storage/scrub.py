@@ -23,7 +23,6 @@ block (docs/storage.md, "A damaged store heals block by block").
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +33,11 @@ from ..blocks import ZERO_HASH, Header, check_qc, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StorageError, StoreCorrupt
 from ..genesis import Genesis
 from ..records import Envelope, decode_envelope
-from . import _U64, HEAD_KEY, NODE_LEVEL_STORED_MIN, _subject_prefix, _u64
+from . import NODE_LEVEL_STORED_MIN, keys
 from .kv import KV
 
 FINDINGS_MAX = 100  # findings kept; the scrub stops at the next block once there are this many
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line this often
-_INDEX = struct.Struct(">QQ")  # r/ value: u64(leaf_index) u64(height)
-NUMBERED_KEY_BYTES = 10  # b/, q/, e/ keys: two prefix bytes and a u64
 LEVELDB_CURRENT_FILE = "CURRENT"  # every LevelDB directory has one
 
 
@@ -94,7 +91,8 @@ class Report:
 
 def _key_number(key: bytes) -> str:
     """The height or leaf of a b/, q/ or e/ key; the key in hex if it is not one."""
-    return str(_U64.unpack(key[2:])[0]) if len(key) == NUMBERED_KEY_BYTES else f"key {key.hex()}"
+    number = keys.key_number(key)
+    return f"key {key.hex()}" if number is None else str(number)
 
 
 class _Scrub:
@@ -134,11 +132,11 @@ class _Scrub:
         """merkle.NodeReader over the backend, read as Store.node reads it."""
         if level < NODE_LEVEL_STORED_MIN:
             start = index << level
-            leaves = self.scan(b"e/" + _u64(start), b"e/" + _u64(start + (1 << level)), 1 << level)
+            leaves = self.scan(*keys.leaf_range(start, start + (1 << level)), 1 << level)
             if len(leaves) != 1 << level:
                 raise NotFound(f"node {level}/{index}")
             return merkle.complete_subtree_hash([merkle.leaf_hash(v) for _, v in leaves])
-        value = self.get(b"n/" + bytes([level]) + _u64(index))
+        value = self.get(keys.node_key(level, index))
         if value is None or len(value) != merkle.HASH_BYTES:
             raise NotFound(f"node {level}/{index}")
         return value
@@ -189,23 +187,24 @@ class _Scrub:
     def read_head(self) -> int | None:
         """The height m/head names (0 when absent: an empty store), None if unusable."""
         try:
-            raw = self.get(HEAD_KEY)
+            raw = self.get(keys.HEAD_KEY)
         except StorageError as exc:
             self.add(0, f"head: m/head unreadable ({exc})")
             return None
         if raw is None:
             return 0  # blocks without a head are found above the head
-        if len(raw) != _U64.size:
-            self.add(0, f"head: m/head is {len(raw)} bytes, not a u64 height")
+        try:
+            head = keys.decode_head(raw)
+        except StoreCorrupt as exc:  # its bytes are not a height
+            self.add(0, f"head: {exc}")
             return None
-        head: int = _U64.unpack(raw)[0]
         self.check_chain(head)
         return head
 
     def check_chain(self, head: int) -> None:
         """Raise WrongGenesis when the head header is sound but names another chain."""
         try:
-            raw = self.get(b"b/" + _u64(head))
+            raw = self.get(keys.block_key(head))
             header = decode_header(raw) if raw is not None else None
         except (StorageError, InvalidInput):
             return  # damage: the pass reports it
@@ -225,7 +224,7 @@ class _Scrub:
     def header(self, height: int) -> Header | None:
         """The header at `height` if it is sound; a finding otherwise."""
         where = f"block {height}"
-        raw = self.fetch(height, b"b/" + _u64(height), f"{where}: header", f"{where}: missing (header not stored)")
+        raw = self.fetch(height, keys.block_key(height), f"{where}: header", f"{where}: missing (header not stored)")
         if raw is None:
             return None
         try:
@@ -243,7 +242,7 @@ class _Scrub:
 
     def certificate(self, height: int, header: Header) -> None:
         where = f"block {height}"
-        raw = self.fetch(height, b"q/" + _u64(height), f"{where}: QC", f"{where}: QC missing (not stored)")
+        raw = self.fetch(height, keys.qc_key(height), f"{where}: QC", f"{where}: QC missing (not stored)")
         if raw is None:
             return
         try:
@@ -263,17 +262,17 @@ class _Scrub:
         if self.frontier is None or self.frontier.size != start:
             self.frontier, self.verified = self.edge(start)
         try:
-            pairs = self.scan(b"e/" + _u64(start), b"e/" + _u64(end), end - start)
+            pairs = self.scan(*keys.leaf_range(start, end), end - start)
         except StorageError as exc:
             self.add(height, f"{where}: records unreadable ({exc})")
             self.frontier, self.size = None, end
             return
         expected = start
         for key, raw in pairs:
-            if len(key) != NUMBERED_KEY_BYTES:
+            index = keys.key_number(key)
+            if index is None:
                 self.add(height, f"{where}: stray key {key.hex()} among its records")
                 continue
-            index = _U64.unpack(key[2:])[0]
             self.missing(height, expected, index)
             self.leaf(height, index, raw)
             expected = index + 1
@@ -315,7 +314,7 @@ class _Scrub:
 
     def merkle_node(self, height: int, level: int, index: int, computed: bytes) -> None:
         where = f"Merkle node {level}/{index} (block {height})"
-        stored = self.fetch(height, b"n/" + bytes([level]) + _u64(index), where, f"{where}: missing (not stored)")
+        stored = self.fetch(height, keys.node_key(level, index), where, f"{where}: missing (not stored)")
         if stored is not None and stored != computed and self.verified:
             self.add(height, f"{where}: does not match the leaves under it")
 
@@ -323,19 +322,28 @@ class _Scrub:
         """r/<record id> names this leaf and height; s/<subject hash><leaf> exists."""
         where = f"leaf {index} (block {height})"
         try:
-            entry = self.get(b"r/" + env.record_id)
-            subject = self.get(_subject_prefix(env.record.subject) + _u64(index))
+            entry = self.get(keys.record_key(env.record_id))
+            subject = self.get(keys.subject_key(env.record.subject, index))
         except StorageError as exc:
             self.add(height, f"{where}: index unreadable ({exc})")
             return
         if entry is None:
             self.add(height, f"{where}: index entry missing")
-        elif len(entry) != _INDEX.size:
-            self.add(height, f"{where}: index entry is {len(entry)} bytes, not {_INDEX.size}")
-        elif _INDEX.unpack(entry) != (index, height):
-            self.add(height, "{}: index entry points at leaf {} of block {}".format(where, *_INDEX.unpack(entry)))
+        else:
+            self.index_entry(height, index, entry)
         if subject is None:
             self.add(height, f"{where}: subject index entry missing")
+
+    def index_entry(self, height: int, index: int, entry: bytes) -> None:
+        """The r/ value names this leaf and height."""
+        where = f"leaf {index} (block {height})"
+        try:
+            named = keys.decode_record_index(entry, where)
+        except StoreCorrupt as exc:  # not 16 bytes: the message says so
+            self.add(height, str(exc))
+            return
+        if named != (index, height):
+            self.add(height, "{}: index entry points at leaf {} of block {}".format(where, *named))
 
     def root(self, height: int, header: Header) -> None:
         if self.frontier is None:
@@ -351,12 +359,12 @@ class _Scrub:
 
     def above_head(self, head: int) -> None:
         """Nothing under b/ or q/ past the head height, nor under e/ past its log size."""
-        ranges = [(b"b/", head + 1, "block", "header"), (b"q/", head + 1, "block", "QC")]
+        ranges = [(keys.blocks_from(head + 1), "block", "header"), (keys.qcs_from(head + 1), "block", "QC")]
         if self.size is not None:  # else the head's log size is not known
-            ranges.append((b"e/", self.size, "leaf", "record"))
-        for prefix, first, unit, what in ranges:
+            ranges.append((keys.leaves_from(self.size), "leaf", "record"))
+        for (start, stop), unit, what in ranges:
             try:
-                pairs = self.scan(prefix + _u64(first), prefix + b"\xff" * 9, FINDINGS_MAX + 1)
+                pairs = self.scan(start, stop, FINDINGS_MAX + 1)
             except StorageError as exc:
                 self.add(head + 1, f"above the head: {what}s unreadable ({exc})")
                 continue

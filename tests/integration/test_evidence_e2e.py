@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from ledgernode import crypto
+from ledgernode.auditing.bundle import build_bundle
 from ledgernode.blocks import vote_bytes
-from ledgernode.evidence import build_bundle
 from ledgernode.genesis import build, parse
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
-from ledgernode.storage import _U64, _u64
+from ledgernode.storage import keys
 from ledgernode.storage.leveldb import LevelKV
 
 from .procs import Cluster, SteadyClient, wait_until
@@ -83,12 +83,20 @@ def _heal(c: Cluster, load: SteadyClient, said: tuple[str, ...] = ("kept aside",
     heal_and_check(c, load, "")
 
 
-def test_flipped_bytes_in_a_table_heal_block_by_block(cluster: Cluster) -> None:
-    load = SteadyClient(cluster, "acked")
+def _stop_victim_under_load(c: Cluster, reopen: bool) -> SteadyClient:
+    """Twenty records acknowledged under a steady client, then the victim stopped (and, with
+    `reopen`, started and stopped once more: reopening turns its log into a table file)."""
+    load = SteadyClient(c, "acked")
     wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
-    cluster.kill(VICTIM, signal.SIGTERM)
-    cluster.start(VICTIM)  # reopening turns its log into a table file
-    cluster.kill(VICTIM, signal.SIGTERM)
+    c.kill(VICTIM, signal.SIGTERM)
+    if reopen:
+        c.start(VICTIM)
+        c.kill(VICTIM, signal.SIGTERM)
+    return load
+
+
+def test_flipped_bytes_in_a_table_heal_block_by_block(cluster: Cluster) -> None:
+    load = _stop_victim_under_load(cluster, reopen=True)
     ledger = cluster.root / f"node{VICTIM}" / "data" / "ledger"
     tables = sorted(ledger.glob("*.ldb"), key=lambda p: p.stat().st_size)
     assert tables, sorted(p.name for p in ledger.iterdir())
@@ -100,11 +108,7 @@ def test_flipped_bytes_in_a_table_heal_block_by_block(cluster: Cluster) -> None:
 
 
 def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
-    load = SteadyClient(cluster, "acked")
-    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
-    cluster.kill(VICTIM, signal.SIGTERM)
-    cluster.start(VICTIM)
-    cluster.kill(VICTIM, signal.SIGTERM)
+    load = _stop_victim_under_load(cluster, reopen=True)
     (cluster.root / f"node{VICTIM}" / "data" / "ledger" / "CURRENT").unlink()
     # LevelDB would start afresh and delete its tables: the node refuses that, rebuilds
     # its manifest from the tables, keeps every whole block and catches up the rest
@@ -115,13 +119,11 @@ def test_a_missing_current_file_is_found_and_healed(cluster: Cluster) -> None:
 
 
 def test_repair_fetches_a_damaged_block_from_a_peer(cluster: Cluster) -> None:
-    load = SteadyClient(cluster, "acked")
-    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
-    cluster.kill(VICTIM, signal.SIGTERM)
+    load = _stop_victim_under_load(cluster, reopen=False)
     ledger = cluster.root / f"node{VICTIM}" / "data" / "ledger"
     kv = LevelKV(ledger)
-    head = _U64.unpack(kv.get(b"m/head"))[0]
-    kv.write([(b"b/" + _u64(2), b"\x00damaged")], [], sync=True)
+    head = keys.decode_head(kv.get(keys.HEAD_KEY))
+    kv.write([(keys.block_key(2), b"\x00damaged")], [], sync=True)
     kv.close()
     config = str(cluster.root / f"node{VICTIM}" / "node.toml")
     run = [sys.executable, "-m", "ledgernode"]

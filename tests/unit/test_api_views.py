@@ -23,12 +23,13 @@ from urllib.parse import quote
 
 import pytest
 
-from ledgernode import aio, certificate, views
-from ledgernode.evidence import build_bundle
+from ledgernode import aio
+from ledgernode.auditing import answers, certificate
+from ledgernode.auditing.answers import verify_answer
+from ledgernode.auditing.bundle import build_bundle
 from ledgernode.genesis import Genesis, parse
 from ledgernode.records import SUBJECT_MAX_CHARS, decode_envelope
 from ledgernode.verify import verify_bundle
-from ledgernode.verify_answers import verify_answer
 from tests.fixtures import DEPTS, T0, Net, commit_records, content
 from tests.unit.api_fake import MSGPACK, REPO, FakeNode, error_of, notarize, rid
 
@@ -269,7 +270,7 @@ async def test_subject_path_segments(
 
 async def test_subject_errors(client: aio.TestClient, ledger: dict[str, str]) -> None:
     await error_of(await client.get("/v1/subjects/" + "a" * (SUBJECT_MAX_CHARS + 1)), 400, "bad_subject")
-    for query, code in [("limit=0", "bad_limit"), (f"limit={views.SUBJECT_PAGE_MAX + 1}", "bad_limit"),
+    for query, code in [("limit=0", "bad_limit"), (f"limit={answers.SUBJECT_PAGE_MAX + 1}", "bad_limit"),
                         ("limit=abc", "bad_query"), ("limit=-1", "bad_query"),
                         ("after=-5", "bad_query"), ("after=x", "bad_query"),
                         ("after=" + "9" * 21, "bad_query")]:
@@ -376,11 +377,11 @@ async def test_provenance_errors(client: aio.TestClient, ledger: dict[str, str])
     for bad_id in ["abc", "AB" * 32, "zz" * 32]:
         await error_of(await client.get(f"/v1/provenance/{bad_id}"), 400, "bad_id")
     root = ledger["retail"]
-    await error_of(await client.get(f"/v1/provenance/{root}?depth={views.PROVENANCE_DEPTH_MAX + 1}"),
+    await error_of(await client.get(f"/v1/provenance/{root}?depth={answers.PROVENANCE_DEPTH_MAX + 1}"),
                    400, "bad_depth")
     for query in ["depth=abc", "depth=-1", "depth=" + "9" * 21]:
         await error_of(await client.get(f"/v1/provenance/{root}?{query}"), 400, "bad_query")
-    ok = await ok_json(await client.get(f"/v1/provenance/{root}?depth={views.PROVENANCE_DEPTH_MAX}"))
+    ok = await ok_json(await client.get(f"/v1/provenance/{root}?depth={answers.PROVENANCE_DEPTH_MAX}"))
     assert len(ok["records"]) == 4
 
 

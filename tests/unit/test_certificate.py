@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ledgernode import certificate
-from ledgernode.evidence import build_bundle
+from ledgernode.auditing import certificate
+from ledgernode.auditing.bundle import build_bundle
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store
 from ledgernode.verify import PAGE_MAX_BYTES, Unusable, verify_bundle

@@ -23,8 +23,8 @@ import pytest
 
 from ledgernode import client as sdk
 from ledgernode import codec, crypto
+from ledgernode.auditing.bundle import build_bundle
 from ledgernode.cli import main
-from ledgernode.evidence import build_bundle
 from ledgernode.records import check_signer, decode_envelope
 from ledgernode.storage import Store
 from tests.fixtures import Net, commit_records, content

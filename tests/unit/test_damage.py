@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledgernode.errors import StoreCorrupt
-from ledgernode.storage import Store, _u64
+from ledgernode.storage import Store, keys
 from ledgernode.storage.damage import ASIDE_PREFIX, DAMAGED_KEPT_MAX, mark_damaged, open_ledger
 from tests.fixtures import Net, commit_records, content
 
@@ -34,7 +34,7 @@ def test_a_whole_store_opens_as_it_is(tmp_path: Path) -> None:
 def test_a_hole_below_the_head_is_found_at_open_and_the_store_replaced(tmp_path: Path) -> None:
     fill(tmp_path)
     store = Store.open(tmp_path / "ledger")
-    store.kv.write([], [b"b/" + _u64(1)], sync=True)  # as LevelDB that lost its older tables
+    store.kv.write([], [keys.block_key(1)], sync=True)  # as LevelDB that lost its older tables
     store.close()
     with pytest.raises(StoreCorrupt, match="not whole: block 1 is missing"):
         Store.open(tmp_path / "ledger")

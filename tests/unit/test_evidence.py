@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from ledgernode import codec, crypto, merkle
+from ledgernode.auditing.bundle import FORMAT, build_bundle
+from ledgernode.auditing.parse import b64
 from ledgernode.blocks import QC, build_block, decode_header, decode_qc, qc_from_json, vote_bytes
 from ledgernode.errors import NotFound
-from ledgernode.evidence import FORMAT, b64, build_bundle
 from ledgernode.genesis import parse
 from ledgernode.records import decode_envelope, sign_record
 from ledgernode.storage import Store

@@ -10,7 +10,7 @@ import pytest
 
 from ledgernode.blocks import QC
 from ledgernode.errors import NotFound, StoreCorrupt
-from ledgernode.storage import Store, _u64
+from ledgernode.storage import Store, keys
 from ledgernode.storage.damage import ASIDE_PREFIX, repair_ledger
 from ledgernode.storage.leveldb import LevelKV
 from ledgernode.storage.repair import read_block, rebuild
@@ -58,7 +58,7 @@ def test_a_whole_store_is_copied_block_by_block(good: Path, tmp_path: Path) -> N
 
 
 def test_a_damaged_block_stops_the_copy_without_a_peer(good: Path, tmp_path: Path) -> None:
-    _damage(tmp_path / "data" / "ledger", puts=[(b"b/" + _u64(3), b"\x00garbage")])
+    _damage(tmp_path / "data" / "ledger", puts=[(keys.block_key(3), b"\x00garbage")])
     rebuilt, _ = repair_ledger(tmp_path / "data", NET.genesis, None)
     assert rebuilt.height == 2 and not rebuilt.complete
     assert "block 3" in rebuilt.stopped and "fetches the blocks above 2 from its peers" in rebuilt.summary()
@@ -74,10 +74,10 @@ def test_a_damaged_block_is_fetched_from_a_peer_and_the_rest_copied(good: Path, 
     leaf = peer.load_header(3).log_start + 1
     peer.close()
     _damage(ledger, **{
-        "header": {"puts": [(b"b/" + _u64(3), b"\x00garbage")]},
-        "qc": {"puts": [(b"q/" + _u64(3), QC(3, 0, bytes(32), ()).encode())]},
-        "a record missing": {"deletes": [b"e/" + _u64(leaf)]},
-        "a record altered": {"puts": [(b"e/" + _u64(leaf), NET.record(0, "evidence.notarize", "X", {
+        "header": {"puts": [(keys.block_key(3), b"\x00garbage")]},
+        "qc": {"puts": [(keys.qc_key(3), QC(3, 0, bytes(32), ()).encode())]},
+        "a record missing": {"deletes": [keys.leaf_key(leaf)]},
+        "a record altered": {"puts": [(keys.leaf_key(leaf), NET.record(0, "evidence.notarize", "X", {
             "content_hash": content("x"), "media_type": "text/plain", "size": 1, "title": "t"}))]},
     }[damage])
     kv, fetch = _peer(good)
@@ -91,7 +91,7 @@ def test_a_damaged_block_is_fetched_from_a_peer_and_the_rest_copied(good: Path, 
 
 
 def test_a_peer_block_that_fails_its_checks_is_not_taken(good: Path, tmp_path: Path) -> None:
-    _damage(tmp_path / "data" / "ledger", puts=[(b"b/" + _u64(3), b"\x00garbage")])
+    _damage(tmp_path / "data" / "ledger", puts=[(keys.block_key(3), b"\x00garbage")])
     kv, fetch = _peer(good)
     try:
         def forged(h: int):  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ def test_a_peer_block_that_fails_its_checks_is_not_taken(good: Path, tmp_path: P
 
 
 def test_without_a_head_the_copy_goes_as_far_as_the_blocks_go(good: Path, tmp_path: Path) -> None:
-    _damage(tmp_path / "data" / "ledger", deletes=[b"m/head"])
+    _damage(tmp_path / "data" / "ledger", deletes=[keys.HEAD_KEY])
     rebuilt, _ = repair_ledger(tmp_path / "data", NET.genesis, None)
     assert rebuilt.old_head is None and rebuilt.height == BLOCKS and not rebuilt.stopped
 
@@ -158,7 +158,7 @@ def test_the_repair_command_exits_by_what_it_rebuilt(tmp_path: Path, capsys: pyt
     assert main(["repair", "-c", str(cfg)]) == 2  # no store yet
     assert "no store at" in capsys.readouterr().err
     fill(ledger)
-    _damage(ledger, puts=[(b"b/" + _u64(4), b"\x00garbage")])
+    _damage(ledger, puts=[(keys.block_key(4), b"\x00garbage")])
     assert main(["repair", "-c", str(cfg)]) == 1
     out = capsys.readouterr().out
     assert "rebuilt to height 3 (the damaged store's head: 5)" in out and "block 4" in out

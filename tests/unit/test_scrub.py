@@ -9,7 +9,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from ledgernode import config, crypto
 from ledgernode.cli import main
 from ledgernode.errors import StorageError, StoreCorrupt
-from ledgernode.storage import Store, _subject_prefix, _u64, scrub
+from ledgernode.storage import Store, keys, scrub
 from ledgernode.storage.scrub import Finding, Report
 from tests.fixtures import Net, commit_records, content
 
@@ -99,8 +98,8 @@ def test_a_store_of_another_chain_is_unusable_input(built: tuple[Net, Store]) ->
 
 def test_a_missing_header_is_named_and_the_blocks_after_it_still_checked(built: tuple[Net, Store]) -> None:
     net, store = built
-    _delete(store, b"b/" + _u64(5))
-    _delete(store, b"r/" + _record_id(store, net, 30))  # a later block is still checked
+    _delete(store, keys.block_key(5))
+    _delete(store, keys.record_key(_record_id(store, net, 30)))  # a later block is still checked
     report = scrub.scrub(store.kv, net.genesis)
     assert report.findings == [Finding(5, "block 5: missing (header not stored)"),
                                Finding(11, "leaf 30 (block 11): index entry missing")]
@@ -113,7 +112,7 @@ def test_a_missing_header_is_named_and_the_blocks_after_it_still_checked(built: 
 
 def test_a_missing_head_header_is_found_though_the_store_would_not_open(built: tuple[Net, Store]) -> None:
     net, store = built
-    _delete(store, b"b/" + _u64(BLOCKS))
+    _delete(store, keys.block_key(BLOCKS))
     with pytest.raises(StorageError):
         Store(store.kv)  # what a node does at start
     assert _texts(scrub.scrub(store.kv, net.genesis)) == [f"block {BLOCKS}: missing (header not stored)"]
@@ -121,7 +120,7 @@ def test_a_missing_head_header_is_found_though_the_store_would_not_open(built: t
 
 def test_a_missing_envelope_is_named_and_roots_are_taken_up_again(built: tuple[Net, Store]) -> None:
     net, store = built
-    _delete(store, b"e/" + _u64(7))
+    _delete(store, keys.leaf_key(7))
     report = scrub.scrub(store.kv, net.genesis)
     assert report.findings == [Finding(3, "leaf 7 (block 3): missing (envelope not stored)")]
     # Blocks 3 (leaf 7 missing) to 6 (from log size 15) cannot be rehashed: the right edges
@@ -132,7 +131,7 @@ def test_a_missing_envelope_is_named_and_roots_are_taken_up_again(built: tuple[N
 
 def test_a_garbled_envelope_gives_a_decode_finding_and_a_root_mismatch(built: tuple[Net, Store]) -> None:
     net, store = built
-    _put(store, b"e/" + _u64(7), b"\x92\xc4\x01x\xc4\x01y")  # [b"x", b"y"]: not a record
+    _put(store, keys.leaf_key(7), b"\x92\xc4\x01x\xc4\x01y")  # [b"x", b"y"]: not a record
     texts = _texts(scrub.scrub(store.kv, net.genesis))
     assert len(texts) == 2 and texts[0].startswith("leaf 7 (block 3): record does not decode (")
     assert texts[1] == "block 3: log root does not match its records"
@@ -140,7 +139,7 @@ def test_a_garbled_envelope_gives_a_decode_finding_and_a_root_mismatch(built: tu
 
 def test_an_envelope_moved_to_another_leaf_breaks_the_root_and_its_index(built: tuple[Net, Store]) -> None:
     net, store = built
-    _put(store, b"e/" + _u64(7), store.load_envelope(8))
+    _put(store, keys.leaf_key(7), store.load_envelope(8))
     assert _texts(scrub.scrub(store.kv, net.genesis)) == [
         "leaf 7 (block 3): index entry points at leaf 8 of block 3",
         "leaf 7 (block 3): subject index entry missing",  # leaf 8's subject, listed at leaf 8
@@ -150,9 +149,9 @@ def test_an_envelope_moved_to_another_leaf_breaks_the_root_and_its_index(built: 
 
 def test_an_overwritten_qc_is_found(built: tuple[Net, Store]) -> None:
     net, store = built
-    _put(store, b"q/" + _u64(4), store.kv.get(b"q/" + _u64(5)) or b"")
-    _put(store, b"q/" + _u64(6), b"\x90")  # an empty array
-    _delete(store, b"q/" + _u64(7))
+    _put(store, keys.qc_key(4), store.kv.get(keys.qc_key(5)) or b"")
+    _put(store, keys.qc_key(6), b"\x90")  # an empty array
+    _delete(store, keys.qc_key(7))
     texts = _texts(scrub.scrub(store.kv, net.genesis))
     assert texts[0] == "block 4: QC does not certify its header (qc names a different block than the header)"
     assert texts[1].startswith("block 6: QC does not certify its header (qc must have keys")
@@ -164,7 +163,7 @@ def test_a_qc_short_of_a_quorum_does_not_certify(built: tuple[Net, Store]) -> No
     header, qc = store.load_header(2), store.load_qc(2)
     from dataclasses import replace
 
-    _put(store, b"q/" + _u64(2), replace(qc, signatures=qc.signatures[:1]).encode())
+    _put(store, keys.qc_key(2), replace(qc, signatures=qc.signatures[:1]).encode())
     assert _texts(scrub.scrub(store.kv, net.genesis)) == [
         f"block 2: QC does not certify its header (qc has 1 signatures, needs {net.genesis.quorum})"]
     assert header.block_hash == qc.block_hash
@@ -172,9 +171,9 @@ def test_a_qc_short_of_a_quorum_does_not_certify(built: tuple[Net, Store]) -> No
 
 def test_a_missing_index_entry_is_named(built: tuple[Net, Store]) -> None:
     net, store = built
-    _delete(store, b"r/" + _record_id(store, net, 10))
+    _delete(store, keys.record_key(_record_id(store, net, 10)))
     env_subject = f"case-{10 // RECORDS_PER_BLOCK}-{10 % RECORDS_PER_BLOCK}"
-    _delete(store, _subject_prefix(env_subject) + _u64(10))
+    _delete(store, keys.subject_key(env_subject, 10))
     report = scrub.scrub(store.kv, net.genesis)
     assert report.findings == [Finding(4, "leaf 10 (block 4): index entry missing"),
                                Finding(4, "leaf 10 (block 4): subject index entry missing")]
@@ -182,7 +181,7 @@ def test_a_missing_index_entry_is_named(built: tuple[Net, Store]) -> None:
 
 def test_a_header_whose_prev_is_wrong_is_found(built: tuple[Net, Store]) -> None:
     net, store = built
-    _put(store, b"b/" + _u64(3), store.kv.get(b"b/" + _u64(4)) or b"")  # block 4's header under 3
+    _put(store, keys.block_key(3), store.kv.get(keys.block_key(4)) or b"")  # block 4's header under 3
     texts = _texts(scrub.scrub(store.kv, net.genesis))
     assert texts[0] == "block 3: header stored under the wrong height (it is of block 4)"
     assert texts[1:] == []  # block 4 cannot be followed from 3; its own checks pass
@@ -190,17 +189,17 @@ def test_a_header_whose_prev_is_wrong_is_found(built: tuple[Net, Store]) -> None
 
 def test_a_missing_merkle_node_is_found(built: tuple[Net, Store]) -> None:
     net, store = built
-    _delete(store, b"n/" + bytes([4]) + _u64(1))  # leaves 16-31, completed by leaf 31 in block 11
+    _delete(store, keys.node_key(4, 1))  # leaves 16-31, completed by leaf 31 in block 11
     assert _texts(scrub.scrub(store.kv, net.genesis)) == ["Merkle node 4/1 (block 11): missing (not stored)"]
 
 
 def test_anything_stored_above_the_head_is_reported(built: tuple[Net, Store]) -> None:
     net, store = built
     leaves = BLOCKS * RECORDS_PER_BLOCK
-    _put(store, b"b/" + _u64(BLOCKS + 1), store.kv.get(b"b/" + _u64(BLOCKS)) or b"")
-    _put(store, b"b/" + _u64(BLOCKS + 40), b"x")
-    _put(store, b"q/" + _u64(BLOCKS + 1), b"x")
-    _put(store, b"e/" + _u64(leaves), b"x")
+    _put(store, keys.block_key(BLOCKS + 1), store.kv.get(keys.block_key(BLOCKS)) or b"")
+    _put(store, keys.block_key(BLOCKS + 40), b"x")
+    _put(store, keys.qc_key(BLOCKS + 1), b"x")
+    _put(store, keys.leaf_key(leaves), b"x")
     assert Store(store.kv).height == BLOCKS  # a node would open it and never look
     report = scrub.scrub(store.kv, net.genesis)
     assert report.findings == [
@@ -214,7 +213,7 @@ def test_anything_stored_above_the_head_is_reported(built: tuple[Net, Store]) ->
 def test_a_malformed_head_key_is_reported() -> None:
     net, store = Net(), Store.memory()
     _fill(net, store, 2)
-    _put(store, b"m/head", b"\x01")
+    _put(store, keys.HEAD_KEY, b"\x01")
     report = scrub.scrub(store.kv, net.genesis)
     assert _texts(report) == ["head: m/head is 1 bytes, not a u64 height"]
     assert "(first at the store as a whole)" in report.summary("D")
@@ -227,7 +226,7 @@ def test_findings_are_capped_and_the_pass_stops(monkeypatch: pytest.MonkeyPatch)
     net, store = Net(), Store.memory()
     _fill(net, store)
     for leaf in range(0, BLOCKS * RECORDS_PER_BLOCK, RECORDS_PER_BLOCK):  # one per block
-        _delete(store, b"r/" + _record_id(store, net, leaf))
+        _delete(store, keys.record_key(_record_id(store, net, leaf)))
     monkeypatch.setattr(scrub, "FINDINGS_MAX", 4)
     report = scrub.scrub(store.kv, net.genesis)
     assert len(report.findings) == 4 and report.truncated
@@ -275,7 +274,7 @@ class FailingKV:
 
 def test_read_errors_are_damage_named_by_height(built: tuple[Net, Store]) -> None:
     net, store = built
-    kv = FailingKV(store.kv, {b"b/" + _u64(6), b"q/" + _u64(8), b"e/" + _u64(30)})
+    kv = FailingKV(store.kv, {keys.block_key(6), keys.qc_key(8), keys.leaf_key(30)})
     texts = _texts(scrub.scrub(kv, net.genesis))
     assert texts == [
         "block 6: header unreadable (LevelDB at D is damaged: Corruption: bad entry in block)",
@@ -347,7 +346,7 @@ def test_check_of_a_whole_store_exits_0(node_dir: tuple[Net, Path, Path], capsys
 def test_check_of_a_damaged_store_exits_1(node_dir: tuple[Net, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     _, cfg, ledger = node_dir
     store = Store.open(ledger)
-    _delete(store, b"b/" + _u64(5))
+    _delete(store, keys.block_key(5))
     store.close()
     rc, out, _ = _check(capsys, cfg)
     assert rc == 1

@@ -20,15 +20,17 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from ledgernode import codec, merkle
+from ledgernode.auditing import answers
 from ledgernode.blocks import QC
-from ledgernode.errors import NotFound, StoreLocked
+from ledgernode.errors import NotFound, StoreCorrupt, StoreLocked
 from ledgernode.records import decode_envelope, record_id_of
-from ledgernode.storage import NODE_LEVEL_STORED_MIN, SUBJECT_PAGE_MAX, Store
+from ledgernode.storage import NODE_LEVEL_STORED_MIN, SUBJECT_ANSWER_MAX, SUBJECT_PAGE_MAX, Store, Tip, keys
+from ledgernode.storage.kv import MemoryKV
 from ledgernode.storage.leveldb import LevelKV
 from tests.fixtures import T0, Net, commit_records, content
 from tests.unit.crash_writer import (
@@ -398,6 +400,222 @@ def test_meta_round_trip(store: Store) -> None:
         store.save_meta("head", b"x")
 
 
+# -- the key layout (storage/keys.py against docs/storage.md) -----------------
+
+
+def _u(n: int) -> bytes:
+    """u64 as docs/storage.md defines it, written out here rather than taken from storage/keys.py."""
+    return n.to_bytes(8, "big")
+
+
+def test_key_schema_spells_the_documented_bytes() -> None:
+    rid = bytes(range(32))
+    assert keys.HEAD_KEY == b"m/head" and keys.head_value(3) == _u(3)
+    assert keys.block_key(258) == b"b/\x00\x00\x00\x00\x00\x00\x01\x02"
+    assert keys.qc_key(1) == b"q/" + _u(1)
+    assert keys.leaf_key(2**64 - 1) == b"e/" + b"\xff" * 8
+    assert keys.node_key(4, 3) == b"n/\x04" + _u(3)
+    assert keys.record_key(rid) == b"r/" + rid
+    assert keys.subject_key("case-é", 5) == b"s/" + hashlib.sha256("case-é".encode("utf-8")).digest() + _u(5)
+    assert keys.fact_key("cert", "LIC-é") == "f/cert/LIC-é".encode("utf-8")
+    assert keys.meta_key("consensus") == b"m/consensus"
+    assert keys.evidence_key(7) == b"x/" + _u(7)
+    assert keys.record_index_value(5, 9) == _u(5) + _u(9)
+    # the decoders invert them
+    assert keys.decode_head(_u(3)) == 3
+    assert keys.decode_record_index(_u(5) + _u(9), "r") == (5, 9)
+    assert keys.subject_key_leaf(keys.subject_key("x", 42)) == 42
+    for key in (keys.block_key(9), keys.qc_key(9), keys.leaf_key(9), keys.evidence_key(9)):
+        assert keys.key_number(key) == 9
+    assert keys.key_number(b"b/" + bytes(9)) is None and keys.key_number(b"b/") is None
+    # scan ranges hold every key of their kind from the first one on, and nothing else
+    assert keys.leaf_range(3, 5) == (b"e/" + _u(3), b"e/" + _u(5))
+    for start_stop, prefix in ((keys.blocks_from(2), b"b/"), (keys.qcs_from(2), b"q/"),
+                               (keys.leaves_from(2), b"e/"), (keys.evidence_from(2), b"x/")):
+        start, stop = start_stop
+        assert start == prefix + _u(2) and start < prefix + b"\xff" * 8 < stop < prefix[:1] + b"0"
+
+
+def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
+    """Every key and value on disk after three blocks, built from docs/storage.md alone."""
+    expected: dict[bytes, bytes] = {b"m/head": _u(3)}
+    tree, leaf = merkle.MemoryTree(), 0
+    for height, count in ((1, 20), (2, 0), (3, 13)):
+        envs = [synth_envelope(i) for i in range(leaf, leaf + count)]
+        fact = {"issuer": "justice", "status": "valid"}
+        checked, qc = synth_block(store, envs, {("cert", f"C-{height}"): fact})
+        store.commit(checked, qc)
+        expected[b"b/" + _u(height)] = checked.block.header.raw
+        expected[b"q/" + _u(height)] = qc.encode()
+        expected[f"f/cert/C-{height}".encode("utf-8")] = codec.encode(fact)
+        for env in envs:
+            tree.append(env.leaf_hash)
+            subject = hashlib.sha256(env.record.subject.encode("utf-8")).digest()
+            expected.update({b"e/" + _u(leaf): env.raw, b"r/" + env.record_id: _u(leaf) + _u(height),
+                             b"s/" + subject + _u(leaf): b""})
+            leaf += 1
+    expected.update({b"n/" + bytes([level]) + _u(index): h for (level, index), h in tree.nodes.items()
+                     if level >= NODE_LEVEL_STORED_MIN})
+    assert dict(store.kv.scan(b"", b"\xff")) == expected
+
+
+def test_subject_pages_of_the_answers_fit_the_store_page() -> None:
+    """ledgernode/auditing/answers.py asks for one more record than it lists, to know whether
+    more follow; neither layer may import the other (docs/architecture.md), so this pins it."""
+    assert SUBJECT_PAGE_MAX == SUBJECT_ANSWER_MAX + 1
+    assert answers.SUBJECT_PAGE_MAX == SUBJECT_ANSWER_MAX
+    for listed_max in (answers.CERT_RECORDS_MAX, answers.SHARES_RECORDS_MAX):
+        assert listed_max <= SUBJECT_ANSWER_MAX
+
+
+# -- the read view: one head and frontier -------------------------------------------
+
+
+def test_a_commit_swaps_the_tip_in_one_assignment() -> None:
+    assigned: list[str] = []
+
+    class Watched(Store):
+        def __setattr__(self, name: str, value: Any) -> None:
+            assigned.append(name)
+            super().__setattr__(name, value)
+
+    store = Watched(MemoryKV())
+    before = store.tip
+    assert isinstance(before, Tip) and before.header is None and before.height == before.log_size == 0
+    assigned.clear()
+    checked, qc = synth_block(store, [synth_envelope(i) for i in range(5)])
+    store.commit(checked, qc)
+    assert assigned == ["_tip"]  # readers see the old tip or the new one, nothing between
+    after = store.tip
+    assert (before.height, before.log_size) == (0, 0)  # a reader's tip is never changed under it
+    assert after.header == checked.block.header and after.height == 1 and after.log_size == 5
+    assert store.head() is after.header and store.frontier is after.frontier
+    assert (store.height, store.log_size) == (after.height, after.log_size)
+    with pytest.raises(AttributeError):
+        after.header = None  # type: ignore[misc]
+    checked.frontier.append(merkle.leaf_hash(b"later"))  # the caller's copy, not the store's
+    assert store.log_size == 5 and store.frontier.root() == after.header.log_root
+
+
+def test_a_reader_thread_always_sees_a_head_and_its_frontier() -> None:
+    store, stop = Store.memory(), threading.Event()
+    torn: list[tuple[int, int]] = []
+    reads = 0
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            tip = store.tip
+            header_size = tip.header.log_size if tip.header else 0
+            header_root = tip.header.log_root if tip.header else merkle.EMPTY_ROOT
+            if tip.log_size != header_size or tip.frontier.root() != header_root:
+                torn.append((tip.height, tip.log_size))
+            reads += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for start in range(0, 600, 3):
+            commit_synthetic(store, start, 3)
+    finally:
+        stop.set()
+        reader.join(CHILD_TIMEOUT_S)
+    assert torn == [] and reads > 0 and store.height == 200
+
+
+# -- bytes on disk that fail a check: StoreCorrupt, with or without asserts ---------
+
+
+def _small_store() -> Store:
+    """Three blocks, 28 leaves: Merkle node 4/0 is stored; leaf i is about subject-{i % 7}."""
+    store = Store.memory()
+    for start, count in ((0, 20), (20, 3), (23, 5)):
+        commit_synthetic(store, start, count)
+    store.kv.write([(keys.fact_key("cert", "C"), codec.encode({"status": "valid"}))], [], sync=True)
+    return store
+
+
+def _copy(store: Store, key: bytes, to: bytes) -> None:
+    store.kv.write([(to, store.kv.get(key) or b"")], [], sync=True)
+
+
+def _put(store: Store, key: bytes, value: bytes) -> None:
+    store.kv.write([(key, value)], [], sync=True)
+
+
+# name -> (damage, the read that meets it, what StoreCorrupt says)
+CORRUPTIONS: dict[str, tuple[Callable[[Store], None], Callable[[Store], object], str]] = {
+    "header under another height": (lambda s: _copy(s, keys.block_key(3), keys.block_key(2)),
+                                    lambda s: s.load_header(2),
+                                    "block 2: header stored under the wrong height (it is of block 3)"),
+    "header scrubbed under another height": (lambda s: _copy(s, keys.block_key(3), keys.block_key(2)),
+                                             lambda s: s.scrub_block(2),
+                                             "block 2: header stored under the wrong height (it is of block 3)"),
+    "header that does not decode": (lambda s: _put(s, keys.block_key(2), b"\x00garbage"),
+                                    lambda s: s.load_header(2), "block 2: its stored header does not decode ("),
+    "QC under another height": (lambda s: _copy(s, keys.qc_key(3), keys.qc_key(2)), lambda s: s.load_qc(2),
+                                "block 2: QC stored under the wrong height (it is of block 3)"),
+    "QC that does not decode": (lambda s: _put(s, keys.qc_key(2), b"\x90"), lambda s: s.load_qc(2),
+                                "block 2: its stored QC does not decode ("),
+    "envelope missing in a committed range": (lambda s: s.kv.write([], [keys.leaf_key(21)], sync=True),
+                                              lambda s: s.load_envelopes(20, 23),
+                                              "leaves 20 to 22: 2 envelopes stored, not 3"),
+    "Merkle node of the wrong length": (lambda s: _put(s, keys.node_key(4, 0), bytes(31)), lambda s: s.node(4, 0),
+                                        "Merkle node 4/0 is 31 bytes, not 32"),
+    "record index of the wrong length": (lambda s: _put(s, keys.record_key(synth_envelope(0).record_id), b"\x01"),
+                                         lambda s: s.locate(synth_envelope(0).record_id),
+                                         "index entry is 1 bytes, not 16"),
+    "head that is not a height": (lambda s: _put(s, keys.HEAD_KEY, b"\x01"), lambda s: Store(s.kv),
+                                  "m/head is 1 bytes, not a u64 height"),
+    "fact that does not decode": (lambda s: _put(s, keys.fact_key("cert", "C"), b"\xc1"),
+                                  lambda s: s.load_fact("cert", "C"), "fact cert/C: its stored value does not decode"),
+    "fact that is not a map": (lambda s: _put(s, keys.fact_key("cert", "C"), codec.encode([1])),
+                               lambda s: s.load_fact("cert", "C"), "fact cert/C: its stored value is not a map"),
+    "subject key of the wrong length": (lambda s: _put(s, keys.subject_prefix("subject-0") + bytes(9), b""),
+                                        lambda s: s.subject_leaves("subject-0"), "is 43 bytes, not 42"),
+    "evidence key of the wrong length": (lambda s: _put(s, keys.evidence_key(0) + b"\x00", b"case"),
+                                         lambda s: s.load_evidence(), "is not a prefix and a u64"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_bytes_on_disk_that_fail_a_check_raise_store_corrupt(name: str) -> None:
+    damage, read, message = CORRUPTIONS[name]
+    store = _small_store()
+    read(store)  # whole, it reads
+    damage(store)
+    with pytest.raises(StoreCorrupt) as exc:
+        read(store)
+    assert message in str(exc.value)
+
+
+OPTIMIZED_CHILD = """
+import sys
+from ledgernode.errors import StoreCorrupt
+from tests.unit.test_storage import CORRUPTIONS, _small_store
+assert False, "asserts are on"  # skipped under -O
+for name, (damage, read, message) in sorted(CORRUPTIONS.items()):
+    store = _small_store()
+    damage(store)
+    try:
+        read(store)
+    except StoreCorrupt as exc:
+        print("StoreCorrupt" if message in str(exc) else f"wrong message: {exc}", name)
+    except Exception as exc:
+        print(type(exc).__name__, name)
+    else:
+        print("no error", name)
+"""
+
+
+def test_the_checks_hold_under_python_dash_o() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-O", "-c", OPTIMIZED_CHILD], capture_output=True, text=True,
+                          cwd=repo, timeout=CHILD_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"StoreCorrupt {name}" for name in sorted(CORRUPTIONS)]
+
+
 # -- LevelDB: reopen and locking --------------------------------------------
 
 
@@ -687,20 +905,21 @@ def check_crashed_store(directory: Path, expected: Expected) -> int:
             assert all_pages(store, f"subject-{s}", SUBJECT_PAGE_MAX) == [
                 i for i in range(size) if subject_of(i) == f"subject-{s}"]
 
-        # nothing of any block above the head: count every prefix's keys
-        def keys(prefix: bytes) -> list[bytes]:
-            return [k for k, _ in store.scan_prefix(prefix)]
+        # nothing of any block above the head: count every prefix's keys (the literal
+        # prefixes of docs/storage.md, "Key layout": the contract, not storage/keys.py)
+        def stored_keys(prefix: bytes) -> list[bytes]:
+            return [k for k, _ in store.kv.scan(prefix, prefix + b"\xff" * 9)]
 
-        assert len(keys(b"b/")) == top == len(keys(b"q/"))
-        assert keys(b"b/")[-1] == b"b/" + top.to_bytes(8, "big")
-        assert keys(b"q/")[-1] == b"q/" + top.to_bytes(8, "big")
-        e_keys = keys(b"e/")
+        assert len(stored_keys(b"b/")) == top == len(stored_keys(b"q/"))
+        assert stored_keys(b"b/")[-1] == b"b/" + top.to_bytes(8, "big")
+        assert stored_keys(b"q/")[-1] == b"q/" + top.to_bytes(8, "big")
+        e_keys = stored_keys(b"e/")
         assert len(e_keys) == size and e_keys[-1] == b"e/" + (size - 1).to_bytes(8, "big")
-        assert len(keys(b"r/")) == size
-        assert len(keys(b"s/")) == size
-        assert len(keys(b"f/")) == top
+        assert len(stored_keys(b"r/")) == size
+        assert len(stored_keys(b"s/")) == size
+        assert len(stored_keys(b"f/")) == top
         for level in range(size.bit_length() + 1):
-            stored = keys(b"n/" + bytes([level]))
+            stored = stored_keys(b"n/" + bytes([level]))
             # exactly the complete subtrees of 16 leaves or more; smaller ones are rehashed
             assert len(stored) == (size >> level if level >= NODE_LEVEL_STORED_MIN else 0), level
         assert store.kv.get(b"m/head") == top.to_bytes(8, "big")

@@ -1,9 +1,11 @@
 """The offline verifier (docs/protocol.md section 9): verdict shape, the claim it states,
 rendering, each check's failure reason in plain words, the command line (certificate
-pages, answers given without --kind, a closed pipe) and the unusable-input paths (exit 2)."""
+pages, answers given without --kind, a closed pipe), the unusable-input paths (exit 2),
+and what the auditing package may import."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import hashlib
@@ -16,10 +18,13 @@ from typing import Any
 
 import pytest
 
-from ledgernode import certificate, codec, crypto, views
+from ledgernode import codec, crypto
+from ledgernode.auditing import answers, certificate
+from ledgernode.auditing.bundle import build_bundle
+from ledgernode.auditing.checks import CheckFailed, run_checks
 from ledgernode.blocks import decode_header
 from ledgernode.cli import main
-from ledgernode.evidence import build_bundle
+from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
 from ledgernode.records import decode_envelope, record_id_of, sign_record
 from ledgernode.storage import Store
@@ -539,7 +544,7 @@ def test_cli_verifies_a_certificate_page(ledger: Ledger, tmp_path: Path, capsys:
 
 
 def test_cli_answer_without_kind_says_which_kind(ledger: Ledger, tmp_path: Path, capsys: Any) -> None:
-    answer = views.subject_history(ledger.store, ledger.net.genesis, "EV-1")
+    answer = answers.subject_history(ledger.store, ledger.net.genesis, "EV-1")
     path, genesis = _files(ledger, tmp_path, answer)
     assert main(["verify", path, "--genesis", genesis]) == 2
     err = capsys.readouterr().err
@@ -586,3 +591,63 @@ def test_closed_pipe_exits_quietly_with_the_verdicts_code(ledger: Ledger, tmp_pa
     path, genesis = _files(ledger, tmp_path, bad, "bad.json")
     proc = run_with_closed_stdout("verify", path, "--genesis", genesis)
     assert proc.returncode == 1 and proc.stderr == b"", proc.stderr.decode()
+
+
+# -- the check runner and the auditing package's imports ----------------------------------------
+
+
+def test_check_failed_carries_its_message() -> None:
+    failed = CheckFailed("qc", "证书", "the certificate", "3 of 4")
+    assert failed.message == str(failed) == "证书 / the certificate — 细节 detail: 3 of 4"
+    assert CheckFailed("qc", "证书", "the certificate").message == "证书 / the certificate"
+    assert failed.within("第 2 条", "record 2").message == "第 2 条：证书 / record 2: the certificate — 细节 detail: 3 of 4"
+
+    def unnamed() -> None:  # a rule no check words itself still fails as a check, with its detail
+        raise InvalidInput("non_canonical", "map keys out of order")
+
+    verdict = Verdict()
+    assert not run_checks(verdict, [("record", "记录", "record", unnamed)]) and not verdict.valid
+    assert verdict.checks == [{"check": "record", "zh": "记录", "en": "record", "ok": False, "part": "record",
+                               "error": "记录：未通过 / record: failed — 细节 detail: map keys out of order"}]
+
+
+AUDITING = REPO / "ledgernode" / "auditing"
+FORBIDDEN = ("aiohttp", "plyvel", "ledgernode.api", "ledgernode.net", "ledgernode.storage", "ledgernode.node")
+
+
+def test_auditing_imports_no_network_storage_or_node() -> None:
+    modules = ["ledgernode.verify"] + [f"ledgernode.auditing.{p.stem}" for p in sorted(AUDITING.glob("*.py"))]
+    probe = ("import importlib, sys\n"
+             f"for name in {modules!r}:\n"
+             "    importlib.import_module(name)\n"
+             f"print(sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r})))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_auditing_modules_import_no_cycle() -> None:
+    """Each module of the package imports only modules below it: no module imports
+    another of the package that (directly or not) imports it back, nor the modules that
+    import the package (verify.py, equivocation.py)."""
+    graph: dict[str, set[str]] = {}
+    upward: list[str] = []
+    for path in AUDITING.glob("*.py"):
+        imports = [node for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                   if isinstance(node, ast.ImportFrom)]
+        graph[path.stem] = {node.module for node in imports if node.level == 1 and node.module}
+        upward += [f"{path.stem} imports {node.module}" for node in imports
+                   if node.level == 2 and node.module in ("verify", "equivocation")]
+    assert upward == []
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name not in done:
+            for dep in graph.get(name, ()):
+                visit(dep, path + (name,))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from ledgernode import views
+from ledgernode.auditing import answers, checkpoints
+from ledgernode.auditing.answers import verify_answer
+from ledgernode.auditing.checkpoints import verify_consistency_files
 from ledgernode.cli import main
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store
 from ledgernode.verify import Unusable, render
-from ledgernode.verify_answers import verify_answer, verify_consistency_files
 from tests.fixtures import T0, Net, commit_records, content
 from tests.unit.test_verify import run_with_closed_stdout
 
@@ -93,7 +94,7 @@ def _claim_line(verdict: Any) -> str:
 
 def test_status_claim(ledger: Ledger) -> None:
     g, h = ledger.net.genesis, ledger.store.height
-    answer = views.cert_status(ledger.store, g, "LIC-1", T0 + 15 * DAY + 10 * 3_600_000)
+    answer = answers.cert_status(ledger.store, g, "LIC-1", T0 + 15 * DAY + 10 * 3_600_000)
     verdict = verify_answer(answer, "status", g)
     assert verdict.valid
     assert verdict.facts["claim"] == {
@@ -105,14 +106,14 @@ def test_status_claim(ledger: Ledger) -> None:
         "records": 2, "checkpoint_height": h,
     }
     _claim_line(verdict)
-    unknown = verify_answer(views.cert_status(ledger.store, g, "NOPE", T0 + 1234), "status", g)
+    unknown = verify_answer(answers.cert_status(ledger.store, g, "NOPE", T0 + 1234), "status", g)
     assert unknown.facts["claim"]["en"] == (f"certificate NOPE status at 2026-01-01 00:00:01.234 UTC: not issued "
                                             f"(0 records, checkpoint height {h})")
 
 
 def test_subject_claim_pages(ledger: Ledger) -> None:
     g, h, ids = ledger.net.genesis, ledger.store.height, ledger.ids
-    first = views.subject_history(ledger.store, g, "ds-1", limit=2)
+    first = answers.subject_history(ledger.store, g, "ds-1", limit=2)
     verdict = verify_answer(first, "subject", g)
     claim = verdict.facts["claim"]
     leaves = [r["leaf_index"] for r in first["records"]]
@@ -121,7 +122,7 @@ def test_subject_claim_pages(ledger: Ledger) -> None:
     assert claim["zh"] == f"主体 ds-1：2 条记录（日志位置 {leaves[0]}–{leaves[1]}），下一页从位置 {leaves[1]} 之后开始，检查点高度 {h}"
     assert (claim["records"], claim["leaves"], claim["next_after"]) == (2, leaves, leaves[1])
     _claim_line(verdict)
-    last = views.subject_history(ledger.store, g, "ds-1", after=first["next_after"])
+    last = answers.subject_history(ledger.store, g, "ds-1", after=first["next_after"])
     claim = verify_answer(last, "subject", g).facts["claim"]
     assert claim["records"] == 4 and "the node reports no more records" in claim["en"]
     assert first["records"][0]["id"] == ids["publish"]
@@ -129,7 +130,7 @@ def test_subject_claim_pages(ledger: Ledger) -> None:
 
 def test_shares_claim_counts_grants_as_of_the_checkpoint(ledger: Ledger) -> None:
     g, h = ledger.net.genesis, ledger.store.height
-    verdict = verify_answer(views.dataset_shares(ledger.store, g, "ds-1"), "shares", g)
+    verdict = verify_answer(answers.dataset_shares(ledger.store, g, "ds-1"), "shares", g)
     claim = verdict.facts["claim"]
     assert claim["en"] == ("dataset ds-1 (owner market): 3 grants (1 live, 1 revoked, 1 expired at the checkpoint "
                            f"time), 1 access, 6 records, checkpoint height {h}")
@@ -142,7 +143,7 @@ def test_shares_claim_counts_grants_as_of_the_checkpoint(ledger: Ledger) -> None
 
 def test_shares_owner_must_follow_from_the_publish_record(ledger: Ledger) -> None:
     g = ledger.net.genesis
-    answer = views.dataset_shares(ledger.store, g, "ds-1")
+    answer = answers.dataset_shares(ledger.store, g, "ds-1")
     lie = dict(answer, owner="health")
     failed = verify_answer(lie, "shares", g).checks[-1]
     assert (failed["check"], failed["part"]) == ("claims", "claims") and not failed["ok"]
@@ -154,7 +155,7 @@ def test_shares_owner_must_follow_from_the_publish_record(ledger: Ledger) -> Non
 
 def test_provenance_claim(ledger: Ledger) -> None:
     g, h, ids = ledger.net.genesis, ledger.store.height, ledger.ids
-    verdict = verify_answer(views.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 8), "provenance", g)
+    verdict = verify_answer(answers.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 8), "provenance", g)
     claim = verdict.facts["claim"]
     assert claim["en"] == (f"provenance of root record {ids['shop'][:16]}… (trace.event about sku-1): 2 ancestors "
                            f"to depth 8, 2 edges, checkpoint height {h}")
@@ -162,7 +163,7 @@ def test_provenance_claim(ledger: Ledger) -> None:
                            f"2 条引用，检查点高度 {h}")
     assert (claim["root"], claim["ancestors"], claim["truncated"]) == (ids["shop"], 2, False)
     _claim_line(verdict)
-    shallow = views.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 0)
+    shallow = answers.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 0)
     cut = dict(shallow, truncated=True)
     claim = verify_answer(cut, "provenance", g).facts["claim"]
     assert "0 ancestors to depth 0, 1 edge; the node truncated it, so ancestors may be missing" in claim["en"]
@@ -173,7 +174,7 @@ def test_provenance_claim(ledger: Ledger) -> None:
 
 def test_answer_reasons_name_the_record_or_checkpoint(ledger: Ledger) -> None:
     g = ledger.net.genesis
-    answer = views.subject_history(ledger.store, g, "ds-1")
+    answer = answers.subject_history(ledger.store, g, "ds-1")
     n = len(answer["records"])
 
     def failed(doc: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +213,7 @@ def test_answer_reasons_name_the_record_or_checkpoint(ledger: Ledger) -> None:
 
 def test_wrong_kind_says_what_the_file_is(ledger: Ledger) -> None:
     g = ledger.net.genesis
-    status = views.cert_status(ledger.store, g, "LIC-1", T0)
+    status = answers.cert_status(ledger.store, g, "LIC-1", T0)
     with pytest.raises(Unusable, match=r"is a 'status' answer \(a certificate's status\), not a 'subject' answer: "
                                        r"check it with --kind status"):
         verify_answer(status, "subject", g)
@@ -226,8 +227,8 @@ def test_wrong_kind_says_what_the_file_is(ledger: Ledger) -> None:
 
 
 def _consistency(ledger: Ledger) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    old, new = views.checkpoint(ledger.store, 3), views.checkpoint(ledger.store)
-    return old, new, views.consistency(ledger.store, old["log_size"], new["log_size"])
+    old, new = checkpoints.checkpoint(ledger.store, 3), checkpoints.checkpoint(ledger.store)
+    return old, new, checkpoints.consistency(ledger.store, old["log_size"], new["log_size"])
 
 
 def test_consistency_claim(ledger: Ledger) -> None:
@@ -250,7 +251,7 @@ def test_swapped_checkpoints_are_said_to_be_swapped(ledger: Ledger) -> None:
             "is newer than the new one (height 3, log size 3). Give the older checkpoint first: "
             "python -m ledgernode verify-consistency OLDER.json NEWER.json PROOF.json") in failed["error"]
     assert failed["error"].startswith("两个检查点的顺序似乎颠倒了")
-    other = views.consistency(ledger.store, 2, new["log_size"])
+    other = checkpoints.consistency(ledger.store, 2, new["log_size"])
     failed = verify_consistency_files(old, new, other, ledger.net.genesis).checks[-1]
     assert failed["part"] == "proof" and "the consistency proof is not for these two checkpoints" in failed["error"]
     assert f"fetch /v1/proofs/consistency?from=3&to={new['log_size']}" in failed["error"]
@@ -266,7 +267,7 @@ def test_swapped_checkpoints_are_said_to_be_swapped(ledger: Ledger) -> None:
 def test_files_that_are_not_checkpoints_are_unusable(ledger: Ledger) -> None:
     old, new, proof = _consistency(ledger)
     error = {"error": {"code": "not_found", "message": "no block at height 99"}}
-    status = views.cert_status(ledger.store, ledger.net.genesis, "LIC-1", T0)
+    status = answers.cert_status(ledger.store, ledger.net.genesis, "LIC-1", T0)
     for args, words in [
         ((error, new, proof), "the old checkpoint file is an error answer from a node (not_found: no block at height"),
         (({}, new, proof), "the old checkpoint file is an empty JSON object, not a checkpoint"),
@@ -311,8 +312,8 @@ def test_an_empty_answer_must_still_name_its_subject(ledger: Ledger) -> None:
     """With no records nothing compares the subject with a record, yet the claim line states
     it: an answer that does not name it as text is invalid."""
     g = ledger.net.genesis
-    for kind, answer, field in (("subject", views.subject_history(ledger.store, g, "nobody"), "subject"),
-                                ("status", views.cert_status(ledger.store, g, "NOPE", T0), "number")):
+    for kind, answer, field in (("subject", answers.subject_history(ledger.store, g, "nobody"), "subject"),
+                                ("status", answers.cert_status(ledger.store, g, "NOPE", T0), "number")):
         assert answer["records"] == [] and verify_answer(answer, kind, g).valid
         for value in (None, 7, ["x"]):
             doc = dict(answer, **{field: value})

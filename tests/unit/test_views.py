@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from ledgernode import views
+from ledgernode.auditing import answers, checkpoints
+from ledgernode.auditing.answers import verify_answer
+from ledgernode.auditing.bundle import build_bundle
+from ledgernode.auditing.checkpoints import verify_consistency_files
 from ledgernode.errors import InvalidInput, NotFound
-from ledgernode.evidence import build_bundle
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store
 from ledgernode.verify import verify_bundle
-from ledgernode.verify_answers import verify_answer, verify_consistency_files
 from tests.fixtures import T0, Net, commit_records, content
 
 DAY = 86_400_000
@@ -57,14 +58,14 @@ def ledger() -> tuple[Net, Store, dict[str, bytes]]:
 
 def test_provenance_graph_across_four_departments(ledger: Any) -> None:
     net, store, ids = ledger
-    answer = views.provenance(store, net.genesis, ids["retail"], 8)
+    answer = answers.provenance(store, net.genesis, ids["retail"], 8)
     assert {r["id"] for r in answer["records"]} == {ids[k].hex() for k in ("raw", "proc", "pack", "retail")}
     assert sorted(answer["edges"]) == sorted([[ids["retail"].hex(), ids["pack"].hex()],
                                               [ids["pack"].hex(), ids["proc"].hex()],
                                               [ids["proc"].hex(), ids["raw"].hex()]])
     assert not answer["truncated"]
     assert verify_answer(answer, "provenance", net.genesis).valid
-    shallow = views.provenance(store, net.genesis, ids["retail"], 1)
+    shallow = answers.provenance(store, net.genesis, ids["retail"], 1)
     assert not shallow["truncated"] and len(shallow["records"]) == 2
     assert verify_answer(shallow, "provenance", net.genesis).valid
     # dropping an ancestor within the requested depth is caught, edges and all
@@ -81,7 +82,7 @@ def test_provenance_graph_across_four_departments(ledger: Any) -> None:
 ])
 def test_certificate_status_at_each_time(ledger: Any, at: int, status: str) -> None:
     net, store, _ = ledger
-    answer = views.cert_status(store, net.genesis, "LIC-1", at)
+    answer = answers.cert_status(store, net.genesis, "LIC-1", at)
     assert answer["status"] == status and answer["issuer"] == net.genesis.validators[1].dept
     assert verify_answer(answer, "status", net.genesis).valid
 
@@ -91,23 +92,23 @@ def test_certificate_expires_and_unknown_is_not_issued(ledger: Any) -> None:
     r = net.record(2, "cert.issue", "LIC-2", {"cert_type": "x", "holder": content("h"), "content_hash": content("c"),
                                             "valid_from": T0, "valid_until": T0 + DAY}, ts=T0 + 20)
     commit_records(net, store, [r], T0 + 20)
-    assert views.cert_status(store, net.genesis, "LIC-2", T0 + 2 * DAY)["status"] == "expired"
-    answer = views.cert_status(store, net.genesis, "NOPE", T0)
+    assert answers.cert_status(store, net.genesis, "LIC-2", T0 + 2 * DAY)["status"] == "expired"
+    answer = answers.cert_status(store, net.genesis, "NOPE", T0)
     assert answer["status"] == "not_issued" and answer["records"] == []
     assert verify_answer(answer, "status", net.genesis).valid
 
 
 def test_subject_history_pages(ledger: Any) -> None:
     net, store, ids = ledger
-    first = views.subject_history(store, net.genesis, "LIC-1", limit=3)
+    first = answers.subject_history(store, net.genesis, "LIC-1", limit=3)
     assert [r["id"] for r in first["records"]] == [ids[k].hex() for k in ("cert.issue", "cert.suspend", "cert.resume")]
     assert verify_answer(first, "subject", net.genesis).valid
-    rest = views.subject_history(store, net.genesis, "LIC-1", after=first["next_after"], limit=3)
+    rest = answers.subject_history(store, net.genesis, "LIC-1", after=first["next_after"], limit=3)
     assert [r["id"] for r in rest["records"]] == [ids["cert.revoke"].hex()] and rest["next_after"] is None
     with pytest.raises(InvalidInput):
-        views.subject_history(store, net.genesis, "LIC-1", limit=0)
+        answers.subject_history(store, net.genesis, "LIC-1", limit=0)
     with pytest.raises(InvalidInput):
-        views.subject_history(store, net.genesis, "LIC-1", limit=views.SUBJECT_PAGE_MAX + 1)
+        answers.subject_history(store, net.genesis, "LIC-1", limit=answers.SUBJECT_PAGE_MAX + 1)
 
 
 def test_dataset_shares(ledger: Any) -> None:
@@ -122,27 +123,27 @@ def test_dataset_shares(ledger: Any) -> None:
                                                   "content_hash": content("d")}, ts=T0 + 32)
     revoke = net.record(1, "share.revoke", "ds-1", {"grant": rid(net, grant)}, ts=T0 + 33)
     commit_records(net, store, [access, revoke], T0 + 33)
-    answer = views.dataset_shares(store, net.genesis, "ds-1")
+    answer = answers.dataset_shares(store, net.genesis, "ds-1")
     [g] = answer["grants"]
     assert g["revoked_by"] == rid(net, revoke).hex() and g["accesses"][0]["dept"] == net.genesis.validators[2].dept
     assert verify_answer(answer, "shares", net.genesis).valid
     with pytest.raises(NotFound):
-        views.dataset_shares(store, net.genesis, "never")
+        answers.dataset_shares(store, net.genesis, "never")
 
 
 def test_consistency_between_checkpoints(ledger: Any) -> None:
     net, store, _ = ledger
-    old, new = views.checkpoint(store, 2), views.checkpoint(store)
-    proof = views.consistency(store, old["log_size"], new["log_size"])
+    old, new = checkpoints.checkpoint(store, 2), checkpoints.checkpoint(store)
+    proof = checkpoints.consistency(store, old["log_size"], new["log_size"])
     assert verify_consistency_files(old, new, proof, net.genesis).valid
     assert not verify_consistency_files(new, old, proof, net.genesis).valid
     bad = copy.deepcopy(proof)
     bad["proof"][0] = "00" * 32
     assert not verify_consistency_files(old, new, bad, net.genesis).valid
     with pytest.raises(InvalidInput):
-        views.consistency(store, 5, 3)
+        checkpoints.consistency(store, 5, 3)
     with pytest.raises(NotFound):
-        views.checkpoint(store, store.height + 1)
+        checkpoints.checkpoint(store, store.height + 1)
 
 
 def test_bundle_with_later_section(ledger: Any) -> None:
@@ -191,11 +192,11 @@ def test_every_tampering_fails(ledger: Any, kind: str) -> None:
         pub = net.record(1, "dataset.publish", "ds-2", {"title": "t", "content_hash": content("d"),
                                                       "schema_hash": content("s"), "classification": "public"}, ts=T0 + 40)
         commit_records(net, store, [pub], T0 + 40)
-        answer = views.dataset_shares(store, net.genesis, "ds-2")
+        answer = answers.dataset_shares(store, net.genesis, "ds-2")
     else:
-        answer = {"subject": lambda: views.subject_history(store, net.genesis, "LIC-1"),
-                  "status": lambda: views.cert_status(store, net.genesis, "LIC-1", T0 + 15 * DAY),
-                  "provenance": lambda: views.provenance(store, net.genesis, ids["retail"], 8)}[kind]()
+        answer = {"subject": lambda: answers.subject_history(store, net.genesis, "LIC-1"),
+                  "status": lambda: answers.cert_status(store, net.genesis, "LIC-1", T0 + 15 * DAY),
+                  "provenance": lambda: answers.provenance(store, net.genesis, ids["retail"], 8)}[kind]()
     assert verify_answer(answer, kind, net.genesis).valid
     for t in _tamperings(answer):
         assert not verify_answer(t, kind, net.genesis).valid

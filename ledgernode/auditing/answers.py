@@ -1,59 +1,153 @@
-"""Offline checks of the auditors' answers: subject histories, certificate status,
-dataset shares, provenance graphs, and consistency between two checkpoints
-(docs/verification.md section 2.2).
+"""The auditors' answers (docs/verification.md section 2.2): subject histories, certificate
+status, dataset shares and provenance graphs, built from a node's ledger and checked
+offline against the genesis file alone.
 
-Like verify.py this trusts only the genesis file and imports no network or
-database library. Each answer is checked in steps: every proof (the
-checkpoint's QC, each record's signature and inclusion) and then the answer's
-own claims, recomputed from the proven records with the same code the node
-used (derive.py). A valid verdict states the claim in one line
-(`facts["claim"]`). Completeness cannot be proven: see docs/verification.md
-section 3.
+Every answer carries one `checkpoint` (a header with its QC) and, for every
+record it returns, the envelope, its leaf index and an inclusion proof against
+that checkpoint's `log_root`. It is checked in three steps: the checkpoint, every
+record's signature and inclusion, and then the answer's own claims, recomputed
+from the proven records with the same code the node used (derive.py). A valid
+verdict states the claim in one line (`facts["claim"]`). What an answer cannot
+prove is that it is complete: a node could leave a record out
+(docs/verification.md section 3).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import merkle
-from .blocks import Header
-from .derive import certificate_status, dataset_grants
-from .genesis import Genesis
-from .records import Envelope
-from .times import utc_short
-from .verify import (
-    RECORD, CheckFailed, Unusable, Verdict, Where, certify, clean, describe, hash_list, header_of, included,
-    plural, run_checks, signed_record,
-)
+from ..blocks import Header
+from ..derive import certificate_status, dataset_grants
+from ..errors import InvalidInput, NotFound
+from ..genesis import Genesis
+from ..records import Envelope, decode_envelope
+from ..times import utc_short
+from .checkpoints import check_checkpoint, checkpoint
+from .checks import CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, clean, plural
+from .parse import b64, require_kind
+from .proofs import included, signed_record
+from .reader import LedgerReader
 
-ANSWER_RECORDS_MAX = 10_000
-KINDS = ("subject", "status", "shares", "provenance")
-KIND_NAMES = {  # what each kind of answer is about, for messages
-    "subject": "a subject's history", "status": "a certificate's status",
-    "shares": "a dataset's sharing", "provenance": "a record's provenance",
-}
+SUBJECT_PAGE_DEFAULT = 100
+SUBJECT_PAGE_MAX = 1_000
+PROVENANCE_DEPTH_MAX = 16
+PROVENANCE_NODES_MAX = 500
+SHARES_RECORDS_MAX = 1_000
+CERT_RECORDS_MAX = 1_000
+ANSWER_RECORDS_MAX = 10_000  # records the verifier checks in one answer
 STATUS_NAMES = {  # derive.CertStatus.status -> (zh, en)
     "valid": ("有效", "valid"), "suspended": ("暂停", "suspended"), "revoked": ("吊销", "revoked"),
     "expired": ("过期", "expired"), "not_yet_valid": ("尚未生效", "not yet valid"),
     "not_issued": ("未签发", "not issued"),
 }
-CHECKPOINT = Where("检查点", "the checkpoint")
 Records = list[tuple[int, Envelope]]
+Entry = tuple[dict[str, Any], Envelope]
+
+# -- built by a node ----------------------------------------------------------------------
 
 
-def check_checkpoint(cp: Any, genesis: Genesis, where: Where = CHECKPOINT) -> Header:
-    """Header decodes, belongs to this chain, carries a valid QC, and matches its summary."""
-    if not isinstance(cp, dict):
-        raise CheckFailed("checkpoint", f"{where.zh}缺失或不是对象", f"{where.en} is missing or not an object",
-                          "checkpoint must be an object")
-    header = header_of(cp.get("header"), genesis, where)
-    certify(cp.get("qc"), header, genesis, where)
-    if (cp.get("log_size") != header.log_size or cp.get("log_root") != header.log_root.hex()
-            or ("height" in cp and cp["height"] != header.height)):
-        raise CheckFailed("checkpoint", f"{where.zh}的摘要（日志大小、日志根或高度）与其签名的区块头不符（摘要被改动）",
-                          f"{where.en}'s summary (log size, log root or height) differs from its signed header "
-                          "(the summary was altered)", "checkpoint log_size/log_root/height differ from its header")
-    return header
+class _Answer:
+    """Collects records with proofs against one checkpoint (the head when created)."""
+
+    def __init__(self, store: LedgerReader, genesis: Genesis) -> None:
+        if store.height == 0:
+            raise NotFound("the ledger is empty")
+        self.store, self.genesis = store, genesis
+        self.cp = checkpoint(store)
+        self.size = self.cp["log_size"]
+
+    def entry(self, leaf: int) -> Entry:
+        raw = self.store.load_envelope(leaf)
+        env = decode_envelope(raw, self.genesis)
+        assert leaf < self.size
+        return {
+            "id": env.record_id.hex(), "leaf_index": leaf, "height": self.store.height_of_leaf(leaf),
+            "envelope": b64(raw), "inclusion": [h.hex() for h in self.store.inclusion_proof(leaf, self.size)],
+        }, env
+
+    def subject_entries(self, subject: str, limit: int) -> list[Entry]:
+        """All records about `subject`; refuse rather than silently cut a long history."""
+        leaves = [leaf for leaf in self.store.subject_leaves(subject, -1, limit + 1) if leaf < self.size]
+        if len(leaves) > limit:
+            raise InvalidInput("history_too_long", f"{subject!r} has more than {limit} records; "
+                               "page through /v1/subjects/{subject} instead", 422)
+        return [self.entry(leaf) for leaf in leaves]
+
+
+def subject_history(store: LedgerReader, genesis: Genesis, subject: str, after: int = -1,
+                    limit: int = SUBJECT_PAGE_DEFAULT) -> dict[str, Any]:
+    if not 1 <= limit <= SUBJECT_PAGE_MAX:
+        raise InvalidInput("bad_limit", f"limit must be 1 to {SUBJECT_PAGE_MAX}")
+    if after < -1:
+        raise InvalidInput("bad_after", "after must be a leaf index >= -1")
+    answer = _Answer(store, genesis)
+    leaves = [leaf for leaf in store.subject_leaves(subject, after, limit + 1) if leaf < answer.size]
+    more = len(leaves) > limit
+    leaves = leaves[:limit]
+    return {
+        "kind": "subject", "subject": subject, "checkpoint": answer.cp,
+        "records": [answer.entry(leaf)[0] for leaf in leaves],
+        "next_after": leaves[-1] if more else None,
+    }
+
+
+def cert_status(store: LedgerReader, genesis: Genesis, number: str, at_ms: int) -> dict[str, Any]:
+    answer = _Answer(store, genesis)
+    entries = [(e, env) for e, env in answer.subject_entries(number, CERT_RECORDS_MAX)
+               if env.record.type.startswith("cert.")]
+    status = certificate_status([env for _, env in entries], at_ms)
+    issuer = genesis.signers.get(status.issuer_key) if status.issuer_key else None
+    deciding = set(status.deciding)
+    return {
+        "kind": "status", "number": number, "at": at_ms, "status": status.status,
+        "issuer": issuer.dept if issuer else None, "checkpoint": answer.cp,
+        "records": [e for e, env in entries if env.record_id in deciding],
+    }
+
+
+def dataset_shares(store: LedgerReader, genesis: Genesis, dataset: str) -> dict[str, Any]:
+    answer = _Answer(store, genesis)
+    entries = answer.subject_entries(dataset, SHARES_RECORDS_MAX)
+    owner = store.load_fact("owner", dataset)
+    if owner is None:
+        raise NotFound(f"dataset {dataset!r} was never published")
+    return {"kind": "shares", "dataset": dataset, "owner": owner["dept"], "checkpoint": answer.cp,
+            "records": [e for e, _ in entries],
+            "grants": dataset_grants([env for _, env in entries], genesis)}
+
+
+def provenance(store: LedgerReader, genesis: Genesis, record_id: bytes, depth: int) -> dict[str, Any]:
+    if not 0 <= depth <= PROVENANCE_DEPTH_MAX:
+        raise InvalidInput("bad_depth", f"depth must be 0 to {PROVENANCE_DEPTH_MAX}")
+    answer = _Answer(store, genesis)
+    if store.locate(record_id) is None:
+        raise NotFound(f"record {record_id.hex()} is not committed")
+    nodes: dict[bytes, dict[str, Any]] = {}
+    edges: list[list[str]] = []
+    # `truncated` says only that PROVENANCE_NODES_MAX cut the graph; refs beyond
+    # `depth` are left out by request and the verifier knows which those are.
+    frontier, truncated = [(record_id, 0)], False
+    while frontier:
+        rid, level = frontier.pop(0)
+        if rid in nodes:
+            continue
+        if len(nodes) >= PROVENANCE_NODES_MAX:
+            truncated = True
+            break
+        where = store.locate(rid)
+        assert where is not None, "a committed record refers only to committed records"
+        entry, env = answer.entry(where[0])
+        nodes[rid] = entry
+        for ref in env.record.refs:
+            edges.append([rid.hex(), ref.hex()])
+            if level < depth:
+                frontier.append((ref, level + 1))
+    return {"kind": "provenance", "root": record_id.hex(), "depth": depth, "checkpoint": answer.cp,
+            "records": list(nodes.values()), "edges": edges, "truncated": truncated}
+
+
+# -- checked offline: the records ------------------------------------------------------------
 
 
 def check_entry(entry: Any, header: Header, genesis: Genesis) -> tuple[int, Envelope]:
@@ -81,6 +175,9 @@ def _records(doc: dict[str, Any], header: Header, genesis: Genesis) -> Records:
         raise CheckFailed("records", "记录没有按日志顺序排列，或有记录重复", "the records are not in log order, or one "
                           "is listed twice", "records must be in log order, each once")
     return out
+
+
+# -- checked offline: the answer's claims follow from its records --------------------------------
 
 
 def _wrong(zh: str, en: str, detail: str = "") -> CheckFailed:
@@ -254,130 +351,41 @@ CLAIM_TEXT: dict[str, Callable[[dict[str, Any], Records, Header], dict[str, Any]
 }
 
 
-# -- answers -------------------------------------------------------------------------------
+# -- an answer's checks ---------------------------------------------------------------------
 
 
-def _require_kind(doc: dict[str, Any], kind: str) -> None:
-    """Unusable (exit 2) unless `doc` is a `kind` answer, saying what it is and what to run."""
-    found = doc.get("kind")
-    if found == kind:
-        return
-    if found in KINDS:
-        raise Unusable(f"this file is a {found!r} answer ({KIND_NAMES[found]}), not a {kind!r} answer: "
-                       f"check it with --kind {found}")
-    what = describe(doc)
-    hint = ": check it without --kind" if what == "an evidence bundle" else ""
-    raise Unusable(f"this file is {what or 'not an answer'}, not a {kind!r} answer{hint}")
+class _AnswerChecks(Checks):
+    LABELS = {
+        "checkpoint": ("检查点获得法定数量验证节点签名", "checkpoint is certified by a quorum of validators"),
+        "records": ("每条记录签名有效且包含在检查点中", "every record is signed and included under the checkpoint"),
+        "claims": ("答复内容与记录一致", "the answer's claims follow from its records"),
+    }
+    header: Header
+    records: Records
+
+    def __init__(self, doc: dict[str, Any], kind: str, genesis: Genesis) -> None:
+        super().__init__()
+        self.doc, self.kind, self.genesis = doc, kind, genesis
+
+    def check_checkpoint(self) -> None:
+        self.header = check_checkpoint(self.doc.get("checkpoint"), self.genesis)
+
+    def check_records(self) -> None:
+        self.records = _records(self.doc, self.header, self.genesis)
+
+    def check_claims(self) -> None:
+        CLAIMS[self.kind](self.doc, self.records, self.genesis)
+
+    def conclude(self) -> dict[str, Any]:
+        header = self.header
+        return {"claim": {"kind": self.kind, **CLAIM_TEXT[self.kind](self.doc, self.records, header),
+                          "checkpoint_height": header.height},
+                "records": len(self.records),
+                "checkpoint": {"height": header.height, "log_size": header.log_size}}
 
 
 def verify_answer(doc: dict[str, Any], kind: str, genesis: Genesis) -> Verdict:
     """Check a saved answer; raise Unusable (exit 2) if the file is not a `kind` answer at all,
     e.g. an error answer saved by mistake."""
-    _require_kind(doc, kind)
-    verdict = Verdict()
-    state: dict[str, Any] = {}
-
-    def checkpoint() -> None:
-        state["header"] = check_checkpoint(doc.get("checkpoint"), genesis)
-
-    def records() -> None:
-        state["records"] = _records(doc, state["header"], genesis)
-
-    steps = [
-        ("checkpoint", "检查点获得法定数量验证节点签名", "checkpoint is certified by a quorum of validators", checkpoint),
-        ("records", "每条记录签名有效且包含在检查点中", "every record is signed and included under the checkpoint",
-         records),
-        ("claims", "答复内容与记录一致", "the answer's claims follow from its records",
-         lambda: CLAIMS[kind](doc, state["records"], genesis)),
-    ]
-    if not run_checks(verdict, steps):
-        return verdict
-    header = state["header"]
-    verdict.facts["claim"] = {"kind": kind, **CLAIM_TEXT[kind](doc, state["records"], header),
-                              "checkpoint_height": header.height}
-    verdict.facts["records"] = len(state["records"])
-    verdict.facts["checkpoint"] = {"height": header.height, "log_size": header.log_size}
-    return verdict
-
-
-def check_later(later: Any, header: Header, genesis: Genesis) -> Header:
-    """A bundle's `later` section: a newer certified checkpoint that extends `header`."""
-    where = Where("后续检查点", "the later checkpoint")
-    if not isinstance(later, dict):
-        raise CheckFailed("later", "证据包的后续检查点部分已损坏", "the bundle's later-checkpoint section is damaged",
-                          "later must be an object")
-    newer = header_of(later.get("header"), genesis, where)
-    certify(later.get("qc"), newer, genesis, where)
-    proof = hash_list(later.get("consistency"), "later", "一致性证明", "the consistency proof")
-    if not merkle.verify_consistency(header.log_size, newer.log_size, header.log_root, newer.log_root, proof):
-        raise CheckFailed("later", "后续检查点不是该区块的延续（一致性证明不成立：账本被改写，或证明被改动）",
-                          "the later checkpoint does not extend the record's block (the consistency proof fails: "
-                          "the ledger was rewritten, or the proof was altered)",
-                          "the later checkpoint does not extend the record's block (consistency proof fails)")
-    return newer
-
-
-# -- two checkpoints and a consistency proof ------------------------------------------------
-
-
-def _require_shapes(old: Any, new: Any, proof_doc: Any) -> None:
-    """Unusable (exit 2) for a file that is not a checkpoint / proof at all, e.g. an error answer."""
-    for doc, label, is_it in ((old, "old checkpoint", lambda d: "header" in d or "qc" in d),
-                              (new, "new checkpoint", lambda d: "header" in d or "qc" in d),
-                              (proof_doc, "proof", lambda d: "proof" in d)):
-        if not isinstance(doc, dict) or "error" in doc or not is_it(doc):
-            what = describe(doc) if isinstance(doc, dict) else "not a JSON object"
-            raise Unusable(f"the {label} file is {what or 'not a ' + label}, not a "
-                           f"{'consistency proof' if label == 'proof' else 'checkpoint'} (expected: "
-                           "verify-consistency OLD-CHECKPOINT NEW-CHECKPOINT PROOF)")
-
-
-def _consistent(a: Header, b: Header, proof_doc: dict[str, Any]) -> None:
-    if a.log_size > b.log_size:
-        raise CheckFailed("order", f"两个检查点的顺序似乎颠倒了：“旧”检查点（高度 {a.height}，日志大小 {a.log_size}）"
-                          f"比“新”检查点（高度 {b.height}，日志大小 {b.log_size}）更新。请先给旧的、再给新的",
-                          f"the checkpoints look swapped: the old one (height {a.height}, log size {a.log_size}) is "
-                          f"newer than the new one (height {b.height}, log size {b.log_size}). Give the older "
-                          "checkpoint first: python -m ledgernode verify-consistency OLDER.json NEWER.json PROOF.json "
-                          "--genesis genesis.json", f"old log size {a.log_size} > new log size {b.log_size}")
-    if proof_doc.get("from") != a.log_size or proof_doc.get("to") != b.log_size:
-        raise CheckFailed("proof", "一致性证明不是这两个检查点之间的（日志大小不对应）",
-                          "the consistency proof is not for these two checkpoints (its log sizes differ from theirs)",
-                          f"the proof is from {proof_doc.get('from')!r} to {proof_doc.get('to')!r}, the checkpoints "
-                          f"have log sizes {a.log_size} and {b.log_size}: fetch "
-                          f"/v1/proofs/consistency?from={a.log_size}&to={b.log_size}")
-    proof = hash_list(proof_doc.get("proof"), "proof", "一致性证明", "the consistency proof")
-    if not merkle.verify_consistency(a.log_size, b.log_size, a.log_root, b.log_root, proof):
-        raise CheckFailed("proof", "一致性证明不成立：新检查点不是旧检查点的延续（账本被改写、来自不同账本，或证明被改动）",
-                          "the consistency proof fails: the new checkpoint does not extend the old one (the ledger "
-                          "was rewritten, they are from different ledgers, or the proof was altered)",
-                          "consistency proof does not connect the two log roots")
-
-
-def verify_consistency_files(old: Any, new: Any, proof_doc: Any, genesis: Genesis) -> Verdict:
-    """Two saved checkpoints and a consistency proof: the ledger only grew between them.
-    Unusable (exit 2) if a file is not a checkpoint or proof at all."""
-    _require_shapes(old, new, proof_doc)
-    verdict = Verdict()
-    state: dict[str, Header] = {}
-
-    def check() -> None:
-        state["a"] = check_checkpoint(old, genesis, Where("旧检查点", "the old checkpoint"))
-        state["b"] = check_checkpoint(new, genesis, Where("新检查点", "the new checkpoint"))
-        _consistent(state["a"], state["b"], proof_doc)
-
-    if not run_checks(verdict, [("consistency", "新检查点是旧检查点的延续", "the newer checkpoint extends the older one",
-                                 check)]):
-        return verdict
-    a, b = state["a"], state["b"]
-    verdict.facts = {
-        "claim": {"zh": f"账本日志从 {a.log_size} 条记录（高度 {a.height}）增长到 {b.log_size} 条（高度 {b.height}），"
-                        "已有记录未被改写",
-                  "en": f"log grew from {plural(a.log_size, 'leaf').replace('leafs', 'leaves')} (height {a.height}) to {b.log_size} (height "
-                        f"{b.height}) without rewriting",
-                  "old_height": a.height, "old_log_size": a.log_size,
-                  "new_height": b.height, "new_log_size": b.log_size},
-        "old": {"height": a.height, "log_size": a.log_size},
-        "new": {"height": b.height, "log_size": b.log_size},
-    }
-    return verdict
+    require_kind(doc, kind)
+    return _AnswerChecks(doc, kind, genesis).run()

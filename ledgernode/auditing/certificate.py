@@ -25,9 +25,11 @@ from html import escape
 from html.parser import HTMLParser
 from typing import Any
 
-from .genesis import Genesis
-from .times import utc_text
-from .verify import PAGE_MAX_BYTES, TYPE_NAMES, Unusable, Verdict, parse_json, verify_bundle
+from ..genesis import Genesis
+from ..times import utc_text
+from .bundle import TYPE_NAMES, verify_bundle
+from .checks import Verdict
+from .parse import PAGE_MAX_BYTES, Unusable, parse_json
 
 BUNDLE_ELEMENT_ID = "evidence-bundle"
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -225,7 +227,7 @@ class _BundleFinder(HTMLParser):
 
 def bundle_from_page(page: bytes) -> dict[str, Any]:
     """The evidence bundle embedded in a certificate page (UTF-8 HTML of at most PAGE_MAX_BYTES);
-    verify.Unusable unless the page holds exactly one complete embedded bundle, a JSON object."""
+    Unusable unless the page holds exactly one complete embedded bundle, a JSON object."""
     if len(page) > PAGE_MAX_BYTES:
         raise Unusable(f"the certificate page is larger than {PAGE_MAX_BYTES} bytes")
     try:

@@ -1,0 +1,46 @@
+"""What the builders of bundles and answers read from a node's ledger.
+
+The node's store (docs/storage.md) provides all of it; naming only what the
+builders read keeps this package free of the storage layer, so the verifier the
+auditors run imports no database library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..blocks import QC, Header
+
+
+class LedgerReader(Protocol):
+    """Committed blocks, their records and Merkle proofs, read-only."""
+
+    @property
+    def height(self) -> int:
+        """The height of the newest committed block (0 while there is none)."""
+
+    @property
+    def log_size(self) -> int:
+        """The number of leaves (committed records) in the log."""
+
+    def head(self) -> Header | None: ...
+
+    def load_header(self, height: int) -> Header: ...
+
+    def load_qc(self, height: int) -> QC: ...
+
+    def load_envelope(self, leaf_index: int) -> bytes: ...
+
+    def locate(self, record_id: bytes) -> tuple[int, int] | None:
+        """(leaf_index, height) of a committed record, or None."""
+
+    def height_of_leaf(self, leaf_index: int) -> int: ...
+
+    def subject_leaves(self, subject: str, after: int = -1, limit: int = 100) -> list[int]:
+        """Leaf indexes of the records about `subject`, in log order, after `after`."""
+
+    def load_fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]: ...
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...

@@ -1,0 +1,158 @@
+"""The ledger store's key schema: every key it writes, the scan ranges over them, and the
+decoders of the values that are not themselves protocol bytes (docs/storage.md, "Key layout").
+
+This is the only module that spells a key prefix. `Store` (storage/__init__.py), the scrub
+(storage/scrub.py) and the rebuild (storage/repair.py) build and parse keys through it, so
+the layout the docs promise is written down once. The bytes are the contract: a store on
+disk written before this module existed reads the same.
+
+`u64(n)` is 8 bytes big-endian, so numeric order is key order and a range of heights,
+leaves or sequence numbers is one plain scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from ..errors import StoreCorrupt
+
+U64 = struct.Struct(">Q")
+RECORD_INDEX = struct.Struct(">QQ")  # r/ value: u64(leaf_index) then u64(height)
+
+# One prefix per kind of key: two bytes, a letter and a slash.
+BLOCK = b"b/"  # b/ u64(height): header bytes as certified
+QC = b"q/"  # q/ u64(height): the block's QC
+LEAF = b"e/"  # e/ u64(leaf_index): envelope bytes, the Merkle leaf
+NODE = b"n/"  # n/ level (1 byte) u64(index): hash of a complete subtree
+RECORD = b"r/"  # r/ record_id (32 bytes): RECORD_INDEX
+SUBJECT = b"s/"  # s/ SHA-256(subject) u64(leaf_index): empty
+FACT = b"f/"  # f/<kind>/<key> (UTF-8): a state fact
+META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
+EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
+
+HEAD_NAME = "head"  # m/head belongs to the commit; save_meta may not write it
+HEAD_KEY = META + HEAD_NAME.encode()
+NUMBERED_KEY_BYTES = len(BLOCK) + U64.size  # b/, q/, e/ and x/ keys: a prefix and a u64
+SUBJECT_KEY_BYTES = len(SUBJECT) + hashlib.sha256().digest_size + U64.size
+# Sorts after every u64 suffix (and after a stray byte or so more), so that a scan from
+# a numbered key to the prefix plus this runs to the end of that kind of key.
+_PAST_U64 = b"\xff" * (U64.size + 1)
+
+
+def u64(n: int) -> bytes:
+    return U64.pack(n)
+
+
+# -- keys, one function per kind --------------------------------------------------------
+
+
+def block_key(height: int) -> bytes:
+    return BLOCK + u64(height)
+
+
+def qc_key(height: int) -> bytes:
+    return QC + u64(height)
+
+
+def leaf_key(index: int) -> bytes:
+    return LEAF + u64(index)
+
+
+def node_key(level: int, index: int) -> bytes:
+    return NODE + bytes([level]) + u64(index)
+
+
+def record_key(record_id: bytes) -> bytes:
+    return RECORD + record_id
+
+
+def subject_prefix(subject: str) -> bytes:
+    """Hashed, so every subject key has the same length and no subject is a prefix of another's."""
+    return SUBJECT + hashlib.sha256(subject.encode("utf-8")).digest()
+
+
+def subject_key(subject: str, leaf: int) -> bytes:
+    return subject_prefix(subject) + u64(leaf)
+
+
+def fact_key(kind: str, key: str) -> bytes:
+    return FACT + f"{kind}/{key}".encode("utf-8")
+
+
+def meta_key(name: str) -> bytes:
+    return META + name.encode("utf-8")
+
+
+def evidence_key(seq: int) -> bytes:
+    return EVIDENCE + u64(seq)
+
+
+# -- scan ranges: (start, stop) for KV.scan, stop excluded ------------------------------
+
+
+def leaf_range(start: int, end: int) -> tuple[bytes, bytes]:
+    """The envelopes of leaves [start, end)."""
+    return leaf_key(start), leaf_key(end)
+
+
+def blocks_from(height: int) -> tuple[bytes, bytes]:
+    return block_key(height), BLOCK + _PAST_U64
+
+
+def qcs_from(height: int) -> tuple[bytes, bytes]:
+    return qc_key(height), QC + _PAST_U64
+
+
+def leaves_from(index: int) -> tuple[bytes, bytes]:
+    return leaf_key(index), LEAF + _PAST_U64
+
+
+def evidence_from(seq: int) -> tuple[bytes, bytes]:
+    return evidence_key(seq), EVIDENCE + _PAST_U64
+
+
+def subject_from(subject: str, leaf: int) -> tuple[bytes, bytes]:
+    """The subject's index keys from `leaf` on, in log order."""
+    prefix = subject_prefix(subject)
+    return prefix + u64(leaf), prefix + _PAST_U64
+
+
+# -- decoders: they raise StoreCorrupt, since the bytes come from disk ---------------------
+
+
+def key_number(key: bytes) -> int | None:
+    """The u64 of a b/, q/, e/ or x/ key; None when the key is not a prefix and a u64."""
+    return U64.unpack(key[len(BLOCK):])[0] if len(key) == NUMBERED_KEY_BYTES else None
+
+
+def decode_head(raw: bytes) -> int:
+    """The height stored under m/head."""
+    if len(raw) != U64.size:
+        raise StoreCorrupt(f"m/head is {len(raw)} bytes, not a u64 height")
+    height: int = U64.unpack(raw)[0]
+    return height
+
+
+def head_value(height: int) -> bytes:
+    return u64(height)
+
+
+def record_index_value(leaf: int, height: int) -> bytes:
+    return RECORD_INDEX.pack(leaf, height)
+
+
+def decode_record_index(raw: bytes, where: str) -> tuple[int, int]:
+    """(leaf_index, height) of an r/ value; `where` names the entry in the error."""
+    if len(raw) != RECORD_INDEX.size:
+        raise StoreCorrupt(f"{where}: index entry is {len(raw)} bytes, not {RECORD_INDEX.size}")
+    leaf, height = RECORD_INDEX.unpack(raw)
+    return leaf, height
+
+
+def subject_key_leaf(key: bytes) -> int:
+    """The leaf index an s/ key ends with."""
+    if len(key) != SUBJECT_KEY_BYTES:
+        raise StoreCorrupt(f"subject index key {key.hex()} is {len(key)} bytes, not {SUBJECT_KEY_BYTES}")
+    leaf: int = U64.unpack(key[-U64.size:])[0]
+    return leaf
