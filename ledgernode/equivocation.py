@@ -22,12 +22,12 @@ import base64
 from typing import Any
 
 from . import codec
+from .auditing.checks import CheckFailed, Verdict, clean, run_checks
+from .auditing.parse import EQUIVOCATION_FORMAT as FORMAT, Unusable
 from .consensus.messages import Signed, decode_message, encode_message, signing_bytes
 from .errors import InvalidInput
 from .genesis import Genesis
-from .verify import CheckFailed, Unusable, Verdict, clean, run_checks
 
-FORMAT = "ledgernode-equivocation/1"
 PAGE_MAX = 100  # proofs checked from one page file
 KIND_NAMES = {"proposal": ("提议", "proposal"), "prepare": ("准备票", "prepare vote"),
               "commit": ("提交票", "commit vote"), "round-change": ("换轮请求", "round change")}
@@ -118,15 +118,16 @@ def verify_equivocations(doc: dict[str, Any], genesis: Genesis) -> Verdict:
               (lambda i=i, c=c: check(i, c))) for i, c in enumerate(cases)]
     if not run_checks(verdict, steps):
         return verdict
-    claims = []
+    claims: list[dict[str, Any]] = []
+    zh: list[str] = []
+    en: list[str] = []
     for first, _ in found:
         zh_kind, en_kind = KIND_NAMES[first.kind]
         dept = clean(genesis.validators[first.sender].dept)
+        zh.append(f"验证节点 {first.sender}（{dept}）在高度 {first.height} 第 {first.round} 轮签了两个不同的{zh_kind}")
+        en.append(f"validator {first.sender} ({dept}) signed two different {en_kind}s at height "
+                  f"{first.height} round {first.round}")
         claims.append({"validator": first.sender, "dept": dept, "kind": first.kind, "height": first.height,
-                       "round": first.round,
-                       "zh": f"验证节点 {first.sender}（{dept}）在高度 {first.height} 第 {first.round} 轮签了两个不同的{zh_kind}",
-                       "en": f"validator {first.sender} ({dept}) signed two different {en_kind}s at height "
-                             f"{first.height} round {first.round}"})
-    verdict.facts["claim"] = {"kind": "equivocation", "zh": "；".join(c["zh"] for c in claims),
-                              "en": "; ".join(c["en"] for c in claims), "cases": claims}
+                       "round": first.round, "zh": zh[-1], "en": en[-1]})
+    verdict.facts["claim"] = {"kind": "equivocation", "zh": "；".join(zh), "en": "; ".join(en), "cases": claims}
     return verdict

@@ -33,6 +33,7 @@ from .auditing.checks import CheckFailed, Verdict, clean, run_checks
 from .auditing.parse import (
     BUNDLE_MAX_BYTES, KINDS, PAGE_MAX_BYTES, Unusable, is_page, load_genesis, load_json, parse_json, read_bounded,
 )
+from .equivocation import verify_equivocations
 from .genesis import Genesis
 
 # What the command line, the client SDK, equivocation.py and auditors' scripts take from here.
@@ -65,9 +66,6 @@ def verify_file(path: Path, genesis: Genesis, kind: str = "evidence", original: 
     loaded = load_input(path)
     doc = loaded.doc
     if kind == "equivocation" and not loaded.from_page:
-        # Imported here, not above: equivocation.py imports its check tools from this module.
-        from .equivocation import verify_equivocations
-
         return verify_equivocations(doc, genesis)
     if kind == "evidence":
         if doc.get("kind") in KINDS:

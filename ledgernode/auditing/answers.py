@@ -219,7 +219,7 @@ def _claims_status(doc: dict[str, Any], records: Records, g: Genesis) -> None:
                      "its records", f"the records give status {status.status!r}, the answer says "
                      f"{doc.get('status')!r}")
     issuer = g.signers[status.issuer_key].dept if status.issuer_key else None
-    if issuer != doc.get("issuer"):
+    if "issuer" not in doc or issuer != doc["issuer"]:  # "not issued" names its null issuer too
         raise _wrong("答复中的签发部门与签发记录的签名者不一致", "the answer's issuing department is not the signer of "
                      "the issue record", f"the issue record was signed by {issuer!r}, the answer says "
                      f"{doc.get('issuer')!r}")
@@ -243,11 +243,13 @@ def _claims_shares(doc: dict[str, Any], records: Records, g: Genesis) -> None:
 
 def _claims_provenance(doc: dict[str, Any], records: Records, g: Genesis) -> None:
     ids = {env.record_id.hex(): env for _, env in records}
-    if doc.get("root") not in ids:
+    root = doc.get("root")
+    if not isinstance(root, str) or root not in ids:
         raise _wrong("答复中没有根记录", "the root record is not in the answer", "the root record is not in the answer")
     edges = doc.get("edges")
     expected = [[rid, ref.hex()] for rid, env in ids.items() for ref in env.record.refs]
-    if (not isinstance(edges, list) or not all(isinstance(e, list) for e in edges)
+    if (not isinstance(edges, list)
+            or not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges)
             or sorted(map(tuple, edges)) != sorted(map(tuple, expected))):
         raise _wrong("答复中的引用关系与记录的引用不一致", "the answer's edges are not exactly the refs of its records",
                      "edges differ from the refs of the records")
@@ -263,6 +265,8 @@ def _check_complete_to_depth(root: str, ids: dict[str, Envelope], depth: int) ->
     """Every ancestor within `depth` of the root must be in an untruncated answer."""
     level, seen = [root], {root}
     for _ in range(depth):
+        if not level:
+            break  # no ancestors left: a huge depth costs no more than the answer's records
         following = []
         for rid in level:
             for ref in ids[rid].record.refs:

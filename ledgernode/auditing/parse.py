@@ -25,7 +25,6 @@ PAGE_MAX_BYTES = 16 << 20
 HEX32 = re.compile(r"[0-9a-f]{64}")  # a SHA-256 hash or a record id, as the ledger writes it
 
 FORMAT = "ledgernode-evidence/1"  # an evidence bundle (docs/protocol.md section 8)
-# Spelled out rather than imported: equivocation.py imports the verifier.
 EQUIVOCATION_FORMAT = "ledgernode-equivocation/1"
 KINDS = ("subject", "status", "shares", "provenance")
 KIND_NAMES = {  # what each kind of answer is about, for messages

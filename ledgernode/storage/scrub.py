@@ -254,7 +254,8 @@ class _Scrub:
         """The block's envelopes: present, decoding, indexed, and hashing to its log root."""
         where, start, end = f"block {height}", header.log_start, header.log_size
         if self.size is not None and start != self.size:
-            self.add(height, f"{where}: log_start {start} does not follow the log_size {self.size} of block {height - 1}")
+            self.add(height, f"{where}: log_start {start} does not follow the log_size {self.size} "
+                             f"of block {height - 1}")
         if end - start > self.genesis.block_max_records:
             self.add(height, f"{where}: claims {end - start} records, more than the genesis allows")
             self.frontier, self.size = None, end

@@ -323,3 +323,36 @@ def test_an_empty_answer_must_still_name_its_subject(ledger: Ledger) -> None:
                 in failed["error"]
         missing = {k: v for k, v in answer.items() if k != field}
         assert not verify_answer(missing, kind, g).valid
+
+
+@pytest.mark.parametrize("edges", [[[1, 2]], [["a"]], [["a", "b", "c"]], [[None, "b"]], [{"a": "b"}]])
+def test_malformed_provenance_edges_fail_the_claims_check_without_a_crash(ledger: Ledger, edges: Any) -> None:
+    g, ids = ledger.net.genesis, ledger.ids
+    answer = answers.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 8)
+    verdict = verify_answer(dict(answer, edges=answer["edges"] + edges), "provenance", g)
+    failed = verdict.checks[-1]
+    assert not verdict.valid and (failed["check"], failed["ok"]) == ("claims", False)
+    assert "edges" in failed["error"]
+
+
+def test_a_not_issued_answer_without_its_issuer_fails_the_claims_check(ledger: Ledger) -> None:
+    g = ledger.net.genesis
+    answer = answers.cert_status(ledger.store, g, "NOPE", T0 + 1234)
+    assert answer["issuer"] is None and verify_answer(answer, "status", g).valid
+    verdict = verify_answer({k: v for k, v in answer.items() if k != "issuer"}, "status", g)
+    assert not verdict.valid and verdict.checks[-1]["check"] == "claims"
+
+
+@pytest.mark.parametrize("root", [None, ["a"], {"a": 1}, 7])
+def test_a_provenance_root_that_is_no_record_id_fails_without_a_crash(ledger: Ledger, root: Any) -> None:
+    g, ids = ledger.net.genesis, ledger.ids
+    answer = answers.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 8)
+    verdict = verify_answer(dict(answer, root=root), "provenance", g)
+    assert not verdict.valid and verdict.checks[-1]["check"] == "claims"
+
+
+def test_a_huge_provenance_depth_costs_no_more_than_the_records(ledger: Ledger) -> None:
+    """An answer may claim any depth: checking it walks the answer's records, not the depth."""
+    g, ids = ledger.net.genesis, ledger.ids
+    answer = answers.provenance(ledger.store, g, bytes.fromhex(ids["shop"]), 8)
+    assert verify_answer(dict(answer, depth=10**30), "provenance", g).valid
