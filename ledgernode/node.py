@@ -1,15 +1,16 @@
 """The node runtime: wires consensus, storage, the peer network and the HTTP API.
 
 Theory of operation. One asyncio task (`_consensus_loop`) owns the `Replica`:
-peer messages, ticks, "records available" and "build now" arrive as events in
-one bounded inbox and are handled one at a time. Every `Ready` the replica
-returns is applied in the order its contract demands (consensus/core.py):
-commit blocks (one synced LevelDB batch each), persist the consensus state
-(synced), send, then validate / build / fetch. Clients waiting for a record
-are answered only after its block is on disk. Synced writes run on one disk
-thread and the consensus loop awaits each, so the order holds while the event
-loop keeps serving clients; on shutdown the disk thread finishes its write
-before the store closes.
+peer messages, ticks, "records admitted" and "build now" arrive as typed events
+in one bounded inbox and are handled one at a time. The replica's inputs go
+through the consensus `Driver` (consensus/driver.py), which applies every
+`Ready` in the order its contract demands as a sequence of effects: commit
+blocks (one synced LevelDB batch each), persist the consensus state (synced),
+send, then validate / build / fetch. The simulation (tests/sim) runs the same
+driver. Clients waiting for a record are answered only after its block is on
+disk. Synced writes run on one disk thread and the consensus loop awaits each,
+so the order holds while the event loop keeps serving clients; on shutdown the
+disk thread finishes its write before the store closes.
 
 Records are verified once per node, on admission (API or gossip); blocks
 re-verify only records this node has not admitted itself.
@@ -25,22 +26,28 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, TypeAlias, assert_never
 
 from . import codec, crypto, equivocation, genesis as genesis_mod
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission, Failed
-from .api import make_app, render_rejected
+from .api import make_app
 from .api.server import ApiServer, serve_api
 from .blocks import (
     ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc, payload_matches,
 )
 from .config import NodeConfig
 from .consensus import (
-    BlockData, Blocks, ChainBlocks, Config, FetchBlocks, Message, PersistedState, Proposal, Ready, Replica, Status,
+    Answer, BlockData, Blocks, ChainBlocks, Config, Driver, Effect, Event, FetchBlocks, Message, PersistedState,
+    Proposal, Replica, Status, next_effect,
 )
 from .consensus.core import ROUND_WINDOW, Equivocation
+from .consensus.driver import (
+    BlockBuilt, BlockFetched, Build, Dropped, Evidence, Fetch, MempoolSize, NothingToBuild, PeerMessage, Persist,
+    RecordsChanged, Send, StoreCommit, Tick, Validate,
+)
 from .consensus.messages import decode_message
 from .consensus.turns import Turns
 from .equivocation import encode_pair
@@ -50,6 +57,7 @@ from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, res
 from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
+from .metrics import metrics_text, status_document
 from .net import Faults, PeerNetwork
 from .outcomes import Outcomes
 from .records import Envelope
@@ -88,6 +96,32 @@ def _stored_slots(store: Store) -> dict[tuple[int, str, int, int], int]:
         first = decode_message(codec.decode(raw)[0])
         slots[(first.sender, first.kind, first.height, first.round)] = seq  # type: ignore[union-attr]
     return slots
+
+
+@dataclass(frozen=True)
+class FromPeer:
+    """A peer's message; its `size` stays in the guard's inbox bytes until it is handled."""
+
+    peer: int
+    msg: Message
+    size: int
+
+
+@dataclass(frozen=True)
+class RecordsAdmitted:
+    """Records joined the mempool: the replica hears the mempool's size when this is handled."""
+
+
+@dataclass(frozen=True)
+class BuildDue:
+    """The wait before building our proposal for (height, round) is over."""
+
+    height: int
+    round: int
+
+
+# What the consensus loop takes from its inbox: ticks go to the driver as they are.
+InboxEvent: TypeAlias = Tick | RecordsAdmitted | BuildDue | FromPeer
 
 
 class NodeFailed(Exception):
@@ -149,6 +183,7 @@ class Node:
                                    for h in Turns.window(self.genesis.n, self.store.height)),
             blocks=ChainBlocks(self.genesis),
         )
+        self.driver = Driver(self.replica)
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         threads = self.limits.verify_threads or os.cpu_count() or 1
         self.verification = Verification(self.genesis, self.mempool, threads, self.count)
@@ -163,7 +198,7 @@ class Node:
         self.net = PeerNetwork(self.genesis, cfg.index, self.key, cfg.peers,
                                self._on_peer_message, self._on_peer_records,
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
-        self.inbox: asyncio.Queue[tuple[Any, ...]] | None = None
+        self.inbox: asyncio.Queue[InboxEvent] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.api_server: ApiServer | None = None
         self.ticks = 0
@@ -186,7 +221,7 @@ class Node:
 
     # -- events ------------------------------------------------------------------
 
-    def _post(self, event: tuple[Any, ...]) -> bool:
+    def _post(self, event: InboxEvent) -> bool:
         assert self.inbox is not None
         try:
             self.inbox.put_nowait(event)
@@ -202,7 +237,7 @@ class Node:
             self.count("relayed_dropped")
             return
         size = message_bytes(msg)
-        if self.guard.admit(peer, size) and not self._post(("msg", peer, msg, size)):
+        if self.guard.admit(peer, size) and not self._post(FromPeer(peer, msg, size)):
             self.guard.done(peer, size)
 
     async def _on_peer_records(self, peer: int, raws: list[bytes]) -> None:
@@ -214,90 +249,99 @@ class Node:
     def _notify_records(self) -> None:
         if not self.records_event_pending:
             self.records_event_pending = True
-            if not self._post(("records",)):
+            if not self._post(RecordsAdmitted()):
                 self.records_event_pending = False  # dropped: let the next admission try again
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.limits.tick_ms / 1000)
-            self._post(("tick",))
+            self._post(Tick())
 
     async def _consensus_loop(self) -> None:
         assert self.inbox is not None
         while True:
             event = await self.inbox.get()
             try:
-                if event[0] == "msg":
-                    await self._preverify(event[2])
+                if isinstance(event, FromPeer):
+                    await self._preverify(event.msg)
                 await self._handle(event)
             except InvalidInput as exc:
                 self.reject(exc.code)
             finally:
-                if event[0] == "msg":
-                    self.guard.done(event[1], event[3])
+                if isinstance(event, FromPeer):
+                    self.guard.done(event.peer, event.size)
 
-    async def _handle(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "tick":
-            self.ticks += 1
-            self.activity.flush()
-            if self.ticks % EXPIRE_EVERY_TICKS == 0:
-                now = now_ms()
-                self._rejected_after_admission(self.admission.recheck(now), self.replica.height)
-                self.outcomes.expire(now)
-            if self.ticks % self.regossip_ticks == 0:
-                self._regossip()
-            await self._apply(self.replica.on_tick(), "round timer expired, no commit in time")
-        elif kind == "records":
-            self.records_event_pending = False
-            await self._apply(self.replica.on_records_available(len(self.mempool)))
-        elif kind == "build":
-            await self._build(event[1], event[2])
-        elif kind == "msg":
-            peer, msg = event[1], event[2]
-            if isinstance(msg, FetchBlocks):
-                self.catchup.serve(peer, msg)
-            elif isinstance(msg, Blocks):
-                await self._on_blocks(peer, msg)
-            else:
+    async def _handle(self, event: InboxEvent) -> None:
+        match event:
+            case Tick():
+                self._on_tick()
+                await self._run(event, "round timer expired, no commit in time")
+            case RecordsAdmitted():
+                self.records_event_pending = False
+                await self._run(RecordsChanged(len(self.mempool)))
+            case BuildDue(height, round_):
+                await self._build(height, round_)
+            case FromPeer(peer, FetchBlocks() as fetch):
+                self.catchup.serve(peer, fetch)
+            case FromPeer(peer, Blocks() as blocks):
+                await self._on_blocks(peer, blocks)
+            case FromPeer(peer, msg):
                 if isinstance(msg, Status):
                     self.peer_height = max(self.peer_height, msg.height)
-                await self._apply(self.replica.on_message(msg), f"{msg.kind} from validator {peer}")
+                await self._run(PeerMessage(peer, msg), f"{msg.kind} from validator {peer}")
+            case _:
+                assert_never(event)
 
-    # -- applying a Ready, in the contract's order -----------------------------
+    def _on_tick(self) -> None:
+        """The node's own work once per tick, before the replica's timer runs."""
+        self.ticks += 1
+        self.activity.flush()
+        if self.ticks % EXPIRE_EVERY_TICKS == 0:
+            now = now_ms()
+            self._rejected_after_admission(self.admission.recheck(now), self.replica.height)
+            self.outcomes.expire(now)
+        if self.ticks % self.regossip_ticks == 0:
+            self._regossip()
 
-    async def _apply(self, ready: Ready, cause: str = "", fetched: bool = False) -> None:
-        """Apply `ready`; `cause` names the input (for the round-change log line),
-        `fetched` that its commits came from catch-up."""
+    # -- applying the replica's outputs, in the contract's order (consensus/driver.py) --
+
+    async def _run(self, event: Event, cause: str = "", fetched: bool = False) -> None:
+        """Hand `event` to the replica and carry out every effect the driver yields,
+        each awaited before the next; `cause` names the input (for the round-change
+        log line), `fetched` that its commits came from catch-up."""
+        effects = self.driver.handle(event)
+        # Read once the replica took the input, as node.py always has: the line reports the
+        # round changes made while applying (the follow-up Readys), not one the input made.
         height, round_ = self.replica.height, self.replica.round
-        await self._apply_all(ready, fetched)
+        answer: Answer = None
+        while (effect := next_effect(effects, answer)) is not None:
+            answer = await self._effect(effect, fetched)
         if self.replica.height == height and self.replica.round != round_:
             self.activity.round_changed(height, round_, self.replica.round, cause or "peers moved on")
 
-    async def _apply_all(self, ready: Ready, fetched: bool) -> None:
-        work = [ready]
-        while work:
-            r = work.pop(0)
-            for block, qc in r.commits:
+    async def _effect(self, effect: Effect, fetched: bool) -> Answer:
+        match effect:
+            case StoreCommit(block, qc):
                 await self._commit(block, qc, fetched)
-            if r.commits:
-                work.append(self.replica.on_records_available(len(self.mempool)))
-            if r.persist is not None:
-                await self._on_disk(self._save_signing, r.persist.encode(), bool(r.persist.signed))
-            for to, msg in r.messages:
+            case MempoolSize():
+                return len(self.mempool)
+            case Persist(state):
+                await self._on_disk(self._save_signing, state.encode(), bool(state.signed))
+            case Send(to, msg):
                 self.net.send(to, msg)
-            for height, round_, block in r.validate:
-                ok = self._validate(block)
-                block_hash = decode_header(block.header).block_hash
-                work.append(self.replica.on_block_validated(height, round_, block_hash, ok))
-            if r.build is not None:
-                self._schedule_build(*r.build)
-            if r.fetch is not None:
-                self.catchup.ask(*r.fetch)
-            for ev in r.evidence:
+            case Validate(_, _, block):
+                return self._validate(block)
+            case Build(height, round_):
+                self._schedule_build(height, round_)  # answered later: BuildDue, then BlockBuilt
+            case Fetch(peer, from_height):
+                self.catchup.ask(peer, from_height)
+            case Evidence(ev):
                 await self._keep_evidence(ev)
-            for code in r.dropped:
+            case Dropped(code):
                 self.reject(code)
+            case _:
+                assert_never(effect)
+        return None
 
     def _signed_and_forgot(self, height: int) -> None:
         """A fetched QC holds our signature but we have no signing state for it: sign
@@ -442,7 +486,7 @@ class Node:
     def _schedule_build(self, height: int, round_: int) -> None:
         cap = self._block_cap()
         delay = 0.0 if len(self.mempool) >= cap else self.limits.block_interval_ms / 1000
-        asyncio.get_running_loop().call_later(delay, self._post, ("build", height, round_))
+        asyncio.get_running_loop().call_later(delay, self._post, BuildDue(height, round_))
 
     async def _build(self, height: int, round_: int) -> None:
         if (height, round_) != (self.replica.height, self.replica.round):
@@ -455,12 +499,12 @@ class Node:
         if not checked.block.envelopes and round_ == 0:
             # Nothing fit: an empty block would prove nothing. Tell the replica, then
             # report what is left (records admitted meanwhile ask for a new build).
-            await self._apply(self.replica.on_nothing_to_build(height, round_))
-            await self._apply(self.replica.on_records_available(len(self.mempool)))
+            await self._run(NothingToBuild(height, round_))
+            await self._run(RecordsChanged(len(self.mempool)))
             return
         self.checked[header.block_hash] = checked
         data = BlockData(header.raw, tuple(env.raw for env in checked.block.envelopes))
-        await self._apply(self.replica.on_block_built(height, round_, data))
+        await self._run(BlockBuilt(height, round_, data))
 
     # -- catch-up ----------------------------------------------------------------
 
@@ -487,7 +531,7 @@ class Node:
             if not self._validate(block, certified=True):
                 self.reject("fetched_block_invalid")
                 return
-            await self._apply(self.replica.on_block_fetched(block, qc), fetched=True)
+            await self._run(BlockFetched(block, qc), fetched=True)
             if self.store.height < header.height:
                 return
 
@@ -574,42 +618,10 @@ class Node:
         return self.outcomes.rejection(record_id, now_ms())
 
     def status(self) -> dict[str, Any]:
-        r = self.replica
-        return {
-            "chain_id": self.genesis.chain_id, "index": self.cfg.index,
-            "height": self.store.height, "round": r.round, "primary": r.primary(r.round),
-            "skipped": sorted(r.cur.suspects),  # primaries that missed their last turn (consensus/turns.py)
-            "ticks": self.ticks, "round_timeout_ticks": r.timeout_ticks(),
-            "log_size": self.store.log_size, "mempool": len(self.mempool),
-            "rejected_kept": len(self.outcomes), "waiting": self.outcomes.waiting(),
-            "peers": {str(k): v for k, v in self.net.peer_states().items()},
-            "evidence": [
-                {"validator": v, "kind": k, "height": h, "round": r_}
-                for (v, k, h, r_) in list(self.evidence_slots)[-20:]
-            ],
-        }
+        return status_document(self)
 
     def metrics(self) -> str:
-        r = self.replica
-        lines = [
-            "# TYPE ledgernode_height gauge", f"ledgernode_height {self.store.height}",
-            "# TYPE ledgernode_round gauge", f"ledgernode_round {r.round}",
-            "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {self.store.log_size}",
-            "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(self.mempool)}",
-            "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(self.outcomes)}",
-            "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(self.evidence_slots)}",
-            "# TYPE ledgernode_peer_up gauge",
-        ]
-        for peer, st in self.net.peer_states().items():
-            lines.append(f'ledgernode_peer_up{{peer="{peer}"}} {1 if st["out"] == "up" else 0}')
-        lines.append("# TYPE ledgernode_events_total counter")
-        for name, value in sorted({**self.counters, **self.net.counters, **self.guard.counters}.items()):
-            lines.append(f'ledgernode_events_total{{event="{name}"}} {value}')
-        lines.append("# TYPE ledgernode_rejected_total counter")
-        for code, value in sorted(self.rejected.items()):
-            lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
-        api = self.api_server.render_metrics() if self.api_server is not None else ""
-        return "\n".join(lines) + "\n" + render_rejected(self.api_rejected) + api
+        return metrics_text(self)
 
     def set_faults(self, spec: dict[str, Any]) -> None:
         self.net.faults = Faults.from_spec(spec)

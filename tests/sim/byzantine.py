@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ledgernode.consensus import Commit, Prepare, Proposal, Ready, RoundChange
+from ledgernode.consensus import Commit, Message, Prepare, Proposal, RoundChange
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
 
 from .cluster import Host
@@ -26,11 +26,10 @@ class Byzantine(Host):
         others = [i for i in range(self.c.n) if i != self.index]
         return others[: len(others) // 2], others[len(others) // 2:]
 
-    def send_all(self, r: Ready) -> None:
-        for to, msg in r.messages:
-            for t in ([to] if to is not None else [i for i in range(self.c.n) if i != self.index]):
-                for out in self.lie(t, msg):
-                    self.c.net.send(self.index, t, out)
+    def send(self, to: int | None, msg: Message) -> None:
+        for t in ([to] if to is not None else [i for i in range(self.c.n) if i != self.index]):
+            for out in self.lie(t, msg):
+                self.c.net.send(self.index, t, out)
 
     def lie(self, to: int, msg: Any) -> list[Any]:
         return [msg]

@@ -7,7 +7,9 @@ Byzantine replicas lie. `Cluster.run()` returns the checker verdicts K1-K5.
 
 Payload items stand in for records: b"r" + 8-byte id. The sim runtime judges
 a block as the real runtime would (parent link, log_root over the items, no
-record twice) so consensus sees real headers and real signatures.
+record twice) so consensus sees real headers and real signatures. Each host
+applies the replica's outputs through the production driver
+(ledgernode/consensus/driver.py), answering each effect at once.
 """
 
 from __future__ import annotations
@@ -15,18 +17,24 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, assert_never
 
 from ledgernode import codec, crypto, merkle
-from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header
+from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header, decode_qc
 from ledgernode.consensus import (
-    BlockData, Blocks, ChainBlocks, Commit, Config, FetchBlocks, PersistedState, Prepare, Proposal, Ready,
-    Replica, RoundChange,
+    Answer, BlockData, Blocks, ChainBlocks, Commit, Config, Driver, Effect, Event, FetchBlocks, Message,
+    PersistedState, Prepare, Proposal, Replica, RoundChange, next_effect,
+)
+from ledgernode.consensus.driver import (
+    BlockFetched, Build, Dropped, Evidence, Fetch, MempoolSize, PeerMessage, Persist, RecordsChanged, Send,
+    StoreCommit, Tick, Validate,
 )
 from ledgernode.consensus.messages import NO_ROUND, signing_bytes
 from ledgernode.consensus.turns import Turns
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
+
+from .mutants import DRIVER_MUTANTS
 
 BLOCK_ITEMS_MAX = 8
 CLIENT_RETRY_TICKS = 50
@@ -97,48 +105,56 @@ class Host:
         )
         self.committed_items = {i for b, _ in self.disk.chain for i in b.payload}
         self.mempool = {k: None for k in self.mempool if k not in self.committed_items}
-        self.apply(self.replica.on_records_available(len(self.mempool)))
+        self.driver = self.c.make_driver(self)
+        self.run(RecordsChanged(len(self.mempool)))
 
-    # -- applying what the replica asks for, in the documented order ----------
+    # -- the production driver, its effects answered at once -------------------
 
-    def apply(self, ready: Ready) -> None:
-        work = [ready]
-        while work and self.up:
-            r = work.pop(0)
-            for block, qc in r.commits:
+    def run(self, event: Event) -> None:
+        """Apply `event` as the node does (consensus/driver.py); a host that crashed
+        between two effects (a mutant's crash point) carries out nothing more."""
+        effects = self.driver.handle(event)
+        answer: Answer = None
+        while (effect := next_effect(effects, answer)) is not None and self.up:
+            answer = self.effect(effect)
+
+    def effect(self, effect: Effect) -> Answer:
+        match effect:
+            case StoreCommit(block, qc):
                 self.commit(block, qc)
-            if r.commits:
-                work.append(self.replica.on_records_available(len(self.mempool)))
-            if self.c.mutation == "no_persist":
-                self.send_all(r)  # broken on purpose: what we signed is never saved
-                self.maybe_crash_between()
-                if not self.up:
-                    return
-            else:
-                if r.persist is not None:
-                    self.disk.state = r.persist.encode()
-                self.send_all(r)
-            for h, rnd, block in r.validate:
-                ok = self.judge(block)
-                work.append(self.replica.on_block_validated(h, rnd, decode_header(block.header).block_hash, ok))
-            if r.build is not None:
-                work.append(self.replica.on_block_built(*r.build, self.build(*r.build)))
-            if r.fetch is not None:
-                peer, start = r.fetch
+            case MempoolSize():
+                return len(self.mempool)
+            case Persist(state):
+                self.disk.state = state.encode()
+            case Send(to, msg):
+                self.send(to, msg)
+            case Validate(_, _, block):
+                return self.judge(block)
+            case Build(height, round_):
+                return self.build(height, round_)  # built at once: the sim has no build delay
+            case Fetch(peer, start):
                 self.c.net.send(self.index, peer, FetchBlocks("sim", start, 16, self.index))
-            self.c.evidence[self.index].extend(r.evidence)
+            case Evidence(ev):
+                self.c.evidence[self.index].append(ev)
+            case Dropped():
+                pass  # the sim keeps no metrics
+            case _:
+                assert_never(effect)
+        return None
 
-    def maybe_crash_between(self) -> None:
+    def maybe_crash_between(self) -> bool:
+        """Crash now with probability `between_crash_p` (a mutant driver's crash point);
+        True if the host is down."""
         booted = len(getattr(self.c, "hosts", ())) == self.c.n
         if booted and self.c.rng.random() < self.c.between_crash_p and self.index not in self.c.faults.byzantine:
             self.c.crash(self.index, 8)
+        return not self.up
 
-    def send_all(self, r: Ready) -> None:
-        for to, msg in r.messages:
-            self.c.observe(self.index, msg)
-            targets = [to] if to is not None else [i for i in range(self.c.n) if i != self.index]
-            for t in targets:
-                self.c.net.send(self.index, t, msg)
+    def send(self, to: int | None, msg: Message) -> None:
+        self.c.observe(self.index, msg)
+        targets = [to] if to is not None else [i for i in range(self.c.n) if i != self.index]
+        for t in targets:
+            self.c.net.send(self.index, t, msg)
 
     def commit(self, block: BlockData, qc: QC) -> None:
         header = decode_header(block.header)
@@ -195,7 +211,7 @@ class Host:
         return header.log_size == f.size and header.log_root == f.root()
 
     def tick(self) -> None:
-        self.apply(self.replica.on_tick())
+        self.run(Tick())
 
     # -- network input -------------------------------------------------------
 
@@ -211,15 +227,18 @@ class Host:
             for block, qc_raw in msg.blocks:
                 if not self.judge(block):
                     break
-                from ledgernode.blocks import decode_qc
-                self.apply(self.replica.on_block_fetched(block, decode_qc(qc_raw)))
+                self.run(BlockFetched(block, decode_qc(qc_raw)))
             return
         if isinstance(msg, bytes):  # a record from a client
             if msg not in self.committed_items:
                 self.mempool[msg] = None
-                self.apply(self.replica.on_records_available(len(self.mempool)))
+                self.run(RecordsChanged(len(self.mempool)))
             return
-        self.apply(self.replica.on_message(msg))
+        self.run(PeerMessage(src, msg))
+
+
+def honest_driver(host: Host) -> Driver:
+    return Driver(host.replica)
 
 
 class Net:
@@ -261,6 +280,8 @@ class Cluster:
         from .byzantine import make_byzantine
 
         self.seed, self.n, self.faults, self.mutation = seed, n, faults, mutation
+        # Every host runs the production driver unless a driver mutant is asked for.
+        self.make_driver: Callable[[Host], Driver] = DRIVER_MUTANTS[mutation] if mutation else honest_driver
         self.rng = random.Random(seed)
         self.keys, self.genesis = keys_and_genesis(n)
         self.replica_class = replica_class

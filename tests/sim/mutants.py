@@ -1,12 +1,16 @@
-"""Deliberately broken replicas: the checkers must catch each one."""
+"""Deliberately broken replicas and drivers: the checkers must catch each one."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
 
-from ledgernode.consensus import PersistedState, Replica, RoundChange
+from ledgernode.consensus import Driver, Effects, PersistedState, Ready, Replica, RoundChange
 from ledgernode.consensus.messages import NO_ROUND
 from ledgernode.consensus.state import Height
+
+if TYPE_CHECKING:
+    from .cluster import Host
 
 
 class QuorumMinusOne(Replica):
@@ -33,5 +37,31 @@ class WaitsForDeadPrimaries(Replica):
         return fresh
 
 
+class SendsBeforePersisting(Driver):
+    """The production driver with its persist step dropped: what the replica signed is
+    sent and never saved, so a restart may sign another value for the same slot (K4).
+    After each Ready's sends the host may crash (`crash_point` says whether it did)."""
+
+    def __init__(self, replica: Replica, crash_point: Callable[[], bool]) -> None:
+        super().__init__(replica)
+        self.crash_point = crash_point
+
+    def steps(self, r: Ready, work: deque[Ready]) -> Effects:
+        yield from self.commits(r, work)
+        yield from self.messages(r)  # broken on purpose: no `self.persist(r)` before (or after)
+        if self.crash_point():
+            work.clear()  # a crashed host applies nothing more of this event
+            return
+        yield from self.tasks(r, work)
+
+
 MUTANTS = {"commit_at_q_minus_1": QuorumMinusOne, "round_change_without_cert": ForgetfulRoundChange,
            "waits_for_dead_primaries": WaitsForDeadPrimaries}
+
+
+def _sends_before_persisting(host: Host) -> Driver:
+    return SendsBeforePersisting(host.replica, host.maybe_crash_between)
+
+
+# Cluster(mutation=name) runs every host with this driver instead of the production one.
+DRIVER_MUTANTS: dict[str, Callable[[Host], Driver]] = {"no_persist": _sends_before_persisting}

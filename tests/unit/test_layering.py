@@ -22,7 +22,7 @@ MODULE_LAYERS = {
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "outcomes", "verification"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "activity", "cli", "devnet", "bench", "audit", "client", "__main__"],
+    "runtime": ["node", "metrics", "activity", "cli", "devnet", "bench", "audit", "client", "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {
