@@ -28,7 +28,7 @@ def status_document(node: Node) -> dict[str, Any]:
         "peers": {str(k): v for k, v in node.net.peer_states().items()},
         "evidence": [
             {"validator": v, "kind": k, "height": h, "round": r_}
-            for (v, k, h, r_) in list(node.evidence_slots)[-STATUS_EVIDENCE_MAX:]
+            for (v, k, h, r_) in list(node.witness.slots)[-STATUS_EVIDENCE_MAX:]
         ],
     }
 
@@ -40,7 +40,7 @@ def metrics_text(node: Node) -> str:
         "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {node.store.log_size}",
         "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(node.mempool)}",
         "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(node.outcomes)}",
-        "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(node.evidence_slots)}",
+        "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(node.witness.slots)}",
         "# TYPE ledgernode_peer_up gauge",
     ]
     for peer, st in node.net.peer_states().items():

@@ -25,14 +25,13 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeAlias, assert_never
 
-from . import codec, crypto, equivocation, genesis as genesis_mod
+from . import crypto, genesis as genesis_mod
 from .activity import Activity
 from .catchup import CatchUp
-from .admission import Admission, Failed
+from .admission import Admission
 from .api import make_app
 from .api.server import ApiServer, serve_api
 from .blocks import (
@@ -43,15 +42,12 @@ from .consensus import (
     Answer, BlockData, Blocks, ChainBlocks, Config, Driver, Effect, Event, FetchBlocks, Message, PersistedState,
     Proposal, Replica, Status, next_effect,
 )
-from .consensus.core import ROUND_WINDOW, Equivocation
+from .consensus.core import ROUND_WINDOW
 from .consensus.driver import (
     BlockBuilt, BlockFetched, Build, Dropped, Evidence, Fetch, MempoolSize, NothingToBuild, PeerMessage, Persist,
     RecordsChanged, Send, StoreCommit, Tick, Validate,
 )
-from .consensus.messages import decode_message
 from .consensus.turns import Turns
-from .equivocation import encode_pair
-from .storage import EVIDENCE_MAX
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
 from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
@@ -59,20 +55,20 @@ from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import metrics_text, status_document
 from .net import Faults, PeerNetwork
+from .intake import Intake
 from .outcomes import Outcomes
+from .witness import Witness
 from .records import Envelope
-from .verification import Verification, kept
-from .service import Backpressure, CatchingUp, Location, Outcome, Rejection, Submitted, locate_in
+from .verification import Verification
+from .service import Location, Outcome, Rejection, Submitted, locate_in
 from .storage import Store
+from .times import now_ms
 
 log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
 SCRUB_EVERY_MS = 100  # the background scrub reads one committed block this often
 REGOSSIP_MAX_RECORDS = 500  # oldest records sent again when nothing committed for a round timeout
-# Rules a record breaks when something it depends on is not there yet: on a node that
-# is behind, that is no verdict (the network may have it committed).
-DEPENDENCY_RULES = frozenset(["ref.known", "cert.issued", "dataset.published", "grant.exists"])
 PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
@@ -84,19 +80,6 @@ EXPIRE_EVERY_TICKS = 100
 # rejections it keeps in lists are stored bare, see `verification.kept`), so collect the
 # young generation 50x less often.
 GC_GEN0_OBJECTS = 50_000
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _stored_slots(store: Store) -> dict[tuple[int, str, int, int], int]:
-    """The slots of the equivocation cases kept on disk, so a restart keeps each once."""
-    slots = {}
-    for seq, raw in store.load_evidence():
-        first = decode_message(codec.decode(raw)[0])
-        slots[(first.sender, first.kind, first.height, first.round)] = seq  # type: ignore[union-attr]
-    return slots
-
 
 @dataclass(frozen=True)
 class FromPeer:
@@ -190,7 +173,7 @@ class Node:
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
-        self.evidence_slots = _stored_slots(self.store)  # (validator, kind, height, round) -> seq
+        self.witness = Witness(self.store, self.genesis, self._on_disk, self.count)
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
@@ -209,6 +192,9 @@ class Node:
         self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count,
                                on_damage=self._damaged)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
+        self.intake = Intake(self.genesis, self.store, self.mempool, self.admission, self.verification,
+                             self.outcomes, self.reject, lambda: self.peer_height if self._behind() else None,
+                             self._admitted)
 
     # -- counters ----------------------------------------------------------------
 
@@ -244,7 +230,12 @@ class Node:
         if self.guard.penalised(peer):
             self.count("penalised_records_dropped", len(raws))
             return
-        await self._admit(raws, gossip=False)
+        await self.intake.admit(raws, gossip=False)
+
+    def _admitted(self, raws: list[bytes], gossip: bool) -> None:
+        if gossip:
+            self.net.gossip(raws)
+        self._notify_records()
 
     def _notify_records(self) -> None:
         if not self.records_event_pending:
@@ -298,7 +289,7 @@ class Node:
         self.activity.flush()
         if self.ticks % EXPIRE_EVERY_TICKS == 0:
             now = now_ms()
-            self._rejected_after_admission(self.admission.recheck(now), self.replica.height)
+            self.intake.rejected(self.admission.recheck(now), self.replica.height)
             self.outcomes.expire(now)
         if self.ticks % self.regossip_ticks == 0:
             self._regossip()
@@ -336,7 +327,7 @@ class Node:
             case Fetch(peer, from_height):
                 self.catchup.ask(peer, from_height)
             case Evidence(ev):
-                await self._keep_evidence(ev)
+                await self.witness.keep(ev)
             case Dropped(code):
                 self.reject(code)
             case _:
@@ -361,22 +352,8 @@ class Node:
         if signed:
             self.signing_lost = False
 
-    async def _keep_evidence(self, ev: Equivocation) -> None:
-        """Log a validator signing two values for one slot and keep the proof on disk
-        (docs/security.md section 5), once per slot and at most EVIDENCE_MAX cases."""
-        slot = (ev.sender, ev.kind, ev.height, ev.round)
-        if slot in self.evidence_slots:
-            return
-        log.warning("equivocation by validator %d: two %ss at height %d round %d",
-                    ev.sender, ev.kind, ev.height, ev.round)
-        self.count("equivocations")
-        if len(self.evidence_slots) >= EVIDENCE_MAX:
-            return
-        self.evidence_slots[slot] = len(self.evidence_slots)
-        await self._on_disk(self.store.save_evidence, self.evidence_slots[slot], encode_pair(ev.first, ev.second))
-
     def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        return [(seq, equivocation.to_json(raw, self.genesis)) for seq, raw in self.store.load_evidence(after, limit)]
+        return self.witness.page(after, limit)
 
     async def _on_disk(self, fn: Callable[..., None], *args: Any) -> None:
         """A synced write on the disk thread: the consensus loop waits for it (persist
@@ -447,7 +424,7 @@ class Node:
         self.count("records_committed", len(ids))
         self.outcomes.committed(Location(rid, header.height, header.log_start + offset, header.block_hash)
                                 for offset, rid in enumerate(ids))
-        self._rejected_after_admission(failed, header.height)
+        self.intake.rejected(failed, header.height)
         if fetched:
             self.activity.fetched(header.height, len(ids), self.peer_height)
         else:
@@ -470,16 +447,6 @@ class Node:
         """Does this node know it has not applied every committed block yet?"""
         return self.store.height < self.peer_height or bool(self.catchup.asked)
 
-    def _rejected_after_admission(self, failed: Failed, height: int) -> None:
-        """Records that left the mempool without committing: answer their waiters and
-        remember why, so a later GET /v1/records/{id} can tell (docs/protocol.md section 5)."""
-        if not failed:
-            return
-        for _, exc in failed:
-            self.reject(f"dropped_{exc.code}")
-        self.outcomes.rejected((Rejection(env.record_id, exc.code, exc.message, height, exc.rule)
-                                for env, exc in failed), now_ms())
-
     def _block_cap(self) -> int:
         return min(self.limits.block_max_records, self.genesis.block_max_records)
 
@@ -495,7 +462,7 @@ class Node:
             self.mempool.oldest(self._block_cap()), self.store.head(), self.view, self.store.frontier,
             self.genesis, now_ms(), self.cfg.index, sigs_checked=True)
         header = checked.block.header
-        self._rejected_after_admission(self.admission.refused_by_builder(refused, header.time), height)
+        self.intake.rejected(self.admission.refused_by_builder(refused, header.time), height)
         if not checked.block.envelopes and round_ == 0:
             # Nothing fit: an empty block would prove nothing. Tell the replica, then
             # report what is left (records admitted meanwhile ask for a new build).
@@ -537,67 +504,8 @@ class Node:
 
     # -- the NodeService contract (used by the HTTP API) ---------------------------
 
-    def _known(self, env: Envelope) -> Submitted | None:
-        """A record already committed or waiting here needs no new admission."""
-        if env.record_id in self.mempool:
-            return Submitted(env, None)
-        where = self.locate(env.record_id)
-        return None if where is None else Submitted(env, where)
-
-    async def _admit(self, raws: list[bytes], gossip: bool) -> list[Submitted | Exception]:
-        """Check and admit envelopes: each signature verified once, off the event loop."""
-        if len(self.mempool) >= self.mempool.max_records:
-            self.reject("mempool_full")
-            return [Backpressure(f"mempool holds {self.mempool.max_records} records; retry later")] * len(raws)
-        results: list[Submitted | Exception | None] = []
-        fresh: list[bytes] = []
-        for raw in raws:
-            env = self.mempool.by_raw(raw)
-            results.append(Submitted(env, None) if env is not None else None)
-            if env is None:
-                fresh.append(raw)
-        checked = iter(await self.verification.decode_and_verify(fresh))
-        added, window, now = [], self.genesis.record_ts_window_ms, now_ms()
-        head = self.store.head()
-        rule_time = now if head is None else max(now, head.time + 1)  # as the next block's builder would
-        for k, slot in enumerate(results):
-            if slot is not None:
-                continue
-            item = next(checked)
-            try:
-                if isinstance(item, InvalidInput):
-                    raise item
-                known = self._known(item)
-                if known is not None:
-                    results[k] = known
-                    continue
-                if abs(item.record.ts - now) > window:
-                    raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
-                self._admit_one(item, rule_time)
-            except (InvalidInput, Backpressure) as exc:
-                self.reject(exc.code if isinstance(exc, InvalidInput) else
-                            "catching_up" if isinstance(exc, CatchingUp) else "mempool_full")
-                results[k] = kept(exc)
-                continue
-            added.append(item.raw)
-            results[k] = Submitted(item, None)
-        if added:
-            if gossip:
-                self.net.gossip(added)
-            self._notify_records()
-        return [r for r in results if r is not None]
-
-    def _admit_one(self, env: Envelope, rule_time: int) -> None:
-        try:
-            self.admission.admit(env, rule_time)
-        except InvalidInput as exc:
-            if exc.rule in DEPENDENCY_RULES and self._behind():
-                raise CatchingUp(f"this node is catching up (height {self.store.height} of {self.peer_height}) "
-                                   f"and cannot judge this record yet ({exc.message}): retry shortly") from None
-            raise
-
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
-        return await self._admit(raws, gossip=True)
+        return await self.intake.admit(raws, gossip=True)
 
     async def wait_committed(self, record_ids: list[bytes], timeout_s: float) -> list[Outcome | None]:
         known: list[Outcome | None] = []

@@ -1,10 +1,11 @@
-"""Ledger times as text: ms since the Unix epoch (docs/protocol.md section 4) shown as
-ISO 8601 UTC, and read back from what people type (integer ms or ISO 8601)."""
+"""Ledger times: ms since the Unix epoch (docs/protocol.md section 4), the clock's now, shown
+as ISO 8601 UTC, and read back from what people type (integer ms or ISO 8601)."""
 
 from __future__ import annotations
 
 import datetime
 import re
+import time
 
 TIME_MAX_MS = 2**63 - 1  # the largest ledger time (a msgpack int64)
 TIME_DIGITS_MAX = len(str(TIME_MAX_MS))  # more digits cannot be a ledger time
@@ -14,6 +15,11 @@ _DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _ONE_MS = datetime.timedelta(milliseconds=1)
+
+
+def now_ms() -> int:
+    """This machine's clock, as a ledger time."""
+    return int(time.time() * 1000)
 
 
 def utc_text(ms: int) -> str:

@@ -20,9 +20,9 @@ MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "errors", "times", "logs", "config", "aio"],
     "ledger": ["genesis", "records", "blocks", "state", "derive"],
     "auditing": ["verify", "equivocation"],
-    "rooms": ["service", "mempool", "admission", "outcomes", "verification"],
+    "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "metrics", "activity", "cli", "devnet", "bench", "audit", "client", "__main__"],
+    "runtime": ["node", "witness", "metrics", "activity", "cli", "devnet", "bench", "audit", "client", "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {
