@@ -112,7 +112,7 @@ class QC:
         return {
             "height": self.height, "round": self.round, "block_hash": self.block_hash.hex(),
             "signatures": [
-                {"validator": i, "sig": base64.b64encode(s).decode("ascii")}
+                {"validator": i, "sig": codec.b64(s)}
                 for i, s in self.signatures
             ],
         }

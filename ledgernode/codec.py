@@ -11,6 +11,7 @@ duplicate keys, ints or lengths not in their shortest form, str sent as bin.
 
 from __future__ import annotations
 
+import base64
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -234,3 +235,9 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     if _pack(value) != data:
         raise InvalidInput("non_canonical", "bytes are not the canonical encoding")
     return value
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 with padding: how every byte string of a JSON answer, bundle or proof
+    is written (docs/protocol.md section 9)."""
+    return base64.b64encode(data).decode("ascii")

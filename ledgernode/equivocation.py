@@ -47,7 +47,7 @@ def to_json(raw: bytes, genesis: Genesis) -> dict[str, Any]:
     return {
         "format": FORMAT, "chain_id": genesis.chain_id, "validator": sender,
         "dept": genesis.validators[sender].dept, "kind": first.kind, "height": height, "round": round_,
-        "first": base64.b64encode(first_raw).decode(), "second": base64.b64encode(second_raw).decode(),
+        "first": codec.b64(first_raw), "second": codec.b64(second_raw),
     }
 
 

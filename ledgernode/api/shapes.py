@@ -6,19 +6,15 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from typing import Any
 
 from ..aio import web
+from ..codec import b64
 from ..records import ID_BYTES, Envelope
 from ..service import Location, Outcome, Rejection, Submitted
 from ..storage import Store
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def jsonable(value: Any) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..blocks import Header
+from ..codec import b64
 from ..derive import certificate_status, dataset_grants
 from ..errors import InvalidInput, NotFound
 from ..genesis import Genesis
@@ -25,7 +26,7 @@ from ..records import Envelope, decode_envelope
 from ..times import utc_short
 from .checkpoints import check_checkpoint, checkpoint
 from .checks import CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, clean, plural
-from .parse import b64, require_kind
+from .parse import require_kind
 from .proofs import included, signed_record
 from .reader import LedgerReader
 

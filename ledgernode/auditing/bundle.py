@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..blocks import Header
+from ..codec import b64
 from ..errors import NotFound
 from ..genesis import Genesis
 from ..records import Envelope
 from ..times import utc_text
 from .checks import BLOCK, RECORD, CheckFailed, Checks, Verdict, Where, clean
-from .parse import FORMAT, Unusable, b64, require_bundle
+from .parse import FORMAT, Unusable, require_bundle
 from .proofs import certified, certify, extends, header_of, included, signed_record
 from .reader import LedgerReader
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..blocks import Header
+from ..codec import b64
 from ..errors import InvalidInput, NotFound
 from ..genesis import Genesis
 from .checks import CHECKPOINT, CheckFailed, Checks, Verdict, Where, plural
-from .parse import Unusable, b64, describe
+from .parse import Unusable, describe
 from .proofs import certified, extends
 from .reader import LedgerReader
 

@@ -40,11 +40,6 @@ class Unusable(Exception):
 # -- fields --------------------------------------------------------------------------------
 
 
-def b64(data: bytes) -> str:
-    """Standard base64 with padding, as every byte string of a bundle or answer is written."""
-    return base64.b64encode(data).decode("ascii")
-
-
 def unb64(value: Any, part: str, where: Where, what: Where) -> bytes:
     """Base64 `value`; CheckFailed naming `what` of `where` (e.g. the block's header) if not."""
     try:

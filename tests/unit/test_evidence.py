@@ -14,7 +14,7 @@ import pytest
 
 from ledgernode import codec, crypto, merkle
 from ledgernode.auditing.bundle import FORMAT, build_bundle
-from ledgernode.auditing.parse import b64
+from ledgernode.codec import b64
 from ledgernode.blocks import QC, build_block, decode_header, decode_qc, qc_from_json, vote_bytes
 from ledgernode.errors import NotFound
 from ledgernode.genesis import parse
