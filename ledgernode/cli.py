@@ -77,12 +77,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
             verify.write_stdout(json.dumps({"valid": False, "unusable": str(exc)}, ensure_ascii=False))
         print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
         return 2
-    code = 0 if verdict.valid else 1
+    return _verdict_out(verdict, args.json)
+
+
+def _verdict_out(verdict: Any, as_json: bool) -> int:
+    """Print a verdict (text or JSON); its exit code: 0 valid, 1 not."""
+    from . import verify
+
     # `verify ... | head -1` closes the pipe early: write_stdout then stops quietly and
     # the exit code is still the verdict's.
-    verify.write_stdout(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2) if args.json
+    verify.write_stdout(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2) if as_json
                         else verify.render(verdict))
-    return code
+    return 0 if verdict.valid else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -311,10 +317,7 @@ def cmd_verify_consistency(args: argparse.Namespace) -> int:
     except verify.Unusable as exc:
         print(f"无法验证 cannot verify: {exc}", file=sys.stderr)
         return 2
-    code = 0 if verdict.valid else 1
-    verify.write_stdout(json.dumps(verdict.to_json(), ensure_ascii=False, indent=2) if args.json
-                        else verify.render(verdict))
-    return code
+    return _verdict_out(verdict, args.json)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
