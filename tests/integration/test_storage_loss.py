@@ -9,7 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ledgernode.storage import keys
 from ledgernode.storage.leveldb import LevelKV
@@ -57,6 +60,32 @@ def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -
     heal_and_check(cluster, load, "")
     log = (cluster.root / f"node{VICTIM}" / "node.log").read_text()
     assert "its signing state is gone: it votes again from height" in log, log[-2000:]
+
+
+def _newest_log(c: Cluster) -> Path:
+    ledger = c.root / f"node{VICTIM}" / "data" / "ledger"
+    logs = sorted(ledger.glob("*.log"), key=lambda p: int(p.stem))
+    assert logs, sorted(p.name for p in ledger.iterdir())
+    return logs[-1]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_the_newest_leveldb_log_lost_or_cut_is_said_and_caught_up(cluster: Cluster, damage: str) -> None:
+    """SIGKILL leaves the newest blocks in LevelDB's log only; losing it (or its second half)
+    rolls the store back. The node says so, or rebuilds what is whole, and catches up."""
+    load = SteadyClient(cluster, "acked")
+    wait_until("twenty acknowledged records", lambda: (len(load.ids) >= 20, len(load.ids)))
+    cluster.kill(VICTIM)
+    log = _newest_log(cluster)
+    if damage == "deleted":
+        log.unlink()
+    else:
+        with log.open("r+b") as f:
+            f.truncate(log.stat().st_size // 2)
+    text = _restart_until_healed(cluster, ("behind what this node committed before", "kept aside"))
+    cluster.kill(VICTIM, signal.SIGTERM)
+    heal_and_check(cluster, load, "")
+    assert "Traceback" not in text, text[-2000:]
 
 
 def _restart_until_healed(c: Cluster, said: tuple[str, ...]) -> str:
