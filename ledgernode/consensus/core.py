@@ -90,6 +90,7 @@ class Replica:
         self.last_hash = last_header.block_hash if last_header else bytes(32)
         self.fetching: tuple[int, int] | None = None  # (peer, ticks waited)
         self.peer_heights: dict[int, int] = {}  # highest committed height each peer showed us
+        self.fetched_last = False  # our last commit came from catch-up
         # Signing state for a height above the store's next one: the store lost blocks
         # this replica committed. Follow without signing until that height, then take
         # the state up again, so nothing signed there is ever signed differently.
@@ -149,8 +150,11 @@ class Replica:
         return self.primary(self.round) in self.cur.suspects and (self.round > 0 or not self.cur.probe)
 
     def _behind(self) -> bool:
-        """Have f + 1 peers (one of them honest) shown us a committed height >= ours?"""
-        return sum(1 for h in self.peer_heights.values() if h >= self.height) >= self.f + 1
+        """Have f + 1 peers (one of them honest) shown us a committed height >= ours, or one
+        while we catch up? (After a restart the others' links to us come back one by one;
+        a liar gains nothing here once we commit by consensus again.)"""
+        ahead = sum(1 for h in self.peer_heights.values() if h >= self.height)
+        return ahead >= self.f + 1 or (ahead >= 1 and self.fetched_last)
 
     def _saw_height(self, sender: int, committed: int) -> None:
         if 0 <= sender < self.n and sender != self.cfg.index and committed > self.peer_heights.get(sender, 0):
@@ -288,6 +292,7 @@ class Replica:
             out.dropped.append(exc.code)
             return out.freeze()
         self.fetching = None
+        self.fetched_last = True
         self._commit(block, header, qc, out)
         return out.freeze()
 
@@ -453,6 +458,7 @@ class Replica:
             return
         sigs = tuple((s, votes[s].sig) for s in sorted(votes)[: self.q])
         qc = QC(self.height, round_, block_hash, sigs)
+        self.fetched_last = False
         self._commit(block, self.blocks.header(block.header), qc, out)
 
     def _known_block(self, block_hash: bytes) -> BlockData | None:

@@ -658,6 +658,16 @@ def test_a_replica_that_is_catching_up_does_not_skip(ahead: int) -> None:
     assert rep.round == (0 if ahead == 2 else 1)
 
 
+def test_while_it_catches_up_one_peer_ahead_is_enough_not_to_skip() -> None:
+    """Right after a fetched commit the other links may not be back yet: one peer showing
+    a committed height >= ours is enough then."""
+    rep = _after([1, 2, 0, 0, 1, 2], 0, round_timeout_ticks=40)
+    rep.fetched_last = True  # as on_block_fetched leaves it
+    rep.on_message(Status(CHAIN, 9, 1))
+    rep.on_records_available(1)
+    assert rep.round == 0
+
+
 def test_the_skipped_primary_builds_nothing_for_its_turn() -> None:
     rep = _after([1, 2, 0, 0, 1, 2], 3, round_timeout_ticks=40)
     ready = rep.on_records_available(1)
