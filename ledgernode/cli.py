@@ -10,9 +10,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from . import __version__, crypto, logs, records
+from . import __version__, crypto, families, logs
 from .config import Limits
 from .errors import InvalidInput, StorageError
+from .families.schema import Field
 
 HELP_WIDTH = 96  # record-type lines of `submit --help`
 # `python -m ledgernode ... | head -1`: the reader left before all was written.
@@ -349,23 +350,20 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def _kind_suffix(name: str, check: Any) -> str:
-    """' kind' of a body field: each check function is named after the kind it checks
-    (_text, _hash, ...); a field named like its kind (classification) needs none."""
-    kind = check.__name__.lstrip("_")
-    return "" if kind == name else f" {kind}"
+def _kind_suffix(field: Field) -> str:
+    """' kind' of a body field; a field named like its kind (classification) needs none."""
+    return "" if field.kind.name == field.name else f" {field.kind.name}"
 
 
 def record_types_help() -> str:
-    """Every record type with its body fields, read from records.BODY_SCHEMAS (the one table)."""
+    """Every record type with its body fields, read from the registry (families/, the one table)."""
+    kinds = ", ".join(f"{kind.name} {kind.help}" for kind in families.KINDS)
     lines = textwrap.wrap(
-        f"record types and their body fields (? optional; kinds of docs/protocol.md section 5: "
-        f"text up to {records.TEXT_MAX_CHARS} chars, hash 64 hex, time int ms since 1970 (size: bytes), "
-        f"dept a genesis department, classification {'|'.join(records.CLASSIFICATIONS)}):", HELP_WIDTH)
-    width = max(len(name) for name in records.RECORD_TYPES)
-    for record_type, schema in records.BODY_SCHEMAS.items():
-        fields = ", ".join(f"{name}{'' if required else '?'}{_kind_suffix(name, check)}"
-                           for name, (check, required) in schema.items())
+        f"record types and their body fields (? optional; kinds of docs/protocol.md section 5: {kinds}):",
+        HELP_WIDTH)
+    width = max(len(name) for name in families.TYPES)
+    for record_type, rtype in families.TYPES.items():
+        fields = ", ".join(f"{f.name}{'' if f.required else '?'}{_kind_suffix(f)}" for f in rtype.fields)
         lines += textwrap.wrap(fields, HELP_WIDTH, initial_indent=f"  {record_type:<{width}}  ",
                                subsequent_indent=" " * (width + 4))
     return "\n".join(lines)

@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from . import codec, crypto, genesis as genesis_mod, records, verify
+from . import codec, crypto, families, genesis as genesis_mod, records, verify
 from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
 from .config import Limits
+from .families.schema import HASH
 
 DEFAULT_TIMEOUT_S = 10.0
 # A waiting POST may be held by the node up to its wait_max_ms; the HTTP timeout
@@ -118,11 +119,11 @@ class TransportError(ClientError):
 
 
 def hash_fields(record_type: str) -> frozenset[str]:
-    """Body fields of `record_type` that hold a 32-byte hash (their check accepts 32 bytes)."""
-    schema = records.BODY_SCHEMAS.get(record_type)
-    if schema is None:
-        raise ValueError(f"unknown record type {record_type!r} (known: {', '.join(records.RECORD_TYPES)})")
-    return frozenset(name for name, (check, _) in schema.items() if check(bytes(records.ID_BYTES), frozenset()) is None)
+    """Body fields of `record_type` of kind hash (32 bytes; 64 hex in JSON), from its schema."""
+    rtype = families.TYPES.get(record_type)
+    if rtype is None:
+        raise ValueError(f"unknown record type {record_type!r} (known: {', '.join(families.TYPES)})")
+    return rtype.fields_of(HASH)
 
 
 def json_body(record_type: str, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,7 +157,8 @@ def sha256_file(path: Path) -> tuple[bytes, int]:
 def body_with_file(record_type: str, body: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """`body` with content_hash = SHA-256 of the file (and, for evidence.notarize,
     size, media_type and title taken from the file when absent)."""
-    if "content_hash" not in records.BODY_SCHEMAS.get(record_type, {}):
+    rtype = families.TYPES.get(record_type)
+    if rtype is None or "content_hash" not in rtype.field_names:
         raise ValueError(f"a {record_type} body has no content_hash field to take from a file")
     digest, size = sha256_file(path)
     out = dict(body)

@@ -46,6 +46,7 @@ from typing import Any
 from . import config, crypto, genesis as genesis_mod, logs
 from .client import Client
 from .errors import InvalidInput
+from .families import FOR_EVERY_DEPT, WILDCARD_ROLES
 
 CHAIN_ID = "gov-devnet"
 DEFAULT_NODES = 4
@@ -73,8 +74,7 @@ DEFAULT_LOG_LEVEL = "info"  # the node's own defaults: only other values are pas
 DEFAULT_LOG_FORMAT = "text"
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
-SHARE_ACCESS = "share.access"  # every department may read data shared with it
-# dept id, display name, record families its own client submits
+# dept id, display name, record families its own client submits (roles of families/)
 DEPARTMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("justice", "Ministry of Justice", ("evidence.*",)),
     ("market", "State Administration for Market Regulation", ("cert.*", "trace.*")),
@@ -87,7 +87,7 @@ DEPARTMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("agriculture", "Ministry of Agriculture and Rural Affairs", ("trace.*", "dataset.*", "share.*")),
     ("ecology", "Ministry of Ecology and Environment", ("dataset.*", "share.*", "evidence.*")),
 )
-ALL_FAMILIES = ("dataset.*", "share.*", "cert.*", "evidence.*", "trace.*")
+ALL_FAMILIES = WILDCARD_ROLES  # a generic department does every kind of work
 
 
 class DevnetError(Exception):
@@ -132,9 +132,10 @@ def department(i: int) -> tuple[str, str, tuple[str, ...]]:
 
 
 def client_roles(families: tuple[str, ...]) -> list[str]:
+    """`families`, and the types every department needs whatever its work (share.access:
+    every department may read data shared with it) where those do not cover them."""
     roles = list(families)
-    if "share.*" not in roles:
-        roles.append(SHARE_ACCESS)
+    roles += [t for t in FOR_EVERY_DEPT if not any(genesis_mod.role_allows(role, t) for role in families)]
     return roles
 
 

@@ -3,8 +3,10 @@
 A record is judged in two steps. `decode_envelope` and `check_signer` need only
 the bytes and the genesis: shape, canonical encoding, body schema, registered
 key, role and signature. They run once, when a record reaches a node. The rules
-that depend on the ledger (duplicates, refs, ts window, ownership, certificate
-state) live in `state.py` and run when a block is built or checked.
+that depend on the ledger (duplicates, refs, ts window in `state.py`; ownership,
+certificate state and the other rules of each type in its family, `families/`)
+run when a block is built or checked. The body schemas are the families' too:
+`check_body` looks the type up in `families.TYPES`.
 """
 
 from __future__ import annotations
@@ -12,20 +14,20 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import codec, crypto, merkle
 from .errors import InvalidInput
+from .families import TYPES
+from .families.schema import ID_BYTES, TEXT_MAX_CHARS, TIME, TIME_MAX_MS, Kind
+from .families.schema import invalid_record as _bad
 from .genesis import Genesis, Signer
 
 RECORD_VERSION = 1
 ENVELOPE_MAX_BYTES = 16_384
 SUBJECT_MAX_CHARS = 256
-TEXT_MAX_CHARS = 1_024
 REFS_MAX = 64
 NONCE_BYTES = 16
-ID_BYTES = 32
-TIME_MAX_MS = 2**63 - 1
 RECORD_SIGN_PREFIX = b"ledgernode:record\n"
 RECORD_KEYS = frozenset(
     ["v", "chain", "type", "subject", "body", "refs", "ts", "nonce", "key"]
@@ -40,81 +42,14 @@ ENVELOPE_LIMITS = codec.Limits(
 )
 RECORD_KEY_ORDER = tuple(sorted(RECORD_KEYS))  # canonical order: ASCII names, so code point order
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-CLASSIFICATIONS = ("public", "internal", "sensitive")
 _NO_DEPTS: frozenset[str] = frozenset()
-
-
-def _text(value: Any, depts: frozenset[str]) -> str | None:
-    if not isinstance(value, str) or len(value) > TEXT_MAX_CHARS:
-        return f"must be a str of at most {TEXT_MAX_CHARS} chars"
-    return None
-
-
-def _hash(value: Any, depts: frozenset[str]) -> str | None:
-    if not isinstance(value, bytes) or len(value) != ID_BYTES:
-        return f"must be {ID_BYTES} bytes"
-    return None
-
-
-def _time(value: Any, depts: frozenset[str]) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TIME_MAX_MS:
-        return "must be a non-negative int"
-    return None
-
-
-def _dept(value: Any, depts: frozenset[str]) -> str | None:
-    if not isinstance(value, str) or value not in depts:
-        return "must be a department of the genesis"
-    return None
-
-
-def _classification(value: Any, depts: frozenset[str]) -> str | None:
-    if value not in CLASSIFICATIONS:
-        return f"must be one of {', '.join(CLASSIFICATIONS)}"
-    return None
-
-
-Check = Callable[[Any, frozenset[str]], "str | None"]
-# type -> {field: (check, required)}
-_CERT_CHANGE: dict[str, tuple[Check, bool]] = {"reason": (_text, True), "effective": (_time, True)}
-BODY_SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
-    "dataset.publish": {
-        "title": (_text, True),
-        "content_hash": (_hash, True),
-        "schema_hash": (_hash, True),
-        "classification": (_classification, True),
-    },
-    "share.grant": {
-        "to_dept": (_dept, True),
-        "purpose": (_text, True),
-        "legal_basis": (_text, True),
-        "expires": (_time, True),
-    },
-    "share.revoke": {"grant": (_hash, True)},
-    "share.access": {"grant": (_hash, True), "purpose": (_text, True), "content_hash": (_hash, True)},
-    "cert.issue": {
-        "cert_type": (_text, True),
-        "holder": (_hash, True),
-        "content_hash": (_hash, True),
-        "valid_from": (_time, True),
-        "valid_until": (_time, True),
-    },
-    "cert.revoke": _CERT_CHANGE,
-    "cert.suspend": _CERT_CHANGE,
-    "cert.resume": _CERT_CHANGE,
-    "evidence.notarize": {
-        "content_hash": (_hash, True),
-        "media_type": (_text, True),
-        "size": (_time, True),
-        "title": (_text, True),
-    },
-    "trace.event": {
-        "activity": (_text, True),
-        "content_hash": (_hash, False),
-        "location": (_text, False),
-    },
-}
-RECORD_TYPES = tuple(BODY_SCHEMAS)
+# Bound once: the lookup every decoded record makes.
+_BODY_CHECKS = {name: rtype.check_body for name, rtype in TYPES.items()}
+RECORD_TYPES = tuple(TYPES)
+# The registry's schemas as plain pairs, type -> {field: (kind, required)}, for
+# readers that only list them; families/ stays the one table.
+BODY_SCHEMAS: dict[str, dict[str, tuple[Kind, bool]]] = {
+    name: {f.name: (f.kind, f.required) for f in rtype.fields} for name, rtype in TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -174,29 +109,12 @@ def record_id_of(record_bytes: bytes) -> bytes:
     return crypto.H("record", record_bytes)
 
 
-def _bad(message: str) -> InvalidInput:
-    return InvalidInput("invalid_record", message)
-
-
 def check_body(record_type: str, body: Any, depts: frozenset[str]) -> None:
-    schema = BODY_SCHEMAS.get(record_type)
-    if schema is None:
+    """Raise `invalid_record` unless `body` is a valid body of `record_type` (docs/protocol.md section 5)."""
+    check = _BODY_CHECKS.get(record_type)
+    if check is None:
         raise _bad(f"unknown record type {record_type!r}")
-    if not isinstance(body, dict):
-        raise _bad("body must be a map")
-    for name in body:
-        if name not in schema:
-            raise _bad(f"{record_type} body has unexpected field {name!r}")
-    for name, (check, required) in schema.items():
-        if name not in body:
-            if required:
-                raise _bad(f"{record_type} body is missing {name!r}")
-            continue
-        problem = check(body[name], depts)
-        if problem:
-            raise _bad(f"{record_type} body.{name} {problem}")
-    if record_type == "cert.issue" and body["valid_from"] >= body["valid_until"]:
-        raise _bad("cert.issue body.valid_until must be after valid_from")
+    check(body, depts)
 
 
 def _record_from_map(m: Any) -> Record:
@@ -211,7 +129,7 @@ def _record_from_map(m: Any) -> Record:
         raise _bad(f"subject must be 1 to {SUBJECT_MAX_CHARS} chars")
     if not _KEY_ID_RE.fullmatch(m["key"]):
         raise _bad("key must be a key_id of 16 lowercase hex chars")
-    if _time(m["ts"], _NO_DEPTS):
+    if TIME.check(m["ts"], _NO_DEPTS):
         raise _bad("ts must be a non-negative int (ms since the Unix epoch)")
     if not isinstance(m["nonce"], bytes) or len(m["nonce"]) != NONCE_BYTES:
         raise _bad(f"nonce must be {NONCE_BYTES} bytes")
@@ -236,9 +154,9 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
     `decode_unwalked` proves the encoding shortest; the exact key tuple proves
     the record map's keys str, complete and sorted; every field below is typed
     exactly (no floats, no nesting) and checked as `_record_from_map` checks it
-    (a key registered in the genesis is a well-formed key id); `check_body`
-    types the body's fields, whose keys are then compared with their sorted
-    order. tests/unit/test_records.py checks the two paths agree."""
+    (a key registered in the genesis is a well-formed key id); the type's
+    `check_body` (families/) types the body's fields, whose keys are then
+    compared with their sorted order. tests/unit/test_records.py checks the two paths agree."""
     m = codec.decode_unwalked(record_bytes, ENVELOPE_LIMITS)
     if type(m) is not dict or tuple(m) != RECORD_KEY_ORDER:
         return None
@@ -258,8 +176,11 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
         or len(set(refs)) != len(refs)
     ):
         return None
+    check = _BODY_CHECKS.get(rtype)
+    if check is None:
+        return None
     try:
-        check_body(rtype, body, genesis.depts)
+        check(body, genesis.depts)
     except InvalidInput:
         return None
     keys = list(body)

@@ -1,10 +1,9 @@
 """Ledger state rules (docs/protocol.md sections 4 and 5) that depend on what is committed.
 
-The state is a small set of *facts* derived from committed records:
-
-  owner/<dataset subject>   {"dept", "record"}          first dataset.publish
-  cert/<certificate number> {"issuer", "status", "record" (latest change), "issue"}
-  grant/<grant record id hex> {"dataset", "owner", "to_dept", "expires", "revoked"}
+The state is a small set of *facts* derived from committed records, each kept by
+the family that writes it (families/dataset.py: dataset owners and grants;
+families/cert.py: certificates). Here are the rules every record meets (section 4:
+duplicates, the ts window, refs) and the dispatch to its type's own rule.
 
 `BlockState` layers a block's pending records and facts over a read-only
 `StateView` (the store), so records are judged one after another exactly as
@@ -19,17 +18,15 @@ from collections import Counter
 from typing import Any, Iterable, Protocol
 
 from .errors import InvalidInput
+from .families import TYPES
+from .families.schema import Rule, violation
 from .genesis import Genesis, Signer
 from .records import Envelope
-from .times import utc_text
-
-CERT_TRANSITIONS = {
-    "cert.suspend": ({"valid"}, "suspended"),
-    "cert.resume": ({"suspended"}, "valid"),
-    "cert.revoke": ({"valid", "suspended"}, "revoked"),
-}
 
 FactKey = tuple[str, str]
+# Bound once: the lookup every admitted record makes. Only decoded records reach
+# `admit`, and decoding refuses a type that is not in the registry.
+_RULES: dict[str, Rule] = {name: rtype.rule for name, rtype in TYPES.items()}
 
 
 class StateView(Protocol):
@@ -39,11 +36,6 @@ class StateView(Protocol):
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf index, height) of a committed record: only for messages."""
-
-
-def _rule(rule: str, message: str) -> InvalidInput:
-    """A broken ledger rule: code `rule_violation`, `rule` names which (docs/protocol.md section 5)."""
-    return InvalidInput("rule_violation", message, 409, rule=rule)
 
 
 class BlockState:
@@ -80,103 +72,22 @@ class BlockState:
             )
         for ref in rec.refs:
             if not self.has_record(ref):
-                raise _rule("ref.known", f"ref {ref.hex()} names no record that is committed "
-                                         "or comes before this one")
-        updates = self._type_rules(env, signer)
+                raise violation("ref.known", f"ref {ref.hex()} names no record that is committed "
+                                             "or comes before this one")
+        updates = _RULES[rec.type](self, env, signer)
         self.record_ids.add(env.record_id)
         for kind, key, value in updates:
             self.touched.add((kind, key))
             self.written.add((kind, key))
             self.facts[(kind, key)] = value
 
-    def _since(self, record_hex: str) -> str:
+    def since(self, record_hex: str) -> str:
         """" at height N" for a committed record, " (not yet committed)" for one ahead of us."""
         rid = bytes.fromhex(record_hex)
         if rid in self.record_ids:
             return " (not yet committed)"
         where = self.view.locate(rid)
         return "" if where is None else f" at height {where[1]}"
-
-    def _type_rules(
-        self, env: Envelope, signer: Signer
-    ) -> list[tuple[str, str, dict[str, Any]]]:
-        rec, body, rid = env.record, env.record.body, env.record_id.hex()
-        if rec.type == "dataset.publish":
-            owner = self.fact("owner", rec.subject)
-            if owner is not None and owner["dept"] != signer.dept:
-                raise _rule("dataset.owner", f"dataset {rec.subject} is owned by {owner['dept']} "
-                            f"(published{self._since(owner['record'])}); only its owner may re-publish it")
-            if owner is None:
-                return [("owner", rec.subject, {"dept": signer.dept, "record": rid})]
-            return []
-        if rec.type == "share.grant":
-            self._require_owner(rec.subject, signer)
-            if body["expires"] <= self.block_time:
-                raise _rule("grant.expires", f"the grant expires at {utc_text(body['expires'])}, "
-                            f"not after the block time {utc_text(self.block_time)}")
-            grant = {
-                "dataset": rec.subject, "owner": signer.dept, "to_dept": body["to_dept"],
-                "expires": body["expires"], "revoked": False,
-            }
-            return [("grant", rid, grant)]
-        if rec.type == "share.revoke":
-            self._require_owner(rec.subject, signer)
-            grant = self._grant(body["grant"], rec.subject)
-            if grant["revoked"]:
-                raise _rule("grant.live", f"grant {body['grant'].hex()} is already revoked")
-            return [("grant", body["grant"].hex(), {**grant, "revoked": True})]
-        if rec.type == "share.access":
-            grant = self._grant(body["grant"], rec.subject)
-            if grant["to_dept"] != signer.dept:
-                raise _rule("access.grantee", f"grant {body['grant'].hex()} is for {grant['to_dept']}, "
-                            f"not {signer.dept}")
-            if grant["revoked"]:
-                raise _rule("access.grant_live", f"grant {body['grant'].hex()} was revoked")
-            if grant["expires"] <= self.block_time:
-                raise _rule("access.grant_live", f"grant {body['grant'].hex()} expired at "
-                            f"{utc_text(grant['expires'])}, before the block time {utc_text(self.block_time)}")
-            return []
-        if rec.type == "cert.issue":
-            cert = self.fact("cert", rec.subject)
-            if cert is not None:
-                # `record` is the latest change; `issue` (kept since this field came in)
-                # is the issuing record, whose height is the one to name
-                since = self._since(cert["issue"]) if "issue" in cert else ""
-                raise _rule("cert.number_unused", f"certificate {rec.subject} was already issued "
-                            f"by {cert['issuer']}{since}")
-            cert = {"issuer": signer.dept, "status": "valid", "record": rid, "issue": rid}
-            return [("cert", rec.subject, cert)]
-        if rec.type in CERT_TRANSITIONS:
-            return [("cert", rec.subject, self._cert_change(rec.type, rec.subject, signer, rid))]
-        return []  # evidence.notarize and trace.event have no rule beyond section 4
-
-    def _require_owner(self, dataset: str, signer: Signer) -> None:
-        owner = self.fact("owner", dataset)
-        if owner is None:
-            raise _rule("dataset.published", f"dataset {dataset} was never published")
-        if owner["dept"] != signer.dept:
-            raise _rule("dataset.owner", f"dataset {dataset} is owned by {owner['dept']}, not {signer.dept}")
-
-    def _grant(self, grant_id: bytes, dataset: str) -> dict[str, Any]:
-        grant = self.fact("grant", grant_id.hex())
-        if grant is None or grant["dataset"] != dataset:
-            raise _rule("grant.exists", f"no grant {grant_id.hex()} for dataset {dataset}")
-        return grant
-
-    def _cert_change(
-        self, record_type: str, number: str, signer: Signer, rid: str
-    ) -> dict[str, Any]:
-        cert = self.fact("cert", number)
-        if cert is None:
-            raise _rule("cert.issued", f"certificate {number} was never issued")
-        if cert["issuer"] != signer.dept:
-            raise _rule("cert.issuer", f"certificate {number} was issued by {cert['issuer']}; "
-                        f"only {cert['issuer']} may change it, not {signer.dept}")
-        allowed_from, to = CERT_TRANSITIONS[record_type]
-        if cert["status"] not in allowed_from:
-            raise _rule("cert.transition", f"{record_type} is not allowed on certificate {number}: "
-                        f"it is {cert['status']}{self._since(cert['record'])}")
-        return {**cert, "status": to, "record": rid}
 
 
 class PendingState:

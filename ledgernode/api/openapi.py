@@ -13,6 +13,7 @@ from typing import Any
 
 from ..auditing import answers
 from ..config import Limits
+from ..families import cert
 from ..records import ENVELOPE_MAX_BYTES, SUBJECT_MAX_CHARS
 
 JSON = "application/json"
@@ -99,8 +100,7 @@ SCHEMAS: dict[str, Any] = {
     }),
     "CertStatus": _obj({
         "kind": {"type": "string", "enum": ["status"]}, "number": {"type": "string"}, "at": _INT,
-        "status": {"type": "string", "enum": [
-            "not_issued", "not_yet_valid", "valid", "suspended", "revoked", "expired"]},
+        "status": {"type": "string", "enum": list(cert.STATUSES)},
         "issuer": {"type": "string", "nullable": True, "description": "department that issued it"},
         "checkpoint": _ref("Checkpoint"),
         "records": {**_RECORDS, "description": "the issue record and the changes in effect at `at`"},

@@ -6,10 +6,10 @@ Every answer carries one `checkpoint` (a header with its QC) and, for every
 record it returns, the envelope, its leaf index and an inclusion proof against
 that checkpoint's `log_root`. It is checked in three steps: the checkpoint, every
 record's signature and inclusion, and then the answer's own claims, recomputed
-from the proven records with the same code the node used (derive.py). A valid
-verdict states the claim in one line (`facts["claim"]`). What an answer cannot
-prove is that it is complete: a node could leave a record out
-(docs/verification.md section 3).
+from the proven records with the same code the node used (the families' views in
+families/cert.py and families/dataset.py). A valid verdict states the claim in one
+line (`facts["claim"]`). What an answer cannot prove is that it is complete: a node
+could leave a record out (docs/verification.md section 3).
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 
 from ..blocks import Header
 from ..codec import b64
-from ..derive import certificate_status, dataset_grants
 from ..errors import InvalidInput, NotFound
+from ..families import cert
+from ..families.cert import certificate_status
+from ..families.dataset import OWNER, dataset_grants, dataset_owner
 from ..genesis import Genesis
 from ..records import Envelope, decode_envelope
 from ..times import utc_short
@@ -37,7 +39,7 @@ PROVENANCE_NODES_MAX = 500
 SHARES_RECORDS_MAX = 1_000
 CERT_RECORDS_MAX = 1_000
 ANSWER_RECORDS_MAX = 10_000  # records the verifier checks in one answer
-STATUS_NAMES = {  # derive.CertStatus.status -> (zh, en)
+STATUS_NAMES = {  # families.cert.CertStatus.status -> (zh, en)
     "valid": ("有效", "valid"), "suspended": ("暂停", "suspended"), "revoked": ("吊销", "revoked"),
     "expired": ("过期", "expired"), "not_yet_valid": ("尚未生效", "not yet valid"),
     "not_issued": ("未签发", "not issued"),
@@ -96,7 +98,7 @@ def subject_history(store: LedgerReader, genesis: Genesis, subject: str, after: 
 def cert_status(store: LedgerReader, genesis: Genesis, number: str, at_ms: int) -> dict[str, Any]:
     answer = _Answer(store, genesis)
     entries = [(e, env) for e, env in answer.subject_entries(number, CERT_RECORDS_MAX)
-               if env.record.type.startswith("cert.")]
+               if env.record.type in cert.FAMILY]
     status = certificate_status([env for _, env in entries], at_ms)
     issuer = genesis.signers.get(status.issuer_key) if status.issuer_key else None
     deciding = set(status.deciding)
@@ -110,7 +112,7 @@ def cert_status(store: LedgerReader, genesis: Genesis, number: str, at_ms: int) 
 def dataset_shares(store: LedgerReader, genesis: Genesis, dataset: str) -> dict[str, Any]:
     answer = _Answer(store, genesis)
     entries = answer.subject_entries(dataset, SHARES_RECORDS_MAX)
-    owner = store.load_fact("owner", dataset)
+    owner = store.load_fact(OWNER, dataset)
     if owner is None:
         raise NotFound(f"dataset {dataset!r} was never published")
     return {"kind": "shares", "dataset": dataset, "owner": owner["dept"], "checkpoint": answer.cp,
@@ -207,7 +209,7 @@ def _claims_subject(doc: dict[str, Any], records: Records, g: Genesis) -> None:
 def _claims_status(doc: dict[str, Any], records: Records, g: Genesis) -> None:
     _named(doc, "number", "证照编号", "certificate number")
     envs = [env for _, env in records]
-    if any(env.record.subject != doc.get("number") or not env.record.type.startswith("cert.") for env in envs):
+    if any(env.record.subject != doc.get("number") or env.record.type not in cert.FAMILY for env in envs):
         raise _wrong("答复中有记录不是关于该证照的", "a record in the answer is not about this certificate",
                      "a record is not about this certificate")
     at = doc.get("at")
@@ -231,8 +233,7 @@ def _claims_shares(doc: dict[str, Any], records: Records, g: Genesis) -> None:
     if any(env.record.subject != doc.get("dataset") for env in envs):
         raise _wrong("答复中有记录不是关于该数据集的", "a record in the answer is not about this dataset",
                      "a record is not about this dataset")
-    publish = next((env for env in envs if env.record.type == "dataset.publish"), None)
-    owner = g.signers[publish.record.key].dept if publish else None
+    owner = dataset_owner(envs, g)
     if owner is None or owner != doc.get("owner"):
         raise _wrong("答复中的数据集所有者不是首条发布记录的签名部门", "the answer's dataset owner is not the "
                      "department that signed its first publish record", f"the first dataset.publish record was "

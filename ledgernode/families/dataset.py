@@ -1,0 +1,141 @@
+"""Datasets and their sharing (docs/protocol.md section 5): dataset.publish,
+share.grant, share.revoke and share.access, with their ledger rules and the view of a
+dataset's grants.
+
+Facts (state.BlockState writes them, docs/storage.md lists their keys):
+
+  owner/<dataset subject>       {"dept", "record"}   the first dataset.publish
+  grant/<grant record id hex>   {"dataset", "owner", "to_dept", "expires", "revoked"}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..genesis import Genesis, Signer
+from ..times import utc_text
+from .schema import DEPT, HASH, TEXT, TIME, Family, Field, Ledger, RecordType, Update, one_of, violation
+
+if TYPE_CHECKING:
+    from ..records import Envelope
+
+OWNER = "owner"  # fact kinds
+GRANT = "grant"
+CLASSIFICATIONS = ("public", "internal", "sensitive")
+CLASSIFICATION = one_of("classification", CLASSIFICATIONS)
+
+
+# -- ledger rules ---------------------------------------------------------------------
+
+
+def _publish(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
+    rec = env.record
+    owner = ledger.fact(OWNER, rec.subject)
+    if owner is not None and owner["dept"] != signer.dept:
+        raise violation("dataset.owner", f"dataset {rec.subject} is owned by {owner['dept']} "
+                        f"(published{ledger.since(owner['record'])}); only its owner may re-publish it")
+    if owner is None:
+        return [(OWNER, rec.subject, {"dept": signer.dept, "record": env.record_id.hex()})]
+    return []
+
+
+def _require_owner(ledger: Ledger, dataset: str, signer: Signer) -> None:
+    owner = ledger.fact(OWNER, dataset)
+    if owner is None:
+        raise violation("dataset.published", f"dataset {dataset} was never published")
+    if owner["dept"] != signer.dept:
+        raise violation("dataset.owner", f"dataset {dataset} is owned by {owner['dept']}, not {signer.dept}")
+
+
+def _grant_of(ledger: Ledger, grant_id: bytes, dataset: str) -> dict[str, Any]:
+    grant = ledger.fact(GRANT, grant_id.hex())
+    if grant is None or grant["dataset"] != dataset:
+        raise violation("grant.exists", f"no grant {grant_id.hex()} for dataset {dataset}")
+    return grant
+
+
+def _grant(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
+    rec, body = env.record, env.record.body
+    _require_owner(ledger, rec.subject, signer)
+    if body["expires"] <= ledger.block_time:
+        raise violation("grant.expires", f"the grant expires at {utc_text(body['expires'])}, "
+                        f"not after the block time {utc_text(ledger.block_time)}")
+    grant = {
+        "dataset": rec.subject, "owner": signer.dept, "to_dept": body["to_dept"],
+        "expires": body["expires"], "revoked": False,
+    }
+    return [(GRANT, env.record_id.hex(), grant)]
+
+
+def _revoke(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
+    rec, body = env.record, env.record.body
+    _require_owner(ledger, rec.subject, signer)
+    grant = _grant_of(ledger, body["grant"], rec.subject)
+    if grant["revoked"]:
+        raise violation("grant.live", f"grant {body['grant'].hex()} is already revoked")
+    return [(GRANT, body["grant"].hex(), {**grant, "revoked": True})]
+
+
+def _access(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
+    rec, body = env.record, env.record.body
+    grant = _grant_of(ledger, body["grant"], rec.subject)
+    if grant["to_dept"] != signer.dept:
+        raise violation("access.grantee", f"grant {body['grant'].hex()} is for {grant['to_dept']}, "
+                        f"not {signer.dept}")
+    if grant["revoked"]:
+        raise violation("access.grant_live", f"grant {body['grant'].hex()} was revoked")
+    if grant["expires"] <= ledger.block_time:
+        raise violation("access.grant_live", f"grant {body['grant'].hex()} expired at "
+                        f"{utc_text(grant['expires'])}, before the block time {utc_text(ledger.block_time)}")
+    return []
+
+
+# -- the types ------------------------------------------------------------------------
+
+PUBLISH = RecordType("dataset.publish", (
+    Field("title", TEXT), Field("content_hash", HASH), Field("schema_hash", HASH),
+    Field("classification", CLASSIFICATION),
+), _publish)
+SHARE_GRANT = RecordType("share.grant", (
+    Field("to_dept", DEPT), Field("purpose", TEXT), Field("legal_basis", TEXT), Field("expires", TIME),
+), _grant)
+SHARE_REVOKE = RecordType("share.revoke", (Field("grant", HASH),), _revoke)
+# signed by the grantee, so any department may need it: every department may read
+# data shared with it
+SHARE_ACCESS = RecordType("share.access", (
+    Field("grant", HASH), Field("purpose", TEXT), Field("content_hash", HASH),
+), _access, for_every_dept=True)
+FAMILY = Family("dataset", (PUBLISH, SHARE_GRANT, SHARE_REVOKE, SHARE_ACCESS))
+
+
+# -- derived views (the node's answers and the auditors' re-check share them) --------------
+
+
+def dataset_owner(history: list[Envelope], genesis: Genesis) -> str | None:
+    """The dept that signed a dataset's first publish record, from its records in log order."""
+    publish = next((env for env in history if env.record.type == PUBLISH.name), None)
+    return genesis.signers[publish.record.key].dept if publish else None
+
+
+def dataset_grants(history: list[Envelope], genesis: Genesis) -> list[dict[str, Any]]:
+    """Grants of a dataset in log order, each with its revocation and its accesses."""
+    grants: dict[str, dict[str, Any]] = {}
+    for env in history:
+        rec, rid = env.record, env.record_id.hex()
+        signer = genesis.signers.get(rec.key)
+        if rec.type == SHARE_GRANT.name:
+            grants[rid] = {
+                "grant": rid, "by": signer.dept if signer else None, "to_dept": rec.body["to_dept"],
+                "purpose": rec.body["purpose"], "legal_basis": rec.body["legal_basis"],
+                "expires": rec.body["expires"], "revoked_by": None, "accesses": [],
+            }
+        elif rec.type in (SHARE_REVOKE.name, SHARE_ACCESS.name) and rec.body["grant"].hex() in grants:
+            grant = grants[rec.body["grant"].hex()]
+            if rec.type == SHARE_REVOKE.name:
+                grant["revoked_by"] = rid
+            else:
+                grant["accesses"].append({
+                    "record": rid, "dept": signer.dept if signer else None, "purpose": rec.body["purpose"],
+                    "ts": rec.ts, "content_hash": rec.body["content_hash"].hex(),
+                })
+    return list(grants.values())
