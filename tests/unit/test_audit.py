@@ -25,7 +25,6 @@ import pytest
 from ledgernode.aio import web
 from ledgernode.api import make_app
 from ledgernode.cli import main
-from ledgernode.records import TIME_MAX_MS
 from tests.fixtures import DEPTS, T0, Net, commit_records, content
 from tests.unit.api_fake import LIMITS, FakeNode, rid
 
