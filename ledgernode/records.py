@@ -27,6 +27,7 @@ RECORD_VERSION = 1
 ENVELOPE_MAX_BYTES = 16_384
 SUBJECT_MAX_CHARS = 256
 REFS_MAX = 64
+SUBJECT_PAGE_MAX = 1_000  # records one page of a subject's history lists (docs/protocol.md section 9)
 NONCE_BYTES = 16
 RECORD_SIGN_PREFIX = b"ledgernode:record\n"
 RECORD_KEYS = frozenset(

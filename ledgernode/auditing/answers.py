@@ -24,7 +24,7 @@ from ..families import cert
 from ..families.cert import certificate_status
 from ..families.dataset import OWNER, dataset_grants, dataset_owner
 from ..genesis import Genesis
-from ..records import Envelope, decode_envelope
+from ..records import SUBJECT_PAGE_MAX, Envelope, decode_envelope  # one page size with the store's
 from ..times import utc_short
 from .checkpoints import check_checkpoint, checkpoint
 from .checks import CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, clean, plural
@@ -33,7 +33,6 @@ from .proofs import included, signed_record
 from .reader import LedgerReader
 
 SUBJECT_PAGE_DEFAULT = 100
-SUBJECT_PAGE_MAX = 1_000
 PROVENANCE_DEPTH_MAX = 16
 PROVENANCE_NODES_MAX = 500
 SHARES_RECORDS_MAX = 1_000

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .. import codec, merkle
+from .. import codec, merkle, records
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt
 from . import keys
@@ -33,10 +33,10 @@ from .kv import KV, MemoryKV
 # envelopes in all). Storing every level cost two LevelDB keys per record on the
 # commit path; levels 4 and up cost one key per 8 leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
-# Records one auditor's answer lists at most: the page limit of ledgernode/auditing/answers.py,
-# which may not import this layer (docs/architecture.md); tests/unit/test_storage.py pins the two.
-SUBJECT_ANSWER_MAX = 1_000
-SUBJECT_PAGE_MAX = SUBJECT_ANSWER_MAX + 1  # answers ask for one more than their page to know if more follow
+# Answers (ledgernode/auditing/answers.py) ask for one record more than a page lists, to know
+# whether more follow; the page itself is one constant of the ledger layer.
+SUBJECT_ANSWER_MAX = records.SUBJECT_PAGE_MAX
+SUBJECT_PAGE_MAX = SUBJECT_ANSWER_MAX + 1
 FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
 EVIDENCE_MAX = 1_000  # equivocation cases kept on disk; later ones are counted, not kept
 EVIDENCE_VALUE_MAX_BYTES = 4096  # two signed messages without blocks or certificates

@@ -461,7 +461,7 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
 
 def test_subject_pages_of_the_answers_fit_the_store_page() -> None:
     """ledgernode/auditing/answers.py asks for one more record than it lists, to know whether
-    more follow; neither layer may import the other (docs/architecture.md), so this pins it."""
+    more follow: both derive their page from records.SUBJECT_PAGE_MAX."""
     assert SUBJECT_PAGE_MAX == SUBJECT_ANSWER_MAX + 1
     assert answers.SUBJECT_PAGE_MAX == SUBJECT_ANSWER_MAX
     for listed_max in (answers.CERT_RECORDS_MAX, answers.SHARES_RECORDS_MAX):
