@@ -404,7 +404,10 @@ def _add_setup_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="genesis file to create")
     p.set_defaults(func=cmd_genesis)
 
-    p = sub.add_parser("run", help="run a validator node")
+    p = sub.add_parser("run", help="run a validator node",
+                       epilog="exit codes: 0 stopped by SIGTERM or SIGINT; 1 the node stopped on a fault "
+                              "(the message says what to do); 2 cannot start; 3 a shutdown that did not "
+                              "finish in 20 s was cut short (nothing acknowledged is lost)")
     p.add_argument("-c", "--config", required=True, help="node config (TOML)")
     _log_arguments(p)
     p.set_defaults(func=cmd_run)

@@ -67,6 +67,8 @@ from .times import now_ms
 log = logging.getLogger("ledgernode.node")
 
 CONSENSUS_KEY = "consensus"
+STOP_MAX_S = 20.0  # a shutdown that takes longer is cut short (os._exit), naming what it waited for
+EXIT_STOP_TIMEOUT = 3
 SCRUB_EVERY_MS = 100  # the background scrub reads one committed block this often
 REGOSSIP_MAX_RECORDS = 500  # oldest records sent again when nothing committed for a round timeout
 PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
@@ -185,6 +187,7 @@ class Node:
         self.tasks: list[asyncio.Task[None]] = []
         self.api_server: ApiServer | None = None
         self.ticks = 0
+        self.stopping = ""  # the part `stop` waits for, named if it never ends
         self.activity = Activity(log)
         self.regossip_ticks = max(1, self.limits.round_timeout_ms // tick)
         self.committed_at_regossip = 0
@@ -600,11 +603,16 @@ class Node:
         self.outcomes.close()  # ?wait requests answer 503 now, not at their timeout
         for task in self.tasks:
             task.cancel()
+        self.stopping = "the consensus tasks"
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.stopping = "catch-up"
         await self.catchup.stop()
+        self.stopping = "the peer links"
         await self.net.stop()
+        self.stopping = "the API server"
         if self.api_server is not None:
             await self.api_server.stop()
+        self.stopping = "the worker threads"
         self.verification.shutdown()
         self.reader.shutdown(wait=True)
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
@@ -628,6 +636,14 @@ async def serve(cfg: NodeConfig) -> None:
         await asyncio.wait([stopper, node.fatal], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
     finally:
-        await node.stop()
+        try:
+            await asyncio.wait_for(node.stop(), STOP_MAX_S)
+        except asyncio.TimeoutError:
+            # Everything acknowledged is synced already: exiting now loses nothing, where
+            # hanging would keep a half-stopped node (and its port) alive.
+            log.critical("the node did not stop within %g s (waiting for %s): exiting now", STOP_MAX_S,
+                         node.stopping)
+            logging.shutdown()
+            os._exit(EXIT_STOP_TIMEOUT)
     if node.fatal.done():
         raise node.fatal.result()

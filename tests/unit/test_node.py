@@ -542,3 +542,45 @@ async def test_stopping_answers_waiting_requests_at_once(solo: Solo) -> None:
         await node.stop()
     with pytest.raises(Backpressure, match="shutting down"):
         await task  # at once: not after its hour
+
+
+_HANGING_STOP = """
+import asyncio, sys
+import ledgernode.catchup, ledgernode.node
+from ledgernode import config
+
+async def never(self):
+    await asyncio.Event().wait()
+
+ledgernode.catchup.CatchUp.stop = never  # a part of the shutdown that never ends
+ledgernode.node.STOP_MAX_S = 0.5
+asyncio.run(ledgernode.node.serve(config.load(sys.argv[1])))
+"""
+
+
+def test_a_shutdown_that_never_ends_is_cut_short_and_says_where(solo: Solo) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    cfg = solo.config()
+    path = solo.root / "node.toml"
+    proc = subprocess.Popen([sys.executable, "-c", _HANGING_STOP, str(path)], stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the node did not come up"
+            try:
+                with urllib.request.urlopen(f"http://{cfg.api_listen[0]}:{cfg.api_listen[1]}/healthz", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.05)  # poll interval while the node starts, bounded by the deadline
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err[-2000:]
+    assert "did not stop within 0.5 s (waiting for catch-up): exiting now" in err
