@@ -48,7 +48,8 @@ async def served(limits: Limits = LIMITS, node: FakeNode | None = None,
     try:
         yield server
     finally:
-        await server.stop()
+        async with asyncio.timeout(WAIT_S):  # a stop that hangs fails the test, never the run
+            await server.stop()
 
 
 def rejected(server: ApiServer) -> Counter[str]:
@@ -56,7 +57,8 @@ def rejected(server: ApiServer) -> Counter[str]:
 
 
 async def connect(server: ApiServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", server.port)
+    async with asyncio.timeout(WAIT_S):
+        return await asyncio.open_connection("127.0.0.1", server.port)
 
 
 async def read_all(reader: asyncio.StreamReader) -> bytes:
