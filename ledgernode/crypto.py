@@ -162,16 +162,22 @@ def encode_private_key(key: PrivateKey) -> bytes:
     )
 
 
-def save_private_key(path: str | os.PathLike[str], key: PrivateKey) -> None:
-    """Write PEM PKCS#8 with mode 0600; never overwrite an existing key."""
-    pem = encode_private_key(key)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def write_private_file(path: str | os.PathLike[str], data: bytes, overwrite: bool) -> None:
+    """Write `data` to a file only its owner may read (mode 0600), synced before return;
+    without `overwrite`, an existing file is an error (FileExistsError), never replaced."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
     try:
-        os.write(fd, pem)
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.chmod(path, 0o600)
+
+
+def save_private_key(path: str | os.PathLike[str], key: PrivateKey) -> None:
+    """Write PEM PKCS#8 with mode 0600; never overwrite an existing key."""
+    write_private_file(path, encode_private_key(key), overwrite=False)
 
 
 class KeyFileError(Exception):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import codec
+from .. import codec, crypto
 from ..errors import InvalidInput, StoreCorrupt
 
 if TYPE_CHECKING:
@@ -49,12 +49,7 @@ class SigningFile:
         data = hashlib.sha256(body).digest() + body
         assert len(data) <= FILE_MAX_BYTES
         tmp = self.path.with_name(FILE_NAME + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        crypto.write_private_file(tmp, data, overwrite=True)
         os.replace(tmp, self.path)
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
