@@ -424,6 +424,8 @@ class Campaign:
             shutil.rmtree(real)
             shutil.copytree(data, real)  # what it wrote before the disk filled is its store now
         finally:
+            if self.alive(victim):  # it never stopped: it must not hold the tmpfs
+                self.kill(victim, signal.SIGKILL)
             subprocess.run(["umount", str(data)], capture_output=True, timeout=30)
             data.rmdir()
             os.replace(real, data)
