@@ -103,6 +103,14 @@ def consistency_proof(reader: NodeReader, old_size: int, new_size: int) -> list[
     return proof
 
 
+def _up_to_a_right_child(fn: int, sn: int) -> tuple[int, int]:
+    """RFC 9162's "right-shift fn and sn until fn is odd or zero" after a left sibling."""
+    while fn & 1 == 0 and fn != 0:
+        fn >>= 1
+        sn >>= 1
+    return fn, sn
+
+
 def root_from_inclusion(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes]
 ) -> bytes | None:
@@ -115,10 +123,7 @@ def root_from_inclusion(
             return None
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _up_to_a_right_child(fn, sn)
         else:
             r = node_hash(r, p)
         fn >>= 1
@@ -165,10 +170,7 @@ def verify_consistency(
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _up_to_a_right_child(fn, sn)
         else:
             sr = node_hash(sr, c)
         fn >>= 1
