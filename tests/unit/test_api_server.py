@@ -1,5 +1,6 @@
-"""How the API is served (ledgernode.api.server): real sockets on 127.0.0.1 against the
-app of ledgernode.api.make_app over the fake node, served by serve_api.
+"""How the API is served (ledgernode.api.server, with api/capacity.py, api/connections.py
+and api/listening.py): real sockets on 127.0.0.1 against the app of
+ledgernode.api.make_app over the fake node, served by serve_api.
 
 Timeouts are short here (LIMITS below); the waits that bound them are long (WAIT_S), so a
 loaded machine makes a test slower, never wrong.
@@ -25,12 +26,12 @@ from typing import Any
 import pytest
 
 from ledgernode.api import REJECTED, make_app
-from ledgernode.api import server as api_server
+from ledgernode.api import connections as api_connections, listening as api_listening
+from ledgernode.api.capacity import API_CONNECTIONS_FLOOR, FD_RESERVE, connections_max
+from ledgernode.api.connections import HEAD_MAX_BYTES
 from ledgernode.api.errors import BODY_DRAIN_MAX_BYTES
-from ledgernode.api.server import (
-    ACCEPT_ERROR_MESSAGE, API_CONNECTIONS_FLOOR, FD_RESERVE, HEAD_MAX_BYTES, ApiServer,
-    LoopErrors, connections_max, serve_api,
-)
+from ledgernode.api.listening import ACCEPT_ERROR_MESSAGE, LoopErrors
+from ledgernode.api.server import ApiServer, serve_api
 from ledgernode.config import Limits
 from tests.unit.api_fake import LIMITS as FAKE_LIMITS, FakeNode, make_net, notarize
 
@@ -128,7 +129,7 @@ async def test_serves_the_app_and_reports_its_connections_in_metrics() -> None:
         assert (status, doc) == (200, {"ok": True})
         text = server.render_metrics()
         assert "ledgernode_api_connections_max 64" in text
-        for reason in api_server.CLOSE_REASONS:
+        for reason in api_connections.CLOSE_REASONS:
             assert f'ledgernode_api_connections_closed_total{{reason="{reason}"}} 0' in text
         assert "ledgernode_accept_errors_total 0" in text
 
@@ -261,7 +262,7 @@ async def test_a_head_over_the_size_limit_gets_431() -> None:
 
 
 async def test_a_client_that_never_reads_its_answer_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_server, "SEND_TIMEOUT_MS", 300)
+    monkeypatch.setattr(api_connections, "SEND_TIMEOUT_MS", 300)
     async with served(dataclasses.replace(LIMITS, header_timeout_ms=60_000)) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -280,7 +281,7 @@ async def test_a_closing_connection_whose_last_answer_is_not_read_is_dropped(
 ) -> None:
     """Answered with Connection: close, the answer stuck unsent: the descriptor is freed
     after SEND_TIMEOUT_MS, not when (if ever) the client reads."""
-    monkeypatch.setattr(api_server, "SEND_TIMEOUT_MS", 300)
+    monkeypatch.setattr(api_connections, "SEND_TIMEOUT_MS", 300)
     async with served(dataclasses.replace(LIMITS, header_timeout_ms=60_000)) as server:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -454,7 +455,7 @@ class Exhausted:
 async def test_the_api_listener_out_of_descriptors_pauses_logs_once_then_recovers(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(api_server, "ACCEPT_RETRY_MS", 100)
+    monkeypatch.setattr(api_listening, "ACCEPT_RETRY_MS", 100)
     async with served() as server:
         [listener] = server.site.listeners
         real = listener.sock

@@ -27,6 +27,7 @@ import pytest
 from ledgernode import config, crypto, devnet
 from ledgernode.client import Client
 from ledgernode.cli import main
+from ledgernode.devnet.nodes import _port_free
 from ledgernode.genesis import parse
 
 BASE = 7300
@@ -390,7 +391,7 @@ def _free_base(nodes: int) -> int:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(20_000, 30_000)
-        if all(devnet._port_free(("127.0.0.1", base + off + i)) for off in (0, devnet.PEER_PORT_OFFSET)
+        if all(_port_free(("127.0.0.1", base + off + i)) for off in (0, devnet.PEER_PORT_OFFSET)
                for i in range(nodes)):
             return base
     raise AssertionError("no free port range")

@@ -1,0 +1,277 @@
+"""The files of a local development network (ledgernode/devnet/__init__.py), and its
+devnet.json. On first use `prepare` lays out:
+
+    D/genesis.json              chain "gov-devnet", one validator per department
+    D/node{i}/validator.pem     validator i's key (PEM PKCS#8, mode 0600)
+    D/node{i}/node.toml         API on 127.0.0.1:P+i, peer link on 127.0.0.1:P+100+i
+    D/node{i}/data/             the node's LevelDB
+    D/node{i}/node.log          the node's stdout and stderr
+    D/clients/admin.pem         a client of department 0 allowed every type (roles ["*"])
+    D/clients/<dept>.pem        one client per department, roles for that department's work
+    D/devnet.json               what is running: APIs, pids, configs, client keys
+
+Later runs reuse every file: keys and the genesis are never regenerated (a
+different --nodes is refused), and node configs are kept as they are. devnet.json
+(`write_manifest`) shows each node's pid as it runs now and its "state" (RUNNING,
+RESTARTING or STOPPED below, as devnet/supervisor.py keeps them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import config, crypto, genesis as genesis_mod
+from ..errors import InvalidInput
+from ..families import FOR_EVERY_DEPT, WILDCARD_ROLES
+
+CHAIN_ID = "gov-devnet"
+DEFAULT_NODES = 4
+DEFAULT_DIR = "devnet"
+DEFAULT_BASE_PORT = 7100
+PEER_PORT_OFFSET = 100  # node i: API on base+i, peer link on base+100+i
+NODES_MAX = PEER_PORT_OFFSET - 1  # keeps the API and peer port ranges apart
+HOST = "127.0.0.1"
+GENESIS_FILE = "genesis.json"
+MANIFEST_FILE = "devnet.json"
+CLIENTS_DIR = "clients"
+ADMIN_CLIENT = "admin"
+
+# dept id, display name, record families its own client submits (roles of families/)
+DEPARTMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("justice", "Ministry of Justice", ("evidence.*",)),
+    ("market", "State Administration for Market Regulation", ("cert.*", "trace.*")),
+    ("health", "National Health Commission", ("dataset.*", "share.*", "cert.*")),
+    ("customs", "General Administration of Customs", ("trace.*", "cert.*")),
+    ("tax", "State Taxation Administration", ("dataset.*", "share.*")),
+    ("police", "Ministry of Public Security", ("evidence.*", "cert.*")),
+    ("court", "Supreme People's Court", ("evidence.*",)),
+    ("transport", "Ministry of Transport", ("cert.*", "trace.*")),
+    ("agriculture", "Ministry of Agriculture and Rural Affairs", ("trace.*", "dataset.*", "share.*")),
+    ("ecology", "Ministry of Ecology and Environment", ("dataset.*", "share.*", "evidence.*")),
+)
+ALL_FAMILIES = WILDCARD_ROLES  # a generic department does every kind of work
+
+
+class DevnetError(Exception):
+    """The devnet directory or the arguments cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    index: int
+    dept: str
+    config: str  # relative to the devnet directory
+    api: str  # http://127.0.0.1:port
+    api_listen: tuple[str, int]
+    peer_listen: tuple[str, int]
+    log: str  # relative to the devnet directory
+
+
+@dataclass(frozen=True)
+class ClientFiles:
+    dept: str
+    key_file: str  # relative to the devnet directory
+    key_id: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Devnet:
+    root: Path
+    chain_id: str
+    nodes: tuple[NodeFiles, ...]
+    clients: tuple[ClientFiles, ...]
+
+
+def department(i: int) -> tuple[str, str, tuple[str, ...]]:
+    """Validator i's department: the known ones first, then generic ones."""
+    if i < len(DEPARTMENTS):
+        return DEPARTMENTS[i]
+    return f"dept{i}", f"Department {i}", ALL_FAMILIES
+
+
+def client_roles(families: tuple[str, ...]) -> list[str]:
+    """`families`, and the types every department needs whatever its work (share.access:
+    every department may read data shared with it) where those do not cover them."""
+    roles = list(families)
+    roles += [t for t in FOR_EVERY_DEPT if not any(genesis_mod.role_allows(role, t) for role in families)]
+    return roles
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _key(path: Path) -> crypto.PrivateKey:
+    """The key at `path`, created (mode 0600) if the file does not exist yet."""
+    if path.exists():
+        return crypto.load_private_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = crypto.generate_private_key()
+    crypto.save_private_key(path, key)
+    return key
+
+
+def _node_config_text(i: int, n: int, base_port: int) -> str:
+    peers = {j: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j in range(n) if j != i}
+    return config.render(
+        data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}", index=i,
+        api=f"{HOST}:{base_port + i}", peer=f"{HOST}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
+    )
+
+
+def _check_args(nodes: int, base_port: int) -> None:
+    if not 1 <= nodes <= NODES_MAX:
+        raise DevnetError(f"--nodes must be 1 to {NODES_MAX}, got {nodes}")
+    if not 1024 <= base_port or base_port + PEER_PORT_OFFSET + nodes - 1 > 65535:
+        raise DevnetError(f"--base-port {base_port}: ports {base_port}..{base_port + PEER_PORT_OFFSET + nodes - 1} "
+                          "must lie within 1024..65535")
+
+
+def create(root: Path, nodes: int, base_port: int) -> None:
+    """Write keys, genesis and node configs for a new devnet (keys already present are kept)."""
+    _check_args(nodes, base_port)
+    root.mkdir(parents=True, exist_ok=True)
+    validators, clients = [], []
+    for i in range(nodes):
+        dept, name, _ = department(i)
+        key = _key(root / f"node{i}" / "validator.pem")
+        validators.append({"dept": dept, "name": name, "pubkey": key.public.raw.hex()})
+    admin = _key(root / CLIENTS_DIR / f"{ADMIN_CLIENT}.pem")
+    clients.append({"dept": department(0)[0], "pubkey": admin.public.raw.hex(), "roles": ["*"]})
+    for i in range(nodes):
+        dept, _, families = department(i)
+        key = _key(root / CLIENTS_DIR / f"{dept}.pem")
+        clients.append({"dept": dept, "pubkey": key.public.raw.hex(), "roles": client_roles(families)})
+    os.chmod(root / CLIENTS_DIR, 0o700)
+    raw = genesis_mod.build(CHAIN_ID, validators, clients)
+    write_atomic(root / GENESIS_FILE, raw)
+    for i in range(nodes):
+        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, nodes, base_port).encode())
+
+
+def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None) -> NodeFiles:
+    rel = f"node{i}/node.toml"
+    path = root / rel
+    if not path.exists():
+        write_atomic(path, _node_config_text(i, gen.n, base_port or DEFAULT_BASE_PORT).encode())
+    try:
+        cfg = config.load(path)
+    except config.ConfigError as exc:
+        raise DevnetError(f"{path}: {exc}") from None
+    if cfg.index != i:
+        raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
+    if base_port is not None and cfg.api_listen[1] != base_port + i:
+        raise DevnetError(f"{path} puts node {i}'s API on port {cfg.api_listen[1]}, not {base_port + i}: "
+                          f"this devnet was made with another --base-port; run without --base-port "
+                          f"to use its ports, or use another --dir")
+    try:
+        key = crypto.load_private_key(cfg.key_file)
+    except crypto.KeyFileError as exc:
+        raise DevnetError(str(exc)) from None
+    if key.public.raw != gen.validators[i].pubkey.raw:
+        raise DevnetError(f"{cfg.key_file} is not validator {i}'s key in {root / GENESIS_FILE}")
+    host, port = cfg.api_listen
+    return NodeFiles(i, gen.validators[i].dept, rel, f"http://{host}:{port}", cfg.api_listen,
+                     cfg.peer_listen, f"node{i}/node.log")
+
+
+def _client_files(root: Path, gen: genesis_mod.Genesis) -> tuple[ClientFiles, ...]:
+    """Genesis clients (in genesis order) whose key file is in D/clients."""
+    by_id: dict[str, str] = {}
+    for path in sorted((root / CLIENTS_DIR).glob("*.pem")):
+        try:
+            by_id[crypto.load_private_key(path).public.key_id] = f"{CLIENTS_DIR}/{path.name}"
+        except crypto.KeyFileError as exc:
+            print(f"devnet: skipping {path}: {exc}", file=sys.stderr)
+    out = []
+    for key_id, signer in gen.signers.items():
+        if signer.validator is None and key_id in by_id:
+            out.append(ClientFiles(signer.dept, by_id[key_id], key_id, signer.roles))
+    return tuple(out)
+
+
+def load(root: Path, nodes: int | None = None, base_port: int | None = None) -> Devnet:
+    """Describe an existing devnet directory, checking it is usable as it stands."""
+    try:
+        gen = genesis_mod.parse((root / GENESIS_FILE).read_bytes())
+    except OSError as exc:
+        raise DevnetError(f"cannot read {root / GENESIS_FILE}: {exc.strerror}") from None
+    except InvalidInput as exc:
+        raise DevnetError(f"{root / GENESIS_FILE}: {exc.message}") from None
+    if nodes is not None and nodes != gen.n:
+        raise DevnetError(f"{root} holds a {gen.n}-node devnet (its genesis is never regenerated); "
+                          f"run with --nodes {gen.n}, or use another --dir for {nodes} nodes")
+    node_files = tuple(_node_files(root, gen, i, base_port) for i in range(gen.n))
+    clients = _client_files(root, gen)
+    if not clients:
+        raise DevnetError(f"no key in {root / CLIENTS_DIR} belongs to a client of {root / GENESIS_FILE}")
+    return Devnet(root, gen.chain_id, node_files, clients)
+
+
+def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None) -> Devnet:
+    """Create the devnet's files on first use; on later uses check and reuse them."""
+    if not (root / GENESIS_FILE).exists():
+        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port)
+    return load(root, nodes, base_port)
+
+
+RUNNING = "running"  # the process runs now (it may still be starting up)
+RESTARTING = "restarting"  # it exited; devnet starts it again once the backoff has passed
+STOPPED = "stopped"  # devnet gave up on it (or never started it)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node as devnet.json shows it: the pid of its process as it runs now."""
+
+    pid: int | None
+    state: str = RUNNING
+    reason: str | None = None  # why it is not running, when it is not
+
+
+def manifest(net: Devnet, states: Mapping[int, NodeState]) -> dict[str, Any]:
+    """The devnet.json document; paths are relative to the devnet directory. A node missing
+    from `states` has not been started."""
+    nodes = []
+    for n in net.nodes:
+        st = states.get(n.index, NodeState(None, STOPPED, "not started"))
+        nodes.append({"index": n.index, "dept": n.dept, "api": n.api, "pid": st.pid, "state": st.state,
+                      "reason": st.reason, "config": n.config})
+    return {
+        "chain_id": net.chain_id,
+        "genesis": GENESIS_FILE,
+        "nodes": nodes,
+        "clients": [{"dept": c.dept, "key_file": c.key_file, "key_id": c.key_id, "roles": list(c.roles)}
+                    for c in net.clients],
+    }
+
+
+def write_manifest(net: Devnet, states: Mapping[int, NodeState]) -> Path:
+    path = net.root / MANIFEST_FILE
+    write_atomic(path, (json.dumps(manifest(net, states), indent=2) + "\n").encode())
+    return path
+
+
+def read_target(root: Path) -> tuple[str, Path, str]:
+    """(API of node 0, first client's key file, chain id) from a running devnet's devnet.json."""
+    path = root / MANIFEST_FILE
+    try:
+        doc = json.loads(path.read_bytes())
+        return doc["nodes"][0]["api"], root / doc["clients"][0]["key_file"], doc["chain_id"]
+    except OSError as exc:
+        raise DevnetError(f"cannot read {path}: {exc.strerror} (is the devnet running?)") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise DevnetError(f"{path} is not a devnet.json written by `ledgernode devnet`") from None
