@@ -55,10 +55,10 @@ class Limits:
     verify_threads: int = 0  # 0: one per core; threads verify signatures with the GIL released
     rejected_kept_ms: int = 3_600_000  # how long a record dropped after admission is reported as rejected
     rejected_kept_max: int = 100_000  # how many such records are remembered (oldest forgotten first)
-    # HTTP API connections (ledgernode/api/server.py):
+    # HTTP API connections (ledgernode/api/connections.py, capacity.py):
     header_timeout_ms: int = 10_000  # a request head (line and headers) must arrive within this
     keepalive_timeout_ms: int = 30_000  # an idle keep-alive connection is closed after this
-    api_connections_max: int = 0  # 0: the soft RLIMIT_NOFILE minus a reserve (api.server.connections_max)
+    api_connections_max: int = 0  # 0: the soft RLIMIT_NOFILE minus a reserve (api.capacity.connections_max)
 
 
 @dataclass(frozen=True)

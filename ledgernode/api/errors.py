@@ -14,7 +14,7 @@ The middleware here is the single place that maps exceptions to HTTP:
 Each error answer is counted by its code in the application's `REJECTED`
 counter, which the node adds to its Prometheus metrics (see `render_rejected`).
 Errors below the application (malformed HTTP, slow or oversized heads, too many
-connections) are answered in the same shape by api/server.py, with `http_code`.
+connections) are answered in the same shape by api/connections.py, with `http_code`.
 
 An error answered before the request body was read leaves that body on the wire.
 Closing at once would make the kernel reset the connection, and a client that sends
@@ -95,7 +95,7 @@ def error_response(
 
 
 def http_code(status: int) -> str:
-    """The error code of an HTTP status raised below the handlers (aiohttp, api/server.py)."""
+    """The error code of an HTTP status raised below the handlers (aiohttp, api/connections.py)."""
     if status >= 500:
         return "internal"
     return _HTTP_CODES.get(status, "bad_request")

@@ -5,7 +5,7 @@ limit is refused unread, and a body without one (chunked) is cut off by
 aiohttp's `client_max_size` while it streams in. A client that drips its body
 slower than `body_timeout_s` gets 408, so it cannot hold a handler forever. A
 request with `Expect: 100-continue` and a declared length over the limit gets 413
-instead of `100 Continue` (`declared_too_large`, asked by api/server.py).
+instead of `100 Continue` (`declared_too_large`, asked by api/connections.py).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def bad(code: str, message: str) -> InvalidInput:
 
 def declared_too_large(request: web.BaseRequest, limits: Limits) -> ApiError | None:
     """The 413 for a Content-Length above limits.body_max_bytes, else None. Also asked
-    before `100 Continue` is sent (api/server.py), so such a body is never invited."""
+    before `100 Continue` is sent (api/connections.py), so such a body is never invited."""
     declared = request.content_length
     if declared is not None and declared > limits.body_max_bytes:
         return ApiError(413, "body_too_large",
