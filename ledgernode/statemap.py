@@ -1,0 +1,540 @@
+"""The state map (version 2): an authenticated key-value map over 256-bit paths.
+
+What it is (docs/protocol.md, "State map (version 2)"): a binary sparse Merkle tree
+in which a subtree holding one entry is collapsed to that entry's leaf. An entry's
+path is `H("map-path", msgpack([namespace, name]))`; its value is a canonical msgpack
+map. A subtree's hash is 32 zero bytes when empty, the entry's `map_leaf_hash` when it
+holds one entry (at whatever depth), else `map_inner_hash(left, right)`, so the root
+depends only on the set of entries. `root_of` is that definition transcribed
+directly, the reference the incremental `StateMap` is tested against.
+
+Theory of operation.
+
+Nodes are addressed by their hash, never by position. A stored node is
+`00 || path || value_bytes` (a leaf, key `map_leaf_hash(path, value_hash)`) or
+`01 || left || right` (an inner node, key `map_inner_hash(left, right)`); empty
+subtrees are not stored: their hash, 32 zero bytes, is the sentinel. Reads go
+through `NodeStore.get`, writes through `NodeStore.put` (one batch per block), and
+every read recomputes the node's hash from its bytes, so a flipped bit on disk
+raises StoreCorrupt instead of yielding a wrong proof. Why by hash rather than by
+(depth, path prefix):
+- nodes are immutable and never overwritten: a block's state is reachable from the
+  `state` root in its header alone, so there is no second pointer to keep in step; a
+  crash after writing nodes but before the header leaves only unreferenced nodes;
+- any stored root can be read and proven, so a checkpoint that is not the head still
+  has proofs, and a reader needs no lock or snapshot while the next block commits;
+- `prepare` computes a proposed block's root and its new nodes without writing
+  anything: the node keeps the `Batch` while the block is voted on, and `commit`
+  writes it with the block or the node drops it;
+- a leaf's hash does not depend on its depth, so when an insert pushes a collapsed
+  leaf down or a delete lifts one up, the leaf node itself is unchanged.
+The price is that old versions stay stored: reclaiming space is a separate step
+that deletes the nodes no retained root reaches.
+
+Updates. A batch is a map path -> value_bytes or None (delete); from a sequence,
+later writes win, as in a block applied in log order. One recursive descent from the
+root carries the changes sorted by path and splits them by the bit of each depth, so
+it visits only the nodes on changed paths, reads each once and writes each new node
+once: O(k * depth) for k changes, never a rebuild. Where the descent meets an empty
+subtree or a leaf, the few entries that land there are built into a new subtree
+(`_build`). On the way back, a subtree left with one empty child and one leaf child
+is replaced by that leaf, which is the collapse rule; depth never exceeds 256 because
+two distinct paths differ in some bit. The root after a batch depends only on the
+final entry set, so it equals the root of the same changes applied one by one, and
+`root_of`.
+
+Record lists (`subject`, `refby`) hold `{"n", "root"}` of an RFC 6962 tree over
+`u64be(leaf_index)` leaves. A root alone cannot be extended: appending needs the
+tree's right edge (one hash per set bit of n). `list_append` reads that edge from the
+list's own RFC 6962 nodes through `merkle.NodeReader` and returns the nodes the append
+creates, for the caller to keep per list; the same nodes serve list inclusion proofs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import codec, merkle
+from .crypto import tagged_hash
+from .errors import InvalidInput, StoreCorrupt
+
+HASH_BYTES = 32
+PATH_BITS = 256
+SIBLINGS_MAX = PATH_BITS  # two paths differ in some bit, so no leaf sits deeper than 256
+EMPTY_ROOT = bytes(HASH_BYTES)
+NAMESPACES = ("subject", "refby", "key", "dept", "validators")
+VALUE_LIMITS = codec.DEFAULT_LIMITS  # a validators value of 256 members is far below 1 MiB
+# The largest proof (256 siblings and a leaf) as json.dumps writes it with indent=2 is
+# about 21 KB: a reader may refuse a proof's text beyond this before parsing it.
+PROOF_JSON_MAX_BYTES = 32 << 10
+U64_END = 1 << 64
+
+_LEAF_TAG, _INNER_TAG = b"\x00", b"\x01"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+Changes = Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]
+
+
+# -- hashing -------------------------------------------------------------------------
+
+
+def path(namespace: str, name: str | bytes) -> bytes:
+    """The 32-byte path of an entry; a verifier always computes it itself.
+
+    Names are str, except in `refby` (a 32-byte record id); the one `validators`
+    entry is named "". Anything else is refused rather than hashed, so no caller can
+    look up or prove an entry the design does not name."""
+    if namespace == "refby":
+        if type(name) is not bytes or len(name) != HASH_BYTES:
+            raise InvalidInput("bad_map_name", "a refby entry is named by a 32-byte record id")
+    elif namespace in NAMESPACES:
+        if type(name) is not str:
+            raise InvalidInput("bad_map_name", f"a {namespace} entry is named by a str")
+        if namespace == "validators" and name != "":
+            raise InvalidInput("bad_map_name", 'the validators entry is named ""')
+    else:
+        raise InvalidInput("bad_map_name", f"no state map namespace {str(namespace)[:40]!r}")
+    return tagged_hash("map-path", codec.encode([namespace, name]))
+
+
+def bit(p: bytes, i: int) -> int:
+    """Bit i of a path, most significant first: bit 7 - i % 8 of byte i // 8."""
+    if not 0 <= i < PATH_BITS:
+        raise ValueError(f"bit {i} is outside a {PATH_BITS}-bit path")
+    return (p[i >> 3] >> (7 - (i & 7))) & 1
+
+
+def value_hash(value_bytes: bytes) -> bytes:
+    return tagged_hash("map-value", value_bytes)
+
+
+def leaf_hash(p: bytes, vh: bytes) -> bytes:
+    """map_leaf_hash(path, value_hash)."""
+    if len(p) != HASH_BYTES or len(vh) != HASH_BYTES:
+        raise ValueError("a map leaf hashes a 32-byte path and a 32-byte value hash")
+    return tagged_hash("map-leaf", p + vh)
+
+
+def inner_hash(left: bytes, right: bytes) -> bytes:
+    """map_inner_hash(left, right)."""
+    if len(left) != HASH_BYTES or len(right) != HASH_BYTES:
+        raise ValueError("a map inner node hashes two 32-byte children")
+    return tagged_hash("map-inner", left + right)
+
+
+def root_of(entries: Mapping[bytes, bytes]) -> bytes:
+    """The root of a whole entry set (path -> value_bytes), straight from the definition.
+
+    Quadratic in the worst case and holds everything in memory: the reference for tests
+    and the vectors, not for a node."""
+    for p in entries:
+        _check_path(p)
+    return _subtree_hash(sorted(entries.items()), 0)
+
+
+def _subtree_hash(items: list[tuple[bytes, bytes]], depth: int) -> bytes:
+    if not items:
+        return EMPTY_ROOT
+    if len(items) == 1:
+        p, value = items[0]
+        return leaf_hash(p, value_hash(value))
+    left = [item for item in items if bit(item[0], depth) == 0]
+    right = [item for item in items if bit(item[0], depth) == 1]
+    return inner_hash(_subtree_hash(left, depth + 1), _subtree_hash(right, depth + 1))
+
+
+def _is_hash(x: Any) -> bool:
+    return type(x) is bytes and len(x) == HASH_BYTES
+
+
+def _check_path(p: Any) -> None:
+    if not _is_hash(p):
+        raise ValueError("a state map path is 32 bytes")
+
+
+def _check_value(value_bytes: Any) -> None:
+    """Values are canonical msgpack maps: a verifier decodes them canonically, so a node
+    must never commit to bytes that no verifier could read."""
+    if type(value_bytes) is not bytes:
+        raise ValueError("a state map value is bytes (canonical msgpack)")
+    try:
+        value = codec.decode(value_bytes, VALUE_LIMITS)
+    except InvalidInput as exc:
+        raise ValueError(f"a state map value must be canonical msgpack: {exc.message}") from None
+    if type(value) is not dict:
+        raise ValueError("a state map value is a msgpack map")
+
+
+# -- proofs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """The one entry of a collapsed subtree, as a proof shows it: the value only by hash."""
+
+    path: bytes
+    value_hash: bytes
+
+    def hash(self) -> bytes:
+        """map_leaf_hash of this leaf: where a proof's fold starts."""
+        return leaf_hash(self.path, self.value_hash)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The leaf where a path's walk from the root ends (None: an empty subtree) and the
+    siblings met on the way, bottom-up: siblings[0] is at depth len(siblings)."""
+
+    leaf: Leaf | None
+    siblings: tuple[bytes, ...]
+
+
+def _same_prefix(a: bytes, b: bytes, bits: int) -> bool:
+    whole, rest = divmod(bits, 8)
+    if a[:whole] != b[:whole]:
+        return False
+    return rest == 0 or (a[whole] ^ b[whole]) >> (8 - rest) == 0
+
+
+def verify(root: bytes, p: bytes, value_bytes: bytes | None, proof: Proof) -> bool:
+    """True iff `proof` shows path `p` holding exactly `value_bytes` in the map of `root`
+    (None: `p` has no entry). Never raises: a malformed proof is an invalid one."""
+    if not isinstance(proof, Proof) or not isinstance(proof.siblings, (tuple, list)):
+        return False
+    leaf, siblings = proof.leaf, proof.siblings
+    d = len(siblings)
+    if d > SIBLINGS_MAX or not (_is_hash(root) and _is_hash(p)) or not all(_is_hash(s) for s in siblings):
+        return False
+    if leaf is None:
+        if value_bytes is not None:
+            return False
+        h = EMPTY_ROOT
+    else:
+        if not (isinstance(leaf, Leaf) and _is_hash(leaf.path) and _is_hash(leaf.value_hash)):
+            return False
+        if value_bytes is None:
+            # Another entry in the subtree p's walk reaches at depth d: p cannot be in it.
+            if leaf.path == p or not _same_prefix(leaf.path, p, d):
+                return False
+        elif type(value_bytes) is not bytes or leaf.path != p or leaf.value_hash != value_hash(value_bytes):
+            return False
+        h = leaf.hash()
+    for j, sibling in enumerate(siblings):
+        h = inner_hash(sibling, h) if bit(p, d - 1 - j) else inner_hash(h, sibling)
+    return h == root
+
+
+def proof_to_json(proof: Proof) -> dict[str, Any]:
+    leaf = None if proof.leaf is None else {"path": proof.leaf.path.hex(), "value_hash": proof.leaf.value_hash.hex()}
+    return {"leaf": leaf, "siblings": [s.hex() for s in proof.siblings]}
+
+
+def _bad_proof(message: str) -> InvalidInput:
+    return InvalidInput("bad_proof", message)
+
+
+def _check_keys(doc: Any, keys: frozenset[str], where: str) -> None:
+    if type(doc) is not dict:
+        raise _bad_proof(f"{where} must be a JSON object")
+    if doc.keys() != keys:
+        got = ", ".join(repr(str(k)[:40]) for k in sorted(doc, key=str)[:8])
+        raise _bad_proof(f"{where} must have exactly the keys {sorted(keys)}, not [{got}]")
+
+
+def _hex32(text: Any, where: str) -> bytes:
+    if type(text) is not str or len(text) != 2 * HASH_BYTES or not _HEX64.fullmatch(text):
+        raise _bad_proof(f"{where} must be 64 lowercase hex characters")
+    return bytes.fromhex(text)
+
+
+_PROOF_KEYS = frozenset(["leaf", "siblings"])
+_LEAF_KEYS = frozenset(["path", "value_hash"])
+
+
+def proof_from_json(doc: Any) -> Proof:
+    """Parse a proof's JSON form exactly; anything else raises InvalidInput("bad_proof")."""
+    _check_keys(doc, _PROOF_KEYS, "proof")
+    siblings = doc["siblings"]
+    if type(siblings) is not list:
+        raise _bad_proof("proof.siblings must be a JSON array")
+    if len(siblings) > SIBLINGS_MAX:
+        raise _bad_proof(f"proof.siblings holds {len(siblings)} hashes, more than {SIBLINGS_MAX}")
+    parsed = tuple(_hex32(s, f"proof.siblings[{j}]") for j, s in enumerate(siblings))
+    leaf = doc["leaf"]
+    if leaf is None:
+        return Proof(None, parsed)
+    _check_keys(leaf, _LEAF_KEYS, "proof.leaf")
+    return Proof(Leaf(_hex32(leaf["path"], "proof.leaf.path"), _hex32(leaf["value_hash"], "proof.leaf.value_hash")),
+                 parsed)
+
+
+# -- the incremental map -----------------------------------------------------------
+
+
+class NodeStore(Protocol):
+    """Where a StateMap keeps its nodes: node hash -> node bytes (see the module doc).
+
+    `get` answers None for a hash it does not hold; `put` writes one batch, atomically
+    for a persistent store. Nodes are immutable, so `put` never needs to overwrite."""
+
+    def get(self, node_hash: bytes) -> bytes | None: ...
+
+    def put(self, nodes: Mapping[bytes, bytes]) -> None: ...
+
+
+class MemoryNodeStore:
+    """All nodes in a dict."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[bytes, bytes] = {}
+
+    def get(self, node_hash: bytes) -> bytes | None:
+        return self.nodes.get(node_hash)
+
+    def put(self, nodes: Mapping[bytes, bytes]) -> None:
+        self.nodes.update(nodes)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A prepared batch: computed on `base`, it gives `root` once `nodes` are stored."""
+
+    base: bytes
+    root: bytes
+    nodes: Mapping[bytes, bytes]
+
+
+# A decoded node: (True, path, value_bytes) for a leaf, (False, left, right) for an inner node.
+_Node = tuple[bool, bytes, bytes]
+# A subtree after an update: its hash, and whether it is one leaf (None: not known yet).
+_Sub = tuple[bytes, bool | None]
+
+
+def _leaf_node(p: bytes, value_bytes: bytes, out: dict[bytes, bytes]) -> bytes:
+    h = leaf_hash(p, value_hash(value_bytes))
+    out[h] = _LEAF_TAG + p + value_bytes
+    return h
+
+
+def _inner_node(left: bytes, right: bytes, out: dict[bytes, bytes]) -> bytes:
+    h = inner_hash(left, right)
+    out[h] = _INNER_TAG + left + right
+    return h
+
+
+def _split_at(items: Sequence[tuple[bytes, Any]], depth: int) -> int:
+    """Index of the first item with bit `depth` set; items are sorted and share their
+    first `depth` bits, so those with the bit clear all come first."""
+    for i, (p, _) in enumerate(items):
+        if bit(p, depth):
+            return i
+    return len(items)
+
+
+def _build(entries: list[tuple[bytes, bytes]], depth: int, out: dict[bytes, bytes]) -> _Sub:
+    """A new subtree at `depth` holding `entries` (sorted, sharing their first `depth` bits)."""
+    if not entries:
+        return EMPTY_ROOT, False
+    if len(entries) == 1:
+        return _leaf_node(entries[0][0], entries[0][1], out), True
+    # All entries share the bits above the first one where the smallest and the largest
+    # path differ; above that split sits a chain of inner nodes with one empty child.
+    first, last = entries[0][0], entries[-1][0]
+    split = PATH_BITS - (int.from_bytes(first, "big") ^ int.from_bytes(last, "big")).bit_length()
+    i = _split_at(entries, split)
+    h = _inner_node(_build(entries[:i], split + 1, out)[0], _build(entries[i:], split + 1, out)[0], out)
+    for d in range(split - 1, depth - 1, -1):
+        h = _inner_node(EMPTY_ROOT, h, out) if bit(first, d) else _inner_node(h, EMPTY_ROOT, out)
+    return h, False
+
+
+class StateMap:
+    """The incremental state map over a NodeStore, at one root."""
+
+    def __init__(self, store: NodeStore | None = None, root: bytes = EMPTY_ROOT) -> None:
+        if not _is_hash(root):
+            raise ValueError("a state map root is 32 bytes")
+        self._store: NodeStore = MemoryNodeStore() if store is None else store
+        self._root = root
+
+    @property
+    def root(self) -> bytes:
+        return self._root
+
+    @property
+    def store(self) -> NodeStore:
+        return self._store
+
+    def at(self, root: bytes) -> StateMap:
+        """The map at another root whose nodes this store holds (an earlier checkpoint)."""
+        return StateMap(self._store, root)
+
+    def get(self, p: bytes) -> bytes | None:
+        _check_path(p)
+        leaf = self._walk(p)[1]
+        return leaf[1] if leaf is not None and leaf[0] == p else None
+
+    def prove(self, p: bytes) -> Proof:
+        _check_path(p)
+        siblings, leaf = self._walk(p)
+        siblings.reverse()  # walked top-down; a proof lists them bottom-up
+        return Proof(None if leaf is None else Leaf(leaf[0], value_hash(leaf[1])), tuple(siblings))
+
+    def set(self, p: bytes, value_bytes: bytes) -> None:
+        self.apply([(p, value_bytes)])
+
+    def delete(self, p: bytes) -> None:
+        """Remove p's entry; a path without one is left as it is."""
+        self.apply([(p, None)])
+
+    def apply(self, changes: Changes) -> bytes:
+        """Prepare and commit one batch; return the new root."""
+        batch = self.prepare(changes)
+        self.commit(batch)
+        return batch.root
+
+    def prepare(self, changes: Changes) -> Batch:
+        """The root and new nodes after `changes` (path -> value_bytes, None deletes),
+        computed without writing: the map and its store are unchanged."""
+        final: dict[bytes, bytes | None] = {}
+        for p, value_bytes in changes.items() if isinstance(changes, Mapping) else changes:
+            _check_path(p)
+            if value_bytes is not None:
+                _check_value(value_bytes)
+            final[p] = value_bytes  # later writes win, as in log order
+        out: dict[bytes, bytes] = {}
+        root = self._update(self._root, 0, sorted(final.items()), out)[0] if final else self._root
+        return Batch(self._root, root, out)
+
+    def commit(self, batch: Batch) -> None:
+        if batch.base != self._root:
+            raise ValueError("the batch was prepared on another root")
+        if batch.nodes:
+            self._store.put(batch.nodes)
+        self._root = batch.root
+
+    def _load(self, h: bytes) -> _Node:
+        raw = self._store.get(h)
+        if raw is None:
+            raise StoreCorrupt(f"state map node {h.hex()} is not stored")
+        tag = raw[:1]
+        if tag == _INNER_TAG and len(raw) == 1 + 2 * HASH_BYTES:
+            node: _Node = (False, raw[1:33], raw[33:])
+            ok = inner_hash(node[1], node[2]) == h
+        elif tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
+            node = (True, raw[1:33], raw[33:])
+            ok = leaf_hash(node[1], value_hash(node[2])) == h
+        else:
+            ok = False
+        if not ok:
+            raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
+        return node
+
+    def _walk(self, p: bytes) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
+        """Siblings top-down along p's walk, and the (path, value) of the leaf it ends at."""
+        siblings: list[bytes] = []
+        h = self._root
+        while h != EMPTY_ROOT:
+            is_leaf, a, b = self._load(h)
+            if is_leaf:
+                return siblings, (a, b)
+            if len(siblings) == SIBLINGS_MAX:
+                raise StoreCorrupt("state map nodes nest deeper than 256 levels")
+            if bit(p, len(siblings)):
+                siblings.append(a)
+                h = b
+            else:
+                siblings.append(b)
+                h = a
+        return siblings, None
+
+    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, bytes | None]],
+                out: dict[bytes, bytes]) -> _Sub:
+        """The subtree at `depth` whose hash is `h`, after `changes` (sorted, non-empty, all
+        within the subtree); new nodes go to `out`."""
+        if h == EMPTY_ROOT:
+            return _build([(p, v) for p, v in changes if v is not None], depth, out)
+        is_leaf, a, b = self._load(h)
+        if is_leaf:
+            merged: dict[bytes, bytes | None] = {a: b}
+            merged.update(changes)
+            return _build(sorted((p, v) for p, v in merged.items() if v is not None), depth, out)
+        i = _split_at(changes, depth)
+        left = self._update(a, depth + 1, changes[:i], out) if i else (a, None)
+        right = self._update(b, depth + 1, changes[i:], out) if i < len(changes) else (b, None)
+        if (left[0], right[0]) == (a, b):
+            return h, False  # deletes of absent paths, or writes of unchanged values
+        return self._join(left, right, out)
+
+    def _join(self, left: _Sub, right: _Sub, out: dict[bytes, bytes]) -> _Sub:
+        """A subtree from its two halves, collapsed to a leaf if it holds one entry."""
+        if left[0] == EMPTY_ROOT and (right[0] == EMPTY_ROOT or self._is_leaf(right)):
+            return right[0], right[0] != EMPTY_ROOT
+        if right[0] == EMPTY_ROOT and self._is_leaf(left):
+            return left[0], True
+        return _inner_node(left[0], right[0], out), False
+
+    def _is_leaf(self, sub: _Sub) -> bool:
+        return sub[1] if sub[1] is not None else self._load(sub[0])[0]
+
+
+# -- record lists ------------------------------------------------------------------
+
+_LIST_KEYS = frozenset(["n", "root"])
+
+
+def list_leaf_hash(leaf_index: int) -> bytes:
+    """The RFC 6962 leaf hash of one listed record: SHA-256(00 || u64be(leaf_index))."""
+    if type(leaf_index) is not int or not 0 <= leaf_index < U64_END:
+        raise ValueError(f"a leaf index is an int in [0, 2**64), not {leaf_index!r}")
+    return merkle.leaf_hash(leaf_index.to_bytes(8, "big"))
+
+
+def _list_bytes(frontier: merkle.Frontier) -> bytes:
+    return codec.encode({"n": frontier.size, "root": frontier.root()})
+
+
+def list_value(leaf_indexes: Sequence[int]) -> bytes:
+    """The value bytes of a record list holding these leaf indexes, in log order."""
+    if not leaf_indexes:
+        raise ValueError("a list that would be empty has no entry")
+    if any(later <= earlier for earlier, later in zip(leaf_indexes, leaf_indexes[1:])):
+        raise ValueError("a record list's leaf indexes strictly increase (log order)")
+    frontier = merkle.Frontier()
+    for leaf_index in leaf_indexes:
+        frontier.append(list_leaf_hash(leaf_index))
+    return _list_bytes(frontier)
+
+
+def parse_list_value(value_bytes: bytes) -> tuple[int, bytes]:
+    """(n, root) of a record list's value bytes; InvalidInput unless exactly the design's."""
+    value = codec.decode(value_bytes, VALUE_LIMITS)
+    if type(value) is not dict or value.keys() != _LIST_KEYS:
+        raise InvalidInput("bad_map_value", 'a record list value is a map with exactly the keys "n" and "root"')
+    n, root = value["n"], value["root"]
+    if type(n) is not int or n < 1:
+        raise InvalidInput("bad_map_value", "a record list's n is an int >= 1")
+    if not _is_hash(root):
+        raise InvalidInput("bad_map_value", "a record list's root is 32 bytes")
+    return n, root
+
+
+def list_append(value_bytes: bytes | None, leaf_index: int,
+                nodes: merkle.NodeReader) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    """Append one record to a list: (new value bytes, the RFC 6962 nodes created).
+
+    `value_bytes` is the list's current entry (None: no entry yet); `nodes` reads that
+    list's own tree, as kept from earlier appends' created nodes. Costs O(log n) reads.
+    The caller appends in log order: the value holds no leaf index to check it against."""
+    if value_bytes is None:
+        frontier = merkle.Frontier()
+    else:
+        n, root = parse_list_value(value_bytes)
+        frontier = merkle.Frontier.load(nodes, n)
+        if frontier.root() != root:
+            raise StoreCorrupt("a record list's stored nodes do not give the root of its map entry")
+    created = frontier.append(list_leaf_hash(leaf_index))
+    return _list_bytes(frontier), created
