@@ -30,6 +30,8 @@ SUBJECT = b"s/"  # s/ SHA-256(subject) u64(leaf_index): empty
 FACT = b"f/"  # f/<kind>/<key> (UTF-8): a state fact
 META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
 EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
+MAP_NODE = b"t/"  # t/ node hash (32 bytes): a state-map node (version 2, statemap.py)
+LIST_NODE = b"l/"  # l/ list path (32 bytes) level (1 byte) u64(index): a record list's tree node (version 2)
 
 HEAD_NAME = "head"  # m/head belongs to the commit; save_meta may not write it
 HEAD_KEY = META + HEAD_NAME.encode()
@@ -86,6 +88,16 @@ def meta_key(name: str) -> bytes:
 
 def evidence_key(seq: int) -> bytes:
     return EVIDENCE + u64(seq)
+
+
+def map_node_key(node_hash: bytes) -> bytes:
+    assert len(node_hash) == 32
+    return MAP_NODE + node_hash
+
+
+def list_node_key(list_path: bytes, level: int, index: int) -> bytes:
+    assert len(list_path) == 32 and 0 <= level < 64
+    return LIST_NODE + list_path + bytes([level]) + u64(index)
 
 
 # -- scan ranges: (start, stop) for KV.scan, stop excluded ------------------------------
