@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ledgernode import crypto
 from ledgernode.blocks import QC, CheckedBlock, build_block, check_block, vote_bytes
@@ -69,3 +74,30 @@ def commit_records(net: Net, store: Any, raws: list[bytes], time_ms: int | None 
     again = check_block(checked.block, parent, store, store.frontier, net.genesis)
     store.commit(again, net.qc(again))
     return again
+
+
+WAIT_S = 60.0  # a bound on waiting for something that must happen, not an expected time
+POLL_S = 0.01  # how often `until` looks at its condition
+
+
+async def until(cond: Callable[[], object], what: str = "condition", task: asyncio.Task[Any] | None = None,
+                timeout_s: float = WAIT_S) -> None:
+    """Wait until `cond()` holds; fail naming `what` after `timeout_s`, or at once if `task`
+    (a request in flight) ended first."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if task is not None and task.done():
+            raise AssertionError(f"the request ended before {what}: {task.result()!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(POLL_S)
+
+
+def stop_child(proc: subprocess.Popen[str], timeout_s: float) -> None:
+    """Stop a test's child process by its PID and close its pipes."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout_s)
+    for f in (proc.stdin, proc.stdout):
+        if f is not None and not f.closed:
+            f.close()

@@ -13,7 +13,6 @@ import base64
 import dataclasses
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,25 +26,13 @@ from ledgernode.records import decode_envelope
 from ledgernode.service import Rejection
 from ledgernode.config import Limits
 from ledgernode.verify import verify_bundle
-from tests.fixtures import T0, Net, content
+from tests.fixtures import T0, Net, content, until
 
 from tests.unit.api_fake import (
     LIMITED, LIMITS, MSGPACK, REPO, STRANGER, FakeNode, b64, error_of, notarize, rid, serve,
 )
 
 WAIT_S = 60.0  # a bound on waiting for something to happen, not an expected time
-
-
-async def until(cond: Any, what: str, task: asyncio.Task[Any] | None = None) -> None:
-    """Wait until `cond()` holds; fail with `what` after WAIT_S, or at once if `task` (the
-    request in flight) ended first."""
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        if task is not None and task.done():
-            raise AssertionError(f"the request ended before {what}: {task.result()!r}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

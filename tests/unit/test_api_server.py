@@ -33,6 +33,7 @@ from ledgernode.api.errors import BODY_DRAIN_MAX_BYTES
 from ledgernode.api.listening import ACCEPT_ERROR_MESSAGE, LoopErrors
 from ledgernode.api.server import ApiServer, serve_api
 from ledgernode.config import Limits
+from tests.fixtures import until
 from tests.unit.api_fake import LIMITS as FAKE_LIMITS, FakeNode, make_net, notarize
 
 WAIT_S = 30.0  # bounds a wait for something that must happen; never an expected duration
@@ -88,14 +89,6 @@ def assert_error(raw: bytes, status: int, code: str) -> dict[str, str]:
     assert headers["content-type"].startswith("application/json"), headers
     assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"], body
     return headers
-
-
-async def until(cond: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 GET_HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -185,12 +178,33 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeou
     async with served() as server:
         t0 = time.monotonic()
         reader, writer = await connect(server)
-        await asyncio.sleep(0.1)
-        assert server.connections == 1  # not before its time
+        await until(lambda: server.connections == 1, "the connection to be counted")
         assert await read_all(reader) == b""
         assert time.monotonic() - t0 >= LIMITS.header_timeout_ms / 1000 * 0.9
         assert server.closed["header_timeout"] == 1 and server.connections == 0
         writer.close()
+
+
+DRIP_EVERY_S = 0.1  # a slow client's pace: one header line this often until it is answered
+
+
+async def _drip_until_answered(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Send one more header line whenever the server has said nothing for DRIP_EVERY_S; return
+    its answer once it comes (up to the close), within WAIT_S."""
+    out, drips = b"", 0
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), DRIP_EVERY_S)
+            except TimeoutError:
+                writer.write(f"X-Drip-{drips}: 1\r\n".encode())
+                drips += 1
+                continue
+            except ConnectionResetError:
+                return out
+            if not chunk:
+                return out
+            out += chunk
 
 
 async def test_a_slowloris_head_gets_408_header_timeout() -> None:
@@ -198,17 +212,7 @@ async def test_a_slowloris_head_gets_408_header_timeout() -> None:
         reader, writer = await connect(server)
         writer.write(b"GET /healthz HTTP/1.1\r\n")
         t0 = time.monotonic()
-
-        async def drip() -> None:
-            for i in range(int(WAIT_S * 10)):
-                await asyncio.sleep(0.1)
-                writer.write(f"X-Drip-{i}: 1\r\n".encode())
-
-        dripping = asyncio.create_task(drip())
-        try:
-            raw = await read_all(reader)
-        finally:
-            dripping.cancel()
+        raw = await _drip_until_answered(reader, writer)
         assert_error(raw, 408, "header_timeout")
         assert time.monotonic() - t0 < WAIT_S
         assert server.closed["header_timeout"] == 1 and rejected(server)["header_timeout"] == 1
@@ -253,7 +257,8 @@ async def test_a_head_over_the_size_limit_gets_431() -> None:
             for _ in range(HEAD_MAX_BYTES // len(line) + 2):
                 writer.write(line)
                 await writer.drain()
-                await asyncio.sleep(0)
+                if server.closed["header_too_large"]:
+                    break  # answered: the rest would only be refused
         except ConnectionError:
             pass
         assert_error(await read_all(reader), 431, "header_too_large")
@@ -463,7 +468,7 @@ async def test_the_api_listener_out_of_descriptors_pauses_logs_once_then_recover
         with caplog.at_level(logging.DEBUG):
             reader, writer = await connect(server)  # queued by the kernel, not accepted
             writer.write(GET_HEALTH)
-            await asyncio.sleep(1.0)
+            await until(lambda: listener.sock.calls >= 5, "five failed accepts")  # type: ignore[attr-defined]
         calls = listener.sock.calls  # type: ignore[attr-defined]
         # one accept() per retry (asyncio's loop makes `backlog` of them per wake-up), one line
         assert 2 <= calls <= 15, calls

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ledgernode.errors import StoreLocked
 from ledgernode.storage.kv import MemoryKV
 from ledgernode.storage.leveldb import OWNER_FILE, LevelKV
+from tests.fixtures import stop_child
 
 keys = st.binary(min_size=1, max_size=4).map(lambda b: b"k" + b)
 values = st.binary(max_size=8)
@@ -128,12 +129,7 @@ def holder(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         assert _line(proc, time.monotonic() + CHILD_TIMEOUT_S) == "open"
         yield proc, directory
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(CHILD_TIMEOUT_S)
-        for f in (proc.stdin, proc.stdout):
-            if f is not None and not f.closed:
-                f.close()
+        stop_child(proc, CHILD_TIMEOUT_S)
 
 
 def test_lock_held_by_another_process_names_its_pid(holder: tuple[subprocess.Popen[str], Path]) -> None:

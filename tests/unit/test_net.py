@@ -23,7 +23,7 @@ from ledgernode.aio import ClientSession, WSMsgType, web
 from ledgernode.consensus.messages import Prepare, Status, encode_message, signing_bytes
 from ledgernode.errors import InvalidInput
 from ledgernode.net import Faults, PeerNetwork, auth_bytes
-from tests.fixtures import Net, seeded_key
+from tests.fixtures import Net, seeded_key, until
 
 LOCAL = "127.0.0.1"
 NET = Net()  # 4 validators: quorum 3
@@ -40,14 +40,6 @@ def bound_socket(port: int = 0) -> socket.socket:
     s.listen(64)
     s.setblocking(False)
     return s
-
-
-async def until(cond: Callable[[], object], timeout: float = WAIT_S, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def status(height: int, sender: int) -> Status:

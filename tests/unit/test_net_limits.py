@@ -31,7 +31,7 @@ from ledgernode.logs import Throttle
 from ledgernode.net import PreAuth, PeerNetwork, auth_bytes
 from ledgernode.records import ENVELOPE_MAX_BYTES
 from tests.fixtures import Net
-from tests.unit.test_net import until
+from tests.fixtures import until
 
 LOCAL = "127.0.0.1"
 NET = Net()

@@ -26,6 +26,7 @@ from ledgernode.node import Node, serve
 from ledgernode.records import decode_envelope, sign_record
 from ledgernode.service import Backpressure, Location, Rejection, Submitted
 from ledgernode.storage import Store
+from tests.fixtures import until
 
 CHAIN = "gov-solo"
 FAST = {"tick_ms": 10, "block_interval_ms": 5, "round_timeout_ms": 1_000}
@@ -118,13 +119,6 @@ async def submit_and_commit(node: Node, raws: list[bytes]) -> list[Location]:
     locs = await node.wait_committed([r.envelope.record_id for r in results], WAIT_S)  # type: ignore[union-attr]
     assert all(loc is not None for loc in locs), locs
     return locs  # type: ignore[return-value]
-
-
-async def until(cond: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out after {WAIT_S} s waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def idle_past_a_round_timeout(node: Node) -> None:

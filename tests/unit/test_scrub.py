@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from ledgernode.cli import main
 from ledgernode.errors import StorageError, StoreCorrupt
 from ledgernode.storage import Store, keys, scrub
 from ledgernode.storage.scrub import Finding, Report
-from tests.fixtures import Net, commit_records, content
+from tests.fixtures import Net, commit_records, content, stop_child
 
 BLOCKS = 12
 RECORDS_PER_BLOCK = 3  # 36 leaves: Merkle nodes of levels 4 and 5 are stored (n/4/0, n/4/1, n/5/0)
@@ -401,12 +400,7 @@ def test_check_of_a_store_a_running_node_holds_exits_2_naming_its_pid(node_dir: 
         assert (done.returncode, done.stdout) == (2, "")
         assert done.stderr.startswith(f"check: another node process holds {ledger} (pid {proc.pid})")
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(CHILD_TIMEOUT_S)
-        for f in (proc.stdin, proc.stdout):
-            if f is not None and not f.closed:
-                f.close()
+        stop_child(proc, CHILD_TIMEOUT_S)
     done = subprocess.run([sys.executable, "-m", "ledgernode", "check", "-c", str(cfg)],
                           capture_output=True, text=True, env=_env(), timeout=CHILD_TIMEOUT_S)
     assert done.returncode == 0 and done.stdout.startswith("store whole: ")
