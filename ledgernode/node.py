@@ -564,7 +564,7 @@ class Node:
         if isinstance(exc, StoreCorrupt):
             self._damaged(exc)
             return
-        if isinstance(exc, (StoreUnwritable, OSError)):  # a full disk under the store or the signing file
+        if isinstance(exc, StoreUnwritable):  # a full disk under the store or the signing file
             message = f"{exc}; the node stops: make room and start it again, it catches up from its peers"
             log.critical("%s", message)
             self.fatal.set_result(NodeFailed(message))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import codec, crypto
-from ..errors import InvalidInput, StoreCorrupt
+from ..errors import InvalidInput, StoreCorrupt, StoreUnwritable
 
 if TYPE_CHECKING:
     from . import Store
@@ -43,19 +43,23 @@ class SigningFile:
         self.chain, self.index = chain, index
 
     def save(self, value: SigningState) -> None:
-        """Synced, atomic replacement of the file (call it before sending what was signed)."""
+        """Synced, atomic replacement of the file (call it before sending what was signed);
+        StoreUnwritable when the host refuses the write (a full disk)."""
         body = codec.encode({"v": FORMAT_VERSION, "chain": self.chain, "index": self.index,
                              "state": value.state, "committed": value.committed})
         data = hashlib.sha256(body).digest() + body
         assert len(data) <= FILE_MAX_BYTES
         tmp = self.path.with_name(FILE_NAME + ".tmp")
-        crypto.write_private_file(tmp, data, overwrite=True)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+            crypto.write_private_file(tmp, data, overwrite=True)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the rename itself survives a crash
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:  # the file as it was is still whole: nothing signed is forgotten
+            raise StoreUnwritable(f"cannot write {self.path}: {exc.strerror or exc} (is the disk full?)") from None
         assert self.load() == value
 
     def load(self) -> SigningState | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgernode.errors import StoreCorrupt
+from ledgernode import crypto
+from ledgernode.errors import StoreCorrupt, StoreUnwritable
 from ledgernode.storage import Store
 from ledgernode.storage.signing import (
     FILE_NAME, VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, last_signed_height, resume,
@@ -34,6 +35,19 @@ def test_round_trip_is_synced_atomic_and_private(tmp_path: Path) -> None:
     assert f.load() == SigningState(b"state-2", 8)
     assert (tmp_path / FILE_NAME).stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / (FILE_NAME + ".tmp")).exists()
+
+
+def test_a_write_the_disk_refuses_is_unwritable_and_keeps_the_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = SigningFile(tmp_path, NET.chain_id, 2)
+    f.save(SigningState(b"state-1", 7))
+
+    def full(*args: object, **kw: object) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(crypto, "write_private_file", full)
+    with pytest.raises(StoreUnwritable, match="No space left on device .is the disk full"):
+        f.save(SigningState(b"state-2", 8))
+    assert f.load() == SigningState(b"state-1", 7)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
