@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, crypto, devnet
+from .times import now_ms
 from .aio import ClientSession, ClientTimeout
 from .records import sign_record
 
@@ -81,7 +82,7 @@ def process_cpu_s(pid: int) -> float | None:
 
 
 def presign(key: crypto.PrivateKey, chain: str, count: int, tag: str) -> list[bytes]:
-    now = int(time.time() * 1000)
+    now = now_ms()
     body = {"content_hash": bytes(32), "media_type": "application/octet-stream", "size": 1, "title": "bench"}
     out = []
     for i in range(count):

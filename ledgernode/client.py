@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import codec, crypto, families, genesis as genesis_mod, records, verify
+from .times import now_ms
 from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
 from .config import Limits
 from .families.schema import HASH
@@ -362,7 +363,7 @@ class _Core:
             raise ValueError("this client has no key: pass key= to sign records")
         assert self.chain_id is not None
         ref_ids = tuple(bytes.fromhex(id_hex(r)) for r in refs)
-        when = int(time.time() * 1000) if ts is None else ts
+        when = now_ms() if ts is None else ts
         return records.sign_record(self.key, self.chain_id, record_type, subject, dict(body),
                                    when, os.urandom(records.NONCE_BYTES), ref_ids)
 
