@@ -48,8 +48,9 @@ class Turns:
         return range(max(1, committed_height - n * TURNS_LOOKBACK + 1), committed_height + 1)
 
     def record(self, height: int, proposer: int) -> None:
-        assert height >= 1 and height not in self.proposers and (
-            not self.proposers or height == max(self.proposers) + 1), "proposers recorded in height order"
+        # dicts keep insertion order: the last key is the latest height recorded
+        assert height >= 1 and (not self.proposers or height == next(reversed(self.proposers)) + 1), \
+            "proposers recorded in height order"
         self.proposers[height] = proposer
         self.proposers.pop(height - self.n * TURNS_LOOKBACK, None)
 
