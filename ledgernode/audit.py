@@ -58,10 +58,10 @@ def _checkpoint(c: Client, args: argparse.Namespace) -> Fetched:
 
 
 def _history(c: Client, args: argparse.Namespace) -> Fetched:
-    doc = c.history(args.subject, args.after, args.limit)
-    more = doc.get("next_after")
+    doc = c.history(args.subject, args.from_, args.limit)
+    more = doc.get("next_from")
     note = None if more is None else (
-        f"more records follow: ledgernode history {shlex.quote(args.subject)} --after {more} ...")
+        f"more records follow: ledgernode history {shlex.quote(args.subject)} --from {more} ...")
     return Fetched(doc, note=note)
 
 
@@ -75,7 +75,7 @@ def _shares(c: Client, args: argparse.Namespace) -> Fetched:
 
 
 def _provenance(c: Client, args: argparse.Namespace) -> Fetched:
-    return Fetched(c.provenance(args.id, args.depth))
+    return Fetched(c.provenance(args.id, args.depth, args.direction))
 
 
 def _log_size(doc: dict[str, Any], path: str) -> int:

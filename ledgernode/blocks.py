@@ -15,15 +15,16 @@ import binascii
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from . import codec, crypto, merkle
+from . import codec, crypto, ledgermap, merkle
 from .errors import InvalidInput
 from .genesis import Genesis
+from .ledgermap import MapChange
 from .records import Envelope, check_signer
 from .state import BlockState, StateView
 
-HEADER_VERSION = 1
+HEADER_VERSION = 2
 HEADER_KEYS = frozenset(
-    ["v", "chain", "height", "time", "prev", "proposer", "log_start", "log_size", "log_root", "valset"]
+    ["v", "chain", "height", "time", "prev", "proposer", "log_start", "log_size", "log_root", "valset", "state"]
 )
 HEADER_LIMITS = codec.Limits(
     input_max_bytes=1024, str_max_bytes=256, bin_max_bytes=64,
@@ -46,6 +47,7 @@ class Header:
     log_size: int
     log_root: bytes
     valset: bytes
+    state: bytes  # the state map's root after the block (docs/protocol.md section 12)
     raw: bytes = field(default=b"", compare=False, repr=False)
 
     def encode(self) -> bytes:
@@ -53,7 +55,7 @@ class Header:
             "v": HEADER_VERSION, "chain": self.chain, "height": self.height,
             "time": self.time, "prev": self.prev, "proposer": self.proposer,
             "log_start": self.log_start, "log_size": self.log_size,
-            "log_root": self.log_root, "valset": self.valset,
+            "log_root": self.log_root, "valset": self.valset, "state": self.state,
         })
 
     @property
@@ -74,7 +76,7 @@ def decode_header(raw: bytes) -> Header:
         raise InvalidInput("invalid_header", f"header must have exactly the keys {sorted(HEADER_KEYS)}")
     if isinstance(m["v"], bool) or m["v"] != HEADER_VERSION or not isinstance(m["chain"], str):
         raise InvalidInput("invalid_header", f"header v must be {HEADER_VERSION} and chain a str")
-    for name in ("prev", "log_root", "valset"):
+    for name in ("prev", "log_root", "valset", "state"):
         if not isinstance(m[name], bytes) or len(m[name]) != 32:
             raise InvalidInput("invalid_header", f"header {name} must be 32 bytes")
     ints = {n: _nonneg_int(m, n) for n in ("height", "time", "proposer", "log_start", "log_size")}
@@ -82,7 +84,7 @@ def decode_header(raw: bytes) -> Header:
         raise InvalidInput("invalid_header", "header height must be >= 1 and log_start <= log_size")
     return Header(
         m["chain"], ints["height"], ints["time"], m["prev"], ints["proposer"],
-        ints["log_start"], ints["log_size"], m["log_root"], m["valset"], bytes(raw),
+        ints["log_start"], ints["log_size"], m["log_root"], m["valset"], m["state"], bytes(raw),
     )
 
 
@@ -208,6 +210,20 @@ class CheckedBlock:
     nodes: list[tuple[int, int, bytes]]  # new Merkle nodes (level, index, hash)
     facts: dict[tuple[str, str], dict[str, Any]]
     frontier: merkle.Frontier
+    map_change: MapChange  # the state map after the block, written in its commit batch
+
+
+def map_change(envs: tuple[Envelope, ...], log_start: int, parent: Header | None, view: StateView,
+               genesis: Genesis) -> MapChange:
+    """The state map after `envs` on top of the parent's (docs/protocol.md section 12)."""
+    extra = None
+    if parent is None:
+        root, extra = ledgermap.initial_map(genesis)
+    else:
+        root = parent.state
+    appends = [a for offset, env in enumerate(envs)
+               for a in ledgermap.record_appends(log_start + offset, env.record.subject, env.record.refs)]
+    return ledgermap.block_change(view.map_at(root), view, appends, extra)
 
 
 def _append_all(frontier: merkle.Frontier, envs: tuple[Envelope, ...]) -> list[tuple[int, int, bytes]]:
@@ -263,7 +279,10 @@ def check_block(
     nodes = _append_all(frontier, block.envelopes)
     if h.log_size != frontier.size or h.log_root != frontier.root():
         raise bad("header log_size or log_root does not match the block's records")
-    return CheckedBlock(block, nodes, state.facts, frontier)
+    change = map_change(block.envelopes, h.log_start, parent, view, genesis)
+    if h.state != change.root:
+        raise bad("header state does not match the state map after the block's records")
+    return CheckedBlock(block, nodes, state.facts, frontier, change)
 
 
 def build_block(
@@ -296,10 +315,11 @@ def build_block(
         chosen.append(env)
     grown = frontier.copy()
     nodes = _append_all(grown, tuple(chosen))
+    change = map_change(tuple(chosen), frontier.size, parent, view, genesis)
     header = Header(
         genesis.chain_id, 1 if parent is None else parent.height + 1, time_ms,
         ZERO_HASH if parent is None else parent.block_hash, proposer,
-        frontier.size, grown.size, grown.root(), genesis.valset_hash,
+        frontier.size, grown.size, grown.root(), genesis.valset_hash, change.root,
     )
     header = replace(header, raw=header.encode())
-    return CheckedBlock(Block(header, tuple(chosen)), nodes, state.facts, grown), rejected
+    return CheckedBlock(Block(header, tuple(chosen)), nodes, state.facts, grown, change), rejected

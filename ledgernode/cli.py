@@ -486,8 +486,8 @@ def _add_read_commands(sub: Any) -> None:
     p.add_argument("--height", type=int, default=None, help="a committed height (default: the head)")
     p = _read_parser(sub, "history", "fetch a page of a subject's records (verify --kind subject)")
     p.add_argument("subject", help="subject, e.g. a certificate number or evidence id")
-    p.add_argument("--after", type=int, default=None, metavar="LEAF",
-                   help="start after this leaf index, the answer's next_after (default: the first record)")
+    p.add_argument("--from", dest="from_", type=int, default=None, metavar="POSITION",
+                   help="start at this position of the subject's list, the answer's next_from (default: 0)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="records per page (default: the node's page size)")
     p = _read_parser(sub, "status", "fetch a certificate's status at a time (verify --kind status)")
@@ -497,10 +497,13 @@ def _add_read_commands(sub: Any) -> None:
                    "(default: the node's current time)")
     p = _read_parser(sub, "shares", "fetch a dataset's grants, revocations and accesses (verify --kind shares)")
     p.add_argument("dataset", help="dataset id (the dataset.publish subject)")
-    p = _read_parser(sub, "provenance", "fetch the records a record derives from (verify --kind provenance)")
+    p = _read_parser(sub, "provenance", "fetch the records a record derives from, or (--direction forward) "
+                     "every record made from it (verify --kind provenance)")
     p.add_argument("id", help="record id (64 hex)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
                    help="levels of refs to follow (default: the node's default depth)")
+    p.add_argument("--direction", choices=("back", "forward"), default="back",
+                   help="back: what it was made from (default); forward: what was made from it, e.g. a recall")
     p = _read_parser(sub, "consistency", "fetch the proof that the ledger only grew since a saved checkpoint "
                      "(check it with verify-consistency OLD NEW PROOF)")
     p.add_argument("--from", dest="from_", required=True, metavar="OLD.json",

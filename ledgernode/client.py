@@ -204,7 +204,7 @@ def _segment(text: str, what: str) -> str:
     return quote(text, safe="")
 
 
-def _with_query(path: str, params: Mapping[str, int | None]) -> str:
+def _with_query(path: str, params: Mapping[str, int | str | None]) -> str:
     """`path` with the params that are not None as its query (absent ones take the node's default)."""
     query = {name: str(value) for name, value in params.items() if value is not None}
     return path + ("?" + urlencode(query) if query else "")
@@ -298,8 +298,8 @@ class _Core:
         return cls._get(_with_query("/v1/proofs/consistency", sizes))
 
     @classmethod
-    def _history_call(cls, subject: str, after: int | None, limit: int | None) -> Call:
-        page = {"after": _maybe(after, "after", -1), "limit": _maybe(limit, "limit", 1)}
+    def _history_call(cls, subject: str, start: int | None, limit: int | None) -> Call:
+        page = {"from": _maybe(start, "from"), "limit": _maybe(limit, "limit", 1)}
         return cls._get(_with_query(f"/v1/subjects/{_segment(subject, 'subject')}", page))
 
     @classmethod
@@ -312,8 +312,11 @@ class _Core:
         return cls._get(f"/v1/datasets/{_segment(dataset, 'dataset id')}/shares")
 
     @classmethod
-    def _provenance_call(cls, record_id: str | bytes, depth: int | None) -> Call:
-        return cls._get(_with_query(f"/v1/provenance/{id_hex(record_id)}", {"depth": _maybe(depth, "depth")}))
+    def _provenance_call(cls, record_id: str | bytes, depth: int | None, direction: str) -> Call:
+        if direction not in ("back", "forward"):
+            raise ValueError("direction is back (what it was made from) or forward (what was made from it)")
+        query = {"depth": _maybe(depth, "depth"), "direction": direction}
+        return cls._get(_with_query(f"/v1/provenance/{id_hex(record_id)}", query))
 
     def _headers(self, call: Call) -> dict[str, str]:
         headers = {"Accept": "*/*" if call.raw else JSON, "User-Agent": USER_AGENT}
@@ -471,9 +474,9 @@ class Client(_Core):
         """{"from", "to", "proof"}: RFC 9162 proof between two log sizes (not heights)."""
         return self._do_json(self._consistency_call(old_size, new_size))
 
-    def history(self, subject: str, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
-        """A page of a subject's records after leaf `after` (kind "subject"; `next_after` pages on)."""
-        return self._do_json(self._history_call(subject, after, limit))
+    def history(self, subject: str, start: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of a subject's records from list position `start` (kind "subject"; `next_from` pages on)."""
+        return self._do_json(self._history_call(subject, start, limit))
 
     def cert_status(self, number: str, at_ms: int | None = None) -> dict[str, Any]:
         """A certificate's status at `at_ms` (default: the node's now), kind "status"."""
@@ -483,9 +486,11 @@ class Client(_Core):
         """A dataset's grants, revocations and accesses, kind "shares"."""
         return self._do_json(self._shares_call(dataset))
 
-    def provenance(self, record_id: str | bytes, depth: int | None = None) -> dict[str, Any]:
-        """The graph of records `record_id` derives from, to `depth` refs (kind "provenance")."""
-        return self._do_json(self._provenance_call(record_id, depth))
+    def provenance(self, record_id: str | bytes, depth: int | None = None,
+                   direction: str = "back") -> dict[str, Any]:
+        """The records `record_id` derives from (`back`) or that derive from it (`forward`),
+        to `depth` hops (kind "provenance")."""
+        return self._do_json(self._provenance_call(record_id, depth, direction))
 
     def healthy(self) -> bool:
         """True if GET /healthz answers 2xx (no retries)."""
@@ -587,8 +592,8 @@ class AsyncClient(_Core):
     async def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
         return await self._do_json(self._consistency_call(old_size, new_size))
 
-    async def history(self, subject: str, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
-        return await self._do_json(self._history_call(subject, after, limit))
+    async def history(self, subject: str, start: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._history_call(subject, start, limit))
 
     async def cert_status(self, number: str, at_ms: int | None = None) -> dict[str, Any]:
         return await self._do_json(self._status_call(number, at_ms))
@@ -596,8 +601,9 @@ class AsyncClient(_Core):
     async def shares(self, dataset: str) -> dict[str, Any]:
         return await self._do_json(self._shares_call(dataset))
 
-    async def provenance(self, record_id: str | bytes, depth: int | None = None) -> dict[str, Any]:
-        return await self._do_json(self._provenance_call(record_id, depth))
+    async def provenance(self, record_id: str | bytes, depth: int | None = None,
+                         direction: str = "back") -> dict[str, Any]:
+        return await self._do_json(self._provenance_call(record_id, depth, direction))
 
     async def healthy(self) -> bool:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from . import codec, crypto
 from .errors import InvalidInput
 
-FORMAT = "ledgernode-genesis/1"
+FORMAT = "ledgernode-genesis/2"
 GENESIS_MAX_BYTES = 1 << 20
 VALIDATORS_MAX = 256
 CLIENTS_MAX = 10_000
@@ -85,6 +85,11 @@ class Genesis:
     @cached_property
     def depts(self) -> frozenset[str]:
         return frozenset(v.dept for v in self.validators)
+
+    @cached_property
+    def key_depts(self) -> dict[str, str]:
+        """key_id -> dept of every genesis key (the families' views take this map)."""
+        return {key_id: signer.dept for key_id, signer in self.signers.items()}
 
 
 def _bad(message: str) -> InvalidInput:

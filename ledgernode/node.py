@@ -28,7 +28,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any, Callable, TypeAlias, assert_never
 
-from . import crypto, genesis as genesis_mod
+from . import crypto, genesis as genesis_mod, merkle
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission
@@ -48,6 +48,7 @@ from .consensus.driver import (
     RecordsChanged, Send, StoreCommit, Tick, Validate,
 )
 from .consensus.turns import Turns
+from .statemap import StateMap
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
 from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
@@ -130,6 +131,12 @@ class _LedgerView:
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         return self.store.locate(record_id)
+
+    def map_at(self, root: bytes) -> StateMap:
+        return self.store.map_at(root)
+
+    def list_nodes(self, list_path: bytes) -> merkle.NodeReader:
+        return self.store.list_nodes(list_path)
 
 
 class Node:

@@ -53,7 +53,8 @@ creates, for the caller to keep per list; the same nodes serve list inclusion pr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from hashlib import sha256
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,6 +77,9 @@ _LEAF_TAG, _INNER_TAG = b"\x00", b"\x01"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Changes = Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]
+# A change that depends on the entry's current value (None: absent), e.g. a record list's
+# append: resolved where the descent meets the entry, so it costs no walk of its own.
+Update = Callable[[bytes | None], bytes | None]
 
 
 # -- hashing -------------------------------------------------------------------------
@@ -284,9 +288,16 @@ class NodeStore(Protocol):
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None: ...
 
+    @property
+    def verifies(self) -> bool:
+        """True if `get` has checked every node it returns against its hash (decode_node),
+        so the map need not hash it again."""
+
 
 class MemoryNodeStore:
     """All nodes in a dict."""
+
+    verifies = False
 
     def __init__(self) -> None:
         self.nodes: dict[bytes, bytes] = {}
@@ -305,10 +316,39 @@ class Batch:
     base: bytes
     root: bytes
     nodes: Mapping[bytes, bytes]
+    # Inner nodes of `base` the batch rewrote: no longer reachable from `root`, so a store
+    # may drop them from memory (they stay stored: `base` is still provable).
+    replaced: frozenset[bytes] = frozenset()
 
 
 # A decoded node: (True, path, value_bytes) for a leaf, (False, left, right) for an inner node.
 _Node = tuple[bool, bytes, bytes]
+
+
+def decode_node(h: bytes, raw: bytes) -> _Node:
+    """A stored node whose bytes must hash to `h`; StoreCorrupt if they do not."""
+    tag = raw[:1]
+    if tag == _INNER_TAG and len(raw) == 1 + 2 * HASH_BYTES:
+        node: _Node = (False, raw[1:33], raw[33:])
+        ok = inner_hash(node[1], node[2]) == h
+    elif tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
+        node = (True, raw[1:33], raw[33:])
+        ok = leaf_hash(node[1], value_hash(node[2])) == h
+    else:
+        ok = False
+    if not ok:
+        raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
+    return node
+
+
+def _resolve(change: bytes | None | Update, current: bytes | None) -> bytes | None:
+    """A change's value: given (checked by `prepare`), or computed from the current one."""
+    if not callable(change):
+        return change
+    value = change(current)
+    if value is not None:
+        _check_value(value)
+    return value
 # A subtree after an update: its hash, and whether it is one leaf (None: not known yet).
 _Sub = tuple[bytes, bool | None]
 
@@ -319,33 +359,44 @@ def _leaf_node(p: bytes, value_bytes: bytes, out: dict[bytes, bytes]) -> bytes:
     return h
 
 
+# inner_hash on the update path, spelled out: the node's bytes and its hash share the
+# children's concatenation, and every changed entry costs one such hash per level.
+_INNER_HASH_PREFIX = b"ledgernode:map-inner\n"
+
+
 def _inner_node(left: bytes, right: bytes, out: dict[bytes, bytes]) -> bytes:
-    h = inner_hash(left, right)
-    out[h] = _INNER_TAG + left + right
+    children = left + right
+    h = sha256(_INNER_HASH_PREFIX + children).digest()
+    out[h] = _INNER_TAG + children
     return h
 
 
 def _split_at(items: Sequence[tuple[bytes, Any]], depth: int) -> int:
     """Index of the first item with bit `depth` set; items are sorted and share their
     first `depth` bits, so those with the bit clear all come first."""
+    byte, mask = depth >> 3, 0x80 >> (depth & 7)
     for i, (p, _) in enumerate(items):
-        if bit(p, depth):
+        if p[byte] & mask:
             return i
     return len(items)
 
 
-def _build(entries: list[tuple[bytes, bytes]], depth: int, out: dict[bytes, bytes]) -> _Sub:
-    """A new subtree at `depth` holding `entries` (sorted, sharing their first `depth` bits)."""
+def _build(entries: list[tuple[bytes, bytes]], depth: int, out: dict[bytes, bytes],
+           kept: tuple[bytes, bytes] | None = None) -> _Sub:
+    """A new subtree at `depth` holding `entries` (sorted, sharing their first `depth` bits).
+    `kept` is (path, hash) of a stored leaf among them that is unchanged: not hashed again."""
     if not entries:
         return EMPTY_ROOT, False
     if len(entries) == 1:
+        if kept is not None and entries[0][0] == kept[0]:
+            return kept[1], True
         return _leaf_node(entries[0][0], entries[0][1], out), True
     # All entries share the bits above the first one where the smallest and the largest
     # path differ; above that split sits a chain of inner nodes with one empty child.
     first, last = entries[0][0], entries[-1][0]
     split = PATH_BITS - (int.from_bytes(first, "big") ^ int.from_bytes(last, "big")).bit_length()
     i = _split_at(entries, split)
-    h = _inner_node(_build(entries[:i], split + 1, out)[0], _build(entries[i:], split + 1, out)[0], out)
+    h = _inner_node(_build(entries[:i], split + 1, out, kept)[0], _build(entries[i:], split + 1, out, kept)[0], out)
     for d in range(split - 1, depth - 1, -1):
         h = _inner_node(EMPTY_ROOT, h, out) if bit(first, d) else _inner_node(h, EMPTY_ROOT, out)
     return h, False
@@ -405,9 +456,20 @@ class StateMap:
             if value_bytes is not None:
                 _check_value(value_bytes)
             final[p] = value_bytes  # later writes win, as in log order
+        return self._prepare(sorted(final.items()))
+
+    def prepare_updates(self, updates: Mapping[bytes, Update]) -> Batch:
+        """As `prepare`, each entry's new value computed from its current one by its
+        update, called once, during the one descent that also rewrites the map."""
+        for p in updates:
+            _check_path(p)
+        return self._prepare(sorted(updates.items()))
+
+    def _prepare(self, changes: list[tuple[bytes, bytes | None | Update]]) -> Batch:
         out: dict[bytes, bytes] = {}
-        root = self._update(self._root, 0, sorted(final.items()), out)[0] if final else self._root
-        return Batch(self._root, root, out)
+        self._replaced: set[bytes] = set()
+        root = self._update(self._root, 0, changes, out)[0] if changes else self._root
+        return Batch(self._root, root, out, frozenset(self._replaced))
 
     def commit(self, batch: Batch) -> None:
         if batch.base != self._root:
@@ -420,18 +482,9 @@ class StateMap:
         raw = self._store.get(h)
         if raw is None:
             raise StoreCorrupt(f"state map node {h.hex()} is not stored")
-        tag = raw[:1]
-        if tag == _INNER_TAG and len(raw) == 1 + 2 * HASH_BYTES:
-            node: _Node = (False, raw[1:33], raw[33:])
-            ok = inner_hash(node[1], node[2]) == h
-        elif tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
-            node = (True, raw[1:33], raw[33:])
-            ok = leaf_hash(node[1], value_hash(node[2])) == h
-        else:
-            ok = False
-        if not ok:
-            raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
-        return node
+        if getattr(self._store, "verifies", False):
+            return (raw[:1] == _LEAF_TAG, raw[1:33], raw[33:])
+        return decode_node(h, raw)
 
     def _walk(self, p: bytes) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
         """Siblings top-down along p's walk, and the (path, value) of the leaf it ends at."""
@@ -451,22 +504,25 @@ class StateMap:
                 h = a
         return siblings, None
 
-    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, bytes | None]],
+    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, bytes | None | Update]],
                 out: dict[bytes, bytes]) -> _Sub:
         """The subtree at `depth` whose hash is `h`, after `changes` (sorted, non-empty, all
         within the subtree); new nodes go to `out`."""
         if h == EMPTY_ROOT:
-            return _build([(p, v) for p, v in changes if v is not None], depth, out)
+            return _build([(p, v) for p, u in changes if (v := _resolve(u, None)) is not None], depth, out)
         is_leaf, a, b = self._load(h)
         if is_leaf:
             merged: dict[bytes, bytes | None] = {a: b}
-            merged.update(changes)
-            return _build(sorted((p, v) for p, v in merged.items() if v is not None), depth, out)
+            for p, u in changes:
+                merged[p] = _resolve(u, b if p == a else None)
+            kept = (a, h) if merged[a] == b else None
+            return _build(sorted((p, v) for p, v in merged.items() if v is not None), depth, out, kept)
         i = _split_at(changes, depth)
         left = self._update(a, depth + 1, changes[:i], out) if i else (a, None)
         right = self._update(b, depth + 1, changes[i:], out) if i < len(changes) else (b, None)
         if (left[0], right[0]) == (a, b):
             return h, False  # deletes of absent paths, or writes of unchanged values
+        self._replaced.add(h)
         return self._join(left, right, out)
 
     def _join(self, left: _Sub, right: _Sub, out: dict[bytes, bytes]) -> _Sub:
@@ -522,13 +578,15 @@ def parse_list_value(value_bytes: bytes) -> tuple[int, bytes]:
     return n, root
 
 
-def list_append(value_bytes: bytes | None, leaf_index: int,
+def list_append(value_bytes: bytes | None, leaf_indexes: Sequence[int],
                 nodes: merkle.NodeReader) -> tuple[bytes, list[tuple[int, int, bytes]]]:
-    """Append one record to a list: (new value bytes, the RFC 6962 nodes created).
+    """Append records to a list: (new value bytes, the RFC 6962 nodes created, leaves first
+    at level 0 and position = their index).
 
     `value_bytes` is the list's current entry (None: no entry yet); `nodes` reads that
-    list's own tree, as kept from earlier appends' created nodes. Costs O(log n) reads.
-    The caller appends in log order: the value holds no leaf index to check it against."""
+    list's own tree, as kept from earlier appends' created nodes. Costs O(log n) reads
+    for any number of appends. The caller appends in log order: the value holds no leaf
+    index to check it against."""
     if value_bytes is None:
         frontier = merkle.Frontier()
     else:
@@ -536,5 +594,7 @@ def list_append(value_bytes: bytes | None, leaf_index: int,
         frontier = merkle.Frontier.load(nodes, n)
         if frontier.root() != root:
             raise StoreCorrupt("a record list's stored nodes do not give the root of its map entry")
-    created = frontier.append(list_leaf_hash(leaf_index))
+    created: list[tuple[int, int, bytes]] = []
+    for leaf_index in leaf_indexes:
+        created.extend(frontier.append(list_leaf_hash(leaf_index)))
     return _list_bytes(frontier), created

@@ -102,7 +102,8 @@ def _record_lines(rec: dict[str, Any]) -> list[str]:
     signer = rec["signer"]
     head = [f"记录 Record      {rec['id']}", f"  类型 type      {rec['type']}",
             f"  主体 subject   {clean(rec['subject'])}",
-            f"  签名者 signer  key {signer['key_id']} of department {clean(signer['dept'])}",
+            f"  签名者 signer  key {signer['key_id']}" + (f" of department {clean(signer['dept'])}" if "dept" in signer
+                                                        else " (its key entry is not proven)"),
             f"  声明时间 claimed time  {rec['claimed_time']}"]
     return head + [f"  {clean(k)}: {clean(v)}" for k, v in rec["body"].items()] + [f"  ref: {r}" for r in rec["refs"]]
 

@@ -16,10 +16,10 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
   GET  /v1/records/{id}        {"id","status","height","leaf_index","envelope","record"}, or for
                                a record dropped after admission (remembered `rejected_kept_ms`)
                                {"id","status":"rejected","error":{code,message,rule?},"height"}
-  GET  /v1/records/{id}/evidence  docs/protocol.md section 8 bundle; 404 until committed; ?later=1 adds
-                               the head checkpoint and a consistency proof to it
+  GET  /v1/records/{id}/evidence  docs/protocol.md section 12.4 bundle (the head as its
+                               checkpoint); 404 until committed
   GET  /v1/records/{id}/certificate  printable evidence certificate (存证证书), text/html,
-                               bundle embedded; 404 until committed; ?later=1 as above
+                               bundle embedded; 404 until committed
   GET  /v1/blocks/{height}     {"height","header","qc","envelopes"}; 400 unless an integer
                                >= 1, 404 above the head
   GET  /v1/checkpoint          {"height","header","qc","log_size","log_root"} of the head;
@@ -32,10 +32,13 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
   Auditors' answers (ledgernode/auditing), each with one checkpoint and an inclusion proof
   per record, checked offline by `python -m ledgernode verify FILE --kind KIND`; 404
   while the ledger is empty:
-  GET  /v1/subjects/{subject}?after=LEAF&limit=N           kind "subject" (paginated)
+  GET  /v1/subjects/{subject}?from=POSITION&limit=N        kind "subject" (a page of its list)
   GET  /v1/certificates/{number}/status?at=MS               kind "status" (at: default now)
   GET  /v1/datasets/{id}/shares                             kind "shares"; 404 unpublished
-  GET  /v1/provenance/{record_id}?depth=N                   kind "provenance" (default 8)
+  GET  /v1/provenance/{record_id}?depth=N&direction=D       kind "provenance" (default 8, back;
+                                                            forward: every record made from it)
+  Answers are ledgernode-answer/2 (docs/protocol.md section 12.5): every list is proven against
+  the checkpoint's state map; 422 when one answer would have to hold too many records.
   Subjects, numbers and dataset ids are one percent-encoded path segment, 1-256 chars.
 
   GET  /v1/equivocations?after=SEQ&limit=N   {"equivocations": [proof, ...], "next_after"}:

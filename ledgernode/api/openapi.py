@@ -39,6 +39,14 @@ _NULL_INT = {"type": "integer", "minimum": 0, "nullable": True}
 _NULL_STR = {"type": "string", "nullable": True}
 _HASHES = {"type": "array", "items": _HEX32}
 _RECORDS = {"type": "array", "items": {"$ref": "#/components/schemas/AnswerRecord"}}
+_ANSWER = {  # the fields every answer has (docs/protocol.md section 12.5)
+    "format": {"type": "string", "enum": ["ledgernode-answer/2"]}, "chain_id": {"type": "string"},
+    "genesis_hash": _HEX32, "checkpoint": {"$ref": "#/components/schemas/Checkpoint"},
+    "epochs": {"type": "array", "items": {"type": "object"}},
+    "keys": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/MapEntry"},
+             "description": "key_id -> its key entry in the checkpoint's state"},
+    "records": _RECORDS,
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": _obj({
@@ -81,29 +89,37 @@ SCHEMAS: dict[str, Any] = {
                    "envelopes": {"type": "array", "items": _B64}}),
     "Checkpoint": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
                         "log_size": _INT, "log_root": _HEX32}),
+    "MapProof": _obj({"leaf": {"type": "object", "nullable": True,
+                               "properties": {"path": _HEX32, "value_hash": _HEX32}},
+                      "siblings": {"type": "array", "maxItems": 256, "items": _HEX32}}),
+    "MapEntry": _obj({"value": {**_B64, "nullable": True}, "proof": _ref("MapProof")}),
+    "RecordList": _obj({
+        "entry": _ref("MapEntry"), "from": _INT, "positions": {"type": "array", "items": _INT},
+        "list_inclusion": {"type": "array", "items": _HASHES},
+    }),
     "Evidence": _obj({
-        "format": {"type": "string", "enum": ["ledgernode-evidence/1"]},
+        "format": {"type": "string", "enum": ["ledgernode-evidence/2"]},
         "chain_id": {"type": "string"}, "genesis_hash": _HEX32, "record_id": _HEX32,
         "envelope": _B64, "leaf_index": _INT,
         "block": _obj({"header": _B64, "qc": _ref("QC")}),
         "inclusion": {"type": "array", "items": _HEX32},
-        "later": _obj({"header": _B64, "qc": _ref("QC"), "consistency": _HASHES}),
+        "epochs": {"type": "array", "items": {"type": "object"}},
+        "state": _obj({"checkpoint": _obj({"header": _B64, "qc": _ref("QC")}), "consistency": _HASHES,
+                       "key": _ref("MapEntry")}),
     }, ["format", "chain_id", "genesis_hash", "record_id", "envelope", "leaf_index", "block",
-        "inclusion"]),
+        "inclusion", "epochs", "state"]),
     "Consistency": _obj({"from": _INT, "to": _INT, "proof": _HASHES}),
-    "AnswerRecord": _obj({"id": _HEX32, "leaf_index": _INT, "height": _INT, "envelope": _B64,
-                          "inclusion": _HASHES}),
+    "AnswerRecord": _obj({"id": _HEX32, "leaf_index": _INT, "envelope": _B64, "inclusion": _HASHES}),
     "SubjectHistory": _obj({
-        "kind": {"type": "string", "enum": ["subject"]}, "subject": {"type": "string"},
-        "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
-        "next_after": {**_NULL_INT, "description": "pass as ?after= for the next page; null: last page"},
+        **_ANSWER, "kind": {"type": "string", "enum": ["subject"]}, "subject": {"type": "string"},
+        "list": _ref("RecordList"), "total": _INT,
+        "next_from": {**_NULL_INT, "description": "pass as ?from= for the next page; null: last page"},
     }),
     "CertStatus": _obj({
-        "kind": {"type": "string", "enum": ["status"]}, "number": {"type": "string"}, "at": _INT,
+        **_ANSWER, "kind": {"type": "string", "enum": ["status"]}, "number": {"type": "string"}, "at": _INT,
         "status": {"type": "string", "enum": list(cert.STATUSES)},
         "issuer": {"type": "string", "nullable": True, "description": "department that issued it"},
-        "checkpoint": _ref("Checkpoint"),
-        "records": {**_RECORDS, "description": "the issue record and the changes in effect at `at`"},
+        "list": {**_ref("RecordList"), "description": "every record about the certificate"},
     }),
     "Access": _obj({"record": _HEX32, "dept": _NULL_STR, "purpose": {"type": "string"}, "ts": _INT,
                     "content_hash": _HEX32}),
@@ -114,20 +130,19 @@ SCHEMAS: dict[str, Any] = {
         "accesses": {"type": "array", "items": _ref("Access")},
     }),
     "DatasetShares": _obj({
-        "kind": {"type": "string", "enum": ["shares"]}, "dataset": {"type": "string"},
-        "owner": {"type": "string"}, "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
-        "grants": {"type": "array", "items": _ref("Grant")},
+        **_ANSWER, "kind": {"type": "string", "enum": ["shares"]}, "dataset": {"type": "string"},
+        "owner": {"type": "string"}, "grants": {"type": "array", "items": _ref("Grant")},
+        "list": {**_ref("RecordList"), "description": "every record about the dataset"},
     }),
     "Provenance": _obj({
-        "kind": {"type": "string", "enum": ["provenance"]}, "root": _HEX32,
+        **_ANSWER, "kind": {"type": "string", "enum": ["provenance"]}, "root": _HEX32,
         "depth": {"type": "integer", "minimum": 0, "maximum": answers.PROVENANCE_DEPTH_MAX},
-        "checkpoint": _ref("Checkpoint"), "records": _RECORDS,
-        "edges": {"type": "array", "description": "[record, the record it derives from]",
+        "direction": {"type": "string", "enum": ["back", "forward"]},
+        "edges": {"type": "array", "description": "[referrer, the record it refs]",
                   "items": {"type": "array", "items": _HEX32, "minItems": 2, "maxItems": 2}},
-        "truncated": {"type": "boolean",
-                      "description": "the node limit (500 records) cut the graph short; "
-                                     "refs beyond depth are simply not followed"},
-    }),
+        "lists": {"type": "object", "additionalProperties": _ref("RecordList"),
+                  "description": "forward only: the refby list of every record within depth - 1 hops"},
+    }, [*_ANSWER, "kind", "root", "depth", "direction", "edges"]),  # a back answer has no `lists`
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, skipped primaries, peers and their state, mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
@@ -155,6 +170,7 @@ _REASONS = {
     415: "Unsupported Content-Type", 500: "Internal error",
     417: "Expectation failed: only 100-continue is understood",
     431: "Request head over its limit (header_too_large)",
+    422: "The answer would be too large to prove in one document (history_too_long, graph_too_large)",
     503: "Backpressure (the mempool is full) or too_many_connections; retry after Retry-After seconds",
 }
 _ALWAYS = (405, 500)
@@ -207,10 +223,6 @@ def _wait_params() -> list[dict[str, Any]]:
 _ID = {"name": "id", "in": "path", "required": True, "description": "record id", "schema": _HEX32}
 _HEIGHT = {"name": "height", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
-_LATER = {"name": "later", "in": "query", "required": False,
-          "description": "1 or true: add the head checkpoint and a consistency proof from the "
-                         "record's block to it",
-          "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}
 _QUERY_INT = {"type": "integer", "minimum": 0, "maximum": 10**20 - 1}
 
 
@@ -232,7 +244,7 @@ def _audit_operations() -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("GET", "/v1/records/{id}/certificate"): _op(
             "Printable evidence certificate (存证证书), Chinese and English, bundle embedded",
-            {200: {HTML: {"schema": {"type": "string"}}}}, (400, 404), [_ID, _LATER]),
+            {200: {HTML: {"schema": {"type": "string"}}}}, (400, 404), [_ID]),
         ("GET", "/v1/checkpoints/{height}"): _op(
             "The committed header at a height with its QC", {200: _json(_ref("Checkpoint"))},
             (400, 404), [_HEIGHT]),
@@ -241,28 +253,32 @@ def _audit_operations() -> dict[tuple[str, str], dict[str, Any]]:
             {200: _json(_ref("Consistency"))}, (400,),
             [_query("from", f"older size, {size}", True), _query("to", f"newer size, {size}", True)]),
         ("GET", "/v1/subjects/{subject}"): _op(
-            "Every record about a subject in log order, with proofs (kind subject); empty if none",
+            "A page of a subject's record list in log order, proven complete or which part it is "
+            "(kind subject); an empty list is proven too",
             {200: _json(_ref("SubjectHistory"))}, (400, 404),
             [_segment("subject", "record subject"),
-             _query("after", "leaf index of the last record already seen (next_after)"),
+             _query("from", "list position to start at (next_from), default 0"),
              _query("limit", f"page size, default {answers.SUBJECT_PAGE_DEFAULT}",
                     schema={"type": "integer", "minimum": 1, "maximum": answers.SUBJECT_PAGE_MAX})]),
         ("GET", "/v1/certificates/{number}/status"): _op(
-            "A certificate's status at a time, with the records that decide it (kind status)",
-            {200: _json(_ref("CertStatus"))}, (400, 404),
+            "A certificate's status at a time, with every record about it, proven complete (kind status)",
+            {200: _json(_ref("CertStatus"))}, (400, 404, 422),
             [_segment("number", "certificate number"),
              _query("at", "time in ms since the Unix epoch; default now")]),
         ("GET", "/v1/datasets/{id}/shares"): _op(
             "A dataset's grants, revocations and accesses, with proofs (kind shares)",
-            {200: _json(_ref("DatasetShares"))}, (400, 404),
+            {200: _json(_ref("DatasetShares"))}, (400, 404, 422),
             [_segment("id", "dataset id (the subject of its dataset.publish)")]),
         ("GET", "/v1/provenance/{record_id}"): _op(
-            "The derivation graph following refs, with proofs (kind provenance)",
-            {200: _json(_ref("Provenance"))}, (400, 404),
+            "The derivation graph within depth hops: what it was made from (back, following refs) or "
+            "everything made from it (forward, following refby lists), proven complete (kind provenance)",
+            {200: _json(_ref("Provenance"))}, (400, 404, 422),
             [{**_ID, "name": "record_id"},
-             _query("depth", "how many refs deep to follow, default 8",
+             _query("depth", "how many hops to follow, default 8",
                     schema={"type": "integer", "minimum": 0,
-                            "maximum": answers.PROVENANCE_DEPTH_MAX})]),
+                            "maximum": answers.PROVENANCE_DEPTH_MAX}),
+             _query("direction", "back (default) or forward",
+                    schema={"type": "string", "enum": ["back", "forward"]})]),
     }
 
 
@@ -292,7 +308,7 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             {200: _json({"oneOf": [_ref("RecordView"), _ref("Rejected")]})}, (400, 404), [_ID]),
         ("GET", "/v1/records/{id}/evidence"): _op(
             "Evidence bundle of a committed record (docs/protocol.md section 8)",
-            {200: _json(_ref("Evidence"))}, (400, 404), [_ID, _LATER]),
+            {200: _json(_ref("Evidence"))}, (400, 404), [_ID]),
         ("GET", "/v1/blocks/{height}"): _op(
             "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404), [_HEIGHT]),
         ("GET", "/v1/checkpoint"): _op(

@@ -145,11 +145,9 @@ class Views:
         raise NotFound(f"record {record_id.hex()} is neither committed, pending nor recently rejected here")
 
     async def get_evidence(self, request: web.Request) -> web.Response:
-        """The bundle; with ?later=1 also the head checkpoint and a consistency proof to it."""
+        """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
         record_id = inputs.record_id(request.match_info["id"])
-        later = inputs.query_flag(request, "later")
-        bundle = build_bundle(self.service.store, self.service.genesis, record_id, later=later)
-        return shapes.respond(bundle)
+        return shapes.respond(build_bundle(self.service.store, self.service.genesis, record_id))
 
     async def get_block(self, request: web.Request) -> web.Response:
         height = inputs.height(request.match_info["height"])
@@ -214,10 +212,10 @@ class Views:
 
     async def get_subject(self, request: web.Request) -> web.Response:
         subject = inputs.subject(request.match_info["subject"])
-        after = inputs.query_int(request, "after", -1)
+        start = inputs.query_int(request, "from", 0)
         limit = inputs.query_int(request, "limit", answers.SUBJECT_PAGE_DEFAULT)
         return shapes.respond(answers.subject_history(
-            self.service.store, self.service.genesis, subject, after, limit))
+            self.service.store, self.service.genesis, subject, start, limit))
 
     async def get_cert_status(self, request: web.Request) -> web.Response:
         number = inputs.subject(request.match_info["number"], "certificate number")
@@ -231,14 +229,14 @@ class Views:
     async def get_provenance(self, request: web.Request) -> web.Response:
         record_id = inputs.record_id(request.match_info["record_id"])
         depth = inputs.query_int(request, "depth", PROVENANCE_DEPTH_DEFAULT)
+        direction = request.query.get("direction", "back")
         return shapes.respond(answers.provenance(
-            self.service.store, self.service.genesis, record_id, depth))
+            self.service.store, self.service.genesis, record_id, depth, direction))
 
     async def get_certificate(self, request: web.Request) -> web.Response:
         """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
         record_id = inputs.record_id(request.match_info["id"])
-        later = inputs.query_flag(request, "later")
-        bundle = build_bundle(self.service.store, self.service.genesis, record_id, later=later)
+        bundle = build_bundle(self.service.store, self.service.genesis, record_id)
         page = certificate.render(bundle, self.service.genesis)
         return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=CERTIFICATE_HEADERS)

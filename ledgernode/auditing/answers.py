@@ -1,15 +1,18 @@
-"""The auditors' answers (docs/verification.md section 2.2): subject histories, certificate
-status, dataset shares and provenance graphs, built from a node's ledger and checked
-offline against the genesis file alone.
+"""The auditors' answers (docs/protocol.md section 12.5; docs/verification.md section 2.2):
+subject histories, certificate status, dataset shares and provenance graphs, built
+from a node's ledger and checked offline against the genesis file alone.
 
-Every answer carries one `checkpoint` (a header with its QC) and, for every
-record it returns, the envelope, its leaf index and an inclusion proof against
-that checkpoint's `log_root`. It is checked in three steps: the checkpoint, every
-record's signature and inclusion, and then the answer's own claims, recomputed
-from the proven records with the same code the node used (the families' views in
+Every answer (`ledgernode-answer/2`) carries one `checkpoint` (a header with its
+QC); for every record it returns, the envelope, its leaf index and an inclusion
+proof against that checkpoint's `log_root`; the signer's `key` entry in the
+checkpoint's state map; and a proof that nothing was left out: a `list` of the
+subject's record list (a page of it, or all of it), or, for forward provenance, the
+`refby` list of every record within depth - 1 hops. Checked in order: the format,
+the genesis, the epochs, the checkpoint, every record's inclusion, every signer's
+key, the completeness lists, and then the answer's own claims, recomputed from the
+proven records with the same code the node used (the families' views in
 families/cert.py and families/dataset.py). A valid verdict states the claim in one
-line (`facts["claim"]`). What an answer cannot prove is that it is complete: a node
-could leave a record out (docs/verification.md section 3).
+line (`facts["claim"]`), saying whether the records are all there are.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from ..codec import b64
 from ..errors import InvalidInput, NotFound
 from ..families import cert
 from ..families.cert import certificate_status
-from ..families.dataset import OWNER, dataset_grants, dataset_owner
+from ..families.dataset import dataset_grants, dataset_owner
 from ..genesis import Genesis
 from ..records import SUBJECT_PAGE_MAX, Envelope, decode_envelope  # one page size with the store's
 from ..times import utc_short
 from .checkpoints import check_checkpoint, checkpoint
 from .checks import CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, clean, plural
-from .parse import require_kind
-from .proofs import included, signed_record
+from .lists import (
+    KeyEntry, ListShown, check_entry, check_list, check_signed, entry_doc, entry_value, list_doc, list_size, parse_key,
+)
+from .parse import ANSWER_FORMAT, require_kind
+from .proofs import check_epochs, included, record_of
 from .reader import LedgerReader
 
 SUBJECT_PAGE_DEFAULT = 100
@@ -38,125 +44,152 @@ PROVENANCE_NODES_MAX = 500
 SHARES_RECORDS_MAX = 1_000
 CERT_RECORDS_MAX = 1_000
 ANSWER_RECORDS_MAX = 10_000  # records the verifier checks in one answer
+KEYS_MAX = ANSWER_RECORDS_MAX
 STATUS_NAMES = {  # families.cert.CertStatus.status -> (zh, en)
     "valid": ("有效", "valid"), "suspended": ("暂停", "suspended"), "revoked": ("吊销", "revoked"),
     "expired": ("过期", "expired"), "not_yet_valid": ("尚未生效", "not yet valid"),
     "not_issued": ("未签发", "not issued"),
 }
 Records = list[tuple[int, Envelope]]
-Entry = tuple[dict[str, Any], Envelope]
 
 # -- built by a node ----------------------------------------------------------------------
 
 
 class _Answer:
-    """Collects records with proofs against one checkpoint (the head when created)."""
+    """Collects records, their signers' keys and lists, all against one checkpoint (the
+    head when created): one state map and one log size for every proof."""
 
     def __init__(self, store: LedgerReader, genesis: Genesis) -> None:
-        if store.height == 0:
+        head = store.head()
+        if head is None:
             raise NotFound("the ledger is empty")
-        self.store, self.genesis = store, genesis
-        self.cp = checkpoint(store)
-        self.size = self.cp["log_size"]
+        self.store, self.genesis, self.head = store, genesis, head
+        self.cp = checkpoint(store, head.height)
+        self.state = store.map_at(head.state)
+        self.keys: dict[str, dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []
 
-    def entry(self, leaf: int) -> Entry:
+    def add(self, leaf: int) -> Envelope:
+        assert leaf < self.head.log_size, "a listed record is below the checkpoint"
         raw = self.store.load_envelope(leaf)
         env = decode_envelope(raw, self.genesis)
-        assert leaf < self.size
-        return {
-            "id": env.record_id.hex(), "leaf_index": leaf, "height": self.store.height_of_leaf(leaf),
-            "envelope": b64(raw), "inclusion": [h.hex() for h in self.store.inclusion_proof(leaf, self.size)],
-        }, env
+        key = env.record.key
+        if key not in self.keys:
+            self.keys[key] = entry_doc(self.state, "key", key)
+        self.records.append({"id": env.record_id.hex(), "leaf_index": leaf, "envelope": b64(raw),
+                             "inclusion": [h.hex() for h in self.store.inclusion_proof(leaf, self.head.log_size)]})
+        return env
 
-    def subject_entries(self, subject: str, limit: int) -> list[Entry]:
-        """All records about `subject`; refuse rather than silently cut a long history."""
-        leaves = [leaf for leaf in self.store.subject_leaves(subject, -1, limit + 1) if leaf < self.size]
-        if len(leaves) > limit:
-            raise InvalidInput("history_too_long", f"{subject!r} has more than {limit} records; "
-                               "page through /v1/subjects/{subject} instead", 422)
-        return [self.entry(leaf) for leaf in leaves]
+    def page(self, namespace: str, name: str | bytes, start: int, count: int) -> tuple[dict[str, Any], list[Envelope]]:
+        doc, leaves = list_doc(self.store, self.state, namespace, name, start, count)
+        return doc, [self.add(leaf) for leaf in leaves]
+
+    def whole(self, namespace: str, name: str | bytes, limit: int, what: str) -> tuple[dict[str, Any], list[Envelope]]:
+        """The whole list, refused (not cut) beyond `limit`: a cut list would not verify."""
+        n = list_size(self.state, namespace, name)
+        if n > limit:
+            raise InvalidInput("history_too_long", f"{what} has {n} records, more than the {limit} "
+                               "one answer holds; page through /v1/subjects/{subject} instead", 422)
+        return self.page(namespace, name, 0, n)
+
+    def finish(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {"format": ANSWER_FORMAT, "kind": kind, "chain_id": self.genesis.chain_id,
+                "genesis_hash": self.genesis.genesis_hash, "checkpoint": self.cp, "epochs": [],
+                "keys": self.keys, "records": self.records, **fields}
+
+    def depts(self) -> dict[str, str]:
+        """key_id -> dept of the returned records' signers, from their key entries."""
+        return {key_id: parse_key(entry_value(self.state, "key", key_id)).dept for key_id in self.keys}
 
 
-def subject_history(store: LedgerReader, genesis: Genesis, subject: str, after: int = -1,
+def subject_history(store: LedgerReader, genesis: Genesis, subject: str, start: int = 0,
                     limit: int = SUBJECT_PAGE_DEFAULT) -> dict[str, Any]:
+    """Positions [start, start + limit) of the subject's record list, proven."""
     if not 1 <= limit <= SUBJECT_PAGE_MAX:
         raise InvalidInput("bad_limit", f"limit must be 1 to {SUBJECT_PAGE_MAX}")
-    if after < -1:
-        raise InvalidInput("bad_after", "after must be a leaf index >= -1")
+    if start < 0:
+        raise InvalidInput("bad_from", "from must be a list position >= 0")
     answer = _Answer(store, genesis)
-    leaves = [leaf for leaf in store.subject_leaves(subject, after, limit + 1) if leaf < answer.size]
-    more = len(leaves) > limit
-    leaves = leaves[:limit]
-    return {
-        "kind": "subject", "subject": subject, "checkpoint": answer.cp,
-        "records": [answer.entry(leaf)[0] for leaf in leaves],
-        "next_after": leaves[-1] if more else None,
-    }
+    doc, envs = answer.page("subject", subject, start, limit)
+    end, n = doc["from"] + len(envs), list_size(answer.state, "subject", subject)
+    return answer.finish("subject", subject=subject, list=doc, total=n, next_from=end if end < n else None)
 
 
 def cert_status(store: LedgerReader, genesis: Genesis, number: str, at_ms: int) -> dict[str, Any]:
     answer = _Answer(store, genesis)
-    entries = [(e, env) for e, env in answer.subject_entries(number, CERT_RECORDS_MAX)
-               if env.record.type in cert.FAMILY]
-    status = certificate_status([env for _, env in entries], at_ms)
-    issuer = genesis.signers.get(status.issuer_key) if status.issuer_key else None
-    deciding = set(status.deciding)
-    return {
-        "kind": "status", "number": number, "at": at_ms, "status": status.status,
-        "issuer": issuer.dept if issuer else None, "checkpoint": answer.cp,
-        "records": [e for e, env in entries if env.record_id in deciding],
-    }
+    doc, envs = answer.whole("subject", number, CERT_RECORDS_MAX, f"certificate {number!r}")
+    status = certificate_status([env for env in envs if env.record.type in cert.FAMILY], at_ms)
+    issuer = answer.depts().get(status.issuer_key) if status.issuer_key else None
+    return answer.finish("status", number=number, at=at_ms, status=status.status, issuer=issuer, list=doc)
 
 
 def dataset_shares(store: LedgerReader, genesis: Genesis, dataset: str) -> dict[str, Any]:
     answer = _Answer(store, genesis)
-    entries = answer.subject_entries(dataset, SHARES_RECORDS_MAX)
-    owner = store.load_fact(OWNER, dataset)
+    doc, envs = answer.whole("subject", dataset, SHARES_RECORDS_MAX, f"dataset {dataset!r}")
+    depts = answer.depts()
+    owner = dataset_owner(envs, depts)
     if owner is None:
         raise NotFound(f"dataset {dataset!r} was never published")
-    return {"kind": "shares", "dataset": dataset, "owner": owner["dept"], "checkpoint": answer.cp,
-            "records": [e for e, _ in entries],
-            "grants": dataset_grants([env for _, env in entries], genesis)}
+    return answer.finish("shares", dataset=dataset, owner=owner, grants=dataset_grants(envs, depts), list=doc)
 
 
-def provenance(store: LedgerReader, genesis: Genesis, record_id: bytes, depth: int) -> dict[str, Any]:
+def provenance(store: LedgerReader, genesis: Genesis, record_id: bytes, depth: int,
+               direction: str = "back") -> dict[str, Any]:
+    """The records within `depth` hops of `record_id`: what it was made from (`back`,
+    following refs) or what was made from it (`forward`, following refby lists)."""
     if not 0 <= depth <= PROVENANCE_DEPTH_MAX:
         raise InvalidInput("bad_depth", f"depth must be 0 to {PROVENANCE_DEPTH_MAX}")
+    if direction not in ("back", "forward"):
+        raise InvalidInput("bad_direction", "direction must be back or forward")
     answer = _Answer(store, genesis)
-    if store.locate(record_id) is None:
+    where = store.locate(record_id)
+    if where is None or where[0] >= answer.head.log_size:
         raise NotFound(f"record {record_id.hex()} is not committed")
-    nodes: dict[bytes, dict[str, Any]] = {}
+    seen: set[bytes] = {record_id}
     edges: list[list[str]] = []
-    # `truncated` says only that PROVENANCE_NODES_MAX cut the graph; refs beyond
-    # `depth` are left out by request and the verifier knows which those are.
-    frontier, truncated = [(record_id, 0)], False
-    while frontier:
-        rid, level = frontier.pop(0)
-        if rid in nodes:
-            continue
-        if len(nodes) >= PROVENANCE_NODES_MAX:
-            truncated = True
-            break
-        where = store.locate(rid)
-        assert where is not None, "a committed record refers only to committed records"
-        entry, env = answer.entry(where[0])
-        nodes[rid] = entry
-        for ref in env.record.refs:
-            edges.append([rid.hex(), ref.hex()])
-            if level < depth:
-                frontier.append((ref, level + 1))
-    return {"kind": "provenance", "root": record_id.hex(), "depth": depth, "checkpoint": answer.cp,
-            "records": list(nodes.values()), "edges": edges, "truncated": truncated}
+    lists: dict[str, dict[str, Any]] = {}
+    level = [answer.add(where[0])]
+    for _ in range(depth):
+        following: list[Envelope] = []
+        for env in level:
+            if direction == "back":
+                edges.extend([env.record_id.hex(), ref.hex()] for ref in env.record.refs)
+                leaves = []
+                for ref in env.record.refs:
+                    loc = answer.store.locate(ref)
+                    assert loc is not None, "a committed record refers only to committed records"
+                    if ref not in seen:
+                        seen.add(ref)
+                        leaves.append(loc[0])
+            else:
+                doc, referrers = list_doc(store, answer.state, "refby", env.record_id, 0, PROVENANCE_NODES_MAX + 1)
+                lists[env.record_id.hex()] = doc
+                leaves = []
+                for leaf in referrers:
+                    rid = decode_envelope(store.load_envelope(leaf), genesis).record_id
+                    edges.append([rid.hex(), env.record_id.hex()])
+                    if rid not in seen:
+                        seen.add(rid)
+                        leaves.append(leaf)
+            if len(seen) > PROVENANCE_NODES_MAX:
+                raise InvalidInput("graph_too_large", f"more than {PROVENANCE_NODES_MAX} records lie within depth "
+                                   f"{depth}; ask for a smaller depth", 422)
+            following.extend(answer.add(leaf) for leaf in leaves)
+        level = following
+    fields: dict[str, Any] = {"root": record_id.hex(), "depth": depth, "direction": direction, "edges": edges}
+    if direction == "forward":
+        fields["lists"] = lists
+    return answer.finish("provenance", **fields)
 
 
-# -- checked offline: the records ------------------------------------------------------------
+# -- checked offline: the records and their signers -------------------------------------------
 
 
-def check_entry(entry: Any, header: Header, genesis: Genesis) -> tuple[int, Envelope]:
-    """A record of an answer: signed by a registered key and included under `header`."""
+def _record(entry: Any, header: Header, genesis: Genesis) -> tuple[int, Envelope]:
+    """One of an answer's records: a record of this chain included under `header`."""
     if not isinstance(entry, dict):
         raise CheckFailed("records", "记录不是对象", "the record is not an object", "each record must be an object")
-    env, _ = signed_record(entry.get("envelope"), entry.get("id"), genesis, RECORD)
+    env = record_of(entry.get("envelope"), None, genesis, RECORD)
     leaf = included(env, entry.get("leaf_index"), entry.get("inclusion"), header, 0, RECORD, CHECKPOINT)
     return leaf, env
 
@@ -169,14 +202,114 @@ def _records(doc: dict[str, Any], header: Header, genesis: Genesis) -> Records:
     out = []
     for i, entry in enumerate(entries, 1):
         try:
-            out.append(check_entry(entry, header, genesis))
+            out.append(_record(entry, header, genesis))
         except CheckFailed as exc:
             raise exc.within(f"第 {i} 条记录（共 {len(entries)} 条）", f"record {i} of {len(entries)}") from None
-    leaves = [leaf for leaf, _ in out]
-    if leaves != sorted(set(leaves)) and doc.get("kind") != "provenance":
-        raise CheckFailed("records", "记录没有按日志顺序排列，或有记录重复", "the records are not in log order, or one "
-                          "is listed twice", "records must be in log order, each once")
+    if len({leaf for leaf, _ in out}) != len(out):
+        raise CheckFailed("records", "答复中有记录重复", "a record is listed twice", "each record must be listed once")
     return out
+
+
+def _keys(doc: dict[str, Any], records: Records, header: Header) -> dict[str, KeyEntry]:
+    """Every returned record's signer, from its key entry in the checkpoint's state."""
+    given = doc.get("keys")
+    if not isinstance(given, dict) or len(given) > KEYS_MAX:
+        raise CheckFailed("key", "答复中的签名密钥部分缺失或过长", "the answer's signing keys are missing or too many",
+                          f"keys must be an object of at most {KEYS_MAX} entries")
+    keys: dict[str, KeyEntry] = {}
+    for i, (leaf, env) in enumerate(records, 1):
+        key_id = env.record.key
+        zh, en = f"第 {i} 条记录", f"record {i} of {len(records)}"
+        if key_id not in keys:
+            value = check_entry(given.get(key_id), header.state, "key", key_id, "key",
+                                f"{zh}的签名密钥条目", f"{en}'s key entry")
+            if value is None:
+                raise CheckFailed("key", f"{zh}的签名密钥不在检查点的状态中（从未登记）",
+                                  f"{en}'s signing key is not in the checkpoint's state (never registered)",
+                                  f"no key entry for {key_id}")
+            keys[key_id] = parse_key(value)
+        check_signed(env, leaf, keys[key_id], zh, en)
+    return keys
+
+
+# -- checked offline: nothing was left out -------------------------------------------------------
+
+
+def _subject_list(doc: dict[str, Any], records: Records, header: Header, field: str, whole: bool) -> ListShown:
+    name = doc.get(field)
+    if not isinstance(name, str):
+        raise CheckFailed("list", "答复没有以文字写明它所关于的主体", "the answer does not name its subject as text",
+                          f"{field} must be a string")
+    shown = check_list(doc.get("list"), header.state, "subject", name, [leaf for leaf, _ in records],
+                       "答复的记录列表", "the answer's record list")
+    if whole and not shown.complete:
+        raise CheckFailed("list", f"答复没有包含该主体的全部记录（只有 {shown.count} 条，共 {shown.n} 条）",
+                          f"the answer does not hold every record about it ({shown.count} of {shown.n})",
+                          "this kind of answer must cover the whole list")
+    return shown
+
+
+def _graph_wrong(zh: str, en: str, detail: str) -> CheckFailed:
+    return CheckFailed("list", zh, en, detail)
+
+
+def _provenance_lists(doc: dict[str, Any], records: Records, header: Header) -> ListShown:
+    """`records` are exactly the root and the records within `depth` hops of it, and
+    `edges` exactly the links followed: refs (back) or proven refby lists (forward)."""
+    by_id = {env.record_id.hex(): (leaf, env) for leaf, env in records}
+    root, depth, direction = doc.get("root"), doc.get("depth"), doc.get("direction")
+    if (type(depth) is not int or depth < 0 or direction not in ("back", "forward")
+            or not isinstance(root, str) or root not in by_id):  # a list or object root is unhashable
+        raise _graph_wrong("答复的根记录、深度或方向不对", "the answer's root, depth or direction is wrong",
+                           "root must be a returned record, depth an int >= 0, direction back or forward")
+    lists = doc.get("lists", {}) if direction == "forward" else {}
+    if direction == "forward" and not isinstance(lists, dict):
+        raise _graph_wrong("答复的引用列表部分已损坏", "the answer's referrer lists are damaged", "lists must be an object")
+    seen, level, expanded = {root}, [root], set()
+    edges: list[list[str]] = []
+    for _ in range(depth):
+        if not level:
+            break  # nothing left to follow: a huge depth costs no more than the answer's records
+        following = []
+        for rid in level:
+            env = by_id[rid][1]
+            expanded.add(rid)
+            if direction == "back":
+                linked = [ref.hex() for ref in env.record.refs]
+                edges.extend([rid, ref] for ref in linked)
+            else:
+                referrers = sorted((leaf, e.record_id.hex()) for leaf, e in records
+                                   if env.record_id in e.record.refs)
+                shown = check_list(lists.get(rid), header.state, "refby", env.record_id, [lf for lf, _ in referrers],
+                                   f"记录 {rid[:16]}… 的引用者列表", f"the referrers list of record {rid[:16]}…")
+                if not shown.complete:
+                    raise _graph_wrong(f"答复缺少记录 {rid[:16]}… 的引用者（{shown.count} 条，共 {shown.n} 条）",
+                                       f"referrers of record {rid[:16]}… are missing ({shown.count} of {shown.n})",
+                                       "a forward answer holds every referrer within depth")
+                linked = [r for _, r in referrers]
+                edges.extend([r, rid] for r in linked)
+            for other in linked:
+                if other not in by_id:
+                    raise _graph_wrong("答复缺少所请求深度以内的记录", "a record within the requested depth is missing "
+                                       "from the answer", f"{other} is linked to {rid} within depth but not returned")
+                if other not in seen:
+                    seen.add(other)
+                    following.append(other)
+        level = following
+    if seen != set(by_id) or (direction == "forward" and set(lists) != expanded):
+        raise _graph_wrong("答复含有所请求深度以外的记录或列表", "the answer holds records or lists beyond the requested "
+                           "depth", "records must be exactly those within depth hops of the root")
+    given = doc.get("edges")
+    if not isinstance(given, list) or sorted(map(_pair, given)) != sorted(map(_pair, edges)):
+        raise _graph_wrong("答复中的引用关系与记录的引用不一致", "the answer's edges are not exactly the links of its records",
+                           "edges differ from the links followed within depth")
+    return ListShown(len(by_id), 0, len(by_id))
+
+
+def _pair(edge: Any) -> tuple[str, str]:
+    if not isinstance(edge, list) or len(edge) != 2 or not all(isinstance(x, str) for x in edge):
+        raise _graph_wrong("答复中的引用关系已损坏", "the answer's edges are damaged", "each edge is [referrer, referenced]")
+    return edge[0], edge[1]
 
 
 # -- checked offline: the answer's claims follow from its records --------------------------------
@@ -186,102 +319,49 @@ def _wrong(zh: str, en: str, detail: str = "") -> CheckFailed:
     return CheckFailed("claims", zh, en, detail)
 
 
-def _named(doc: dict[str, Any], field: str, zh: str, en: str) -> None:
-    """The answer names what it is about (`field`) as text, even when it lists no record."""
-    if not isinstance(doc.get(field), str):
-        raise _wrong(f"答复没有以文字写明{zh}", f"the answer does not name its {en} as text",
-                     f"{field} must be a string")
-
-
-def _claims_subject(doc: dict[str, Any], records: Records, g: Genesis) -> None:
-    _named(doc, "subject", "主体", "subject")
+def _claims_subject(doc: dict[str, Any], records: Records, depts: dict[str, str]) -> None:
     for _, env in records:
         if env.record.subject != doc.get("subject"):
             raise _wrong("答复中有记录不是关于该主体的", "a record in the answer is about another subject",
                          f"record {env.record_id.hex()} is about {env.record.subject!r}")
-    after = doc.get("next_after")
-    if after is not None and (not records or after != records[-1][0]):
-        raise _wrong("答复所说的下一页起点与其记录不符", "the answer's next-page position does not follow from its "
-                     "records", "next_after must be the last record's leaf index")
 
 
-def _claims_status(doc: dict[str, Any], records: Records, g: Genesis) -> None:
-    _named(doc, "number", "证照编号", "certificate number")
-    envs = [env for _, env in records]
-    if any(env.record.subject != doc.get("number") or env.record.type not in cert.FAMILY for env in envs):
-        raise _wrong("答复中有记录不是关于该证照的", "a record in the answer is not about this certificate",
-                     "a record is not about this certificate")
+def _claims_status(doc: dict[str, Any], records: Records, depts: dict[str, str]) -> None:
+    _claims_subject({"subject": doc.get("number")}, records, depts)
     at = doc.get("at")
     if isinstance(at, bool) or not isinstance(at, int):
         raise _wrong("答复中的查询时间不是整数毫秒", "the answer's time (at) is not a whole number of ms",
                      "at must be an integer time in ms")
-    status = certificate_status(envs, at)
+    status = certificate_status([env for _, env in records if env.record.type in cert.FAMILY], at)
     if status.status != doc.get("status"):
         raise _wrong("答复中的证照状态与其记录推算出的不一致", "the answer's certificate status does not follow from "
                      "its records", f"the records give status {status.status!r}, the answer says "
                      f"{doc.get('status')!r}")
-    issuer = g.signers[status.issuer_key].dept if status.issuer_key else None
+    issuer = depts[status.issuer_key] if status.issuer_key else None
     if "issuer" not in doc or issuer != doc["issuer"]:  # "not issued" names its null issuer too
         raise _wrong("答复中的签发部门与签发记录的签名者不一致", "the answer's issuing department is not the signer of "
                      "the issue record", f"the issue record was signed by {issuer!r}, the answer says "
                      f"{doc.get('issuer')!r}")
 
 
-def _claims_shares(doc: dict[str, Any], records: Records, g: Genesis) -> None:
+def _claims_shares(doc: dict[str, Any], records: Records, depts: dict[str, str]) -> None:
+    _claims_subject({"subject": doc.get("dataset")}, records, depts)
     envs = [env for _, env in records]
-    if any(env.record.subject != doc.get("dataset") for env in envs):
-        raise _wrong("答复中有记录不是关于该数据集的", "a record in the answer is not about this dataset",
-                     "a record is not about this dataset")
-    owner = dataset_owner(envs, g)
+    owner = dataset_owner(envs, depts)
     if owner is None or owner != doc.get("owner"):
         raise _wrong("答复中的数据集所有者不是首条发布记录的签名部门", "the answer's dataset owner is not the "
                      "department that signed its first publish record", f"the first dataset.publish record was "
                      f"signed by {owner!r}, the answer says {doc.get('owner')!r}")
-    if dataset_grants(envs, g) != doc.get("grants"):
+    if dataset_grants(envs, depts) != doc.get("grants"):
         raise _wrong("答复中的授权、撤销或访问与其记录不一致", "the answer's grants, revocations or accesses do not "
                      "follow from its records", "grants, revocations or accesses differ from what the records say")
 
 
-def _claims_provenance(doc: dict[str, Any], records: Records, g: Genesis) -> None:
-    ids = {env.record_id.hex(): env for _, env in records}
-    root = doc.get("root")
-    if not isinstance(root, str) or root not in ids:
-        raise _wrong("答复中没有根记录", "the root record is not in the answer", "the root record is not in the answer")
-    edges = doc.get("edges")
-    expected = [[rid, ref.hex()] for rid, env in ids.items() for ref in env.record.refs]
-    if (not isinstance(edges, list)
-            or not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges)
-            or sorted(map(tuple, edges)) != sorted(map(tuple, expected))):
-        raise _wrong("答复中的引用关系与记录的引用不一致", "the answer's edges are not exactly the refs of its records",
-                     "edges differ from the refs of the records")
-    depth = doc.get("depth")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise _wrong("答复中的深度不是非负整数", "the answer's depth is not a whole number >= 0",
-                     "depth must be a non-negative integer")
-    if doc.get("truncated") is not True:
-        _check_complete_to_depth(doc["root"], ids, depth)
+def _claims_provenance(doc: dict[str, Any], records: Records, depts: dict[str, str]) -> None:
+    """Checked with the lists: the graph is the claim."""
 
 
-def _check_complete_to_depth(root: str, ids: dict[str, Envelope], depth: int) -> None:
-    """Every ancestor within `depth` of the root must be in an untruncated answer."""
-    level, seen = [root], {root}
-    for _ in range(depth):
-        if not level:
-            break  # no ancestors left: a huge depth costs no more than the answer's records
-        following = []
-        for rid in level:
-            for ref in ids[rid].record.refs:
-                if ref.hex() not in ids:
-                    raise _wrong("答复缺少所请求深度以内的祖先记录", "an ancestor within the requested depth is "
-                                 "missing from the answer", f"ancestor {ref.hex()} of {rid} is missing though "
-                                 "within depth")
-                if ref.hex() not in seen:
-                    seen.add(ref.hex())
-                    following.append(ref.hex())
-        level = following
-
-
-CLAIMS: dict[str, Callable[[dict[str, Any], Records, Genesis], None]] = {
+CLAIMS: dict[str, Callable[[dict[str, Any], Records, dict[str, str]], None]] = {
     "subject": _claims_subject, "status": _claims_status,
     "shares": _claims_shares, "provenance": _claims_provenance,
 }
@@ -290,67 +370,88 @@ CLAIMS: dict[str, Callable[[dict[str, Any], Records, Genesis], None]] = {
 # -- the one-line claim of a valid answer ----------------------------------------------------
 
 
-def _claim_subject(doc: dict[str, Any], records: Records, header: Header) -> dict[str, Any]:
-    subject, n, h, after = clean(doc["subject"]), len(records), header.height, doc.get("next_after")
-    leaves = [leaf for leaf, _ in records]
-    span_zh = f"（日志位置 {leaves[0]}–{leaves[-1]}）" if leaves else ""
-    span_en = f" (leaves {leaves[0]} to {leaves[-1]})" if leaves else ""
-    more_zh = f"下一页从位置 {after} 之后开始" if after is not None else "节点表示没有更多记录"
-    more_en = f"next page after leaf {after}" if after is not None else "the node reports no more records"
-    return {"zh": f"主体 {subject}：{n} 条记录{span_zh}，{more_zh}，检查点高度 {h}",
-            "en": f"subject {subject}: {plural(n, 'record')}{span_en}, {more_en}, checkpoint height {h}",
-            "subject": doc["subject"], "records": n, "leaves": leaves, "next_after": after}
+def _as_of(header: Header) -> tuple[str, str]:
+    when = utc_short(header.time)
+    return f"截至高度 {header.height}（{when}）", f"as of height {header.height}, {when}"
 
 
-def _claim_status(doc: dict[str, Any], records: Records, header: Header) -> dict[str, Any]:
-    number, when, n, h = clean(doc["number"]), utc_short(doc["at"]), len(records), header.height
+def _coverage(shown: ListShown, about_zh: str, about_en: str, header: Header) -> tuple[str, str]:
+    """"all 7 records about LIC-1 as of height 42, ..." or which part of how many a page covers."""
+    as_zh, as_en = _as_of(header)
+    if shown.n == 0:
+        return f"没有关于 {about_zh} 的记录（完整：一条也没有），{as_zh}", f"no records about {about_en} (complete: there are none) {as_en}"
+    if shown.complete:
+        return (f"关于 {about_zh} 的全部 {shown.n} 条记录（完整），{as_zh}",
+                f"all {plural(shown.n, 'record')} about {about_en} (complete) {as_en}")
+    if shown.count == 0:
+        return (f"关于 {about_zh} 共 {shown.n} 条记录，本页从第 {shown.start + 1} 条起没有记录，{as_zh}",
+                f"no records from position {shown.start + 1} of the {shown.n} about {about_en} {as_en}")
+    first, last = shown.start + 1, shown.start + shown.count
+    return (f"关于 {about_zh} 的第 {first}–{last} 条记录（共 {shown.n} 条），{as_zh}",
+            f"records {first}-{last} of {shown.n} about {about_en} {as_en}")
+
+
+def _claim_subject(doc: dict[str, Any], shown: ListShown, header: Header) -> dict[str, Any]:
+    subject = clean(doc["subject"])
+    zh, en = _coverage(shown, subject, subject, header)
+    return {"zh": f"主体 {subject}：{zh}", "en": f"subject {subject}: {en}", "subject": doc["subject"],
+            "records": shown.count, "total": shown.n, "from": shown.start, "complete": shown.complete}
+
+
+def _late(at: int, header: Header) -> tuple[str, str]:
+    if at <= header.time:
+        return "", ""
+    return ("；注意：查询时间晚于检查点，之后的记录仍可能改变状态",
+            "; note: the time asked for is after the checkpoint, so later records may still change it")
+
+
+def _claim_status(doc: dict[str, Any], shown: ListShown, header: Header) -> dict[str, Any]:
+    number, when = clean(doc["number"]), utc_short(doc["at"])
     status_zh, status_en = STATUS_NAMES.get(doc["status"], (doc["status"], doc["status"]))
     issuer = doc["issuer"]
     by_zh, by_en = (f"，签发部门 {clean(issuer)}", f", issued by {clean(issuer)}") if issuer else ("", "")
-    return {"zh": f"证照 {number} 在 {when} 的状态：{status_zh}{by_zh}（{n} 条记录，检查点高度 {h}）",
-            "en": f"certificate {number} status at {when}: {status_en}{by_en} ({plural(n, 'record')}, "
-                  f"checkpoint height {h})",
-            "number": doc["number"], "at": doc["at"], "status": doc["status"], "issuer": issuer, "records": n}
+    cov_zh, cov_en = _coverage(shown, "该证照", "it", header)
+    late_zh, late_en = _late(doc["at"], header)
+    return {"zh": f"证照 {number} 在 {when} 的状态：{status_zh}{by_zh}（依据{cov_zh}）{late_zh}",
+            "en": f"certificate {number} status at {when}: {status_en}{by_en} (from {cov_en}){late_en}",
+            "number": doc["number"], "at": doc["at"], "status": doc["status"], "issuer": issuer,
+            "records": shown.count, "complete": True}
 
 
-def _claim_shares(doc: dict[str, Any], records: Records, header: Header) -> dict[str, Any]:
-    grants, n, h = doc["grants"], len(records), header.height
+def _claim_shares(doc: dict[str, Any], shown: ListShown, header: Header) -> dict[str, Any]:
+    grants = doc["grants"]
     revoked = sum(1 for g in grants if g["revoked_by"] is not None)
     # A grant's `expires` is compared with the checkpoint's block time, as the node compares
     # it with a block's time when it accepts an access (docs/protocol.md section 5).
     expired = sum(1 for g in grants if g["revoked_by"] is None and g["expires"] <= header.time)
     live, accesses = len(grants) - revoked - expired, sum(len(g["accesses"]) for g in grants)
     dataset, owner = clean(doc["dataset"]), clean(doc["owner"])
+    cov_zh, cov_en = _coverage(shown, "该数据集", "it", header)
     return {"zh": f"数据集 {dataset}（所有者 {owner}）：共享授权 {len(grants)} 项（截至检查点时间：有效 {live}、"
-                  f"已撤销 {revoked}、已过期 {expired}），访问 {accesses} 次，{n} 条记录，检查点高度 {h}",
+                  f"已撤销 {revoked}、已过期 {expired}），访问 {accesses} 次；依据{cov_zh}",
             "en": f"dataset {dataset} (owner {owner}): {plural(len(grants), 'grant')} ({live} live, {revoked} "
-                  f"revoked, {expired} expired at the checkpoint time), {_accesses_en(accesses)}, "
-                  f"{plural(n, 'record')}, checkpoint height {h}",
+                  f"revoked, {expired} expired at the checkpoint time), {_accesses_en(accesses)}; from {cov_en}",
             "dataset": doc["dataset"], "owner": doc["owner"], "grants": len(grants), "live": live,
-            "revoked": revoked, "expired": expired, "accesses": accesses, "records": n}
+            "revoked": revoked, "expired": expired, "accesses": accesses, "records": shown.count, "complete": True}
 
 
 def _accesses_en(n: int) -> str:
     return f"{n} access" + ("" if n == 1 else "es")
 
 
-def _claim_provenance(doc: dict[str, Any], records: Records, header: Header) -> dict[str, Any]:
-    ids = {env.record_id.hex(): env for _, env in records}
-    root, depth, h = doc["root"], doc["depth"], header.height
-    rec = ids[root].record
-    ancestors, edges, subject = len(ids) - 1, len(doc["edges"]), clean(rec.subject)
-    cut_zh, cut_en = ("；节点已截断答复，可能缺少祖先记录", "; the node truncated it, so ancestors may be missing") \
-        if doc.get("truncated") is True else ("", "")
-    return {"zh": f"溯源：根记录 {root[:16]}…（{rec.type}，主体 {subject}）在深度 {depth} 以内有 {ancestors} 个祖先记录、"
-                  f"{edges} 条引用{cut_zh}，检查点高度 {h}",
-            "en": f"provenance of root record {root[:16]}… ({rec.type} about {subject}): "
-                  f"{plural(ancestors, 'ancestor')} to depth {depth}, {plural(edges, 'edge')}{cut_en}, "
-                  f"checkpoint height {h}",
-            "root": root, "depth": depth, "ancestors": ancestors, "edges": edges,
-            "truncated": doc.get("truncated") is True}
+def _claim_provenance(doc: dict[str, Any], shown: ListShown, header: Header) -> dict[str, Any]:
+    root, depth, direction = doc["root"], doc["depth"], doc["direction"]
+    others, edges = shown.n - 1, len(doc["edges"])
+    as_zh, as_en = _as_of(header)
+    kin_zh, kin_en = ("来源", "ancestor") if direction == "back" else ("后续", "descendant")
+    return {"zh": f"溯源：根记录 {root[:16]}… 在深度 {depth} 以内的全部{kin_zh}记录 {others} 条、引用 {edges} 条（完整），{as_zh}",
+            "en": f"provenance of root record {root[:16]}…: all {plural(others, kin_en)} within depth {depth}, "
+                  f"{plural(edges, 'edge')} (complete) {as_en}",
+            "root": root, "depth": depth, "direction": direction, "records": shown.n, "edges": edges,
+            "complete": True}
 
 
-CLAIM_TEXT: dict[str, Callable[[dict[str, Any], Records, Header], dict[str, Any]]] = {
+CLAIM_TEXT: dict[str, Callable[[dict[str, Any], ListShown, Header], dict[str, Any]]] = {
     "subject": _claim_subject, "status": _claim_status,
     "shares": _claim_shares, "provenance": _claim_provenance,
 }
@@ -361,16 +462,33 @@ CLAIM_TEXT: dict[str, Callable[[dict[str, Any], Records, Header], dict[str, Any]
 
 class _AnswerChecks(Checks):
     LABELS = {
+        "genesis": ("创世文件与链标识一致", "genesis file and chain id match"),
+        "epochs": ("验证节点集合的变更记录有效", "the validator set's changes (epochs) are valid"),
         "checkpoint": ("检查点获得法定数量验证节点签名", "checkpoint is certified by a quorum of validators"),
-        "records": ("每条记录签名有效且包含在检查点中", "every record is signed and included under the checkpoint"),
+        "records": ("每条记录格式正确且包含在检查点中", "every record is canonical and included under the checkpoint"),
+        "key": ("每条记录的签名密钥在检查点状态中、当时有效且签名有效",
+                "every record's signing key is in the checkpoint's state, could sign then, and its signature verifies"),
+        "list": ("答复完整：记录列表由检查点的状态证明，没有遗漏", "complete: the record lists are proven by the "
+                 "checkpoint's state, nothing left out"),
         "claims": ("答复内容与记录一致", "the answer's claims follow from its records"),
     }
     header: Header
     records: Records
+    keys: dict[str, KeyEntry]
+    shown: ListShown
 
     def __init__(self, doc: dict[str, Any], kind: str, genesis: Genesis) -> None:
         super().__init__()
         self.doc, self.kind, self.genesis = doc, kind, genesis
+
+    def check_genesis(self) -> None:
+        if self.doc.get("genesis_hash") != self.genesis.genesis_hash or self.doc.get("chain_id") != self.genesis.chain_id:
+            raise CheckFailed("genesis", "答复不是用这个创世文件生成的（您的创世文件不对，或答复来自另一个账本）",
+                              "the answer was made for another genesis file (you have the wrong genesis file, or "
+                              "the answer is from another ledger)", "genesis_hash or chain_id differs")
+
+    def check_epochs(self) -> None:
+        check_epochs(self.doc.get("epochs"))
 
     def check_checkpoint(self) -> None:
         self.header = check_checkpoint(self.doc.get("checkpoint"), self.genesis)
@@ -378,19 +496,37 @@ class _AnswerChecks(Checks):
     def check_records(self) -> None:
         self.records = _records(self.doc, self.header, self.genesis)
 
+    def check_key(self) -> None:
+        self.keys = _keys(self.doc, self.records, self.header)
+
+    def check_list(self) -> None:
+        if self.kind == "provenance":
+            self.shown = _provenance_lists(self.doc, self.records, self.header)
+        else:
+            field = {"subject": "subject", "status": "number", "shares": "dataset"}[self.kind]
+            self.shown = _subject_list(self.doc, self.records, self.header, field, whole=self.kind != "subject")
+
     def check_claims(self) -> None:
-        CLAIMS[self.kind](self.doc, self.records, self.genesis)
+        CLAIMS[self.kind](self.doc, self.records, {k: key.dept for k, key in self.keys.items()})
+        if self.kind == "subject":
+            # For people, yet a lie in them would mislead: they must say what the list proves.
+            end = self.shown.start + self.shown.count
+            if self.doc.get("total", self.shown.n) != self.shown.n or \
+                    self.doc.get("next_from", None if end == self.shown.n else end) != (None if end == self.shown.n else end):
+                raise _wrong("答复所说的记录总数或下一页起点与其列表不符", "the answer's total or next page does not "
+                             "follow from its list", f"total must be {self.shown.n}, next_from "
+                             f"{None if end == self.shown.n else end}")
 
     def conclude(self) -> dict[str, Any]:
         header = self.header
-        return {"claim": {"kind": self.kind, **CLAIM_TEXT[self.kind](self.doc, self.records, header),
-                          "checkpoint_height": header.height},
+        return {"claim": {"kind": self.kind, **CLAIM_TEXT[self.kind](self.doc, self.shown, header),
+                          "checkpoint_height": header.height, "epoch": 0},
                 "records": len(self.records),
-                "checkpoint": {"height": header.height, "log_size": header.log_size}}
+                "checkpoint": {"height": header.height, "log_size": header.log_size, "time": utc_short(header.time)}}
 
 
 def verify_answer(doc: dict[str, Any], kind: str, genesis: Genesis) -> Verdict:
-    """Check a saved answer; raise Unusable (exit 2) if the file is not a `kind` answer at all,
-    e.g. an error answer saved by mistake."""
+    """Check a saved answer; raise Unusable (exit 2) if the file is not a version 2 `kind`
+    answer at all, e.g. an error answer saved by mistake."""
     require_kind(doc, kind)
     return _AnswerChecks(doc, kind, genesis).run()

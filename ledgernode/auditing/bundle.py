@@ -2,10 +2,12 @@
 checked offline against the genesis file alone.
 
 The bundle proves one record against the header of the block that committed it:
-the QC certifies the header, the header's `log_root` covers the leaf. With
-`later` it also carries a newer checkpoint and a consistency proof from the
-record's block to it. The checks run in the order of CHECKS and stop at the
-first failure; a valid verdict first states, in one line of Chinese and English,
+the QC certifies the header, the header's `log_root` covers the leaf. Its `state`
+section carries a certified checkpoint at or after that block (the node's head when
+it built the bundle), the consistency proof from the block to it, and the signer's
+`key` entry in the checkpoint's state map: who the key belongs to, the leaves in
+which it could sign, and its roles. The checks run in the order of CHECKS (section
+12's names) and stop at the first failure; a valid verdict first states, in one line of Chinese and English,
 the claim it verified (`facts["claim"]`).
 """
 
@@ -19,23 +21,33 @@ from ..blocks import Header
 from ..codec import b64
 from ..errors import NotFound
 from ..genesis import Genesis
-from ..records import Envelope
+from ..records import Envelope, decode_envelope
 from ..times import utc_text
-from .checks import BLOCK, RECORD, CheckFailed, Checks, Verdict, Where, clean
+from .checkpoints import check_checkpoint
+from .checks import BLOCK, CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, Where, clean
+from .lists import check_entry, check_signed, entry_doc, parse_key
 from .parse import FORMAT, Unusable, require_bundle
-from .proofs import certified, certify, extends, header_of, included, signed_record
+from .proofs import certify, check_epochs, extends, header_of, included, record_of
 from .reader import LedgerReader
 
 FILE_CHUNK_BYTES = 1 << 20
 CHECKS = [
+    ("format", "证据包格式为第 2 版且字段齐全", "the bundle is a version 2 bundle with every field"),
     ("genesis", "创世文件与链标识一致", "genesis file and chain id match"),
+    ("epochs", "验证节点集合的变更记录有效", "the validator set's changes (epochs) are valid"),
     ("header", "区块头格式正确且属于本链", "block header is canonical and belongs to this chain"),
     ("qc", "区块获得法定数量验证节点签名", "block is certified by a quorum of validators"),
-    ("record", "记录格式正确、签名有效、签名者有权提交", "record is canonical, signed, and the signer may submit it"),
+    ("record", "记录格式正确、属于本链、编号一致", "record is canonical, of this chain, and has its id"),
     ("inclusion", "记录包含在区块的默克尔日志中", "record is included in the block's Merkle log"),
+    ("checkpoint", "检查点获得签名且延续了该区块（一致性证明）",
+     "the checkpoint is certified and extends the block (consistency proof)"),
+    ("key", "签名密钥在检查点状态中登记、当时有效、有权签署且签名有效",
+     "the signing key is in the checkpoint's state, could sign then, may sign the type, and the signature verifies"),
     ("file", "原始文件与记录中的哈希一致", "original file matches the hash in the record"),
-    ("later", "更新的检查点延续了该区块（一致性证明）", "a newer checkpoint extends the block (consistency proof)"),
 ]
+BUNDLE_FIELDS = {"chain_id": str, "genesis_hash": str, "record_id": str, "envelope": str, "leaf_index": int,
+                 "block": dict, "inclusion": list, "epochs": list, "state": dict}
+STATE_KEYS = frozenset(["checkpoint", "consistency", "key"])
 TYPE_NAMES: dict[str, tuple[str, str]] = {
     "dataset.publish": ("数据目录发布", "dataset published"),
     "share.grant": ("数据共享授权", "data sharing granted"),
@@ -52,52 +64,38 @@ TYPE_NAMES: dict[str, tuple[str, str]] = {
 # -- built by a node ----------------------------------------------------------------------
 
 
-def build_bundle(store: LedgerReader, genesis: Genesis, record_id: bytes, later: bool = False) -> dict[str, Any]:
-    """The evidence bundle of a committed record; NotFound if it is not committed.
-
-    With `later`, add the newest checkpoint and a consistency proof from the
-    record's block to it (when the log has grown since)."""
+def build_bundle(store: LedgerReader, genesis: Genesis, record_id: bytes) -> dict[str, Any]:
+    """The evidence bundle of a committed record (docs/protocol.md section 12), against the
+    head as its checkpoint; NotFound if the record is not committed."""
+    tip = store.head()
     where = store.locate(record_id)
-    if where is None:
+    if where is None or tip is None:
         raise NotFound(f"record {record_id.hex()} is not committed")
     leaf_index, height = where
     header = store.load_header(height)
     assert header.log_start <= leaf_index < header.log_size, "record index points outside its block"
-    bundle = {
+    assert tip.height >= height, "a located record is at or below the head"
+    raw = store.load_envelope(leaf_index)
+    key_id = decode_envelope(raw, genesis).record.key
+    return {
         "format": FORMAT,
         "chain_id": genesis.chain_id,
         "genesis_hash": genesis.genesis_hash,
         "record_id": record_id.hex(),
-        "envelope": b64(store.load_envelope(leaf_index)),
+        "envelope": b64(raw),
         "leaf_index": leaf_index,
         "block": {"header": b64(header.raw), "qc": store.load_qc(height).to_json()},
         "inclusion": [h.hex() for h in store.inclusion_proof(leaf_index, header.log_size)],
+        "epochs": [],
+        "state": {
+            "checkpoint": {"header": b64(tip.raw), "qc": store.load_qc(tip.height).to_json()},
+            "consistency": [h.hex() for h in store.consistency_proof(header.log_size, tip.log_size)],
+            "key": entry_doc(store.map_at(tip.state), "key", key_id),
+        },
     }
-    if later and store.log_size > header.log_size:
-        newest = store.head()
-        assert newest is not None, "a log that grew has a head"
-        bundle["later"] = {
-            "header": b64(newest.raw), "qc": store.load_qc(newest.height).to_json(),
-            "consistency": [h.hex() for h in store.consistency_proof(header.log_size, newest.log_size)],
-        }
-    return bundle
 
 
 # -- checked offline ------------------------------------------------------------------------
-
-
-def check_later(later: Any, header: Header, genesis: Genesis) -> Header:
-    """A bundle's `later` section: a newer certified checkpoint that extends `header`."""
-    if not isinstance(later, dict):
-        raise CheckFailed("later", "证据包的后续检查点部分已损坏", "the bundle's later-checkpoint section is damaged",
-                          "later must be an object")
-    newer = certified(later, genesis, Where("后续检查点", "the later checkpoint"))
-    extends(header, newer, later.get("consistency"), CheckFailed(
-        "later", "后续检查点不是该区块的延续（一致性证明不成立：账本被改写，或证明被改动）",
-        "the later checkpoint does not extend the record's block (the consistency proof fails: the ledger was "
-        "rewritten, or the proof was altered)",
-        "the later checkpoint does not extend the record's block (consistency proof fails)"))
-    return newer
 
 
 def _show(value: Any) -> Any:
@@ -105,10 +103,11 @@ def _show(value: Any) -> Any:
 
 
 class _BundleChecks(Checks):
-    """One bundle's checks; each keeps what the next needs (header, envelope) on self."""
+    """One bundle's checks; each keeps what the next needs (headers, envelope) on self."""
 
     LABELS = {name: (zh, en) for name, zh, en in CHECKS}
     header: Header
+    checkpoint: Header
     env: Envelope
 
     def __init__(self, bundle: dict[str, Any], genesis: Genesis, original: Path | None) -> None:
@@ -116,9 +115,18 @@ class _BundleChecks(Checks):
         self.bundle, self.genesis, self.original = bundle, genesis, original
 
     def names(self) -> list[str]:
-        # The file is compared only when given, the later checkpoint only when the bundle has one.
-        wanted = {"file": self.original is not None, "later": "later" in self.bundle}
-        return [name for name in self.LABELS if wanted.get(name, True)]
+        # The file is compared only when given.
+        return [name for name in self.LABELS if name != "file" or self.original is not None]
+
+    def check_format(self) -> None:
+        for name, kind in BUNDLE_FIELDS.items():
+            value = self.bundle.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise CheckFailed("format", f"证据包缺少字段 {name} 或其类型不对", f"the bundle's {name} field is "
+                                  "missing or of the wrong type", f"{name} must be a JSON {kind.__name__}")
+        if self.bundle["state"].keys() != STATE_KEYS:
+            raise CheckFailed("format", "证据包的状态部分字段不对", "the bundle's state section has the wrong fields",
+                              f"state must have exactly the keys {sorted(STATE_KEYS)}")
 
     def check_genesis(self) -> None:
         zh = "证据包不是用这个创世文件生成的（您的创世文件不对，或证据包来自另一个账本）"
@@ -130,11 +138,12 @@ class _BundleChecks(Checks):
             raise CheckFailed("genesis", zh, en, f"bundle chain_id {self.bundle.get('chain_id')!r} is not "
                               f"the genesis chain id {self.genesis.chain_id!r}")
 
+    def check_epochs(self) -> None:
+        check_epochs(self.bundle["epochs"])
+        self.facts["epoch"] = 0
+
     def check_header(self) -> None:
-        block = self.bundle.get("block")
-        if not isinstance(block, dict):
-            raise CheckFailed("header", "证据包缺少区块部分", "the bundle has no block section",
-                              "bundle has no block object")
+        block = self.bundle["block"]
         self.header = header_of(block.get("header"), self.genesis, BLOCK)
         self.facts["block"] = {
             "height": self.header.height, "time": utc_text(self.header.time),
@@ -150,20 +159,44 @@ class _BundleChecks(Checks):
         ]
 
     def check_record(self) -> None:
-        env, signer = signed_record(self.bundle.get("envelope"), self.bundle.get("record_id"), self.genesis, RECORD)
-        self.env = env
+        self.env = env = record_of(self.bundle["envelope"], self.bundle["record_id"], self.genesis, RECORD)
         rec = env.record
         self.facts["record"] = {
             "id": env.record_id.hex(), "type": rec.type, "subject": rec.subject,
             "body": {k: _show(v) for k, v in rec.body.items()},
             "refs": [r.hex() for r in rec.refs], "claimed_time": utc_text(rec.ts),
-            "signer": {"key_id": rec.key, "dept": signer.dept},
+            "signer": {"key_id": rec.key},
         }
 
     def check_inclusion(self) -> None:
         self.facts["leaf_index"] = included(
-            self.env, self.bundle.get("leaf_index"), self.bundle.get("inclusion"), self.header,
+            self.env, self.bundle["leaf_index"], self.bundle["inclusion"], self.header,
             self.header.log_start, RECORD, Where("该区块", "this block"))
+
+    def check_checkpoint(self) -> None:
+        state = self.bundle["state"]
+        self.checkpoint = cp = check_checkpoint(state["checkpoint"], self.genesis, CHECKPOINT)
+        if cp.height < self.header.height or (cp.height == self.header.height and cp.raw != self.header.raw):
+            raise CheckFailed("checkpoint", "检查点早于记录所在区块，或与之同高却不是同一区块",
+                              "the checkpoint is older than the record's block, or at its height but another block",
+                              f"checkpoint height {cp.height}, block height {self.header.height}")
+        extends(self.header, cp, state["consistency"], CheckFailed(
+            "checkpoint", "检查点不是该区块的延续（一致性证明不成立：账本被改写，或证明被改动）",
+            "the checkpoint does not extend the record's block (the consistency proof fails: the ledger was "
+            "rewritten, or the proof was altered)", "the checkpoint does not extend the record's block"))
+        self.facts["checkpoint"] = {"height": cp.height, "time": utc_text(cp.time), "log_size": cp.log_size}
+
+    def check_key(self) -> None:
+        rec, leaf = self.env.record, self.facts["leaf_index"]
+        value = check_entry(self.bundle["state"]["key"], self.checkpoint.state, "key", rec.key, "key",
+                            "签名密钥的条目", "the signing key's entry")
+        if value is None:
+            raise CheckFailed("key", "签名密钥不在检查点的状态中（从未登记）", "the signing key is not in the "
+                              "checkpoint's state (it was never registered)", f"no key entry for {rec.key}")
+        key = parse_key(value)
+        check_signed(self.env, leaf, key, "该记录", "the record")
+        self.facts["record"]["signer"] = {"key_id": rec.key, "dept": key.dept, "roles": list(key.roles),
+                                          "from": key.from_leaf, "until": key.until}
 
     def check_file(self) -> None:
         assert self.original is not None
@@ -183,10 +216,6 @@ class _BundleChecks(Checks):
                               "the original file does not match the record's hash (a different or altered file)",
                               f"SHA-256 of the file is {digest.hexdigest()}, record says {expected.hex()}")
 
-    def check_later(self) -> None:
-        newer = check_later(self.bundle["later"], self.header, self.genesis)
-        self.facts["later"] = {"height": newer.height, "time": utc_text(newer.time), "log_size": newer.log_size}
-
     def conclude(self) -> dict[str, Any]:
         return {"claim": self.claim()}
 
@@ -202,17 +231,21 @@ class _BundleChecks(Checks):
              f"block height {height}"
         out = {"record_id": rec["id"], "type": rec["type"], "subject": rec["subject"],
                "dept": rec["signer"]["dept"], "leaf_index": leaf, "height": height}
+        until = rec["signer"]["until"]
+        if until is not None:
+            zh, en = zh + f"；签名早于该密钥在日志位置 {until} 被吊销", en + f"; signed before the key was revoked at leaf {until}"
+            out["key_revoked_at"] = until
         if self.original is not None:
             zh, en, out["file_matches"] = zh + "；原始文件与记录中的哈希一致", en + "; the original file matches it", True
-        if "later" in facts:
-            later = facts["later"]["height"]
-            zh, en = zh + f"；高度 {later} 的后续检查点延续了该区块", en + f"; a later checkpoint at height {later} extends it"
-            out["later_height"] = later
+        cp = facts["checkpoint"]
+        zh, en = zh + f"；检查点高度 {cp['height']}（{cp['time']}，第 0 届验证节点）", \
+            en + f"; checkpoint height {cp['height']} ({cp['time']}, validator epoch 0)"
+        out["checkpoint_height"] = cp["height"]
         return {"zh": zh, "en": en, **out}
 
 
 def verify_bundle(bundle: dict[str, Any], genesis: Genesis, original: Path | None = None) -> Verdict:
     """Check an evidence bundle (and `original`, the file its record names, if given);
-    Unusable (exit 2) if `bundle` is not an evidence bundle at all."""
+    Unusable (exit 2) if `bundle` is not a version 2 evidence bundle at all."""
     require_bundle(bundle)
     return _BundleChecks(bundle, genesis, original).run()

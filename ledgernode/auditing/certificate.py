@@ -113,6 +113,10 @@ def _record_section(rec: dict[str, Any], genesis: Genesis) -> str:
         _row("签名密钥", "Signing key id", escape(signer["key_id"]), mono=True),
         _row("声明时间（UTC）", "Claimed time (UTC)", escape(rec["claimed_time"])),
     ]
+    if signer.get("until") is not None:
+        rows.append(_row("密钥吊销", "Key revoked",
+                         escape(f"at leaf {signer['until']}; this record was signed before (leaf "
+                                f"{signer.get('from', 0)} to {signer['until'] - 1} could sign)")))
     return _section("记录 Record", "<table>" + "".join(rows) + "</table>", keep=False)
 
 
@@ -127,11 +131,10 @@ def _block_section(facts: dict[str, Any], genesis: Genesis) -> str:
         _row("账本标识", "Chain id", escape(genesis.chain_id)),
         _row("创世文件哈希", "Genesis SHA-256", escape(genesis.genesis_hash), mono=True),
     ]
-    later = facts.get("later")
-    if later:
-        rows.append(_row("后续检查点", "Later checkpoint",
-                         escape(f"height {later['height']}, {later['time']}, log size "
-                                f"{later['log_size']} (consistency proven)")))
+    cp = facts["checkpoint"]
+    rows.append(_row("检查点", "Checkpoint",
+                     escape(f"height {cp['height']}, {cp['time']}, log size {cp['log_size']} "
+                            "(consistency proven; the signing key proven in its state)")))
     return _section("区块 Block", "<table>" + "".join(rows) + "</table>")
 
 

@@ -51,8 +51,8 @@ def check_checkpoint(cp: Any, genesis: Genesis, where: Where = CHECKPOINT) -> He
         raise CheckFailed("checkpoint", f"{where.zh}缺失或不是对象", f"{where.en} is missing or not an object",
                           "checkpoint must be an object")
     header = certified(cp, genesis, where)
-    if (cp.get("log_size") != header.log_size or cp.get("log_root") != header.log_root.hex()
-            or ("height" in cp and cp["height"] != header.height)):
+    summary = {"log_size": header.log_size, "log_root": header.log_root.hex(), "height": header.height}
+    if any(name in cp and cp[name] != value for name, value in summary.items()):
         raise CheckFailed("checkpoint", f"{where.zh}的摘要（日志大小、日志根或高度）与其签名的区块头不符（摘要被改动）",
                           f"{where.en}'s summary (log size, log root or height) differs from its signed header "
                           "(the summary was altered)", "checkpoint log_size/log_root/height differ from its header")

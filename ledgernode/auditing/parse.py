@@ -24,7 +24,9 @@ BUNDLE_MAX_BYTES = 4 << 20
 PAGE_MAX_BYTES = 16 << 20
 HEX32 = re.compile(r"[0-9a-f]{64}")  # a SHA-256 hash or a record id, as the ledger writes it
 
-FORMAT = "ledgernode-evidence/1"  # an evidence bundle (docs/protocol.md section 8)
+FORMAT = "ledgernode-evidence/2"  # an evidence bundle (docs/protocol.md section 12.4)
+ANSWER_FORMAT = "ledgernode-answer/2"  # an answer (docs/protocol.md section 12.5)
+OLD_FORMATS = {"ledgernode-evidence/1": "an evidence bundle of version 1"}
 EQUIVOCATION_FORMAT = "ledgernode-equivocation/1"
 KINDS = ("subject", "status", "shares", "provenance")
 KIND_NAMES = {  # what each kind of answer is about, for messages
@@ -123,6 +125,8 @@ def describe(doc: dict[str, Any]) -> str | None:
         return f"a {doc['kind']!r} answer"
     if doc.get("format") == FORMAT:
         return "an evidence bundle"
+    if doc.get("format") in OLD_FORMATS:
+        return OLD_FORMATS[doc["format"]] + ", which a version 2 ledger does not write"
     if doc.get("format") == EQUIVOCATION_FORMAT or "equivocations" in doc:
         return "an equivocation proof (check it with --kind equivocation)"
     if isinstance(doc.get("format"), str) and doc["format"].startswith("ledgernode-genesis/"):
@@ -137,8 +141,11 @@ def describe(doc: dict[str, Any]) -> str | None:
 def require_kind(doc: dict[str, Any], kind: str) -> None:
     """Unusable (exit 2) unless `doc` is a `kind` answer, saying what it is and what to run."""
     found = doc.get("kind")
-    if found == kind:
+    if found == kind and doc.get("format") == ANSWER_FORMAT:
         return
+    if found == kind:
+        raise Unusable(f"this {kind!r} answer's format is {clean(doc.get('format'))!r}, not {ANSWER_FORMAT!r}: "
+                       "it was made by version 1 of the ledger, or altered")
     if found in KINDS:
         raise Unusable(f"this file is a {found!r} answer ({KIND_NAMES[found]}), not a {kind!r} answer: "
                        f"check it with --kind {found}")

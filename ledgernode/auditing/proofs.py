@@ -14,8 +14,8 @@ from typing import Any
 from .. import codec, merkle
 from ..blocks import Header, check_qc, decode_header, qc_from_json
 from ..errors import InvalidInput
-from ..genesis import Genesis, Signer
-from ..records import ENVELOPE_LIMITS, Envelope, check_signer, decode_envelope, record_id_of
+from ..genesis import Genesis
+from ..records import ENVELOPE_LIMITS, Envelope, decode_envelope, record_id_of
 from .checks import CheckFailed, Where
 from .parse import hash_list, unb64
 
@@ -77,12 +77,6 @@ def certified(doc: dict[str, Any], genesis: Genesis, where: Where) -> Header:
 
 _RECORD_REASONS: dict[str, tuple[str, str, str]] = {  # InvalidInput.code -> (part, zh, en)
     "wrong_chain": ("genesis", "{zh}属于另一个账本（链标识不同）", "{en} was made for another ledger (a different chain id)"),
-    "unknown_key": ("signer", "{zh}的签名密钥不在您的创世文件中",
-                    "{en} was signed with a key that is not in your genesis file"),
-    "role_denied": ("signer", "{zh}的签名密钥无权签署这类记录",
-                    "{en}'s signing key is not allowed to sign this type of record"),
-    "bad_signature": ("signature", "{zh}的签名与其内容不符（记录或签名被改动）",
-                      "{en}'s signature does not match its bytes (the record or the signature was altered)"),
 }
 _RECORD_INVALID = ("record_bytes", "{zh}不是本账本的有效记录（格式损坏或字段不合规则）",
                    "{en} is not a valid record of this ledger (damaged, or a field breaks the rules)")
@@ -102,15 +96,16 @@ def _id_of_envelope(raw: bytes) -> str | None:
     return record_id_of(pair[0]).hex()
 
 
-def signed_record(value: Any, claimed_id: Any, genesis: Genesis, where: Where) -> tuple[Envelope, Signer]:
-    """The envelope in base64 `value`: a valid record, signed by a key allowed its type, whose
-    id is `claimed_id`. A record whose bytes no longer hash to the id it came with was altered,
-    whatever rule its changed bytes now break, so that is the reason given first."""
+def record_of(value: Any, claimed_id: Any, genesis: Genesis, where: Where) -> Envelope:
+    """The envelope in base64 `value`: a valid record of this chain whose id is `claimed_id`
+    (None: the id is not claimed, an answer's records are named by position). Its signer is
+    judged by its `key` entry (auditing/lists.py). A record whose bytes no longer hash to
+    the id it came with was altered, whatever rule its changed bytes now break, so that is
+    the reason given first."""
     raw = unb64(value, "record_bytes", where, Where("字节", "bytes"))
-    altered = _id_of_envelope(raw) != claimed_id
+    altered = claimed_id is not None and _id_of_envelope(raw) != claimed_id
     try:
         env = decode_envelope(raw, genesis)
-        signer = check_signer(env, genesis)
     except InvalidInput as exc:
         if altered:
             raise CheckFailed("record_bytes", f"{where.zh}的内容被改动（与记录编号、签名不再一致）",
@@ -123,7 +118,7 @@ def signed_record(value: Any, claimed_id: Any, genesis: Genesis, where: Where) -
                           f"{where.en}'s id does not match its bytes (the id was altered, or the record "
                           "was replaced)", "record_id does not match the hash of the record")
     assert record_id_of(env.record_bytes) == env.record_id
-    return env, signer
+    return env
 
 
 def included(env: Envelope, index: Any, path: Any, header: Header, lowest: int,
@@ -144,6 +139,22 @@ def included(env: Envelope, index: Any, path: Any, header: Header, lowest: int,
                           "(the proof, the position or the record was altered)",
                           f"inclusion path does not lead to the log_root at leaf {index}")
     return index
+
+
+# -- the validator set ----------------------------------------------------------------------
+
+
+def check_epochs(epochs: Any) -> None:
+    """The epochs a bundle or answer relies on (docs/protocol.md section 12.2). Until a
+    validator change can commit, every header is certified by the genesis set, epoch 0,
+    and the list is empty; an element is refused rather than trusted unchecked."""
+    if not isinstance(epochs, list):
+        raise CheckFailed("epochs", "验证节点集合的变更记录已损坏", "the list of validator set changes is damaged",
+                          "epochs must be a list")
+    if epochs:
+        raise CheckFailed("epochs", "本账本的验证节点集合从未变更，答复却列出了变更",
+                          "this ledger's validator set never changed, yet the document lists changes",
+                          f"epochs lists {len(epochs)} changes; only the genesis set (epoch 0) certifies here")
 
 
 # -- the ledger only grew -------------------------------------------------------------------

@@ -10,6 +10,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..blocks import QC, Header
+from ..merkle import NodeReader
+from ..statemap import StateMap
+
+
+class ListTree(NodeReader, Protocol):
+    """One record list's tree, and the leaf indexes at its positions."""
+
+    def leaves(self, start: int, end: int) -> list[int]: ...
 
 
 class LedgerReader(Protocol):
@@ -44,3 +52,7 @@ class LedgerReader(Protocol):
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]: ...
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
+
+    def map_at(self, root: bytes) -> StateMap: ...
+
+    def list_nodes(self, list_path: bytes) -> ListTree: ...

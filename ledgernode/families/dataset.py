@@ -10,9 +10,10 @@ Facts (state.BlockState writes them, docs/storage.md lists their keys):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..genesis import Genesis, Signer
+from ..genesis import Signer
 from ..times import utc_text
 from .schema import DEPT, HASH, TEXT, TIME, Family, Field, Ledger, RecordType, Update, one_of, violation
 
@@ -111,21 +112,22 @@ FAMILY = Family("dataset", (PUBLISH, SHARE_GRANT, SHARE_REVOKE, SHARE_ACCESS))
 # -- derived views (the node's answers and the auditors' re-check share them) --------------
 
 
-def dataset_owner(history: list[Envelope], genesis: Genesis) -> str | None:
-    """The dept that signed a dataset's first publish record, from its records in log order."""
+def dataset_owner(history: list[Envelope], depts: Mapping[str, str]) -> str | None:
+    """The dept that signed a dataset's first publish record, from its records in log order;
+    `depts` gives each signing key's dept (key_id -> dept)."""
     publish = next((env for env in history if env.record.type == PUBLISH.name), None)
-    return genesis.signers[publish.record.key].dept if publish else None
+    return depts.get(publish.record.key) if publish else None
 
 
-def dataset_grants(history: list[Envelope], genesis: Genesis) -> list[dict[str, Any]]:
+def dataset_grants(history: list[Envelope], depts: Mapping[str, str]) -> list[dict[str, Any]]:
     """Grants of a dataset in log order, each with its revocation and its accesses."""
     grants: dict[str, dict[str, Any]] = {}
     for env in history:
         rec, rid = env.record, env.record_id.hex()
-        signer = genesis.signers.get(rec.key)
+        dept = depts.get(rec.key)
         if rec.type == SHARE_GRANT.name:
             grants[rid] = {
-                "grant": rid, "by": signer.dept if signer else None, "to_dept": rec.body["to_dept"],
+                "grant": rid, "by": dept, "to_dept": rec.body["to_dept"],
                 "purpose": rec.body["purpose"], "legal_basis": rec.body["legal_basis"],
                 "expires": rec.body["expires"], "revoked_by": None, "accesses": [],
             }
@@ -135,7 +137,7 @@ def dataset_grants(history: list[Envelope], genesis: Genesis) -> list[dict[str, 
                 grant["revoked_by"] = rid
             else:
                 grant["accesses"].append({
-                    "record": rid, "dept": signer.dept if signer else None, "purpose": rec.body["purpose"],
+                    "record": rid, "dept": dept, "purpose": rec.body["purpose"],
                     "ts": rec.ts, "content_hash": rec.body["content_hash"].hex(),
                 })
     return list(grants.values())

@@ -24,8 +24,10 @@ from typing import Any, Protocol, TypeVar
 from .. import codec, merkle, records
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt
+from ..statemap import EMPTY_ROOT, StateMap
 from . import keys
 from .kv import KV, MemoryKV
+from .mapnodes import ListNodes, MapNodes, change_puts
 
 # Merkle nodes below this level are not stored: a complete subtree of fewer
 # than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a
@@ -67,6 +69,7 @@ class Tip:
 class Store:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
+        self.map_nodes = MapNodes(kv)
         self._tip = self._open()
 
     def _open(self) -> Tip:
@@ -98,6 +101,8 @@ class Store:
         if head.log_size:
             self.load_envelope(0)
             self.load_envelope(head.log_size - 1)
+        if head.state != EMPTY_ROOT and self.map_nodes.get(head.state) is None:
+            raise NotFound(f"the state map's root node {head.state.hex()[:16]}")
 
     @classmethod
     def memory(cls) -> Store:
@@ -192,6 +197,15 @@ class Store:
             raise StoreCorrupt(f"fact {kind}/{key}: its stored value is not a map")
         return fact
 
+    def map_at(self, root: bytes) -> StateMap:
+        """The state map at a committed root: the head's is `tip.header.state`
+        (docs/protocol.md section 11); every earlier root stays readable."""
+        return StateMap(self.map_nodes, root)
+
+    def list_nodes(self, list_path: bytes) -> ListNodes:
+        """One record list's tree and positions (storage/mapnodes.py)."""
+        return ListNodes(self.kv, list_path)
+
     def subject_leaves(self, subject: str, after: int = -1, limit: int = 100) -> list[int]:
         """Leaf indexes of records about `subject`, in log order, after `after`."""
         limit = min(limit, SUBJECT_PAGE_MAX)
@@ -237,7 +251,10 @@ class Store:
         assert qc.block_hash == header.block_hash and qc.height == header.height
         assert checked.frontier.size == header.log_size
         assert checked.frontier.root() == header.log_root
+        assert checked.map_change.root == header.state, "the map change is not the header's state"
+        assert checked.map_change.batch.base == (tip.header.state if tip.header else checked.map_change.batch.base)
         self.kv.write(_block_puts(checked, qc), [], sync=sync)
+        self.map_nodes.keep(checked.map_change.batch.nodes, checked.map_change.batch.replaced)
         # One assignment: a reader on another thread sees the old tip or the new one, never
         # a head with another block's frontier. The records are on disk before the tip
         # names them, and `locate` hides those above its height until then. The copy keeps
@@ -305,6 +322,7 @@ def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
             puts.append((keys.node_key(level, index), h))
     for (kind, key), value in checked.facts.items():
         puts.append((keys.fact_key(kind, key), codec.encode(value)))
+    puts.extend(change_puts(checked.map_change))
     puts.append((keys.HEAD_KEY, keys.head_value(header.height)))
     return puts
 

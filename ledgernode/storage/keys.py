@@ -32,6 +32,7 @@ META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
 EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
 MAP_NODE = b"t/"  # t/ node hash (32 bytes): a state-map node (version 2, statemap.py)
 LIST_NODE = b"l/"  # l/ list path (32 bytes) level (1 byte) u64(index): a record list's tree node (version 2)
+POSITION = b"p/"  # p/ list path (32 bytes) u64(position): u64(leaf_index) of a record list's entry (version 2)
 
 HEAD_NAME = "head"  # m/head belongs to the commit; save_meta may not write it
 HEAD_KEY = META + HEAD_NAME.encode()
@@ -100,7 +101,17 @@ def list_node_key(list_path: bytes, level: int, index: int) -> bytes:
     return LIST_NODE + list_path + bytes([level]) + u64(index)
 
 
+def position_key(list_path: bytes, position: int) -> bytes:
+    assert len(list_path) == 32
+    return POSITION + list_path + u64(position)
+
+
 # -- scan ranges: (start, stop) for KV.scan, stop excluded ------------------------------
+
+
+def positions_range(list_path: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """A record list's positions [start, end)."""
+    return position_key(list_path, start), position_key(list_path, end)
 
 
 def leaf_range(start: int, end: int) -> tuple[bytes, bytes]:
@@ -160,6 +171,14 @@ def decode_record_index(raw: bytes, where: str) -> tuple[int, int]:
         raise StoreCorrupt(f"{where}: index entry is {len(raw)} bytes, not {RECORD_INDEX.size}")
     leaf, height = RECORD_INDEX.unpack(raw)
     return leaf, height
+
+
+def decode_position(raw: bytes, where: str) -> int:
+    """The leaf index a p/ value holds."""
+    if len(raw) != U64.size:
+        raise StoreCorrupt(f"{where}: a list position holds {len(raw)} bytes, not a u64 leaf index")
+    leaf: int = U64.unpack(raw)[0]
+    return leaf
 
 
 def subject_key_leaf(key: bytes) -> int:

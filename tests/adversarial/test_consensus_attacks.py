@@ -126,7 +126,7 @@ def junk_block(c: Cluster, height: int, records: int) -> tuple[BlockData, bytes]
     payload = tuple(codec.encode([env[0], os.urandom(64)]) for _ in range(records))
     start = c.get(TARGET, f"/v1/checkpoints/{height - 1}")["log_size"]
     header = Header(c.genesis.chain_id, height, int(time.time() * 1000), prev, ATTACKER, start, start + records,
-                    os.urandom(32), c.genesis.valset_hash)  # a made-up root: the QC fails first anyway
+                    os.urandom(32), c.genesis.valset_hash, os.urandom(32))  # a made-up root: the QC fails first anyway
     qc = codec.encode({"block_hash": header.block_hash, "height": height, "round": 0,
                        "signatures": [[i, os.urandom(64)] for i in range(3)]})
     return BlockData(header.encode(), payload), qc

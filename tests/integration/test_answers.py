@@ -1,6 +1,7 @@
 """Every record gets a definitive answer, on real nodes (docs/protocol.md section 5):
 committed, or refused with the rule it breaks, or rejected after admission with why.
-Records that cannot commit make no block."""
+Records that cannot commit make no block, and leave no trace in the state map: an
+auditor's version 2 answer about their subject proves they are not there."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from ledgernode import crypto
+from ledgernode.auditing.answers import verify_answer
 from ledgernode.records import sign_record
 
 from .procs import Cluster, wait_until
@@ -45,6 +47,20 @@ def committed(c: Cluster, node: int = 0) -> dict[str, Any]:
     return doc
 
 
+def committed_at(c: Cluster, node: int, rid: str) -> None:
+    wait_until(f"record {rid} to commit at node {node}", lambda: (
+        (answer := c.request(node, "GET", f"/v1/records/{rid}"))[1].get("status") == "committed", answer))
+
+
+def verified_claim(c: Cluster, doc: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The claim of a version 2 answer, checked by the offline verifier against the genesis."""
+    assert doc["format"] == "ledgernode-answer/2" and doc["kind"] == kind, doc.get("format")
+    verdict = verify_answer(doc, kind, c.genesis)
+    assert verdict.valid, verdict.checks[-1]
+    claim: dict[str, Any] = verdict.facts["claim"]
+    return claim
+
+
 def empty_round0_blocks(c: Cluster, upto: int) -> list[int]:
     out = []
     for h in range(1, upto + 1):
@@ -66,6 +82,11 @@ def test_a_record_that_breaks_a_rule_is_refused_at_once_and_makes_no_block(clust
     after = committed(cluster)["height"]
     assert after == before + 1  # nothing was built for the ten refused records
     assert empty_round0_blocks(cluster, after) == []
+    # The state proves it: no record about LOT-3 as of the head (an absent subject entry).
+    doc = cluster.get(0, "/v1/subjects/LOT-3")
+    assert (doc["records"], doc["total"], doc["next_from"], doc["list"]["entry"]["value"]) == ([], 0, None, None)
+    claim = verified_claim(cluster, doc, "subject")
+    assert claim["complete"] and "no records about LOT-3 (complete: there are none)" in claim["en"], claim
 
 
 def test_rival_certificates_on_two_nodes_one_commits_the_other_is_told(cluster: Cluster) -> None:
@@ -87,8 +108,13 @@ def test_rival_certificates_on_two_nodes_one_commits_the_other_is_told(cluster: 
         if loser.get("status") == "rejected":  # dropped after admission: remembered for GET
             status, doc = cluster.request(at, "GET", f"/v1/records/{loser['id']}")
             assert status == 200 and doc == loser, (status, doc)
-        status, doc = cluster.request(0, "GET", f"/v1/records/{winner['id']}")
-        assert status == 200 and doc["status"] == "committed"
+        committed_at(cluster, 0, winner["id"])
+        # The certificate's status answer holds exactly the winner: the loser is in no list.
+        answer = cluster.get(0, f"/v1/certificates/{number}/status")
+        assert [r["id"] for r in answer["records"]] == [winner["id"]]
+        assert (answer["status"], answer["issuer"]) == ("expired", "justice")  # valid_until 2**40 ms: 2004
+        claim = verified_claim(cluster, answer, "status")
+        assert claim["complete"] and "all 1 record about it (complete)" in claim["en"], claim
     head = committed(cluster)["height"]
     assert empty_round0_blocks(cluster, head) == []
 

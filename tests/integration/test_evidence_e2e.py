@@ -1,13 +1,18 @@
-"""End to end: chain on LevelDB -> evidence bundles -> the real offline verifier.
+"""End to end: chain on LevelDB -> evidence bundles (version 2) -> the real offline verifier.
 
 A small chain of several blocks and record types is committed in-process to a
 LevelDB store (no network), reopened from disk, and bundles are exported for
 records at the first leaf, in the middle of a middle block and at the last
-leaf. The real CLI (`python -m ledgernode verify`) must accept them; then every
-byte of every signed or hashed field is changed, one at a time, and every
-change must be rejected at the check that guards that field (docs/protocol.md section 9).
-The bulk of the mutations run through `verify_bundle` in-process; each field
-class also goes once through the CLI subprocess.
+leaf. Each `ledgernode-evidence/2` bundle carries, besides the record, its block
+and inclusion proof, a `state` section: the head as a checkpoint, the consistency
+proof from the record's block to it and the signer's `key` entry in the
+checkpoint's state map (DESIGN.md section 12). The real CLI (`python -m
+ledgernode verify`) must accept them; then every byte of every signed or hashed
+field (the state section's too) is changed, one at a time, and every change must
+be rejected at the check that guards that field (format, genesis, epochs, header,
+qc, record, inclusion, checkpoint, key, file). The bulk of the mutations run
+through `verify_bundle` in-process; each field class also goes once through the
+CLI subprocess.
 """
 
 from __future__ import annotations
@@ -163,6 +168,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
 
 
 POSITIONS = ["first", "middle", "last"]
+HEAD_HEIGHT = 4  # every bundle's checkpoint: the head when the bundles were built
+BUNDLE_CHECKS = ["format", "genesis", "epochs", "header", "qc", "record", "inclusion", "checkpoint", "key"]
 
 
 # -- helpers -------------------------------------------------------------------
@@ -203,50 +210,86 @@ def flips(data: bytes) -> Iterator[tuple[int, int, bytes]]:
 
 
 Mutator = Callable[[dict[str, Any], bytes], None]
+SIG_BYTES = 64  # an envelope is msgpack [bin record_bytes, bin sig]: the signature is its last 64 bytes
 
 
-def _set_envelope(b: dict[str, Any], v: bytes) -> None:
-    b["envelope"] = b64(v)
+def _node(doc: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        doc = doc[step]
+    return doc
 
 
-def _set_header(b: dict[str, Any], v: bytes) -> None:
-    b["block"]["header"] = b64(v)
-
-
-def _set_record_id(b: dict[str, Any], v: bytes) -> None:
-    b["record_id"] = v.hex()
-
-
-def _set_genesis_hash(b: dict[str, Any], v: bytes) -> None:
-    b["genesis_hash"] = v.hex()
-
-
-def _set_qc_sig(k: int) -> Mutator:
+def _setter(path: tuple[str | int, ...], encode: Callable[[bytes], str]) -> Mutator:
+    """Write changed bytes, encoded (b64 or hex), at `path` of a bundle."""
     def setter(b: dict[str, Any], v: bytes) -> None:
-        b["block"]["qc"]["signatures"][k]["sig"] = b64(v)
+        _node(b, path[:-1])[path[-1]] = encode(v)
     return setter
 
 
-def _set_path(j: int) -> Mutator:
+def _hex(v: bytes) -> str:
+    return v.hex()
+
+
+def _field(bundle: dict[str, Any], label: str, path: tuple[str | int, ...], encoding: str,
+           allowed: set[str]) -> tuple[str, bytes, Mutator, set[str]]:
+    text = _node(bundle, path)
+    if encoding == "b64":
+        return label, unb64(text), _setter(path, b64), allowed
+    return label, bytes.fromhex(text), _setter(path, _hex), allowed
+
+
+def _set_envelope_record(sig: bytes) -> Mutator:
     def setter(b: dict[str, Any], v: bytes) -> None:
-        b["inclusion"][j] = v.hex()
+        b["envelope"] = b64(v + sig)
+    return setter
+
+
+def _set_envelope_sig(head: bytes) -> Mutator:
+    def setter(b: dict[str, Any], v: bytes) -> None:
+        b["envelope"] = b64(head + v)
     return setter
 
 
 def byte_fields(bundle: dict[str, Any]) -> list[tuple[str, bytes, Mutator, set[str]]]:
     """(label, original bytes, setter, checks allowed to catch it) for each byte field."""
+    env = unb64(bundle["envelope"])
+    head, sig = env[:-SIG_BYTES], env[-SIG_BYTES:]
     fields: list[tuple[str, bytes, Mutator, set[str]]] = [
-        ("envelope", unb64(bundle["envelope"]), _set_envelope, {"record"}),
+        # The record's bytes (and the msgpack framing): no longer canonical, or not its id.
+        ("envelope", head, _set_envelope_record(sig), {"record"}),
+        # The signature is part of the committed leaf: a changed one is no longer the leaf the
+        # block holds (the `key` check verifies the signature of the leaf that was committed).
+        ("envelope.sig", sig, _set_envelope_sig(head), {"inclusion"}),
         # A changed header either no longer decodes / matches the genesis, or
         # its block hash no longer matches the QC.
-        ("header", unb64(bundle["block"]["header"]), _set_header, {"header", "qc"}),
-        ("record_id", bytes.fromhex(bundle["record_id"]), _set_record_id, {"record"}),
-        ("genesis_hash", bytes.fromhex(bundle["genesis_hash"]), _set_genesis_hash, {"genesis"}),
+        _field(bundle, "header", ("block", "header"), "b64", {"header", "qc"}),
+        _field(bundle, "record_id", ("record_id",), "hex", {"record"}),
+        _field(bundle, "genesis_hash", ("genesis_hash",), "hex", {"genesis"}),
     ]
-    for k, entry in enumerate(bundle["block"]["qc"]["signatures"]):
-        fields.append((f"qc.signatures[{k}]", unb64(entry["sig"]), _set_qc_sig(k), {"qc"}))
-    for j, element in enumerate(bundle["inclusion"]):
-        fields.append((f"inclusion[{j}]", bytes.fromhex(element), _set_path(j), {"inclusion"}))
+    for k in range(len(bundle["block"]["qc"]["signatures"])):
+        fields.append(_field(bundle, f"qc.signatures[{k}]", ("block", "qc", "signatures", k, "sig"), "b64", {"qc"}))
+    for j in range(len(bundle["inclusion"])):
+        fields.append(_field(bundle, f"inclusion[{j}]", ("inclusion", j), "hex", {"inclusion"}))
+    # The state section: the checkpoint (its header, its QC, the consistency proof to it)...
+    state = bundle["state"]
+    fields.append(_field(bundle, "state.checkpoint.header", ("state", "checkpoint", "header"), "b64",
+                         {"checkpoint"}))
+    for k in range(len(state["checkpoint"]["qc"]["signatures"])):
+        fields.append(_field(bundle, f"state.checkpoint.qc.signatures[{k}]",
+                             ("state", "checkpoint", "qc", "signatures", k, "sig"), "b64", {"checkpoint"}))
+    for j in range(len(state["consistency"])):
+        fields.append(_field(bundle, f"state.consistency[{j}]", ("state", "consistency", j), "hex",
+                             {"checkpoint"}))
+    # ... and the signer's key entry in the checkpoint's state map: its value and its proof.
+    fields.append(_field(bundle, "state.key.value", ("state", "key", "value"), "b64", {"key"}))
+    leaf = state["key"]["proof"]["leaf"]
+    assert leaf is not None, "a signer's key entry is present"
+    for name in ("path", "value_hash"):
+        fields.append(_field(bundle, f"state.key.proof.leaf.{name}", ("state", "key", "proof", "leaf", name), "hex",
+                             {"key"}))
+    for j in range(len(state["key"]["proof"]["siblings"])):
+        fields.append(_field(bundle, f"state.key.proof.siblings[{j}]", ("state", "key", "proof", "siblings", j),
+                             "hex", {"key"}))
     return fields
 
 
@@ -266,10 +309,12 @@ def test_cli_accepts_bundle(chain: Chain, pos: str) -> None:
     assert chain.ids[pos].hex() in out
     assert f"department {exp['dept']}" in out
     assert f"height {exp['height']}" in out
-    for name in ("genesis", "header", "qc", "record", "inclusion"):
+    for name in BUNDLE_CHECKS:
         zh, en = LABELS[name]
         assert f"[通过 PASS] {zh} / {en}" in out
     assert "失败 FAIL" not in out
+    # The claim names the checkpoint (and validator epoch) it relied on.
+    assert f"checkpoint height {HEAD_HEIGHT}" in out and "validator epoch 0" in out
     for i in range(chain.net.genesis.quorum):
         assert f"certified by validator {i} ({DEPTS[i]}" in out
 
@@ -281,11 +326,20 @@ def test_cli_json(chain: Chain, pos: str) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["valid"] is True
-    assert [c["check"] for c in doc["checks"]] == ["genesis", "header", "qc", "record", "inclusion"]
+    assert [c["check"] for c in doc["checks"]] == BUNDLE_CHECKS
     assert all(c["ok"] for c in doc["checks"])
     rec = doc["facts"]["record"]
     assert (rec["type"], rec["subject"], rec["id"]) == (exp["type"], exp["subject"], chain.ids[pos].hex())
+    # The signer as its key entry in the checkpoint's state shows it: a genesis client
+    # key, able to sign from leaf 0 on and never revoked.
     assert rec["signer"]["dept"] == exp["dept"]
+    assert (rec["signer"]["from"], rec["signer"]["until"]) == (0, None)
+    assert doc["facts"]["checkpoint"]["height"] == HEAD_HEIGHT
+    assert doc["facts"]["checkpoint"]["log_size"] == 15
+    claim = doc["facts"]["claim"]
+    assert (claim["record_id"], claim["leaf_index"], claim["height"]) == (chain.ids[pos].hex(), exp["leaf"],
+                                                                          exp["height"])
+    assert claim["checkpoint_height"] == HEAD_HEIGHT and "key_revoked_at" not in claim
     assert doc["facts"]["leaf_index"] == exp["leaf"]
     assert doc["facts"]["block"]["height"] == exp["height"]
     assert [v["validator"] for v in doc["facts"]["certified_by"]] == list(range(chain.net.genesis.quorum))
@@ -317,7 +371,24 @@ def test_every_bundle_verifies_in_process(chain: Chain) -> None:
         v = verify_bundle(copy.deepcopy(chain.bundles[pos]), chain.net.genesis,
                           chain.files[chain.expect[pos]["file"]])
         assert v.valid, v.checks
-        assert [c["check"] for c in v.checks] == [name for name, _, _ in CHECKS if name != "later"]
+        assert [c["check"] for c in v.checks] == [name for name, _, _ in CHECKS]
+        assert v.facts["claim"]["file_matches"] is True
+
+
+def test_the_records_own_block_is_a_checkpoint_too(chain: Chain) -> None:
+    """A checkpoint may be the record's block itself (consistency from a log to itself is
+    the empty proof); the verdict then names that height as the checkpoint relied on."""
+    for pos in POSITIONS:
+        bundle = copy.deepcopy(chain.bundles[pos])
+        assert _node(bundle, ("state", "checkpoint", "qc", "height")) == HEAD_HEIGHT
+        bundle["state"].update(checkpoint=bundle["block"], consistency=[])
+        if chain.expect[pos]["height"] < HEAD_HEIGHT:
+            # The key entry is proven in the head's state, not in this block's: it no longer holds.
+            assert failed_check(verify_bundle(bundle, chain.net.genesis)) == "key", pos
+            continue
+        v = verify_bundle(bundle, chain.net.genesis)
+        assert v.valid, v.checks
+        assert v.facts["claim"]["checkpoint_height"] == chain.expect[pos]["height"]
 
 
 # -- tampering, in process (every byte) -------------------------------------------
@@ -344,7 +415,10 @@ def test_every_byte_change_is_rejected(chain: Chain, pos: str) -> None:
     assert not escaped, f"accepted tampered bundles: {escaped[:20]}"
     assert not wrong_check, wrong_check[:20]
     assert count == len(MASKS) * sum(len(data) for _, data, _, _ in fields)
-    assert len(fields) == 4 + chain.net.genesis.quorum + len(original["inclusion"])
+    state = original["state"]
+    assert len(fields) == (5 + chain.net.genesis.quorum + len(original["inclusion"])
+                           + 1 + len(state["checkpoint"]["qc"]["signatures"]) + len(state["consistency"])
+                           + 3 + len(state["key"]["proof"]["siblings"]))
 
 
 @pytest.mark.parametrize("pos", POSITIONS)
@@ -357,7 +431,8 @@ def test_structural_changes_are_rejected(chain: Chain, pos: str) -> None:
     cases: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
         ("leaf_index+1", lambda b: b.update(leaf_index=b["leaf_index"] + 1), {"inclusion"}),
         ("leaf_index-1", lambda b: b.update(leaf_index=b["leaf_index"] - 1), {"inclusion"}),
-        ("leaf_index as str", lambda b: b.update(leaf_index=str(b["leaf_index"])), {"inclusion"}),
+        ("leaf_index as str", lambda b: b.update(leaf_index=str(b["leaf_index"])), {"format"}),
+        ("leaf_index true", lambda b: b.update(leaf_index=True), {"format"}),
         ("envelope truncated", lambda b: b.update(envelope=b64(env[:-1])), {"record"}),
         ("envelope extended", lambda b: b.update(envelope=b64(env + b"\x00")), {"record"}),
         ("envelope empty", lambda b: b.update(envelope=""), {"record"}),
@@ -370,11 +445,11 @@ def test_structural_changes_are_rejected(chain: Chain, pos: str) -> None:
         ("path empty", lambda b: b.update(inclusion=[]), {"inclusion"}),
         ("path uppercase", lambda b: b.update(inclusion=[p.upper() for p in path]), {"inclusion"}),
         ("path trailing newline", lambda b: b.update(inclusion=[path[0] + "\n"] + path[1:]), {"inclusion"}),
-        ("record_id of another record", lambda b: b.update(record_id=chain.ids["first" if pos != "first" else "last"].hex()),
-         {"record"}),
+        ("record_id of another record",
+         lambda b: b.update(record_id=chain.ids["first" if pos != "first" else "last"].hex()), {"record"}),
         ("record_id uppercase", lambda b: b.update(record_id=b["record_id"].upper()), {"record"}),
         ("chain_id", lambda b: b.update(chain_id="gov-other"), {"genesis"}),
-        ("genesis_hash missing", lambda b: b.pop("genesis_hash"), {"genesis"}),
+        ("genesis_hash missing", lambda b: b.pop("genesis_hash"), {"format"}),
         ("qc height+1", lambda b: b["block"]["qc"].update(height=b["block"]["qc"]["height"] + 1), {"qc"}),
         ("qc round+1", lambda b: b["block"]["qc"].update(round=1), {"qc"}),
         ("qc block_hash", lambda b: b["block"]["qc"].update(block_hash="00" * 32), {"qc"}),
@@ -383,8 +458,46 @@ def test_structural_changes_are_rejected(chain: Chain, pos: str) -> None:
         ("qc sig short", lambda b: b["block"]["qc"]["signatures"][0].update(
             sig=b64(unb64(b["block"]["qc"]["signatures"][0]["sig"])[:-1])), {"qc"}),
         ("qc missing", lambda b: b["block"].pop("qc"), {"qc"}),
-        ("block missing", lambda b: b.pop("block"), {"header"}),
+        ("block missing", lambda b: b.pop("block"), {"format"}),
+        ("header missing", lambda b: b["block"].pop("header"), {"header"}),
+        # The state section: exactly its three keys, a checkpoint at or after the block that
+        # extends it, and the signer's own key entry in the checkpoint's state.
+        ("state missing", lambda b: b.pop("state"), {"format"}),
+        ("state with a v1 later section", lambda b: b["state"].update(later={}), {"format"}),
+        ("state without key", lambda b: b["state"].pop("key"), {"format"}),
+        ("epochs missing", lambda b: b.pop("epochs"), {"format"}),
+        ("epochs listing a change that never happened", lambda b: b.update(epochs=[
+            {"header": b["block"]["header"], "qc": b["block"]["qc"], "validators": b["state"]["key"]}]),
+         {"epochs"}),
+        ("checkpoint header of another height", lambda b: b["state"]["checkpoint"].update(
+            header=chain.bundles["first"]["block"]["header"]), {"checkpoint"}),
+        ("checkpoint qc short of a quorum", lambda b: b["state"]["checkpoint"]["qc"]["signatures"].pop(),
+         {"checkpoint"}),
+        ("consistency extra", lambda b: b["state"]["consistency"].append("00" * 32), {"checkpoint"}),
+        ("key entry shown absent", lambda b: b["state"]["key"].update(value=None), {"key"}),
+        ("key entry with an extra field", lambda b: b["state"]["key"].update(note="x"), {"key"}),
+        ("key proof without its leaf", lambda b: b["state"]["key"]["proof"].update(leaf=None), {"key"}),
+        ("key proof one sibling short", lambda b: b["state"]["key"]["proof"]["siblings"].pop(), {"key"}),
+        ("key value not base64", lambda b: b["state"]["key"].update(value="!" + b["state"]["key"]["value"]),
+         {"key"}),
     ]
+    if original["state"]["consistency"]:  # empty when the record's block is the checkpoint
+        cases.append(("consistency dropped", lambda b: b["state"]["consistency"].pop(), {"checkpoint"}))
+    if len(set(original["state"]["consistency"])) > 1:
+        cases.append(("consistency reversed", lambda b: b["state"].update(
+            consistency=b["state"]["consistency"][::-1]), {"checkpoint"}))
+    other = next(p for p in POSITIONS if chain.bundles[p]["state"]["key"] != original["state"]["key"])
+    # Another signer's key entry, proven in the same state: it is not this record's signer.
+    cases.append(("key entry of another key", lambda b: b["state"].update(key=chain.bundles[other]["state"]["key"]),
+                  {"key"}))
+    if chain.expect[pos]["height"] > 1:
+        # A checkpoint below the record's block (the first block, certified and all).
+        cases.append(("checkpoint older than the block", lambda b: b["state"].update(
+            checkpoint=chain.bundles["first"]["block"], consistency=[]), {"checkpoint"}))
+    if chain.expect[pos]["height"] < HEAD_HEIGHT:
+        # The record's own block as the checkpoint, with the proof to the head still attached.
+        cases.append(("checkpoint = block, proof to the head", lambda b: b["state"].update(
+            checkpoint=b["block"]), {"checkpoint"}))
     if original["leaf_index"] == 0:
         # The empty path of a one-leaf tree must not pass for a bigger tree.
         cases.append(("leaf_index 0 with no path", lambda b: b.update(inclusion=[]), {"inclusion"}))
@@ -434,7 +547,7 @@ def test_qc_quorum_rules(chain: Chain) -> None:
     assert failed_check(verify_bundle(stranger, genesis)) == "qc"
 
 
-def test_other_genesis_fails_at_check_1(chain: Chain, tmp_path: Path) -> None:
+def test_other_genesis_fails_at_the_genesis_check(chain: Chain, tmp_path: Path) -> None:
     net = chain.net
     same_chain = build(
         net.chain_id,
@@ -445,7 +558,7 @@ def test_other_genesis_fails_at_check_1(chain: Chain, tmp_path: Path) -> None:
     other_net = Net(chain_id="gov-other")
     for raw in (same_chain, other_net.genesis.raw, net.genesis.raw + b"\n"):
         v = verify_bundle(copy.deepcopy(chain.bundles["first"]), parse(raw))
-        assert failed_check(v) == "genesis" and len(v.checks) == 1
+        assert failed_check(v) == "genesis" and [c["check"] for c in v.checks] == ["format", "genesis"]
     path = tmp_path / "other-genesis.json"
     path.write_bytes(same_chain)
     proc = run_cli(chain.bundle_paths["first"], "--genesis", path)
@@ -471,7 +584,7 @@ def _flip_hex(text: str, i: int) -> str:
 
 CLI_MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "envelope": (lambda b: b.update(envelope=_flip_b64(b["envelope"], 100)), {"record"}),
-    "envelope-sig": (lambda b: b.update(envelope=_flip_b64(b["envelope"], -5)), {"record"}),
+    "envelope-sig": (lambda b: b.update(envelope=_flip_b64(b["envelope"], -5)), {"inclusion"}),
     "header": (lambda b: b["block"].update(header=_flip_b64(b["block"]["header"], -3)), {"header", "qc"}),
     "qc-sig": (lambda b: b["block"]["qc"]["signatures"][1].update(
         sig=_flip_b64(b["block"]["qc"]["signatures"][1]["sig"], 40)), {"qc"}),
@@ -482,11 +595,20 @@ CLI_MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], set[str]]] = {
     "qc-q-minus-1": (lambda b: b["block"]["qc"]["signatures"].pop(), {"qc"}),
     "qc-duplicate": (lambda b: b["block"]["qc"]["signatures"].__setitem__(
         2, dict(b["block"]["qc"]["signatures"][0])), {"qc"}),
+    "format-v1": (lambda b: b.pop("state"), {"format"}),
+    "epochs": (lambda b: b.update(epochs=[b["state"]["checkpoint"]]), {"epochs"}),
+    "checkpoint-header": (lambda b: b["state"]["checkpoint"].update(
+        header=_flip_b64(b["state"]["checkpoint"]["header"], -3)), {"checkpoint"}),
+    "checkpoint-qc-sig": (lambda b: b["state"]["checkpoint"]["qc"]["signatures"][0].update(
+        sig=_flip_b64(b["state"]["checkpoint"]["qc"]["signatures"][0]["sig"], 10)), {"checkpoint"}),
+    "consistency": (lambda b: b["state"]["consistency"].__setitem__(
+        0, _flip_hex(b["state"]["consistency"][0], 5)), {"checkpoint"}),
+    "key-proof-sibling": (lambda b: b["state"]["key"]["proof"]["siblings"].__setitem__(
+        0, _flip_hex(b["state"]["key"]["proof"]["siblings"][0], 31)), {"key"}),
+    "key-value": (lambda b: b["state"]["key"].update(value=_flip_b64(b["state"]["key"]["value"], -2)), {"key"}),
 }
-
-
-@pytest.mark.parametrize("kind", sorted(CLI_MUTATIONS))
-def test_cli_rejects_tampering(chain: Chain, tmp_path: Path, kind: str) -> None:
+def _tampered(chain: Chain, tmp_path: Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    """The middle bundle changed by CLI_MUTATIONS[kind], saved; and the JSON verdict of it."""
     mutate, allowed = CLI_MUTATIONS[kind]
     bundle = copy.deepcopy(chain.bundles["middle"])
     mutate(bundle)
@@ -497,9 +619,19 @@ def test_cli_rejects_tampering(chain: Chain, tmp_path: Path, kind: str) -> None:
     doc = json.loads(proc.stdout)
     assert doc["valid"] is False
     failed = doc["checks"][-1]
-    assert not failed["ok"] and failed["check"] in allowed and failed["error"]
+    assert not failed["ok"] and failed["check"] in allowed and failed["error"], failed
+    assert all(c["ok"] for c in doc["checks"][:-1])
+    return path, failed
+
+
+@pytest.mark.parametrize("kind", sorted(CLI_MUTATIONS))
+def test_cli_rejects_tampering(chain: Chain, tmp_path: Path, kind: str) -> None:
+    path, failed = _tampered(chain, tmp_path, kind)
+    # The text verdict of the same file (regression: a bundle failing after `record` but before
+    # `key` has no signer dept yet, and printing its signer line raised KeyError 'dept').
     proc = run_cli(path, "--genesis", chain.genesis_path)
     assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
     assert "无效 INVALID" in proc.stdout
     zh, en = LABELS[failed["check"]]
     assert f"[失败 FAIL] {zh} / {en}" in proc.stdout
@@ -516,17 +648,21 @@ def test_unusable_inputs_exit_2(chain: Chain, tmp_path: Path) -> None:
     array = tmp_path / "array.json"
     array.write_text("[1, 2]")
     wrong_format = tmp_path / "wrong-format.json"
-    wrong_format.write_text(json.dumps({**chain.bundles["first"], "format": "ledgernode-evidence/2"}))
+    wrong_format.write_text(json.dumps({**chain.bundles["first"], "format": "ledgernode-evidence/3"}))
+    version_1 = tmp_path / "version-1.json"  # a v1 bundle: no epochs or state, a `later` section
+    v1 = {k: v for k, v in chain.bundles["first"].items() if k not in ("epochs", "state")}
+    version_1.write_text(json.dumps({**v1, "format": "ledgernode-evidence/1", "later": None}))
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000)
     bad_genesis = tmp_path / "bad-genesis.json"
-    bad_genesis.write_text(json.dumps({"format": "ledgernode-genesis/1", "chain_id": "x", "validators": []}))
+    bad_genesis.write_text(json.dumps({"format": "ledgernode-genesis/2", "chain_id": "x", "validators": []}))
     cases = [
         (tmp_path / "missing.json", genesis, []),
         (bundle, tmp_path / "missing-genesis.json", []),
         (not_json, genesis, []),
         (array, genesis, []),
         (wrong_format, genesis, []),
+        (version_1, genesis, []),
         (deep, genesis, []),
         (bundle, not_json, []),
         (bundle, bundle, []),  # a bundle is not a genesis file
@@ -541,6 +677,8 @@ def test_unusable_inputs_exit_2(chain: Chain, tmp_path: Path) -> None:
     assert proc.returncode == 2
     doc = json.loads(proc.stdout)
     assert doc["valid"] is False and "format" in doc["unusable"]
+    proc = run_cli(version_1, "--genesis", genesis)
+    assert "version 1" in proc.stderr, proc.stderr
 
 
 def test_verifier_imports_no_network_or_database(chain: Chain) -> None:

@@ -3,11 +3,13 @@
 Everything random comes from one `random.Random(seed)`; time is ticks. The
 network delays, drops, duplicates and reorders messages and partitions
 replicas for a while; replicas crash and restart from what they persisted;
-Byzantine replicas lie. `Cluster.run()` returns the checker verdicts K1-K5.
+Byzantine replicas lie. `Cluster.run()` returns the checker verdicts K1-K6.
 
-Payload items stand in for records: b"r" + 8-byte id. The sim runtime judges
-a block as the real runtime would (parent link, log_root over the items, no
-record twice) so consensus sees real headers and real signatures. Each host
+Payload items stand in for records: b"r" + 8-byte id, about subject `s<id % 5>`.
+The sim runtime judges a block as the real runtime would (parent link, log_root
+over the items, no record twice, the `state` map root after the items' list
+appends through ledgermap.block_change) so consensus sees real headers and real
+signatures; K6 checks every replica's map against a rebuild from the chain. Each host
 applies the replica's outputs through the production driver
 (ledgernode/consensus/driver.py), answering each effect at once.
 """
@@ -19,7 +21,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, assert_never
 
-from ledgernode import codec, crypto, merkle
+from ledgernode import codec, crypto, ledgermap, merkle, statemap
 from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header, decode_qc
 from ledgernode.consensus import (
     Answer, BlockData, Blocks, ChainBlocks, Commit, Config, Driver, Effect, Event, FetchBlocks, Message,
@@ -34,7 +36,7 @@ from ledgernode.consensus.turns import Turns
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
 
-from .mutants import DRIVER_MUTANTS
+from .mutants import DRIVER_MUTANTS, MAP_MUTANTS
 
 BLOCK_ITEMS_MAX = 8
 CLIENT_RETRY_TICKS = 50
@@ -50,6 +52,15 @@ def cached_verify(key: crypto.PublicKey, sig: bytes, message: bytes) -> bool:
             _VERIFY_CACHE.clear()
         hit = _VERIFY_CACHE[k] = key.verify(sig, message)
     return hit
+
+
+SUBJECTS = 5
+
+
+def item_appends(items: tuple[bytes, ...] | list[bytes], log_start: int) -> list[ledgermap.Append]:
+    """The record lists a sim block's items join: each item is about one of SUBJECTS subjects."""
+    return [a for offset, item in enumerate(items)
+            for a in ledgermap.record_appends(log_start + offset, f"s{int.from_bytes(item[1:], 'big') % SUBJECTS}", ())]
 
 
 _KEYS: dict[int, list[crypto.PrivateKey]] = {}
@@ -87,6 +98,8 @@ class Host:
     def __init__(self, cluster: Cluster, index: int) -> None:
         self.c, self.index = cluster, index
         self.disk = Disk()
+        self.map_nodes = statemap.MemoryNodeStore()  # on the disk, as the store's t/ and l/ keys are
+        self.lists = ledgermap.MemoryLists()
         self.up = True
         self.mempool: dict[bytes, None] = {}
         self.committed_items: set[bytes] = set()
@@ -156,9 +169,19 @@ class Host:
         for t in targets:
             self.c.net.send(self.index, t, msg)
 
+    def map_change(self, items: tuple[bytes, ...] | list[bytes], log_start: int) -> ledgermap.MapChange:
+        parent = self.parent()
+        root = parent.state if parent else statemap.EMPTY_ROOT
+        appends = self.c.appends_of(items, log_start)
+        return ledgermap.block_change(statemap.StateMap(self.map_nodes, root), self.lists, appends)
+
     def commit(self, block: BlockData, qc: QC) -> None:
         header = decode_header(block.header)
         assert header.height == len(self.disk.chain) + 1
+        change = self.map_change(block.payload, header.log_start)
+        assert change.root == header.state, "a committed block's state is the one this replica computes"
+        self.map_nodes.put(change.batch.nodes)
+        self.lists.save(change)
         self.disk.chain.append((block, qc))
         for item in block.payload:
             self.committed_items.add(item)
@@ -185,7 +208,7 @@ class Host:
         g = self.c.genesis
         header = Header("sim", height, (parent.time if parent else 0) + 1 + salt,
                         parent.block_hash if parent else ZERO_HASH, self.index,
-                        start, f.size, f.root(), g.valset_hash)
+                        start, f.size, f.root(), g.valset_hash, self.map_change(items, start).root)
         return BlockData(header.encode(), tuple(items))
 
     def build(self, height: int, round_: int) -> BlockData:
@@ -208,7 +231,9 @@ class Host:
             return False
         for item in block.payload:
             f.append(merkle.leaf_hash(item))
-        return header.log_size == f.size and header.log_root == f.root()
+        if header.log_size != f.size or header.log_root != f.root():
+            return False
+        return header.state == self.map_change(block.payload, header.log_start).root
 
     def tick(self) -> None:
         self.run(Tick())
@@ -281,7 +306,9 @@ class Cluster:
 
         self.seed, self.n, self.faults, self.mutation = seed, n, faults, mutation
         # Every host runs the production driver unless a driver mutant is asked for.
-        self.make_driver: Callable[[Host], Driver] = DRIVER_MUTANTS[mutation] if mutation else honest_driver
+        self.make_driver: Callable[[Host], Driver] = DRIVER_MUTANTS.get(mutation or "", honest_driver)
+        # Every host derives a block's list appends this way unless a map mutant is asked for.
+        self.appends_of = MAP_MUTANTS.get(mutation or "", item_appends)
         self.rng = random.Random(seed)
         self.keys, self.genesis = keys_and_genesis(n)
         self.replica_class = replica_class
@@ -374,7 +401,7 @@ class Cluster:
     def check(self) -> dict[str, list[str]]:
         honest = [self.hosts[i] for i in self.honest]
         chains = [[decode_header(b.header).block_hash for b, _ in h.disk.chain] for h in honest]
-        out: dict[str, list[str]] = {f"K{i}": [] for i in range(1, 6)}
+        out: dict[str, list[str]] = {f"K{i}": [] for i in range(1, 7)}
         longest = max(chains, key=len)
         for i, chain in zip(self.honest, chains):
             if chain != longest[: len(chain)]:
@@ -398,10 +425,33 @@ class Cluster:
                 prev = header.block_hash
         out["K4"] = list(self.k4_violations)
         for i, h in zip(self.honest, honest):
+            out["K6"].extend(self.check_map(i, h))
+        for i, h in zip(self.honest, honest):
             if len(h.committed_items) < self.total_records:
                 out["K5"].append(f"replica {i} committed {len(h.committed_items)} of "
                                  f"{self.total_records} records by tick {self.now}")
         return out
+
+
+    def check_map(self, i: int, h: Host) -> list[str]:
+        """K6: at every committed height the header's `state` is the root of the naive
+        reference (statemap.root_of) over every subject's full list, rebuilt from the
+        chain, and this replica's stored map proves each entry against it."""
+        listed: dict[bytes, list[int]] = {}
+        for block, _ in h.disk.chain:
+            header = decode_header(block.header)
+            for _, name, leaf in item_appends(block.payload, header.log_start):
+                listed.setdefault(statemap.path("subject", name), []).append(leaf)
+            expected = statemap.root_of({p: statemap.list_value(leaves) for p, leaves in listed.items()})
+            if header.state != expected:
+                return [f"replica {i} height {header.height}: header state is not the map of the chain"]
+        if h.disk.chain:
+            stored = statemap.StateMap(h.map_nodes, decode_header(h.disk.chain[-1][0].header).state)
+            for p, leaves in listed.items():
+                value = statemap.list_value(leaves)
+                if not statemap.verify(stored.root, p, value, stored.prove(p)):
+                    return [f"replica {i}: its stored map does not prove a subject's list"]
+        return []
 
 
 def signed_copy(key: crypto.PrivateKey, msg: Any) -> Any:

@@ -65,3 +65,17 @@ def _sends_before_persisting(host: Host) -> Driver:
 
 # Cluster(mutation=name) runs every host with this driver instead of the production one.
 DRIVER_MUTANTS: dict[str, Callable[[Host], Driver]] = {"no_persist": _sends_before_persisting}
+
+
+def _skips_one_update(items: Any, log_start: int) -> list[Any]:
+    """Every host leaves the first record of each block at log position 5 or later out of
+    its subject's list: all agree with each other, so only a check against the chain
+    itself (K6) can catch it."""
+    from .cluster import item_appends
+
+    appends = item_appends(items, log_start)
+    return appends[1:] if appends and log_start >= 5 else appends
+
+
+# Cluster(mutation=name) derives every block's list appends with this instead of item_appends.
+MAP_MUTANTS: dict[str, Callable[[Any, int], list[Any]]] = {"skips_map_update": _skips_one_update}

@@ -32,6 +32,11 @@ def test_no_persistence_before_send_is_caught() -> None:
     assert any("K4" in kinds for _, kinds in caught)
 
 
+def test_a_skipped_map_update_is_caught() -> None:
+    caught = _caught(range(3), mutation="skips_map_update")
+    assert len(caught) == 3 and all("K6" in kinds for _, kinds in caught), caught
+
+
 def test_correct_replica_passes_the_same_runs() -> None:
     assert not _caught(range(3))
     assert commit_then_primary_dies()["K1"] == []

@@ -1,5 +1,5 @@
 """Thousands of seeded random runs: n = 4..7, drops, duplicates, reordering,
-partitions, crashes and up to f Byzantine replicas; checkers K1-K5 after each.
+partitions, crashes and up to f Byzantine replicas; checkers K1-K6 after each.
 A failure names its seed; `pytest tests/sim --seed N` replays exactly that run."""
 
 from __future__ import annotations

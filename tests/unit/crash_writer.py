@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ledgernode import codec
+from ledgernode import codec, ledgermap
 from ledgernode.blocks import QC, Block, CheckedBlock, Header
 from ledgernode.records import Envelope, Record, record_id_of
 
@@ -74,12 +74,15 @@ def synth_block(
     for env in envs:
         nodes.extend(frontier.append(env.leaf_hash))
     height = 1 if parent is None else parent.height + 1
+    appends = [a for offset, env in enumerate(envs)
+               for a in ledgermap.record_appends(store.log_size + offset, env.record.subject, env.record.refs)]
+    change = ledgermap.block_change(store.map_at(parent.state if parent else bytes(32)), store, appends)
     header = Header(
         CHAIN, height, T0 + height, bytes(32) if parent is None else parent.block_hash, 0,
-        store.log_size, frontier.size, frontier.root(), VALSET,
+        store.log_size, frontier.size, frontier.root(), VALSET, change.root,
     )
     header = replace(header, raw=header.encode())
-    checked = CheckedBlock(Block(header, tuple(envs)), nodes, dict(facts or {}), frontier)
+    checked = CheckedBlock(Block(header, tuple(envs)), nodes, dict(facts or {}), frontier, change)
     return checked, QC(height, 0, header.block_hash, ((0, SIG),))
 
 

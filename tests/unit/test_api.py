@@ -383,9 +383,11 @@ async def test_evidence_404_until_committed_then_verifies(
     resp = await client.get(f"/v1/records/{rid(raws[1], net)}/evidence")
     bundle = await resp.json()
     assert resp.status == 200 and bundle["record_id"] == rid(raws[1], net)
-    assert bundle["format"] == "ledgernode-evidence/1" and bundle["leaf_index"] == 1
+    assert bundle["format"] == "ledgernode-evidence/2" and bundle["leaf_index"] == 1
+    assert set(bundle["state"]) == {"checkpoint", "consistency", "key"} and bundle["epochs"] == []
     verdict = verify_bundle(bundle, net.genesis)
     assert verdict.valid, verdict.checks
+    assert verdict.checks[-1]["check"] == "key" and verdict.facts["record"]["signer"]["dept"] == "justice"
 
 
 async def test_blocks(client: aio.TestClient, net: Net, node: FakeNode) -> None:

@@ -1,6 +1,7 @@
-"""HTTP API for auditors: checkpoints, consistency proofs, subject histories,
-certificate status, dataset shares, provenance, `later` bundles and the printable
-certificate, over the fake NodeService of test_api.py.
+"""HTTP API for auditors: checkpoints, consistency proofs, subject histories (paged by
+list position), certificate status and dataset shares (the whole list), provenance (back
+and forward), v2 bundles (the head as their checkpoint) and the printable certificate,
+over the fake NodeService of test_api.py.
 
 Answers are saved to files and checked with the real CLI in a subprocess
 (`python -m ledgernode verify --kind ...`, `verify-consistency`), the way an
@@ -210,49 +211,55 @@ async def test_checkpoint_and_consistency_errors(
     assert same["proof"] == []
 
 
-# -- evidence with a later checkpoint ---------------------------------------------------
+# -- evidence against the head checkpoint --------------------------------------------------
 
 
-async def test_evidence_with_later_verifies(
+async def test_evidence_against_the_head_verifies(
     client: aio.TestClient, node: FakeNode, ledger: dict[str, str], tmp_path: Path,
     genesis_file: Path, net: Net,
 ) -> None:
-    plain = await ok_json(await client.get(f"/v1/records/{ledger['raw']}/evidence"))
-    assert "later" not in plain
-    assert plain == await ok_json(await client.get(f"/v1/records/{ledger['raw']}/evidence?later=0"))
-    bundle = await ok_json(await client.get(f"/v1/records/{ledger['raw']}/evidence?later=1"))
-    assert set(bundle["later"]) == {"header", "qc", "consistency"}
+    bundle = await ok_json(await client.get(f"/v1/records/{ledger['raw']}/evidence"))
+    assert bundle["format"] == "ledgernode-evidence/2" and "later" not in bundle
+    assert set(bundle["state"]) == {"checkpoint", "consistency", "key"} and bundle["state"]["consistency"]
     verdict = verify_bundle(bundle, net.genesis)
-    assert verdict.valid and verdict.facts["later"]["height"] == node.store.height
+    assert verdict.valid and verdict.facts["checkpoint"]["height"] == node.store.height
+    assert verdict.facts["block"]["height"] == 1
     proc = cli("verify", save(tmp_path / "b.json", bundle), "--genesis", genesis_file)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    bundle["later"]["consistency"][0] = flip_hex(bundle["later"]["consistency"][0])
-    proc = cli("verify", save(tmp_path / "bad.json", bundle), "--genesis", genesis_file)
-    assert proc.returncode == 1
-    # A record of the head block: the log has not grown since, so there is nothing later.
-    head = await ok_json(await client.get(f"/v1/records/{ledger['slash']}/evidence?later=true"))
-    assert "later" not in head and verify_bundle(head, net.genesis).valid
-    await error_of(await client.get(f"/v1/records/{ledger['raw']}/evidence?later=maybe"),
-                   400, "bad_query")
+    bundle["state"]["consistency"][0] = flip_hex(bundle["state"]["consistency"][0])
+    failed = verify_bundle(bundle, net.genesis).checks[-1]
+    assert (failed["check"], failed["ok"]) == ("checkpoint", False)
+    assert "the checkpoint does not extend the record's block" in failed["error"]
+    # A record of the head block: the log has not grown since, the proof is empty.
+    head = await ok_json(await client.get(f"/v1/records/{ledger['slash']}/evidence"))
+    assert head["state"]["consistency"] == [] and verify_bundle(head, net.genesis).valid
 
 
 # -- subject history ------------------------------------------------------------------
 
 
 async def test_subject_history_verifies_and_pages(
-    client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path
+    client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path, net: Net
 ) -> None:
     answer = await ok_json(await client.get("/v1/subjects/LIC-1"))
     expected = [ledger[k] for k in ("cert.issue", "cert.suspend", "cert.resume", "cert.revoke")]
     assert answer["kind"] == "subject" and [r["id"] for r in answer["records"]] == expected
-    assert answer["next_after"] is None
+    assert (answer["list"]["positions"], answer["total"], answer["next_from"]) == ([0, 1, 2, 3], 4, None)
     check_with_cli(tmp_path, genesis_file, answer, "subject")
     first = await ok_json(await client.get("/v1/subjects/LIC-1?limit=3"))
-    assert [r["id"] for r in first["records"]] == expected[:3]
-    rest = await ok_json(await client.get(f"/v1/subjects/LIC-1?limit=3&after={first['next_after']}"))
-    assert [r["id"] for r in rest["records"]] == expected[3:] and rest["next_after"] is None
-    beyond = await ok_json(await client.get("/v1/subjects/LIC-1?after=" + "9" * 20))
-    assert beyond["records"] == []
+    assert [r["id"] for r in first["records"]] == expected[:3] and first["next_from"] == 3
+    rest = await ok_json(await client.get(f"/v1/subjects/LIC-1?limit=3&from={first['next_from']}"))
+    assert [r["id"] for r in rest["records"]] == expected[3:] and rest["next_from"] is None
+    assert rest["list"]["from"] == 3 and verify_answer(rest, "subject", net.genesis).valid
+    middle = await ok_json(await client.get("/v1/subjects/LIC-1?from=1&limit=2"))
+    assert [r["id"] for r in middle["records"]] == expected[1:3] and middle["list"]["positions"] == [1, 2]
+    claim = verify_answer(middle, "subject", net.genesis).facts["claim"]
+    assert claim["en"].startswith("subject LIC-1: records 2-3 of 4 about LIC-1 as of height")
+    beyond = await ok_json(await client.get("/v1/subjects/LIC-1?from=" + "9" * 20))
+    assert beyond["records"] == [] and beyond["list"]["from"] == 4 and beyond["next_from"] is None
+    assert verify_answer(beyond, "subject", net.genesis).valid
+    # `after` is gone: it no longer moves the page
+    assert (await ok_json(await client.get("/v1/subjects/LIC-1?after=2")))["records"] == answer["records"]
 
 
 async def test_subject_path_segments(
@@ -272,8 +279,8 @@ async def test_subject_errors(client: aio.TestClient, ledger: dict[str, str]) ->
     await error_of(await client.get("/v1/subjects/" + "a" * (SUBJECT_MAX_CHARS + 1)), 400, "bad_subject")
     for query, code in [("limit=0", "bad_limit"), (f"limit={answers.SUBJECT_PAGE_MAX + 1}", "bad_limit"),
                         ("limit=abc", "bad_query"), ("limit=-1", "bad_query"),
-                        ("after=-5", "bad_query"), ("after=x", "bad_query"),
-                        ("after=" + "9" * 21, "bad_query")]:
+                        ("from=-5", "bad_query"), ("from=x", "bad_query"), ("from=1.5", "bad_query"),
+                        ("from=" + "9" * 21, "bad_query")]:
         await error_of(await client.get(f"/v1/subjects/LIC-1?{query}"), 400, code)
 
 
@@ -290,7 +297,9 @@ async def test_certificate_status_between_each_step(
 ) -> None:
     answer = await ok_json(await client.get(f"/v1/certificates/LIC-1/status?at={at}"))
     assert answer["status"] == status and answer["at"] == at and answer["issuer"] == DEPTS[1]
-    assert answer["records"][0]["id"] == ledger["cert.issue"]
+    # the whole list, whatever the time: the records after `at` too
+    assert [r["id"] for r in answer["records"]] == [ledger[k] for k in ("cert.issue", *(t for t, _ in CERT_STEPS))]
+    assert answer["list"]["positions"] == [0, 1, 2, 3]
     assert verify_answer(answer, "status", net.genesis).valid
 
 
@@ -298,11 +307,34 @@ async def test_certificate_status_verifies_with_the_cli(
     client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path
 ) -> None:
     answer = await ok_json(await client.get(f"/v1/certificates/LIC-1/status?at={T0 + 15 * DAY}"))
-    assert [r["id"] for r in answer["records"]] == [ledger["cert.issue"], ledger["cert.suspend"]]
+    assert answer["status"] == "suspended"
+    assert [r["id"] for r in answer["records"]] == [ledger[k] for k in ("cert.issue", *(t for t, _ in CERT_STEPS))]
     check_with_cli(tmp_path, genesis_file, answer, "status")
+    good = cli("verify", tmp_path / "status.json", "--genesis", genesis_file, "--kind", "status")
+    assert "suspended, issued by market (from all 4 records about it (complete)" in good.stdout
     lie = dict(answer, status="valid")
     proc = cli("verify", save(tmp_path / "lie.json", lie), "--genesis", genesis_file, "--kind", "status")
     assert proc.returncode == 1 and "valid" in proc.stdout
+    # hiding the suspension and what followed: the list is no longer whole
+    hidden = copy.deepcopy(answer)
+    hidden["records"] = hidden["records"][:1]
+    hidden["list"]["positions"], hidden["list"]["list_inclusion"] = [0], hidden["list"]["list_inclusion"][:1]
+    hidden["status"] = "valid"
+    proc = cli("verify", save(tmp_path / "hidden.json", hidden), "--genesis", genesis_file, "--kind", "status")
+    assert proc.returncode == 1 and "does not hold every record about it (1 of 4)" in proc.stdout
+
+
+async def test_a_list_too_long_for_one_answer_is_422(
+    client: aio.TestClient, ledger: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status and shares answers hold the whole list; above the cap they are refused, not cut."""
+    monkeypatch.setattr(answers, "CERT_RECORDS_MAX", 3)
+    monkeypatch.setattr(answers, "SHARES_RECORDS_MAX", 3)
+    body = await error_of(await client.get(f"/v1/certificates/LIC-1/status?at={T0}"), 422, "history_too_long")
+    assert "/v1/subjects/" in body["error"]["message"]  # where to read it page by page
+    await error_of(await client.get("/v1/datasets/ds-1/shares"), 422, "history_too_long")
+    page = await ok_json(await client.get("/v1/subjects/LIC-1?limit=3"))
+    assert len(page["records"]) == 3
 
 
 async def test_certificate_status_defaults_and_errors(
@@ -313,6 +345,7 @@ async def test_certificate_status_defaults_and_errors(
     assert before <= answer["at"] <= time.time_ns() // 1_000_000
     unknown = await ok_json(await client.get("/v1/certificates/NOPE-9/status?at=0"))
     assert unknown["status"] == "not_issued" and unknown["issuer"] is None and unknown["records"] == []
+    assert unknown["list"]["entry"]["value"] is None and unknown["list"]["positions"] == []
     assert verify_answer(unknown, "status", net.genesis).valid
     for query in ["at=abc", "at=-1", "at=1.5", "at=" + "1" * 21]:
         await error_of(await client.get(f"/v1/certificates/LIC-1/status?{query}"), 400, "bad_query")
@@ -328,6 +361,7 @@ async def test_dataset_shares_verify_with_the_cli(
 ) -> None:
     answer = await ok_json(await client.get("/v1/datasets/ds-1/shares"))
     assert answer["owner"] == DEPTS[1] and len(answer["records"]) == 4
+    assert answer["list"]["positions"] == [0, 1, 2, 3]
     [grant] = answer["grants"]
     assert grant["grant"] == ledger["grant"] and grant["to_dept"] == DEPTS[2]
     assert grant["revoked_by"] == ledger["revoke"]
@@ -349,23 +383,59 @@ async def test_provenance_across_four_departments(
     client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path, net: Net
 ) -> None:
     answer = await ok_json(await client.get(f"/v1/provenance/{ledger['retail']}"))
-    assert answer["depth"] == 8 and not answer["truncated"]
+    assert (answer["depth"], answer["direction"]) == (8, "back")
+    assert "truncated" not in answer and "lists" not in answer
     chain = [ledger[k] for k in ("retail", "pack", "proc", "raw")]
     assert {r["id"] for r in answer["records"]} == set(chain)
     assert sorted(answer["edges"]) == sorted([[a, b] for a, b in zip(chain, chain[1:])])
     signers = {net.genesis.signers[v.record.key].dept for v in
                (decode_envelope_of(r["envelope"], net) for r in answer["records"])}
     assert signers == set(DEPTS[:4])
+    assert set(answer["keys"]) == {net.clients[i].public.key_id for i in range(4)}
     check_with_cli(tmp_path, genesis_file, answer, "provenance")
     dropped = dict(answer, edges=answer["edges"][1:])
     proc = cli("verify", save(tmp_path / "dropped.json", dropped), "--genesis", genesis_file,
                "--kind", "provenance")
     assert proc.returncode == 1
     shallow = await ok_json(await client.get(f"/v1/provenance/{ledger['retail']}?depth=1"))
-    assert not shallow["truncated"] and len(shallow["records"]) == 2  # depth, not the node cap, cut it
+    assert {r["id"] for r in shallow["records"]} == set(chain[:2])
     assert verify_answer(shallow, "provenance", net.genesis).valid
+    assert shallow == await ok_json(await client.get(f"/v1/provenance/{ledger['retail']}?depth=1&direction=back"))
     leaf = await ok_json(await client.get(f"/v1/provenance/{ledger['raw']}?depth=0"))
     assert [r["id"] for r in leaf["records"]] == [ledger["raw"]] and leaf["edges"] == []
+
+
+async def test_forward_provenance_is_a_recall(
+    client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path, net: Net
+) -> None:
+    """From the harvest forward: every record made from it, proven by refby lists."""
+    answer = await ok_json(await client.get(f"/v1/provenance/{ledger['raw']}?direction=forward"))
+    chain = [ledger[k] for k in ("raw", "proc", "pack", "retail")]
+    assert answer["direction"] == "forward" and {r["id"] for r in answer["records"]} == set(chain)
+    assert sorted(answer["edges"]) == sorted([[b, a] for a, b in zip(chain, chain[1:])])
+    assert set(answer["lists"]) == set(chain)
+    check_with_cli(tmp_path, genesis_file, answer, "provenance")
+    good = cli("verify", tmp_path / "provenance.json", "--genesis", genesis_file, "--kind", "provenance")
+    assert "all 3 descendants within depth 8, 3 edges (complete)" in good.stdout
+    cut = copy.deepcopy(answer)  # the shop's retail record left out of the recall
+    cut["records"] = [r for r in cut["records"] if r["id"] != ledger["retail"]]
+    cut["edges"] = [e for e in cut["edges"] if ledger["retail"] not in e]
+    del cut["lists"][ledger["retail"]]
+    proc = cli("verify", save(tmp_path / "cut.json", cut), "--genesis", genesis_file, "--kind", "provenance")
+    assert proc.returncode == 1 and "the referrers list of record" in proc.stdout
+    one = await ok_json(await client.get(f"/v1/provenance/{ledger['proc']}?direction=forward&depth=1"))
+    assert {r["id"] for r in one["records"]} == {ledger["proc"], ledger["pack"]}
+    assert set(one["lists"]) == {ledger["proc"]} and verify_answer(one, "provenance", net.genesis).valid
+
+
+async def test_a_graph_above_the_cap_is_422(
+    client: aio.TestClient, ledger: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(answers, "PROVENANCE_NODES_MAX", 3)
+    await error_of(await client.get(f"/v1/provenance/{ledger['retail']}"), 422, "graph_too_large")
+    await error_of(await client.get(f"/v1/provenance/{ledger['raw']}?direction=forward"), 422, "graph_too_large")
+    small = await ok_json(await client.get(f"/v1/provenance/{ledger['raw']}?direction=forward&depth=2"))
+    assert len(small["records"]) == 3
 
 
 def decode_envelope_of(b64_envelope: str, net: Net) -> Any:
@@ -381,6 +451,8 @@ async def test_provenance_errors(client: aio.TestClient, ledger: dict[str, str])
                    400, "bad_depth")
     for query in ["depth=abc", "depth=-1", "depth=" + "9" * 21]:
         await error_of(await client.get(f"/v1/provenance/{root}?{query}"), 400, "bad_query")
+    for direction in ["up", "", "FORWARD", "back,forward"]:
+        await error_of(await client.get(f"/v1/provenance/{root}?direction={direction}"), 400, "bad_direction")
     ok = await ok_json(await client.get(f"/v1/provenance/{root}?depth={answers.PROVENANCE_DEPTH_MAX}"))
     assert len(ok["records"]) == 4
 
@@ -426,7 +498,7 @@ async def test_certificate_page(
 async def test_certificate_bundle_extracts_and_verifies_offline(
     client: aio.TestClient, ledger: dict[str, str], tmp_path: Path, genesis_file: Path, net: Net
 ) -> None:
-    resp = await client.get(f"/v1/records/{ledger['raw']}/certificate?later=1")
+    resp = await client.get(f"/v1/records/{ledger['raw']}/certificate")
     page = await resp.text()
     assert resp.status == 200 and "consistency proven" in page
     (tmp_path / "certificate.html").write_text(page, encoding="utf-8")
@@ -439,7 +511,9 @@ async def test_certificate_bundle_extracts_and_verifies_offline(
     assert tampered != page
     (tmp_path / "tampered.html").write_text(tampered, encoding="utf-8")
     assert cli("verify", tmp_path / "tampered.html", "--genesis", genesis_file).returncode in (1, 2)
-    assert "later" in embedded_bundle(page) and verify_bundle(embedded_bundle(page), net.genesis).valid
+    bundle = embedded_bundle(page)
+    assert bundle["state"]["consistency"] and verify_bundle(bundle, net.genesis).valid
+    assert bundle == await ok_json(await client.get(f"/v1/records/{ledger['raw']}/evidence"))
 
 
 async def test_certificate_errors(
@@ -451,8 +525,6 @@ async def test_certificate_errors(
     await error_of(await client.get("/v1/records/" + "cd" * 32 + "/certificate"), 404, "not_found")
     for bad_id in ["abc", "AB" * 32]:
         await error_of(await client.get(f"/v1/records/{bad_id}/certificate"), 400, "bad_id")
-    await error_of(await client.get(f"/v1/records/{ledger['raw']}/certificate?later=2"),
-                   400, "bad_query")
     await node.commit()
     assert (await client.get(f"/v1/records/{rid(raw, net)}/certificate")).status == 200
 
@@ -473,47 +545,90 @@ def test_embedded_json_cannot_close_the_script(net: Net, node: FakeNode) -> None
 # -- OpenAPI ------------------------------------------------------------------------------------
 
 
-async def test_openapi_documents_the_auditor_routes(client: aio.TestClient) -> None:
+AUDITOR_QUERIES = {  # each documented parameter of the auditors' routes, with a value the node takes
+    "/v1/proofs/consistency": {"from": "1", "to": "2"},
+    "/v1/checkpoints/{height}": {},
+    "/v1/records/{id}/evidence": {},
+    "/v1/records/{id}/certificate": {},
+    "/v1/subjects/{subject}": {"from": "1", "limit": "2"},
+    "/v1/certificates/{number}/status": {"at": str(T0)},
+    "/v1/datasets/{id}/shares": {},
+    "/v1/provenance/{record_id}": {"depth": "2", "direction": "forward"},
+}
+
+
+async def test_openapi_documents_the_auditor_routes(client: aio.TestClient, ledger: dict[str, str]) -> None:
     doc = await ok_json(await client.get("/v1/openapi.json"))
     paths = doc["paths"]
-    expected = {
-        "/v1/proofs/consistency": {"from", "to"}, "/v1/checkpoints/{height}": {"height"},
-        "/v1/records/{id}/evidence": {"id", "later"},
-        "/v1/records/{id}/certificate": {"id", "later"},
-        "/v1/subjects/{subject}": {"subject", "after", "limit"},
-        "/v1/certificates/{number}/status": {"number", "at"},
-        "/v1/datasets/{id}/shares": {"id"}, "/v1/provenance/{record_id}": {"record_id", "depth"},
-    }
-    for path, params in expected.items():
+    segments = {"height": "1", "id": ledger["raw"], "subject": "LIC-1", "number": "LIC-1",
+                "record_id": ledger["raw"]}
+    for path, query in AUDITOR_QUERIES.items():
         op = paths[path]["get"]
-        assert {p["name"] for p in op["parameters"]} == params, path
+        params = {p["name"]: p for p in op["parameters"]}
+        named = set(re.findall(r"{(\w+)}", path))
+        assert set(params) == named | set(query), path
+        assert all(params[n]["in"] == "path" for n in named) and all(params[q]["in"] == "query" for q in query)
         assert {"200", "400"} <= set(op["responses"]), path
+        # every documented parameter is one the node reads: a documented value is answered 200
+        url = re.sub(r"{(\w+)}", lambda m: segments[m.group(1)], path)
+        if path == "/v1/datasets/{id}/shares":
+            url = "/v1/datasets/ds-1/shares"
+        resp = await client.get(url, params=query)
+        assert resp.status == 200, (path, await resp.text())
+    for path in ("/v1/certificates/{number}/status", "/v1/datasets/{id}/shares", "/v1/provenance/{record_id}"):
+        assert "422" in paths[path]["get"]["responses"], path  # history_too_long, graph_too_large
+    provenance = {p["name"]: p for p in paths["/v1/provenance/{record_id}"]["get"]["parameters"]}
+    assert provenance["direction"]["schema"]["enum"] == ["back", "forward"]
     certificate_ok = paths["/v1/records/{id}/certificate"]["get"]["responses"]["200"]["content"]
     assert set(certificate_ok) == {"text/html"}
     assert "tree size" in paths["/v1/proofs/consistency"]["get"]["parameters"][0]["description"]
     schemas = doc["components"]["schemas"]
-    for name in ("Consistency", "SubjectHistory", "CertStatus", "DatasetShares", "Provenance"):
+    for name in ("Consistency", "SubjectHistory", "CertStatus", "DatasetShares", "Provenance", "RecordList",
+                 "MapEntry", "MapProof", "AnswerRecord"):
         assert name in schemas
+    assert "next_after" not in schemas["SubjectHistory"]["properties"]
+    assert "truncated" not in schemas["Provenance"]["properties"]
+    assert schemas["SubjectHistory"]["properties"]["format"]["enum"] == ["ledgernode-answer/2"]
 
 
 async def test_answers_have_the_documented_shapes(
     client: aio.TestClient, ledger: dict[str, str]
 ) -> None:
-    """Top-level keys (and those of records, grants, accesses) are the schemas' properties."""
+    """Top-level keys (and those of records, lists, entries, grants, accesses) are the schemas' properties."""
     schemas = (await ok_json(await client.get("/v1/openapi.json")))["components"]["schemas"]
     answers = {
-        "Checkpoint": "/v1/checkpoints/1", "Consistency": "/v1/proofs/consistency?from=1&to=3",
-        "SubjectHistory": "/v1/subjects/LIC-1", "CertStatus": f"/v1/certificates/LIC-1/status?at={T0}",
-        "DatasetShares": "/v1/datasets/ds-1/shares", "Provenance": f"/v1/provenance/{ledger['retail']}",
-        "Evidence": f"/v1/records/{ledger['raw']}/evidence?later=1",
+        "Checkpoint": ["/v1/checkpoints/1"], "Consistency": ["/v1/proofs/consistency?from=1&to=3"],
+        "SubjectHistory": ["/v1/subjects/LIC-1", "/v1/subjects/LIC-1?from=1&limit=1", "/v1/subjects/nobody"],
+        "CertStatus": [f"/v1/certificates/LIC-1/status?at={T0}", "/v1/certificates/NOPE/status?at=0"],
+        "DatasetShares": ["/v1/datasets/ds-1/shares"],
+        "Provenance": [f"/v1/provenance/{ledger['retail']}", f"/v1/provenance/{ledger['raw']}?direction=forward"],
+        "Evidence": [f"/v1/records/{ledger['raw']}/evidence"],
     }
-    for name, path in answers.items():
-        body = await ok_json(await client.get(path))
-        schema = schemas[name]
-        assert set(schema["required"]) <= set(body) <= set(schema["properties"]), name
-        for entry in body.get("records", []):
-            assert set(entry) == set(schemas["AnswerRecord"]["properties"]), name
-        for grant in body.get("grants", []):
-            assert set(grant) == set(schemas["Grant"]["properties"])
-            for access in grant["accesses"]:
-                assert set(access) == set(schemas["Access"]["properties"])
+
+    def entry_shape(entry: dict[str, Any]) -> None:
+        assert set(entry) == set(schemas["MapEntry"]["properties"])
+        assert set(entry["proof"]) == set(schemas["MapProof"]["properties"])
+
+    def list_shape(lst: dict[str, Any]) -> None:
+        assert set(lst) == set(schemas["RecordList"]["properties"])
+        entry_shape(lst["entry"])
+
+    for name, paths in answers.items():
+        for path in paths:
+            body = await ok_json(await client.get(path))
+            schema = schemas[name]
+            assert set(schema["required"]) <= set(body) <= set(schema["properties"]), (name, path)
+            for entry in body.get("records", []):
+                assert set(entry) == set(schemas["AnswerRecord"]["properties"]), name
+            for key in body.get("keys", {}).values():
+                entry_shape(key)
+            if "list" in body:
+                list_shape(body["list"])
+            for lst in body.get("lists", {}).values():
+                list_shape(lst)
+            if name == "Evidence":
+                entry_shape(body["state"]["key"])
+            for grant in body.get("grants", []):
+                assert set(grant) == set(schemas["Grant"]["properties"])
+                for access in grant["accesses"]:
+                    assert set(access) == set(schemas["Access"]["properties"])

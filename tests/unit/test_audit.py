@@ -169,18 +169,24 @@ def test_history_shares_provenance_verify(served: Served, ledger: Ledger, tmp_pa
         verify(capsys, ledger.genesis, out, kind)
 
 
-def test_history_pages_and_says_how_to_go_on(served: Served, ledger: Ledger,
+def test_history_pages_and_says_how_to_go_on(served: Served, ledger: Ledger, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     rc, printed, err = run(capsys, "history", "LIC-1", "--api", served.url, "--limit", "1")
     assert rc == 0, err
     first = json.loads(printed)
-    assert len(first["records"]) == 1 and first["next_after"] is not None
-    assert f"--after {first['next_after']}" in err
-    rc, printed, err = run(capsys, "history", "LIC-1", "--api", served.url, "--after", str(first["next_after"]))
-    assert rc == 0 and err == ""
-    rest = json.loads(printed)
-    assert [r["leaf_index"] > first["next_after"] for r in rest["records"]] == [True]
-    assert rest["next_after"] is None
+    # a page of the subject's list: position 0 of 2 (issued, suspended); the next page starts at 1
+    assert len(first["records"]) == 1 and (first["total"], first["next_from"]) == (2, 1)
+    assert first["list"]["from"] == 0 and first["list"]["positions"] == [0]
+    assert "--from 1" in err
+    out = tmp_path / "page2.json"
+    rc, printed, err = run(capsys, "history", "LIC-1", "--api", served.url, "--from", str(first["next_from"]),
+                           "--out", out)
+    assert rc == 0 and "more records follow" not in err, err
+    rest = json.loads(out.read_text())
+    assert rest["list"]["from"] == 1 and rest["list"]["positions"] == [1]
+    assert [r["leaf_index"] > first["records"][0]["leaf_index"] for r in rest["records"]] == [True]
+    assert rest["next_from"] is None
+    verify(capsys, ledger.genesis, out, "subject")  # a page verifies, as the part of the list it is
 
 
 def _devnet_dir(tmp_path: Path, served: Served, net: Net) -> Path:

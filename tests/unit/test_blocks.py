@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgernode import codec
+from ledgernode import codec, ledgermap, statemap
 from ledgernode.blocks import (
     BLOCK_TIME_DRIFT_MS,
     HEADER_KEYS,
@@ -28,6 +28,7 @@ from ledgernode.blocks import (
     check_qc,
     decode_header,
     decode_qc,
+    map_change,
     payload_matches,
     qc_from_json,
     qc_from_wire,
@@ -74,6 +75,7 @@ def make_block(store: Store, envs: list[Envelope], time: int | None = None, **ch
         time if time is not None else (parent.time + 1 if parent else T0),
         parent.block_hash if parent else ZERO_HASH, 0,
         store.frontier.size, grown.size, grown.root(), G.valset_hash,
+        map_change(tuple(envs), store.frontier.size, parent, store, G).root,
     )
     header = replace(header, **changes)
     return Block(replace(header, raw=header.encode()), tuple(envs))
@@ -108,8 +110,9 @@ def store() -> Store:
 
 def header_map(**changes: Any) -> dict[str, Any]:
     m: dict[str, Any] = {
-        "v": 1, "chain": "gov-test", "height": 7, "time": T0, "prev": b"\x01" * 32, "proposer": 2,
+        "v": 2, "chain": "gov-test", "height": 7, "time": T0, "prev": b"\x01" * 32, "proposer": 2,
         "log_start": 10, "log_size": 12, "log_root": b"\x02" * 32, "valset": b"\x03" * 32,
+        "state": b"\x04" * 32,
     }
     m.update(changes)
     return m
@@ -129,22 +132,22 @@ def bad_header(raw: bytes, code: str = "invalid_header") -> None:
     proposer=st.integers(0, 2**64 - 1),
     log_start=st.integers(0, 2**40),
     extra=st.integers(0, 2**40),
-    hashes=st.lists(st.binary(min_size=32, max_size=32), min_size=3, max_size=3),
+    hashes=st.lists(st.binary(min_size=32, max_size=32), min_size=4, max_size=4),
 )
 def test_header_round_trip(chain: str, height: int, time: int, proposer: int, log_start: int,
                            extra: int, hashes: list[bytes]) -> None:
-    h = Header(chain, height, time, hashes[0], proposer, log_start, log_start + extra, hashes[1], hashes[2])
+    h = Header(chain, height, time, hashes[0], proposer, log_start, log_start + extra, hashes[1], hashes[2], hashes[3])
     raw = h.encode()
     d = decode_header(raw)
     assert d == h and d.raw == raw and d.encode() == raw
     assert d.block_hash == h.block_hash == hashlib.sha256(b"ledgernode:header\n" + raw).digest()
     m = msgpack.unpackb(raw, raw=False)
-    assert set(m) == HEADER_KEYS and m["v"] == 1
+    assert set(m) == HEADER_KEYS and m["v"] == 2
     assert raw == msgpack.packb(dict(sorted(m.items())), use_bin_type=True)
 
 
 def test_header_hash_uses_raw_bytes() -> None:
-    h = Header("gov-test", 1, T0, ZERO_HASH, 0, 0, 0, hashlib.sha256(b"").digest(), G.valset_hash)
+    h = Header("gov-test", 1, T0, ZERO_HASH, 0, 0, 0, hashlib.sha256(b"").digest(), G.valset_hash, ZERO_HASH)
     raw = h.encode()
     assert replace(h, raw=raw).block_hash == h.block_hash
     assert decode_header(raw).block_hash == hashlib.sha256(b"ledgernode:header\n" + raw).digest()
@@ -193,7 +196,7 @@ def test_decode_header_log_start_vs_log_size() -> None:
     assert d.log_start == d.log_size == 12
 
 
-@pytest.mark.parametrize("v", [0, 2, "1", None])
+@pytest.mark.parametrize("v", [0, 1, 3, "2", None, True])
 def test_decode_header_rejects_wrong_version(v: Any) -> None:
     bad_header(codec.encode(header_map(v=v)))
 
@@ -308,6 +311,42 @@ def test_check_block_rejects_wrong_log_size_or_root(store: Store) -> None:
     swapped = Block(make_block(store, two).header, tuple(reversed(two)))
     invalid(store, swapped, needle="log_root")
     invalid(store, Block(good.header, ()), needle="log_size")
+
+
+def test_check_block_rejects_a_wrong_state(store: Store) -> None:
+    """Validators agree on `state` as on `log_root` (docs/protocol.md section 12.1): a
+    proposal whose state map root is not the one its records make is an invalid block."""
+    envs = [env(notarize(2, "EV-c")), env(notarize(3, "EV-c"))]
+    good = make_block(store, envs)
+    check(store, good)
+    parent = store.head()
+    one_left_out = map_change(tuple(envs[:1]), store.frontier.size, parent, store, G).root
+    for state in (ZERO_HASH, parent.state, one_left_out, content("state")):
+        assert state != good.header.state
+        invalid(store, make_block(store, envs, state=state), needle="header state does not match")
+
+
+def test_the_proposers_state_is_the_root_of_the_whole_map() -> None:
+    """The state built block by block equals the naive root over every entry: the genesis
+    keys, depts and validators, and every subject's and referrer's full list."""
+    store = Store.memory()
+    entries = dict(ledgermap.initial_entries(G))
+    listed: dict[bytes, list[int]] = {}
+    refs: tuple[bytes, ...] = ()
+    for height in range(3):
+        parent = store.head()
+        envs = [env(notarize(i, f"EV-{i % 2}", refs=refs if i == 0 else ())) for i in range(3)]
+        refs = (envs[1].record_id,)
+        checked, rejected = build_block(envs, parent, store, store.frontier, G, T0 + 5 + height, 0)
+        assert not rejected
+        store.commit(checked, QC(checked.block.header.height, 0, checked.block.header.block_hash, ()))
+        for offset, e in enumerate(envs):
+            start = parent.log_size if parent else 0
+            for ns, name, leaf in ledgermap.record_appends(start + offset, e.record.subject, e.record.refs):
+                listed.setdefault(statemap.path(ns, name), []).append(leaf)
+    entries.update({p: statemap.list_value(leaves) for p, leaves in listed.items()})
+    assert any(p == statemap.path("refby", refs[0]) or len(v) > 1 for p, v in listed.items())
+    assert store.head().state == statemap.root_of(entries)
 
 
 def test_check_block_rejects_invalid_record(store: Store) -> None:

@@ -15,7 +15,7 @@ from ledgernode.auditing.bundle import build_bundle
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store
 from ledgernode.verify import PAGE_MAX_BYTES, Unusable, verify_bundle
-from tests.fixtures import Net, commit_records, content
+from tests.fixtures import T0, Net, commit_records, content
 
 OPEN_TAG = f'<script type="application/json" id="{certificate.BUNDLE_ELEMENT_ID}">'
 
@@ -115,3 +115,23 @@ def test_embedded_json_is_what_render_wrote(signed: Any) -> None:
     text = page[start:page.index("</script>", start)]
     assert not set("<>&") & set(text)
     assert json.loads(text) == bundle
+
+
+def test_page_states_the_checkpoint_and_the_signer_it_verified() -> None:
+    """A v2 page shows the checkpoint its verdict relied on and the signer's department from the
+    key entry proven in that checkpoint's state; a bundle whose key entry fails is not rendered."""
+    net, store = Net(), Store.memory()
+    raw = net.record(1, "evidence.notarize", "CASE-2", {
+        "content_hash": content("pdf"), "media_type": "application/pdf", "size": 10, "title": "t"})
+    commit_records(net, store, [raw])
+    commit_records(net, store, [net.record(0, "trace.event", "lot", {"activity": "a"})], time_ms=T0 + 1)
+    bundle = build_bundle(store, net.genesis, decode_envelope(raw, net.genesis).record_id)
+    page = certificate.render(bundle, net.genesis)
+    [block] = re.findall(r"<h2>区块 Block</h2>(.*?)</section>", page, re.S)
+    assert ("<tr><th>检查点<br>Checkpoint</th><td>height 2, 2026-01-01T00:00:00.001Z, log size 2 "
+            "(consistency proven; the signing key proven in its state)</td></tr>") in block
+    assert "<th>签名部门<br>Signed by department</th><td>market (Dept market)</td>" in page
+    bad = json.loads(json.dumps(bundle))
+    bad["state"]["key"]["value"] = None
+    with pytest.raises(ValueError, match="signing key's entry"):
+        certificate.render(bad, net.genesis)

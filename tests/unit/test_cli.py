@@ -133,7 +133,7 @@ def test_genesis_from_pem_and_hex_specs(tmp_path: Path, keys: dict[str, Path],
     assert (g.record_ts_window_ms, g.block_max_records) == (300_000, 1000)
     assert (g.n, g.f, g.quorum) == (3, 0, 3)
     doc = json.loads(raw)
-    assert doc["format"] == "ledgernode-genesis/1"
+    assert doc["format"] == "ledgernode-genesis/2"
     assert doc["params"] == {"record_ts_window_ms": 300_000, "block_max_records": 1000}
     assert raw.endswith(b"\n")
 

@@ -412,7 +412,7 @@ def test_cli_submit_bad_input_exit_2(fake: FakeNode, net: Net, tmp_path: Path,
 
 def test_cli_evidence(fake: FakeNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rid = "12" * 32
-    bundle = {"format": "ledgernode-evidence/1", "record_id": rid, "leaf_index": 4}
+    bundle = {"format": "ledgernode-evidence/2", "record_id": rid, "leaf_index": 4}
     fake.routes[f"/v1/records/{rid}/evidence"] = json_reply(200, bundle)
     out_file = tmp_path / "bundle.json"
     assert main(["evidence", "--api", fake.url, "--id", rid, "--out", str(out_file)]) == 0
@@ -500,38 +500,48 @@ async def test_async_submit_raises_record_rejected(fake: FakeNode, net: Net) -> 
 def test_read_methods_request_shapes(fake: FakeNode) -> None:
     rid = bytes(range(32))
     c = sdk.Client(fake.url)
-    fake.queue += [json_reply(200, {"n": i}) for i in range(9)]
+    fake.queue += [json_reply(200, {"n": i}) for i in range(10)]
     c.checkpoint()
     c.checkpoint(3)
     c.consistency(2, 5)
-    c.history("ds/a b", after=4, limit=2)
-    c.history("EV-1", after=-1)
+    c.history("ds/a b", start=4, limit=2)
+    c.history("EV-1", 0)
     c.cert_status("LIC/1")
     c.cert_status("LIC-1", at_ms=1767225600000)
     c.shares("ds/health")
     c.provenance(rid, depth=2)
+    c.provenance(rid, 3, "forward")
     assert [r.path for r in fake.seen] == [
         "/v1/checkpoint", "/v1/checkpoints/3", "/v1/proofs/consistency?from=2&to=5",
-        "/v1/subjects/ds%2Fa%20b?after=4&limit=2", "/v1/subjects/EV-1?after=-1",
+        "/v1/subjects/ds%2Fa%20b?from=4&limit=2", "/v1/subjects/EV-1?from=0",
         "/v1/certificates/LIC%2F1/status", "/v1/certificates/LIC-1/status?at=1767225600000",
-        "/v1/datasets/ds%2Fhealth/shares", f"/v1/provenance/{rid.hex()}?depth=2"]
+        "/v1/datasets/ds%2Fhealth/shares", f"/v1/provenance/{rid.hex()}?depth=2&direction=back",
+        f"/v1/provenance/{rid.hex()}?depth=3&direction=forward"]
     for bad in (lambda: c.checkpoint(0), lambda: c.checkpoint(True), lambda: c.consistency(-1, 2),
                 lambda: c.history(""), lambda: c.history("x" * 257), lambda: c.history("x", limit=0),
-                lambda: c.cert_status("x", at_ms=-5), lambda: c.provenance("../status")):
+                lambda: c.history("x", start=-1), lambda: c.history("x", start=True),
+                lambda: c.cert_status("x", at_ms=-5), lambda: c.provenance("../status"),
+                lambda: c.provenance(rid, 2, "sideways")):
         with pytest.raises(ValueError):
             bad()
-    assert len(fake.seen) == 9  # nothing bad reached the wire
+    with pytest.raises(TypeError):
+        c.history("x", after=4)  # type: ignore[call-arg]  # paging by leaf is gone: by list position
+    assert len(fake.seen) == 10  # nothing bad reached the wire
 
 
 async def test_async_read_methods(fake: FakeNode) -> None:
-    fake.queue += [json_reply(200, {"n": i}) for i in range(6)]
+    fake.queue += [json_reply(200, {"n": i}) for i in range(8)]
     async with sdk.AsyncClient(fake.url) as c:
         answers = [await c.checkpoint(2), await c.consistency(1, 1), await c.history("s", limit=5),
-                   await c.cert_status("n", 9), await c.shares("d"), await c.provenance("ab" * 32)]
-    assert answers == [{"n": i} for i in range(6)]
+                   await c.history("s", 7, 5), await c.cert_status("n", 9), await c.shares("d"),
+                   await c.provenance("ab" * 32), await c.provenance("ab" * 32, 1, "forward")]
+        with pytest.raises(ValueError):
+            await c.provenance("ab" * 32, 1, "up")
+    assert answers == [{"n": i} for i in range(8)]
     assert [r.path for r in fake.seen] == [
         "/v1/checkpoints/2", "/v1/proofs/consistency?from=1&to=1", "/v1/subjects/s?limit=5",
-        "/v1/certificates/n/status?at=9", "/v1/datasets/d/shares", f"/v1/provenance/{'ab' * 32}"]
+        "/v1/subjects/s?from=7&limit=5", "/v1/certificates/n/status?at=9", "/v1/datasets/d/shares",
+        f"/v1/provenance/{'ab' * 32}?direction=back", f"/v1/provenance/{'ab' * 32}?depth=1&direction=forward"]
 
 
 # -- `submit --wait` and `record` exit codes ---------------------------------------------------

@@ -45,7 +45,7 @@ def make_block(height: int = 1, prev: bytes = ZERO_HASH, items: tuple[bytes, ...
     for leaf in items:
         f.append(merkle.leaf_hash(leaf))
     header = Header(CHAIN, height, height if time is None else time, prev, proposer, start, f.size,
-                    f.root(), G.valset_hash)
+                    f.root(), G.valset_hash, bytes(32))
     return BlockData(header.encode(), tuple(items))
 
 

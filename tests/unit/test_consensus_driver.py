@@ -29,7 +29,7 @@ def make_block(height: int = 1, items: tuple[bytes, ...] = (b"r1",), salt: int =
     f = merkle.Frontier()
     for item in items:
         f.append(merkle.leaf_hash(item))
-    header = Header(G.chain_id, height, height + salt, ZERO_HASH, 1, 0, f.size, f.root(), G.valset_hash)
+    header = Header(G.chain_id, height, height + salt, ZERO_HASH, 1, 0, f.size, f.root(), G.valset_hash, ZERO_HASH)
     return BlockData(header.encode(), items)
 
 
@@ -211,7 +211,7 @@ def test_a_real_replica_alone_commits_and_sends_no_signature_before_it_is_safe()
     replica = Replica(Config(genesis, 0), keys[0], 0, None, None, cached_verify, blocks=blocks)
     f = merkle.Frontier()
     f.append(merkle.leaf_hash(b"r1"))
-    built = BlockData(Header(genesis.chain_id, 1, 1, ZERO_HASH, 0, 0, 1, f.root(), genesis.valset_hash).encode(),
+    built = BlockData(Header(genesis.chain_id, 1, 1, ZERO_HASH, 0, 0, 1, f.root(), genesis.valset_hash, ZERO_HASH).encode(),
                       (b"r1",))
     persisted: dict[tuple[int, str, int], bytes] = {}
     effects: list[Effect] = []

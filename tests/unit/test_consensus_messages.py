@@ -447,7 +447,7 @@ def test_signing_bytes_separate_kinds_and_values() -> None:
 
 def test_q_signed_commits_form_a_valid_qc() -> None:
     keys, g = keys_and_genesis(4)
-    header = Header(g.chain_id, 1, 1, ZERO_HASH, 1, 0, 0, bytes(32), g.valset_hash)
+    header = Header(g.chain_id, 1, 1, ZERO_HASH, 1, 0, 0, bytes(32), g.valset_hash, bytes(32))
     d = header.block_hash
     commits = [signed_copy(keys[i], Commit(g.chain_id, 1, 2, d, i)) for i in (0, 2, 3)]
     for c in commits:  # each wire-encoded commit survives the trip with its signature

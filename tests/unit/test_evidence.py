@@ -26,7 +26,8 @@ from tests.fixtures import Net, T0, commit_records, content, seeded_key
 REPO = Path(__file__).resolve().parents[2]
 HEX64 = re.compile(r"[0-9a-f]{64}")
 B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-BUNDLE_KEYS = {"format", "chain_id", "genesis_hash", "record_id", "envelope", "leaf_index", "block", "inclusion"}
+BUNDLE_KEYS = {"format", "chain_id", "genesis_hash", "record_id", "envelope", "leaf_index", "block", "inclusion",
+               "epochs", "state"}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_bundle_shape_is_exactly_design_section_6(ledger: tuple[Net, Store, list
     bundle = build_bundle(store, net.genesis, env.record_id)
 
     assert set(bundle) == BUNDLE_KEYS
-    assert bundle["format"] == FORMAT == "ledgernode-evidence/1"
+    assert bundle["format"] == FORMAT == "ledgernode-evidence/2"
     assert bundle["chain_id"] == net.chain_id
     # 32-byte hashes and ids: lowercase hex.
     assert _is_hex32(bundle["genesis_hash"])
@@ -109,6 +110,20 @@ def test_bundle_shape_is_exactly_design_section_6(ledger: tuple[Net, Store, list
 
     assert isinstance(bundle["inclusion"], list)
     assert all(_is_hex32(p) for p in bundle["inclusion"])
+    # Version 2 (docs/protocol.md section 12.4): no epochs yet; the head as checkpoint, the
+    # consistency proof from the record's block to it, the signer's key entry in its state.
+    assert bundle["epochs"] == []
+    state = bundle["state"]
+    assert set(state) == {"checkpoint", "consistency", "key"} and set(state["checkpoint"]) == {"header", "qc"}
+    head = decode_header(base64.b64decode(state["checkpoint"]["header"], validate=True))
+    assert head.raw == store.head().raw and head.height > header.height
+    assert state["consistency"] == [h.hex() for h in store.consistency_proof(header.log_size, head.log_size)]
+    assert set(state["key"]) == {"value", "proof"} and set(state["key"]["proof"]) == {"leaf", "siblings"}
+    key = codec.decode(base64.b64decode(state["key"]["value"], validate=True))
+    signer = net.genesis.signers[env.record.key]
+    assert key == {"pubkey": signer.pubkey.raw, "dept": signer.dept, "roles": list(signer.roles), "from": 0,
+                   "until": None}
+    assert crypto.key_id(key["pubkey"]) == env.record.key
     # JSON all the way down, and unchanged by a JSON round trip.
     assert json.loads(json.dumps(bundle)) == bundle
     assert verify_bundle(json.loads(json.dumps(bundle)), net.genesis).valid

@@ -287,9 +287,9 @@ def _history(raws: list[bytes]) -> list[Any]:
 
 def test_dataset_owner_is_the_signer_of_the_first_publish() -> None:
     first, again = publish(HEALTH), publish(JUSTICE)
-    assert dataset.dataset_owner(_history([grant(HEALTH), first, again]), G) == "health"
-    assert dataset.dataset_owner(_history([grant(HEALTH)]), G) is None
-    assert dataset.dataset_owner([], G) is None
+    assert dataset.dataset_owner(_history([grant(HEALTH), first, again]), G.key_depts) == "health"
+    assert dataset.dataset_owner(_history([grant(HEALTH)]), G.key_depts) is None
+    assert dataset.dataset_owner([], G.key_depts) is None
 
 
 def test_dataset_grants_in_log_order_with_revocations_and_accesses() -> None:
@@ -299,7 +299,7 @@ def test_dataset_grants_in_log_order_with_revocations_and_accesses() -> None:
     r2 = revoke(JUSTICE, rid(g2))
     stray = access(MARKET, content("no such grant"))  # names no grant of this history: left out
     envs = _history([publish(JUSTICE), g1, g2, a1, r2, stray])
-    assert dataset.dataset_grants(envs, G) == [
+    assert dataset.dataset_grants(envs, G.key_depts) == [
         {"grant": rid(g1).hex(), "by": "justice", "to_dept": "market", "purpose": "checks",
          "legal_basis": "Art. 12", "expires": T0 + DAY, "revoked_by": None,
          "accesses": [{"record": rid(a1).hex(), "dept": "market", "purpose": "audit", "ts": T0,
@@ -307,7 +307,7 @@ def test_dataset_grants_in_log_order_with_revocations_and_accesses() -> None:
         {"grant": rid(g2).hex(), "by": "justice", "to_dept": "health", "purpose": "checks",
          "legal_basis": "Art. 12", "expires": T0 + 2 * DAY, "revoked_by": rid(r2).hex(), "accesses": []},
     ]
-    assert dataset.dataset_grants(envs[:1], G) == []
+    assert dataset.dataset_grants(envs[:1], G.key_depts) == []
 
 
 def test_the_family_holds_exactly_its_types() -> None:

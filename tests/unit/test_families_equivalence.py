@@ -573,9 +573,9 @@ def _views_agree(raws: list[bytes]) -> None:
     envs = [decode_envelope(raw, G) for raw in raws]
     for subject in {env.record.subject for env in envs}:
         about = [env for env in envs if env.record.subject == subject]
-        assert dataset.dataset_grants(about, G) == dataset_grants(about, G)
+        assert dataset.dataset_grants(about, G.key_depts) == dataset_grants(about, G)
         owner = next((env for env in about if env.record.type == "dataset.publish"), None)
-        assert dataset.dataset_owner(about, G) == (G.signers[owner.record.key].dept if owner else None)
+        assert dataset.dataset_owner(about, G.key_depts) == (G.signers[owner.record.key].dept if owner else None)
         certs = [env for env in about if env.record.type in cert.FAMILY]
         assert certs == [env for env in about if env.record.type.startswith("cert.")]
         for at in (T0 - 1, T0, T0 + 5, T0 + 10, T0 + DAY):

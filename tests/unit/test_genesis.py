@@ -210,7 +210,7 @@ def _delete(path: list[Any]) -> Mutation:
 
 REJECTS: list[tuple[str, Mutation, tuple[str, ...]]] = [
     # format
-    ("format-wrong", _set(["format"], "ledgernode-genesis/2"), ("format",)),
+    ("format-wrong", _set(["format"], "ledgernode-genesis/1"), ("format",)),
     ("format-missing", _delete(["format"]), ("format",)),
     ("format-not-str", _set(["format"], 1), ("format",)),
     # chain_id
@@ -301,7 +301,7 @@ def test_rejects_bad_field(mutate: Mutation, needles: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("raw", [
     b"",
     b"{",
-    b"{\"format\": \"ledgernode-genesis/1\",}",
+    b"{\"format\": \"ledgernode-genesis/2\",}",
     b"\xff\xfe{}",
     b"\xef\xbb\xbf{}",  # UTF-8 BOM
     b"nul",

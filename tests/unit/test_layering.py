@@ -21,7 +21,7 @@ PACKAGE_LAYERS = {
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio"],
-    "ledger": ["genesis", "records", "blocks", "state"],
+    "ledger": ["genesis", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification"],
     "net": ["guard", "catchup"],

@@ -467,7 +467,7 @@ def test_a_record_list_is_the_rfc_6962_root_of_u64be_leaves(indexes: list[int]) 
     # Appending one at a time, keeping the list's own nodes, gives the same value.
     tree, current = ListNodes({}), None
     for i in indexes:
-        current, created = list_append(current, i, tree)
+        current, created = list_append(current, [i], tree)
         tree.nodes.update(((level, index), h) for level, index, h in created)
     assert current == list_value(indexes)
     assert parse_list_value(current) == (len(indexes), expected["root"])
@@ -483,7 +483,15 @@ def test_record_list_rules() -> None:
             list_leaf_hash(bad)
     value_bytes = list_value([1, 2, 3])
     with pytest.raises(StoreCorrupt):
-        list_append(value_bytes, 4, ListNodes({(1, 0): bytes(32), (0, 2): bytes(32)}))
+        list_append(value_bytes, [4], ListNodes({(1, 0): bytes(32), (0, 2): bytes(32)}))
+    # Several appends at once give what one by one gives.
+    tree, one_by_one = ListNodes({}), None
+    for i in (2, 5, 9, 11, 20):
+        one_by_one, created = list_append(one_by_one, [i], tree)
+        tree.nodes.update(((level, index), h) for level, index, h in created)
+    first, created = list_append(None, [2, 5], tree := ListNodes({}))
+    tree.nodes.update(((level, index), h) for level, index, h in created)
+    assert list_append(first, [9, 11, 20], tree)[0] == one_by_one == list_value([2, 5, 9, 11, 20])
 
 
 @pytest.mark.parametrize("value_doc", [

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ledgernode import codec, merkle
+from ledgernode import codec, merkle, statemap
 from ledgernode.auditing import answers
 from ledgernode.blocks import QC
 from ledgernode.errors import NotFound, StoreCorrupt, StoreLocked
@@ -440,6 +440,9 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
     """Every key and value on disk after three blocks, built from docs/storage.md alone."""
     expected: dict[bytes, bytes] = {b"m/head": _u(3)}
     tree, leaf = merkle.MemoryTree(), 0
+    lists: dict[bytes, merkle.MemoryTree] = {}
+    state_nodes = statemap.MemoryNodeStore()
+    state = statemap.StateMap(state_nodes)
     for height, count in ((1, 20), (2, 0), (3, 13)):
         envs = [synth_envelope(i) for i in range(leaf, leaf + count)]
         fact = {"issuer": "justice", "status": "valid"}
@@ -453,9 +456,19 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
             subject = hashlib.sha256(env.record.subject.encode("utf-8")).digest()
             expected.update({b"e/" + _u(leaf): env.raw, b"r/" + env.record_id: _u(leaf) + _u(height),
                              b"s/" + subject + _u(leaf): b""})
+            list_path = statemap.path("subject", env.record.subject)
+            listed = lists.setdefault(list_path, merkle.MemoryTree())
+            expected[b"p/" + list_path + _u(listed.size)] = _u(leaf)
+            listed.append(statemap.list_leaf_hash(leaf))
             leaf += 1
+        state.apply({p: codec.encode({"n": t.size, "root": merkle.root(t, t.size)}) for p, t in lists.items()})
+        assert checked.block.header.state == state.root
     expected.update({b"n/" + bytes([level]) + _u(index): h for (level, index), h in tree.nodes.items()
                      if level >= NODE_LEVEL_STORED_MIN})
+    for list_path, t in lists.items():  # a list's level 0 is its positions
+        expected.update({b"l/" + list_path + bytes([level]) + _u(index): h
+                         for (level, index), h in t.nodes.items() if level >= 1})
+    expected.update({b"t/" + h: raw for h, raw in state_nodes.nodes.items()})
     assert dict(store.kv.scan(b"", b"\xff")) == expected
 
 
@@ -521,6 +534,55 @@ def test_a_reader_thread_always_sees_a_head_and_its_frontier() -> None:
         stop.set()
         reader.join(CHILD_TIMEOUT_S)
     assert torn == [] and reads > 0 and store.height == 200
+
+
+def test_a_reader_thread_proves_the_heads_lists_while_blocks_commit(tmp_path: Path) -> None:
+    """The state map is read at the head under one consistent view (the tip's header):
+    every list entry a reader proves against its tip's `state` lists exactly the leaves
+    of that subject below the tip's log size, while the writer keeps committing."""
+    store, stop = Store.open(tmp_path / "db"), threading.Event()
+    wrong: list[str] = []
+    reads = 0
+    subject_path = statemap.path("subject", "case-A")
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            tip = store.tip
+            if tip.header is None:
+                continue
+            state = store.map_at(tip.header.state)
+            value = state.get(subject_path)
+            if not statemap.verify(tip.header.state, subject_path, value, state.prove(subject_path)):
+                wrong.append(f"height {tip.height}: the proof fails")
+            n = 0 if value is None else statemap.parse_list_value(value)[0]
+            leaves = store.list_nodes(subject_path).leaves(0, n)
+            if leaves != list(range(0, tip.log_size, 2)):  # case-A holds every even leaf
+                wrong.append(f"height {tip.height}: lists {len(leaves)} leaves for log size {tip.log_size}")
+            reads += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for start in range(0, 400, 4):
+            checked, qc = synth_block(store, [synth_envelope(i, "case-A" if i % 2 == 0 else "case-B")
+                                              for i in range(start, start + 4)])
+            store.commit(checked, qc)
+    finally:
+        stop.set()
+        reader.join(CHILD_TIMEOUT_S)
+        store.close()
+    assert wrong == [] and reads > 0
+
+
+def test_opening_a_store_whose_state_root_node_is_gone_is_store_corrupt(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db")
+    commit_synthetic(store, 0, 5)
+    root = store.head().state
+    store.kv.write([], [keys.map_node_key(root)], sync=True)
+    store.close()
+    with pytest.raises(StoreCorrupt, match="state map's root node"):
+        Store.open(tmp_path / "db")
 
 
 # -- bytes on disk that fail a check: StoreCorrupt, with or without asserts ---------
@@ -674,10 +736,11 @@ def test_reopen_reads_only_the_right_edge(tmp_path: Path, n: int) -> None:
     try:
         # head key + head header + one read per set bit of n: a stored node for a
         # subtree of 16 leaves or more, one scan of at most 8 envelopes below that;
-        # then the whole-store check: block 1, the head's QC, the first and last leaf
-        assert counting.gets <= 2 * math.log2(n) + 9, counting.gets
+        # then the whole-store check: block 1, the head's QC, the first and last leaf, and
+        # the state map's root node (the map itself is not read: it is never rebuilt)
+        assert counting.gets <= 2 * math.log2(n) + 10, counting.gets
         low = n & ((1 << NODE_LEVEL_STORED_MIN) - 1)
-        assert counting.gets == 2 + bin(n >> NODE_LEVEL_STORED_MIN).count("1") + 4
+        assert counting.gets == 2 + bin(n >> NODE_LEVEL_STORED_MIN).count("1") + 5
         assert counting.scans == bin(low).count("1")
         assert reopened.head() == head and reopened.head().raw == head.raw
         assert reopened.height == head.height and reopened.log_size == n

@@ -1,13 +1,15 @@
-"""The offline verifier (docs/protocol.md section 9): verdict shape, the claim it states,
-rendering, each check's failure reason in plain words, the command line (certificate
-pages, answers given without --kind, a closed pipe), the unusable-input paths (exit 2),
-and what the auditing package may import."""
+"""The offline verifier (docs/protocol.md sections 9 and 12): verdict shape, the claim it
+states, rendering, each check's failure reason in plain words (the v2 checks `epochs`,
+`checkpoint` and `key` included), the command line (certificate pages, answers given without
+--kind, a version 1 bundle, a closed pipe), the unusable-input paths (exit 2), and what the
+auditing package may import."""
 
 from __future__ import annotations
 
 import ast
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,22 +20,25 @@ from typing import Any
 
 import pytest
 
-from ledgernode import codec, crypto
+from ledgernode import codec, crypto, merkle, statemap
 from ledgernode.auditing import answers, certificate
 from ledgernode.auditing.bundle import build_bundle
 from ledgernode.auditing.checks import CheckFailed, run_checks
-from ledgernode.blocks import decode_header
+from ledgernode.auditing.lists import entry_doc
+from ledgernode.blocks import QC, Header, decode_header, vote_bytes
 from ledgernode.cli import main
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
+from ledgernode.ledgermap import key_value
 from ledgernode.records import decode_envelope, record_id_of, sign_record
+from ledgernode.statemap import StateMap
 from ledgernode.storage import Store
 from ledgernode.verify import (
     CHECKS, Unusable, Verdict, load_genesis, load_json, render, verify_bundle,
 )
 from tests.fixtures import DEPTS, Net, T0, commit_records, content, seeded_key
 
-NAMES = [name for name, _, _ in CHECKS if name != "later"]
+NAMES = [name for name, _, _ in CHECKS]
 LABELS = {name: (zh, en) for name, zh, en in CHECKS}
 ORIGINAL = b"scanned contract, page 1 of 1\n"
 
@@ -86,6 +91,45 @@ def _failed(verdict: Verdict) -> dict[str, Any]:
     return verdict.checks[-1]
 
 
+def _flip_hex(text: str) -> str:
+    """A 64-hex hash with its first digit changed: still well formed, another hash."""
+    return ("1" if text[0] == "0" else "0") + text[1:]
+
+
+def _certify(net: Net, header: Header) -> dict[str, Any]:
+    """`header` as a checkpoint {"header", "qc"} signed by a quorum of the genesis validators."""
+    h = decode_header(header.encode())
+    msg = vote_bytes(net.chain_id, h.height, 0, h.block_hash)
+    qc = QC(h.height, 0, h.block_hash, tuple((i, net.validators[i].sign(msg)) for i in range(net.genesis.quorum)))
+    return {"header": _b64(h.raw), "qc": qc.to_json()}
+
+
+def _certified_bundle(net: Net, raws: list[bytes], index: int, keys: dict[str, bytes]) -> dict[str, Any]:
+    """The bundle of raws[index] in a block at height 1 whose state map holds exactly the key
+    entries `keys` (key_id -> value bytes), certified by a quorum of the genesis validators (who
+    sign what they are given). It states key entries and records no honest ledger would hold,
+    so each rule of the `key` check can be tried with every check before it passing."""
+    tree = merkle.MemoryTree()
+    for raw in raws:
+        tree.append(merkle.leaf_hash(raw))
+    state = StateMap()
+    state.apply([(statemap.path("key", key_id), value) for key_id, value in keys.items()])
+    block = _certify(net, Header(net.chain_id, 1, T0, bytes(32), 0, 0, len(raws), tree.frontier.root(),
+                                 net.genesis.valset_hash, state.root))
+    env = decode_envelope(raws[index], net.genesis)
+    return {
+        "format": "ledgernode-evidence/2", "chain_id": net.chain_id, "genesis_hash": net.genesis.genesis_hash,
+        "record_id": env.record_id.hex(), "envelope": _b64(raws[index]), "leaf_index": index, "block": block,
+        "inclusion": [h.hex() for h in merkle.inclusion_proof(tree, index, len(raws))], "epochs": [],
+        "state": {"checkpoint": block, "consistency": [], "key": entry_doc(state, "key", env.record.key)},
+    }
+
+
+def _key(key: crypto.PrivateKey, dept: str = DEPTS[1], roles: tuple[str, ...] = ("evidence.*",),
+         from_leaf: int = 0, until: int | None = None) -> bytes:
+    return key_value(key.public.raw, dept, roles, from_leaf, until)
+
+
 # -- Verdict JSON and render() ------------------------------------------------------
 
 
@@ -96,11 +140,14 @@ def test_verdict_json_shape(ledger: Ledger, tmp_path: Path) -> None:
     doc = verdict.to_json()
     assert json.loads(json.dumps(doc, ensure_ascii=False)) == doc
     assert set(doc) == {"valid", "checks", "facts"} and doc["valid"] is True
+    # section 12's checks, in its order
+    assert NAMES == ["format", "genesis", "epochs", "header", "qc", "record", "inclusion", "checkpoint", "key",
+                     "file"]
     assert [c["check"] for c in doc["checks"]] == NAMES
     for c, (name, zh, en) in zip(doc["checks"], CHECKS):
         assert c == {"check": name, "zh": zh, "en": en, "ok": True}
     facts = doc["facts"]
-    assert set(facts) == {"record", "block", "certified_by", "leaf_index", "claim"}
+    assert set(facts) == {"record", "block", "certified_by", "leaf_index", "claim", "checkpoint", "epoch"}
     rec = facts["record"]
     assert set(rec) == {"id", "type", "subject", "body", "refs", "claimed_time", "signer"}
     assert rec["id"] == ledger.rid(ledger.notarize).hex()
@@ -109,7 +156,9 @@ def test_verdict_json_shape(ledger: Ledger, tmp_path: Path) -> None:
     assert rec["body"]["size"] == len(ORIGINAL) and rec["refs"] == []
     assert rec["claimed_time"] == "2026-01-01T00:00:00.000Z"
     key = ledger.net.clients[1].public
-    assert rec["signer"] == {"key_id": key.key_id, "dept": DEPTS[1]}
+    # the signer as its key entry in the checkpoint's state says (genesis client: from 0, never revoked)
+    assert rec["signer"] == {"key_id": key.key_id, "dept": DEPTS[1], "from": 0, "until": None,
+                             "roles": ["dataset.*", "share.*", "cert.*", "evidence.*", "trace.*"]}
     block = facts["block"]
     assert set(block) == {"height", "time", "hash", "log_size", "log_root"}
     assert block["height"] == 1 and block["time"] == "2026-01-01T00:00:00.000Z" and block["log_size"] == 2
@@ -117,11 +166,16 @@ def test_verdict_json_shape(ledger: Ledger, tmp_path: Path) -> None:
         {"validator": i, "dept": DEPTS[i], "name": f"Dept {DEPTS[i]}"} for i in range(3)
     ]
     assert facts["leaf_index"] == 0
+    # the checkpoint is the head (height 2, 3 leaves) when the bundle was built; epoch 0 is the genesis set
+    assert facts["checkpoint"] == {"height": 2, "time": "2026-01-01T00:00:00.001Z", "log_size": 3}
+    assert facts["epoch"] == 0
 
     trace = verify_bundle(ledger.bundle(ledger.trace), ledger.net.genesis).to_json()
     assert trace["facts"]["record"]["refs"] == [ledger.rid(ledger.notarize).hex()]
     assert trace["facts"]["record"]["claimed_time"] == "2026-01-01T00:00:00.001Z"
-    assert [c["check"] for c in trace["checks"]] == NAMES[:5]  # no file check without --file
+    assert trace["facts"]["record"]["signer"]["roles"] == ["*"]
+    assert trace["facts"]["checkpoint"]["height"] == 2  # the record's own block is the head
+    assert [c["check"] for c in trace["checks"]] == NAMES[:-1]  # no file check without --file
 
 
 def test_render_valid_is_bilingual(ledger: Ledger) -> None:
@@ -138,9 +192,10 @@ def test_render_valid_is_bilingual(ledger: Ledger) -> None:
         "认证节点 certified by validator 0 (justice, Dept justice)",
     ):
         assert expected in text
-    for name in NAMES[:5]:
+    for name in NAMES[:-1]:
         zh, en = LABELS[name]
         assert f"[通过 PASS] {zh} / {en}" in text
+    assert LABELS["file"][1] not in text  # no --file, no file check
     assert "FAIL" not in text and "INVALID" not in text
 
 
@@ -160,21 +215,43 @@ def test_render_names_the_failed_check_and_reason(ledger: Ledger) -> None:
     i = lines.index(f"[失败 FAIL] {zh} / {en}")
     assert lines[i + 1] == f"        原因 reason: {failed['error']}"
     assert "已核实 verified" not in text  # no claim for an invalid verdict
-    for name in ("genesis", "header", "qc"):
+    for name in ("format", "genesis", "epochs", "header", "qc"):
         assert f"[通过 PASS] {LABELS[name][0]} / {LABELS[name][1]}" in text
     assert LABELS["inclusion"][1] not in text  # checks stop at the first failure
     # What the failed record claims is not shown as fact.
     assert "类型 type" not in text
 
 
-def test_render_failure_at_check_1_shows_no_facts(ledger: Ledger) -> None:
+def test_render_failure_at_genesis_shows_no_facts(ledger: Ledger) -> None:
     bundle = ledger.bundle(ledger.notarize)
     bundle["chain_id"] = "gov-other"
     verdict = verify_bundle(bundle, ledger.net.genesis)
-    assert _failed(verdict)["check"] == "genesis" and len(verdict.checks) == 1
+    assert [c["check"] for c in verdict.checks] == ["format", "genesis"] and _failed(verdict)["check"] == "genesis"
     assert verdict.facts == {}
     text = render(verdict)
     assert "'gov-other'" in text and "区块 Block" not in text and "记录 Record" not in text
+
+
+@pytest.mark.parametrize("name", ["no state", "state not an object", "state without key", "state with more",
+                                  "epochs not a list", "block missing"])
+def test_format_check_needs_every_v2_field(ledger: Ledger, name: str) -> None:
+    bundle = ledger.bundle(ledger.notarize)
+    if name == "no state":
+        del bundle["state"]
+    elif name == "state not an object":
+        bundle["state"] = []
+    elif name == "state without key":
+        del bundle["state"]["key"]
+    elif name == "state with more":
+        bundle["state"]["later"] = {}
+    elif name == "epochs not a list":
+        bundle["epochs"] = {}
+    else:
+        del bundle["block"]
+    verdict = verify_bundle(bundle, ledger.net.genesis)
+    failed = _failed(verdict)
+    assert (failed["check"], failed["part"], len(verdict.checks)) == ("format", "format", 1), failed
+    assert verdict.facts == {}
 
 
 # -- each check's failures ----------------------------------------------------------
@@ -210,19 +287,20 @@ def test_record_check_reasons(ledger: Ledger) -> None:
         assert failed["check"] == "record"
         return failed["error"]
 
-    stranger = crypto.private_key_from_seed(b"\x09" * 32)
-    assert "not registered" in reason(sign_record(stranger, net.chain_id, "evidence.notarize", "s", body, T0,
-                                                  bytes(16)))
-    assert "does not verify" in reason(sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", body,
-                                                   T0, bytes(16))[:-1] + b"\x00")
     assert "chain" in reason(sign_record(net.clients[1], "gov-other", "evidence.notarize", "s", body, T0, bytes(16)))
     assert "body" in reason(sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", {**body, "x": 1},
                                         T0, bytes(16)))
     assert "canonical" in reason(codec.encode([b"\x82\xa1b\x01\xa1a\x01", bytes(64)]))
-    # A validly signed record that is not in the block fails at inclusion, not before.
-    other = sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", body, T0, bytes(16))
-    failed = _failed(verify_bundle(_with_envelope(base, other, genesis), genesis))
-    assert failed["check"] == "inclusion"
+    # The record check no longer judges the signer (the `key` check does, from the checkpoint's
+    # state): a record of an unknown key, with a bad signature, or simply not in the block passes
+    # it and fails at inclusion, the first check that tells it is not the committed record.
+    stranger = crypto.private_key_from_seed(b"\x09" * 32)
+    for env in (sign_record(stranger, net.chain_id, "evidence.notarize", "s", body, T0, bytes(16)),
+                sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", body, T0, bytes(16))[:-1] + b"\x00",
+                sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", body, T0, bytes(16))):
+        verdict = verify_bundle(_with_envelope(base, env, genesis), genesis)
+        assert _failed(verdict)["check"] == "inclusion"
+        assert next(c for c in verdict.checks if c["check"] == "record")["ok"]
 
 
 def test_record_with_unhashable_dept_is_rejected_not_a_crash(ledger: Ledger) -> None:
@@ -249,23 +327,32 @@ def test_role_denied(tmp_path: Path) -> None:
     ok = net.record(0, "evidence.notarize", "EV", body, key=limited)
     commit_records(net, store, [ok])
     bundle = build_bundle(store, net.genesis, decode_envelope(ok, net.genesis).record_id)
-    assert verify_bundle(bundle, net.genesis).valid
+    verdict = verify_bundle(bundle, net.genesis)
+    assert verdict.valid and verdict.facts["record"]["signer"]["roles"] == ["evidence.*"]
+    # A cert.issue by that key, in a block a quorum certified, with the key's genesis entry in the
+    # certified state: the key entry's roles do not allow the type, so the `key` check fails.
     denied = net.record(0, "cert.issue", "C-1", {
         "cert_type": "x", "holder": content("h"), "content_hash": content("c"),
         "valid_from": T0, "valid_until": T0 + 1}, key=limited)
-    failed = _failed(verify_bundle(_with_envelope(bundle, denied, net.genesis), net.genesis))
-    assert failed["check"] == "record" and "may not submit cert.issue" in failed["error"]
+    forged = _certified_bundle(net, [ok, denied], 1, {limited.public.key_id: _key(limited, "market")})
+    failed = _failed(verify_bundle(forged, net.genesis))
+    assert (failed["check"], failed["part"]) == ("key", "key")
+    assert "not allowed to sign this type of record" in failed["error"]
+    assert "roles ['evidence.*'] do not allow cert.issue" in failed["error"]
+    # the same block, its other record: the roles allow it
+    assert verify_bundle(_certified_bundle(net, [ok, denied], 0, {limited.public.key_id: _key(limited, "market")}),
+                         net.genesis).valid
 
 
 def test_header_v_true_is_not_version_1(ledger: Ledger) -> None:
-    """Regression: decode_header accepted v=true (msgpack 0xc3) as version 1."""
+    """Regression: decode_header accepted v=true (msgpack 0xc3) as version 1; true is no version."""
     bundle = ledger.bundle(ledger.notarize)
     raw = base64.b64decode(bundle["block"]["header"])
     m = codec.decode(raw)
     m["v"] = True
     bundle["block"]["header"] = _b64(codec.encode(m))
     failed = _failed(verify_bundle(bundle, ledger.net.genesis))
-    assert failed["check"] == "header" and "v must be 1" in failed["error"]
+    assert failed["check"] == "header" and "v must be 2" in failed["error"]
 
 
 def test_header_check_reasons(ledger: Ledger) -> None:
@@ -304,11 +391,11 @@ def test_inclusion_path_must_be_exact_lowercase_hex(ledger: Ledger) -> None:
         bundle["inclusion"] = [element]
         failed = _failed(verify_bundle(bundle, genesis))
         assert failed["check"] == "inclusion" and "hex" in failed["error"]
-    for index in (True, 1.0, "0", None):
+    for index in (True, 1.0, "0", None):  # the format check wants an int leaf_index
         bundle = copy.deepcopy(base)
         bundle["leaf_index"] = index
         failed = _failed(verify_bundle(bundle, genesis))
-        assert failed["check"] == "inclusion" and "integer" in failed["error"]
+        assert failed["check"] == "format" and "leaf_index" in failed["error"]
     bundle = copy.deepcopy(base)
     bundle["leaf_index"] = 2  # the block holds leaves [0, 2)
     assert "outside" in _failed(verify_bundle(bundle, genesis))["error"]
@@ -318,11 +405,15 @@ def test_inclusion_path_must_be_exact_lowercase_hex(ledger: Ledger) -> None:
 
 
 def test_wrong_format_is_unusable(ledger: Ledger) -> None:
-    for fmt in ("ledgernode-evidence/2", None, 1):
+    for fmt in ("ledgernode-evidence/1", "ledgernode-evidence/3", "ledgernode-answer/2", None, 1):
         bundle = ledger.bundle(ledger.notarize)
         bundle["format"] = fmt
         with pytest.raises(Unusable, match="format"):
             verify_bundle(bundle, ledger.net.genesis)
+    bundle = ledger.bundle(ledger.notarize)
+    bundle["format"] = "ledgernode-evidence/1"
+    with pytest.raises(Unusable, match="version 1"):
+        verify_bundle(bundle, ledger.net.genesis)
     bundle = ledger.bundle(ledger.notarize)
     del bundle["format"]
     with pytest.raises(Unusable):
@@ -382,18 +473,20 @@ def test_bundle_claim_is_stated_before_the_checks(ledger: Ledger, tmp_path: Path
     claim = verdict.facts["claim"]
     assert claim == {
         "zh": f"记录 {rid[:16]}…：电子数据存证（evidence.notarize），主体 EV-1，由 market 签名，日志位置 0，"
-              "区块高度 1；原始文件与记录中的哈希一致",
+              "区块高度 1；原始文件与记录中的哈希一致；检查点高度 2（2026-01-01T00:00:00.001Z，第 0 届验证节点）",
         "en": f"record {rid[:16]}… (evidence.notarize) about EV-1, signed by market, leaf 0, block height 1; "
-              "the original file matches it",
+              "the original file matches it; checkpoint height 2 (2026-01-01T00:00:00.001Z, validator epoch 0)",
         "record_id": rid, "type": "evidence.notarize", "subject": "EV-1", "dept": "market",
-        "leaf_index": 0, "height": 1, "file_matches": True,
+        "leaf_index": 0, "height": 1, "file_matches": True, "checkpoint_height": 2,
     }
     lines = render(verdict).splitlines()
     first_check = next(i for i, line in enumerate(lines) if line.startswith("[通过 PASS]"))
     assert lines[2] == f"已核实 verified: {claim['zh']} / {claim['en']}" and 2 < first_check
     trace = verify_bundle(ledger.bundle(ledger.trace), ledger.net.genesis).facts["claim"]
     assert "file_matches" not in trace and (trace["leaf_index"], trace["height"]) == (2, 2)
-    assert trace["en"].endswith("signed by justice, leaf 2, block height 2")
+    assert "key_revoked_at" not in trace and "revoked" not in trace["en"]
+    assert trace["en"].endswith("signed by justice, leaf 2, block height 2; "
+                                "checkpoint height 2 (2026-01-01T00:00:00.001Z, validator epoch 0)")
 
 
 def test_untrusted_text_cannot_fake_a_verdict_line() -> None:
@@ -430,12 +523,14 @@ PART_CASES: dict[str, tuple[Any, str, str, str]] = {
     "byte in the record's chain id": (
         lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: _flip_in(d, b"gov-test"))),
         "record", "record_bytes", "the record's bytes were altered (its id / signature no longer match)"),
+    # still a well-formed record: no signature is checked before `key`, so it is told by its id
     "byte in the record's title": (
         lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: _flip_in(d, "合同".encode()))),
-        "record", "record_bytes", "the record's bytes were altered (its id / signature no longer match)"),
+        "record", "record_id", "the record's id does not match its bytes"),
+    # the id covers the record, not its signature; the leaf covers both
     "byte in the record's signature": (
         lambda b: b.update(envelope=_b64_edit(b["envelope"], lambda d: d[:-1] + bytes([d[-1] ^ 1]))),
-        "record", "signature", "the record's signature does not match its bytes"),
+        "inclusion", "inclusion", "the record's inclusion proof does not lead to the log root of this block"),
     "record id": (lambda b: b.update(record_id="11" * 32), "record", "record_id",
                   "the record's id does not match its bytes"),
     "envelope not base64": (lambda b: b.update(envelope="%%"), "record", "record_bytes",
@@ -465,6 +560,28 @@ PART_CASES: dict[str, tuple[Any, str, str, str]] = {
                    "the record's position in the log is outside this block"),
     "genesis hash": (lambda b: b.update(genesis_hash="00" * 32), "genesis", "genesis",
                      "the bundle was made for another genesis file"),
+    "state section without its key entry": (lambda b: b["state"].pop("key"), "format", "format",
+                                            "the bundle's state section has the wrong fields"),
+    "a validator set change listed": (lambda b: b["epochs"].append({}), "epochs", "epochs",
+                                      "this ledger's validator set never changed, yet the document lists changes"),
+    "checkpoint one signature short of a quorum": (
+        lambda b: b["state"]["checkpoint"]["qc"]["signatures"].pop(), "checkpoint", "qc",
+        "too few validators signed the checkpoint (a quorum is needed)"),
+    "checkpoint header of another validator set": (
+        lambda b: b["state"]["checkpoint"].update(header=_b64(codec.encode({
+            **codec.decode(base64.b64decode(b["state"]["checkpoint"]["header"])), "valset": bytes(32)}))),
+        "checkpoint", "genesis", "the checkpoint belongs to another ledger or validator set"),
+    "consistency proof": (lambda b: b["state"]["consistency"].__setitem__(0, _flip_hex(b["state"]["consistency"][0])),
+                          "checkpoint", "checkpoint", "the checkpoint does not extend the record's block"),
+    "consistency not hex": (lambda b: b["state"]["consistency"].__setitem__(0, "xyz"), "checkpoint", "checkpoint",
+                            "the consistency proof is damaged"),
+    "sibling in the key proof": (
+        lambda b: (siblings := b["state"]["key"]["proof"]["siblings"]).__setitem__(0, _flip_hex(siblings[0])),
+        "key", "key", "the signing key's entry does not match the checkpoint's state root"),
+    "key entry said absent": (lambda b: b["state"]["key"].update(value=None), "key", "key",
+                              "the signing key's entry does not match the checkpoint's state root"),
+    "key entry not base64": (lambda b: b["state"]["key"].update(value="%%"), "key", "key",
+                             "the signing key's entry is damaged"),
 }
 
 
@@ -481,14 +598,11 @@ def test_failure_reason_names_the_part_in_plain_words(ledger: Ledger, name: str)
     assert " — 细节 detail: " in rest  # the technical detail follows the plain words
 
 
-def test_reasons_for_the_signer_and_another_ledger(ledger: Ledger) -> None:
+def test_reasons_for_another_ledger_and_invalid_records(ledger: Ledger) -> None:
     net, genesis = ledger.net, ledger.net.genesis
     base = ledger.bundle(ledger.notarize)
     body = {"content_hash": content("x"), "media_type": "text/plain", "size": 1, "title": "t"}
-    stranger = crypto.private_key_from_seed(b"\x09" * 32)
     cases = [
-        (sign_record(stranger, net.chain_id, "evidence.notarize", "s", body, T0, bytes(16)), "signer",
-         "the record was signed with a key that is not in your genesis file"),
         (sign_record(net.clients[1], "gov-other", "evidence.notarize", "s", body, T0, bytes(16)), "genesis",
          "the record was made for another ledger (a different chain id)"),
         (sign_record(net.clients[1], net.chain_id, "evidence.notarize", "s", {**body, "x": 1}, T0, bytes(16)),
@@ -507,6 +621,255 @@ def test_reasons_for_the_signer_and_another_ledger(ledger: Ledger) -> None:
     failed = _failed(verify_bundle(other, genesis))
     assert (failed["check"], failed["part"]) == ("header", "genesis")
     assert "the block belongs to another ledger or validator set" in failed["error"]
+
+
+# -- v2: the validator set, the checkpoint and the signer's key entry ------------------------
+
+
+def _header(doc: dict[str, Any]) -> Header:
+    return decode_header(base64.b64decode(doc["header"]))
+
+
+def test_tampered_key_proof_fails_key(ledger: Ledger) -> None:
+    genesis = ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)
+    assert verify_bundle(base, genesis).valid
+    proof = base["state"]["key"]["proof"]
+    assert proof["siblings"] and proof["leaf"] is not None
+    tampered = []
+    for j in range(len(proof["siblings"])):  # each sibling in turn
+        bundle = copy.deepcopy(base)
+        bundle["state"]["key"]["proof"]["siblings"][j] = _flip_hex(proof["siblings"][j])
+        tampered.append(bundle)
+    for edit in (lambda p: p["siblings"].pop(),  # a level dropped
+                 lambda p: p["siblings"].insert(0, "00" * 32),  # a level added
+                 lambda p: p["leaf"].update(value_hash=_flip_hex(p["leaf"]["value_hash"])),
+                 lambda p: p["leaf"].update(path=_flip_hex(p["leaf"]["path"]))):
+        bundle = copy.deepcopy(base)
+        edit(bundle["state"]["key"]["proof"])
+        tampered.append(bundle)
+    # the value changed to a more powerful key, the proof kept
+    value = codec.decode(base64.b64decode(base["state"]["key"]["value"]))
+    bundle = copy.deepcopy(base)
+    bundle["state"]["key"]["value"] = _b64(codec.encode({**value, "roles": ["*"]}))
+    tampered.append(bundle)
+    for bundle in tampered:
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert (failed["check"], failed["part"]) == ("key", "key"), failed
+        assert ("does not match the checkpoint's state root" in failed["error"]
+                or "the entry of another name" in failed["error"])
+    bundle = copy.deepcopy(base)
+    bundle["state"]["key"]["proof"]["extra"] = 1  # a proof has exactly its keys
+    assert _failed(verify_bundle(bundle, genesis))["check"] == "key"
+
+
+def test_key_entry_of_another_key_fails_key(ledger: Ledger) -> None:
+    net, genesis = ledger.net, ledger.net.genesis
+    mine, other = ledger.bundle(ledger.notarize), ledger.bundle(ledger.publish)  # clients 1 and 2
+    assert mine["state"]["checkpoint"] == other["state"]["checkpoint"]  # the same checkpoint, the same state
+    assert mine["state"]["key"] != other["state"]["key"]
+    bundle = copy.deepcopy(mine)
+    bundle["state"]["key"] = other["state"]["key"]  # a true entry of the state, for another key_id
+    failed = _failed(verify_bundle(bundle, genesis))
+    assert (failed["check"], failed["part"]) == ("key", "key"), failed
+    assert "another key's entry" in failed["error"]
+    # The path is computed from the record's key, so that entry cannot stand in for the signer's.
+    # At that path a certified state could only say "another key" by holding another pubkey there:
+    client1, client2 = net.clients[1], net.clients[2]
+    forged = _certified_bundle(net, [ledger.notarize], 0, {client1.public.key_id: _key(client2)})
+    failed = _failed(verify_bundle(forged, genesis))
+    assert (failed["check"], failed["part"]) == ("key", "key"), failed
+    assert "the record's key entry is another key's" in failed["error"]
+    assert f"key_id(pubkey) is {client2.public.key_id}, the record names {client1.public.key_id}" in failed["error"]
+    assert verify_bundle(_certified_bundle(net, [ledger.notarize], 0, {client1.public.key_id: _key(client1)}),
+                         genesis).valid  # the same, with the signer's own pubkey
+
+
+def test_absent_key_entry_fails_key(ledger: Ledger) -> None:
+    net, genesis = ledger.net, ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)
+    signer = net.clients[1].public.key_id
+    # "value": null claims absence; the state holds the key, so no proof can show that
+    stranger = crypto.private_key_from_seed(b"\x09" * 32)
+    tip = _header(base["state"]["checkpoint"])
+    other_proof = entry_doc(ledger.store.map_at(tip.state), "key", stranger.public.key_id)
+    assert other_proof["value"] is None  # a true absence proof, of another name
+    for proof in (base["state"]["key"]["proof"], other_proof["proof"]):
+        bundle = copy.deepcopy(base)
+        bundle["state"]["key"] = {"value": None, "proof": proof}
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert (failed["check"], failed["part"]) == ("key", "key"), failed
+    # a certified state that does not hold the signer's key: a true absence proof, still a failure
+    forged = _certified_bundle(net, [ledger.notarize], 0, {net.clients[2].public.key_id: _key(net.clients[2])})
+    assert forged["state"]["key"]["value"] is None
+    failed = _failed(verify_bundle(forged, genesis))
+    assert (failed["check"], failed["part"]) == ("key", "key")
+    assert "the signing key is not in the checkpoint's state (it was never registered)" in failed["error"]
+    assert f"no key entry for {signer}" in failed["error"]
+    forged = _certified_bundle(net, [ledger.notarize], 0, {})  # the empty map
+    assert "never registered" in _failed(verify_bundle(forged, genesis))["error"]
+
+
+def test_key_entry_decides_who_could_sign_and_when(ledger: Ledger) -> None:
+    """The signer is judged by its key entry in the certified state, not by the genesis file:
+    the leaf range [from, until), the roles and the signature under the entry's pubkey."""
+    net, genesis = ledger.net, ledger.net.genesis
+    client = net.clients[1]
+    kid = client.public.key_id
+    raws = [ledger.notarize, ledger.publish]  # leaves 0 and 1
+
+    def check(keys: dict[str, bytes], index: int = 0, block: list[bytes] = raws) -> Verdict:
+        return verify_bundle(_certified_bundle(net, block, index, keys), genesis)
+
+    def key_failure(keys: dict[str, bytes], index: int = 0, block: list[bytes] = raws) -> str:
+        failed = _failed(check(keys, index, block))
+        assert (failed["check"], failed["part"]) == ("key", "key"), failed
+        return failed["error"]
+
+    assert check({kid: _key(client)}).valid
+    assert "could not sign (not yet added, or revoked)" in key_failure({kid: _key(client, from_leaf=1)})
+    assert "leaf 0 is outside the key's [1, None)" in key_failure({kid: _key(client, from_leaf=1)})
+    assert "leaf 0 is outside the key's [0, 0)" in key_failure({kid: _key(client, until=0)})
+    assert "not allowed to sign this type" in key_failure({kid: _key(client, roles=("cert.*", "trace.*"))})
+    # Signed before the key was revoked: valid, and the claim says so.
+    verdict = check({kid: _key(client, dept="audit-office", until=1)})
+    assert verdict.valid
+    claim = verdict.facts["claim"]
+    assert claim["key_revoked_at"] == 1 and claim["dept"] == "audit-office"  # the dept of the key entry
+    assert "signed by audit-office" in claim["en"]
+    assert "; signed before the key was revoked at leaf 1; checkpoint height 1" in claim["en"]
+    assert "；签名早于该密钥在日志位置 1 被吊销" in claim["zh"]
+    assert verdict.facts["record"]["signer"] == {"key_id": kid, "dept": "audit-office", "roles": ["evidence.*"],
+                                                 "from": 0, "until": 1}
+    # A record of leaf 1 by a key revoked at leaf 1 is not.
+    publisher = net.clients[2]
+    revoked = {publisher.public.key_id: _key(publisher, roles=("dataset.*",), until=1)}
+    assert "leaf 1 is outside the key's [0, 1)" in key_failure(revoked, index=1)
+    # A key the genesis never held, registered in the certified state, signs validly.
+    stranger = crypto.private_key_from_seed(b"\x09" * 32)
+    body = {"content_hash": content("x"), "media_type": "text/plain", "size": 1, "title": "t"}
+    by_stranger = net.record(0, "evidence.notarize", "EV-9", body, key=stranger)
+    assert stranger.public.key_id not in genesis.signers
+    assert check({stranger.public.key_id: _key(stranger, dept="newdept")}, 0, [by_stranger]).valid
+    # A committed record whose signature does not verify under the entry's pubkey.
+    bad_sig = by_stranger[:-1] + bytes([by_stranger[-1] ^ 1])
+    error = key_failure({stranger.public.key_id: _key(stranger)}, 0, [bad_sig])
+    assert "the record's signature does not match its bytes" in error
+    # A damaged entry: not a key entry's keys, or a pubkey that is no Ed25519 key.
+    assert "the signing key's entry is damaged" in key_failure({kid: codec.encode({"pubkey": client.public.raw})})
+    assert "the signing key's entry is damaged" in key_failure({kid: key_value(bytes(31), DEPTS[1], ["*"], 0, None)})
+
+
+def test_another_checkpoint_with_the_proof_kept(ledger: Ledger) -> None:
+    net, genesis = ledger.net, ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)  # block 1, checkpoint: the head at height 2
+    assert _header(base["state"]["checkpoint"]).height == 2 and base["state"]["consistency"]
+
+    def failure(bundle: dict[str, Any]) -> dict[str, Any]:
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert failed["check"] in ("checkpoint", "key"), failed
+        return failed
+
+    # an older checkpoint: the record's own block (the proof from 2 leaves to 3 does not lead to it)
+    bundle = copy.deepcopy(base)
+    bundle["state"]["checkpoint"] = copy.deepcopy(base["block"])
+    failed = failure(bundle)
+    assert failed["check"] == "checkpoint" and "does not extend the record's block" in failed["error"]
+    # older than the record's block
+    trace = ledger.bundle(ledger.trace)  # block 2
+    trace["state"]["checkpoint"] = copy.deepcopy(base["block"])
+    failed = failure(trace)
+    assert failed["check"] == "checkpoint" and "older than the record's block" in failed["error"]
+    assert "checkpoint height 1, block height 2" in failed["error"]
+    # at the block's height but another block
+    trace = ledger.bundle(ledger.trace)
+    tip = _header(trace["state"]["checkpoint"])
+    trace["state"]["checkpoint"] = _certify(net, dataclasses.replace(tip, time=tip.time + 5, raw=b""))
+    failed = failure(trace)
+    assert failed["check"] == "checkpoint" and "at its height but another block" in failed["error"]
+    # a newer checkpoint of the grown ledger, the proof to the old one kept
+    grown = Ledger()
+    old = grown.bundle(grown.notarize)
+    commit_records(grown.net, grown.store, [grown.net.record(0, "trace.event", "batch-2", {"activity": "a"})],
+                   time_ms=T0 + 2)
+    new = grown.bundle(grown.notarize)
+    assert verify_bundle(old, grown.net.genesis).valid and verify_bundle(new, grown.net.genesis).valid
+    assert verify_bundle(new, grown.net.genesis).facts["checkpoint"]["height"] == 3
+    bundle = copy.deepcopy(old)
+    bundle["state"]["checkpoint"] = new["state"]["checkpoint"]
+    failed = _failed(verify_bundle(bundle, grown.net.genesis))
+    assert failed["check"] == "checkpoint" and "does not extend the record's block" in failed["error"]
+    # ... with its consistency proof too, but the key entry of the old checkpoint's state
+    bundle["state"]["consistency"] = new["state"]["consistency"]
+    failed = _failed(verify_bundle(bundle, grown.net.genesis))
+    assert failed["check"] == "key" and "does not match the checkpoint's state root" in failed["error"]
+    # a certified checkpoint with the same log as the head, another state: consistent, the key proof is not
+    head, block = _header(base["state"]["checkpoint"]), _header(base["block"])
+    other = dataclasses.replace(head, height=head.height + 1, time=head.time + 1, prev=head.block_hash,
+                                log_start=head.log_size, state=block.state, raw=b"")
+    bundle = copy.deepcopy(base)
+    bundle["state"]["checkpoint"] = _certify(net, other)
+    failed = failure(bundle)
+    assert failed["check"] == "key" and "does not match the checkpoint's state root" in failed["error"]
+    # the entry of that checkpoint's state: valid, so what failed was the proof of another checkpoint
+    bundle["state"]["key"] = entry_doc(ledger.store.map_at(block.state), "key", net.clients[1].public.key_id)
+    verdict = verify_bundle(bundle, genesis)
+    assert verdict.valid and verdict.facts["checkpoint"]["height"] == 3
+    # a checkpoint of another ledger
+    stranger_net, store = Net(chain_id="gov-other"), Store.memory()
+    commit_records(stranger_net, store, [stranger_net.record(0, "trace.event", "x", {"activity": "a"})])
+    bundle = copy.deepcopy(base)
+    bundle["state"]["checkpoint"] = {"header": _b64(store.load_header(1).raw), "qc": store.load_qc(1).to_json()}
+    failed = failure(bundle)
+    assert (failed["check"], failed["part"]) == ("checkpoint", "genesis")
+
+
+def test_tampered_consistency_fails_checkpoint(ledger: Ledger) -> None:
+    genesis = ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)
+    proof = base["state"]["consistency"]
+    assert proof
+    bundles = []
+    for j in range(len(proof)):
+        bundle = copy.deepcopy(base)
+        bundle["state"]["consistency"][j] = _flip_hex(proof[j])
+        bundles.append(bundle)
+    for edit in (lambda c: c.pop(), lambda c: c.append("00" * 32), lambda c: c.clear(), lambda c: c.reverse()
+                 if len(c) > 1 else c.insert(0, "ab" * 32)):
+        bundle = copy.deepcopy(base)
+        edit(bundle["state"]["consistency"])
+        bundles.append(bundle)
+    trace = ledger.bundle(ledger.trace)  # the block is the checkpoint: the proof must be empty
+    assert trace["state"]["consistency"] == []
+    trace["state"]["consistency"].append("ab" * 32)
+    bundles.append(trace)
+    for bundle in bundles:
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert (failed["check"], failed["part"]) == ("checkpoint", "checkpoint"), failed
+        assert "the checkpoint does not extend the record's block" in failed["error"]
+    for damaged in ("nope", [proof[0].upper()], [7], None):
+        bundle = copy.deepcopy(base)
+        bundle["state"]["consistency"] = damaged
+        failed = _failed(verify_bundle(bundle, genesis))
+        assert failed["check"] == "checkpoint" and "the consistency proof is damaged" in failed["error"]
+
+
+def test_epochs_must_be_empty(ledger: Ledger) -> None:
+    genesis = ledger.net.genesis
+    base = ledger.bundle(ledger.notarize)
+    assert base["epochs"] == [] and verify_bundle(base, genesis).facts["epoch"] == 0
+    # an epoch as section 12 shapes it: the header and QC of the head, the validators entry
+    tip = _header(base["state"]["checkpoint"])
+    epoch = {**base["state"]["checkpoint"], "validators": entry_doc(ledger.store.map_at(tip.state), "validators", "")}
+    cases: list[list[dict[str, Any]]] = [[epoch], [{}], [epoch, epoch]]
+    for epochs in cases:
+        bundle = copy.deepcopy(base)
+        bundle["epochs"] = epochs
+        verdict = verify_bundle(bundle, genesis)
+        failed = _failed(verdict)
+        assert (failed["check"], failed["part"]) == ("epochs", "epochs"), failed
+        assert [c["check"] for c in verdict.checks] == ["format", "genesis", "epochs"]
+        assert f"epochs lists {len(epochs)} changes" in failed["error"]
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -538,7 +901,8 @@ def test_cli_verifies_a_certificate_page(ledger: Ledger, tmp_path: Path, capsys:
     assert edited != page
     path, genesis = _files(ledger, tmp_path, edited, "edited.html")
     assert main(["verify", path, "--genesis", genesis]) == 1
-    assert "the record's bytes were altered" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[失败 FAIL]" in out and "the record's id does not match its bytes" in out
     assert main(["verify", path, "--genesis", genesis, "--kind", "status"]) == 2
     assert "certificate page" in capsys.readouterr().err
 
@@ -567,6 +931,24 @@ def test_cli_answer_without_kind_says_which_kind(ledger: Ledger, tmp_path: Path,
 
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def test_cli_version_1_bundle_is_unusable(ledger: Ledger, tmp_path: Path) -> None:
+    """`python -m ledgernode verify` on a ledgernode-evidence/1 bundle: exit 2, saying what it is."""
+    v1 = ledger.bundle(ledger.notarize)
+    v1["format"] = "ledgernode-evidence/1"
+    del v1["epochs"], v1["state"]
+    path, genesis = _files(ledger, tmp_path, v1, "v1.json")
+    for extra in ([], ["--json"]):
+        proc = subprocess.run([sys.executable, "-m", "ledgernode", "verify", path, "--genesis", genesis, *extra],
+                              capture_output=True, text=True, cwd=REPO, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        said = json.loads(proc.stdout)["unusable"] if extra else proc.stderr
+        assert "an evidence bundle of version 1" in said and "ledgernode-evidence/2" in said, said
+    # the same bundle as version 2 verifies: the format alone made it unusable
+    path, genesis = _files(ledger, tmp_path, ledger.bundle(ledger.notarize), "v2.json")
+    assert main(["verify", path, "--genesis", genesis]) == 0
 
 
 def run_with_closed_stdout(*args: str) -> subprocess.CompletedProcess[bytes]:

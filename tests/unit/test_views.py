@@ -63,17 +63,54 @@ def test_provenance_graph_across_four_departments(ledger: Any) -> None:
     assert sorted(answer["edges"]) == sorted([[ids["retail"].hex(), ids["pack"].hex()],
                                               [ids["pack"].hex(), ids["proc"].hex()],
                                               [ids["proc"].hex(), ids["raw"].hex()]])
-    assert not answer["truncated"]
+    assert answer["direction"] == "back" and "truncated" not in answer and "lists" not in answer
     assert verify_answer(answer, "provenance", net.genesis).valid
     shallow = answers.provenance(store, net.genesis, ids["retail"], 1)
-    assert not shallow["truncated"] and len(shallow["records"]) == 2
+    assert {r["id"] for r in shallow["records"]} == {ids["retail"].hex(), ids["pack"].hex()}
     assert verify_answer(shallow, "provenance", net.genesis).valid
     # dropping an ancestor within the requested depth is caught, edges and all
     dropped = copy.deepcopy(answer)
     gone = ids["proc"].hex()
     dropped["records"] = [r for r in dropped["records"] if r["id"] != gone]
     dropped["edges"] = [e for e in dropped["edges"] if e[0] != gone]
-    assert not verify_answer(dropped, "provenance", net.genesis).valid
+    assert verify_answer(dropped, "provenance", net.genesis).checks[-1]["check"] == "list"
+
+
+def test_forward_provenance_from_the_harvest(ledger: Any) -> None:
+    """Everything made from the farm's batch, each hop proven by a refby list."""
+    net, store, ids = ledger
+    answer = answers.provenance(store, net.genesis, ids["raw"], 8, "forward")
+    assert {r["id"] for r in answer["records"]} == {ids[k].hex() for k in ("raw", "proc", "pack", "retail")}
+    assert sorted(answer["edges"]) == sorted([[ids["proc"].hex(), ids["raw"].hex()],
+                                              [ids["pack"].hex(), ids["proc"].hex()],
+                                              [ids["retail"].hex(), ids["pack"].hex()]])
+    assert set(answer["lists"]) == {ids[k].hex() for k in ("raw", "proc", "pack", "retail")}
+    assert answer["lists"][ids["retail"].hex()]["positions"] == []  # nothing was made from it
+    assert verify_answer(answer, "provenance", net.genesis).valid
+    mid = answers.provenance(store, net.genesis, ids["proc"], 1, "forward")
+    assert {r["id"] for r in mid["records"]} == {ids["proc"].hex(), ids["pack"].hex()}
+    assert set(mid["lists"]) == {ids["proc"].hex()} and verify_answer(mid, "provenance", net.genesis).valid
+    leaf = answers.provenance(store, net.genesis, ids["retail"], 8, "forward")
+    assert [r["id"] for r in leaf["records"]] == [ids["retail"].hex()] and leaf["edges"] == []
+    assert verify_answer(leaf, "provenance", net.genesis).valid
+    for depth, direction, code in ((-1, "forward", "bad_depth"), (answers.PROVENANCE_DEPTH_MAX + 1, "forward",
+                                                                   "bad_depth"), (1, "up", "bad_direction")):
+        with pytest.raises(InvalidInput) as info:
+            answers.provenance(store, net.genesis, ids["raw"], depth, direction)
+        assert info.value.code == code
+    with pytest.raises(NotFound):
+        answers.provenance(store, net.genesis, bytes(32), 1, "forward")
+
+
+def test_a_graph_above_the_cap_is_refused(ledger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PROVENANCE_NODES_MAX records the answer is 422 graph_too_large, never cut short."""
+    net, store, ids = ledger
+    monkeypatch.setattr(answers, "PROVENANCE_NODES_MAX", 3)
+    for direction, root in (("back", "retail"), ("forward", "raw")):
+        with pytest.raises(InvalidInput) as info:
+            answers.provenance(store, net.genesis, ids[root], 8, direction)
+        assert (info.value.code, info.value.status) == ("graph_too_large", 422)
+        assert len(answers.provenance(store, net.genesis, ids[root], 2, direction)["records"]) == 3
 
 
 @pytest.mark.parametrize("at,status", [
@@ -87,28 +124,57 @@ def test_certificate_status_at_each_time(ledger: Any, at: int, status: str) -> N
     assert verify_answer(answer, "status", net.genesis).valid
 
 
+def test_certificate_status_returns_the_whole_list(ledger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record about the certificate, whatever the time: not only those that decide it."""
+    net, store, ids = ledger
+    every = [ids[k].hex() for k in ("cert.issue", "cert.suspend", "cert.resume", "cert.revoke")]
+    for at in (T0 - 1, T0 + DAY, T0 + 200 * DAY):
+        answer = answers.cert_status(store, net.genesis, "LIC-1", at)
+        assert [r["id"] for r in answer["records"]] == every
+        assert answer["list"]["from"] == 0 and answer["list"]["positions"] == [0, 1, 2, 3]
+    monkeypatch.setattr(answers, "CERT_RECORDS_MAX", 3)
+    with pytest.raises(InvalidInput) as info:
+        answers.cert_status(store, net.genesis, "LIC-1", T0)
+    assert (info.value.code, info.value.status) == ("history_too_long", 422)
+
+
 def test_certificate_expires_and_unknown_is_not_issued(ledger: Any) -> None:
     net, store, _ = ledger
     r = net.record(2, "cert.issue", "LIC-2", {"cert_type": "x", "holder": content("h"), "content_hash": content("c"),
                                             "valid_from": T0, "valid_until": T0 + DAY}, ts=T0 + 20)
     commit_records(net, store, [r], T0 + 20)
-    assert answers.cert_status(store, net.genesis, "LIC-2", T0 + 2 * DAY)["status"] == "expired"
+    expired = answers.cert_status(store, net.genesis, "LIC-2", T0 + 2 * DAY)
+    assert expired["status"] == "expired" and expired["issuer"] == net.genesis.validators[2].dept
+    assert verify_answer(expired, "status", net.genesis).valid
     answer = answers.cert_status(store, net.genesis, "NOPE", T0)
-    assert answer["status"] == "not_issued" and answer["records"] == []
+    assert answer["status"] == "not_issued" and answer["records"] == [] and answer["issuer"] is None
+    assert answer["list"]["entry"]["value"] is None and answer["list"]["positions"] == []
     assert verify_answer(answer, "status", net.genesis).valid
 
 
 def test_subject_history_pages(ledger: Any) -> None:
     net, store, ids = ledger
+    every = [ids[k].hex() for k in ("cert.issue", "cert.suspend", "cert.resume", "cert.revoke")]
     first = answers.subject_history(store, net.genesis, "LIC-1", limit=3)
-    assert [r["id"] for r in first["records"]] == [ids[k].hex() for k in ("cert.issue", "cert.suspend", "cert.resume")]
+    assert [r["id"] for r in first["records"]] == every[:3]
+    assert (first["list"]["positions"], first["total"], first["next_from"]) == ([0, 1, 2], 4, 3)
     assert verify_answer(first, "subject", net.genesis).valid
-    rest = answers.subject_history(store, net.genesis, "LIC-1", after=first["next_after"], limit=3)
-    assert [r["id"] for r in rest["records"]] == [ids["cert.revoke"].hex()] and rest["next_after"] is None
-    with pytest.raises(InvalidInput):
-        answers.subject_history(store, net.genesis, "LIC-1", limit=0)
-    with pytest.raises(InvalidInput):
-        answers.subject_history(store, net.genesis, "LIC-1", limit=answers.SUBJECT_PAGE_MAX + 1)
+    rest = answers.subject_history(store, net.genesis, "LIC-1", first["next_from"], 3)
+    assert [r["id"] for r in rest["records"]] == every[3:] and rest["next_from"] is None
+    assert rest["list"]["from"] == 3 and verify_answer(rest, "subject", net.genesis).valid
+    middle = answers.subject_history(store, net.genesis, "LIC-1", start=1, limit=2)
+    assert [r["id"] for r in middle["records"]] == every[1:3] and middle["next_from"] == 3
+    assert verify_answer(middle, "subject", net.genesis).valid
+    # paging covers each position once: the pages together are the whole list
+    pages, start = [], 0
+    while start is not None:
+        page = answers.subject_history(store, net.genesis, "LIC-1", start, 1)
+        pages += [r["id"] for r in page["records"]]
+        start = page["next_from"]
+    assert pages == every
+    for bad in (dict(limit=0), dict(limit=answers.SUBJECT_PAGE_MAX + 1), dict(start=-1)):
+        with pytest.raises(InvalidInput):
+            answers.subject_history(store, net.genesis, "LIC-1", **bad)
 
 
 def test_dataset_shares(ledger: Any) -> None:
@@ -126,6 +192,7 @@ def test_dataset_shares(ledger: Any) -> None:
     answer = answers.dataset_shares(store, net.genesis, "ds-1")
     [g] = answer["grants"]
     assert g["revoked_by"] == rid(net, revoke).hex() and g["accesses"][0]["dept"] == net.genesis.validators[2].dept
+    assert len(answer["records"]) == 4 and answer["list"]["positions"] == [0, 1, 2, 3]
     assert verify_answer(answer, "shares", net.genesis).valid
     with pytest.raises(NotFound):
         answers.dataset_shares(store, net.genesis, "never")
@@ -146,14 +213,26 @@ def test_consistency_between_checkpoints(ledger: Any) -> None:
         checkpoints.checkpoint(store, store.height + 1)
 
 
-def test_bundle_with_later_section(ledger: Any) -> None:
+def test_bundle_checkpoint_section(ledger: Any) -> None:
+    """A v2 bundle always carries the head as its checkpoint, a consistency proof from the
+    record's block to it and the signer's key entry in its state."""
     net, store, ids = ledger
-    bundle = build_bundle(store, net.genesis, ids["raw"], later=True)
+    bundle = build_bundle(store, net.genesis, ids["raw"])
+    assert bundle["format"] == "ledgernode-evidence/2" and "later" not in bundle
+    assert set(bundle["state"]) == {"checkpoint", "consistency", "key"} and bundle["state"]["consistency"]
     verdict = verify_bundle(bundle, net.genesis)
-    assert verdict.valid and verdict.checks[-1]["check"] == "later"
+    assert verdict.valid and [c["check"] for c in verdict.checks][-2:] == ["checkpoint", "key"]
+    assert verdict.facts["checkpoint"]["height"] == store.height and verdict.facts["block"]["height"] == 1
     tampered = copy.deepcopy(bundle)
-    tampered["later"]["consistency"][0] = "11" * 32
-    assert not verify_bundle(tampered, net.genesis).valid
+    tampered["state"]["consistency"][0] = "11" * 32
+    failed = verify_bundle(tampered, net.genesis).checks[-1]
+    assert not failed["ok"] and failed["check"] == "checkpoint"
+    other_key = copy.deepcopy(bundle)
+    other_key["state"]["key"] = build_bundle(store, net.genesis, ids["proc"])["state"]["key"]
+    failed = verify_bundle(other_key, net.genesis).checks[-1]
+    assert not failed["ok"] and failed["check"] == "key"
+    head = build_bundle(store, net.genesis, ids["cert.revoke"])  # in the head block: nothing to prove
+    assert head["state"]["consistency"] == [] and verify_bundle(head, net.genesis).valid
 
 
 def _flip_b64(value: str, pos: int) -> str:
@@ -182,10 +261,28 @@ def _tamperings(answer: dict[str, Any]) -> list[dict[str, Any]]:
     t = copy.deepcopy(answer)
     t["checkpoint"]["qc"]["signatures"][0]["sig"] = _flip_b64(t["checkpoint"]["qc"]["signatures"][0]["sig"], 3)
     out.append(t)
+    for key_id in answer["keys"]:
+        t = copy.deepcopy(answer)
+        t["keys"][key_id]["value"] = _flip_b64(t["keys"][key_id]["value"], 5)
+        out.append(t)
+    lists = [answer["list"]] if "list" in answer else list(answer.get("lists", {}).values())
+    for n, lst in enumerate(lists):
+        for i, proof in enumerate(lst["list_inclusion"]):
+            for j in range(len(proof)):
+                t = copy.deepcopy(answer)
+                target = t["list"] if "list" in t else list(t["lists"].values())[n]
+                h = target["list_inclusion"][i][j]
+                target["list_inclusion"][i][j] = ("0" if h[0] != "0" else "1") + h[1:]
+                out.append(t)
+        t = copy.deepcopy(answer)
+        target = t["list"] if "list" in t else list(t["lists"].values())[n]
+        if target["entry"]["value"] is not None:
+            target["entry"]["value"] = _flip_b64(target["entry"]["value"], 3)
+            out.append(t)
     return out
 
 
-@pytest.mark.parametrize("kind", ["subject", "status", "provenance", "shares"])
+@pytest.mark.parametrize("kind", ["subject", "status", "provenance", "forward", "shares"])
 def test_every_tampering_fails(ledger: Any, kind: str) -> None:
     net, store, ids = ledger
     if kind == "shares":
@@ -196,7 +293,9 @@ def test_every_tampering_fails(ledger: Any, kind: str) -> None:
     else:
         answer = {"subject": lambda: answers.subject_history(store, net.genesis, "LIC-1"),
                   "status": lambda: answers.cert_status(store, net.genesis, "LIC-1", T0 + 15 * DAY),
-                  "provenance": lambda: answers.provenance(store, net.genesis, ids["retail"], 8)}[kind]()
+                  "provenance": lambda: answers.provenance(store, net.genesis, ids["retail"], 8),
+                  "forward": lambda: answers.provenance(store, net.genesis, ids["raw"], 8, "forward")}[kind]()
+        kind = "provenance" if kind == "forward" else kind
     assert verify_answer(answer, kind, net.genesis).valid
     for t in _tamperings(answer):
         assert not verify_answer(t, kind, net.genesis).valid
