@@ -429,10 +429,15 @@ class StateMap:
         return leaf[1] if leaf is not None and leaf[0] == p else None
 
     def prove(self, p: bytes) -> Proof:
+        return self.get_and_prove(p)[1]
+
+    def get_and_prove(self, p: bytes) -> tuple[bytes | None, Proof]:
+        """p's value (None: absent) and its proof, from one walk."""
         _check_path(p)
         siblings, leaf = self._walk(p)
         siblings.reverse()  # walked top-down; a proof lists them bottom-up
-        return Proof(None if leaf is None else Leaf(leaf[0], value_hash(leaf[1])), tuple(siblings))
+        value = leaf[1] if leaf is not None and leaf[0] == p else None
+        return value, Proof(None if leaf is None else Leaf(leaf[0], value_hash(leaf[1])), tuple(siblings))
 
     def set(self, p: bytes, value_bytes: bytes) -> None:
         self.apply([(p, value_bytes)])

@@ -17,9 +17,11 @@ line (`facts["claim"]`), saying whether the records are all there are.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
+from .. import statemap
 from ..blocks import Header
 from ..codec import b64
 from ..errors import InvalidInput, NotFound
@@ -111,7 +113,8 @@ def subject_history(store: LedgerReader, genesis: Genesis, subject: str, start: 
         raise InvalidInput("bad_from", "from must be a list position >= 0")
     answer = _Answer(store, genesis)
     doc, envs = answer.page("subject", subject, start, limit)
-    end, n = doc["from"] + len(envs), list_size(answer.state, "subject", subject)
+    end = doc["from"] + len(envs)
+    n = statemap.parse_list_value(base64.b64decode(doc["entry"]["value"]))[0] if doc["entry"]["value"] else 0
     return answer.finish("subject", subject=subject, list=doc, total=n, next_from=end if end < n else None)
 
 

@@ -39,9 +39,12 @@ ROLES_MAX = 32
 
 
 def entry_doc(state: StateMap, namespace: str, name: str | bytes) -> dict[str, Any]:
-    p = statemap.path(namespace, name)
-    value = state.get(p)
-    return {"value": None if value is None else b64(value), "proof": statemap.proof_to_json(state.prove(p))}
+    return _entry(state, namespace, name)[0]
+
+
+def _entry(state: StateMap, namespace: str, name: str | bytes) -> tuple[dict[str, Any], bytes | None]:
+    value, proof = state.get_and_prove(statemap.path(namespace, name))
+    return {"value": None if value is None else b64(value), "proof": statemap.proof_to_json(proof)}, value
 
 
 def entry_value(state: StateMap, namespace: str, name: str | bytes) -> bytes:
@@ -60,15 +63,14 @@ def list_doc(lists: LedgerReader, state: StateMap, namespace: str, name: str | b
              count: int) -> tuple[dict[str, Any], list[int]]:
     """The `list` of positions [start, start + count) (cut at the list's end) and the leaf
     indexes listed there, in log order."""
-    p = statemap.path(namespace, name)
-    n = list_size(state, namespace, name)
+    entry, value = _entry(state, namespace, name)  # one walk for the size and the proof
+    n = 0 if value is None else statemap.parse_list_value(value)[0]
     start = min(max(start, 0), n)
     end = min(n, start + max(count, 0))
-    nodes = lists.list_nodes(p)
+    nodes = lists.list_nodes(statemap.path(namespace, name))
     leaves = nodes.leaves(start, end) if end > start else []
     proofs = [[h.hex() for h in merkle.inclusion_proof(nodes, pos, n)] for pos in range(start, end)]
-    doc = {"entry": entry_doc(state, namespace, name), "from": start, "positions": list(range(start, end)),
-           "list_inclusion": proofs}
+    doc = {"entry": entry, "from": start, "positions": list(range(start, end)), "list_inclusion": proofs}
     return doc, leaves
 
 
