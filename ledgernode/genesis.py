@@ -20,6 +20,7 @@ FORMAT = "ledgernode-genesis/2"
 GENESIS_MAX_BYTES = 1 << 20
 VALIDATORS_MAX = 256
 CLIENTS_MAX = 10_000
+ROLES_MAX = 32  # roles of one key (docs/protocol.md section 13 caps gov args' roles the same)
 ROLE_VERDICTS_CACHED_MAX = 4_096
 DEFAULT_PARAMS = {"record_ts_window_ms": 600_000, "block_max_records": 5_000}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -156,7 +157,7 @@ def _client(i: int, entry: Any, depts: frozenset[str]) -> Signer:
     if dept not in depts:
         raise _bad(f"{where}: dept {dept!r} is not a validator's department")
     roles = _field(entry, "roles", list, where)
-    if not roles or not all(isinstance(r, str) and _ROLE_RE.fullmatch(r) for r in roles):
+    if not 1 <= len(roles) <= ROLES_MAX or not all(isinstance(r, str) and _ROLE_RE.fullmatch(r) for r in roles):
         raise _bad(f"{where}: roles must be a non-empty list like 'cert.*' or 'cert.issue'")
     return Signer(dept, tuple(roles), _pubkey(entry, where))
 

@@ -31,7 +31,7 @@ from .auditing.bundle import CHECKS, verify_bundle
 from .auditing.certificate import bundle_from_page
 from .auditing.checks import CheckFailed, Verdict, clean, run_checks
 from .auditing.parse import (
-    BUNDLE_MAX_BYTES, KINDS, PAGE_MAX_BYTES, Unusable, is_page, load_genesis, load_json, parse_json, read_bounded,
+    ANSWER_MAX_BYTES, BUNDLE_MAX_BYTES, KINDS, PAGE_MAX_BYTES, Unusable, is_page, load_genesis, load_json, parse_json, read_bounded,
 )
 from .equivocation import verify_equivocations
 from .genesis import Genesis
@@ -54,8 +54,8 @@ def load_input(path: Path) -> Loaded:
     raw = read_bounded(path, "file", PAGE_MAX_BYTES)
     if is_page(raw):
         return Loaded(bundle_from_page(raw), True)
-    if len(raw) > BUNDLE_MAX_BYTES:
-        raise Unusable(f"file {path} is larger than {BUNDLE_MAX_BYTES} bytes")
+    if len(raw) > ANSWER_MAX_BYTES:
+        raise Unusable(f"file {path} is larger than {ANSWER_MAX_BYTES} bytes")
     return Loaded(parse_json(raw, f"file {path}"), False)
 
 
@@ -127,7 +127,13 @@ def render(verdict: Verdict) -> str:
     if rec:
         lines += _record_lines(rec)
     lines += _block_lines(block, facts.get("certified_by", []))
-    if rec or block:
+    checkpoint = facts.get("checkpoint")
+    if checkpoint and claim:
+        # What the verdict relied on (docs/protocol.md section 12.2): an epoch list cannot prove
+        # that it is complete, so the checkpoint and its validator epoch are always printed.
+        lines.append(f"检查点 Checkpoint  height {checkpoint['height']}, time {checkpoint['time']}, log size "
+                     f"{checkpoint['log_size']}, validator epoch {claim.get('epoch', facts.get('epoch', 0))}")
+    if rec or block or checkpoint:
         lines.append("")
     for c in verdict.checks:
         mark = "通过 PASS" if c["ok"] else "失败 FAIL"

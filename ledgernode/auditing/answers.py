@@ -192,7 +192,11 @@ def _record(entry: Any, header: Header, genesis: Genesis) -> tuple[int, Envelope
     """One of an answer's records: a record of this chain included under `header`."""
     if not isinstance(entry, dict):
         raise CheckFailed("records", "记录不是对象", "the record is not an object", "each record must be an object")
-    env = record_of(entry.get("envelope"), None, genesis, RECORD)
+    claimed = entry.get("id")  # for people, yet checked: a wrong id would mislead a reader
+    env = record_of(entry.get("envelope"), claimed if isinstance(claimed, str) else None, genesis, RECORD)
+    if "id" in entry and claimed != env.record_id.hex():
+        raise CheckFailed("records", "记录编号与其内容不一致", "the record's id does not match its bytes",
+                          "id must be the record id of the envelope")
     leaf = included(env, entry.get("leaf_index"), entry.get("inclusion"), header, 0, RECORD, CHECKPOINT)
     return leaf, env
 
@@ -270,6 +274,10 @@ def _provenance_lists(doc: dict[str, Any], records: Records, header: Header) -> 
         raise _graph_wrong("答复的引用列表部分已损坏", "the answer's referrer lists are damaged", "lists must be an object")
     seen, level, expanded = {root}, [root], set()
     edges: list[list[str]] = []
+    referrers_of: dict[bytes, list[tuple[int, str]]] = {}  # one pass, not one per expanded record
+    for leaf, e in sorted(records, key=lambda r: r[0]):
+        for ref in e.record.refs:
+            referrers_of.setdefault(ref, []).append((leaf, e.record_id.hex()))
     for _ in range(depth):
         if not level:
             break  # nothing left to follow: a huge depth costs no more than the answer's records
@@ -281,8 +289,7 @@ def _provenance_lists(doc: dict[str, Any], records: Records, header: Header) -> 
                 linked = [ref.hex() for ref in env.record.refs]
                 edges.extend([rid, ref] for ref in linked)
             else:
-                referrers = sorted((leaf, e.record_id.hex()) for leaf, e in records
-                                   if env.record_id in e.record.refs)
+                referrers = referrers_of.get(env.record_id, [])
                 shown = check_list(lists.get(rid), header.state, "refby", env.record_id, [lf for lf, _ in referrers],
                                    f"记录 {rid[:16]}… 的引用者列表", f"the referrers list of record {rid[:16]}…")
                 if not shown.complete:

@@ -67,8 +67,8 @@ TYPE_NAMES: dict[str, tuple[str, str]] = {
 def build_bundle(store: LedgerReader, genesis: Genesis, record_id: bytes) -> dict[str, Any]:
     """The evidence bundle of a committed record (docs/protocol.md section 12), against the
     head as its checkpoint; NotFound if the record is not committed."""
-    tip = store.head()
     where = store.locate(record_id)
+    tip = store.head()  # after locate: the head only grows, so it holds the record's block
     if where is None or tip is None:
         raise NotFound(f"record {record_id.hex()} is not committed")
     leaf_index, height = where

@@ -22,7 +22,7 @@ from typing import Any
 from .. import codec, crypto, merkle, statemap
 from ..codec import b64
 from ..errors import InvalidInput
-from ..genesis import role_allows
+from ..genesis import ROLES_MAX, role_allows
 from ..records import RECORD_SIGN_PREFIX, Envelope
 from ..statemap import StateMap
 from .checks import CheckFailed
@@ -32,7 +32,6 @@ from .reader import LedgerReader
 ENTRY_KEYS = frozenset(["value", "proof"])
 LIST_KEYS = frozenset(["entry", "from", "positions", "list_inclusion"])
 KEY_KEYS = frozenset(["pubkey", "dept", "roles", "from", "until"])
-ROLES_MAX = 32
 
 
 # -- built by a node ----------------------------------------------------------------------
@@ -139,7 +138,8 @@ def check_list(doc: Any, root: bytes, namespace: str, name: str | bytes, leaves:
     if type(start) is not int or not 0 <= start <= n:
         raise CheckFailed("list", f"{zh}的起点超出列表", f"{en} starts outside the list",
                           f"from must be an int in [0, {n}]")
-    if positions != list(range(start, start + len(leaves))) or start + len(leaves) > n:
+    if (not isinstance(positions, list) or not all(type(x) is int for x in positions)
+            or positions != list(range(start, start + len(leaves))) or start + len(leaves) > n):
         raise CheckFailed("list", f"{zh}的位置不连续，或与记录数不符（有记录被略去）",
                           f"{en}'s positions skip one or do not match its records (a record was left out)",
                           f"positions must be {start}, {start + 1}, ... one per record, within n = {n}")

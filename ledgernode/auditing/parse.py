@@ -20,6 +20,8 @@ from ..genesis import GENESIS_MAX_BYTES, Genesis, parse, strict_object
 from .checks import CheckFailed, Where, clean
 
 BUNDLE_MAX_BYTES = 4 << 20
+# An answer of a whole list: up to 1,000 records with their proofs (auditing/answers.py).
+ANSWER_MAX_BYTES = 16 << 20
 # A certificate page holds the bundle (indented, non-ASCII escaped) and its rendering.
 PAGE_MAX_BYTES = 16 << 20
 HEX32 = re.compile(r"[0-9a-f]{64}")  # a SHA-256 hash or a record id, as the ledger writes it
@@ -125,7 +127,7 @@ def describe(doc: dict[str, Any]) -> str | None:
         return f"a {doc['kind']!r} answer"
     if doc.get("format") == FORMAT:
         return "an evidence bundle"
-    if doc.get("format") in OLD_FORMATS:
+    if isinstance(doc.get("format"), str) and doc["format"] in OLD_FORMATS:
         return OLD_FORMATS[doc["format"]] + ", which a version 2 ledger does not write"
     if doc.get("format") == EQUIVOCATION_FORMAT or "equivocations" in doc:
         return "an equivocation proof (check it with --kind equivocation)"

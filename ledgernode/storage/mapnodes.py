@@ -18,6 +18,7 @@ every node it reads and raises `StoreCorrupt` on a mismatch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from itertools import islice
 
@@ -48,12 +49,14 @@ class MapNodes:
         self.kv = kv
         self.cache_nodes_max = cache_nodes_max
         self._cache: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()  # API reader threads and the disk thread share the cache
 
     def get(self, node_hash: bytes) -> bytes | None:
-        raw = self._cache.pop(node_hash, None)
-        if raw is not None:
-            self._cache[node_hash] = raw  # read again: kept longest (the top of the map)
-            return raw
+        with self._lock:
+            raw = self._cache.pop(node_hash, None)
+            if raw is not None:
+                self._cache[node_hash] = raw  # read again: kept longest (the top of the map)
+                return raw
         raw = self.kv.get(keys.map_node_key(node_hash))
         if raw is not None:
             decode_node(node_hash, raw)
@@ -63,12 +66,15 @@ class MapNodes:
     def keep(self, nodes: Mapping[bytes, bytes], replaced: Iterable[bytes] = ()) -> None:
         """Remember nodes just written (or read), forget those a commit `replaced`; the
         least recently used half goes when it is full."""
-        for h in replaced:
-            self._cache.pop(h, None)
-        if len(self._cache) + len(nodes) > self.cache_nodes_max:
-            for h in list(islice(self._cache, len(self._cache) // 2 + len(nodes))):
+        if len(nodes) > self.cache_nodes_max:  # a huge block: keep its last nodes, the top of the map
+            nodes = dict(islice(nodes.items(), len(nodes) - self.cache_nodes_max, None))
+        with self._lock:
+            for h in replaced:
                 self._cache.pop(h, None)
-        self._cache.update(nodes)
+            if len(self._cache) + len(nodes) > self.cache_nodes_max:
+                for h in list(islice(self._cache, len(self._cache) // 2 + len(nodes))):
+                    self._cache.pop(h, None)
+            self._cache.update(nodes)
 
     @staticmethod
     def puts(nodes: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:

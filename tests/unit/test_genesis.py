@@ -269,6 +269,8 @@ REJECTS: list[tuple[str, Mutation, tuple[str, ...]]] = [
     ("client-dept-missing", _delete(["clients", 0, "dept"]), ("clients[0]", "dept")),
     ("client-roles-missing", _delete(["clients", 0, "roles"]), ("clients[0]", "roles")),
     ("client-roles-empty", _set(["clients", 0, "roles"], []), ("clients[0]", "roles")),
+    # a key entry holds at most 32 roles (ROLES_MAX), which the verifier checks: more is refused here
+    ("client-roles-33", _set(["clients", 0, "roles"], [f"cert.r{i}" for i in range(33)]), ("clients[0]", "roles")),
     ("client-roles-str", _set(["clients", 0, "roles"], "cert.*"), ("clients[0]", "roles")),
     ("client-role-not-str", _set(["clients", 0, "roles"], ["cert.*", 3]), ("clients[0]", "roles")),
     ("client-role-upper", _set(["clients", 0, "roles"], ["Cert.*"]), ("clients[0]", "roles")),

@@ -405,7 +405,7 @@ def test_inclusion_path_must_be_exact_lowercase_hex(ledger: Ledger) -> None:
 
 
 def test_wrong_format_is_unusable(ledger: Ledger) -> None:
-    for fmt in ("ledgernode-evidence/1", "ledgernode-evidence/3", "ledgernode-answer/2", None, 1):
+    for fmt in ("ledgernode-evidence/1", "ledgernode-evidence/3", "ledgernode-answer/2", None, 1, [], {}):
         bundle = ledger.bundle(ledger.notarize)
         bundle["format"] = fmt
         with pytest.raises(Unusable, match="format"):
@@ -1033,3 +1033,23 @@ def test_auditing_modules_import_no_cycle() -> None:
 
     for name in graph:
         visit(name, ())
+
+
+def test_a_bundle_built_while_a_block_commits_names_a_head_that_holds_the_record() -> None:
+    """Regression: build_bundle read the head before locating the record, so a block that
+    committed in between gave a record above that head (an assertion, HTTP 500)."""
+    net, store = Net(), Store.memory()
+    commit_records(net, store, [net.record(0, "trace.event", "batch-1", {"activity": "a"})], T0)
+    late = net.record(0, "trace.event", "batch-2", {"activity": "b"})
+
+    class CommitsDuringLocate:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def locate(self, record_id: bytes) -> tuple[int, int] | None:
+            if store.height == 1:
+                commit_records(net, store, [late], T0 + 1)  # the disk thread commits meanwhile
+            return store.locate(record_id)
+
+    bundle = build_bundle(CommitsDuringLocate(), net.genesis, decode_envelope(late, net.genesis).record_id)
+    assert verify_bundle(bundle, net.genesis).valid

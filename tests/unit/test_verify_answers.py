@@ -470,6 +470,18 @@ def test_a_provenance_answer_holds_exactly_the_records_within_depth(ledger: Ledg
 # -- failure reasons --------------------------------------------------------------------
 
 
+def test_positions_that_only_compare_equal_fail_the_list_without_a_crash(ledger: Ledger) -> None:
+    """0.0 == 0 and True == 1 in Python: positions must be ints, not merely equal to them."""
+    g = ledger.net.genesis
+    answer = answers.subject_history(ledger.store, g, "ds-1")
+    for fake in ([float(p) for p in answer["list"]["positions"]],
+                 [True if p == 1 else p for p in answer["list"]["positions"]]):
+        doc = copy.deepcopy(answer)
+        doc["list"]["positions"] = fake
+        failed = _failed(doc, "subject", g)
+        assert failed["check"] == "list" and "positions" in failed["error"]
+
+
 def test_answer_reasons_name_the_record_or_checkpoint(ledger: Ledger) -> None:
     g = ledger.net.genesis
     answer = answers.subject_history(ledger.store, g, "ds-1")
@@ -480,11 +492,18 @@ def test_answer_reasons_name_the_record_or_checkpoint(ledger: Ledger) -> None:
 
     record = copy.deepcopy(answer)
     record["records"][1]["envelope"] = _flip_b64(record["records"][1]["envelope"], 40)
-    f = failed(record)  # records are named by position: altered bytes are another leaf, not in the log
-    assert (f["check"], f["part"]) == ("records", "inclusion")
+    f = failed(record)  # the record's id (kept for people, and checked) no longer matches its bytes
+    assert (f["check"], f["part"]) in (("records", "record_id"), ("records", "record_bytes"))
     assert f["error"].startswith(f"第 2 条记录（共 {n} 条）：")
+    assert f" / record 2 of {n}: the record's " in f["error"]
+    del record["records"][1]["id"]  # without an id: altered bytes are another leaf, not in the log
+    f = failed(record)
+    assert (f["check"], f["part"]) == ("records", "inclusion")
     assert (f" / record 2 of {n}: the record's inclusion proof does not lead to the log root of the checkpoint"
             in f["error"])
+    wrong_id = copy.deepcopy(answer)
+    wrong_id["records"][1]["id"] = answer["records"][2]["id"]
+    assert failed(wrong_id)["check"] == "records"
     garbage = copy.deepcopy(answer)
     garbage["records"][0]["envelope"] = "not base64"
     f = failed(garbage)
