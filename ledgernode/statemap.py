@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import re
 from hashlib import sha256
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableSet, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -472,9 +472,9 @@ class StateMap:
 
     def _prepare(self, changes: list[tuple[bytes, bytes | None | Update]]) -> Batch:
         out: dict[bytes, bytes] = {}
-        self._replaced: set[bytes] = set()
-        root = self._update(self._root, 0, changes, out)[0] if changes else self._root
-        return Batch(self._root, root, out, frozenset(self._replaced))
+        replaced: set[bytes] = set()
+        root = self._update(self._root, 0, changes, out, replaced)[0] if changes else self._root
+        return Batch(self._root, root, out, frozenset(replaced))
 
     def commit(self, batch: Batch) -> None:
         if batch.base != self._root:
@@ -510,9 +510,9 @@ class StateMap:
         return siblings, None
 
     def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, bytes | None | Update]],
-                out: dict[bytes, bytes]) -> _Sub:
+                out: dict[bytes, bytes], replaced: MutableSet[bytes]) -> _Sub:
         """The subtree at `depth` whose hash is `h`, after `changes` (sorted, non-empty, all
-        within the subtree); new nodes go to `out`."""
+        within the subtree); new nodes go to `out`, the inner nodes rewritten to `replaced`."""
         if h == EMPTY_ROOT:
             return _build([(p, v) for p, u in changes if (v := _resolve(u, None)) is not None], depth, out)
         is_leaf, a, b = self._load(h)
@@ -523,11 +523,11 @@ class StateMap:
             kept = (a, h) if merged[a] == b else None
             return _build(sorted((p, v) for p, v in merged.items() if v is not None), depth, out, kept)
         i = _split_at(changes, depth)
-        left = self._update(a, depth + 1, changes[:i], out) if i else (a, None)
-        right = self._update(b, depth + 1, changes[i:], out) if i < len(changes) else (b, None)
+        left = self._update(a, depth + 1, changes[:i], out, replaced) if i else (a, None)
+        right = self._update(b, depth + 1, changes[i:], out, replaced) if i < len(changes) else (b, None)
         if (left[0], right[0]) == (a, b):
             return h, False  # deletes of absent paths, or writes of unchanged values
-        self._replaced.add(h)
+        replaced.add(h)
         return self._join(left, right, out)
 
     def _join(self, left: _Sub, right: _Sub, out: dict[bytes, bytes]) -> _Sub:

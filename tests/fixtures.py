@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 from ledgernode import crypto
@@ -101,3 +104,15 @@ def stop_child(proc: subprocess.Popen[str], timeout_s: float) -> None:
     for f in (proc.stdin, proc.stdout):
         if f is not None and not f.closed:
             f.close()
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module, for tests of the tools the repository ships."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

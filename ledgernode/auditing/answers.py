@@ -17,11 +17,9 @@ line (`facts["claim"]`), saying whether the records are all there are.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from typing import Any
 
-from .. import statemap
 from ..blocks import Header
 from ..codec import b64
 from ..errors import InvalidInput, NotFound
@@ -82,9 +80,11 @@ class _Answer:
                              "inclusion": [h.hex() for h in self.store.inclusion_proof(leaf, self.head.log_size)]})
         return env
 
-    def page(self, namespace: str, name: str | bytes, start: int, count: int) -> tuple[dict[str, Any], list[Envelope]]:
-        doc, leaves = list_doc(self.store, self.state, namespace, name, start, count)
-        return doc, [self.add(leaf) for leaf in leaves]
+    def page(self, namespace: str, name: str | bytes, start: int,
+             count: int) -> tuple[dict[str, Any], list[Envelope], int]:
+        """The list's positions [start, start + count), their records added, and the list's size."""
+        doc, leaves, n = list_doc(self.store, self.state, namespace, name, start, count)
+        return doc, [self.add(leaf) for leaf in leaves], n
 
     def whole(self, namespace: str, name: str | bytes, limit: int, what: str) -> tuple[dict[str, Any], list[Envelope]]:
         """The whole list, refused (not cut) beyond `limit`: a cut list would not verify."""
@@ -92,7 +92,8 @@ class _Answer:
         if n > limit:
             raise InvalidInput("history_too_long", f"{what} has {n} records, more than the {limit} "
                                "one answer holds; page through /v1/subjects/{subject} instead", 422)
-        return self.page(namespace, name, 0, n)
+        doc, envs, _ = self.page(namespace, name, 0, n)
+        return doc, envs
 
     def finish(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"format": ANSWER_FORMAT, "kind": kind, "chain_id": self.genesis.chain_id,
@@ -112,9 +113,8 @@ def subject_history(store: LedgerReader, genesis: Genesis, subject: str, start: 
     if start < 0:
         raise InvalidInput("bad_from", "from must be a list position >= 0")
     answer = _Answer(store, genesis)
-    doc, envs = answer.page("subject", subject, start, limit)
+    doc, envs, n = answer.page("subject", subject, start, limit)
     end = doc["from"] + len(envs)
-    n = statemap.parse_list_value(base64.b64decode(doc["entry"]["value"]))[0] if doc["entry"]["value"] else 0
     return answer.finish("subject", subject=subject, list=doc, total=n, next_from=end if end < n else None)
 
 
@@ -148,36 +148,41 @@ def provenance(store: LedgerReader, genesis: Genesis, record_id: bytes, depth: i
     where = store.locate(record_id)
     if where is None or where[0] >= answer.head.log_size:
         raise NotFound(f"record {record_id.hex()} is not committed")
-    seen: set[bytes] = {record_id}
     edges: list[list[str]] = []
     lists: dict[str, dict[str, Any]] = {}
-    level = [answer.add(where[0])]
+    ids: dict[int, bytes] = {}  # leaf index -> record id of every record returned
+
+    def reach(leaf: int) -> Envelope | None:
+        """Return the record at `leaf` unless it is returned already; the new one, to follow next."""
+        if leaf in ids:
+            return None
+        if len(ids) >= PROVENANCE_NODES_MAX:
+            raise InvalidInput("graph_too_large", f"more than {PROVENANCE_NODES_MAX} records lie within depth "
+                               f"{depth}; ask for a smaller depth", 422)
+        env = answer.add(leaf)
+        ids[leaf] = env.record_id
+        return env
+
+    level = [env for env in (reach(where[0]),) if env is not None]
     for _ in range(depth):
         following: list[Envelope] = []
         for env in level:
             if direction == "back":
-                edges.extend([env.record_id.hex(), ref.hex()] for ref in env.record.refs)
-                leaves = []
+                linked = []
                 for ref in env.record.refs:
-                    loc = answer.store.locate(ref)
+                    loc = store.locate(ref)
                     assert loc is not None, "a committed record refers only to committed records"
-                    if ref not in seen:
-                        seen.add(ref)
-                        leaves.append(loc[0])
+                    edges.append([env.record_id.hex(), ref.hex()])
+                    linked.append(loc[0])
             else:
-                doc, referrers = list_doc(store, answer.state, "refby", env.record_id, 0, PROVENANCE_NODES_MAX + 1)
+                doc, linked, _ = list_doc(store, answer.state, "refby", env.record_id, 0, PROVENANCE_NODES_MAX + 1)
                 lists[env.record_id.hex()] = doc
-                leaves = []
-                for leaf in referrers:
-                    rid = decode_envelope(store.load_envelope(leaf), genesis).record_id
-                    edges.append([rid.hex(), env.record_id.hex()])
-                    if rid not in seen:
-                        seen.add(rid)
-                        leaves.append(leaf)
-            if len(seen) > PROVENANCE_NODES_MAX:
-                raise InvalidInput("graph_too_large", f"more than {PROVENANCE_NODES_MAX} records lie within depth "
-                                   f"{depth}; ask for a smaller depth", 422)
-            following.extend(answer.add(leaf) for leaf in leaves)
+            for leaf in linked:
+                new = reach(leaf)
+                if direction == "forward":
+                    edges.append([ids[leaf].hex(), env.record_id.hex()])
+                if new is not None:
+                    following.append(new)
         level = following
     fields: dict[str, Any] = {"root": record_id.hex(), "depth": depth, "direction": direction, "edges": edges}
     if direction == "forward":
@@ -520,12 +525,11 @@ class _AnswerChecks(Checks):
         CLAIMS[self.kind](self.doc, self.records, {k: key.dept for k, key in self.keys.items()})
         if self.kind == "subject":
             # For people, yet a lie in them would mislead: they must say what the list proves.
-            end = self.shown.start + self.shown.count
-            if self.doc.get("total", self.shown.n) != self.shown.n or \
-                    self.doc.get("next_from", None if end == self.shown.n else end) != (None if end == self.shown.n else end):
+            n, end = self.shown.n, self.shown.start + self.shown.count
+            next_from = None if end == n else end
+            if self.doc.get("total", n) != n or self.doc.get("next_from", next_from) != next_from:
                 raise _wrong("答复所说的记录总数或下一页起点与其列表不符", "the answer's total or next page does not "
-                             "follow from its list", f"total must be {self.shown.n}, next_from "
-                             f"{None if end == self.shown.n else end}")
+                             "follow from its list", f"total must be {n}, next_from {next_from}")
 
     def conclude(self) -> dict[str, Any]:
         header = self.header

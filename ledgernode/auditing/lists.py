@@ -59,9 +59,9 @@ def list_size(state: StateMap, namespace: str, name: str | bytes) -> int:
 
 
 def list_doc(lists: LedgerReader, state: StateMap, namespace: str, name: str | bytes, start: int,
-             count: int) -> tuple[dict[str, Any], list[int]]:
-    """The `list` of positions [start, start + count) (cut at the list's end) and the leaf
-    indexes listed there, in log order."""
+             count: int) -> tuple[dict[str, Any], list[int], int]:
+    """The `list` of positions [start, start + count) (cut at the list's end), the leaf
+    indexes listed there in log order, and the list's size."""
     entry, value = _entry(state, namespace, name)  # one walk for the size and the proof
     n = 0 if value is None else statemap.parse_list_value(value)[0]
     start = min(max(start, 0), n)
@@ -70,7 +70,7 @@ def list_doc(lists: LedgerReader, state: StateMap, namespace: str, name: str | b
     leaves = nodes.leaves(start, end) if end > start else []
     proofs = [[h.hex() for h in merkle.inclusion_proof(nodes, pos, n)] for pos in range(start, end)]
     doc = {"entry": entry, "from": start, "positions": list(range(start, end)), "list_inclusion": proofs}
-    return doc, leaves
+    return doc, leaves, n
 
 
 # -- checked offline ------------------------------------------------------------------------

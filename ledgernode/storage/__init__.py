@@ -252,7 +252,7 @@ class Store:
         assert checked.frontier.size == header.log_size
         assert checked.frontier.root() == header.log_root
         assert checked.map_change.root == header.state, "the map change is not the header's state"
-        assert checked.map_change.batch.base == (tip.header.state if tip.header else checked.map_change.batch.base)
+        assert tip.header is None or checked.map_change.batch.base == tip.header.state
         self.kv.write(_block_puts(checked, qc), [], sync=sync)
         self.map_nodes.keep(checked.map_change.batch.nodes, checked.map_change.batch.replaced)
         # One assignment: a reader on another thread sees the old tip or the new one, never

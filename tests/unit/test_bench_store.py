@@ -3,7 +3,6 @@ runs at a tiny size (the full run is `python scripts/bench_store.py`, minutes)."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -13,16 +12,12 @@ import pytest
 from ledgernode import codec
 from ledgernode.records import decode_envelope
 from ledgernode.storage import Store
+from tests.fixtures import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_store.py"
 
 
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_store", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_store")
 
 
 def test_synthetic_envelopes_are_canonical_records_of_the_bench_genesis() -> None:

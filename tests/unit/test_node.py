@@ -530,8 +530,7 @@ async def test_stopping_answers_waiting_requests_at_once(solo: Solo) -> None:
     await node.start()
     task = asyncio.create_task(node.wait_committed([crypto.sha256(b"never submitted")], 3600.0))
     try:
-        while node.outcomes.waiting() < 1:
-            await asyncio.sleep(0.01)
+        await until(lambda: node.outcomes.waiting() >= 1, "the request to wait")
     finally:
         await node.stop()
     with pytest.raises(Backpressure, match="shutting down"):
@@ -539,9 +538,11 @@ async def test_stopping_answers_waiting_requests_at_once(solo: Solo) -> None:
 
 
 _HANGING_STOP = """
-import asyncio, sys
+import asyncio, logging, sys
 import ledgernode.catchup, ledgernode.node
 from ledgernode import config
+
+logging.basicConfig(level=logging.INFO)  # the node's "up at height" line says when it serves
 
 async def never(self):
     await asyncio.Event().wait()
@@ -553,28 +554,41 @@ asyncio.run(ledgernode.node.serve(config.load(sys.argv[1])))
 
 
 def test_a_shutdown_that_never_ends_is_cut_short_and_says_where(solo: Solo) -> None:
+    import queue
     import subprocess
     import sys
-    import urllib.request
+    import threading
 
-    cfg = solo.config()
+    solo.config()
     path = solo.root / "node.toml"
     proc = subprocess.Popen([sys.executable, "-c", _HANGING_STOP, str(path)], stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[2])
+    lines: queue.Queue[str] = queue.Queue()  # every stderr line, "" at its end
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put("")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen: list[str] = []
     try:
         deadline = time.monotonic() + WAIT_S
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "the node did not come up"
-            try:
-                with urllib.request.urlopen(f"http://{cfg.api_listen[0]}:{cfg.api_listen[1]}/healthz", timeout=5):
-                    break
-            except OSError:
-                time.sleep(0.05)  # poll interval while the node starts, bounded by the deadline
+        while not any(" up at height " in line for line in seen):  # the node serves: its API is listening
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            assert line, "the node exited before it came up: " + "".join(seen)[-2000:]
+            seen.append(line)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=WAIT_S)
+        proc.wait(timeout=WAIT_S)
+        reader.join(WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    while not lines.empty():
+        seen.append(lines.get_nowait())
+    err = "".join(seen)
     assert proc.returncode == 3, err[-2000:]
     assert "did not stop within 0.5 s (waiting for catch-up): exiting now" in err

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -48,10 +47,10 @@ from ledgernode.statemap import (
     value_hash,
     verify,
 )
+from tests.fixtures import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors" / "state-map.json"
-SCRIPT = REPO / "scripts" / "make_state_map_vectors.py"
 
 
 def tagged(tag: str, data: bytes) -> bytes:
@@ -69,11 +68,7 @@ def value(n: int) -> bytes:
 
 
 def vectors_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_state_map_vectors", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_state_map_vectors")
 
 
 # -- hashes and paths --------------------------------------------------------------
