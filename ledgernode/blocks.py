@@ -223,7 +223,7 @@ def map_change(envs: tuple[Envelope, ...], log_start: int, parent: Header | None
         root = parent.state
     appends = [a for offset, env in enumerate(envs)
                for a in ledgermap.record_appends(log_start + offset, env.record.subject, env.record.refs)]
-    return ledgermap.block_change(view.map_at(root), view, appends, extra)
+    return ledgermap.block_change(view.map_at(root), appends, extra)
 
 
 def _append_all(frontier: merkle.Frontier, envs: tuple[Envelope, ...]) -> list[tuple[int, int, bytes]]:

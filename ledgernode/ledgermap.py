@@ -6,9 +6,10 @@ block changes them:
   a `dept` entry per department, the `validators` entry;
 - one block's changes: every record is appended, in log order, to its subject's
   record list and to the `refby` list of every record it refs. `block_change` groups
-  the appends per list, extends each list once (one `Frontier.load` per list per
-  block, whatever the number of records) and prepares the map batch, so a block's
-  cost is one descent of the map for all of its changed entries.
+  the appends per list, extends each list once per block from the right edge kept
+  on its entry's leaf (statemap.list_append), whatever the number of records, and
+  prepares the map batch, so a block's cost is one descent of the map for all of its
+  changed entries and no other read.
 
 Theory of operation. A block's `MapChange` is computed when the block is built or
 judged, kept with the checked block while it is voted on, and written in the
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from . import codec, merkle, statemap
 from .genesis import Genesis
@@ -36,12 +36,6 @@ Append = tuple[str, str | bytes, int]
 ListNode = tuple[bytes, int, int, bytes]
 # (list path, position, leaf index): one entry of a list's position index.
 Position = tuple[bytes, int, int]
-
-
-class ListReader(Protocol):
-    """The stored record lists: a reader of one list's tree (level 0 from its positions)."""
-
-    def list_nodes(self, list_path: bytes) -> merkle.NodeReader: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +108,7 @@ def record_appends(leaf_index: int, subject: str, refs: Iterable[bytes]) -> list
     return [("subject", subject, leaf_index), *(("refby", ref, leaf_index) for ref in refs)]
 
 
-def block_change(state: statemap.StateMap, lists: ListReader, appends: Iterable[Append],
+def block_change(state: statemap.StateMap, appends: Iterable[Append],
                  extra: Mapping[bytes, bytes] | None = None) -> MapChange:
     """The map after these appends (in log order) on top of `state`; nothing is written.
 
@@ -128,16 +122,16 @@ def block_change(state: statemap.StateMap, lists: ListReader, appends: Iterable[
     positions: list[Position] = []
 
     def appender(list_path: bytes, leaves: list[int]) -> statemap.Update:
-        def append(current: bytes | None) -> bytes:
-            value, created = statemap.list_append(current, leaves, lists.list_nodes(list_path))
+        def append(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
+            value, new_edge, created = statemap.list_append(current, edge, leaves)
             list_nodes.extend((list_path, level, index, h) for level, index, h in created if level)
             positions.extend((list_path, created[0][1] + i, leaf) for i, leaf in enumerate(leaves))
-            return value
+            return value, new_edge
         return append
 
     batch = reader.prepare_updates({p: appender(p, leaves) for p, leaves in grouped.items()})
     if extra:
-        batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes}, batch.replaced)
+        batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes})
     return MapChange(batch, tuple(list_nodes), tuple(positions))
 
 
@@ -158,7 +152,8 @@ class _Overlay:
 
 
 class MemoryLists:
-    """Record lists kept in memory (the simulation and tests): ListReader plus `save`."""
+    """Record lists kept in memory (the simulation and tests): `list_nodes` reads one list's
+    tree for proofs, `save` keeps a block's change."""
 
     def __init__(self) -> None:
         self.nodes: dict[tuple[bytes, int, int], bytes] = {}

@@ -13,7 +13,7 @@ needs no reads at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 HASH_BYTES = 32
@@ -40,6 +40,33 @@ def complete_subtree_hash(leaf_hashes: list[bytes]) -> bytes:
     while len(level) > 1:
         level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
     return level[0]
+
+
+class LeafBlocks:
+    """Nodes below `level_min` hashed from leaf hashes, which `read(first, end)` gives for
+    one aligned block of 2**level_min leaves at a time (up to the first one missing).
+
+    For trees that store only their upper levels (storage/__init__.py, storage/mapnodes.py):
+    a proof's siblings below `level_min` all lie in its leaf's block, so one read serves
+    them. Blocks read are kept by the instance, which therefore serves one proof or one
+    answer, not a node's lifetime."""
+
+    def __init__(self, read: Callable[[int, int], list[bytes]], level_min: int) -> None:
+        self.read, self.level_min = read, level_min
+        self._blocks: dict[int, list[bytes]] = {}
+
+    def node(self, level: int, index: int) -> bytes | None:
+        """The node's hash; None if not all of the leaves under it exist."""
+        assert 0 <= level < self.level_min
+        start = index << level
+        block = start >> self.level_min
+        hashes = self._blocks.get(block)
+        if hashes is None:
+            first = block << self.level_min
+            hashes = self._blocks[block] = self.read(first, first + (1 << self.level_min))
+        offset = start - (block << self.level_min)
+        under = hashes[offset:offset + (1 << level)]
+        return complete_subtree_hash(under) if len(under) == 1 << level else None
 
 
 def _split(size: int) -> int:
@@ -201,6 +228,11 @@ class Frontier:
 
     def copy(self) -> Frontier:
         return Frontier(self.size, self._edge)
+
+    @property
+    def edge(self) -> tuple[bytes, ...]:
+        """The roots of the complete subtrees on the right edge, largest first."""
+        return tuple(self._edge)
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Append a leaf hash; return every node it completes, leaf first."""

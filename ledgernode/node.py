@@ -28,7 +28,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any, Callable, TypeAlias, assert_never
 
-from . import crypto, genesis as genesis_mod, merkle
+from . import crypto, genesis as genesis_mod
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission
@@ -134,9 +134,6 @@ class _LedgerView:
 
     def map_at(self, root: bytes) -> StateMap:
         return self.store.map_at(root)
-
-    def list_nodes(self, list_path: bytes) -> merkle.NodeReader:
-        return self.store.list_nodes(list_path)
 
 
 class Node:

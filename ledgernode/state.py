@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Protocol
 
-from . import merkle, statemap
+from . import statemap
 from .errors import InvalidInput
 from .families import TYPES
 from .families.schema import Rule, violation
@@ -40,9 +40,6 @@ class StateView(Protocol):
 
     def map_at(self, root: bytes) -> statemap.StateMap:
         """The state map at a committed root (docs/protocol.md section 11)."""
-
-    def list_nodes(self, list_path: bytes) -> merkle.NodeReader:
-        """One record list's stored tree (ledgermap.ListReader)."""
 
 
 class BlockState:

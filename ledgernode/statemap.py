@@ -11,8 +11,10 @@ directly, the reference the incremental `StateMap` is tested against.
 Theory of operation.
 
 Nodes are addressed by their hash, never by position. A stored node is
-`00 || path || value_bytes` (a leaf, key `map_leaf_hash(path, value_hash)`) or
-`01 || left || right` (an inner node, key `map_inner_hash(left, right)`); empty
+`00 || path || value_bytes` (a leaf, key `map_leaf_hash(path, value_hash)`),
+`02 || path || k || k hashes || value_bytes` (a leaf with k hashes attached that the
+map does not hash: a record list's right edge) or `01 || left || right` (an inner
+node, key `map_inner_hash(left, right)`); empty
 subtrees are not stored: their hash, 32 zero bytes, is the sentinel. Reads go
 through `NodeStore.get`, writes through `NodeStore.put` (one batch per block), and
 every read recomputes the node's hash from its bytes, so a flipped bit on disk
@@ -37,7 +39,9 @@ root carries the changes sorted by path and splits them by the bit of each depth
 it visits only the nodes on changed paths, reads each once and writes each new node
 once: O(k * depth) for k changes, never a rebuild. Where the descent meets an empty
 subtree or a leaf, the few entries that land there are built into a new subtree
-(`_build`). On the way back, a subtree left with one empty child and one leaf child
+(`_build`). A change alone in its subtree (most of a block's, below the levels
+they share) is walked down its path and rebuilt on the way up without recursion
+(`_update_one`). On the way back, a subtree left with one empty child and one leaf child
 is replaced by that leaf, which is the collapse rule; depth never exceeds 256 because
 two distinct paths differ in some bit. The root after a batch depends only on the
 final entry set, so it equals the root of the same changes applied one by one, and
@@ -45,16 +49,17 @@ final entry set, so it equals the root of the same changes applied one by one, a
 
 Record lists (`subject`, `refby`) hold `{"n", "root"}` of an RFC 6962 tree over
 `u64be(leaf_index)` leaves. A root alone cannot be extended: appending needs the
-tree's right edge (one hash per set bit of n). `list_append` reads that edge from the
-list's own RFC 6962 nodes through `merkle.NodeReader` and returns the nodes the append
-creates, for the caller to keep per list; the same nodes serve list inclusion proofs.
+tree's right edge (one hash per set bit of n). The map keeps that edge attached to the
+entry's stored leaf, so `list_append` extends a list from the leaf the descent reads
+anyway, without a read of its own; it checks the edge against the root before use.
+It returns the list tree's nodes an append creates, which list proofs read.
 """
 
 from __future__ import annotations
 
 import re
 from hashlib import sha256
-from collections.abc import Callable, Iterable, Mapping, MutableSet, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,13 +78,10 @@ VALUE_LIMITS = codec.DEFAULT_LIMITS  # a validators value of 256 members is far 
 PROOF_JSON_MAX_BYTES = 32 << 10
 U64_END = 1 << 64
 
-_LEAF_TAG, _INNER_TAG = b"\x00", b"\x01"
+_LEAF_TAG, _INNER_TAG, _ATTACHED_LEAF_TAG = b"\x00", b"\x01", b"\x02"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Changes = Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]
-# A change that depends on the entry's current value (None: absent), e.g. a record list's
-# append: resolved where the descent meets the entry, so it costs no walk of its own.
-Update = Callable[[bytes | None], bytes | None]
 
 
 # -- hashing -------------------------------------------------------------------------
@@ -316,46 +318,71 @@ class Batch:
     base: bytes
     root: bytes
     nodes: Mapping[bytes, bytes]
-    # Inner nodes of `base` the batch rewrote: no longer reachable from `root`, so a store
-    # may drop them from memory (they stay stored: `base` is still provable).
-    replaced: frozenset[bytes] = frozenset()
 
 
-# A decoded node: (True, path, value_bytes) for a leaf, (False, left, right) for an inner node.
-_Node = tuple[bool, bytes, bytes]
+# A decoded node: (True, path, value_bytes, attached) for a leaf, (False, left, right, b"")
+# for an inner node. `attached` is what a leaf keeps beside its value that the map does
+# not hash (a record list's right edge, see `list_append`); b"" for most entries.
+_Node = tuple[bool, bytes, bytes, bytes]
+ATTACHED_HASHES_MAX = 64  # a record list's right edge: one hash per set bit of a u64 size
+
+
+def _parse_node(raw: bytes) -> _Node | None:
+    """The parts of a stored node's bytes (None: no node's layout); nothing is hashed."""
+    tag = raw[:1]
+    if tag == _INNER_TAG:
+        return (False, raw[1:33], raw[33:], b"") if len(raw) == 1 + 2 * HASH_BYTES else None
+    if tag == _LEAF_TAG:
+        return (True, raw[1:33], raw[33:], b"") if len(raw) > 1 + HASH_BYTES else None
+    if tag == _ATTACHED_LEAF_TAG and len(raw) > 2 + HASH_BYTES:
+        end = 2 + HASH_BYTES * (raw[33] + 1)
+        return (True, raw[1:33], raw[end:], raw[34:end]) if len(raw) > end else None
+    return None
 
 
 def decode_node(h: bytes, raw: bytes) -> _Node:
-    """A stored node whose bytes must hash to `h`; StoreCorrupt if they do not."""
-    tag = raw[:1]
-    if tag == _INNER_TAG and len(raw) == 1 + 2 * HASH_BYTES:
-        node: _Node = (False, raw[1:33], raw[33:])
-        ok = inner_hash(node[1], node[2]) == h
-    elif tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
-        node = (True, raw[1:33], raw[33:])
-        ok = leaf_hash(node[1], value_hash(node[2])) == h
-    else:
-        ok = False
-    if not ok:
+    """A stored node whose bytes must hash to `h`; StoreCorrupt if they do not. What a
+    leaf has attached is checked by its user (`list_append` folds it to the list's root)."""
+    node = _parse_node(raw)
+    if node is None or h != (leaf_hash(node[1], value_hash(node[2])) if node[0] else inner_hash(node[1], node[2])):
         raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
     return node
 
 
-def _resolve(change: bytes | None | Update, current: bytes | None) -> bytes | None:
-    """A change's value: given (checked by `prepare`), or computed from the current one."""
-    if not callable(change):
-        return change
-    value = change(current)
-    if value is not None:
-        _check_value(value)
-    return value
+# A change's outcome: (value_bytes, attached), or None (no entry).
+Outcome = tuple[bytes, bytes] | None
+# A change that depends on the entry's current value and attachment (value None: absent),
+# e.g. a record list's append: resolved where the descent meets the entry, so it costs
+# no walk of its own.
+Update = Callable[[bytes | None, bytes], Outcome]
+_Change = bytes | None | Update
+
+
+def _resolve(change: _Change, current: Outcome) -> Outcome:
+    """A change's outcome: given (checked by `prepare`), or computed from the current one."""
+    if change is None:
+        return None
+    if type(change) is bytes:
+        return change, b""
+    # An update is the ledger's own code (ledgermap, a record list's append), which builds
+    # canonical value bytes by construction (statemap's tests check each such builder).
+    assert callable(change)
+    outcome = change(None, b"") if current is None else change(*current)
+    assert outcome is None or (len(outcome[1]) % HASH_BYTES == 0
+                               and len(outcome[1]) <= HASH_BYTES * ATTACHED_HASHES_MAX)
+    return outcome
+
+
 # A subtree after an update: its hash, and whether it is one leaf (None: not known yet).
 _Sub = tuple[bytes, bool | None]
 
 
-def _leaf_node(p: bytes, value_bytes: bytes, out: dict[bytes, bytes]) -> bytes:
+def _leaf_node(p: bytes, value_bytes: bytes, attached: bytes, out: dict[bytes, bytes]) -> bytes:
     h = leaf_hash(p, value_hash(value_bytes))
-    out[h] = _LEAF_TAG + p + value_bytes
+    if attached:
+        out[h] = _ATTACHED_LEAF_TAG + p + bytes([len(attached) // HASH_BYTES]) + attached + value_bytes
+    else:
+        out[h] = _LEAF_TAG + p + value_bytes
     return h
 
 
@@ -371,31 +398,36 @@ def _inner_node(left: bytes, right: bytes, out: dict[bytes, bytes]) -> bytes:
     return h
 
 
-def _split_at(items: Sequence[tuple[bytes, Any]], depth: int) -> int:
-    """Index of the first item with bit `depth` set; items are sorted and share their
-    first `depth` bits, so those with the bit clear all come first."""
+def _split_at(items: Sequence[tuple[Any, ...]], depth: int, lo: int, hi: int) -> int:
+    """Index of the first of items[lo:hi] with bit `depth` set; they are sorted and share
+    their first `depth` bits, so those with the bit clear all come first."""
     byte, mask = depth >> 3, 0x80 >> (depth & 7)
-    for i, (p, _) in enumerate(items):
-        if p[byte] & mask:
+    for i in range(lo, hi):
+        if items[i][0][byte] & mask:
             return i
-    return len(items)
+    return hi
 
 
-def _build(entries: list[tuple[bytes, bytes]], depth: int, out: dict[bytes, bytes],
+# An entry being built into a subtree: (path, value_bytes, attached).
+_Entry = tuple[bytes, bytes, bytes]
+
+
+def _build(entries: list[_Entry], depth: int, out: dict[bytes, bytes],
            kept: tuple[bytes, bytes] | None = None) -> _Sub:
     """A new subtree at `depth` holding `entries` (sorted, sharing their first `depth` bits).
     `kept` is (path, hash) of a stored leaf among them that is unchanged: not hashed again."""
     if not entries:
         return EMPTY_ROOT, False
     if len(entries) == 1:
-        if kept is not None and entries[0][0] == kept[0]:
+        p, value_bytes, attached = entries[0]
+        if kept is not None and p == kept[0]:
             return kept[1], True
-        return _leaf_node(entries[0][0], entries[0][1], out), True
+        return _leaf_node(p, value_bytes, attached, out), True
     # All entries share the bits above the first one where the smallest and the largest
     # path differ; above that split sits a chain of inner nodes with one empty child.
     first, last = entries[0][0], entries[-1][0]
     split = PATH_BITS - (int.from_bytes(first, "big") ^ int.from_bytes(last, "big")).bit_length()
-    i = _split_at(entries, split)
+    i = _split_at(entries, split, 0, len(entries))
     h = _inner_node(_build(entries[:i], split + 1, out, kept)[0], _build(entries[i:], split + 1, out, kept)[0], out)
     for d in range(split - 1, depth - 1, -1):
         h = _inner_node(EMPTY_ROOT, h, out) if bit(first, d) else _inner_node(h, EMPTY_ROOT, out)
@@ -410,6 +442,7 @@ class StateMap:
             raise ValueError("a state map root is 32 bytes")
         self._store: NodeStore = MemoryNodeStore() if store is None else store
         self._root = root
+        self._trusted = bool(getattr(self._store, "verifies", False))
 
     @property
     def root(self) -> bytes:
@@ -470,11 +503,12 @@ class StateMap:
             _check_path(p)
         return self._prepare(sorted(updates.items()))
 
-    def _prepare(self, changes: list[tuple[bytes, bytes | None | Update]]) -> Batch:
+    def _prepare(self, changes: list[tuple[bytes, _Change]]) -> Batch:
         out: dict[bytes, bytes] = {}
-        replaced: set[bytes] = set()
-        root = self._update(self._root, 0, changes, out, replaced)[0] if changes else self._root
-        return Batch(self._root, root, out, frozenset(replaced))
+        root = self._root
+        if changes:
+            root = self._update(root, 0, changes, 0, len(changes), out)[0]
+        return Batch(self._root, root, out)
 
     def commit(self, batch: Batch) -> None:
         if batch.base != self._root:
@@ -487,8 +521,10 @@ class StateMap:
         raw = self._store.get(h)
         if raw is None:
             raise StoreCorrupt(f"state map node {h.hex()} is not stored")
-        if getattr(self._store, "verifies", False):
-            return (raw[:1] == _LEAF_TAG, raw[1:33], raw[33:])
+        if self._trusted:
+            node = _parse_node(raw)
+            assert node is not None, "a verifying store returned bytes of no node's layout"
+            return node
         return decode_node(h, raw)
 
     def _walk(self, p: bytes) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
@@ -496,7 +532,7 @@ class StateMap:
         siblings: list[bytes] = []
         h = self._root
         while h != EMPTY_ROOT:
-            is_leaf, a, b = self._load(h)
+            is_leaf, a, b, _ = self._load(h)
             if is_leaf:
                 return siblings, (a, b)
             if len(siblings) == SIBLINGS_MAX:
@@ -509,26 +545,52 @@ class StateMap:
                 h = a
         return siblings, None
 
-    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, bytes | None | Update]],
-                out: dict[bytes, bytes], replaced: MutableSet[bytes]) -> _Sub:
-        """The subtree at `depth` whose hash is `h`, after `changes` (sorted, non-empty, all
-        within the subtree); new nodes go to `out`, the inner nodes rewritten to `replaced`."""
+    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, _Change]], lo: int, hi: int,
+                out: dict[bytes, bytes]) -> _Sub:
+        """The subtree at `depth` whose hash is `h`, after changes[lo:hi] (sorted, non-empty,
+        all within the subtree); new nodes go to `out`."""
+        if hi - lo == 1:
+            return self._update_one(h, depth, changes[lo], out)
         if h == EMPTY_ROOT:
-            return _build([(p, v) for p, u in changes if (v := _resolve(u, None)) is not None], depth, out)
-        is_leaf, a, b = self._load(h)
+            return _build(_outcomes(changes[lo:hi], None), depth, out)
+        is_leaf, a, b, attached = self._load(h)
         if is_leaf:
-            merged: dict[bytes, bytes | None] = {a: b}
-            for p, u in changes:
-                merged[p] = _resolve(u, b if p == a else None)
-            kept = (a, h) if merged[a] == b else None
-            return _build(sorted((p, v) for p, v in merged.items() if v is not None), depth, out, kept)
-        i = _split_at(changes, depth)
-        left = self._update(a, depth + 1, changes[:i], out, replaced) if i else (a, None)
-        right = self._update(b, depth + 1, changes[i:], out, replaced) if i < len(changes) else (b, None)
+            return _merge_leaf(h, (a, b, attached), changes[lo:hi], depth, out)
+        i = _split_at(changes, depth, lo, hi)
+        left = self._update(a, depth + 1, changes, lo, i, out) if i > lo else (a, None)
+        right = self._update(b, depth + 1, changes, i, hi, out) if i < hi else (b, None)
         if (left[0], right[0]) == (a, b):
             return h, False  # deletes of absent paths, or writes of unchanged values
-        replaced.add(h)
         return self._join(left, right, out)
+
+    def _update_one(self, h: bytes, depth: int, change: tuple[bytes, _Change], out: dict[bytes, bytes]) -> _Sub:
+        """`_update` for one change: a walk down its path and one node per level back up,
+        without recursion (most of a block's changes part from the others near the top)."""
+        p = change[0]
+        trail: list[tuple[bytes, int]] = []  # (sibling, 1 if we went right)
+        top = h
+        while True:
+            if h == EMPTY_ROOT:
+                sub = _build(_outcomes([change], None), depth, out)
+                break
+            is_leaf, a, b, attached = self._load(h)
+            if is_leaf:
+                sub = _merge_leaf(h, (a, b, attached), [change], depth, out)
+                break
+            if len(trail) == SIBLINGS_MAX:
+                raise StoreCorrupt("state map nodes nest deeper than 256 levels")
+            went_right = (p[depth >> 3] >> (7 - (depth & 7))) & 1
+            trail.append((a, 1) if went_right else (b, 0))
+            h = b if went_right else a
+            depth += 1
+        if sub[0] == h:
+            return top, None  # the entry was unchanged: so is every node above it
+        for sibling, went_right in reversed(trail):
+            if sibling != EMPTY_ROOT and sub[0] != EMPTY_ROOT:  # the common case, without `_join`
+                sub = (_inner_node(sibling, sub[0], out) if went_right else _inner_node(sub[0], sibling, out)), False
+            else:
+                sub = self._join((sibling, None), sub, out) if went_right else self._join(sub, (sibling, None), out)
+        return sub
 
     def _join(self, left: _Sub, right: _Sub, out: dict[bytes, bytes]) -> _Sub:
         """A subtree from its two halves, collapsed to a leaf if it holds one entry."""
@@ -540,6 +602,22 @@ class StateMap:
 
     def _is_leaf(self, sub: _Sub) -> bool:
         return sub[1] if sub[1] is not None else self._load(sub[0])[0]
+
+
+def _outcomes(changes: Sequence[tuple[bytes, _Change]], current: Outcome) -> list[_Entry]:
+    """The entries changes to absent paths create."""
+    return [(p, *o) for p, u in changes if (o := _resolve(u, current)) is not None]
+
+
+def _merge_leaf(h: bytes, leaf: tuple[bytes, bytes, bytes], changes: Sequence[tuple[bytes, _Change]], depth: int,
+                out: dict[bytes, bytes]) -> _Sub:
+    """The subtree at `depth` that held only the leaf `h`, after `changes`."""
+    p0, value0, attached0 = leaf
+    merged: dict[bytes, Outcome] = {p0: (value0, attached0)}
+    for p, u in changes:
+        merged[p] = _resolve(u, merged[p0] if p == p0 else None)
+    kept = (p0, h) if merged[p0] == (value0, attached0) else None
+    return _build(sorted((p, *o) for p, o in merged.items() if o is not None), depth, out, kept)
 
 
 # -- record lists ------------------------------------------------------------------
@@ -554,8 +632,34 @@ def list_leaf_hash(leaf_index: int) -> bytes:
     return merkle.leaf_hash(leaf_index.to_bytes(8, "big"))
 
 
+# A record list's value, {"n": n, "root": root}, in canonical msgpack (docs/protocol.md
+# section 2): a fixmap of 2, "n" and the smallest encoding of n, then "root" and bin8 32.
+_LIST_HEAD, _LIST_ROOT_HEAD = b"\x82\xa1n", b"\xa4root\xc4\x20"
+_UINT_HEADS = ((1 << 8, b"\xcc", 1), (1 << 16, b"\xcd", 2), (1 << 32, b"\xce", 4), (1 << 64, b"\xcf", 8))
+
+
+def _uint_bytes(n: int) -> bytes:
+    """The canonical msgpack encoding of an int in [0, 2**64)."""
+    if n < 0x80:
+        return bytes([n])
+    for end, head, width in _UINT_HEADS:
+        if n < end:
+            return head + n.to_bytes(width, "big")
+    raise ValueError(f"{n} is beyond a u64")
+
+
 def _list_bytes(frontier: merkle.Frontier) -> bytes:
-    return codec.encode({"n": frontier.size, "root": frontier.root()})
+    return _LIST_HEAD + _uint_bytes(frontier.size) + _LIST_ROOT_HEAD + frontier.root()
+
+
+def _fast_list_value(value_bytes: bytes) -> tuple[int, bytes] | None:
+    """(n, root) if the bytes are exactly what `_list_bytes` makes; else None (then the
+    generic decoder judges them)."""
+    if value_bytes[:3] != _LIST_HEAD or value_bytes[-39:-32] != _LIST_ROOT_HEAD:
+        return None
+    encoded = value_bytes[3:-39]
+    n = encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big") if encoded else 0
+    return (n, value_bytes[-32:]) if n >= 1 and encoded == _uint_bytes(n) else None
 
 
 def list_value(leaf_indexes: Sequence[int]) -> bytes:
@@ -572,6 +676,9 @@ def list_value(leaf_indexes: Sequence[int]) -> bytes:
 
 def parse_list_value(value_bytes: bytes) -> tuple[int, bytes]:
     """(n, root) of a record list's value bytes; InvalidInput unless exactly the design's."""
+    fast = _fast_list_value(value_bytes)
+    if fast is not None:
+        return fast
     value = codec.decode(value_bytes, VALUE_LIMITS)
     if type(value) is not dict or value.keys() != _LIST_KEYS:
         raise InvalidInput("bad_map_value", 'a record list value is a map with exactly the keys "n" and "root"')
@@ -583,23 +690,29 @@ def parse_list_value(value_bytes: bytes) -> tuple[int, bytes]:
     return n, root
 
 
-def list_append(value_bytes: bytes | None, leaf_indexes: Sequence[int],
-                nodes: merkle.NodeReader) -> tuple[bytes, list[tuple[int, int, bytes]]]:
-    """Append records to a list: (new value bytes, the RFC 6962 nodes created, leaves first
-    at level 0 and position = their index).
+def list_append(value_bytes: bytes | None, edge: bytes,
+                leaf_indexes: Sequence[int]) -> tuple[bytes, bytes, list[tuple[int, int, bytes]]]:
+    """Append records to a list: (new value bytes, its new right edge, the RFC 6962 nodes
+    created, leaves first at level 0 and position = their index).
 
-    `value_bytes` is the list's current entry (None: no entry yet); `nodes` reads that
-    list's own tree, as kept from earlier appends' created nodes. Costs O(log n) reads
-    for any number of appends. The caller appends in log order: the value holds no leaf
-    index to check it against."""
+    `value_bytes` is the list's current entry (None: no entry yet) and `edge` the right
+    edge kept beside it (the roots of the complete subtrees, largest first, concatenated:
+    one per set bit of n), which the map stores attached to the entry's leaf so that an
+    append reads nothing but the leaf the descent reaches anyway. The edge is checked: it
+    must fold to the value's root. The caller appends in log order: the value holds no
+    leaf index to check it against."""
     if value_bytes is None:
         frontier = merkle.Frontier()
     else:
         n, root = parse_list_value(value_bytes)
-        frontier = merkle.Frontier.load(nodes, n)
+        hashes = [edge[i:i + HASH_BYTES] for i in range(0, len(edge), HASH_BYTES)]
+        if len(edge) % HASH_BYTES or len(hashes) != n.bit_count():
+            raise StoreCorrupt(f"a record list of {n} keeps {len(edge)} bytes of right edge, "
+                               f"not {n.bit_count()} hashes")
+        frontier = merkle.Frontier(n, hashes)
         if frontier.root() != root:
-            raise StoreCorrupt("a record list's stored nodes do not give the root of its map entry")
+            raise StoreCorrupt("a record list's kept right edge does not give the root of its map entry")
     created: list[tuple[int, int, bytes]] = []
     for leaf_index in leaf_indexes:
         created.extend(frontier.append(list_leaf_hash(leaf_index)))
-    return _list_bytes(frontier), created
+    return _list_bytes(frontier), b"".join(frontier.edge), created

@@ -63,6 +63,7 @@ from ledgernode.auditing.answers import subject_history, verify_answer
 from ledgernode.blocks import QC, Block, CheckedBlock, Header, build_block, vote_bytes
 from ledgernode.records import Envelope, Record, decode_envelope, record_id_of, sign_record
 from ledgernode.storage import NODE_LEVEL_STORED_MIN, Store
+from ledgernode.storage.mapnodes import LIST_NODE_LEVEL_STORED_MIN
 
 CHAIN = "bench"
 T0 = 1_767_225_600_000
@@ -76,7 +77,7 @@ VALIDATORS = 4
 PAGING_SUBJECT = "batch-paged"
 _NONCE_SLOT = b"\xc4\x10" + b"\xee" * 16  # bin8 of 16 bytes, a placeholder nonce
 _T = TypeVar("_T")
-PREFIXES = ("b/", "q/", "e/", "r/", "s/", "n/", "t/", "l/", "p/", "m/")
+PREFIXES = ("b/", "q/", "e/", "r/", "n/", "t/", "l/", "p/", "m/")
 
 
 # -- the bench chain ----------------------------------------------------------------------
@@ -266,11 +267,11 @@ def append_phase(store: Store, records: int, block: int, subjects: int = SUBJECT
         keys["b/"] += 1
         keys["q/"] += 1
         keys["m/"] = 1  # m/head, rewritten by every block
-        for p in ("e/", "r/", "s/"):
+        for p in ("e/", "r/"):
             keys[p] += count
         keys["n/"] += sum(1 for level, _, _ in nodes if level >= NODE_LEVEL_STORED_MIN)
         keys["t/"] += len(change.batch.nodes)
-        keys["l/"] += len(change.list_nodes)
+        keys["l/"] += sum(1 for _, level, _, _ in change.list_nodes if level >= LIST_NODE_LEVEL_STORED_MIN)
         keys["p/"] += len(change.positions)
         map_node_bytes += sum(map(len, change.batch.nodes.values()))
         if done >= next_report or done == records:

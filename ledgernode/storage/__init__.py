@@ -24,17 +24,24 @@ from typing import Any, Protocol, TypeVar
 from .. import codec, merkle, records
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt
+from .. import statemap
 from ..statemap import EMPTY_ROOT, StateMap
 from . import keys
+from .generations import Generations
 from .kv import KV, MemoryKV
 from .mapnodes import ListNodes, MapNodes, change_puts
 
 # Merkle nodes below this level are not stored: a complete subtree of fewer
 # than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a
-# proof needs it (one scan of at most 8; a proof needs at most 4 such, 15
-# envelopes in all). Storing every level cost two LevelDB keys per record on the
-# commit path; levels 4 and up cost one key per 8 leaves (1/16 + 1/32 + ...).
+# proof needs it (all of a proof's such siblings lie in its leaf's aligned block
+# of 16, read in one scan: merkle.LeafBlocks). Storing every level cost two
+# LevelDB keys per record on the commit path; levels 4 and up cost one key per 8
+# leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
+# Stored Merkle nodes kept in memory (storage/generations.py): a complete subtree's
+# hash never changes, and every proof reads the top of the tree. 32-byte values
+# under 10-byte keys: some 20 MB at most.
+LOG_NODE_CACHE_MAX = 200_000
 # Answers (ledgernode/auditing/answers.py) ask for one record more than a page lists, to know
 # whether more follow; the page itself is one constant of the ledger layer.
 SUBJECT_ANSWER_MAX = records.SUBJECT_PAGE_MAX
@@ -70,6 +77,7 @@ class Store:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
         self.map_nodes = MapNodes(kv)
+        self._log_nodes = Generations(LOG_NODE_CACHE_MAX)
         self._tip = self._open()
 
     def _open(self) -> Tip:
@@ -162,16 +170,28 @@ class Store:
         return out
 
     def node(self, level: int, index: int) -> bytes:
-        if level < NODE_LEVEL_STORED_MIN:
-            start = index << level
-            leaves = [v for _, v in self.kv.scan(*keys.leaf_range(start, start + (1 << level)))]
-            if len(leaves) != 1 << level:
-                raise NotFound(f"node {level}/{index}")
-            return merkle.complete_subtree_hash([merkle.leaf_hash(leaf) for leaf in leaves])
-        value = self._get(keys.node_key(level, index), f"node {level}/{index}")
-        if len(value) != merkle.HASH_BYTES:
-            raise StoreCorrupt(f"Merkle node {level}/{index} is {len(value)} bytes, not {merkle.HASH_BYTES}")
+        return _LogNodes(self).node(level, index)
+
+    def stored_node(self, level: int, index: int) -> bytes:
+        """A node at level NODE_LEVEL_STORED_MIN or above, from memory or n/."""
+        assert level >= NODE_LEVEL_STORED_MIN
+        key = keys.node_key(level, index)
+        value = self._log_nodes.get(key)
+        if value is None:
+            value = self._get(key, f"node {level}/{index}")
+            if len(value) != merkle.HASH_BYTES:
+                raise StoreCorrupt(f"Merkle node {level}/{index} is {len(value)} bytes, not {merkle.HASH_BYTES}")
+            self._log_nodes.put(key, value)
         return value
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of the stored envelopes [start, end), up to the first one missing."""
+        out: list[bytes] = []
+        for key, raw in self.kv.scan(*keys.leaf_range(start, end)):
+            if keys.key_number(key) != start + len(out):
+                break
+            out.append(merkle.leaf_hash(raw))
+        return out
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf_index, height) of a committed record, or None."""
@@ -207,16 +227,26 @@ class Store:
         return ListNodes(self.kv, list_path)
 
     def subject_leaves(self, subject: str, after: int = -1, limit: int = 100) -> list[int]:
-        """Leaf indexes of records about `subject`, in log order, after `after`."""
+        """Leaf indexes of records about `subject`, in log order, after `after`, at the head:
+        from the subject's record list (its positions p/, found by binary search)."""
         limit = min(limit, SUBJECT_PAGE_MAX)
-        if limit <= 0 or after + 1 >= 1 << 64:
+        head = self._tip.header
+        if limit <= 0 or head is None:
             return []
-        out = []
-        for key, _ in self.kv.scan(*keys.subject_from(subject, max(after + 1, 0))):
-            out.append(keys.subject_key_leaf(key))
-            if len(out) >= limit:
-                break
-        return out
+        list_path = statemap.path("subject", subject)
+        value = self.map_at(head.state).get(list_path)
+        if value is None:
+            return []
+        n = statemap.parse_list_value(value)[0]
+        nodes = self.list_nodes(list_path)
+        lo, hi = 0, n  # the first position listing a leaf after `after`
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if nodes.leaf(mid) <= after:
+                lo = mid + 1
+            else:
+                hi = mid
+        return nodes.leaves(lo, min(n, lo + limit))
 
     def height_of_leaf(self, leaf_index: int) -> int:
         """Height of the block holding `leaf_index`: binary search over headers."""
@@ -234,11 +264,11 @@ class Store:
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
         assert size <= self.log_size
-        return merkle.inclusion_proof(self, leaf_index, size)
+        return merkle.inclusion_proof(_LogNodes(self), leaf_index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         assert new_size <= self.log_size
-        return merkle.consistency_proof(self, old_size, new_size)
+        return merkle.consistency_proof(_LogNodes(self), old_size, new_size)
 
     # -- writes --------------------------------------------------------------
 
@@ -254,7 +284,7 @@ class Store:
         assert checked.map_change.root == header.state, "the map change is not the header's state"
         assert tip.header is None or checked.map_change.batch.base == tip.header.state
         self.kv.write(_block_puts(checked, qc), [], sync=sync)
-        self.map_nodes.keep(checked.map_change.batch.nodes, checked.map_change.batch.replaced)
+        self.map_nodes.keep(checked.map_change.batch.nodes)
         # One assignment: a reader on another thread sees the old tip or the new one, never
         # a head with another block's frontier. The records are on disk before the tip
         # names them, and `locate` hides those above its height until then. The copy keeps
@@ -308,6 +338,23 @@ class Store:
         return out
 
 
+class _LogNodes:
+    """merkle.NodeReader over the log for one proof: stored levels through the store's
+    memory, the levels below from one scan of each aligned block of envelopes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.low = merkle.LeafBlocks(store.leaf_hashes, NODE_LEVEL_STORED_MIN)
+
+    def node(self, level: int, index: int) -> bytes:
+        if level >= NODE_LEVEL_STORED_MIN:
+            return self.store.stored_node(level, index)
+        h = self.low.node(level, index)
+        if h is None:
+            raise NotFound(f"node {level}/{index}")
+        return h
+
+
 def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
     """Every key of one block's commit batch (docs/storage.md, "Committing a block")."""
     header = checked.block.header
@@ -316,7 +363,6 @@ def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
         leaf = header.log_start + offset
         puts.append((keys.leaf_key(leaf), env.raw))
         puts.append((keys.record_key(env.record_id), keys.record_index_value(leaf, header.height)))
-        puts.append((keys.subject_key(env.record.subject, leaf), b""))
     for level, index, h in checked.nodes:
         if level >= NODE_LEVEL_STORED_MIN:
             puts.append((keys.node_key(level, index), h))

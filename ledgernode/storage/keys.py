@@ -12,7 +12,6 @@ leaves or sequence numbers is one plain scan.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 from ..errors import StoreCorrupt
@@ -26,7 +25,6 @@ QC = b"q/"  # q/ u64(height): the block's QC
 LEAF = b"e/"  # e/ u64(leaf_index): envelope bytes, the Merkle leaf
 NODE = b"n/"  # n/ level (1 byte) u64(index): hash of a complete subtree
 RECORD = b"r/"  # r/ record_id (32 bytes): RECORD_INDEX
-SUBJECT = b"s/"  # s/ SHA-256(subject) u64(leaf_index): empty
 FACT = b"f/"  # f/<kind>/<key> (UTF-8): a state fact
 META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
 EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
@@ -37,7 +35,6 @@ POSITION = b"p/"  # p/ list path (32 bytes) u64(position): u64(leaf_index) of a 
 HEAD_NAME = "head"  # m/head belongs to the commit; save_meta may not write it
 HEAD_KEY = META + HEAD_NAME.encode()
 NUMBERED_KEY_BYTES = len(BLOCK) + U64.size  # b/, q/, e/ and x/ keys: a prefix and a u64
-SUBJECT_KEY_BYTES = len(SUBJECT) + hashlib.sha256().digest_size + U64.size
 # Sorts after every u64 suffix (and after a stray byte or so more), so that a scan from
 # a numbered key to the prefix plus this runs to the end of that kind of key.
 _PAST_U64 = b"\xff" * (U64.size + 1)
@@ -68,15 +65,6 @@ def node_key(level: int, index: int) -> bytes:
 
 def record_key(record_id: bytes) -> bytes:
     return RECORD + record_id
-
-
-def subject_prefix(subject: str) -> bytes:
-    """Hashed, so every subject key has the same length and no subject is a prefix of another's."""
-    return SUBJECT + hashlib.sha256(subject.encode("utf-8")).digest()
-
-
-def subject_key(subject: str, leaf: int) -> bytes:
-    return subject_prefix(subject) + u64(leaf)
 
 
 def fact_key(kind: str, key: str) -> bytes:
@@ -135,12 +123,6 @@ def evidence_from(seq: int) -> tuple[bytes, bytes]:
     return evidence_key(seq), EVIDENCE + _PAST_U64
 
 
-def subject_from(subject: str, leaf: int) -> tuple[bytes, bytes]:
-    """The subject's index keys from `leaf` on, in log order."""
-    prefix = subject_prefix(subject)
-    return prefix + u64(leaf), prefix + _PAST_U64
-
-
 # -- decoders: they raise StoreCorrupt, since the bytes come from disk ---------------------
 
 
@@ -178,12 +160,4 @@ def decode_position(raw: bytes, where: str) -> int:
     if len(raw) != U64.size:
         raise StoreCorrupt(f"{where}: a list position holds {len(raw)} bytes, not a u64 leaf index")
     leaf: int = U64.unpack(raw)[0]
-    return leaf
-
-
-def subject_key_leaf(key: bytes) -> int:
-    """The leaf index an s/ key ends with."""
-    if len(key) != SUBJECT_KEY_BYTES:
-        raise StoreCorrupt(f"subject index key {key.hex()} is {len(key)} bytes, not {SUBJECT_KEY_BYTES}")
-    leaf: int = U64.unpack(key[-U64.size:])[0]
     return leaf

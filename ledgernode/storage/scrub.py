@@ -8,7 +8,7 @@ below (height 1: ZERO_HASH); that `q/<height>` certifies it under the genesis va
 below, and the RFC 6962 root of all leaves so far is the header's log_root (one
 `merkle.Frontier` grown leaf by leaf: O(n) hashes in all), every `n/` node those leaves
 complete is stored and equal to it ("Merkle nodes"); that each envelope decodes and
-`r/<record id>` names its leaf and height, `s/<subject hash><leaf>` exists; and that no
+`r/<record id>` names its leaf and height; and that no
 `b/`, `q/` is stored past the head nor `e/` past its log_size. State facts (`f/`) are
 derived data and not checked. Every read verifies LevelDB's checksums.
 
@@ -320,11 +320,10 @@ class _Scrub:
             self.add(height, f"{where}: does not match the leaves under it")
 
     def indexes(self, height: int, index: int, env: Envelope) -> None:
-        """r/<record id> names this leaf and height; s/<subject hash><leaf> exists."""
+        """r/<record id> names this leaf and height."""
         where = f"leaf {index} (block {height})"
         try:
             entry = self.get(keys.record_key(env.record_id))
-            subject = self.get(keys.subject_key(env.record.subject, index))
         except StorageError as exc:
             self.add(height, f"{where}: index unreadable ({exc})")
             return
@@ -332,8 +331,6 @@ class _Scrub:
             self.add(height, f"{where}: index entry missing")
         else:
             self.index_entry(height, index, entry)
-        if subject is None:
-            self.add(height, f"{where}: subject index entry missing")
 
     def index_entry(self, height: int, index: int, entry: bytes) -> None:
         """The r/ value names this leaf and height."""

@@ -173,7 +173,7 @@ class Host:
         parent = self.parent()
         root = parent.state if parent else statemap.EMPTY_ROOT
         appends = self.c.appends_of(items, log_start)
-        return ledgermap.block_change(statemap.StateMap(self.map_nodes, root), self.lists, appends)
+        return ledgermap.block_change(statemap.StateMap(self.map_nodes, root), appends)
 
     def commit(self, block: BlockData, qc: QC) -> None:
         header = decode_header(block.header)

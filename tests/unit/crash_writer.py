@@ -76,7 +76,7 @@ def synth_block(
     height = 1 if parent is None else parent.height + 1
     appends = [a for offset, env in enumerate(envs)
                for a in ledgermap.record_appends(store.log_size + offset, env.record.subject, env.record.refs)]
-    change = ledgermap.block_change(store.map_at(parent.state if parent else bytes(32)), store, appends)
+    change = ledgermap.block_change(store.map_at(parent.state if parent else bytes(32)), appends)
     header = Header(
         CHAIN, height, T0 + height, bytes(32) if parent is None else parent.block_hash, 0,
         store.log_size, frontier.size, frontier.root(), VALSET, change.root,

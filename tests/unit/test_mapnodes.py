@@ -7,24 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ledgernode import codec, ledgermap, statemap
+from ledgernode import codec, ledgermap, merkle, statemap
 from ledgernode.errors import StoreCorrupt
 from ledgernode.storage import keys
 from ledgernode.storage.leveldb import LevelKV
-from ledgernode.storage.mapnodes import ListNodes, MapNodes, change_puts
-
-
-def _change(list_path: bytes, value: bytes | None, leaf: int, nodes: ListNodes) -> ledgermap.MapChange:
-    """One append to one list, as a block's change over a map holding only that list."""
-    m = statemap.StateMap()
-    if value is not None:
-        m.set(list_path, value)
-
-    class _Lists:
-        def list_nodes(self, p: bytes) -> ListNodes:
-            return nodes
-
-    return ledgermap.block_change(m, _Lists(), [("subject", "batch-7", leaf)])
+from ledgernode.storage.mapnodes import LIST_NODE_LEVEL_STORED_MIN, ListNodes, MapNodes, change_puts
 
 
 def _value(i: int) -> bytes:
@@ -69,37 +56,95 @@ def test_a_damaged_map_node_is_store_corrupt(tmp_path: Path) -> None:
         kv.close()
 
 
+def _commit(kv: LevelKV, nodes: MapNodes, root: bytes, appends: list[ledgermap.Append]) -> bytes:
+    """One block's change to the map, written as a commit writes it; its new root."""
+    change = ledgermap.block_change(statemap.StateMap(nodes, root), appends)
+    kv.write(change_puts(change), [], sync=False)
+    nodes.keep(change.batch.nodes)
+    return change.root
+
+
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(1, 50), min_size=1, max_size=120))
-def test_a_record_list_appended_from_stored_nodes_equals_the_whole_list(tmp_path_factory: pytest.TempPathFactory,
-                                                                      gaps: list[int]) -> None:
+@given(st.lists(st.tuples(st.integers(1, 50), st.booleans()), min_size=1, max_size=120))
+def test_a_record_list_appended_block_by_block_is_the_whole_list_and_proves_each_position(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, bool]]) -> None:
     kv = LevelKV(tmp_path_factory.mktemp("lists") / "db")
     try:
+        # A tiny cache, so appends also read leaves (and their right edges) back from disk.
+        nodes = MapNodes(kv, cache_nodes_max=4)
         list_path = statemap.path("subject", "batch-7")
-        nodes, lists = ListNodes(kv, list_path), ledgermap.MemoryLists()
-        value: bytes | None = None
-        leaves: list[int] = []
-        for gap in gaps:
+        root, leaves, block = statemap.EMPTY_ROOT, [], []
+        for gap, ends_block in steps:
             leaves.append((leaves[-1] if leaves else -1) + gap)
-            change = _change(list_path, value, leaves[-1], nodes)
-            kv.write(change_puts(change), [], sync=False)
-            value = change.batch.nodes[change.root][33:]  # the one leaf of a one-entry map
-            assert nodes.leaves(0, len(leaves)) == leaves
+            block.append(("subject", "batch-7", leaves[-1]))
+            if ends_block:
+                root = _commit(kv, nodes, root, block + [("subject", f"other-{leaves[-1]}", leaves[-1])])
+                block = []
+        if block:
+            root = _commit(kv, nodes, root, block)
+        n = len(leaves)
+        value = statemap.StateMap(MapNodes(kv), root).get(list_path)
         assert value == statemap.list_value(leaves)
+        list_root = statemap.parse_list_value(value)[1]
+        tree = ListNodes(kv, list_path)
+        assert tree.leaves(0, n) == leaves
+        for pos in range(n):
+            proof = merkle.inclusion_proof(ListNodes(kv, list_path), pos, n)
+            assert merkle.verify_inclusion(statemap.list_leaf_hash(leaves[pos]), pos, n, proof, list_root)
+        stored = [k for k, _ in kv.scan(keys.LIST_NODE, keys.LIST_NODE + b"\xff")]
+        assert len(stored) == sum(n >> level for level in range(LIST_NODE_LEVEL_STORED_MIN, 64))
     finally:
         kv.close()
 
 
-def test_a_missing_list_node_is_store_corrupt(tmp_path: Path) -> None:
+def test_a_list_node_missing_below_or_above_the_stored_levels_is_store_corrupt(tmp_path: Path) -> None:
     kv = LevelKV(tmp_path / "db")
     try:
-        nodes = ListNodes(kv, statemap.path("refby", bytes(32)))
-        value, _ = statemap.list_append(None, [3], nodes)  # its position is never stored
-        with pytest.raises(StoreCorrupt, match="record list position 0 is missing"):
-            statemap.list_append(value, [9], nodes)
-        kv.write([(keys.position_key(nodes.list_path, 0), keys.u64(3))], [], sync=True)
-        value, _ = statemap.list_append(value, [9], nodes)  # level 0 is read from positions
-        with pytest.raises(StoreCorrupt, match="record list node 1/0"):
-            statemap.list_append(value, [12], nodes)  # the node above two leaves was never stored
+        nodes = MapNodes(kv)
+        list_path = statemap.path("refby", bytes(32))
+        root = _commit(kv, nodes, statemap.EMPTY_ROOT, [("refby", bytes(32), i) for i in range(20)])
+        value = statemap.StateMap(nodes, root).get(list_path)
+        assert value == statemap.list_value(list(range(20)))
+        kv.write([], [keys.position_key(list_path, 17)], sync=True)
+        with pytest.raises(StoreCorrupt, match="record list node 1/8: not all of its 2 positions"):
+            merkle.inclusion_proof(ListNodes(kv, list_path), 19, 20)
+        kv.write([], [keys.list_node_key(list_path, LIST_NODE_LEVEL_STORED_MIN, 0)], sync=True)
+        with pytest.raises(StoreCorrupt, match="record list node 4/0 is missing"):
+            merkle.inclusion_proof(ListNodes(kv, list_path), 19, 20)
+    finally:
+        kv.close()
+
+
+def test_a_list_leaf_whose_kept_edge_is_damaged_is_store_corrupt(tmp_path: Path) -> None:
+    kv = LevelKV(tmp_path / "db")
+    try:
+        nodes = MapNodes(kv)
+        root = _commit(kv, nodes, statemap.EMPTY_ROOT, [("subject", "LIC-1", 3), ("subject", "LIC-1", 5),
+                                                        ("subject", "LIC-1", 8)])
+        raw = nodes.get(root)  # a one-entry map: its root is the list's leaf
+        assert raw is not None and raw[:1] == b"\x02" and raw[33] == 2  # 3 records: two edge hashes
+        damaged = raw[:34] + bytes([raw[34] ^ 1]) + raw[35:]  # the edge is not covered by the leaf's hash
+        kv.write([(keys.map_node_key(root), damaged)], [], sync=True)
+        with pytest.raises(StoreCorrupt, match="right edge does not give the root"):
+            _commit(kv, MapNodes(kv), root, [("subject", "LIC-1", 9)])
+    finally:
+        kv.close()
+
+
+def test_the_node_cache_is_bounded_and_what_it_dropped_is_read_again(tmp_path: Path) -> None:
+    kv = LevelKV(tmp_path / "db")
+    try:
+        nodes = MapNodes(kv, cache_nodes_max=64)
+        m = statemap.StateMap(nodes)
+        entries = {statemap.path("subject", f"s{i}"): _value(i) for i in range(300)}
+        for i in range(0, 300, 30):
+            batch = m.prepare(dict(list(entries.items())[i:i + 30]))
+            kv.write(MapNodes.puts(batch.nodes), [], sync=False)
+            nodes.keep(batch.nodes)
+            m.commit(statemap.Batch(batch.base, batch.root, {}))
+            assert nodes.cached() <= 64
+        for p, v in entries.items():
+            assert statemap.verify(m.root, p, v, m.prove(p))
+            assert nodes.cached() <= 64
     finally:
         kv.close()

@@ -433,16 +433,6 @@ def test_paths_are_32_bytes() -> None:
 # -- record lists --------------------------------------------------------------------------
 
 
-class ListNodes:
-    """One record list's RFC 6962 nodes, (level, index) -> hash: the side structure."""
-
-    def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
-        self.nodes = nodes
-
-    def node(self, level: int, index: int) -> bytes:
-        return self.nodes[(level, index)]
-
-
 def mth(leaves: list[bytes]) -> bytes:
     """RFC 9162 MTH, recursively (hash of leaf data, not of leaf hashes)."""
     if not leaves:
@@ -459,13 +449,44 @@ def test_a_record_list_is_the_rfc_6962_root_of_u64be_leaves(indexes: list[int]) 
     expected = {"n": len(indexes), "root": mth([i.to_bytes(8, "big") for i in indexes])}
     assert codec.decode(list_value(indexes)) == expected
     assert list_value(indexes) == codec.encode(expected)
-    # Appending one at a time, keeping the list's own nodes, gives the same value.
-    tree, current = ListNodes({}), None
+    # Appending one at a time from the kept right edge gives the same value, and the
+    # nodes it creates are the list's RFC 6962 tree.
+    tree, current, edge = merkle.MemoryTree(), None, b""
     for i in indexes:
-        current, created = list_append(current, [i], tree)
+        current, edge, created = list_append(current, edge, [i])
         tree.nodes.update(((level, index), h) for level, index, h in created)
+        tree.frontier.append(list_leaf_hash(i))
     assert current == list_value(indexes)
     assert parse_list_value(current) == (len(indexes), expected["root"])
+    assert edge == b"".join(tree.frontier.edge)
+    for pos in range(len(indexes)):
+        assert merkle.verify_inclusion(list_leaf_hash(indexes[pos]), pos, len(indexes),
+                                       merkle.inclusion_proof(tree, pos, len(indexes)), expected["root"])
+
+
+def _generic_list_value(value_bytes: bytes) -> tuple[int, bytes] | None:
+    """The design's rule with the generic decoder: what the fast path must agree with."""
+    try:
+        value = codec.decode(value_bytes)
+    except InvalidInput:
+        return None
+    ok = (type(value) is dict and value.keys() == {"n", "root"} and type(value["n"]) is int and value["n"] >= 1
+          and type(value["root"]) is bytes and len(value["root"]) == 32)
+    return (value["n"], value["root"]) if ok else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2**64 - 1), st.binary(min_size=32, max_size=32), st.integers(0, 50), st.binary(max_size=3))
+def test_a_list_value_parses_as_the_generic_decoder_reads_it(n: int, root: bytes, cut: int, splice: bytes) -> None:
+    good = codec.encode({"n": n, "root": root})
+    assert parse_list_value(good) == (n, root)
+    bad = good[:cut] + splice + good[cut + len(splice):]  # near misses: other ints, other heads
+    expected = _generic_list_value(bad)
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            parse_list_value(bad)
+    else:
+        assert parse_list_value(bad) == expected
 
 
 def test_record_list_rules() -> None:
@@ -477,16 +498,18 @@ def test_record_list_rules() -> None:
         with pytest.raises(ValueError):
             list_leaf_hash(bad)
     value_bytes = list_value([1, 2, 3])
-    with pytest.raises(StoreCorrupt):
-        list_append(value_bytes, [4], ListNodes({(1, 0): bytes(32), (0, 2): bytes(32)}))
+    edge = list_append(None, b"", [1, 2, 3])[1]
+    assert len(edge) == 2 * 32  # 3 = 2 + 1: two complete subtrees
+    for bad_edge in (b"", edge[:32], edge + bytes(32), edge[:-1], bytes(32) + edge[32:]):
+        with pytest.raises(StoreCorrupt):
+            list_append(value_bytes, bad_edge, [4])
     # Several appends at once give what one by one gives.
-    tree, one_by_one = ListNodes({}), None
+    one_by_one, one_edge = None, b""
     for i in (2, 5, 9, 11, 20):
-        one_by_one, created = list_append(one_by_one, [i], tree)
-        tree.nodes.update(((level, index), h) for level, index, h in created)
-    first, created = list_append(None, [2, 5], tree := ListNodes({}))
-    tree.nodes.update(((level, index), h) for level, index, h in created)
-    assert list_append(first, [9, 11, 20], tree)[0] == one_by_one == list_value([2, 5, 9, 11, 20])
+        one_by_one, one_edge, _ = list_append(one_by_one, one_edge, [i])
+    first, first_edge, _ = list_append(None, b"", [2, 5])
+    assert list_append(first, first_edge, [9, 11, 20])[:2] == (one_by_one, one_edge)
+    assert one_by_one == list_value([2, 5, 9, 11, 20])
 
 
 @pytest.mark.parametrize("value_doc", [
