@@ -41,6 +41,7 @@ def metrics_text(node: Node) -> str:
         "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(node.mempool)}",
         "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(node.outcomes)}",
         "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(node.witness.slots)}",
+        "# TYPE ledgernode_reads_inflight gauge", f"ledgernode_reads_inflight {node.reads.inflight}",
         "# TYPE ledgernode_peer_up gauge",
     ]
     for peer, st in node.net.peer_states().items():

@@ -26,7 +26,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
 from dataclasses import dataclass
-from typing import Any, Callable, TypeAlias, assert_never
+from typing import Any, Callable, TypeAlias, TypeVar, assert_never
 
 from . import crypto, genesis as genesis_mod
 from .activity import Activity
@@ -56,6 +56,7 @@ from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import metrics_text, status_document
 from .net import Faults, PeerNetwork
+from .reads import Reads
 from .intake import Intake
 from .outcomes import Outcomes
 from .witness import Witness
@@ -66,6 +67,7 @@ from .storage import Store
 from .times import now_ms
 
 log = logging.getLogger("ledgernode.node")
+_T = TypeVar("_T")
 
 CONSENSUS_KEY = "consensus"
 STOP_MAX_S = 20.0  # a shutdown that takes longer is cut short (os._exit), naming what it waited for
@@ -178,6 +180,7 @@ class Node:
         self.verification = Verification(self.genesis, self.mempool, threads, self.count)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
+        self.reads = Reads(self.count)  # the API's bundles and answers
         self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
         self.witness = Witness(self.store, self.genesis, self._on_disk, self.count)
         self.counters: dict[str, int] = {}
@@ -532,6 +535,9 @@ class Node:
     def rejection(self, record_id: bytes) -> Rejection | None:
         return self.outcomes.rejection(record_id, now_ms())
 
+    async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await self.reads.run(fn, *args)
+
     def status(self) -> dict[str, Any]:
         return status_document(self)
 
@@ -619,6 +625,7 @@ class Node:
         self.stopping = "the worker threads"
         self.verification.shutdown()
         self.reader.shutdown(wait=True)
+        self.reads.shutdown()
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
         self.store.close()
         log.info("node %d stopped at height %d", self.cfg.index, self.store.height)

@@ -8,11 +8,14 @@ internals beyond the read-only `store` and `genesis`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from .genesis import Genesis
 from .records import Envelope
 from .storage import Store
+
+_T = TypeVar("_T")
 
 
 class Backpressure(Exception):
@@ -91,6 +94,10 @@ class NodeService(Protocol):
     def rejection(self, record_id: bytes) -> Rejection | None:
         """Why the record was dropped after admission, while that is remembered
         (limits `rejected_kept_ms`, `rejected_kept_max`), else None."""
+
+    async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` off the event loop, bounded (reads.py): Backpressure (503) when
+        too many are in flight."""
 
     def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         """(seq, proof) of kept equivocation cases with seq > after (docs/security.md section 5)."""

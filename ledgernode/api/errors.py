@@ -4,7 +4,7 @@ The middleware here is the single place that maps exceptions to HTTP:
 
   InvalidInput (records, codec, state rules, our own input parsing) -> its .status, .code
   ApiError (conditions of the HTTP layer itself: 404, 408, 413, 415)  -> its .status, .code
-  Backpressure (mempool full)                                         -> 503 + Retry-After
+  Backpressure (mempool full; too many answers in flight, reads.py)   -> 503 + Retry-After
   ledgernode.errors.NotFound                                          -> 404 not_found
   ledgernode.errors.StoreCorrupt (a damaged store, found on read)     -> 503 store_damaged
   aiohttp's own HTTP errors (unknown route, wrong method, body over

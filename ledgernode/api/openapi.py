@@ -171,7 +171,8 @@ _REASONS = {
     417: "Expectation failed: only 100-continue is understood",
     431: "Request head over its limit (header_too_large)",
     422: "The answer would be too large to prove in one document (history_too_long, graph_too_large)",
-    503: "Backpressure (the mempool is full) or too_many_connections; retry after Retry-After seconds",
+    503: ("Backpressure (the mempool is full, or this node is building too many answers already) or "
+          "too_many_connections; retry after Retry-After seconds"),
 }
 _ALWAYS = (405, 500)
 _SUBMIT_ERRORS = (400, 403, 408, 409, 413, 415, 503)
@@ -244,7 +245,7 @@ def _audit_operations() -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("GET", "/v1/records/{id}/certificate"): _op(
             "Printable evidence certificate (存证证书), Chinese and English, bundle embedded",
-            {200: {HTML: {"schema": {"type": "string"}}}}, (400, 404), [_ID]),
+            {200: {HTML: {"schema": {"type": "string"}}}}, (400, 404, 503), [_ID]),
         ("GET", "/v1/checkpoints/{height}"): _op(
             "The committed header at a height with its QC", {200: _json(_ref("Checkpoint"))},
             (400, 404), [_HEIGHT]),
@@ -255,24 +256,24 @@ def _audit_operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/v1/subjects/{subject}"): _op(
             "A page of a subject's record list in log order, proven complete or which part it is "
             "(kind subject); an empty list is proven too",
-            {200: _json(_ref("SubjectHistory"))}, (400, 404),
+            {200: _json(_ref("SubjectHistory"))}, (400, 404, 503),
             [_segment("subject", "record subject"),
              _query("from", "list position to start at (next_from), default 0"),
              _query("limit", f"page size, default {answers.SUBJECT_PAGE_DEFAULT}",
                     schema={"type": "integer", "minimum": 1, "maximum": answers.SUBJECT_PAGE_MAX})]),
         ("GET", "/v1/certificates/{number}/status"): _op(
             "A certificate's status at a time, with every record about it, proven complete (kind status)",
-            {200: _json(_ref("CertStatus"))}, (400, 404, 422),
+            {200: _json(_ref("CertStatus"))}, (400, 404, 422, 503),
             [_segment("number", "certificate number"),
              _query("at", "time in ms since the Unix epoch; default now")]),
         ("GET", "/v1/datasets/{id}/shares"): _op(
             "A dataset's grants, revocations and accesses, with proofs (kind shares)",
-            {200: _json(_ref("DatasetShares"))}, (400, 404, 422),
+            {200: _json(_ref("DatasetShares"))}, (400, 404, 422, 503),
             [_segment("id", "dataset id (the subject of its dataset.publish)")]),
         ("GET", "/v1/provenance/{record_id}"): _op(
             "The derivation graph within depth hops: what it was made from (back, following refs) or "
             "everything made from it (forward, following refby lists), proven complete (kind provenance)",
-            {200: _json(_ref("Provenance"))}, (400, 404, 422),
+            {200: _json(_ref("Provenance"))}, (400, 404, 422, 503),
             [{**_ID, "name": "record_id"},
              _query("depth", "how many hops to follow, default 8",
                     schema={"type": "integer", "minimum": 0,
@@ -308,9 +309,9 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             {200: _json({"oneOf": [_ref("RecordView"), _ref("Rejected")]})}, (400, 404), [_ID]),
         ("GET", "/v1/records/{id}/evidence"): _op(
             "Evidence bundle of a committed record (docs/protocol.md section 8)",
-            {200: _json(_ref("Evidence"))}, (400, 404), [_ID]),
+            {200: _json(_ref("Evidence"))}, (400, 404, 503), [_ID]),
         ("GET", "/v1/blocks/{height}"): _op(
-            "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404), [_HEIGHT]),
+            "A committed block with its QC", {200: _json(_ref("Block"))}, (400, 404, 503), [_HEIGHT]),
         ("GET", "/v1/checkpoint"): _op(
             "The latest committed header with its QC; 404 before the first block",
             {200: _json(_ref("Checkpoint"))}, (404,)),

@@ -147,13 +147,14 @@ class Views:
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
         record_id = inputs.record_id(request.match_info["id"])
-        return shapes.respond(build_bundle(self.service.store, self.service.genesis, record_id))
+        return shapes.respond(await self.service.read(build_bundle, self.service.store, self.service.genesis,
+                                                      record_id))
 
     async def get_block(self, request: web.Request) -> web.Response:
         height = inputs.height(request.match_info["height"])
         if height > self.service.store.height:
             raise NotFound(f"no block at height {height} (head is {self.service.store.height})")
-        return shapes.respond(shapes.block_view(self.service.store, height))
+        return shapes.respond(await self.service.read(shapes.block_view, self.service.store, height))
 
     async def get_checkpoint(self, request: web.Request) -> web.Response:
         """404 `not_found` while no block is committed: there is no header or QC to show."""
@@ -214,29 +215,31 @@ class Views:
         subject = inputs.subject(request.match_info["subject"])
         start = inputs.query_int(request, "from", 0)
         limit = inputs.query_int(request, "limit", answers.SUBJECT_PAGE_DEFAULT)
-        return shapes.respond(answers.subject_history(
-            self.service.store, self.service.genesis, subject, start, limit))
+        return shapes.respond(await self.service.read(
+            answers.subject_history, self.service.store, self.service.genesis, subject, start, limit))
 
     async def get_cert_status(self, request: web.Request) -> web.Response:
         number = inputs.subject(request.match_info["number"], "certificate number")
         at_ms = inputs.query_int(request, "at", time.time_ns() // 1_000_000)
-        return shapes.respond(answers.cert_status(self.service.store, self.service.genesis, number, at_ms))
+        return shapes.respond(await self.service.read(
+            answers.cert_status, self.service.store, self.service.genesis, number, at_ms))
 
     async def get_shares(self, request: web.Request) -> web.Response:
         dataset = inputs.subject(request.match_info["id"], "dataset id")
-        return shapes.respond(answers.dataset_shares(self.service.store, self.service.genesis, dataset))
+        return shapes.respond(await self.service.read(
+            answers.dataset_shares, self.service.store, self.service.genesis, dataset))
 
     async def get_provenance(self, request: web.Request) -> web.Response:
         record_id = inputs.record_id(request.match_info["record_id"])
         depth = inputs.query_int(request, "depth", PROVENANCE_DEPTH_DEFAULT)
         direction = request.query.get("direction", "back")
-        return shapes.respond(answers.provenance(
-            self.service.store, self.service.genesis, record_id, depth, direction))
+        return shapes.respond(await self.service.read(
+            answers.provenance, self.service.store, self.service.genesis, record_id, depth, direction))
 
     async def get_certificate(self, request: web.Request) -> web.Response:
         """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
         record_id = inputs.record_id(request.match_info["id"])
-        bundle = build_bundle(self.service.store, self.service.genesis, record_id)
+        bundle = await self.service.read(build_bundle, self.service.store, self.service.genesis, record_id)
         page = certificate.render(bundle, self.service.genesis)
         return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=CERTIFICATE_HEADERS)

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ledgernode import aio
 from ledgernode.api import make_app
 from ledgernode.config import Limits
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import Genesis, build, parse
+from ledgernode.reads import Reads
 from ledgernode.records import Envelope, check_signer, decode_envelope
 from ledgernode.service import Backpressure, Location, Outcome, Rejection, Submitted, locate_in
 from ledgernode.state import BlockState
 from ledgernode.storage import Store
 from tests.fixtures import DEPTS, T0, Net, commit_records, content, seeded_key
+
+_T = TypeVar("_T")
 
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits(body_max_bytes=64 * 1024, batch_max_records=8, wait_default_ms=2_000,
@@ -64,6 +67,7 @@ class FakeNode:
         self.broken = False
         self.rejections: dict[bytes, Rejection] = {}  # set by tests: records dropped after admission
         self.proofs: list[dict[str, Any]] = []  # set by tests: equivocation proofs the node keeps
+        self.reads = Reads(lambda name: None)
 
     async def submit(self, raws: list[bytes]) -> list[Submitted | Exception]:
         out: list[Submitted | Exception] = []
@@ -129,6 +133,9 @@ class FakeNode:
 
     def equivocations(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         return [(seq, proof) for seq, proof in enumerate(self.proofs) if seq > after][:limit]
+
+    async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await self.reads.run(fn, *args)
 
     def status(self) -> dict[str, Any]:
         if self.broken:

@@ -22,6 +22,7 @@ import pytest
 from ledgernode import aio, codec
 from ledgernode.api import DEBUG_ROUTES, REJECTED, ROUTES, render_rejected
 from ledgernode.blocks import decode_header, qc_from_json
+from ledgernode.reads import Reads
 from ledgernode.records import decode_envelope
 from ledgernode.service import Rejection
 from ledgernode.config import Limits
@@ -267,6 +268,20 @@ async def test_backpressure_is_503_with_retry_after(net: Net) -> None:
         resp = await client.post("/v1/records", data=notarize(net, "2"), headers=MSGPACK)
         await error_of(resp, 503, "backpressure")
         assert resp.headers["Retry-After"] == "2"
+
+
+async def test_answers_past_the_reads_bound_are_503_with_retry_after(net: Net) -> None:
+    node = FakeNode(net)
+    node.reads = Reads(lambda name: None, inflight_max=0)  # every heavy read is one too many
+    async with serve(node) as client:
+        assert (await client.post("/v1/records", data=notarize(net, "1"), headers=MSGPACK)).status == 202
+        await node.commit()
+        for path in ("/v1/subjects/case-1", "/v1/certificates/LIC-1/status", "/v1/datasets/ds-1/shares",
+                     f"/v1/records/{'00' * 32}/evidence", "/v1/blocks/1"):
+            resp = await client.get(path)
+            body = await error_of(resp, 503, "backpressure")
+            assert resp.headers["Retry-After"] == "1" and "answers" in body["error"]["message"], path
+        assert (await client.get("/v1/checkpoint")).status == 200  # light reads stay on the loop
 
 
 async def test_batch_msgpack_per_item_results(

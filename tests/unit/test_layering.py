@@ -23,7 +23,7 @@ MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio"],
     "ledger": ["genesis", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
-    "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification"],
+    "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
     "net": ["guard", "catchup"],
     "runtime": ["node", "witness", "metrics", "activity", "cli", "bench", "audit", "client", "__main__"],
 }
