@@ -556,6 +556,8 @@ class StateMap:
         is_leaf, a, b, attached = self._load(h)
         if is_leaf:
             return _merge_leaf(h, (a, b, attached), changes[lo:hi], depth, out)
+        if depth >= PATH_BITS:
+            raise StoreCorrupt("state map nodes nest deeper than 256 levels")
         i = _split_at(changes, depth, lo, hi)
         left = self._update(a, depth + 1, changes, lo, i, out) if i > lo else (a, None)
         right = self._update(b, depth + 1, changes, i, hi, out) if i < hi else (b, None)
@@ -577,7 +579,7 @@ class StateMap:
             if is_leaf:
                 sub = _merge_leaf(h, (a, b, attached), [change], depth, out)
                 break
-            if len(trail) == SIBLINGS_MAX:
+            if depth >= PATH_BITS:
                 raise StoreCorrupt("state map nodes nest deeper than 256 levels")
             went_right = (p[depth >> 3] >> (7 - (depth & 7))) & 1
             trail.append((a, 1) if went_right else (b, 0))
@@ -616,7 +618,10 @@ def _merge_leaf(h: bytes, leaf: tuple[bytes, bytes, bytes], changes: Sequence[tu
     merged: dict[bytes, Outcome] = {p0: (value0, attached0)}
     for p, u in changes:
         merged[p] = _resolve(u, merged[p0] if p == p0 else None)
-    kept = (p0, h) if merged[p0] == (value0, attached0) else None
+    # An unchanged value keeps the stored leaf, attachment and all: a node whose hash is
+    # stored already is never written again (a write of the same value has no attachment).
+    now = merged[p0]
+    kept = (p0, h) if now is not None and now[0] == value0 else None
     return _build(sorted((p, *o) for p, o in merged.items() if o is not None), depth, out, kept)
 
 
@@ -658,7 +663,9 @@ def _fast_list_value(value_bytes: bytes) -> tuple[int, bytes] | None:
     if value_bytes[:3] != _LIST_HEAD or value_bytes[-39:-32] != _LIST_ROOT_HEAD:
         return None
     encoded = value_bytes[3:-39]
-    n = encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big") if encoded else 0
+    if not 1 <= len(encoded) <= 9:  # a u64 takes 1 to 9 bytes; anything else is the generic decoder's
+        return None
+    n = encoded[0] if len(encoded) == 1 else int.from_bytes(encoded[1:], "big")
     return (n, value_bytes[-32:]) if n >= 1 and encoded == _uint_bytes(n) else None
 
 

@@ -87,7 +87,7 @@ class Store:
         try:
             if raw is not None:
                 header = self.load_header(keys.decode_head(raw))
-            frontier = merkle.Frontier.load(self, header.log_size if header else 0)
+            frontier = merkle.Frontier.load(_LogNodes(self), header.log_size if header else 0)
             self._check_whole(header)
         except NotFound as exc:
             raise StoreCorrupt(f"the store is not whole: {exc} is missing below the head "
@@ -111,6 +111,10 @@ class Store:
             self.load_envelope(head.log_size - 1)
         if head.state != EMPTY_ROOT and self.map_nodes.get(head.state) is None:
             raise NotFound(f"the state map's root node {head.state.hex()[:16]}")
+        earlier = keys.EARLIER_LAYOUT_SUBJECT
+        if next(iter(self.kv.scan(earlier, earlier[:1] + b"0")), None) is not None:
+            raise StoreCorrupt("the store was written in an earlier layout (it has a subject index s/, and its "
+                               "record lists keep no right edge): it must be rebuilt from its blocks")
 
     @classmethod
     def memory(cls) -> Store:

@@ -31,6 +31,10 @@ EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
 MAP_NODE = b"t/"  # t/ node hash (32 bytes): a state-map node (version 2, statemap.py)
 LIST_NODE = b"l/"  # l/ list path (32 bytes) level (1 byte) u64(index): a record list's tree node (version 2)
 POSITION = b"p/"  # p/ list path (32 bytes) u64(position): u64(leaf_index) of a record list's entry (version 2)
+# Written for every record by layouts before the record lists' right edge was kept on
+# their leaves (version 1, and version 2 until 118c396); never written now. A store that
+# holds one is rebuilt from its blocks at open (docs/storage.md, "Opening").
+EARLIER_LAYOUT_SUBJECT = b"s/"
 
 HEAD_NAME = "head"  # m/head belongs to the commit; save_meta may not write it
 HEAD_KEY = META + HEAD_NAME.encode()

@@ -9,8 +9,9 @@ below, and the RFC 6962 root of all leaves so far is the header's log_root (one
 `merkle.Frontier` grown leaf by leaf: O(n) hashes in all), every `n/` node those leaves
 complete is stored and equal to it ("Merkle nodes"); that each envelope decodes and
 `r/<record id>` names its leaf and height; and that no
-`b/`, `q/` is stored past the head nor `e/` past its log_size. State facts (`f/`) are
-derived data and not checked. Every read verifies LevelDB's checksums.
+`b/`, `q/` is stored past the head nor `e/` past its log_size. When all of that is whole,
+the state map at the head and its record lists are checked (storage/mapscrub.py). State
+facts (`f/`) are derived data and not checked. Every read verifies LevelDB's checksums.
 
 It reads the backend itself, not through `Store`: `Store` refuses to open a store whose
 head or right edge is damaged ("Opening"), just what an operator runs this on. It goes on
@@ -35,6 +36,7 @@ from ..genesis import Genesis
 from ..records import Envelope, decode_envelope
 from . import NODE_LEVEL_STORED_MIN, keys
 from .kv import KV
+from .mapscrub import MapScrub
 
 FINDINGS_MAX = 100  # findings kept; the scrub stops at the next block once there are this many
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line this often
@@ -62,6 +64,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     truncated: bool = False  # stopped at FINDINGS_MAX
     roots_unchecked: int = 0  # blocks whose log root could not be recomputed (leaves missing)
+    map_entries: int | None = None  # state-map entries checked at the head (None: not checked)
 
     @property
     def whole(self) -> bool:
@@ -69,7 +72,9 @@ class Report:
 
     def summary(self, ledger_dir: str | Path) -> str:
         if self.whole:
-            return f"store whole: {_plural(self.head, 'block')}, {_plural(self.records, 'record')}, log root OK"
+            state = "" if self.map_entries is None else f", state map OK ({self.map_entries:,} entries)"
+            return (f"store whole: {_plural(self.head, 'block')}, {_plural(self.records, 'record')}, "
+                    f"log root OK{state}")
         first = self.findings[0].height
         where = f"height {first}" if first else "the store as a whole"
         count = ("at least " if self.truncated else "") + _plural(len(self.findings), "finding")
@@ -182,7 +187,18 @@ class _Scrub:
                 last = now
                 progress(_progress_line(height, head, self.report.records, now - started))
         self.above_head(head)
+        self.state_map(head, progress)
         return self.report
+
+    def state_map(self, head: int, progress: Callable[[str], None] | None) -> None:
+        """The map at the head, when the head header is sound and the blocks are whole
+        (storage/mapscrub.py): with blocks damaged, the rebuild redoes the map anyway."""
+        if self.prev is None or self.prev.height != head or self.report.findings:
+            return
+        walk = MapScrub(self.kv, self.prev.state, self.prev.log_size, lambda text: self.add(head, text),
+                        lambda: self.full, progress)
+        walk.run()
+        self.report.map_entries = walk.entries
 
     def read_head(self) -> int | None:
         """The height m/head names (0 when absent: an empty store), None if unusable."""

@@ -46,6 +46,21 @@ def test_a_hole_below_the_head_is_found_at_open_and_the_store_replaced(tmp_path:
     assert (aside / "CURRENT").exists()  # kept for inspection
 
 
+def test_a_store_of_an_earlier_layout_is_rebuilt_from_its_own_blocks(tmp_path: Path) -> None:
+    fill(tmp_path)
+    store = Store.open(tmp_path / "ledger")
+    head = store.head()
+    store.kv.write([(b"s/" + bytes(32) + bytes(8), b"")], [], sync=True)  # the subject index of before
+    store.close()
+    with pytest.raises(StoreCorrupt, match="earlier layout"):
+        Store.open(tmp_path / "ledger")
+    store, note = open_ledger(tmp_path, NET.genesis, can_resync=True)
+    assert note is not None and "earlier layout" in note
+    assert store.height == 3 and store.head() == head  # every block kept, the same state root
+    assert not list(store.kv.scan(b"s/", b"s0"))
+    store.close()
+
+
 def test_a_store_marked_damaged_while_running_is_replaced_and_copies_are_bounded(tmp_path: Path) -> None:
     for round_ in range(DAMAGED_KEPT_MAX + 2):
         fill(tmp_path, 1)

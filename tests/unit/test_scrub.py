@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ledgernode import config, crypto
+from ledgernode import config, crypto, ledgermap
 from ledgernode.cli import main
 from ledgernode.errors import StorageError, StoreCorrupt
 from ledgernode.storage import Store, keys, scrub
@@ -77,7 +77,9 @@ def test_a_whole_store_reports_whole(built: tuple[Net, Store]) -> None:
     report = scrub.scrub(store.kv, net.genesis)
     assert report.findings == [] and report.whole and not report.truncated
     assert (report.head, report.records, report.roots_unchecked) == (BLOCKS, BLOCKS * RECORDS_PER_BLOCK, 0)
-    assert report.summary("D") == f"store whole: {BLOCKS} blocks, {BLOCKS * RECORDS_PER_BLOCK} records, log root OK"
+    entries = BLOCKS * RECORDS_PER_BLOCK + len(ledgermap.initial_entries(net.genesis))  # a subject per record
+    assert report.summary("D") == (f"store whole: {BLOCKS} blocks, {BLOCKS * RECORDS_PER_BLOCK} records, "
+                                   f"log root OK, state map OK ({entries} entries)")
     assert report.render("D") == report.summary("D")
 
 
@@ -333,9 +335,11 @@ def _check(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, str, str
 
 
 def test_check_of_a_whole_store_exits_0(node_dir: tuple[Net, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    _, cfg, _ = node_dir
+    net, cfg, _ = node_dir
     rc, out, err = _check(capsys, cfg)
-    assert (rc, out, err) == (0, f"store whole: {BLOCKS} blocks, {BLOCKS * RECORDS_PER_BLOCK} records, log root OK\n", "")
+    entries = BLOCKS * RECORDS_PER_BLOCK + len(ledgermap.initial_entries(net.genesis))
+    assert (rc, out, err) == (0, f"store whole: {BLOCKS} blocks, {BLOCKS * RECORDS_PER_BLOCK} records, log root OK, "
+                                 f"state map OK ({entries} entries)\n", "")
 
 
 def test_check_of_a_damaged_store_exits_1(node_dir: tuple[Net, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -489,6 +489,31 @@ def test_a_list_value_parses_as_the_generic_decoder_reads_it(n: int, root: bytes
         assert parse_list_value(bad) == expected
 
 
+@pytest.mark.parametrize("n", ["abcdefghi", list(range(9)), 2**64 - 1, "x" * 40, b"\x01" * 9])
+def test_a_list_value_whose_n_is_long_or_not_an_int_is_invalid_input(n: Any) -> None:
+    """The exact-bytes fast path must hand anything it does not make to the generic rule."""
+    value = codec.encode({"n": n, "root": bytes(32)})
+    if type(n) is int:
+        assert parse_list_value(value) == (n, bytes(32))
+    else:
+        with pytest.raises(InvalidInput):
+            parse_list_value(value)
+
+
+def test_writing_a_list_entry_its_own_value_keeps_the_stored_leaf_and_its_edge() -> None:
+    store = MemoryNodeStore()
+    m = StateMap(store)
+    p = path("subject", "LIC-1")
+    value, edge, _ = list_append(None, b"", [3, 5, 8])
+    m.commit(m.prepare_updates({p: lambda current, attached: (value, edge)}))
+    m.set(path("subject", "other"), value)  # an inner root above the list's leaf
+    again = m.prepare({p: value})  # the same value, given as bytes: no attachment
+    assert again.root == m.root and dict(again.nodes) == {}
+    appended = m.prepare_updates({p: lambda current, attached: list_append(current, attached, [9])[:2]})
+    m.commit(appended)  # the kept edge is still there to append from
+    assert m.get(p) == list_value([3, 5, 8, 9])
+
+
 def test_record_list_rules() -> None:
     with pytest.raises(ValueError, match="empty"):
         list_value([])
