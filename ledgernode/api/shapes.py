@@ -29,10 +29,18 @@ def jsonable(value: Any) -> Any:
 
 
 def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(jsonable(payload), separators=(",", ":")),
-        content_type="application/json", headers=headers,
-    )
+    return respond_body(json_body(payload), status, headers)
+
+
+def json_body(payload: Any) -> bytes:
+    """The compact JSON bytes of a payload (bytes as hex or base64: `jsonable`)."""
+    return json.dumps(jsonable(payload), separators=(",", ":")).encode("utf-8")
+
+
+def respond_body(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer whose bytes `json_body` made (off the event loop, for big answers)."""
+    return web.Response(status=status, body=body, content_type="application/json", charset="utf-8",
+                        headers=headers)
 
 
 def committed(loc: Location) -> dict[str, Any]:
