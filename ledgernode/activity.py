@@ -58,8 +58,8 @@ class Activity:
         self.rejections = Throttle(logger, REJECTED_LINE_S)
 
     def started(self, index: int, chain: str, api: tuple[str, int], peer: tuple[str, int],
-                peers: dict[int, tuple[str, int]], height: int, log_size: int) -> None:
-        links = ", ".join(f"{i}={h}:{p}" for i, (h, p) in sorted(peers.items())) or "none"
+                peers: dict[str, tuple[str, int]], height: int, log_size: int) -> None:
+        links = ", ".join(f"{key[:8]}={h}:{p}" for key, (h, p) in sorted(peers.items())) or "none"
         self.log.info("node %d of chain %s up at height %d (%d records): API http://%s:%d, "
                       "peer port %s:%d, peers %s", index, chain, height, log_size, *api, *peer, links)
 

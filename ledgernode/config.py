@@ -9,10 +9,12 @@ Example (configs/node.example.toml):
     api_listen = "127.0.0.1:8100"
     peer_listen = "127.0.0.1:8200"
 
-    [peers]  # other validators' peer addresses, keyed by validator index
-    1 = "127.0.0.1:8201"
-    2 = "127.0.0.1:8202"
-    3 = "127.0.0.1:8203"
+    [peers]  # other validators' peer addresses, keyed by their public key (hex, as in the genesis)
+    "5b0b…(64 hex)" = "127.0.0.1:8201"
+    "9f1c…(64 hex)" = "127.0.0.1:8202"
+
+`[peers]` is read again on SIGHUP (ledgernode/peers.py): a running node dials the new
+addresses without a restart.
 
     [limits]
     body_max_bytes = 8388608
@@ -32,6 +34,7 @@ from typing import Any
 
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
+_PUBKEY_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class ConfigError(Exception):
@@ -70,7 +73,7 @@ class NodeConfig:
     index: int
     api_listen: tuple[str, int]
     peer_listen: tuple[str, int]
-    peers: dict[int, tuple[str, int]]  # validator index -> peer address
+    peers: dict[str, tuple[str, int]]  # validator public key (64 lowercase hex) -> peer address
     limits: Limits = field(default_factory=Limits)
     debug_endpoints: bool = False  # fault injection over HTTP: tests only
 
@@ -99,6 +102,19 @@ def _limits(raw: Any) -> Limits:
     return limits
 
 
+def _peers(raw: Any) -> dict[str, tuple[str, int]]:
+    if not isinstance(raw, dict):
+        raise ConfigError('peers: expected a table like {"<validator public key, 64 hex>" = "10.0.0.2:7201"}')
+    peers = {}
+    for key, value in raw.items():
+        if not _PUBKEY_HEX.fullmatch(key):
+            raise ConfigError(f"peers.{str(key)[:70]}: keys are the other validators' public keys, 64 lowercase "
+                              "hex characters as in the genesis (keys by validator index are the format of "
+                              "before: write each validator's pubkey from genesis.json instead)")
+        peers[key] = _address(value, f"peers.{key[:16]}")
+    return peers
+
+
 def load(path: str | Path) -> NodeConfig:
     p = Path(path)
     try:
@@ -124,14 +140,7 @@ def load(path: str | Path) -> NodeConfig:
     index = need("index", int)
     if index < 0:
         raise ConfigError("index: must be >= 0")
-    peers_raw = doc.get("peers", {})
-    if not isinstance(peers_raw, dict):
-        raise ConfigError('peers: expected a table like {1 = "127.0.0.1:7201"} keyed by validator index')
-    peers = {}
-    for key, value in peers_raw.items():
-        if not _DIGITS.fullmatch(str(key)) or int(key) == index:
-            raise ConfigError(f"peers.{key}: keys are other validators' indexes")
-        peers[int(key)] = _address(value, f"peers.{key}")
+    peers = _peers(doc.get("peers", {}))
     debug = doc.get("debug_endpoints", False)
     if not isinstance(debug, bool):
         raise ConfigError("debug_endpoints: expected true or false")
@@ -150,7 +159,7 @@ def load(path: str | Path) -> NodeConfig:
 
 
 def render(data_dir: str, key_file: str, genesis: str, index: int, api: str, peer: str,
-           peers: dict[int, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
+           peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
     """TOML text of a node config (used by devnet)."""
     q = json.dumps  # a JSON string is a valid TOML basic string, escapes included
     lines = [
@@ -158,6 +167,6 @@ def render(data_dir: str, key_file: str, genesis: str, index: int, api: str, pee
         f"index = {index}", f"api_listen = {q(api)}", f"peer_listen = {q(peer)}",
         f"debug_endpoints = {'true' if debug else 'false'}", "", "[peers]",
     ]
-    lines += [f"{i} = {q(addr)}" for i, addr in sorted(peers.items())]
+    lines += [f"{q(pubkey)} = {q(addr)}" for pubkey, addr in sorted(peers.items())]
     lines += ["", "[limits]"] + [f"{k} = {v}" for k, v in (limits or {}).items()]
     return "\n".join(lines) + "\n"

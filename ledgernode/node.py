@@ -56,6 +56,8 @@ from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import metrics_text, status_document
 from .net import Faults, PeerNetwork
+from . import peers
+from .peers import peer_indexes
 from .reads import Reads
 from .intake import Intake
 from .outcomes import Outcomes
@@ -187,7 +189,7 @@ class Node:
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
         self.records_event_pending = False
-        self.net = PeerNetwork(self.genesis, cfg.index, self.key, cfg.peers,
+        self.net = PeerNetwork(self.genesis, cfg.index, self.key, peer_indexes(self.genesis, cfg.index, cfg.peers),
                                self._on_peer_message, self._on_peer_records,
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
         self.inbox: asyncio.Queue[InboxEvent] | None = None
@@ -535,6 +537,10 @@ class Node:
     def rejection(self, record_id: bytes) -> Rejection | None:
         return self.outcomes.rejection(record_id, now_ms())
 
+    def reload_peers(self) -> None:
+        """SIGHUP: dial the peer addresses the config file names now (ledgernode/peers.py)."""
+        self.cfg = peers.reload(self.cfg, self.genesis, self.net, self.count)
+
     async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await self.reads.run(fn, *args)
 
@@ -641,6 +647,7 @@ async def serve(cfg: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_peers)
     try:
         await node.start()
         stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())

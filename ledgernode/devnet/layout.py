@@ -124,8 +124,9 @@ def _key(path: Path) -> crypto.PrivateKey:
     return key
 
 
-def _node_config_text(i: int, n: int, base_port: int) -> str:
-    peers = {j: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j in range(n) if j != i}
+def _node_config_text(i: int, pubkeys: list[str], base_port: int) -> str:
+    """Node i's config; `pubkeys` are the validators' public keys (hex), in genesis order."""
+    peers = {key: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j, key in enumerate(pubkeys) if j != i}
     return config.render(
         data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}", index=i,
         api=f"{HOST}:{base_port + i}", peer=f"{HOST}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
@@ -159,18 +160,21 @@ def create(root: Path, nodes: int, base_port: int) -> None:
     raw = genesis_mod.build(CHAIN_ID, validators, clients)
     write_atomic(root / GENESIS_FILE, raw)
     for i in range(nodes):
-        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, nodes, base_port).encode())
+        pubkeys = [v["pubkey"] for v in validators]
+        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port).encode())
 
 
 def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None) -> NodeFiles:
     rel = f"node{i}/node.toml"
     path = root / rel
     if not path.exists():
-        write_atomic(path, _node_config_text(i, gen.n, base_port or DEFAULT_BASE_PORT).encode())
+        pubkeys = [v.pubkey.raw.hex() for v in gen.validators]
+        write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT).encode())
     try:
         cfg = config.load(path)
     except config.ConfigError as exc:
-        raise DevnetError(f"{path}: {exc}") from None
+        raise DevnetError(f"{path}: {exc} (a devnet directory made by an older version: remove it, or pass "
+                          "another --dir, to make a new one)") from None
     if cfg.index != i:
         raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
     if base_port is not None and cfg.api_listen[1] != base_port + i:

@@ -70,7 +70,9 @@ class PeerNetwork:
         self.counters: dict[str, int] = {}
         self.refusals = Throttle(log, REFUSED_LINE_S)  # one line per cause per interval: a flood stays quiet
         self.faults = Faults()
-        self.tasks: list[asyncio.Task[None]] = []
+        self.dialers: dict[int, asyncio.Task[None]] = {}  # one dial loop per configured peer
+        self.outbound: dict[int, Any] = {}  # the websocket of each peer's link while it is up
+        self.redials: dict[int, asyncio.Event] = {i: asyncio.Event() for i in peers}  # address changed
         self.session: ClientSession | None = None
         self.inbound_ws: set[web.WebSocketResponse] = set()
         self.preauth = PreAuth()
@@ -121,7 +123,9 @@ class PeerNetwork:
 
     def _push(self, peer: int, frame: bytes) -> None:
         """Queue a frame; drop the oldest ones while the queue is over its count or bytes."""
-        queue = self.queues[peer]
+        queue = self.queues.get(peer)
+        if queue is None:  # no longer dialled (`set_peers`) while the frame was delayed
+            return
         if len(queue) == queue.maxlen:
             self.queued_bytes[peer] -= len(queue[0])  # append below drops it
             self.count("send_queue_full_dropped")
@@ -134,10 +138,11 @@ class PeerNetwork:
 
     async def _dial_loop(self, peer: int) -> None:
         backoff = BACKOFF_MIN_S
-        host, port = self.peers[peer]
         assert self.session is not None
         while True:
             ws = None
+            host, port = self.peers[peer]  # read again each time: `set_peers` may have changed it
+            self.redials[peer].clear()
             try:
                 # one deadline for connecting, the upgrade and the handshake: whoever answers
                 # at a peer's address cannot hold the link; it sends only handshake frames
@@ -146,7 +151,10 @@ class PeerNetwork:
                         f"http://{host}:{port}{PEER_PATH}",
                         max_msg_size=handshake.ws_max_msg_size(handshake.HANDSHAKE_MAX_BYTES), heartbeat=HEARTBEAT_S)
                     await handshake.dial(ws, self.genesis, self.key, self.index, peer)
+                if self.peers.get(peer) != (host, port):
+                    continue  # its address changed while we dialled the old one (`finally` closes it)
                 self.state[peer] = "up"
+                self.outbound[peer] = ws
                 log.info("link to validator %d up (%s:%d)", peer, host, port)
                 backoff = BACKOFF_MIN_S
                 await self._drain(ws, peer)
@@ -160,10 +168,66 @@ class PeerNetwork:
                     log.info("link to validator %d lost: %s", peer, exc)
                 self.state[peer] = "down"
             finally:
+                self.outbound.pop(peer, None)
                 if ws is not None:
                     await ws.close()
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            if await self._redialled(peer, backoff * (0.5 + random.random())):
+                backoff = BACKOFF_MIN_S  # a new address: try it now, not after the old one's backoff
+            else:
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _redialled(self, peer: int, wait_s: float) -> bool:
+        """Wait out a backoff; True (at once) if the peer's address changed meanwhile."""
+        try:
+            async with asyncio.timeout(wait_s):
+                await self.redials[peer].wait()
+            return True
+        except TimeoutError:
+            return False
+
+    # -- peer addresses (node config, reloaded on SIGHUP: ledgernode/peers.py) -------------
+
+    def set_peers(self, peers: dict[int, tuple[str, int]]) -> list[str]:
+        """Dial these addresses from now on; one line per change. A link to a changed
+        address is closed and redialled at the new one at once; a peer no longer listed
+        is not dialled any more (its queued frames are dropped); a new one is dialled."""
+        changes = []
+        for peer in sorted(set(self.peers) | set(peers)):
+            old, new = self.peers.get(peer), peers.get(peer)
+            if old == new:
+                continue
+            if new is None:
+                self._forget(peer)
+                changes.append(f"validator {peer}: {_text(old)} no longer dialled")
+                continue
+            self.peers[peer] = new
+            if old is None:
+                self._track(peer)
+                changes.append(f"validator {peer}: dialled at {_text(new)}")
+            else:
+                changes.append(f"validator {peer}: {_text(old)} -> {_text(new)}")
+                ws = self.outbound.get(peer)
+                if ws is not None:
+                    asyncio.ensure_future(ws.close())  # the dial loop sees the close and redials
+                self.redials[peer].set()
+        return changes
+
+    def _track(self, peer: int) -> None:
+        self.queued_bytes[peer] = 0
+        self.queues[peer] = deque(maxlen=self.queue_max)
+        self.wakeups[peer] = asyncio.Event()
+        self.redials[peer] = asyncio.Event()
+        self.state[peer] = "connecting"
+        if self.session is not None:  # started: dial it now
+            self.dialers[peer] = asyncio.create_task(self._dial_loop(peer))
+
+    def _forget(self, peer: int) -> None:
+        task = self.dialers.pop(peer, None)
+        if task is not None:
+            task.cancel()
+        del self.peers[peer]
+        for table in (self.queued_bytes, self.queues, self.wakeups, self.redials, self.state):
+            table.pop(peer, None)
 
     async def _drain(self, ws: Any, peer: int) -> None:
         """Send queued frames until the link closes (a reader task notices the close)."""
@@ -311,12 +375,12 @@ class PeerNetwork:
 
     async def start(self) -> None:
         self.session = ClientSession(timeout=ClientTimeout(total=None, connect=handshake.HANDSHAKE_TIMEOUT_S))
-        self.tasks = [asyncio.create_task(self._dial_loop(peer)) for peer in self.peers]
+        self.dialers = {peer: asyncio.create_task(self._dial_loop(peer)) for peer in self.peers}
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in self.dialers.values():
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.dialers.values(), return_exceptions=True)
         if self.listener is not None:
             self.listener.close()  # no new connections
             for transport in list(self.preauth.pending):  # nor any half-open one
@@ -342,3 +406,7 @@ class PeerNetwork:
                    "queued": len(self.queues[peer])}
             for peer in self.peers
         }
+
+
+def _text(address: tuple[str, int] | None) -> str:
+    return "-" if address is None else f"{address[0]}:{address[1]}"

@@ -83,7 +83,7 @@ class Cluster:
             d = root / f"node{i}"
             d.mkdir()
             crypto.save_private_key(d / "validator.pem", key)
-            peers = {j: f"127.0.0.1:{self.peer_ports[j]}" for j in range(n) if j != i}
+            peers = {k.public.raw.hex(): f"127.0.0.1:{self.peer_ports[j]}" for j, k in enumerate(self.keys) if j != i}
             text = config.render("data", "validator.pem", "../genesis.json", i,
                                  f"127.0.0.1:{self.api_ports[i]}", f"127.0.0.1:{self.peer_ports[i]}",
                                  peers, {"round_timeout_ms": 1000, "block_interval_ms": 20, **(limits or {})},

@@ -23,7 +23,8 @@ BASE: dict[str, str] = {  # field -> TOML value text
     "api_listen": '"127.0.0.1:7101"',
     "peer_listen": '"127.0.0.1:7201"',
 }
-PEERS = {"0": '"127.0.0.1:7200"', "2": '"127.0.0.1:7202"'}
+K0, K2, K3 = "a0" * 32, "c2" * 32, "d3" * 32  # validators' public keys, as hex in a genesis
+PEERS = {f'"{K0}"': '"127.0.0.1:7200"', f'"{K2}"': '"127.0.0.1:7202"'}
 
 
 def toml_text(top: dict[str, Any] | None = None, peers: dict[str, str] | None = None,
@@ -58,7 +59,7 @@ def load_error(tmp_path: Path, text: str | bytes) -> str:
 
 def test_load_accepts_rendered_config_and_resolves_paths_against_its_directory(tmp_path: Path) -> None:
     text = config.render("data", "validator.pem", "../genesis.json", 1, "127.0.0.1:7101", "127.0.0.1:7201",
-                         {0: "127.0.0.1:7200", 2: "localhost:7202", 3: "10.0.0.3:7203"},
+                         {K0: "127.0.0.1:7200", K2: "localhost:7202", K3: "10.0.0.3:7203"},
                          {"round_timeout_ms": 1000, "block_interval_ms": 20}, debug=True)
     path = write(tmp_path, text)
     cfg = config.load(path)
@@ -71,8 +72,7 @@ def test_load_accepts_rendered_config_and_resolves_paths_against_its_directory(t
     assert cfg.index == 1
     assert cfg.api_listen == ("127.0.0.1", 7101)
     assert cfg.peer_listen == ("127.0.0.1", 7201)
-    assert cfg.peers == {0: ("127.0.0.1", 7200), 2: ("localhost", 7202), 3: ("10.0.0.3", 7203)}
-    assert all(isinstance(k, int) for k in cfg.peers)
+    assert cfg.peers == {K0: ("127.0.0.1", 7200), K2: ("localhost", 7202), K3: ("10.0.0.3", 7203)}
     assert cfg.limits == Limits(round_timeout_ms=1000, block_interval_ms=20)
     assert cfg.debug_endpoints is True
 
@@ -89,7 +89,7 @@ def test_render_without_limits_or_peers_loads_with_defaults(tmp_path: Path) -> N
 def test_every_limit_round_trips_through_render(tmp_path: Path) -> None:
     values = {f.name: 1_000 + i for i, f in enumerate(fields(Limits))}
     values["wait_default_ms"], values["wait_max_ms"] = 500, 600
-    text = config.render("d", "k.pem", "g.json", 0, "127.0.0.1:7100", "127.0.0.1:7200", {1: "h:1"}, values)
+    text = config.render("d", "k.pem", "g.json", 0, "127.0.0.1:7100", "127.0.0.1:7200", {K2: "h:1"}, values)
     assert config.load(write(tmp_path, text)).limits == Limits(**values)
 
 
@@ -128,7 +128,7 @@ EXAMPLE_LIMIT = re.compile(r"^# ([a-z_]+) = ([0-9]+)$", re.MULTILINE)
 
 def test_the_example_config_loads() -> None:
     cfg = config.load(EXAMPLE)
-    assert cfg.index == 0 and sorted(cfg.peers) == [1, 2, 3]
+    assert cfg.index == 0 and len(cfg.peers) == 3 and all(len(key) == 64 for key in cfg.peers)
     assert cfg.limits == Limits()  # every limit is left at its default
     assert cfg.debug_endpoints is False
 
@@ -236,12 +236,12 @@ def test_bad_listen_address(tmp_path: Path, name: str, address: str) -> None:
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
 def test_bad_peer_address(tmp_path: Path, address: str) -> None:
-    msg = load_error(tmp_path, toml_text(peers={"0": '"127.0.0.1:7200"', "2": f'"{address}"'}))
-    assert msg.startswith("peers.2:") and "host:port" in msg, msg
+    msg = load_error(tmp_path, toml_text(peers={f'"{K0}"': '"127.0.0.1:7200"', f'"{K2}"': f'"{address}"'}))
+    assert msg.startswith(f"peers.{K2[:16]}:") and "host:port" in msg, msg
 
 
 def test_peer_address_not_a_string(tmp_path: Path) -> None:
-    assert load_error(tmp_path, toml_text(peers={"0": "7200"})).startswith("peers.0:")
+    assert load_error(tmp_path, toml_text(peers={f'"{K0}"': "7200"})).startswith(f"peers.{K0[:16]}:")
 
 
 def test_unknown_top_level_field(tmp_path: Path) -> None:
@@ -291,16 +291,17 @@ def test_peers_not_a_table(tmp_path: Path, value: str) -> None:
     assert load_error(tmp_path, text).startswith("peers:")
 
 
-def test_peers_keyed_by_own_index(tmp_path: Path) -> None:
-    msg = load_error(tmp_path, toml_text(peers={"0": '"127.0.0.1:7200"', "1": '"127.0.0.1:7299"'}))
-    assert msg.startswith("peers.1:")
+def test_peers_keyed_by_index_as_before_name_the_new_format(tmp_path: Path) -> None:
+    msg = load_error(tmp_path, toml_text(peers={"0": '"127.0.0.1:7200"', "2": '"127.0.0.1:7202"'}))
+    assert msg.startswith("peers.0:") and "public keys" in msg and "format of before" in msg, msg
 
 
-@pytest.mark.parametrize("key", ["a", "node2", "-1", '"1.5"', '" 2"', '""'])
-def test_peers_with_non_digit_keys(tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize("key", ["a", "node2", "-1", '"1.5"', '" 2"', '""', f'"{"A0" * 32}"', f'"{"a0" * 31}"',
+                                 f'"{"a0" * 33}"', f'"{"g0" * 32}"'])
+def test_peers_with_keys_that_are_not_64_lowercase_hex(tmp_path: Path, key: str) -> None:
     msg = load_error(tmp_path, toml_text(peers={key: '"127.0.0.1:7200"'}))
     assert msg.startswith("peers."), msg
-    assert "validators' indexes" in msg
+    assert "64 lowercase hex" in msg
 
 
 def test_not_toml(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def test_first_run_writes_keys_genesis_and_configs(root: Path) -> None:
         assert cfg.index == i
         assert cfg.api_listen == ("127.0.0.1", BASE + i)
         assert cfg.peer_listen == ("127.0.0.1", BASE + devnet.PEER_PORT_OFFSET + i)
-        assert cfg.peers == {j: ("127.0.0.1", BASE + 100 + j) for j in range(4) if j != i}
+        assert cfg.peers == {gen.validators[j].pubkey.raw.hex(): ("127.0.0.1", BASE + 100 + j)
+                             for j in range(4) if j != i}
         assert cfg.data_dir == (root / f"node{i}" / "data").resolve()
         assert cfg.genesis.resolve() == (root / "genesis.json").resolve()
         assert crypto.load_private_key(cfg.key_file).public == gen.validators[i].pubkey

@@ -25,7 +25,7 @@ MODULE_LAYERS = {
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "witness", "metrics", "activity", "cli", "bench", "audit", "client", "__main__"],
+    "runtime": ["node", "peers", "witness", "metrics", "activity", "cli", "bench", "audit", "client", "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {

@@ -659,4 +659,4 @@ async def test_stop_closes_inbound_links(cluster: Factory) -> None:
     peers[1].pn = None
     await until(lambda: not peers[0].net.peer_states()[1]["in"], what="inbound gone")
     assert not stopped.inbound_ws
-    assert all(t.done() for t in stopped.tasks)
+    assert all(t.done() for t in stopped.dialers.values())

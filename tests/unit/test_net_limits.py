@@ -554,3 +554,51 @@ async def test_a_subprotocol_request_is_refused_quietly(nodes: Any, caplog: pyte
     assert server.net.counters == {"peer_refused": 10}
     assert [r.name for r in caplog.records if r.levelno >= logging.WARNING] == ["ledgernode.net"]
     await until(lambda: len(server.net.preauth) == 0, what="forgotten")
+
+
+# -- peer addresses changed while running (`set_peers`, reloaded on SIGHUP: ledgernode/peers.py) --
+
+
+def _dead_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((LOCAL, 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_changed_address_is_dialled_at_once_not_after_the_backoff(
+        nodes: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(net.links, "BACKOFF_MIN_S", 600.0)  # without the redial, no second try in the test
+    monkeypatch.setattr(net.links, "BACKOFF_MAX_S", 600.0)
+    dead = _dead_port()
+    a = await nodes(0, peers={1: (LOCAL, dead)})
+    b = await nodes(1, peers={})
+    await a.net.start()
+    await until(lambda: a.net.peer_states()[1]["out"] == "down", what="the dial to a dead address failing")
+    changes = a.net.set_peers({1: (LOCAL, b.port)})
+    assert changes == [f"validator 1: {LOCAL}:{dead} -> {LOCAL}:{b.port}"]
+    await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.peer_states() == {}
+                and b.net.inbound.get(0) == 1, what="the link at the new address")
+    assert a.net.set_peers({1: (LOCAL, b.port)}) == []  # the same addresses change nothing
+
+    # The validator moves while its link is up: the old link is closed, the new address dialled.
+    moved = await nodes(1, peers={})
+    assert a.net.set_peers({1: (LOCAL, moved.port)}) == [f"validator 1: {LOCAL}:{b.port} -> {LOCAL}:{moved.port}"]
+    await until(lambda: moved.net.inbound.get(0) == 1 and not b.net.inbound.get(0)
+                and a.net.peer_states()[1]["out"] == "up", what="the link moved to the new address")
+
+
+async def test_a_peer_no_longer_listed_is_not_dialled_and_a_new_one_is(nodes: Any) -> None:
+    b = await nodes(1, peers={})
+    a = await nodes(0, peers={1: (LOCAL, b.port)})
+    await a.net.start()
+    await until(lambda: a.net.peer_states()[1]["out"] == "up", what="link up")
+    assert a.net.set_peers({}) == [f"validator 1: {LOCAL}:{b.port} no longer dialled"]
+    assert a.net.peer_states() == {}
+    a.net.send(1, Status(CHAIN, 1, 0))  # to a peer not dialled any more: dropped, no error
+    a.net.gossip([b"\0" * 10])
+    await until(lambda: not b.net.inbound.get(0), what="the old link closed")
+    assert a.net.set_peers({1: (LOCAL, b.port)}) == [f"validator 1: dialled at {LOCAL}:{b.port}"]
+    await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.inbound.get(0) == 1, what="dialled again")
