@@ -98,6 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import config
     from .node import NodeFailed, serve
 
+    import signal
+
+    # Until the node's loop takes SIGHUP (peers.py), one must not end the process (also
+    # set in __main__.py, for `python -m ledgernode`); the config is read just below.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(args.log_level, args.log_format)
     try:
         cfg = config.load(args.config)

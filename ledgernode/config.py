@@ -35,6 +35,7 @@ from typing import Any
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 _PUBKEY_HEX = re.compile(r"[0-9a-f]{64}")
+OLDER_PEERS_FORMAT = "keys by validator index are the format of before"
 
 
 class ConfigError(Exception):
@@ -108,9 +109,10 @@ def _peers(raw: Any) -> dict[str, tuple[str, int]]:
     peers = {}
     for key, value in raw.items():
         if not _PUBKEY_HEX.fullmatch(key):
-            raise ConfigError(f"peers.{str(key)[:70]}: keys are the other validators' public keys, 64 lowercase "
-                              "hex characters as in the genesis (keys by validator index are the format of "
-                              "before: write each validator's pubkey from genesis.json instead)")
+            older = f" ({OLDER_PEERS_FORMAT}: write each validator's pubkey from genesis.json instead)" \
+                if _DIGITS.fullmatch(key) else ""
+            raise ConfigError(f"peers.{ascii(key)[1:-1][:70]}: keys are the other validators' public keys, 64 "
+                              f"lowercase hex characters as in the genesis{older}")
         peers[key] = _address(value, f"peers.{key[:16]}")
     return peers
 

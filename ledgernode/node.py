@@ -150,6 +150,7 @@ class Node:
         self.key = crypto.load_private_key(cfg.key_file)
         if self.key.public.raw != self.genesis.validators[cfg.index].pubkey.raw:
             raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
+        peer_addresses = peer_indexes(self.genesis, cfg.index, cfg.peers)  # before the store is touched
         self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=self.genesis.n > 1,
                                          progress=lambda line: log.warning("%s", line))
         if healed is not None:
@@ -189,7 +190,7 @@ class Node:
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
         self.records_event_pending = False
-        self.net = PeerNetwork(self.genesis, cfg.index, self.key, peer_indexes(self.genesis, cfg.index, cfg.peers),
+        self.net = PeerNetwork(self.genesis, cfg.index, self.key, peer_addresses,
                                self._on_peer_message, self._on_peer_records,
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
         self.inbox: asyncio.Queue[InboxEvent] | None = None
@@ -639,21 +640,26 @@ class Node:
 
 async def serve(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    reload_asked: list[None] = []  # a SIGHUP while the node starts: its peers are reloaded once it runs
+    loop.add_signal_handler(signal.SIGHUP, reload_asked.append, None)
     node = Node(cfg)
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the node: never rescan it
     gc.set_threshold(GC_GEN0_OBJECTS, *gc.get_threshold()[1:])
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, node.reload_peers)
     try:
         await node.start()
+        loop.add_signal_handler(signal.SIGHUP, node.reload_peers)
+        if reload_asked:
+            node.reload_peers()
         stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         await asyncio.wait([stopper, node.fatal], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
     finally:
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)  # stopping: nothing to reload any more
         try:
             await asyncio.wait_for(node.stop(), STOP_MAX_S)
         except asyncio.TimeoutError:

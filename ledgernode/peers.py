@@ -45,7 +45,7 @@ def reload(cfg: NodeConfig, genesis: Genesis, net: PeerNetwork, count: Callable[
         addresses = peer_indexes(genesis, cfg.index, fresh.peers)
     except ConfigError as exc:
         count("peers_reload_refused")
-        log.error("SIGHUP: peers not reloaded, %s does not load: %s", cfg.path, exc)
+        log.error("SIGHUP: peers not reloaded: %s", exc)
         return cfg
     if dataclasses.replace(fresh, peers=cfg.peers) != cfg:
         log.warning("SIGHUP reloads only [peers]: restart the node to apply the other changes in %s", cfg.path)

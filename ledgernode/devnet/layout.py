@@ -173,8 +173,9 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
     try:
         cfg = config.load(path)
     except config.ConfigError as exc:
-        raise DevnetError(f"{path}: {exc} (a devnet directory made by an older version: remove it, or pass "
-                          "another --dir, to make a new one)") from None
+        older = " (a devnet directory made by an older version: remove it, or pass another --dir, to make a " \
+                "new one)" if config.OLDER_PEERS_FORMAT in str(exc) else ""
+        raise DevnetError(f"{path}: {exc}{older}") from None
     if cfg.index != i:
         raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
     if base_port is not None and cfg.api_listen[1] != base_port + i:

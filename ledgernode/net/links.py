@@ -71,6 +71,8 @@ class PeerNetwork:
         self.refusals = Throttle(log, REFUSED_LINE_S)  # one line per cause per interval: a flood stays quiet
         self.faults = Faults()
         self.dialers: dict[int, asyncio.Task[None]] = {}  # one dial loop per configured peer
+        self.retiring: set[asyncio.Task[None]] = set()  # dial loops of peers no longer dialled, ending
+        self.stopping = False
         self.outbound: dict[int, Any] = {}  # the websocket of each peer's link while it is up
         self.redials: dict[int, asyncio.Event] = {i: asyncio.Event() for i in peers}  # address changed
         self.session: ClientSession | None = None
@@ -136,10 +138,14 @@ class PeerNetwork:
             self.count("send_queue_full_dropped")
         self.wakeups[peer].set()
 
+    def _dialling(self, peer: int) -> bool:
+        """Is the running task the dial loop of `peer` (not one `set_peers` retired)?"""
+        return self.dialers.get(peer) is asyncio.current_task()
+
     async def _dial_loop(self, peer: int) -> None:
         backoff = BACKOFF_MIN_S
         assert self.session is not None
-        while True:
+        while self._dialling(peer):
             ws = None
             host, port = self.peers[peer]  # read again each time: `set_peers` may have changed it
             self.redials[peer].clear()
@@ -158,19 +164,29 @@ class PeerNetwork:
                 log.info("link to validator %d up (%s:%d)", peer, host, port)
                 backoff = BACKOFF_MIN_S
                 await self._drain(ws, peer)
-                self.state[peer] = "down"  # the peer closed the link
-                log.info("link to validator %d lost: it closed the connection", peer)
+                if not self._dialling(peer):
+                    return  # no longer dialled (`finally` closes the link)
+                self.state[peer] = "down"
+                if self.redials[peer].is_set():
+                    log.info("link to validator %d closed: its address changed", peer)
+                else:
+                    log.info("link to validator %d lost: it closed the connection", peer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 # any failure of one link is that link's problem: note it, back off, redial
+                if not self._dialling(peer):
+                    return
                 if self.state.get(peer) == "up":
                     log.info("link to validator %d lost: %s", peer, exc)
                 self.state[peer] = "down"
             finally:
-                self.outbound.pop(peer, None)
                 if ws is not None:
+                    if self.outbound.get(peer) is ws:
+                        del self.outbound[peer]
                     await ws.close()
+            if not self._dialling(peer):
+                return
             if await self._redialled(peer, backoff * (0.5 + random.random())):
                 backoff = BACKOFF_MIN_S  # a new address: try it now, not after the old one's backoff
             else:
@@ -188,9 +204,10 @@ class PeerNetwork:
     # -- peer addresses (node config, reloaded on SIGHUP: ledgernode/peers.py) -------------
 
     def set_peers(self, peers: dict[int, tuple[str, int]]) -> list[str]:
-        """Dial these addresses from now on; one line per change. A link to a changed
-        address is closed and redialled at the new one at once; a peer no longer listed
-        is not dialled any more (its queued frames are dropped); a new one is dialled."""
+        """Dial these addresses from now on; one line per change. A link up at a changed
+        address is closed and the new one dialled at once (a dial in progress to the old
+        one ends within its handshake deadline first); a peer no longer listed is not
+        dialled any more (its queued frames are dropped); a new one is dialled."""
         changes = []
         for peer in sorted(set(self.peers) | set(peers)):
             old, new = self.peers.get(peer), peers.get(peer)
@@ -206,10 +223,8 @@ class PeerNetwork:
                 changes.append(f"validator {peer}: dialled at {_text(new)}")
             else:
                 changes.append(f"validator {peer}: {_text(old)} -> {_text(new)}")
-                ws = self.outbound.get(peer)
-                if ws is not None:
-                    asyncio.ensure_future(ws.close())  # the dial loop sees the close and redials
-                self.redials[peer].set()
+                self.redials[peer].set()  # the link's drain ends, its dial loop closes it and redials
+                self.wakeups[peer].set()
         return changes
 
     def _track(self, peer: int) -> None:
@@ -218,34 +233,40 @@ class PeerNetwork:
         self.wakeups[peer] = asyncio.Event()
         self.redials[peer] = asyncio.Event()
         self.state[peer] = "connecting"
-        if self.session is not None:  # started: dial it now
+        if self.session is not None and not self.stopping:  # started: dial it now
             self.dialers[peer] = asyncio.create_task(self._dial_loop(peer))
 
     def _forget(self, peer: int) -> None:
         task = self.dialers.pop(peer, None)
         if task is not None:
             task.cancel()
+            self.retiring.add(task)  # awaited by `stop`; it also ends on its own (`_dialling`)
+            task.add_done_callback(self.retiring.discard)
         del self.peers[peer]
         for table in (self.queued_bytes, self.queues, self.wakeups, self.redials, self.state):
             table.pop(peer, None)
 
     async def _drain(self, ws: Any, peer: int) -> None:
-        """Send queued frames until the link closes (a reader task notices the close)."""
-        queue, wake = self.queues[peer], self.wakeups[peer]
+        """Send queued frames until the link closes (a reader task notices the close), the
+        peer's address changes or it is no longer dialled (`set_peers`)."""
+        queue, wake, redial = self.queues[peer], self.wakeups[peer], self.redials[peer]
         reader = asyncio.create_task(self._read_until_closed(ws))
         try:
-            while not reader.done() and not ws.closed:
+            while not reader.done() and not ws.closed and not redial.is_set() and self._dialling(peer):
                 while queue:
                     frame = queue[0]
                     await ws.send_bytes(frame)
-                    if queue and queue[0] is frame:  # not already dropped meanwhile
+                    if queue and queue[0] is frame and peer in self.queued_bytes:  # not dropped meanwhile
                         queue.popleft()
                         self.queued_bytes[peer] -= len(frame)
                 wake.clear()
                 if not queue:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                    # arrives as the wait ends, and `_forget` cancels this task
                     try:
-                        await asyncio.wait_for(wake.wait(), IDLE_CHECK_S)
-                    except asyncio.TimeoutError:
+                        async with asyncio.timeout(IDLE_CHECK_S):
+                            await wake.wait()
+                    except TimeoutError:
                         pass
         finally:
             reader.cancel()
@@ -378,9 +399,11 @@ class PeerNetwork:
         self.dialers = {peer: asyncio.create_task(self._dial_loop(peer)) for peer in self.peers}
 
     async def stop(self) -> None:
-        for task in self.dialers.values():
+        self.stopping = True  # `set_peers` dials nothing new from now on
+        tasks = [*self.dialers.values(), *self.retiring]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.dialers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.listener is not None:
             self.listener.close()  # no new connections
             for transport in list(self.preauth.pending):  # nor any half-open one

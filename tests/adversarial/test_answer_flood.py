@@ -50,7 +50,7 @@ import pytest
 
 from ledgernode.auditing.answers import verify_answer
 from ledgernode.reads import READS_INFLIGHT_MAX
-from tests.integration.procs import Cluster, SteadyClient, wait_until
+from tests.integration.procs import Cluster, SteadyClient, running, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -72,12 +72,8 @@ WAIT_S = 60.0  # deadline for conditions after the flood (never an expected time
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, n=4)
-    try:
-        c.start_all()
+    with running(tmp_path) as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 def metrics(c: Cluster, i: int = FLOODED) -> str:

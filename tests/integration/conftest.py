@@ -8,14 +8,10 @@ from typing import Iterator
 
 import pytest
 
-from .procs import Cluster
+from .procs import Cluster, running
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        c.start_all()
+    with running(tmp_path) as c:
         yield c
-    finally:
-        c.stop_all()

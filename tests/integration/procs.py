@@ -12,6 +12,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -174,6 +176,17 @@ class Cluster:
 
     def block_hashes(self, i: int, upto: int) -> list[str]:
         return [self.get(i, f"/v1/blocks/{h}")["qc"]["block_hash"] for h in range(1, upto + 1)]
+
+
+@contextmanager
+def running(root: Path, n: int = 4, limits: dict[str, int] | None = None) -> Iterator[Cluster]:
+    """A started Cluster, stopped by PID when the block ends (the tests' usual fixture)."""
+    c = Cluster(root, n, limits)
+    try:
+        c.start_all()
+        yield c
+    finally:
+        c.stop_all()
 
 
 class SteadyClient:

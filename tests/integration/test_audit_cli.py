@@ -22,7 +22,7 @@ import pytest
 
 from ledgernode import crypto
 
-from .procs import REQUEST_TIMEOUT_S, Cluster
+from .procs import REQUEST_TIMEOUT_S, Cluster, running
 
 REPO = Path(__file__).resolve().parents[2]
 VALID_FROM_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -33,12 +33,8 @@ HOLDER = "ab" * 32
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, n=1)
-    try:
-        c.start_all()
+    with running(tmp_path, n=1) as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

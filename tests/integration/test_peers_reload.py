@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -20,12 +22,23 @@ import pytest
 from tests.integration.procs import Cluster, wait_until
 
 pytestmark = pytest.mark.slow
+HANGUP_EVERY_S = 0.02  # SIGHUPs sent while a node starts
 
 
 def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _takes_sighup(pid: int) -> bool:
+    """Does the process ignore or catch SIGHUP (signal 1: bit 0 of /proc's masks)?"""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if line.startswith(("SigIgn", "SigCgt")))
+    return any(int(masks.get(name, "0"), 16) & 1 for name in ("SigIgn", "SigCgt"))
 
 
 def _metric(c: Cluster, i: int, event: str) -> int:
@@ -74,3 +87,31 @@ def test_sighup_dials_the_mended_address_without_a_restart(cluster: Cluster) -> 
     assert "peers not reloaded" in (c.root / "node0" / "node.log").read_text()
     assert c.submit(0, c.record("r1"), wait=True)[0] == 200
     assert c.get(0, "/v1/status")["peers"]["3"]["out"] == "up"
+
+
+def test_sighup_while_the_node_starts_neither_kills_it_nor_is_lost(cluster: Cluster) -> None:
+    """SIGHUP's default action ends a process: until the node's loop takes it, it must not."""
+    c = cluster
+    started = threading.Event()
+    sent: list[int] = []
+
+    def hangups() -> None:
+        deadline = time.monotonic() + 30.0
+        while not started.is_set() and time.monotonic() < deadline:
+            proc = c.procs.get(0)
+            # From the moment the process ignores or catches SIGHUP: before, the interpreter
+            # is still starting up and no Python code has run (nothing can cover that).
+            if proc is not None and proc.poll() is None and _takes_sighup(proc.pid):
+                os.kill(proc.pid, signal.SIGHUP)
+                sent.append(proc.pid)
+            started.wait(HANGUP_EVERY_S)  # the attack's pace (and the stop signal)
+
+    thread = threading.Thread(target=hangups, daemon=True)
+    thread.start()
+    try:
+        c.start(0)  # raises if the node exits
+    finally:
+        started.set()
+        thread.join(timeout=10)
+    assert sent and c.procs[0].poll() is None
+    wait_until("the SIGHUPs taken as a reload", lambda: (_metric(c, 0, "peers_reloaded") >= 1, None))

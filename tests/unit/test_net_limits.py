@@ -602,3 +602,26 @@ async def test_a_peer_no_longer_listed_is_not_dialled_and_a_new_one_is(nodes: An
     await until(lambda: not b.net.inbound.get(0), what="the old link closed")
     assert a.net.set_peers({1: (LOCAL, b.port)}) == [f"validator 1: dialled at {LOCAL}:{b.port}"]
     await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.inbound.get(0) == 1, what="dialled again")
+
+
+async def test_a_peer_removed_and_added_again_at_once_has_one_dial_loop(nodes: Any) -> None:
+    b = await nodes(1, peers={})
+    a = await nodes(0, peers={1: (LOCAL, b.port)})
+    await a.net.start()
+    await until(lambda: a.net.peer_states()[1]["out"] == "up", what="link up")
+    old = a.net.dialers[1]
+    a.net.send(1, Status(CHAIN, 1, 0))  # a frame in flight as the reload comes
+    a.net.set_peers({})
+    a.net.set_peers({1: (LOCAL, b.port)})
+    await until(lambda: old.done(), what="the retired dial loop ending")
+    await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.inbound.get(0) == 1,
+                what="one link again")
+    assert a.net.dialers[1] is not old and a.net.queued_bytes[1] >= 0 and not a.net.retiring
+
+
+async def test_after_stop_a_reload_dials_nothing(nodes: Any) -> None:
+    a = await nodes(0, peers={})
+    await a.net.start()
+    await a.net.stop()
+    assert a.net.set_peers({1: (LOCAL, _dead_port())}) == [f"validator 1: dialled at {LOCAL}:{a.net.peers[1][1]}"]
+    assert a.net.dialers == {}
