@@ -52,9 +52,19 @@ def test_a_wiped_ledger_is_caught_up_with_the_signing_state_kept(cluster: Cluste
     heal_and_check(cluster, load, "behind what this node committed before")
 
 
+def _signed_by_victim(c: Cluster) -> bool:
+    """Does a committed block's QC hold the victim's signature? (A QC holds the first Q
+    votes to arrive, so the victim's may be in none of them for a while.)"""
+    head = c.get(0, "/v1/status")["height"]
+    return any(any(s["validator"] == VICTIM for s in c.get(0, f"/v1/blocks/{h}")["qc"]["signatures"])
+               for h in range(max(1, head - 20), head + 1))
+
+
 def test_a_wiped_data_directory_waits_a_margin_before_voting(cluster: Cluster) -> None:
     load = SteadyClient(cluster, "acked")
     wait_until("ten acknowledged records", lambda: (len(load.ids) >= 10, len(load.ids)))
+    # What the node must notice after the wipe is a fetched QC with its own signature in it.
+    wait_until("a QC signed by the victim", lambda: (_signed_by_victim(cluster), None))
     cluster.kill(VICTIM)
     shutil.rmtree(cluster.root / f"node{VICTIM}" / "data")
     heal_and_check(cluster, load, "")
