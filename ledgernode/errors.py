@@ -42,5 +42,11 @@ class StoreCorrupt(StorageError):
     """Bytes on disk fail a check that held when they were written."""
 
 
+class StoreOutdated(StoreCorrupt):
+    """The store was written in an earlier layout: whole, but rebuilt from its own blocks
+    before use (docs/storage.md, "Opening"). A StoreCorrupt, so every path that rebuilds a
+    damaged store rebuilds this one too."""
+
+
 class StoreUnwritable(StorageError):
     """The host refuses a write (a full disk, an I/O error): the store is fine, the node stops."""

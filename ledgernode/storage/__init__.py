@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from .. import codec, merkle, records
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
-from ..errors import InvalidInput, NotFound, StoreCorrupt
+from ..errors import InvalidInput, NotFound, StoreCorrupt, StoreOutdated
 from .. import statemap
 from ..statemap import EMPTY_ROOT, StateMap
 from . import keys
@@ -113,8 +113,8 @@ class Store:
             raise NotFound(f"the state map's root node {head.state.hex()[:16]}")
         earlier = keys.EARLIER_LAYOUT_SUBJECT
         if next(iter(self.kv.scan(earlier, earlier[:1] + b"0")), None) is not None:
-            raise StoreCorrupt("the store was written in an earlier layout (it has a subject index s/, and its "
-                               "record lists keep no right edge): it must be rebuilt from its blocks")
+            raise StoreOutdated("the store was written in an earlier layout (it has a subject index s/, and its "
+                                "record lists keep no right edge): it must be rebuilt from its blocks")
 
     @classmethod
     def memory(cls) -> Store:

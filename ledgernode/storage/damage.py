@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import NotFound, StoreCorrupt, StoreLocked
+from ..errors import NotFound, StoreCorrupt, StoreLocked, StoreOutdated
 from ..genesis import Genesis
 from . import Store
 from .leveldb import LevelKV, locked_message, owner_pid
@@ -42,17 +42,19 @@ def open_ledger(data_dir: Path, genesis: Genesis, can_resync: bool,
     """The node's store, and a sentence for the operator if it had to be rebuilt."""
     ledger, mark = data_dir / LEDGER_DIR, data_dir / MARK_FILE
     reason = mark.read_text(encoding="utf-8", errors="replace").strip() if mark.exists() else None
+    outdated = False
     if reason is None:
         try:
             return Store.open(ledger), None
         except StoreCorrupt as exc:
-            reason = str(exc)
+            reason, outdated = str(exc), isinstance(exc, StoreOutdated)
     if not can_resync:
         raise StoreCorrupt(f"{reason}. This network has no other validator to re-sync from: restore "
                            f"{ledger} from a backup, or keep its whole blocks with python -m ledgernode "
                            "repair -c CONFIG (python -m ledgernode check -c CONFIG shows the damage)")
     rebuilt, aside = repair_ledger(data_dir, genesis, None, progress)
-    note = (f"the ledger store was damaged ({reason}): kept aside as {aside}; {rebuilt.summary()}; "
+    what = "of an earlier layout, rebuilt in the current one" if outdated else "damaged"
+    note = (f"the ledger store was {what} ({reason}): kept aside as {aside}; {rebuilt.summary()}; "
             "this node keeps its signing state")
     return Store.open(ledger), note
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgernode.errors import StoreCorrupt
+from ledgernode.errors import StoreCorrupt, StoreOutdated
 from ledgernode.storage import Store, keys
 from ledgernode.storage.damage import ASIDE_PREFIX, DAMAGED_KEPT_MAX, mark_damaged, open_ledger
 from tests.fixtures import Net, commit_records, content
@@ -52,10 +52,11 @@ def test_a_store_of_an_earlier_layout_is_rebuilt_from_its_own_blocks(tmp_path: P
     head = store.head()
     store.kv.write([(b"s/" + bytes(32) + bytes(8), b"")], [], sync=True)  # the subject index of before
     store.close()
-    with pytest.raises(StoreCorrupt, match="earlier layout"):
+    with pytest.raises(StoreOutdated, match="earlier layout"):
         Store.open(tmp_path / "ledger")
     store, note = open_ledger(tmp_path, NET.genesis, can_resync=True)
-    assert note is not None and "earlier layout" in note
+    assert note is not None and note.startswith("the ledger store was of an earlier layout, rebuilt in the current "
+                                                 "one (the store was written in an earlier layout")
     assert store.height == 3 and store.head() == head  # every block kept, the same state root
     assert not list(store.kv.scan(b"s/", b"s0"))
     store.close()
