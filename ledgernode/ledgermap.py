@@ -32,7 +32,11 @@ from .genesis import Genesis
 
 # (namespace, name, leaf index): one record appended to one record list.
 Append = tuple[str, str | bytes, int]
-# (list path, level >= 1, index, hash): a node of a list's tree that a block completes.
+# A list's tree keeps its nodes from this level up; a node below is hashed from the 2**L
+# positions under it, read in one scan (merkle.LeafBlocks; docs/storage.md).
+LIST_NODE_LEVEL_STORED_MIN = 4
+# (list path, level >= LIST_NODE_LEVEL_STORED_MIN, index, hash): a node of a list's tree
+# that a block completes and that is kept.
 ListNode = tuple[bytes, int, int, bytes]
 # (list path, position, leaf index): one entry of a list's position index.
 Position = tuple[bytes, int, int]
@@ -124,7 +128,8 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
     def appender(list_path: bytes, leaves: list[int]) -> statemap.Update:
         def append(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
             value, new_edge, created = statemap.list_append(current, edge, leaves)
-            list_nodes.extend((list_path, level, index, h) for level, index, h in created if level)
+            list_nodes.extend((list_path, level, index, h) for level, index, h in created
+                              if level >= LIST_NODE_LEVEL_STORED_MIN)
             positions.extend((list_path, created[0][1] + i, leaf) for i, leaf in enumerate(leaves))
             return value, new_edge
         return append
@@ -172,8 +177,18 @@ class MemoryLists:
 class _MemoryListTree:
     def __init__(self, lists: MemoryLists, list_path: bytes) -> None:
         self.lists, self.list_path = lists, list_path
+        self.low = merkle.LeafBlocks(self._leaf_hashes, LIST_NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
-        if level == 0:
-            return statemap.list_leaf_hash(self.lists.leaves[(self.list_path, index)])
-        return self.lists.nodes[(self.list_path, level, index)]
+        if level >= LIST_NODE_LEVEL_STORED_MIN:
+            return self.lists.nodes[(self.list_path, level, index)]
+        h = self.low.node(level, index)
+        if h is None:
+            raise KeyError((self.list_path, level, index))
+        return h
+
+    def _leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        out: list[bytes] = []
+        while start + len(out) < end and (self.list_path, start + len(out)) in self.lists.leaves:
+            out.append(statemap.list_leaf_hash(self.lists.leaves[(self.list_path, start + len(out))]))
+        return out

@@ -63,7 +63,6 @@ from ledgernode.auditing.answers import subject_history, verify_answer
 from ledgernode.blocks import QC, Block, CheckedBlock, Header, build_block, vote_bytes
 from ledgernode.records import Envelope, Record, decode_envelope, record_id_of, sign_record
 from ledgernode.storage import NODE_LEVEL_STORED_MIN, Store
-from ledgernode.storage.mapnodes import LIST_NODE_LEVEL_STORED_MIN
 
 CHAIN = "bench"
 T0 = 1_767_225_600_000
@@ -271,7 +270,7 @@ def append_phase(store: Store, records: int, block: int, subjects: int = SUBJECT
             keys[p] += count
         keys["n/"] += sum(1 for level, _, _ in nodes if level >= NODE_LEVEL_STORED_MIN)
         keys["t/"] += len(change.batch.nodes)
-        keys["l/"] += sum(1 for _, level, _, _ in change.list_nodes if level >= LIST_NODE_LEVEL_STORED_MIN)
+        keys["l/"] += len(change.list_nodes)
         keys["p/"] += len(change.positions)
         map_node_bytes += sum(map(len, change.batch.nodes.values()))
         if done >= next_report or done == records:

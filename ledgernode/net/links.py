@@ -62,10 +62,12 @@ class PeerNetwork:
         self.peers = peers
         self.on_message, self.on_records = on_message, on_records
         self.queue_max, self.queue_max_bytes = queue_max, queue_max_bytes
-        self.queued_bytes: dict[int, int] = {i: 0 for i in peers}
-        self.queues: dict[int, deque[bytes]] = {i: deque(maxlen=queue_max) for i in peers}
-        self.wakeups: dict[int, asyncio.Event] = {i: asyncio.Event() for i in peers}
-        self.state: dict[int, str] = {i: "connecting" for i in peers}
+        # per peer, made by `_track` (at start and when `set_peers` adds one)
+        self.queued_bytes: dict[int, int] = {}
+        self.queues: dict[int, deque[bytes]] = {}
+        self.wakeups: dict[int, asyncio.Event] = {}
+        self.redials: dict[int, asyncio.Event] = {}  # set when the peer's address changed
+        self.state: dict[int, str] = {}
         self.inbound: dict[int, int] = {}
         self.counters: dict[str, int] = {}
         self.refusals = Throttle(log, REFUSED_LINE_S)  # one line per cause per interval: a flood stays quiet
@@ -74,12 +76,13 @@ class PeerNetwork:
         self.retiring: set[asyncio.Task[None]] = set()  # dial loops of peers no longer dialled, ending
         self.stopping = False
         self.outbound: dict[int, Any] = {}  # the websocket of each peer's link while it is up
-        self.redials: dict[int, asyncio.Event] = {i: asyncio.Event() for i in peers}  # address changed
         self.session: ClientSession | None = None
         self.inbound_ws: set[web.WebSocketResponse] = set()
         self.preauth = PreAuth()
         self.runner: web.AppRunner | None = None
         self.listener: asyncio.AbstractServer | None = None
+        for peer in peers:
+            self._track(peer)
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

@@ -190,12 +190,7 @@ class Store:
 
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes of the stored envelopes [start, end), up to the first one missing."""
-        out: list[bytes] = []
-        for key, raw in self.kv.scan(*keys.leaf_range(start, end)):
-            if keys.key_number(key) != start + len(out):
-                break
-            out.append(merkle.leaf_hash(raw))
-        return out
+        return [merkle.leaf_hash(raw) for raw in keys.consecutive(self.kv.scan(*keys.leaf_range(start, end)), start)]
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf_index, height) of a committed record, or None."""

@@ -13,6 +13,7 @@ leaves or sequence numbers is one plain scan.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 
 from ..errors import StoreCorrupt
 
@@ -157,6 +158,17 @@ def decode_record_index(raw: bytes, where: str) -> tuple[int, int]:
         raise StoreCorrupt(f"{where}: index entry is {len(raw)} bytes, not {RECORD_INDEX.size}")
     leaf, height = RECORD_INDEX.unpack(raw)
     return leaf, height
+
+
+def consecutive(pairs: Iterable[tuple[bytes, bytes]], start: int) -> Iterator[bytes]:
+    """The values of keys ending in u64(start), u64(start + 1), ... (e/ and p/ keys end so),
+    in a scan from u64(start), up to the first number missing."""
+    expected = start
+    for key, value in pairs:
+        if U64.unpack(key[-U64.size:])[0] != expected:
+            return
+        yield value
+        expected += 1
 
 
 def decode_position(raw: bytes, where: str) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import StoreCorrupt
-from ..ledgermap import MapChange
+from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN, MapChange
 from .. import merkle
 from ..merkle import HASH_BYTES
 from ..statemap import decode_node, list_leaf_hash
@@ -38,9 +38,6 @@ from .kv import KV
 # content-addressed and never changes, so a cached copy can never be stale. About 100
 # bytes a node: 300,000 nodes are some 60 MB at most.
 MAP_CACHE_NODES_MAX = 300_000
-# List tree nodes below this level are not stored: a node at level L < 4 is hashed from
-# the 2**L positions under it, read in one scan (docs/storage.md).
-LIST_NODE_LEVEL_STORED_MIN = 4
 
 
 class MapNodes:
@@ -109,12 +106,9 @@ class ListNodes:
 
     def _leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes of positions [start, end), up to the first one missing."""
-        out: list[bytes] = []
-        for key, value in self.kv.scan(*keys.positions_range(self.list_path, start, end)):
-            if int.from_bytes(key[-8:], "big") != start + len(out):
-                break
-            out.append(list_leaf_hash(keys.decode_position(value, f"record list position {start + len(out)}")))
-        return out
+        scanned = keys.consecutive(self.kv.scan(*keys.positions_range(self.list_path, start, end)), start)
+        return [list_leaf_hash(keys.decode_position(value, f"record list position {start + i}"))
+                for i, value in enumerate(scanned)]
 
     def leaf(self, position: int) -> int:
         raw = self.kv.get(keys.position_key(self.list_path, position))
@@ -135,7 +129,6 @@ class ListNodes:
 def change_puts(change: MapChange) -> list[tuple[bytes, bytes]]:
     """The pairs of one block's state-map change, for its commit batch."""
     puts = MapNodes.puts(change.batch.nodes)
-    puts.extend((keys.list_node_key(p, level, index), h) for p, level, index, h in change.list_nodes
-                if level >= LIST_NODE_LEVEL_STORED_MIN)
+    puts.extend((keys.list_node_key(p, level, index), h) for p, level, index, h in change.list_nodes)
     puts.extend((keys.position_key(p, position), keys.u64(leaf)) for p, position, leaf in change.positions)
     return puts

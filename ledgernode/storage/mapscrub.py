@@ -24,7 +24,7 @@ from .. import codec, merkle, statemap
 from ..errors import InvalidInput, StorageError, StoreCorrupt
 from . import keys
 from .kv import KV
-from .mapnodes import LIST_NODE_LEVEL_STORED_MIN
+from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN
 
 PROGRESS_EVERY_ENTRIES = 100_000
 
@@ -36,15 +36,13 @@ class MapScrub:
                  full: Callable[[], bool], progress: Callable[[str], None] | None = None) -> None:
         self.kv, self.root, self.log_size = kv, root, log_size
         self.full, self.progress = full, progress
-        self.found: list[str] = []
         self._report = add
+        self.found = 0  # findings so far
         self.entries = 0  # leaves checked
         self.positions = 0  # p/ keys the lists account for
-        # a node could not be read, or a list was damaged: not every list's positions were counted
-        self.unaccounted = False
 
     def add(self, text: str) -> None:
-        self.found.append(text)
+        self.found += 1
         self._report(text)
 
     def run(self) -> None:
@@ -68,7 +66,6 @@ class MapScrub:
             self.add(f"{where}: {exc}")
         except StorageError as exc:
             self.add(f"{where}: unreadable ({exc})")
-        self.unaccounted = True
         return None
 
     def _leaves(self) -> Iterator[tuple[bytes, bytes, bytes]]:
@@ -100,15 +97,8 @@ class MapScrub:
             self._list(path, value, attached)
         elif decoded.keys() == {"n", "root"}:
             self.add(f"{where}: a record list kept without its right edge")
-            self.unaccounted = True
 
     def _list(self, path: bytes, value: bytes, edge: bytes) -> None:
-        before = len(self.found)
-        self._check_list(path, value, edge)
-        if len(self.found) > before:
-            self.unaccounted = True
-
-    def _check_list(self, path: bytes, value: bytes, edge: bytes) -> None:
         where = f"record list {path.hex()[:16]}"
         try:
             n, root = statemap.parse_list_value(value)
@@ -151,14 +141,15 @@ class MapScrub:
                              f"{'missing' if stored is None else 'not the one its positions give'}")
 
     def _stray_positions(self) -> None:
-        """Every p/ key belongs to a list the walk checked: their count is the lists' sum
-        (unless part of the map could not be walked)."""
-        if self.unaccounted:
+        """Every p/ key belongs to a list the walk checked: their count is the lists' sum.
+        Only for a map found whole so far: an unread node or a damaged list leaves some
+        positions uncounted, and the damage is named already."""
+        if self.found:
             return
         try:
             stored = sum(1 for _ in self.kv.scan(keys.POSITION, keys.POSITION[:1] + b"0", verify=True))
         except StorageError as exc:
             self.add(f"record lists: positions unreadable ({exc})")
             return
-        if stored != self.positions and not self.full():
+        if stored != self.positions:
             self.add(f"record lists: {stored - self.positions:,} positions stored for no list of the map")

@@ -11,7 +11,8 @@ from ledgernode import codec, ledgermap, merkle, statemap
 from ledgernode.errors import StoreCorrupt
 from ledgernode.storage import keys
 from ledgernode.storage.leveldb import LevelKV
-from ledgernode.storage.mapnodes import LIST_NODE_LEVEL_STORED_MIN, ListNodes, MapNodes, change_puts
+from ledgernode.ledgermap import LIST_NODE_LEVEL_STORED_MIN
+from ledgernode.storage.mapnodes import ListNodes, MapNodes, change_puts
 
 
 def _value(i: int) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 
 from ledgernode import ledgermap, statemap
 from ledgernode.storage import Store, keys, scrub
-from ledgernode.storage.mapnodes import LIST_NODE_LEVEL_STORED_MIN
+from ledgernode.ledgermap import LIST_NODE_LEVEL_STORED_MIN
 from tests.fixtures import Net, commit_records, content
 
 LONG = 20  # records about one subject: its list has a stored level-4 node
