@@ -27,7 +27,8 @@ from .blocks import CheckedBlock
 from .errors import InvalidInput
 from .genesis import Genesis, Signer
 from .mempool import Mempool
-from .records import Envelope
+from .families import gov
+from .records import Envelope, check_registered
 from .service import Backpressure
 from .state import PendingState, StateView
 
@@ -38,26 +39,29 @@ Failed = list[tuple[Envelope, InvalidInput]]
 
 class Admission:
     def __init__(self, genesis: Genesis, view: StateView, mempool: Mempool) -> None:
-        self.genesis = genesis
+        self.genesis, self.view = genesis, view
         self.mempool = mempool
         self.pending = PendingState(view, genesis)
 
-    def _signer(self, env: Envelope) -> Signer:
-        signer = self.genesis.signers.get(env.record.key)
-        assert signer is not None, "admitted records passed check_signer"
-        return signer
-
     def admit(self, env: Envelope, time_ms: int) -> None:
-        """Add a verified envelope, or raise Backpressure (pool full) / InvalidInput (a rule)."""
+        """Add a verified envelope, or raise Backpressure (pool full) / InvalidInput (a rule,
+        or a key revoked since its signature was checked)."""
         if len(self.mempool) >= self.mempool.max_records:
             raise Backpressure(f"mempool holds {self.mempool.max_records} records; retry later")
-        self.pending.admit(env, self._signer(env), time_ms)
+        self.pending.admit(env, check_registered(env, self.view.members(self.genesis)), time_ms)
         added = self.mempool.add(env)
         assert added, "a record in the mempool is caught as a duplicate before the rules"
 
     def _rejudge(self, time_ms: int) -> Failed:
-        pool = self.mempool.oldest(len(self.mempool))
-        failed = self.pending.rebuild(((env, self._signer(env)) for env in pool), time_ms)
+        members = self.view.members(self.genesis)
+        signed: list[tuple[Envelope, Signer]] = []
+        failed: Failed = []
+        for env in self.mempool.oldest(len(self.mempool)):
+            try:  # a revoked key's records leave the pool (docs/protocol.md section 13)
+                signed.append((env, check_registered(env, members)))
+            except InvalidInput as exc:
+                failed.append((env, exc))
+        failed += self.pending.rebuild(signed, time_ms)
         self.mempool.remove([env.record_id for env, _ in failed])
         return failed
 
@@ -69,7 +73,8 @@ class Admission:
         if not self.mempool:
             return []
         roomy = len(ids) < block_cap and len(self.mempool) <= RECHECK_MAX_RECORDS
-        if self.pending.relies_on(checked.facts) or roomy:
+        members_changed = any(kind in gov.MAP_KINDS for kind, _ in checked.facts)
+        if self.pending.relies_on(checked.facts) or roomy or members_changed:
             return self._rejudge(time_ms)
         return []
 

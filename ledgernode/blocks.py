@@ -13,13 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from typing import Any, Callable
 
-from . import codec, crypto, ledgermap, merkle
+from . import codec, crypto, ledgermap, merkle, statemap
 from .errors import InvalidInput
-from .genesis import Genesis
+from .families import gov
+from .genesis import Genesis, Signer
 from .ledgermap import MapChange
-from .records import Envelope, check_signer
+from .members import Members
+from .records import Envelope, check_registered, check_signer
 from .state import BlockState, StateView
 
 HEADER_VERSION = 2
@@ -214,8 +217,9 @@ class CheckedBlock:
 
 
 def map_change(envs: tuple[Envelope, ...], log_start: int, parent: Header | None, view: StateView,
-               genesis: Genesis) -> MapChange:
-    """The state map after `envs` on top of the parent's (docs/protocol.md section 12)."""
+               genesis: Genesis, facts: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> MapChange:
+    """The state map after `envs` on top of the parent's, then the membership changes
+    they approved (docs/protocol.md section 12): a key or dept fact is its map entry."""
     extra = None
     if parent is None:
         root, extra = ledgermap.initial_map(genesis)
@@ -223,7 +227,9 @@ def map_change(envs: tuple[Envelope, ...], log_start: int, parent: Header | None
         root = parent.state
     appends = [a for offset, env in enumerate(envs)
                for a in ledgermap.record_appends(log_start + offset, env.record.subject, env.record.refs)]
-    return ledgermap.block_change(view.map_at(root), appends, extra)
+    entries = {statemap.path(kind, key): codec.encode(value) for (kind, key), value in (facts or {}).items()
+               if kind in gov.MAP_KINDS}
+    return ledgermap.block_change(view.map_at(root), appends, extra, entries)
 
 
 def _append_all(frontier: merkle.Frontier, envs: tuple[Envelope, ...]) -> list[tuple[int, int, bytes]]:
@@ -231,6 +237,12 @@ def _append_all(frontier: merkle.Frontier, envs: tuple[Envelope, ...]) -> list[t
     for env in envs:
         nodes.extend(frontier.append(env.leaf_hash))
     return nodes
+
+
+def signer_of(env: Envelope, members: Members, sigs_checked: bool) -> Signer:
+    """The record's signer in the parent's state: registered, not revoked, its roles allow
+    the type; and its signature verifies unless that was checked already."""
+    return check_registered(env, members) if sigs_checked else check_signer(env, members)
 
 
 def payload_matches(header: Header, frontier: merkle.Frontier, payload: tuple[bytes, ...]) -> bool:
@@ -270,16 +282,15 @@ def check_block(
         raise bad(f"block holds more than {genesis.block_max_records} records")
     assert frontier.size == h.log_start, "frontier must be at the parent's log size"
     state = BlockState(view, genesis, h.time)
+    members = state.members
     for env in block.envelopes:
-        signer = genesis.signers.get(env.record.key)
-        if not sigs_checked or signer is None:
-            signer = check_signer(env, genesis)
-        state.admit(env, signer)
+        state.admit(env, signer_of(env, members, sigs_checked))
     frontier = frontier.copy()
     nodes = _append_all(frontier, block.envelopes)
     if h.log_size != frontier.size or h.log_root != frontier.root():
         raise bad("header log_size or log_root does not match the block's records")
-    change = map_change(block.envelopes, h.log_start, parent, view, genesis)
+    state.finish(h.log_size)
+    change = map_change(block.envelopes, h.log_start, parent, view, genesis, state.facts)
     if h.state != change.root:
         raise bad("header state does not match the state map after the block's records")
     return CheckedBlock(block, nodes, state.facts, frontier, change)
@@ -299,23 +310,22 @@ def build_block(
     if parent is not None:
         time_ms = max(time_ms, parent.time + 1)
     state = BlockState(view, genesis, time_ms)
+    members = state.members
     chosen: list[Envelope] = []
     rejected: list[tuple[Envelope, InvalidInput]] = []
     for env in candidates[: genesis.block_max_records * 2]:
         if len(chosen) >= genesis.block_max_records:
             break
         try:
-            signer = genesis.signers.get(env.record.key)
-            if not sigs_checked or signer is None:
-                signer = check_signer(env, genesis)
-            state.admit(env, signer)
+            state.admit(env, signer_of(env, members, sigs_checked))
         except InvalidInput as exc:
             rejected.append((env, exc))
             continue
         chosen.append(env)
     grown = frontier.copy()
     nodes = _append_all(grown, tuple(chosen))
-    change = map_change(tuple(chosen), frontier.size, parent, view, genesis)
+    state.finish(grown.size)
+    change = map_change(tuple(chosen), frontier.size, parent, view, genesis, state.facts)
     header = Header(
         genesis.chain_id, 1 if parent is None else parent.height + 1, time_ms,
         ZERO_HASH if parent is None else parent.block_hash, proposer,

@@ -14,6 +14,7 @@ from . import __version__, crypto, families, logs
 from .config import Limits
 from .errors import InvalidInput, StorageError
 from .families.schema import Field
+from .governance import add_gov_commands
 
 HELP_WIDTH = 96  # record-type lines of `submit --help`
 # `python -m ledgernode ... | head -1`: the reader left before all was written.
@@ -527,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setup_commands(sub)
     _add_submit_commands(sub)
     _add_read_commands(sub)
+    add_gov_commands(sub)
 
     p = sub.add_parser("verify", help="verify an evidence bundle offline")
     p.add_argument("bundle")

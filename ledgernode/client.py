@@ -459,6 +459,11 @@ class Client(_Core):
     def genesis(self) -> bytes:
         return self._do(self._get("/v1/genesis", raw=True))
 
+    def proposals(self, after: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of governance proposals by id (docs/governance.md): pass `next_after` on."""
+        query = {"after": after, "limit": _maybe(limit, "limit", 1)}
+        return self._do_json(self._get(_with_query("/v1/governance/proposals", query)))
+
     def block(self, height: int) -> dict[str, Any]:
         """{"height", "header", "qc", "envelopes"} of a committed block (base64 bytes)."""
         return self._do_json(self._get(f"/v1/blocks/{_count(height, 'height', 1)}"))

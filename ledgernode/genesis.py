@@ -22,9 +22,10 @@ VALIDATORS_MAX = 256
 CLIENTS_MAX = 10_000
 ROLES_MAX = 32  # roles of one key (docs/protocol.md section 13 caps gov args' roles the same)
 ROLE_VERDICTS_CACHED_MAX = 4_096
+GOVERNANCE_PREFIX = "gov."  # record types only validators sign (docs/protocol.md section 13)
 DEFAULT_PARAMS = {"record_ts_window_ms": 600_000, "block_max_records": 5_000}
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ROLE_RE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ROLE_RE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,13 @@ class Signer:
     roles: tuple[str, ...]
     pubkey: crypto.PublicKey
     validator: int | None = None  # validator index, when the key is a validator's
+    from_leaf: int = 0  # the first leaf it may sign (docs/protocol.md section 11.5)
+    until: int | None = None  # the leaf its revocation took effect at, if it was revoked
 
     def allows(self, record_type: str) -> bool:
+        if record_type.startswith(GOVERNANCE_PREFIX):
+            # only a validator's key, whatever a client's roles say (docs/protocol.md section 13)
+            return self.validator is not None
         return _roles_allow(self.roles, record_type)
 
 
@@ -92,6 +98,11 @@ class Genesis:
         """key_id -> dept of every genesis key (the families' views take this map)."""
         return {key_id: signer.dept for key_id, signer in self.signers.items()}
 
+    @cached_property
+    def validator_keys(self) -> frozenset[bytes]:
+        """The raw pubkeys of the validators: the keys that may sign `gov.*` records."""
+        return frozenset(v.pubkey.raw for v in self.validators)
+
 
 def _bad(message: str) -> InvalidInput:
     return InvalidInput("bad_genesis", message)
@@ -140,8 +151,8 @@ def _validators(doc: dict[str, Any]) -> tuple[Validator, ...]:
         if not isinstance(entry, dict):
             raise _bad(f"{where} must be an object")
         dept = _field(entry, "dept", str, where)
-        if not _ID_RE.fullmatch(dept):
-            raise _bad(f"{where}: dept {dept!r} must match {_ID_RE.pattern}")
+        if not ID_RE.fullmatch(dept):
+            raise _bad(f"{where}: dept {dept!r} must match {ID_RE.pattern}")
         name = entry.get("name", dept)
         if not isinstance(name, str) or len(name) > 256:
             raise _bad(f"{where}: name must be a str of at most 256 chars")
@@ -157,7 +168,7 @@ def _client(i: int, entry: Any, depts: frozenset[str]) -> Signer:
     if dept not in depts:
         raise _bad(f"{where}: dept {dept!r} is not a validator's department")
     roles = _field(entry, "roles", list, where)
-    if not 1 <= len(roles) <= ROLES_MAX or not all(isinstance(r, str) and _ROLE_RE.fullmatch(r) for r in roles):
+    if not 1 <= len(roles) <= ROLES_MAX or not all(isinstance(r, str) and ROLE_RE.fullmatch(r) for r in roles):
         raise _bad(f"{where}: roles must be a non-empty list like 'cert.*' or 'cert.issue'")
     return Signer(dept, tuple(roles), _pubkey(entry, where))
 
@@ -186,8 +197,8 @@ def parse(raw: bytes) -> Genesis:
     if doc.get("format") != FORMAT:
         raise _bad(f"format must be {FORMAT!r}")
     chain_id = _field(doc, "chain_id", str, "genesis")
-    if not _ID_RE.fullmatch(chain_id):
-        raise _bad(f"chain_id must match {_ID_RE.pattern}")
+    if not ID_RE.fullmatch(chain_id):
+        raise _bad(f"chain_id must match {ID_RE.pattern}")
     validators = _validators(doc)
     signers: dict[str, Signer] = {}
     for index, v in enumerate(validators):

@@ -113,8 +113,11 @@ def record_appends(leaf_index: int, subject: str, refs: Iterable[bytes]) -> list
 
 
 def block_change(state: statemap.StateMap, appends: Iterable[Append],
-                 extra: Mapping[bytes, bytes] | None = None) -> MapChange:
-    """The map after these appends (in log order) on top of `state`; nothing is written.
+                 extra: Mapping[bytes, bytes] | None = None,
+                 entries: Mapping[bytes, bytes] | None = None) -> MapChange:
+    """The map after these appends (in log order) on top of `state`, then `entries`
+    (path -> value bytes: the membership changes, docs/protocol.md section 13); nothing
+    is written.
 
     `extra` holds nodes not yet stored that `state` may read (the initial map, which
     block 1 stores)."""
@@ -134,7 +137,11 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
             return value, new_edge
         return append
 
-    batch = reader.prepare_updates({p: appender(p, leaves) for p, leaves in grouped.items()})
+    updates: dict[bytes, statemap.Change] = {p: appender(p, leaves) for p, leaves in grouped.items()}
+    for p, value in (entries or {}).items():
+        assert p not in updates, "a membership entry is never a record list"
+        updates[p] = value
+    batch = reader.prepare_updates(updates)
     if extra:
         batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes})
     return MapChange(batch, tuple(list_nodes), tuple(positions))

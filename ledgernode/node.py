@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeAlias, TypeVar, assert_never
 
 from . import crypto, genesis as genesis_mod
+from .genesis import Genesis
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission
@@ -62,6 +63,7 @@ from .reads import Reads
 from .intake import Intake
 from .outcomes import Outcomes
 from .witness import Witness
+from .members import Members
 from .records import Envelope
 from .verification import Verification
 from .service import Location, Outcome, Rejection, Submitted, locate_in
@@ -139,6 +141,9 @@ class _LedgerView:
     def map_at(self, root: bytes) -> StateMap:
         return self.store.map_at(root)
 
+    def members(self, genesis: Genesis) -> Members:
+        return self.store.members(genesis)
+
 
 class Node:
     def __init__(self, cfg: NodeConfig) -> None:
@@ -180,7 +185,8 @@ class Node:
         self.driver = Driver(self.replica)
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         threads = self.limits.verify_threads or os.cpu_count() or 1
-        self.verification = Verification(self.genesis, self.mempool, threads, self.count)
+        self.verification = Verification(lambda: self.store.members(self.genesis), self.mempool, threads,
+                                         self.count)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.reads = Reads(self.count)  # the API's bundles and answers

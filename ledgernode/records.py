@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +22,8 @@ from .errors import InvalidInput
 from .families import TYPES
 from .families.schema import ID_BYTES, TEXT_MAX_CHARS, TIME, TIME_MAX_MS, Kind
 from .families.schema import invalid_record as _bad
-from .genesis import Genesis, Signer
+from .genesis import Signer
+from .members import Registry
 
 RECORD_VERSION = 1
 ENVELOPE_MAX_BYTES = 16_384
@@ -39,13 +41,14 @@ ENVELOPE_LIMITS = codec.Limits(
     bin_max_bytes=ENVELOPE_MAX_BYTES,
     array_max_len=REFS_MAX,
     map_max_len=16,
-    depth_max=3,
+    depth_max=4,  # record, body, a gov.propose's args, its roles
 )
 RECORD_KEY_ORDER = tuple(sorted(RECORD_KEYS))  # canonical order: ASCII names, so code point order
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 _NO_DEPTS: frozenset[str] = frozenset()
 # Bound once: the lookup every decoded record makes.
 _BODY_CHECKS = {name: rtype.check_body for name, rtype in TYPES.items()}
+_FLAT_BODY_CHECKS = {name: check for name, check in _BODY_CHECKS.items() if not TYPES[name].nested}
 RECORD_TYPES = tuple(TYPES)
 # The registry's schemas as plain pairs, type -> {field: (kind, required)}, for
 # readers that only list them; families/ stays the one table.
@@ -110,7 +113,7 @@ def record_id_of(record_bytes: bytes) -> bytes:
     return crypto.H("record", record_bytes)
 
 
-def check_body(record_type: str, body: Any, depts: frozenset[str]) -> None:
+def check_body(record_type: str, body: Any, depts: Container[str]) -> None:
     """Raise `invalid_record` unless `body` is a valid body of `record_type` (docs/protocol.md section 5)."""
     check = _BODY_CHECKS.get(record_type)
     if check is None:
@@ -146,7 +149,7 @@ def _record_from_map(m: Any) -> Record:
     return _frozen(Record, fields)
 
 
-def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
+def _record_fast(record_bytes: bytes, registry: Registry) -> Record | None:
     """The record, when `record_bytes` is plainly a valid canonical record; None on
     any doubt, and the checked path (`codec.decode`, `_record_from_map`) then
     names the problem. Every node decodes every record, so this is hot.
@@ -163,8 +166,8 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
         return None
     body, chain, key, nonce, refs, subject, ts, rtype, v = m.values()  # canonical key order
     if (
-        type(v) is not int or v != RECORD_VERSION or chain != genesis.chain_id
-        or type(key) is not str or key not in genesis.signers
+        type(v) is not int or v != RECORD_VERSION or chain != registry.chain_id
+        or type(key) is not str or key not in registry.signers
         or type(subject) is not str or not 1 <= len(subject) <= SUBJECT_MAX_CHARS
         or type(ts) is not int or not 0 <= ts <= TIME_MAX_MS
         or type(nonce) is not bytes or len(nonce) != NONCE_BYTES
@@ -177,11 +180,11 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
         or len(set(refs)) != len(refs)
     ):
         return None
-    check = _BODY_CHECKS.get(rtype)
+    check = _FLAT_BODY_CHECKS.get(rtype)
     if check is None:
         return None
     try:
-        check(body, genesis.depts)
+        check(body, registry.depts)
     except InvalidInput:
         return None
     keys = list(body)
@@ -191,7 +194,7 @@ def _record_fast(record_bytes: bytes, genesis: Genesis) -> Record | None:
     return _frozen(Record, m)
 
 
-def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
+def decode_envelope(raw: bytes, registry: Registry) -> Envelope:
     """Decode and check an envelope's shape and body; no signature check yet."""
     pair = codec.split_bin_pair(raw, ENVELOPE_LIMITS)
     if pair is None:
@@ -204,21 +207,25 @@ def decode_envelope(raw: bytes, genesis: Genesis) -> Envelope:
             raise _bad("envelope must be an array [record_bytes, sig] of two bin values")
         pair = outer[0], outer[1]
     record_bytes, sig = pair
-    record = _record_fast(record_bytes, genesis)
+    record = _record_fast(record_bytes, registry)
     if record is None:
         record = _record_from_map(codec.decode(record_bytes, ENVELOPE_LIMITS))
-        if record.chain != genesis.chain_id:
+        if record.chain != registry.chain_id:
             raise InvalidInput("wrong_chain", f"record is for chain {record.chain!r}")
-        check_body(record.type, record.body, genesis.depts)
+        check_body(record.type, record.body, registry.depts)
     return _frozen(Envelope, {"record": record, "record_bytes": record_bytes, "sig": sig,
                               "raw": bytes(raw), "record_id": record_id_of(record_bytes)})
 
 
-def check_registered(env: Envelope, genesis: Genesis) -> Signer:
+def check_registered(env: Envelope, registry: Registry) -> Signer:
     """Registered key whose role allows the type (403 otherwise); the signature unchecked."""
-    signer = genesis.signers.get(env.record.key)
+    signer = registry.signers.get(env.record.key)
     if signer is None:
         raise InvalidInput("unknown_key", f"key {env.record.key} is not registered", 403)
+    if signer.until is not None:
+        # revoked by governance: what it signed before stays valid (docs/protocol.md section 13)
+        raise InvalidInput("key_revoked", f"key {env.record.key} was revoked at leaf {signer.until}; "
+                           "it may sign no more records", 409)
     if not signer.allows(env.record.type):
         raise InvalidInput(
             "role_denied", f"key {env.record.key} may not submit {env.record.type}", 403
@@ -226,9 +233,9 @@ def check_registered(env: Envelope, genesis: Genesis) -> Signer:
     return signer
 
 
-def check_signer(env: Envelope, genesis: Genesis) -> Signer:
+def check_signer(env: Envelope, registry: Registry) -> Signer:
     """Registered key, role allows the type, signature verifies. 403 for roles."""
-    signer = check_registered(env, genesis)
+    signer = check_registered(env, registry)
     if not signer.pubkey.verify(env.sig, RECORD_SIGN_PREFIX + env.record_bytes):
         raise InvalidInput("bad_signature", "record signature does not verify")
     return signer

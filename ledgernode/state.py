@@ -19,9 +19,10 @@ from typing import Any, Iterable, Protocol
 
 from . import statemap
 from .errors import InvalidInput
-from .families import TYPES
+from .families import TYPES, gov
 from .families.schema import Rule, violation
 from .genesis import Genesis, Signer
+from .members import Members
 from .records import Envelope
 
 FactKey = tuple[str, str]
@@ -41,6 +42,9 @@ class StateView(Protocol):
     def map_at(self, root: bytes) -> statemap.StateMap:
         """The state map at a committed root (docs/protocol.md section 11)."""
 
+    def members(self, genesis: Genesis) -> Members:
+        """Who may sign at the committed head (members.py)."""
+
 
 class BlockState:
     """The state as seen part-way through building or checking one block."""
@@ -53,6 +57,31 @@ class BlockState:
         self.facts: dict[FactKey, dict[str, Any]] = {}
         self.touched: set[FactKey] = set()  # facts read or written by the last `admit`
         self.written: set[FactKey] = set()  # facts written by the last `admit`
+        self.approved: list[gov.Change] = []  # governance changes, applied at the block's end
+        self._seen_keys: dict[str, Signer] = {}  # keys as those changes leave them
+
+    @property
+    def members(self) -> Members:
+        return self.view.members(self.genesis)
+
+    def key(self, key_id: str) -> Signer | None:
+        self.touched.add((gov.KEY, key_id))
+        seen = self._seen_keys.get(key_id)
+        return seen if seen is not None else self.members.signers.get(key_id)
+
+    def approve(self, change: gov.Change) -> None:
+        self.approved.append(change)
+        key_id, seen = gov.seen_key(change, self.key)
+        self._seen_keys[key_id] = seen
+
+    def finish(self, log_size: int) -> None:
+        """The block ends at `log_size`: apply its approved changes, in order, as facts
+        (docs/protocol.md section 13)."""
+        members = self.members
+        for kind, key, value in gov.effects(self.approved, log_size, members.signers.get,
+                                            members.depts.__contains__):
+            self.written.add((kind, key))
+            self.facts[(kind, key)] = value
 
     def fact(self, kind: str, key: str) -> dict[str, Any] | None:
         self.touched.add((kind, key))

@@ -355,10 +355,10 @@ Outcome = tuple[bytes, bytes] | None
 # e.g. a record list's append: resolved where the descent meets the entry, so it costs
 # no walk of its own.
 Update = Callable[[bytes | None, bytes], Outcome]
-_Change = bytes | None | Update
+Change = bytes | None | Update  # given value, deletion, or update
 
 
-def _resolve(change: _Change, current: Outcome) -> Outcome:
+def _resolve(change: Change, current: Outcome) -> Outcome:
     """A change's outcome: given (checked by `prepare`), or computed from the current one."""
     if change is None:
         return None
@@ -496,14 +496,16 @@ class StateMap:
             final[p] = value_bytes  # later writes win, as in log order
         return self._prepare(sorted(final.items()))
 
-    def prepare_updates(self, updates: Mapping[bytes, Update]) -> Batch:
-        """As `prepare`, each entry's new value computed from its current one by its
-        update, called once, during the one descent that also rewrites the map."""
-        for p in updates:
+    def prepare_updates(self, updates: Mapping[bytes, Change]) -> Batch:
+        """As `prepare`, each entry's new value given or computed from its current one by
+        its update, called once, during the one descent that also rewrites the map."""
+        for p, change in updates.items():
             _check_path(p)
+            if type(change) is bytes:
+                _check_value(change)
         return self._prepare(sorted(updates.items()))
 
-    def _prepare(self, changes: list[tuple[bytes, _Change]]) -> Batch:
+    def _prepare(self, changes: list[tuple[bytes, Change]]) -> Batch:
         out: dict[bytes, bytes] = {}
         root = self._root
         if changes:
@@ -545,7 +547,7 @@ class StateMap:
                 h = a
         return siblings, None
 
-    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, _Change]], lo: int, hi: int,
+    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, Change]], lo: int, hi: int,
                 out: dict[bytes, bytes]) -> _Sub:
         """The subtree at `depth` whose hash is `h`, after changes[lo:hi] (sorted, non-empty,
         all within the subtree); new nodes go to `out`."""
@@ -565,7 +567,7 @@ class StateMap:
             return h, False  # deletes of absent paths, or writes of unchanged values
         return self._join(left, right, out)
 
-    def _update_one(self, h: bytes, depth: int, change: tuple[bytes, _Change], out: dict[bytes, bytes]) -> _Sub:
+    def _update_one(self, h: bytes, depth: int, change: tuple[bytes, Change], out: dict[bytes, bytes]) -> _Sub:
         """`_update` for one change: a walk down its path and one node per level back up,
         without recursion (most of a block's changes part from the others near the top)."""
         p = change[0]
@@ -606,12 +608,12 @@ class StateMap:
         return sub[1] if sub[1] is not None else self._load(sub[0])[0]
 
 
-def _outcomes(changes: Sequence[tuple[bytes, _Change]], current: Outcome) -> list[_Entry]:
+def _outcomes(changes: Sequence[tuple[bytes, Change]], current: Outcome) -> list[_Entry]:
     """The entries changes to absent paths create."""
     return [(p, *o) for p, u in changes if (o := _resolve(u, current)) is not None]
 
 
-def _merge_leaf(h: bytes, leaf: tuple[bytes, bytes, bytes], changes: Sequence[tuple[bytes, _Change]], depth: int,
+def _merge_leaf(h: bytes, leaf: tuple[bytes, bytes, bytes], changes: Sequence[tuple[bytes, Change]], depth: int,
                 out: dict[bytes, bytes]) -> _Sub:
     """The subtree at `depth` that held only the leaf `h`, after `changes`."""
     p0, value0, attached0 = leaf

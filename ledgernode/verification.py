@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 from .errors import InvalidInput
-from .genesis import Genesis
+from .members import Members
 from .mempool import Mempool
 from .records import Envelope, check_registered, check_signer, decode_envelope
 
@@ -34,12 +34,12 @@ def kept(exc: _E) -> _E:
     return exc.with_traceback(None)
 
 
-def _check_signers(envs: list[Envelope], genesis: Genesis) -> list[InvalidInput | None]:
+def _check_signers(envs: list[Envelope], members: Members) -> list[InvalidInput | None]:
     """Runs on a worker thread: check_signer for each envelope (None when it passes)."""
     out: list[InvalidInput | None] = []
     for env in envs:
         try:
-            check_signer(env, genesis)
+            check_signer(env, members)
             out.append(None)
         except InvalidInput as exc:
             out.append(kept(exc))
@@ -47,9 +47,10 @@ def _check_signers(envs: list[Envelope], genesis: Genesis) -> list[InvalidInput 
 
 
 class Verification:
-    def __init__(self, genesis: Genesis, mempool: Mempool, threads: int,
+    def __init__(self, members: Callable[[], Members], mempool: Mempool, threads: int,
                  count: Callable[[str, int], None]) -> None:
-        self.genesis, self.mempool, self.count = genesis, mempool, count
+        """`members`: who may sign at the committed head, asked anew for each batch."""
+        self.members, self.mempool, self.count = members, mempool, count
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
         self.verified: dict[bytes, Envelope] = {}  # block records verified off-loop, this height
 
@@ -66,9 +67,10 @@ class Verification:
     async def decode_and_verify(self, raws: list[bytes]) -> list[Envelope | InvalidInput]:
         """Decode here, verify signatures in chunks on the thread pool (libsodium frees the GIL)."""
         decoded: list[Envelope | InvalidInput] = []
+        members = self.members()
         for raw in raws:
             try:
-                decoded.append(decode_envelope(raw, self.genesis))
+                decoded.append(decode_envelope(raw, members))
             except InvalidInput as exc:
                 decoded.append(kept(exc))
         envs = [(i, e) for i, e in enumerate(decoded) if isinstance(e, Envelope)]
@@ -76,7 +78,7 @@ class Verification:
         loop = asyncio.get_running_loop()
         chunks = [envs[k: k + VERIFY_CHUNK] for k in range(0, len(envs), VERIFY_CHUNK)]
         results = await asyncio.gather(*(loop.run_in_executor(self.pool, _check_signers, [e for _, e in c],
-                                                               self.genesis) for c in chunks))
+                                                               members) for c in chunks))
         for chunk, verdicts in zip(chunks, results):
             for (i, _), verdict in zip(chunk, verdicts):
                 if verdict is not None:
@@ -89,15 +91,16 @@ class Verification:
         checked every signature in it (docs/consensus.md, catch-up). Keys and roles are
         checked either way."""
         out = []
+        members = self.members()
         for raw in payload:
             env = self.mempool.by_raw(raw) or self.verified.get(raw)
             if env is None:
-                env = decode_envelope(raw, self.genesis)
+                env = decode_envelope(raw, members)
                 if certified:
-                    check_registered(env, self.genesis)
+                    check_registered(env, members)
                 else:
                     self.count("signatures_checked", 1)
-                    check_signer(env, self.genesis)
+                    check_signer(env, members)
             out.append(env)
         return tuple(out)
 

@@ -88,6 +88,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v1/datasets/{id}/shares", "get_shares"),
     ("GET", "/v1/provenance/{record_id}", "get_provenance"),
     ("GET", "/v1/equivocations", "get_equivocations"),
+    ("GET", "/v1/governance/proposals", "get_proposals"),
     ("GET", "/v1/status", "get_status"),
     ("GET", "/v1/genesis", "get_genesis"),
     ("GET", "/healthz", "get_health"),

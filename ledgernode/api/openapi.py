@@ -154,6 +154,16 @@ SCHEMAS: dict[str, Any] = {
     }),
     "Equivocations": _obj({"equivocations": {"type": "array", "items": {"$ref": "#/components/schemas/Equivocation"}},
                            "next_after": {**_NULL_INT, "description": "pass as ?after= for the next page"}}),
+    "Proposal": _obj({
+        "id": {"type": "string"}, "record": _HEX32, "action": {"type": "string"},
+        "args": {"type": "object", "description": "the action's arguments, bytes as lowercase hex"},
+        "expires": _INT, "state": {"type": "string", "enum": ["open", "applied", "expired"]},
+        "approvals": {"type": "array", "items": _obj({"key_id": {"type": "string"}, "dept": _NULL_STR})},
+        "needed": {**_INT, "description": "approvals of validators still needed (0 unless open)"},
+    }),
+    "Proposals": _obj({"proposals": {"type": "array", "items": {"$ref": "#/components/schemas/Proposal"}},
+                       "quorum": _INT,
+                       "next_after": {**_NULL_STR, "description": "pass as ?after= for the next page"}}),
     "Index": {"type": "object", "additionalProperties": True,
               "description": "node, chain, head and links to this document and the docs"},
 }
@@ -320,6 +330,12 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             "Proofs that a validator signed two values for one slot, oldest first",
             {200: _json(_ref("Equivocations"))}, (400,),
             [{"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
+             {"name": "limit", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]),
+        ("GET", "/v1/governance/proposals"): _op(
+            "Governance proposals by id: open, applied or expired, with their approvals (docs/governance.md)",
+            {200: _json(_ref("Proposals"))}, (400,),
+            [{"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
              {"name": "limit", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]),
         ("GET", "/v1/genesis"): _op(

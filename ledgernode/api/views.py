@@ -17,7 +17,9 @@ from ..auditing import answers, certificate, checkpoints
 from ..auditing.bundle import build_bundle
 from ..config import Limits
 from ..errors import InvalidInput, NotFound
+from ..families import gov
 from ..genesis import Genesis
+from ..members import AnyDept
 from ..records import decode_envelope
 from ..service import Backpressure, Location, NodeService, Outcome, Submitted
 from ..storage import Store
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROVENANCE_DEPTH_DEFAULT = 8
+PROPOSALS_PAGE_MAX = 100
 EQUIVOCATIONS_PAGE_MAX = 100  # the verifier checks a page of at most this many (equivocation.PAGE_MAX)
 # The certificate page shows untrusted record fields: even if escaping ever
 # failed, nothing on it may run or load anything.
@@ -137,7 +140,7 @@ class Views:
         loc = self.service.locate(record_id)
         if loc is not None:
             raw = self.service.store.load_envelope(loc.leaf_index)
-            env = decode_envelope(raw, self.service.genesis)
+            env = decode_envelope(raw, AnyDept.of(self.service.genesis))
             return shapes.respond(shapes.record_view(env, loc))
         env_pending = self.service.pending(record_id)
         if env_pending is not None:
@@ -188,6 +191,16 @@ class Views:
         page = self.service.equivocations(after, limit)
         return shapes.respond({"equivocations": [proof for _, proof in page],
                                "next_after": page[-1][0] if len(page) == limit else None})
+
+    async def get_proposals(self, request: web.Request) -> web.Response:
+        """Governance proposals, open, applied and expired, by id (docs/governance.md)."""
+        after = request.query.get("after", "")
+        if after:
+            after = inputs.subject(after, "after")
+        limit = inputs.query_int(request, "limit", PROPOSALS_PAGE_MAX)
+        if not 1 <= limit <= PROPOSALS_PAGE_MAX:
+            raise inputs.bad("bad_query", f"limit must be 1-{PROPOSALS_PAGE_MAX}")
+        return await self._answer(_proposals, self.service.store, self.service.genesis, after, limit)
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return shapes.respond(self.openapi)
@@ -254,3 +267,10 @@ def _json_of(build: Callable[..., Any], *args: Any) -> bytes:
 
 def _certificate_page(store: Store, genesis: Genesis, record_id: bytes) -> str:
     return certificate.render(build_bundle(store, genesis, record_id), genesis)
+
+
+def _proposals(store: Store, genesis: Genesis, after: str, limit: int) -> dict[str, Any]:
+    members, now = store.members(genesis), time.time_ns() // 1_000_000
+    page = store.facts_of(gov.GOV, after, limit)
+    return {"proposals": [gov.proposal_view(subject, fact, members, now) for subject, fact in page],
+            "quorum": members.quorum, "next_after": page[-1][0] if len(page) == limit else None}

@@ -27,6 +27,7 @@ from ..families import cert
 from ..families.cert import certificate_status
 from ..families.dataset import dataset_grants, dataset_owner
 from ..genesis import Genesis
+from ..members import AnyDept
 from ..records import SUBJECT_PAGE_MAX, Envelope, decode_envelope  # one page size with the store's
 from ..times import utc_short
 from .checkpoints import check_checkpoint, checkpoint
@@ -72,7 +73,7 @@ class _Answer:
     def add(self, leaf: int) -> Envelope:
         assert leaf < self.head.log_size, "a listed record is below the checkpoint"
         raw = self.store.load_envelope(leaf)
-        env = decode_envelope(raw, self.genesis)
+        env = decode_envelope(raw, AnyDept.of(self.genesis))
         key = env.record.key
         if key not in self.keys:
             self.keys[key] = entry_doc(self.state, "key", key)
@@ -222,8 +223,9 @@ def _records(doc: dict[str, Any], header: Header, genesis: Genesis) -> Records:
     return out
 
 
-def _keys(doc: dict[str, Any], records: Records, header: Header) -> dict[str, KeyEntry]:
-    """Every returned record's signer, from its key entry in the checkpoint's state."""
+def _keys(doc: dict[str, Any], records: Records, header: Header, validators: frozenset[bytes]) -> dict[str, KeyEntry]:
+    """Every returned record's signer, from its key entry in the checkpoint's state;
+    `validators`: the pubkeys that may sign `gov.*` records."""
     given = doc.get("keys")
     if not isinstance(given, dict) or len(given) > KEYS_MAX:
         raise CheckFailed("key", "答复中的签名密钥部分缺失或过长", "the answer's signing keys are missing or too many",
@@ -240,7 +242,7 @@ def _keys(doc: dict[str, Any], records: Records, header: Header) -> dict[str, Ke
                                   f"{en}'s signing key is not in the checkpoint's state (never registered)",
                                   f"no key entry for {key_id}")
             keys[key_id] = parse_key(value)
-        check_signed(env, leaf, keys[key_id], zh, en)
+        check_signed(env, leaf, keys[key_id], validators, zh, en)
     return keys
 
 
@@ -512,7 +514,7 @@ class _AnswerChecks(Checks):
         self.records = _records(self.doc, self.header, self.genesis)
 
     def check_key(self) -> None:
-        self.keys = _keys(self.doc, self.records, self.header)
+        self.keys = _keys(self.doc, self.records, self.header, self.genesis.validator_keys)
 
     def check_list(self) -> None:
         if self.kind == "provenance":

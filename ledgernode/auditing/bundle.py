@@ -21,6 +21,7 @@ from ..blocks import Header
 from ..codec import b64
 from ..errors import NotFound
 from ..genesis import Genesis
+from ..members import AnyDept
 from ..records import Envelope, decode_envelope
 from ..times import utc_text
 from .checkpoints import check_checkpoint
@@ -76,7 +77,7 @@ def build_bundle(store: LedgerReader, genesis: Genesis, record_id: bytes) -> dic
     assert header.log_start <= leaf_index < header.log_size, "record index points outside its block"
     assert tip.height >= height, "a located record is at or below the head"
     raw = store.load_envelope(leaf_index)
-    key_id = decode_envelope(raw, genesis).record.key
+    key_id = decode_envelope(raw, AnyDept.of(genesis)).record.key
     return {
         "format": FORMAT,
         "chain_id": genesis.chain_id,
@@ -194,7 +195,7 @@ class _BundleChecks(Checks):
             raise CheckFailed("key", "签名密钥不在检查点的状态中（从未登记）", "the signing key is not in the "
                               "checkpoint's state (it was never registered)", f"no key entry for {rec.key}")
         key = parse_key(value)
-        check_signed(self.env, leaf, key, "该记录", "the record")
+        check_signed(self.env, leaf, key, self.genesis.validator_keys, "该记录", "the record")
         self.facts["record"]["signer"] = {"key_id": rec.key, "dept": key.dept, "roles": list(key.roles),
                                           "from": key.from_leaf, "until": key.until}
 

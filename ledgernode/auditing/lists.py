@@ -22,7 +22,7 @@ from typing import Any
 from .. import codec, crypto, merkle, statemap
 from ..codec import b64
 from ..errors import InvalidInput
-from ..genesis import ROLES_MAX, role_allows
+from ..genesis import GOVERNANCE_PREFIX, ROLES_MAX, role_allows
 from ..records import RECORD_SIGN_PREFIX, Envelope
 from ..statemap import StateMap
 from .checks import CheckFailed
@@ -191,8 +191,11 @@ def parse_key(value: bytes) -> KeyEntry:
     return KeyEntry(pubkey, m["dept"], tuple(roles), m["from"], until)
 
 
-def check_signed(env: Envelope, leaf: int, key: KeyEntry, zh: str, en: str) -> None:
-    """The record at `leaf` was signed by `key` while it could sign records of its type."""
+def check_signed(env: Envelope, leaf: int, key: KeyEntry, validators: frozenset[bytes], zh: str,
+                 en: str) -> None:
+    """The record at `leaf` was signed by `key` while it could sign records of its type;
+    a `gov.*` record by a key of `validators`, the set certifying its block
+    (docs/protocol.md section 13)."""
     rec = env.record
     if key.pubkey.key_id != rec.key:
         raise CheckFailed("key", f"{zh}的签名密钥条目属于另一个密钥", f"{en}'s key entry is another key's",
@@ -201,6 +204,10 @@ def check_signed(env: Envelope, leaf: int, key: KeyEntry, zh: str, en: str) -> N
         raise CheckFailed("key", f"{zh}签名时该密钥不可用（尚未加入或已被吊销）",
                           f"{en} was signed when its key could not sign (not yet added, or revoked)",
                           f"leaf {leaf} is outside the key's [{key.from_leaf}, {key.until})")
+    if rec.type.startswith(GOVERNANCE_PREFIX) and key.pubkey.raw not in validators:
+        raise CheckFailed("key", f"{zh}是治理记录，但签名者不是验证节点",
+                          f"{en} is a governance record not signed by a validator",
+                          f"{rec.type} must be signed by a validator of the set certifying its block")
     if not any(role_allows(role, rec.type) for role in key.roles):
         raise CheckFailed("key", f"{zh}的签名密钥无权签署这类记录",
                           f"{en}'s signing key is not allowed to sign this type of record",

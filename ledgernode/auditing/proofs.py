@@ -15,6 +15,7 @@ from .. import codec, merkle
 from ..blocks import Header, check_qc, decode_header, qc_from_json
 from ..errors import InvalidInput
 from ..genesis import Genesis
+from ..members import AnyDept
 from ..records import ENVELOPE_LIMITS, Envelope, decode_envelope, record_id_of
 from .checks import CheckFailed, Where
 from .parse import hash_list, unb64
@@ -105,7 +106,7 @@ def record_of(value: Any, claimed_id: Any, genesis: Genesis, where: Where) -> En
     raw = unb64(value, "record_bytes", where, Where("字节", "bytes"))
     altered = claimed_id is not None and _id_of_envelope(raw) != claimed_id
     try:
-        env = decode_envelope(raw, genesis)
+        env = decode_envelope(raw, AnyDept.of(genesis))
     except InvalidInput as exc:
         if altered:
             raise CheckFailed("record_bytes", f"{where.zh}的内容被改动（与记录编号、签名不再一致）",

@@ -5,6 +5,7 @@ registry every other module reads them from.
     cert      cert.issue, cert.revoke, cert.suspend, cert.resume
     evidence  evidence.notarize
     trace     trace.event
+    gov       gov.propose, gov.approve (validators only, docs/protocol.md section 13)
 
 A family module declares each of its types as a `schema.RecordType` (typed body
 fields, ledger rule, stateless check across fields) and its derived views. Here:
@@ -17,10 +18,11 @@ types is the order the CLI lists and error messages name.
 
 from __future__ import annotations
 
-from . import cert, dataset, evidence, trace
+from . import cert, dataset, evidence, gov, trace
+from ..genesis import GOVERNANCE_PREFIX
 from .schema import BASE_KINDS, Family, Kind, RecordType
 
-FAMILIES: tuple[Family, ...] = (dataset.FAMILY, cert.FAMILY, evidence.FAMILY, trace.FAMILY)
+FAMILIES: tuple[Family, ...] = (dataset.FAMILY, cert.FAMILY, evidence.FAMILY, trace.FAMILY, gov.FAMILY)
 
 
 def _types(families: tuple[Family, ...]) -> dict[str, RecordType]:
@@ -37,8 +39,10 @@ TYPES: dict[str, RecordType] = _types(FAMILIES)
 # the base kinds, then any a family declares for itself (dataset's classification)
 KINDS: tuple[Kind, ...] = tuple(dict.fromkeys(
     [*BASE_KINDS, *(f.kind for rtype in TYPES.values() for f in rtype.fields)]))
-# "dataset.*", "share.*", ...: the genesis roles that each allow one prefix's types
-WILDCARD_ROLES: tuple[str, ...] = tuple(dict.fromkeys(rtype.wildcard_role for rtype in TYPES.values()))
+# "dataset.*", "share.*", ...: the genesis roles that each allow one prefix's types (no
+# "gov.*": only validators sign governance records, whatever a client's roles say)
+WILDCARD_ROLES: tuple[str, ...] = tuple(dict.fromkeys(
+    rtype.wildcard_role for rtype in TYPES.values() if not rtype.name.startswith(GOVERNANCE_PREFIX)))
 FOR_EVERY_DEPT: tuple[str, ...] = tuple(name for name, rtype in TYPES.items() if rtype.for_every_dept)
 
 __all__ = ["FAMILIES", "FOR_EVERY_DEPT", "KINDS", "TYPES", "WILDCARD_ROLES", "Family", "Kind", "RecordType"]

@@ -9,7 +9,7 @@ rule paths run for every record a node sees.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,12 +19,14 @@ from ..times import TIME_MAX_MS
 
 if TYPE_CHECKING:
     # Only for annotations: records.py imports this package to check bodies.
+    from ..members import Members
     from ..records import Envelope
+    from .gov import Change
 
 TEXT_MAX_CHARS = 1_024
 ID_BYTES = 32
 
-Check = Callable[[Any, frozenset[str]], str | None]  # (value, genesis depts) -> what it must be, or None
+Check = Callable[[Any, Container[str]], str | None]  # (value, known depts) -> what it must be, or None
 Update = tuple[str, str, dict[str, Any]]  # (fact kind, fact key, new value)
 BodyCheck = Callable[[dict[str, Any]], str | None]
 
@@ -52,27 +54,27 @@ class Kind:
     help: str
 
 
-def _text(value: Any, depts: frozenset[str]) -> str | None:
+def _text(value: Any, depts: Container[str]) -> str | None:
     if not isinstance(value, str) or len(value) > TEXT_MAX_CHARS:
         return f"must be a str of at most {TEXT_MAX_CHARS} chars"
     return None
 
 
-def _hash(value: Any, depts: frozenset[str]) -> str | None:
+def _hash(value: Any, depts: Container[str]) -> str | None:
     if not isinstance(value, bytes) or len(value) != ID_BYTES:
         return f"must be {ID_BYTES} bytes"
     return None
 
 
-def _time(value: Any, depts: frozenset[str]) -> str | None:
+def _time(value: Any, depts: Container[str]) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= TIME_MAX_MS:
         return "must be a non-negative int"
     return None
 
 
-def _dept(value: Any, depts: frozenset[str]) -> str | None:
+def _dept(value: Any, depts: Container[str]) -> str | None:
     if not isinstance(value, str) or value not in depts:
-        return "must be a department of the genesis"
+        return "must be a department of the network"
     return None
 
 
@@ -81,7 +83,7 @@ def one_of(name: str, values: tuple[str, ...]) -> Kind:
     an unhashable value is refused rather than raising)."""
     problem = f"must be one of {', '.join(values)}"
 
-    def check(value: Any, depts: frozenset[str]) -> str | None:
+    def check(value: Any, depts: Container[str]) -> str | None:
         return problem if value not in values else None
 
     return Kind(name, check, "|".join(values))
@@ -91,7 +93,7 @@ TEXT = Kind("text", _text, f"up to {TEXT_MAX_CHARS} chars")
 HASH = Kind("hash", _hash, "64 hex")
 # evidence.notarize's `size` (bytes) is of this kind too, hence the help's aside
 TIME = Kind("time", _time, "int ms since 1970 (size: bytes)")
-DEPT = Kind("dept", _dept, "a genesis department")
+DEPT = Kind("dept", _dept, "a department of the network")
 BASE_KINDS = (TEXT, HASH, TIME, DEPT)
 
 
@@ -110,7 +112,17 @@ class Ledger(Protocol):
 
     block_time: int
 
+    @property
+    def members(self) -> Members:
+        """Who could sign in the parent's state: its keys, depts and validator set."""
+
     def fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def key(self, key_id: str) -> Signer | None:
+        """A key as the rule sees it: the parent's, changed by what this block approved so far."""
+
+    def approve(self, change: Change) -> None:
+        """A governance change reached its quorum: apply it at the end of the block."""
 
     def since(self, record_hex: str) -> str:
         """" at height N" for a committed record, " (not yet committed)" for one ahead."""
@@ -134,13 +146,15 @@ _ABSENT = object()  # a present value may be nil (None), so absence has its own 
 class RecordType:
     """One record type: its body schema, its ledger rule and, for the stateless check,
     an optional check across fields that runs once every field has passed its kind.
-    `for_every_dept`: every department's client needs it whatever its own work (devnet)."""
+    `for_every_dept`: every department's client needs it whatever its own work (devnet).
+    `nested`: its body holds maps or lists, which only the checked decoding path takes."""
 
     name: str
     fields: tuple[Field, ...]
     rule: Rule = no_rule
     body_check: BodyCheck | None = None
     for_every_dept: bool = False
+    nested: bool = False
     field_names: frozenset[str] = field(init=False, repr=False, compare=False)
     _checks: tuple[tuple[str, Check, bool], ...] = field(init=False, repr=False, compare=False)
 
@@ -160,7 +174,7 @@ class RecordType:
     def fields_of(self, kind: Kind) -> frozenset[str]:
         return frozenset(f.name for f in self.fields if f.kind == kind)
 
-    def check_body(self, body: Any, depts: frozenset[str]) -> None:
+    def check_body(self, body: Any, depts: Container[str]) -> None:
         """Raise `invalid_record` unless `body` holds exactly this schema (docs/protocol.md
         section 5). The first problem found is named: an unexpected field (in body
         order), then each field in schema order, then `body_check`."""

@@ -22,8 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .. import codec, merkle, records
+from .. import members as members_mod
 from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt, StoreOutdated
+from ..families import gov
+from ..genesis import Genesis
+from ..members import Members
 from .. import statemap
 from ..statemap import EMPTY_ROOT, StateMap
 from . import keys
@@ -46,7 +50,8 @@ LOG_NODE_CACHE_MAX = 200_000
 # whether more follow; the page itself is one constant of the ledger layer.
 SUBJECT_ANSWER_MAX = records.SUBJECT_PAGE_MAX
 SUBJECT_PAGE_MAX = SUBJECT_ANSWER_MAX + 1
-FACT_LIMITS = codec.Limits(input_max_bytes=4096, depth_max=2)
+FACT_LIMITS = codec.Limits(input_max_bytes=32_768, depth_max=2)  # a gov fact: args, up to 256 approvers
+MEMBER_FACTS_MAX = 1_000_000  # key and dept facts read to build the head's Members
 EVIDENCE_MAX = 1_000  # equivocation cases kept on disk; later ones are counted, not kept
 EVIDENCE_VALUE_MAX_BYTES = 4096  # two signed messages without blocks or certificates
 
@@ -78,6 +83,10 @@ class Store:
         self.kv = kv
         self.map_nodes = MapNodes(kv)
         self._log_nodes = Generations(LOG_NODE_CACHE_MAX)
+        # (genesis, the head's Members, commits that changed a member): built on first use,
+        # rebuilt whole by the commit that changes a key or a dept (members.py)
+        self._members: tuple[Genesis, Members] | None = None
+        self._members_changes = 0
         self._tip = self._open()
 
     def _open(self) -> Tip:
@@ -206,15 +215,39 @@ class Store:
 
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None:
         raw = self.kv.get(keys.fact_key(kind, key))
-        if raw is None:
-            return None
+        return None if raw is None else _decode_fact(kind, key, raw)
+
+    def facts_of(self, kind: str, after: str = "", limit: int = MEMBER_FACTS_MAX) -> list[tuple[str, dict[str, Any]]]:
+        """Facts of one kind, (key, value) in key order, from the first key after `after`."""
+        prefix = keys.fact_key(kind, "")
+        start = keys.fact_key(kind, after) + b"\x00" if after else prefix
+        out: list[tuple[str, dict[str, Any]]] = []
+        for k, raw in self.kv.scan(start, prefix[:-1] + b"0", verify=True):
+            if len(out) >= limit:
+                break
+            name = k[len(prefix):].decode("utf-8")
+            out.append((name, _decode_fact(kind, name, raw)))
+        return out
+
+    def members(self, genesis: Genesis) -> Members:
+        """Who may sign at the head: the genesis's keys and depts with governance's changes."""
+        cached = self._members
+        if cached is not None and cached[0] is genesis:
+            return cached[1]
+        changes = self._members_changes
+        built = self._build_members(genesis)
+        if changes == self._members_changes:  # no commit changed them meanwhile
+            self._members = (genesis, built)
+        return built
+
+    def _build_members(self, genesis: Genesis) -> Members:
+        key_facts, dept_facts = self.facts_of(gov.KEY), self.facts_of(gov.DEPT)
+        if MEMBER_FACTS_MAX in (len(key_facts), len(dept_facts)):
+            raise StoreCorrupt(f"{MEMBER_FACTS_MAX} or more key or dept facts: no ledger writes so many")
         try:
-            fact = codec.decode(raw, FACT_LIMITS)
-        except InvalidInput as exc:
-            raise StoreCorrupt(f"fact {kind}/{key}: its stored value does not decode ({exc.message})") from None
-        if not isinstance(fact, dict):
-            raise StoreCorrupt(f"fact {kind}/{key}: its stored value is not a map")
-        return fact
+            return members_mod.build(genesis, (f for _, f in key_facts), (d for d, _ in dept_facts))
+        except ValueError as exc:
+            raise StoreCorrupt(str(exc)) from None
 
     def map_at(self, root: bytes) -> StateMap:
         """The state map at a committed root: the head's is `tip.header.state`
@@ -289,6 +322,10 @@ class Store:
         # names them, and `locate` hides those above its height until then. The copy keeps
         # a later append to the caller's CheckedBlock from changing what readers see.
         self._tip = Tip(header, checked.frontier.copy())
+        if any(kind in gov.MAP_KINDS for kind, _ in checked.facts):
+            self._members_changes += 1
+            cached = self._members
+            self._members = None if cached is None else (cached[0], self._build_members(cached[0]))
 
     def save_meta(self, key: str, value: bytes) -> None:
         """Synced write of one runtime value (consensus state) under m/<key>."""
@@ -335,6 +372,16 @@ class Store:
                 raise StoreCorrupt(f"evidence key {key.hex()} is not a prefix and a u64 sequence number")
             out.append((seq, value))
         return out
+
+
+def _decode_fact(kind: str, key: str, raw: bytes) -> dict[str, Any]:
+    try:
+        fact = codec.decode(raw, FACT_LIMITS)
+    except InvalidInput as exc:
+        raise StoreCorrupt(f"fact {kind}/{key}: its stored value does not decode ({exc.message})") from None
+    if not isinstance(fact, dict):
+        raise StoreCorrupt(f"fact {kind}/{key}: its stored value is not a map")
+    return fact
 
 
 class _LogNodes:

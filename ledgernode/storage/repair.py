@@ -97,9 +97,10 @@ def append_checked(store: Store, genesis: Genesis, block: RawBlock, sync: bool) 
         raise InvalidInput("not_next", f"block {header.height} is not the next height {store.height + 1}")
     check_qc(qc, header, genesis)
     envs = []
+    members = store.members(genesis)
     for item in payload:
-        env = decode_envelope(item, genesis)
-        check_registered(env, genesis)
+        env = decode_envelope(item, members)
+        check_registered(env, members)
         envs.append(env)
     tip = store.tip  # the parent header and its frontier, of one block
     checked = check_block(Block(header, tuple(envs)), tip.header, store, tip.frontier, genesis,

@@ -33,6 +33,7 @@ from .. import merkle
 from ..blocks import ZERO_HASH, Header, check_qc, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StorageError, StoreCorrupt
 from ..genesis import Genesis
+from ..members import AnyDept
 from ..records import Envelope, decode_envelope
 from . import NODE_LEVEL_STORED_MIN, keys
 from .kv import KV
@@ -323,7 +324,7 @@ class _Scrub:
                 if level >= NODE_LEVEL_STORED_MIN:
                     self.merkle_node(height, level, node_index, h)
         try:
-            env = decode_envelope(raw, self.genesis)
+            env = decode_envelope(raw, AnyDept.of(self.genesis))
         except InvalidInput as exc:
             self.add(height, f"leaf {index} (block {height}): record does not decode ({exc.message})")
             return

@@ -174,6 +174,27 @@ def test_a_large_pool_is_not_re_judged_unforced(monkeypatch: pytest.MonkeyPatch)
     assert adm.committed(checked, CAP, T0 + 4) == [] and rebuilds == [T0 + 4]  # at the size: done
 
 
+def test_a_key_revoked_by_a_commit_takes_its_pending_records_out_of_the_pool() -> None:
+    """Even in a pool too large to be re-judged unforced: who may sign changed."""
+    store, pool, adm = fresh()
+    mine, other = issue(MARKET, "LIC-1"), issue(JUSTICE, "LIC-2")
+    adm.admit(mine, T0)
+    adm.admit(other, T0)
+    body = {"action": "key.revoke", "args": {"key_id": NET.clients[MARKET].public.key_id, "reason": "stolen"},
+            "expires": T0 + 10**6}
+    propose = decode_envelope(NET.record(0, "gov.propose", "R-1", body, key=NET.validators[0]), G)
+    approvals = [decode_envelope(NET.record(0, "gov.approve", "R-1", {"proposal": propose.record_id},
+                                            key=NET.validators[v]), G) for v in (1, 2)]
+    checked, refused = commit(store, [propose, *approvals], T0 + 1)
+    assert not refused
+    failed = adm.committed(checked, 3, T0 + 2)  # a full block: only the key change forces the re-judgement
+    assert [(env.record_id, exc.code) for env, exc in failed] == [(mine.record_id, "key_revoked")]
+    assert list(pool.oldest(len(pool))) == [other]
+    with pytest.raises(InvalidInput) as info:
+        adm.admit(issue(MARKET, "LIC-3"), T0 + 3)
+    assert (info.value.code, info.value.status) == ("key_revoked", 409)
+
+
 # -- against the naive reference ---------------------------------------------------------
 
 NUMBERS = ["C1", "C2"]

@@ -16,9 +16,11 @@ from ledgernode.genesis import role_allows
 from tests.unit import test_families_cert as cert_tests
 from tests.unit import test_families_dataset as dataset_tests
 from tests.unit import test_families_evidence as evidence_tests
+from tests.unit import test_families_gov as gov_tests
 from tests.unit import test_families_trace as trace_tests
 
-FAMILY_TESTS = {"dataset": dataset_tests, "cert": cert_tests, "evidence": evidence_tests, "trace": trace_tests}
+FAMILY_TESTS = {"dataset": dataset_tests, "cert": cert_tests, "evidence": evidence_tests, "trace": trace_tests,
+                "gov": gov_tests}
 BODIES: dict[str, dict[str, Any]] = {name: body for m in FAMILY_TESTS.values() for name, body in m.EXAMPLES.items()}
 # each type's body with every optional field present too
 FULL_BODIES: dict[str, dict[str, Any]] = {
@@ -39,7 +41,7 @@ def test_the_types_and_their_order() -> None:
     # the order is what `ledgernode submit --help` lists and an unknown type's message names
     assert list(families.TYPES) == [
         "dataset.publish", "share.grant", "share.revoke", "share.access", "cert.issue", "cert.revoke",
-        "cert.suspend", "cert.resume", "evidence.notarize", "trace.event"]
+        "cert.suspend", "cert.resume", "evidence.notarize", "trace.event", "gov.propose", "gov.approve"]
     assert records.RECORD_TYPES == tuple(families.TYPES)
     assert all(families.TYPES[t.name] is t for f in families.FAMILIES for t in f.types)
 
@@ -52,7 +54,7 @@ def test_every_reader_is_built_from_the_registry() -> None:
 
 
 def test_kinds_roles_and_types_for_every_dept() -> None:
-    assert [k.name for k in families.KINDS] == ["text", "hash", "time", "dept", "classification"]
+    assert [k.name for k in families.KINDS] == ["text", "hash", "time", "dept", "classification", "action", "args"]
     assert families.WILDCARD_ROLES == ("dataset.*", "share.*", "cert.*", "evidence.*", "trace.*")
     assert families.FOR_EVERY_DEPT == ("share.access",)
     for role in families.WILDCARD_ROLES:

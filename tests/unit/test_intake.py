@@ -29,7 +29,8 @@ class Room:
         self.rejected: list[str] = []
         self.admitted: list[tuple[list[bytes], bool]] = []
         self.behind = behind
-        verification = Verification(NET.genesis, self.mempool, 1, lambda name, n=1: None)
+        verification = Verification(lambda: self.store.members(NET.genesis), self.mempool, 1,
+                                    lambda name, n=1: None)
         self.intake = Intake(NET.genesis, self.store, self.mempool, Admission(NET.genesis, self.store, self.mempool),
                              verification, Outcomes(60_000, 100), self.rejected.append, lambda: self.behind,
                              lambda raws, gossip: self.admitted.append((raws, gossip)))

@@ -21,11 +21,12 @@ PACKAGE_LAYERS = {
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio"],
-    "ledger": ["genesis", "records", "ledgermap", "blocks", "state"],
+    "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "peers", "witness", "metrics", "activity", "cli", "bench", "audit", "client", "__main__"],
+    "runtime": ["node", "peers", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
+                "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {

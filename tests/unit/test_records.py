@@ -33,6 +33,7 @@ from ledgernode.records import (
     sign_record,
 )
 from tests.fixtures import T0, Net, content, seeded_key
+from tests.unit.test_families_gov import signer_key
 from tests.unit.test_families_registry import BODIES, FAMILY_BAD_VALUES, FULL_BODIES
 
 NET = Net()
@@ -305,7 +306,7 @@ def test_every_type_has_a_valid_body_here() -> None:
 @pytest.mark.parametrize("rtype", sorted(TYPES))
 def test_each_type_accepts_its_body(rtype: str) -> None:
     for body in (BODIES[rtype], FULL_BODIES[rtype]):
-        raw = NET.record(0, rtype, "SUBJ-1", body)
+        raw = NET.record(0, rtype, "SUBJ-1", body, key=signer_key(rtype))
         env = decode_envelope(raw, G)
         assert env.record.type == rtype and env.record.body == body
         assert check_signer(env, G).dept == "justice"
@@ -527,9 +528,11 @@ def _agree(m: dict[str, Any]) -> None:
     record_bytes = msgpack.packb(m, use_bin_type=True)  # key order and forms as given
     checked = _checked_record(record_bytes)
     fast = _record_fast(record_bytes, G)
+    # a nested body (gov.propose's args) is taken by the checked path only
+    nested = isinstance(m.get("type"), str) and m["type"] in TYPES and TYPES[m["type"]].nested
     if fast is not None:
-        assert _typed(fast) == _typed(checked), (m, checked)  # True is not 1 here
-    elif not isinstance(checked, str):
+        assert not nested and _typed(fast) == _typed(checked), (m, checked)  # True is not 1 here
+    elif not isinstance(checked, str) and not nested:
         raise AssertionError(f"fast path refused a valid record: {m}")
     # and decode_envelope gives the checked path's answer either way
     raw = codec.encode([record_bytes, bytes(64)])

@@ -1053,3 +1053,22 @@ def test_a_bundle_built_while_a_block_commits_names_a_head_that_holds_the_record
 
     bundle = build_bundle(CommitsDuringLocate(), net.genesis, decode_envelope(late, net.genesis).record_id)
     assert verify_bundle(bundle, net.genesis).valid
+
+
+def test_a_governance_record_verifies_only_as_a_validators() -> None:
+    """docs/protocol.md section 13: a `gov.*` record's key must be a validator's of the set
+    certifying its block (this version: the genesis set), whatever its roles."""
+    from ledgernode.auditing import lists
+
+    net, store = Net(), Store.memory()
+    body = {"action": "key.revoke", "args": {"key_id": net.clients[1].public.key_id, "reason": "lost"},
+            "expires": T0 + 10**6}
+    raw = net.record(0, "gov.propose", "R-1", body, key=net.validators[2])
+    commit_records(net, store, [raw])
+    env = decode_envelope(raw, net.genesis)
+    assert verify_bundle(build_bundle(store, net.genesis, env.record_id), net.genesis).valid
+    key = lists.KeyEntry(net.validators[2].public, "health", ("*",), 0, None)
+    lists.check_signed(env, 0, key, net.genesis.validator_keys, "该记录", "the record")
+    with pytest.raises(CheckFailed) as info:  # the same key, were it not a validator's
+        lists.check_signed(env, 0, key, frozenset(), "该记录", "the record")
+    assert info.value.part == "key" and "not signed by a validator" in info.value.en
