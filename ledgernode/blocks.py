@@ -21,7 +21,7 @@ from .errors import InvalidInput
 from .families import gov
 from .genesis import Genesis, Signer
 from .ledgermap import MapChange
-from .members import Members
+from .members import Members, ValidatorSet
 from .records import Envelope, check_registered, check_signer
 from .state import BlockState, StateView
 
@@ -177,26 +177,29 @@ def check_qc(
     header: Header,
     genesis: Genesis,
     verify: Callable[[crypto.PublicKey, bytes, bytes], bool] | None = None,
+    validators: ValidatorSet | None = None,
 ) -> None:
-    """Raise InvalidInput unless `qc` certifies `header` under the genesis validators.
+    """Raise InvalidInput unless `qc` certifies `header` under `validators`, the set of
+    its height (default: the genesis's).
 
     `verify` lets the consensus simulation share one signature cache; by default
     each signature is checked with its key."""
+    vset = validators or ValidatorSet.of_genesis(genesis)
     if qc.block_hash != header.block_hash or qc.height != header.height:
         raise _qc_bad("qc names a different block than the header")
     seen: set[int] = set()
     message = vote_bytes(genesis.chain_id, qc.height, qc.round, qc.block_hash)
     for index, sig in qc.signatures:
-        if not 0 <= index < genesis.n:
+        if not 0 <= index < vset.n:
             raise _qc_bad(f"qc signature from unknown validator {index}")
         if index in seen:
             raise _qc_bad(f"qc lists validator {index} twice")
         seen.add(index)
-        key = genesis.validators[index].pubkey
+        key = vset.keys[index]
         if not (verify(key, sig, message) if verify else key.verify(sig, message)):
             raise _qc_bad(f"qc signature of validator {index} does not verify")
-    if len(seen) < genesis.quorum:
-        raise _qc_bad(f"qc has {len(seen)} signatures, needs {genesis.quorum}")
+    if len(seen) < vset.quorum:
+        raise _qc_bad(f"qc has {len(seen)} signatures, needs {vset.quorum}")
 
 
 @dataclass(frozen=True)
@@ -268,28 +271,28 @@ def check_block(
     """Judge `block` on top of `parent`; raise InvalidInput naming the broken rule."""
     h = block.header
     bad = lambda msg: InvalidInput("invalid_block", msg)  # noqa: E731
-    if h.chain != genesis.chain_id or h.valset != genesis.valset_hash:
-        raise bad("header chain or valset does not match the genesis")
+    state = BlockState(view, genesis, h.time)
+    members = state.members
+    if h.chain != genesis.chain_id or h.valset != members.validator_set.valset_hash:
+        raise bad("header chain or valset does not match the validators of the parent's state")
     expected = (1, ZERO_HASH, 0, -1) if parent is None else (
         parent.height + 1, parent.block_hash, parent.log_size, parent.time)
     if (h.height, h.prev, h.log_start) != expected[:3]:
         raise bad("header height, prev or log_start does not follow the parent")
     if h.time <= expected[3] or (now_ms is not None and h.time > now_ms + BLOCK_TIME_DRIFT_MS):
         raise bad("block time must be after the parent's and not ahead of our clock")
-    if not 0 <= h.proposer < genesis.n:
+    if not 0 <= h.proposer < members.n:
         raise bad(f"proposer {h.proposer} is not a validator")
     if len(block.envelopes) > genesis.block_max_records:
         raise bad(f"block holds more than {genesis.block_max_records} records")
     assert frontier.size == h.log_start, "frontier must be at the parent's log size"
-    state = BlockState(view, genesis, h.time)
-    members = state.members
     for env in block.envelopes:
         state.admit(env, signer_of(env, members, sigs_checked))
     frontier = frontier.copy()
     nodes = _append_all(frontier, block.envelopes)
     if h.log_size != frontier.size or h.log_root != frontier.root():
         raise bad("header log_size or log_root does not match the block's records")
-    state.finish(h.log_size)
+    state.finish(h.log_size, h.height)
     change = map_change(block.envelopes, h.log_start, parent, view, genesis, state.facts)
     if h.state != change.root:
         raise bad("header state does not match the state map after the block's records")
@@ -324,12 +327,12 @@ def build_block(
         chosen.append(env)
     grown = frontier.copy()
     nodes = _append_all(grown, tuple(chosen))
-    state.finish(grown.size)
+    height = 1 if parent is None else parent.height + 1
+    state.finish(grown.size, height)
     change = map_change(tuple(chosen), frontier.size, parent, view, genesis, state.facts)
     header = Header(
-        genesis.chain_id, 1 if parent is None else parent.height + 1, time_ms,
-        ZERO_HASH if parent is None else parent.block_hash, proposer,
-        frontier.size, grown.size, grown.root(), genesis.valset_hash, change.root,
+        genesis.chain_id, height, time_ms, ZERO_HASH if parent is None else parent.block_hash, proposer,
+        frontier.size, grown.size, grown.root(), members.validator_set.valset_hash, change.root,
     )
     header = replace(header, raw=header.encode())
     return CheckedBlock(Block(header, tuple(chosen)), nodes, state.facts, grown, change), rejected

@@ -77,17 +77,22 @@ class Genesis:
     block_max_records: int
     valset_hash: bytes
 
+    @cached_property
+    def validator_set(self) -> ValidatorSet:
+        """The genesis set: it certifies heights from 1 until governance changes it."""
+        return ValidatorSet(tuple(v.pubkey for v in self.validators))
+
     @property
     def n(self) -> int:
-        return len(self.validators)
+        return self.validator_set.n
 
     @property
     def f(self) -> int:
-        return (self.n - 1) // 3
+        return self.validator_set.f
 
     @property
     def quorum(self) -> int:
-        return self.n - self.f
+        return self.validator_set.quorum
 
     @cached_property
     def depts(self) -> frozenset[str]:
@@ -102,6 +107,51 @@ class Genesis:
     def validator_keys(self) -> frozenset[bytes]:
         """The raw pubkeys of the validators: the keys that may sign `gov.*` records."""
         return frozenset(v.pubkey.raw for v in self.validators)
+
+
+def faults_tolerated(n: int) -> int:
+    """f of n validators: the most that may fail or lie (docs/consensus.md)."""
+    return (n - 1) // 3
+
+
+def quorum_of(n: int) -> int:
+    """Q = n - f: any two quorums share an honest validator (docs/consensus.md)."""
+    return n - faults_tolerated(n)
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    """The validators that certify one height (docs/protocol.md section 12): their keys in
+    order, an index being a position here; n, f and Q follow from the size."""
+
+    keys: tuple[crypto.PublicKey, ...]
+
+    def __post_init__(self) -> None:
+        assert 1 <= len(self.keys) and len({k.raw for k in self.keys}) == len(self.keys), \
+            "a validator set is non-empty and lists a key once"
+
+    @classmethod
+    def of_genesis(cls, genesis: Genesis) -> ValidatorSet:
+        return genesis.validator_set
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+    @property
+    def f(self) -> int:
+        return faults_tolerated(self.n)
+
+    @property
+    def quorum(self) -> int:
+        return quorum_of(self.n)
+
+    @property
+    def valset_hash(self) -> bytes:
+        return crypto.H("valset", codec.encode([k.raw for k in self.keys]))
+
+    def index_of(self, pubkey: bytes) -> int | None:
+        return next((i for i, k in enumerate(self.keys) if k.raw == pubkey), None)
 
 
 def _bad(message: str) -> InvalidInput:
@@ -215,7 +265,7 @@ def parse(raw: bytes) -> Genesis:
             raise _bad(f"clients[{i}]: pubkey already registered")
         signers[signer.pubkey.key_id] = signer
     params = _params(doc)
-    valset = crypto.H("valset", codec.encode([v.pubkey.raw for v in validators]))
+    valset = ValidatorSet(tuple(v.pubkey for v in validators)).valset_hash
     return Genesis(
         raw=raw,
         genesis_hash=crypto.sha256(raw).hex(),

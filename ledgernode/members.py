@@ -18,12 +18,13 @@ signs nothing more.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Protocol
 
 from . import crypto
 from .errors import InvalidInput
-from .genesis import ID_RE, Genesis, Signer, Validator
+from .genesis import ID_RE, Genesis, Signer, Validator, ValidatorSet
 
 
 
@@ -66,7 +67,12 @@ class Members:
     chain_id: str
     signers: Mapping[str, Signer]  # every key ever registered, by key_id; revoked ones keep `until`
     depts: frozenset[str]
-    validators: tuple[Validator, ...]
+    validators: tuple[Validator, ...]  # the set certifying the next height
+    since: int = 1  # the first height that set certifies
+
+    @cached_property
+    def validator_set(self) -> ValidatorSet:
+        return ValidatorSet(tuple(v.pubkey for v in self.validators))
 
     @property
     def n(self) -> int:
@@ -74,17 +80,11 @@ class Members:
 
     @property
     def quorum(self) -> int:
-        return self.n - (self.n - 1) // 3
+        return self.validator_set.quorum
 
     def dept_of(self, key_id: str) -> str | None:
         signer = self.signers.get(key_id)
         return None if signer is None else signer.dept
-
-
-def key_fact(signer: Signer) -> dict[str, Any]:
-    """A key's fact: the value of its `key` map entry (docs/protocol.md section 11.5)."""
-    return {"pubkey": signer.pubkey.raw, "dept": signer.dept, "roles": list(signer.roles),
-            "from": signer.from_leaf, "until": signer.until}
 
 
 def signer_of_fact(fact: Mapping[str, Any], validator: int | None) -> Signer:
@@ -94,15 +94,32 @@ def signer_of_fact(fact: Mapping[str, Any], validator: int | None) -> Signer:
     return Signer(fact["dept"], tuple(fact["roles"]), pubkey, validator, fact["from"], fact["until"])
 
 
-def build(genesis: Genesis, key_facts: Iterable[Mapping[str, Any]], dept_facts: Iterable[str]) -> Members:
-    """The genesis's keys and departments with governance's changes on top."""
-    validators = genesis.validators
-    index = {v.pubkey.raw: i for i, v in enumerate(validators)}
-    signers: dict[str, Signer] = dict(genesis.signers)
-    for fact in key_facts:
-        try:
+def validators_of_fact(fact: Mapping[str, Any]) -> tuple[Validator, ...]:
+    """The set a `validators` fact (its map entry, docs/protocol.md section 11.5) lists;
+    ValueError if it is empty or lists a key twice."""
+    out = tuple(Validator(v["dept"], v["name"], crypto.load_public_key(v["pubkey"])) for v in fact["validators"])
+    if not out or len({v.pubkey.raw for v in out}) != len(out):
+        raise ValueError("a validator set is non-empty and lists a key once")
+    return out
+
+
+def set_of_fact(fact: Mapping[str, Any]) -> ValidatorSet:
+    """The ValidatorSet of a `validators` fact this node computed (a checked block's)."""
+    return ValidatorSet(tuple(v.pubkey for v in validators_of_fact(fact)))
+
+
+def build(genesis: Genesis, key_facts: Iterable[Mapping[str, Any]], dept_facts: Iterable[str],
+          validators_fact: Mapping[str, Any] | None = None) -> Members:
+    """The genesis's keys, departments and validators with governance's changes on top;
+    a signer's `validator` is its index in the current set."""
+    try:
+        validators = genesis.validators if validators_fact is None else validators_of_fact(validators_fact)
+        since = 1 if validators_fact is None else validators_fact["since"]
+        index = {v.pubkey.raw: i for i, v in enumerate(validators)}
+        signers = {k: replace(s, validator=index.get(s.pubkey.raw)) for k, s in genesis.signers.items()}
+        for fact in key_facts:
             signer = signer_of_fact(fact, index.get(fact["pubkey"]))
-        except (InvalidInput, KeyError, TypeError) as exc:
-            raise ValueError(f"a stored key fact does not load: {exc}") from None
-        signers[signer.pubkey.key_id] = signer
-    return Members(genesis.chain_id, signers, genesis.depts | frozenset(dept_facts), validators)
+            signers[signer.pubkey.key_id] = signer
+    except (InvalidInput, KeyError, TypeError) as exc:
+        raise ValueError(f"a stored key or validators fact does not load: {exc}") from None
+    return Members(genesis.chain_id, signers, genesis.depts | frozenset(dept_facts), validators, since)

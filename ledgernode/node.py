@@ -63,7 +63,9 @@ from .reads import Reads
 from .intake import Intake
 from .outcomes import Outcomes
 from .witness import Witness
-from .members import Members
+from .families.gov import VALIDATORS
+from .members import Members, ValidatorSet, set_of_fact
+from .roster import Roster, is_consensus, message_height
 from .records import Envelope
 from .verification import Verification
 from .service import Location, Outcome, Rejection, Submitted, locate_in
@@ -172,6 +174,8 @@ class Node:
         self.high_water = resumed.high_water  # until we sign again: fetched QCs with our key raise the floor
         persisted = PersistedState.decode(resumed.state) if resumed.state is not None else None
         tick = self.limits.tick_ms
+        members = self.store.members(self.genesis)
+        self.roster = Roster(self.genesis, members.validator_set, members.since)
         self.replica = Replica(
             Config(self.genesis, cfg.index,
                    round_timeout_ticks=max(1, self.limits.round_timeout_ms // tick),
@@ -179,8 +183,8 @@ class Node:
                    fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
             recent_proposers=tuple((h, self.store.load_header(h).proposer)
-                                   for h in Turns.window(self.genesis.n, self.store.height)),
-            blocks=ChainBlocks(self.genesis),
+                                   for h in Turns.window(members.n, self.store.height) if h >= members.since),
+            blocks=ChainBlocks(self.genesis, next_set=self._next_set), validators=members.validator_set,
         )
         self.driver = Driver(self.replica)
         self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
@@ -236,7 +240,8 @@ class Node:
         return True
 
     def _on_peer_message(self, peer: int, msg: Message) -> None:
-        if msg.sender != peer:
+        sender = self.roster.sender(peer, message_height(msg)) if is_consensus(msg) else peer
+        if msg.sender != sender:
             # nobody relays another validator's messages (each re-sends its own), and a
             # relayed copy with other unsigned parts could claim the genuine one's slot
             self.count("relayed_dropped")
@@ -338,13 +343,17 @@ class Node:
             case Persist(state):
                 await self._on_disk(self._save_signing, state.encode(), bool(state.signed))
             case Send(to, msg):
-                self.net.send(to, msg)
+                link = None if to is None else self.roster.link(to, message_height(msg))
+                if to is None or link is not None:
+                    self.net.send(link, msg)
             case Validate(_, _, block):
                 return self._validate(block)
             case Build(height, round_):
                 self._schedule_build(height, round_)  # answered later: BuildDue, then BlockBuilt
             case Fetch(peer, from_height):
-                self.catchup.ask(peer, from_height)
+                link = self.roster.link(peer, self.replica.height)
+                if link is not None:
+                    self.catchup.ask(link, from_height)
             case Evidence(ev):
                 await self.witness.keep(ev)
             case Dropped(code):
@@ -420,7 +429,9 @@ class Node:
         self.checked[header.block_hash] = checked
         return True
 
-    async def _commit(self, block: BlockData, qc: Any, fetched: bool = False) -> None:
+    def _certified(self, block: BlockData) -> CheckedBlock:
+        """The checked block the replica decided to commit: judged already, or now (a
+        block prepared before a restart)."""
         header = decode_header(block.header)
         checked = self.checked.get(header.block_hash)
         if checked is None:
@@ -433,7 +444,18 @@ class Node:
                                       sigs_checked=True)
             except InvalidInput as exc:
                 raise NodeFailed(f"certified block {header.height} fails our rules: {exc}") from exc
+            self.checked[header.block_hash] = checked
+        return checked
+
+    async def _commit(self, block: BlockData, qc: Any, fetched: bool = False) -> None:
+        header = decode_header(block.header)
+        checked = self._certified(block)
         await self._on_disk(self.store.commit, checked, qc)
+        if (VALIDATORS, "") in checked.facts:
+            members = self.store.members(self.genesis)
+            self.roster.changed(members.since, members.validator_set)
+            log.warning("the validator set changes at height %d: %d validators, this node %s", members.since,
+                        members.n, "follows" if self.replica.me is None else f"is validator {self.replica.me}")
         self.checked.clear()
         self.verification.verified.clear()
         self.preverified.clear()
@@ -449,6 +471,12 @@ class Node:
         else:
             self.activity.live(header.height)
             self.activity.committed(header.height, len(ids), qc.round)
+
+    def _next_set(self, block: BlockData) -> ValidatorSet | None:
+        """The set a block hands the next height to, if it changes it (the replica asks
+        when it commits the block, before the store holds it)."""
+        fact = self._certified(block).facts.get((VALIDATORS, ""))
+        return None if fact is None else set_of_fact(fact)
 
     def _regossip(self) -> None:
         """Nothing committed for a round timeout while records wait here: send the oldest
@@ -506,8 +534,10 @@ class Node:
                 qc = decode_qc(qc_raw)
                 if header.prev != (ZERO_HASH if head is None else head.block_hash):
                     raise InvalidInput("bad_prev", f"block {header.height} does not extend our head")
-                check_qc(qc, header, self.genesis)
-                if self.signing_lost and any(i == self.cfg.index for i, _ in qc.signatures):
+                vset = self.store.members(self.genesis).validator_set  # the set of the head's next height
+                check_qc(qc, header, self.genesis, validators=vset)
+                mine = vset.index_of(self.key.public.raw)
+                if self.signing_lost and any(i == mine for i, _ in qc.signatures):
                     self._signed_and_forgot(header.height)
             except InvalidInput as exc:
                 self.guard.penalise(peer, f"a block whose header or commit certificate fails ({exc.code})")

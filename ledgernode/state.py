@@ -69,17 +69,19 @@ class BlockState:
         seen = self._seen_keys.get(key_id)
         return seen if seen is not None else self.members.signers.get(key_id)
 
+    @property
+    def set_changed(self) -> bool:
+        return any(change.action in gov.SET_ACTIONS for change in self.approved)
+
     def approve(self, change: gov.Change) -> None:
         self.approved.append(change)
         key_id, seen = gov.seen_key(change, self.key)
         self._seen_keys[key_id] = seen
 
-    def finish(self, log_size: int) -> None:
-        """The block ends at `log_size`: apply its approved changes, in order, as facts
-        (docs/protocol.md section 13)."""
-        members = self.members
-        for kind, key, value in gov.effects(self.approved, log_size, members.signers.get,
-                                            members.depts.__contains__):
+    def finish(self, log_size: int, height: int) -> None:
+        """Block `height` ends at `log_size`: apply its approved changes, in order, as
+        facts (docs/protocol.md section 13)."""
+        for kind, key, value in gov.effects(self.approved, log_size, height, self.members):
             self.written.add((kind, key))
             self.facts[(kind, key)] = value
 

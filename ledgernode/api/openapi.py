@@ -88,7 +88,11 @@ SCHEMAS: dict[str, Any] = {
     "Block": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
                    "envelopes": {"type": "array", "items": _B64}}),
     "Checkpoint": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
-                        "log_size": _INT, "log_root": _HEX32}),
+                        "log_size": _INT, "log_root": _HEX32,
+                        "epochs": {"type": "array", "items": {"type": "object"},
+                                   "description": "the validator set's changes up to this checkpoint "
+                                                  "(docs/protocol.md section 12.2)"}},
+                       required=["height", "header", "qc", "log_size", "log_root"]),
     "MapProof": _obj({"leaf": {"type": "object", "nullable": True,
                                "properties": {"path": _HEX32, "value_hash": _HEX32}},
                       "siblings": {"type": "array", "maxItems": 256, "items": _HEX32}}),

@@ -36,7 +36,8 @@ from .lists import (
     KeyEntry, ListShown, check_entry, check_list, check_signed, entry_doc, entry_value, list_doc, list_size, parse_key,
 )
 from .parse import ANSWER_FORMAT, require_kind
-from .proofs import check_epochs, included, record_of
+from .epochs import Epochs, check_epochs, epochs_doc
+from .proofs import included, record_of
 from .reader import LedgerReader
 
 SUBJECT_PAGE_DEFAULT = 100
@@ -98,7 +99,8 @@ class _Answer:
 
     def finish(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"format": ANSWER_FORMAT, "kind": kind, "chain_id": self.genesis.chain_id,
-                "genesis_hash": self.genesis.genesis_hash, "checkpoint": self.cp, "epochs": [],
+                "genesis_hash": self.genesis.genesis_hash, "checkpoint": self.cp,
+                "epochs": epochs_doc(self.store, self.head.height),
                 "keys": self.keys, "records": self.records, **fields}
 
     def depts(self) -> dict[str, str]:
@@ -493,6 +495,7 @@ class _AnswerChecks(Checks):
     records: Records
     keys: dict[str, KeyEntry]
     shown: ListShown
+    epochs: Epochs
 
     def __init__(self, doc: dict[str, Any], kind: str, genesis: Genesis) -> None:
         super().__init__()
@@ -505,16 +508,16 @@ class _AnswerChecks(Checks):
                               "the answer is from another ledger)", "genesis_hash or chain_id differs")
 
     def check_epochs(self) -> None:
-        check_epochs(self.doc.get("epochs"))
+        self.epochs = check_epochs(self.doc.get("epochs"), self.genesis)
 
     def check_checkpoint(self) -> None:
-        self.header = check_checkpoint(self.doc.get("checkpoint"), self.genesis)
+        self.header = check_checkpoint(self.doc.get("checkpoint"), self.genesis, epochs=self.epochs)
 
     def check_records(self) -> None:
         self.records = _records(self.doc, self.header, self.genesis)
 
     def check_key(self) -> None:
-        self.keys = _keys(self.doc, self.records, self.header, self.genesis.validator_keys)
+        self.keys = _keys(self.doc, self.records, self.header, self.epochs.keys_up_to(self.header.height))
 
     def check_list(self) -> None:
         if self.kind == "provenance":
@@ -536,7 +539,7 @@ class _AnswerChecks(Checks):
     def conclude(self) -> dict[str, Any]:
         header = self.header
         return {"claim": {"kind": self.kind, **CLAIM_TEXT[self.kind](self.doc, self.shown, header),
-                          "checkpoint_height": header.height, "epoch": 0},
+                          "checkpoint_height": header.height, "epoch": self.epochs.at(header.height)[0]},
                 "records": len(self.records),
                 "checkpoint": {"height": header.height, "log_size": header.log_size, "time": utc_short(header.time)}}
 

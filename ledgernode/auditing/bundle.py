@@ -28,7 +28,8 @@ from .checkpoints import check_checkpoint
 from .checks import BLOCK, CHECKPOINT, RECORD, CheckFailed, Checks, Verdict, Where, clean
 from .lists import check_entry, check_signed, entry_doc, parse_key
 from .parse import FORMAT, Unusable, require_bundle
-from .proofs import certify, check_epochs, extends, header_of, included, record_of
+from .epochs import Epochs, check_epochs, epochs_doc, signer_names
+from .proofs import certify, extends, header_of, included, record_of
 from .reader import LedgerReader
 
 FILE_CHUNK_BYTES = 1 << 20
@@ -87,7 +88,7 @@ def build_bundle(store: LedgerReader, genesis: Genesis, record_id: bytes) -> dic
         "leaf_index": leaf_index,
         "block": {"header": b64(header.raw), "qc": store.load_qc(height).to_json()},
         "inclusion": [h.hex() for h in store.inclusion_proof(leaf_index, header.log_size)],
-        "epochs": [],
+        "epochs": epochs_doc(store, tip.height),
         "state": {
             "checkpoint": {"header": b64(tip.raw), "qc": store.load_qc(tip.height).to_json()},
             "consistency": [h.hex() for h in store.consistency_proof(header.log_size, tip.log_size)],
@@ -110,6 +111,7 @@ class _BundleChecks(Checks):
     header: Header
     checkpoint: Header
     env: Envelope
+    epochs: Epochs
 
     def __init__(self, bundle: dict[str, Any], genesis: Genesis, original: Path | None) -> None:
         super().__init__()
@@ -140,12 +142,12 @@ class _BundleChecks(Checks):
                               f"the genesis chain id {self.genesis.chain_id!r}")
 
     def check_epochs(self) -> None:
-        check_epochs(self.bundle["epochs"])
-        self.facts["epoch"] = 0
+        self.epochs = check_epochs(self.bundle["epochs"], self.genesis)
+        self.facts["epoch"] = len(self.epochs.chain) - 1  # the latest one listed: the checkpoint's
 
     def check_header(self) -> None:
         block = self.bundle["block"]
-        self.header = header_of(block.get("header"), self.genesis, BLOCK)
+        self.header = header_of(block.get("header"), self.genesis, BLOCK, self.epochs)
         self.facts["block"] = {
             "height": self.header.height, "time": utc_text(self.header.time),
             "hash": self.header.block_hash.hex(), "log_size": self.header.log_size,
@@ -153,11 +155,11 @@ class _BundleChecks(Checks):
         }
 
     def check_qc(self) -> None:
-        signers = certify(self.bundle["block"].get("qc"), self.header, self.genesis, BLOCK)
-        self.facts["certified_by"] = [
-            {"validator": i, "dept": self.genesis.validators[i].dept, "name": self.genesis.validators[i].name}
-            for i in signers
-        ]
+        signers = certify(self.bundle["block"].get("qc"), self.header, self.genesis, BLOCK, self.epochs)
+        number, epoch = self.epochs.at(self.header.height)
+        self.facts["block"]["epoch"] = number
+        self.facts["block"]["validators"] = len(epoch.validators)  # the size of the set that certified it
+        self.facts["certified_by"] = signer_names(epoch, signers)
 
     def check_record(self) -> None:
         self.env = env = record_of(self.bundle["envelope"], self.bundle["record_id"], self.genesis, RECORD)
@@ -176,7 +178,7 @@ class _BundleChecks(Checks):
 
     def check_checkpoint(self) -> None:
         state = self.bundle["state"]
-        self.checkpoint = cp = check_checkpoint(state["checkpoint"], self.genesis, CHECKPOINT)
+        self.checkpoint = cp = check_checkpoint(state["checkpoint"], self.genesis, CHECKPOINT, self.epochs)
         if cp.height < self.header.height or (cp.height == self.header.height and cp.raw != self.header.raw):
             raise CheckFailed("checkpoint", "检查点早于记录所在区块，或与之同高却不是同一区块",
                               "the checkpoint is older than the record's block, or at its height but another block",
@@ -195,7 +197,8 @@ class _BundleChecks(Checks):
             raise CheckFailed("key", "签名密钥不在检查点的状态中（从未登记）", "the signing key is not in the "
                               "checkpoint's state (it was never registered)", f"no key entry for {rec.key}")
         key = parse_key(value)
-        check_signed(self.env, leaf, key, self.genesis.validator_keys, "该记录", "the record")
+        block_set = frozenset(v.pubkey.raw for v in self.epochs.at(self.header.height)[1].validators)
+        check_signed(self.env, leaf, key, block_set, "该记录", "the record")
         self.facts["record"]["signer"] = {"key_id": rec.key, "dept": key.dept, "roles": list(key.roles),
                                           "from": key.from_leaf, "until": key.until}
 
@@ -239,8 +242,9 @@ class _BundleChecks(Checks):
         if self.original is not None:
             zh, en, out["file_matches"] = zh + "；原始文件与记录中的哈希一致", en + "; the original file matches it", True
         cp = facts["checkpoint"]
-        zh, en = zh + f"；检查点高度 {cp['height']}（{cp['time']}，第 0 届验证节点）", \
-            en + f"; checkpoint height {cp['height']} ({cp['time']}, validator epoch 0)"
+        epoch = self.epochs.at(cp["height"])[0]
+        zh, en = zh + f"；检查点高度 {cp['height']}（{cp['time']}，第 {epoch} 届验证节点）", \
+            en + f"; checkpoint height {cp['height']} ({cp['time']}, validator epoch {epoch})"
         out["checkpoint_height"] = cp["height"]
         return {"zh": zh, "en": en, **out}
 

@@ -25,7 +25,7 @@ from html import escape
 from html.parser import HTMLParser
 from typing import Any
 
-from ..genesis import Genesis
+from ..genesis import Genesis, quorum_of
 from ..times import utc_text
 from .bundle import TYPE_NAMES, verify_bundle
 from .checks import Verdict
@@ -140,11 +140,12 @@ def _block_section(facts: dict[str, Any], genesis: Genesis) -> str:
 
 def _validators_section(facts: dict[str, Any], genesis: Genesis) -> str:
     signed = facts["certified_by"]
+    n = facts["block"].get("validators", genesis.n)  # the set of the block's epoch
     rows = "".join(
         f"<tr><td>{escape(str(v['validator']))}</td><td>{escape(v['dept'])}</td>"
         f"<td>{escape(v['name'])}</td></tr>" for v in signed)
-    summary = (f"{len(signed)} / {genesis.n} 个验证节点签名（法定数量 {genesis.quorum}） · "
-               f"{len(signed)} of {genesis.n} validators signed (quorum {genesis.quorum})")
+    summary = (f"{len(signed)} / {n} 个验证节点签名（法定数量 {quorum_of(n)}） · "
+               f"{len(signed)} of {n} validators signed (quorum {quorum_of(n)})")
     return _section("认证节点 Certified by", "<table><tr><th>编号 No.</th><th>部门 Department</th>"
                     f"<th>名称 Name</th></tr>{rows}</table><p class=\"note\">{escape(summary)}</p>")
 

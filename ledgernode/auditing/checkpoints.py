@@ -17,6 +17,7 @@ from ..errors import InvalidInput, NotFound
 from ..genesis import Genesis
 from .checks import CHECKPOINT, CheckFailed, Checks, Verdict, Where, plural
 from .parse import Unusable, describe
+from .epochs import Epochs, check_epochs, epochs_doc
 from .proofs import certified, extends
 from .reader import LedgerReader
 
@@ -31,7 +32,7 @@ def checkpoint(store: LedgerReader, height: int | None = None) -> dict[str, Any]
     header = store.load_header(height)
     return {
         "height": height, "header": b64(header.raw), "qc": store.load_qc(height).to_json(),
-        "log_size": header.log_size, "log_root": header.log_root.hex(),
+        "log_size": header.log_size, "log_root": header.log_root.hex(), "epochs": epochs_doc(store, height),
     }
 
 
@@ -45,12 +46,14 @@ def consistency(store: LedgerReader, old_size: int, new_size: int) -> dict[str, 
 # -- checked offline ------------------------------------------------------------------------
 
 
-def check_checkpoint(cp: Any, genesis: Genesis, where: Where = CHECKPOINT) -> Header:
+def check_checkpoint(cp: Any, genesis: Genesis, where: Where = CHECKPOINT, epochs: Epochs | None = None) -> Header:
     """Header decodes, belongs to this chain, carries a valid QC, and matches its summary."""
     if not isinstance(cp, dict):
         raise CheckFailed("checkpoint", f"{where.zh}缺失或不是对象", f"{where.en} is missing or not an object",
                           "checkpoint must be an object")
-    header = certified(cp, genesis, where)
+    if epochs is None:  # a checkpoint saved on its own carries the changes of the set up to it
+        epochs = check_epochs(cp.get("epochs", []), genesis)
+    header = certified(cp, genesis, where, epochs)
     summary = {"log_size": header.log_size, "log_root": header.log_root.hex(), "height": header.height}
     if any(name in cp and cp[name] != value for name, value in summary.items()):
         raise CheckFailed("checkpoint", f"{where.zh}的摘要（日志大小、日志根或高度）与其签名的区块头不符（摘要被改动）",

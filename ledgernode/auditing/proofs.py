@@ -18,13 +18,15 @@ from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import ENVELOPE_LIMITS, Envelope, decode_envelope, record_id_of
 from .checks import CheckFailed, Where
+from .epochs import Epochs, genesis_epochs
 from .parse import hash_list, unb64
 
 # -- this header belongs to this chain ------------------------------------------------------
 
 
-def header_of(value: Any, genesis: Genesis, where: Where) -> Header:
-    """The header in base64 `value`: well formed and of this chain and validator set."""
+def header_of(value: Any, genesis: Genesis, where: Where, epochs: Epochs | None = None) -> Header:
+    """The header in base64 `value`: well formed, of this chain, and naming the validator
+    set of its epoch (default: only the genesis set)."""
     raw = unb64(value, "header", where, Where("区块头", "header"))
     try:
         header = decode_header(raw)
@@ -32,7 +34,8 @@ def header_of(value: Any, genesis: Genesis, where: Where) -> Header:
         raise CheckFailed("header", f"{where.zh}的区块头被改动或已损坏（不是格式正确的区块头）",
                           f"{where.en}'s header was altered or damaged (it is not a well-formed header)",
                           exc.message) from None
-    if header.chain != genesis.chain_id or header.valset != genesis.valset_hash:
+    epoch = (epochs or genesis_epochs(genesis)).at(header.height)[1]
+    if header.chain != genesis.chain_id or header.valset != epoch.keys.valset_hash:
         raise CheckFailed("genesis", f"{where.zh}属于另一个账本或另一组验证节点（与您的创世文件不符）",
                           f"{where.en} belongs to another ledger or validator set (it does not match your "
                           "genesis file)", "header chain or validator set differs from the genesis")
@@ -54,22 +57,25 @@ _QC_REASONS = [  # (words in the blocks.check_qc message, zh, en): the first mat
 ]
 
 
-def certify(qc_json: Any, header: Header, genesis: Genesis, where: Where) -> list[int]:
-    """Check that `qc_json` certifies `header` under the genesis validators; the signers' indices."""
+def certify(qc_json: Any, header: Header, genesis: Genesis, where: Where,
+            epochs: Epochs | None = None) -> list[int]:
+    """Check that `qc_json` certifies `header` under the validators of its epoch; the
+    signers' indices."""
+    epoch = (epochs or genesis_epochs(genesis)).at(header.height)[1]
     try:
         qc = qc_from_json(qc_json)
-        check_qc(qc, header, genesis)
+        check_qc(qc, header, genesis, validators=epoch.keys)
     except InvalidInput as exc:
         zh, en = next((zh, en) for words, zh, en in _QC_REASONS if words in exc.message)
         raise CheckFailed("qc", zh.format(zh=where.zh), en.format(en=where.en), exc.message) from None
     return [i for i, _ in qc.signatures]
 
 
-def certified(doc: dict[str, Any], genesis: Genesis, where: Where) -> Header:
+def certified(doc: dict[str, Any], genesis: Genesis, where: Where, epochs: Epochs | None = None) -> Header:
     """The header of a checkpoint-like `doc` ({"header", "qc", ...}): of this chain, and
-    certified by a quorum of its validators."""
-    header = header_of(doc.get("header"), genesis, where)
-    certify(doc.get("qc"), header, genesis, where)
+    certified by a quorum of the validators of its epoch."""
+    header = header_of(doc.get("header"), genesis, where, epochs)
+    certify(doc.get("qc"), header, genesis, where, epochs)
     return header
 
 
@@ -140,22 +146,6 @@ def included(env: Envelope, index: Any, path: Any, header: Header, lowest: int,
                           "(the proof, the position or the record was altered)",
                           f"inclusion path does not lead to the log_root at leaf {index}")
     return index
-
-
-# -- the validator set ----------------------------------------------------------------------
-
-
-def check_epochs(epochs: Any) -> None:
-    """The epochs a bundle or answer relies on (docs/protocol.md section 12.2). Until a
-    validator change can commit, every header is certified by the genesis set, epoch 0,
-    and the list is empty; an element is refused rather than trusted unchecked."""
-    if not isinstance(epochs, list):
-        raise CheckFailed("epochs", "验证节点集合的变更记录已损坏", "the list of validator set changes is damaged",
-                          "epochs must be a list")
-    if epochs:
-        raise CheckFailed("epochs", "本账本的验证节点集合从未变更，答复却列出了变更",
-                          "this ledger's validator set never changed, yet the document lists changes",
-                          f"epochs lists {len(epochs)} changes; only the genesis set (epoch 0) certifies here")
 
 
 # -- the ledger only grew -------------------------------------------------------------------

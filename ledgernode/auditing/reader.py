@@ -49,6 +49,9 @@ class LedgerReader(Protocol):
 
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
+    def facts_of(self, kind: str, after: str = "", limit: int = ...) -> list[tuple[str, dict[str, Any]]]:
+        """Facts of one kind in key order, from the first key after `after`."""
+
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]: ...
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...

@@ -4,6 +4,12 @@ Theory of operation
 -------------------
 A `Replica` decides one height h at a time. Rounds r of a height are PBFT
 views; the primary of (h, r) is validator (h + r) % n. Quorum Q = n - f.
+Indexes, n, f and Q are those of the validator set of h (`vset`): the block
+committed at h - 1 names the set of h through `BlockView.validators_after`,
+so every replica counts a height over the same set (docs/governance.md
+section 5). A replica whose key is not in the set follows: it judges and
+commits blocks, and signs nothing. A next-height vote whose signature the
+current set cannot check is kept, bounded, and judged at that height.
 
   PROPOSAL(h, r, block)  primary -> all. For r > 0 it carries Q ROUND-CHANGEs
                           for r; if any holds a prepared certificate, the block
@@ -48,6 +54,8 @@ from typing import TypeVar, assert_never
 
 from .. import codec, crypto
 from ..errors import InvalidInput
+from ..genesis import VALIDATORS_MAX
+from ..members import ValidatorSet
 from .checks import check_justification, check_round_change, choose
 from .messages import (
     NO_ROUND, BlockData, Blocks, Commit, FetchBlocks, Message, Prepare, Proposal, RoundChange, Signed,
@@ -80,12 +88,15 @@ class Replica:
         recent_proposers: tuple[tuple[int, int], ...] = (),
         *,
         blocks: BlockView,
+        validators: ValidatorSet | None = None,
     ) -> None:
-        g = cfg.genesis
-        assert g.validators[cfg.index].pubkey.raw == key.public.raw, "key is not this validator's"
+        """`validators`: the set of height committed_height + 1 (default: the genesis's)."""
         assert (last_header is None) == (committed_height == 0)
         self.cfg, self.key, self.verify, self.blocks = cfg, key, verify, blocks
-        self.n, self.f, self.q = g.n, g.f, g.quorum
+        self.vset = validators or ValidatorSet.of_genesis(cfg.genesis)
+        self.me = self.vset.index_of(key.public.raw)  # None: a follower that never signs
+        # without a set given, the key must be the genesis validator's at cfg.index
+        assert validators is not None or self.me == cfg.index, "key is not this validator's"
         self.committed_height = committed_height
         self.last_hash = last_header.block_hash if last_header else bytes(32)
         self.fetching: tuple[int, int] | None = None  # (peer, ticks waited)
@@ -103,14 +114,27 @@ class Replica:
         # (height, header.proposer) of the committed heights in Turns.window: who is skipped
         self.turns = Turns(self.n, self.f, recent_proposers)
         self.cur = self._new_height(persisted)
-        if self.round > 0 and ("round-change", self.round) in self.cur.state.signed:
+        me = self.me
+        if me is not None and self.round > 0 and ("round-change", self.round) in self.cur.state.signed:
             # Restarted mid-round-change: rebuild what we signed so resends carry it
             # (same value, so the same bytes; _sign refuses anything else).
-            rc = self._sign(self._round_change(self.round), ReadyBuilder())
+            rc = self._sign(self._round_change(self.round, me), ReadyBuilder())
             if rc is not None:
-                self.cur.round_changes[self.cfg.index] = rc
+                self.cur.round_changes[me] = rc
 
     # -- per-height state ------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        return self.vset.n
+
+    @property
+    def f(self) -> int:
+        return self.vset.f
+
+    @property
+    def q(self) -> int:
+        return self.vset.quorum
 
     def _new_height(self, st: PersistedState) -> Height:
         """The state of height `st.height`, fresh but for what `st` carries over a restart."""
@@ -132,7 +156,7 @@ class Replica:
 
     @property
     def is_primary(self) -> bool:
-        return self.primary(self.round) == self.cfg.index
+        return self.me is not None and self.primary(self.round) == self.me
 
     def timeout_ticks(self) -> int:
         if self._skipping():
@@ -157,14 +181,14 @@ class Replica:
         return ahead >= self.f + 1 or (ahead >= 1 and self.fetched_last)
 
     def _saw_height(self, sender: int, committed: int) -> None:
-        if 0 <= sender < self.n and sender != self.cfg.index and committed > self.peer_heights.get(sender, 0):
+        if 0 <= sender < self.n and sender != self.me and committed > self.peer_heights.get(sender, 0):
             self.peer_heights[sender] = committed
 
     # -- signing -----------------------------------------------------------------
 
     def _sign(self, msg: S, out: ReadyBuilder) -> S | None:
         """Sign `msg` unless we signed a different value for its (kind, round)."""
-        assert msg.height == self.height and msg.sender == self.cfg.index
+        assert msg.height == self.height and msg.sender == self.me
         if self.height < self.vote_from:
             return None  # following only: we may have signed here before and lost the record
         st = self.cur.state
@@ -180,8 +204,7 @@ class Replica:
     def _valid_sig(self, msg: Signed) -> bool:
         if not 0 <= msg.sender < self.n:
             return False
-        key = self.cfg.genesis.validators[msg.sender].pubkey
-        return self.verify(key, msg.sig, signing_bytes(msg))
+        return self.verify(self.vset.keys[msg.sender], msg.sig, signing_bytes(msg))
 
     def valid_signature(self, msg: Signed) -> bool:
         """Read-only: does `msg` carry its sender's valid signature? (runtime pre-checks)"""
@@ -270,8 +293,8 @@ class Replica:
             out.dropped.append("invalid_block")
             return out.freeze()
         self.cur.validated.add((round_, block_hash))
-        if round_ == self.round:
-            prep = Prepare(self.cfg.genesis.chain_id, self.height, round_, block_hash, self.cfg.index)
+        if round_ == self.round and self.me is not None:
+            prep = Prepare(self.cfg.genesis.chain_id, self.height, round_, block_hash, self.me)
             signed = self._sign(prep, out)
             self._send(signed, out)
             if signed is not None:
@@ -287,7 +310,7 @@ class Replica:
         try:
             if header.height != self.height or header.prev != self.last_hash:
                 raise InvalidInput("fetch_not_next", "the block is not the next one of our chain")
-            self.blocks.check_qc(qc, block)
+            self.blocks.check_qc(qc, block, self.vset)
         except InvalidInput as exc:
             out.dropped.append(exc.code)
             return out.freeze()
@@ -318,13 +341,15 @@ class Replica:
 
     def _on_signed(self, msg: Signed, out: ReadyBuilder) -> None:
         """Check a signed message, then hand it to its handler once per slot."""
-        if msg.sender == self.cfg.index:
+        if msg.sender == self.me and msg.height <= self.height:
             return
         if not self._valid_sig(msg):
+            if msg.height == self.height + 1 and self._buffer_unverified(msg):
+                return  # the next height's set may differ from ours: judged when replayed there
             raise InvalidInput("bad_signature", f"{msg.kind} signature does not verify")
         if msg.height < self.height:
-            if msg.height < self.height - 1:  # the sender lags: tell it to catch up
-                out.messages.append((msg.sender, Status(msg.chain, self.committed_height, self.cfg.index)))
+            if msg.height < self.height - 1 and self.me is not None:  # the sender lags: tell it
+                out.messages.append((msg.sender, Status(msg.chain, self.committed_height, self.me)))
             return
         if msg.height > self.height:
             self._saw_height(msg.sender, msg.height - 1)  # it signs there: it committed below
@@ -373,6 +398,20 @@ class Replica:
                 return
         if len(queue) < FUTURE_MAX_PER_SENDER:
             queue.append(msg)
+
+    def _buffer_unverified(self, msg: Signed) -> bool:
+        """Keep a next-height message whose signature our set cannot check, if it is a
+        vote or a round change without a block and its sender index could be one; a
+        bounded number per index. False: not kept (a new validator's proposal comes
+        again with its re-sends)."""
+        if isinstance(msg, Proposal) or (isinstance(msg, RoundChange) and msg.prepared_block is not None):
+            return False
+        if not 0 <= msg.sender < VALIDATORS_MAX:
+            return False
+        queue = self.cur.future.setdefault(msg.sender, [])
+        if len(queue) < FUTURE_MAX_PER_SENDER:
+            queue.append(msg)
+        return True
 
     def _first_of_slot(self, msg: Signed, out: ReadyBuilder) -> bool:
         """Keep one value per (sender, kind, round); a second one is evidence."""
@@ -442,7 +481,9 @@ class Replica:
         st.prepared_cert = tuple(votes[s] for s in sorted(votes)[: self.q])
         st.prepared_block = p.block
         out.persist = st
-        commit = Commit(p.chain, self.height, round_, block_hash, self.cfg.index)
+        if self.me is None:
+            return
+        commit = Commit(p.chain, self.height, round_, block_hash, self.me)
         signed = self._sign(commit, out)
         self._send(signed, out)
         if signed is not None:
@@ -481,6 +522,9 @@ class Replica:
         self.committed_height = self.height
         self.last_hash = header.block_hash
         self.turns.record(header.height, header.proposer)
+        following = self.blocks.validators_after(block, self.vset)
+        if following != self.vset:
+            self._change_set(following)
         future = self.cur.future
         self.cur = self._new_height(PersistedState(self.height + 1))
         out.persist = self.cur.state
@@ -488,6 +532,16 @@ class Replica:
             for msg in queue:
                 if msg.height == self.height:
                     self._dispatch_quietly(msg, out)
+
+    def _change_set(self, validators: ValidatorSet) -> None:
+        """The block just committed changed the validator set: the next height is counted
+        over the new one. Indexes name other validators now, so what was kept per
+        index (peer heights, turns, a fetch in flight) starts afresh."""
+        self.vset = validators
+        self.me = validators.index_of(self.key.public.raw)
+        self.turns = Turns(self.n, self.f)
+        self.peer_heights = {}
+        self.fetching = None
 
     def _dispatch_quietly(self, msg: Message, out: ReadyBuilder) -> None:
         try:
@@ -502,17 +556,18 @@ class Replica:
         cur.ticks = 0
         cur.building = None
         out.persist = cur.state
-        signed = self._sign(self._round_change(round_), out)
-        self._send(signed, out)
-        if signed is not None:
-            cur.round_changes[self.cfg.index] = signed
+        if self.me is not None:
+            signed = self._sign(self._round_change(round_, self.me), out)
+            self._send(signed, out)
+            if signed is not None:
+                cur.round_changes[self.me] = signed
         self._maybe_repropose(out)
 
-    def _round_change(self, round_: int) -> RoundChange:
+    def _round_change(self, round_: int, me: int) -> RoundChange:
         st = self.cur.state
         return RoundChange(
             self.cfg.genesis.chain_id, self.height, round_, st.prepared_round, st.prepared_hash,
-            self.cfg.index, b"", st.prepared_cert, st.prepared_block,
+            me, b"", st.prepared_cert, st.prepared_block,
         )
 
     def _justification(self, round_: int) -> tuple[RoundChange, ...] | None:
@@ -542,15 +597,15 @@ class Replica:
 
     def _propose(self, block: BlockData, justification: tuple[RoundChange, ...], out: ReadyBuilder) -> None:
         header = self.blocks.header(block.header)
-        assert header.height == self.height and header.prev == self.last_hash
+        assert header.height == self.height and header.prev == self.last_hash and self.me is not None
         p = Proposal(self.cfg.genesis.chain_id, self.height, self.round, header.block_hash,
-                     self.cfg.index, b"", block, justification)
+                     self.me, b"", block, justification)
         signed = self._sign(p, out)
         if signed is None:
             return
         self._send(signed, out)
         self.cur.proposals[self.round] = signed
-        self.cur.seen[(self.cfg.index, "proposal", self.round)] = signed
+        self.cur.seen[(self.me, "proposal", self.round)] = signed
         out.validate.append((self.height, self.round, block))
 
     def _maybe_build(self, out: ReadyBuilder) -> None:
@@ -569,7 +624,7 @@ class Replica:
         out.build = cur.building
 
     def _fetch(self, peer: int, out: ReadyBuilder) -> None:
-        if self.fetching is None and peer != self.cfg.index:
+        if self.fetching is None and peer != self.me:
             self.fetching = (peer, 0)
             out.fetch = (peer, self.height)
 
@@ -591,20 +646,22 @@ class Replica:
 
         A proposal carries the whole block, so it goes again only to replicas
         from which we have neither a prepare nor a commit for it."""
-        cur = self.cur
+        cur, me = self.cur, self.me
+        if me is None:
+            return  # a follower signs nothing, and its Status would name no validator
         proposal = cur.proposals.get(self.round)
-        if proposal is not None and proposal.sender == self.cfg.index:
+        if proposal is not None and proposal.sender == me:
             key = (self.round, proposal.block_hash)
             heard = set(cur.prepares.get(key, {})) | set(cur.commits.get(key, {}))
             for peer in range(self.n):
-                if peer != self.cfg.index and peer not in heard:
+                if peer != me and peer not in heard:
                     out.messages.append((peer, proposal))
-        rc = cur.round_changes.get(self.cfg.index)
+        rc = cur.round_changes.get(me)
         if rc is not None and rc.round == self.round:
             out.messages.append((None, rc))
         for table in (cur.prepares, cur.commits):
             for (r, _), votes in table.items():
-                mine = votes.get(self.cfg.index)
+                mine = votes.get(me)
                 if mine is not None and r == self.round:
                     out.messages.append((None, mine))
-        out.messages.append((None, Status(self.cfg.genesis.chain_id, self.committed_height, self.cfg.index)))
+        out.messages.append((None, Status(self.cfg.genesis.chain_id, self.committed_height, me)))

@@ -18,6 +18,7 @@ from .. import codec, crypto
 # reaches the core only through `BlockView`, so this is the core's one use of blocks.
 from ..blocks import QC
 from ..genesis import Genesis
+from ..members import ValidatorSet
 from .messages import NO_ROUND, BlockData, Commit, Message, Prepare, Proposal, RoundChange, Signed
 
 Verifier = Callable[[crypto.PublicKey, bytes, bytes], bool]
@@ -31,7 +32,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Config:
     genesis: Genesis
-    index: int
+    index: int  # this node's validator index at its start (the replica finds its own per height)
     round_timeout_ticks: int = 20
     # Effectively uncapped: with a cap, replicas whose rounds drifted apart after a
     # partition keep the same gap forever once all are past the cap (f + 1 never
@@ -64,8 +65,14 @@ class BlockView(Protocol):
         """Decode a block's header bytes; raise InvalidInput if they are no header."""
         ...
 
-    def check_qc(self, qc: QC, block: BlockData) -> None:
-        """Raise InvalidInput unless `qc` certifies `block` under the chain's validators."""
+    def check_qc(self, qc: QC, block: BlockData, validators: ValidatorSet) -> None:
+        """Raise InvalidInput unless `qc` certifies `block` under `validators`, its height's set."""
+        ...
+
+    def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
+        """The set that certifies the height after `block`, whose own set is `current`:
+        a block that approves a change of the set hands the next height to the new one
+        (docs/governance.md section 5)."""
         ...
 
 

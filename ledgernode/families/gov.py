@@ -15,9 +15,11 @@ Fact (state.BlockState writes it, docs/storage.md lists its key):
   gov/<proposal id>   {"record", "action", "args" (canonical msgpack), "expires",
                        "approvers" (key ids, the proposer first), "applied"}
 
-Actions on the validator set (validator.add, validator.remove) are recognised and
-refused by this version (rule `gov.action_supported`): the consensus core takes one
-validator set for the life of the chain (docs/governance.md says what that means).
+`validator.remove` takes a validator out of the set from the next height on; its key's
+`until` is the block's log size, and its node keeps following as a non-validator.
+`validator.add` is recognised and refused by this version (rule `gov.action_supported`):
+a node links only to the genesis's validators yet (docs/governance.md says what that
+means).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
 GOV = "gov"  # fact kinds
 KEY = "key"
 DEPT = "dept"
-MAP_KINDS = frozenset([KEY, DEPT])  # facts that are, value for value, state map entries
+VALIDATORS = "validators"  # one fact, key "": the set certifying the next height
+EPOCH = "epoch"  # key: the first height of a set, 20 digits (so key order is height order)
+MAP_KINDS = frozenset([KEY, DEPT, VALIDATORS])  # facts that are, value for value, state map entries
 ID_MAX_CHARS = 64  # key_id, reason and dept of gov args (docs/protocol.md section 13)
 NAME_MAX_CHARS = 1_024
 ROLE_MAX_CHARS = 64
@@ -48,7 +52,9 @@ ACTION_ARGS: dict[str, tuple[str, ...]] = {
     "validator.remove": ("pubkey",),
 }
 ACTIONS = tuple(ACTION_ARGS)
-APPLIED_ACTIONS = ("key.add", "key.revoke")  # the validator set is the genesis's (module docstring)
+# validator.add waits for peer links to keys outside the genesis (module docstring)
+APPLIED_ACTIONS = ("key.add", "key.revoke", "validator.remove")
+SET_ACTIONS = frozenset(["validator.add", "validator.remove"])
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,16 @@ def _propose_check(body: dict[str, Any]) -> str | None:
 def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
     if action not in APPLIED_ACTIONS:
         raise violation("gov.action_supported", f"{action} is not applied by this version of ledgernode: "
-                        "the validator set is the genesis's (docs/governance.md)")
+                        "its nodes link only to the genesis's validators (docs/governance.md)")
+    if action in SET_ACTIONS and ledger.set_changed:
+        raise violation("gov.one_set_change", "this block already approved a change of the validator set")
+    if action == "validator.remove":
+        members = ledger.members
+        if members.validator_set.index_of(args["pubkey"]) is None:
+            raise violation("gov.validator_known", "the key is not a validator's of the current set")
+        if members.n == 1:
+            raise violation("gov.validator_last", "the set would be empty: it keeps at least one validator")
+        return
     if action == "key.add":
         key_id = crypto.key_id(args["pubkey"])
         if ledger.key(key_id) is not None:
@@ -177,9 +192,15 @@ FAMILY = Family("gov", (PROPOSE, APPROVE))
 # -- applying a block's approved changes -------------------------------------------------------
 
 
+def epoch_key(since: int) -> str:
+    return f"{since:020d}"
+
+
 def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[str, Signer]:
     """The key a change adds or revokes, as the rules of the rest of its block see it:
     present, and revoked or not (its `from` / `until` are known only at the block's end)."""
+    if change.action == "validator.remove":
+        change = Change("key.revoke", {"key_id": crypto.key_id(change.args["pubkey"])}, change.record)
     if change.action == "key.add":
         a = change.args
         pubkey = crypto.load_public_key(a["pubkey"])
@@ -190,21 +211,29 @@ def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[st
                                          found.from_leaf, found.until if found.until is not None else 0)
 
 
-def effects(changes: list[Change], log_size: int, key_of: Callable[[str], Signer | None],
-            has_dept: Callable[[str], bool]) -> list[Update]:
-    """The key and dept facts the block's approved changes write, in order: each fact's
-    value is its state map entry (docs/protocol.md section 11.5)."""
+def effects(changes: list[Change], log_size: int, height: int, members: Members) -> list[Update]:
+    """The key, dept, validators and epoch facts the block's approved changes write, in
+    order: a key, dept or validators fact's value is its state map entry (docs/protocol.md
+    section 11.5). `members`: who could sign in the parent's state."""
     out: list[Update] = []
     new_depts: set[str] = set()
     written: dict[str, dict[str, Any]] = {}
     for change in changes:
         a = change.args
+        if change.action == "validator.remove":
+            kept = [{"dept": v.dept, "name": v.name, "pubkey": v.pubkey.raw}
+                    for v in members.validators if v.pubkey.raw != a["pubkey"]]
+            out.append((VALIDATORS, "", {"validators": kept, "since": height + 1}))
+            out.append((EPOCH, epoch_key(height + 1), {"since": height + 1}))
+            change = Change("key.revoke", {"key_id": crypto.key_id(a["pubkey"]), "reason": "validator removed"},
+                            change.record)
+            a = change.args
         if change.action == "key.add":
             pubkey = crypto.load_public_key(a["pubkey"])
             written[pubkey.key_id] = {"pubkey": pubkey.raw, "dept": a["dept"], "roles": list(a["roles"]),
                                       "from": log_size, "until": None}
             out.append((KEY, pubkey.key_id, written[pubkey.key_id]))
-            if not has_dept(a["dept"]) and a["dept"] not in new_depts:
+            if a["dept"] not in members.depts and a["dept"] not in new_depts:
                 new_depts.add(a["dept"])
                 out.append((DEPT, a["dept"], {"name": a["name"], "from": log_size}))
         else:
@@ -212,7 +241,7 @@ def effects(changes: list[Change], log_size: int, key_of: Callable[[str], Signer
             if key_id in written:
                 value = written[key_id]
             else:
-                found = key_of(key_id)
+                found = members.signers.get(key_id)
                 assert found is not None, "a revoke is approved only for a registered key"
                 value = {"pubkey": found.pubkey.raw, "dept": found.dept, "roles": list(found.roles),
                          "from": found.from_leaf, "until": None}

@@ -121,6 +121,10 @@ class Ledger(Protocol):
     def key(self, key_id: str) -> Signer | None:
         """A key as the rule sees it: the parent's, changed by what this block approved so far."""
 
+    @property
+    def set_changed(self) -> bool:
+        """Did this block already approve a change of the validator set?"""
+
     def approve(self, change: Change) -> None:
         """A governance change reached its quorum: apply it at the end of the block."""
 

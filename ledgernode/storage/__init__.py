@@ -27,7 +27,7 @@ from ..blocks import QC, CheckedBlock, Header, decode_header, decode_qc
 from ..errors import InvalidInput, NotFound, StoreCorrupt, StoreOutdated
 from ..families import gov
 from ..genesis import Genesis
-from ..members import Members
+from ..members import Members, ValidatorSet
 from .. import statemap
 from ..statemap import EMPTY_ROOT, StateMap
 from . import keys
@@ -50,7 +50,8 @@ LOG_NODE_CACHE_MAX = 200_000
 # whether more follow; the page itself is one constant of the ledger layer.
 SUBJECT_ANSWER_MAX = records.SUBJECT_PAGE_MAX
 SUBJECT_PAGE_MAX = SUBJECT_ANSWER_MAX + 1
-FACT_LIMITS = codec.Limits(input_max_bytes=32_768, depth_max=2)  # a gov fact: args, up to 256 approvers
+# a gov fact (args, up to 256 approvers); the validators fact, a list of maps
+FACT_LIMITS = codec.Limits(input_max_bytes=1 << 20, depth_max=3)
 MEMBER_FACTS_MAX = 1_000_000  # key and dept facts read to build the head's Members
 EVIDENCE_MAX = 1_000  # equivocation cases kept on disk; later ones are counted, not kept
 EVIDENCE_VALUE_MAX_BYTES = 4096  # two signed messages without blocks or certificates
@@ -245,9 +246,14 @@ class Store:
         if MEMBER_FACTS_MAX in (len(key_facts), len(dept_facts)):
             raise StoreCorrupt(f"{MEMBER_FACTS_MAX} or more key or dept facts: no ledger writes so many")
         try:
-            return members_mod.build(genesis, (f for _, f in key_facts), (d for d, _ in dept_facts))
+            return members_mod.build(genesis, (f for _, f in key_facts), (d for d, _ in dept_facts),
+                                     self.load_fact(gov.VALIDATORS, ""))
         except ValueError as exc:
             raise StoreCorrupt(str(exc)) from None
+
+    def validator_set_after(self, parent: Header | None, genesis: Genesis) -> ValidatorSet:
+        """The set that certifies the block after `parent` (docs/protocol.md section 12)."""
+        return ValidatorSet.of_genesis(genesis) if parent is None else validators_in(self.map_at(parent.state), parent)
 
     def map_at(self, root: bytes) -> StateMap:
         """The state map at a committed root: the head's is `tip.header.state`
@@ -372,6 +378,18 @@ class Store:
                 raise StoreCorrupt(f"evidence key {key.hex()} is not a prefix and a u64 sequence number")
             out.append((seq, value))
         return out
+
+
+def validators_in(state: StateMap, header: Header) -> ValidatorSet:
+    """The set of the `validators` entry of `header`'s state, `state`: the set that
+    certifies the block after it. StoreCorrupt if the entry is missing or does not load."""
+    value = state.get(statemap.path(gov.VALIDATORS, ""))
+    if value is None:
+        raise StoreCorrupt(f"the state of block {header.height} holds no validators entry")
+    try:
+        return members_mod.set_of_fact(codec.decode(value, FACT_LIMITS))
+    except (InvalidInput, ValueError, KeyError, TypeError) as exc:
+        raise StoreCorrupt(f"the validators entry of block {header.height}'s state does not load: {exc}") from None
 
 
 def _decode_fact(kind: str, key: str, raw: bytes) -> dict[str, Any]:

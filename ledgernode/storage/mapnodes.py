@@ -50,14 +50,16 @@ class MapNodes:
 
     verifies = True
 
-    def __init__(self, kv: KV, cache_nodes_max: int = MAP_CACHE_NODES_MAX) -> None:
-        self.kv = kv
+    def __init__(self, kv: KV, cache_nodes_max: int = MAP_CACHE_NODES_MAX, verify_reads: bool = False) -> None:
+        """`verify_reads`: ask LevelDB to check each read's checksums (the scrub does)."""
+        self.kv, self.verify_reads = kv, verify_reads
         self._cache = Generations(cache_nodes_max)
 
     def get(self, node_hash: bytes) -> bytes | None:
         raw = self._cache.get(node_hash)
         if raw is None:
-            raw = self.kv.get(keys.map_node_key(node_hash))
+            key = keys.map_node_key(node_hash)
+            raw = self.kv.get(key, verify=True) if self.verify_reads else self.kv.get(key)
             if raw is None:
                 return None
             decode_node(node_hash, raw)

@@ -95,9 +95,9 @@ def append_checked(store: Store, genesis: Genesis, block: RawBlock, sync: bool) 
     header = decode_header(raw)
     if header.height != store.height + 1:
         raise InvalidInput("not_next", f"block {header.height} is not the next height {store.height + 1}")
-    check_qc(qc, header, genesis)
-    envs = []
     members = store.members(genesis)
+    check_qc(qc, header, genesis, validators=members.validator_set)
+    envs = []
     for item in payload:
         env = decode_envelope(item, members)
         check_registered(env, members)

@@ -35,11 +35,14 @@ from ..errors import InvalidInput, NotFound, StorageError, StoreCorrupt
 from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import Envelope, decode_envelope
-from . import NODE_LEVEL_STORED_MIN, keys
+from ..statemap import StateMap
+from . import NODE_LEVEL_STORED_MIN, keys, validators_in
+from .mapnodes import MapNodes
 from .kv import KV
 from .mapscrub import MapScrub
 
 FINDINGS_MAX = 100  # findings kept; the scrub stops at the next block once there are this many
+SCRUB_MAP_NODES_MAX = 4_096  # map nodes kept while each block's validators entry is read
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line this often
 LEVELDB_CURRENT_FILE = "CURRENT"  # every LevelDB directory has one
 
@@ -106,6 +109,8 @@ class _Scrub:
 
     def __init__(self, kv: KV, genesis: Genesis) -> None:
         self.kv, self.genesis = kv, genesis
+        # each block's validators entry is read through it
+        self.map_nodes = MapNodes(kv, SCRUB_MAP_NODES_MAX, verify_reads=True)
         self.report = Report()
         self.prev: Header | None = None  # header of the height below, when it was sound
         self.size: int | None = 0  # log size after the height below, when known
@@ -263,7 +268,13 @@ class _Scrub:
         if raw is None:
             return
         try:
-            check_qc(decode_qc(raw), header, self.genesis)
+            validators = None if self.prev is None else validators_in(StateMap(self.map_nodes, self.prev.state),
+                                                                       self.prev)
+        except (StoreCorrupt, NotFound) as exc:  # the map's own check names the damage too
+            self.add(height, f"{where}: the set that certifies it is unreadable ({exc})")
+            return
+        try:
+            check_qc(decode_qc(raw), header, self.genesis, validators=validators)
         except InvalidInput as exc:  # the message says which: not decoding, another block, a signature
             self.add(height, f"{where}: QC does not certify its header ({exc.message})")
 

@@ -107,3 +107,38 @@ def test_a_department_joins_signs_and_its_revoked_key_is_refused(tmp_path: Path)
         for i in range(c.n):
             for rid in steady.ids[:: max(1, len(steady.ids) // 20)]:
                 assert c.get(i, f"/v1/records/{rid}")["status"] == "committed"
+
+
+def test_a_removed_validator_keeps_following_and_bundles_of_both_epochs_verify(tmp_path: Path) -> None:
+    with running(tmp_path) as c:
+        steady = SteadyClient(c, "steady")
+        status, before = c.submit(0, c.record("before-the-change"), wait=True)
+        assert status == 200 and before["status"] == "committed", before
+        leaving = c.keys[3].public.raw.hex()
+        (tmp_path / "leaving.hex").write_text(leaving)
+        answer = gov(c, 0, "propose", "--action", "validator.remove", "--id", "LEAVE-3",
+                     "--pubkey-file", str(tmp_path / "leaving.hex"), "--wait")
+        assert answer["status"] == "committed", answer
+        applied(c, "LEAVE-3", (1, 2))
+        changed_at = c.get(0, "/v1/status")["height"]
+        # the three that stay keep committing; node 3 follows without signing
+        status, after = c.submit(1, c.record("after-the-change"), wait=True)
+        assert status == 200 and after["status"] == "committed", after
+        wait_until("node 3 to follow past the change",
+                   lambda: (c.get(3, "/v1/status")["height"] >= after["height"], c.get(3, "/v1/status")["height"]))
+        for height in range(changed_at + 1, after["height"] + 1):
+            block = c.get(3, f"/v1/blocks/{height}")
+            assert sorted(s["validator"] for s in block["qc"]["signatures"]) == [0, 1, 2], block["qc"]
+        for doc, node in ((before, 3), (after, 3), (after, 0)):
+            bundle = c.get(node, f"/v1/records/{doc['id']}/evidence")
+            assert len(bundle["epochs"]) == 1, bundle["epochs"]
+            checked = verify(c, bundle, tmp_path / f"{doc['id']}.json")
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert "validator epoch 1" in checked.stdout, checked.stdout
+        status, doc = c.submit(3, sign_record(c.keys[3], "gov-itest", "gov.approve", "LEAVE-3",
+                                              {"proposal": bytes(32)}, int(time.time() * 1000), os.urandom(16)))
+        assert (status, doc["error"]["code"]) == (409, "key_revoked"), doc
+        steady.finish()
+        assert steady.ids and not steady.failures, steady.summary()
+        for rid in steady.ids[:: max(1, len(steady.ids) // 20)]:
+            assert c.get(3, f"/v1/records/{rid}")["status"] == "committed"

@@ -31,10 +31,11 @@ from ledgernode.consensus.driver import (
     BlockFetched, Build, Dropped, Evidence, Fetch, MempoolSize, PeerMessage, Persist, RecordsChanged, Send,
     StoreCommit, Tick, Validate,
 )
-from ledgernode.consensus.messages import NO_ROUND, signing_bytes
+from ledgernode.consensus.messages import NO_ROUND, Signed, signing_bytes
 from ledgernode.consensus.turns import Turns
 from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
+from ledgernode.members import ValidatorSet
 
 from .mutants import DRIVER_MUTANTS, MAP_MUTANTS
 
@@ -63,16 +64,40 @@ def item_appends(items: tuple[bytes, ...] | list[bytes], log_start: int) -> list
             for a in ledgermap.record_appends(log_start + offset, f"s{int.from_bytes(item[1:], 'big') % SUBJECTS}", ())]
 
 
-_KEYS: dict[int, list[crypto.PrivateKey]] = {}
 _GENESIS: dict[int, Any] = {}
 
 
-def keys_and_genesis(n: int) -> tuple[list[crypto.PrivateKey], Any]:
-    if n not in _KEYS:
-        keys = [crypto.private_key_from_seed(crypto.sha256(b"sim-validator-%d" % i)) for i in range(n)]
-        raw = build("sim", [{"dept": f"d{i}", "pubkey": k.public.raw.hex()} for i, k in enumerate(keys)], [])
-        _KEYS[n], _GENESIS[n] = keys, parse(raw)
-    return _KEYS[n], _GENESIS[n]
+def sim_key(i: int) -> crypto.PrivateKey:
+    return crypto.private_key_from_seed(crypto.sha256(b"sim-validator-%d" % i))
+
+
+def keys_and_genesis(n: int, spares: int = 0) -> tuple[list[crypto.PrivateKey], Any]:
+    """The keys of n validators and `spares` hosts that are not (yet) validators, and the
+    genesis of the n."""
+    keys = [sim_key(i) for i in range(n + spares)]
+    if n not in _GENESIS:
+        _GENESIS[n] = parse(build("sim", [{"dept": f"d{i}", "pubkey": k.public.raw.hex()}
+                                          for i, k in enumerate(keys[:n])], []))
+    return keys, _GENESIS[n]
+
+
+class SimBlocks(ChainBlocks):
+    """The replica's block view: each height's validator set from the cluster's schedule."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(cluster.genesis, cached_verify)
+        self.c = cluster
+
+
+    def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
+        return self.c.set_at(decode_header(block.header).height + 1)
+
+
+class LateSetChange(SimBlocks):
+    """Mutant: hands each new validator set to the replica one height late."""
+
+    def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
+        return self.c.set_at(decode_header(block.header).height)
 
 
 @dataclass
@@ -110,11 +135,14 @@ class Host:
         last = decode_header(self.disk.chain[-1][0].header) if self.disk.chain else None
         persisted = PersistedState.decode(self.disk.state) if self.disk.state else None
         headers = [decode_header(b.header) for b, _ in self.disk.chain]
-        recent = tuple((h, headers[h - 1].proposer) for h in Turns.window(g.n, len(headers)))
+        vset = self.c.set_at(len(headers) + 1)
+        since = self.c.set_since(len(headers) + 1)  # proposers' indexes name this set from here
+        recent = tuple((h, headers[h - 1].proposer) for h in Turns.window(vset.n, len(headers)) if h >= since)
+        me = vset.index_of(self.c.keys[self.index].public.raw)
         self.replica = self.c.replica_class(
-            Config(g, self.index, round_timeout_ticks=12, resend_ticks=6, fetch_timeout_ticks=15),
+            Config(g, 0 if me is None else me, round_timeout_ticks=12, resend_ticks=6, fetch_timeout_ticks=15),
             self.c.keys[self.index], len(self.disk.chain), last, persisted, cached_verify,
-            recent_proposers=recent, blocks=ChainBlocks(g, cached_verify),
+            recent_proposers=recent, blocks=self.c.blocks_class(self.c), validators=vset,
         )
         self.committed_items = {i for b, _ in self.disk.chain for i in b.payload}
         self.mempool = {k: None for k in self.mempool if k not in self.committed_items}
@@ -146,7 +174,8 @@ class Host:
             case Build(height, round_):
                 return self.build(height, round_)  # built at once: the sim has no build delay
             case Fetch(peer, start):
-                self.c.net.send(self.index, peer, FetchBlocks("sim", start, 16, self.index))
+                self.c.net.send(self.index, self.c.host_of(self.replica.vset.keys[peer]),
+                                FetchBlocks("sim", start, 16, self.index))
             case Evidence(ev):
                 self.c.evidence[self.index].append(ev)
             case Dropped():
@@ -158,14 +187,22 @@ class Host:
     def maybe_crash_between(self) -> bool:
         """Crash now with probability `between_crash_p` (a mutant driver's crash point);
         True if the host is down."""
-        booted = len(getattr(self.c, "hosts", ())) == self.c.n
+        booted = len(getattr(self.c, "hosts", ())) == len(self.c.keys)
         if booted and self.c.rng.random() < self.c.between_crash_p and self.index not in self.c.faults.byzantine:
             self.c.crash(self.index, 8)
         return not self.up
 
     def send(self, to: int | None, msg: Message) -> None:
+        """`to` is a validator index of the set of the message's height (Status: of ours);
+        a broadcast reaches every other host, followers too."""
         self.c.observe(self.index, msg)
-        targets = [to] if to is not None else [i for i in range(self.c.n) if i != self.index]
+        if to is not None:
+            mine = not isinstance(msg, Signed) or msg.height == self.replica.height
+            vset = self.replica.vset if mine else self.c.set_at(msg.height)
+            if not 0 <= to < vset.n:
+                return  # a mutant's index of a set that does not certify the height
+            to = self.c.host_of(vset.keys[to])
+        targets = [to] if to is not None else [i for i in range(len(self.c.hosts)) if i != self.index]
         for t in targets:
             self.c.net.send(self.index, t, msg)
 
@@ -205,10 +242,11 @@ class Host:
         start = f.size
         for item in items:
             f.append(merkle.leaf_hash(item))
-        g = self.c.genesis
+        vset = self.c.set_at(height)
+        proposer = vset.index_of(self.c.keys[self.index].public.raw)
         header = Header("sim", height, (parent.time if parent else 0) + 1 + salt,
-                        parent.block_hash if parent else ZERO_HASH, self.index,
-                        start, f.size, f.root(), g.valset_hash, self.map_change(items, start).root)
+                        parent.block_hash if parent else ZERO_HASH, self.index if proposer is None else proposer,
+                        start, f.size, f.root(), vset.valset_hash, self.map_change(items, start).root)
         return BlockData(header.encode(), tuple(items))
 
     def build(self, height: int, round_: int) -> BlockData:
@@ -222,6 +260,9 @@ class Host:
             return False
         parent = self.parent()
         if header.height != len(self.disk.chain) + 1 or header.prev != (parent.block_hash if parent else ZERO_HASH):
+            return False
+        vset = self.c.set_at(header.height)
+        if header.valset != vset.valset_hash or not 0 <= header.proposer < vset.n:
             return False
         if len(set(block.payload)) != len(block.payload) or any(
                 i in self.committed_items or not i.startswith(b"r") for i in block.payload):
@@ -301,7 +342,11 @@ class Net:
 class Cluster:
     def __init__(self, seed: int, n: int, faults: Faults, records: int = 40,
                  mutation: str | None = None, replica_class: type = Replica,
-                 between_crash_p: float = 0.0, block_items_max: int = BLOCK_ITEMS_MAX) -> None:
+                 between_crash_p: float = 0.0, block_items_max: int = BLOCK_ITEMS_MAX,
+                 spares: int = 0, schedule: dict[int, tuple[int, ...]] | None = None) -> None:
+        """`spares` hosts beyond the n genesis validators follow the chain; `schedule`
+        maps a height to the hosts whose keys form the validator set from that height on
+        (the ledger's approved set changes, docs/governance.md section 5)."""
         from .byzantine import make_byzantine
 
         self.seed, self.n, self.faults, self.mutation = seed, n, faults, mutation
@@ -310,7 +355,11 @@ class Cluster:
         # Every host derives a block's list appends this way unless a map mutant is asked for.
         self.appends_of = MAP_MUTANTS.get(mutation or "", item_appends)
         self.rng = random.Random(seed)
-        self.keys, self.genesis = keys_and_genesis(n)
+        self.keys, self.genesis = keys_and_genesis(n, spares)
+        self.schedule = dict(sorted((schedule or {}).items()))
+        self.sets = {h: ValidatorSet(tuple(self.keys[i].public for i in hosts)) for h, hosts in self.schedule.items()}
+        self.hosts_by_key = {k.public.raw: i for i, k in enumerate(self.keys)}
+        self.blocks_class: Callable[[Cluster], SimBlocks] = LateSetChange if mutation == "late_set_change" else SimBlocks
         self.replica_class = replica_class
         self.block_items_max = block_items_max
         self.between_crash_p = between_crash_p
@@ -319,9 +368,9 @@ class Cluster:
         self.acknowledged: dict[bytes, int] = {}
         self.signed_values: dict[tuple[int, str, int, int], bytes] = {}
         self.k4_violations: list[str] = []
-        self.evidence: dict[int, list[Any]] = {i: [] for i in range(n)}
+        self.evidence: dict[int, list[Any]] = {i: [] for i in range(n + spares)}
         self.hosts = [make_byzantine(faults.byzantine[i], self, i) if i in faults.byzantine
-                      else Host(self, i) for i in range(n)]
+                      else Host(self, i) for i in range(n + spares)]
         self.records = [b"r" + i.to_bytes(8, "big") for i in range(records)]
         self.total_records = records
         self.restart_at: dict[int, int] = {}
@@ -329,7 +378,18 @@ class Cluster:
 
     @property
     def honest(self) -> list[int]:
-        return [i for i in range(self.n) if i not in self.faults.byzantine]
+        return [i for i in range(len(self.keys)) if i not in self.faults.byzantine]
+
+    def set_at(self, height: int) -> ValidatorSet:
+        """The validator set that certifies `height`."""
+        return self.sets[self.set_since(height)] if self.set_since(height) else ValidatorSet.of_genesis(self.genesis)
+
+    def set_since(self, height: int) -> int:
+        """The first height of the set that certifies `height` (0: the genesis set)."""
+        return max((h for h in self.schedule if h <= height), default=0)
+
+    def host_of(self, key: crypto.PublicKey) -> int:
+        return self.hosts_by_key[key.raw]
 
     def observe(self, sender: int, msg: Any) -> None:
         """K4 bookkeeping: every value an honest replica ever signed, per slot."""
@@ -349,7 +409,7 @@ class Cluster:
 
     def submit(self, item: bytes) -> None:
         target = self.rng.choice(self.honest)
-        for i in range(self.n):  # gossip reaches every validator's mempool
+        for i in range(len(self.hosts)):  # gossip reaches every host's mempool
             self.net.send(target, i, item) if i != target else self.hosts[i].receive(i, item)
 
     def step(self) -> None:
@@ -417,7 +477,7 @@ class Cluster:
             for block, qc in h.disk.chain:
                 header = decode_header(block.header)
                 try:
-                    check_qc(qc, header, self.genesis, cached_verify)
+                    check_qc(qc, header, self.genesis, cached_verify, self.set_at(header.height))
                 except InvalidInput as exc:
                     out["K3"].append(f"replica {i} height {header.height}: {exc.message}")
                 if header.prev != prev:

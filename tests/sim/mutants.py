@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ledgernode.consensus import Driver, Effects, PersistedState, Ready, Replica, RoundChange
 from ledgernode.consensus.messages import NO_ROUND
 from ledgernode.consensus.state import Height
+from ledgernode.members import ValidatorSet
 
 if TYPE_CHECKING:
     from .cluster import Host
@@ -16,16 +17,24 @@ if TYPE_CHECKING:
 class QuorumMinusOne(Replica):
     """Certificates (prepared, committed, justification) at Q - 1 instead of Q."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.q -= 1
+    @property
+    def q(self) -> int:
+        return self.vset.quorum - 1
+
+
+class QuorumOfTheOldSet(Replica):
+    """Counts every quorum over the genesis set, also at heights another set certifies."""
+
+    @property
+    def q(self) -> int:
+        return ValidatorSet.of_genesis(self.cfg.genesis).quorum
 
 
 class ForgetfulRoundChange(Replica):
     """Round changes never carry the prepared certificate."""
 
-    def _round_change(self, round_: int) -> RoundChange:
-        return RoundChange(self.cfg.genesis.chain_id, self.height, round_, NO_ROUND, b"", self.cfg.index)
+    def _round_change(self, round_: int, me: int) -> RoundChange:
+        return RoundChange(self.cfg.genesis.chain_id, self.height, round_, NO_ROUND, b"", me)
 
 
 class WaitsForDeadPrimaries(Replica):
@@ -56,7 +65,7 @@ class SendsBeforePersisting(Driver):
 
 
 MUTANTS = {"commit_at_q_minus_1": QuorumMinusOne, "round_change_without_cert": ForgetfulRoundChange,
-           "waits_for_dead_primaries": WaitsForDeadPrimaries}
+           "waits_for_dead_primaries": WaitsForDeadPrimaries, "quorum_of_the_old_set": QuorumOfTheOldSet}
 
 
 def _sends_before_persisting(host: Host) -> Driver:

@@ -25,6 +25,8 @@ from ledgernode.consensus.core import ROUND_WINDOW
 from ledgernode.consensus.messages import NO_ROUND, Signed, signed_part, signing_bytes
 from ledgernode.consensus.state import Height
 from ledgernode.errors import InvalidInput
+from ledgernode.members import ValidatorSet
+from tests.fixtures import seeded_key
 from tests.sim.cluster import cached_verify, keys_and_genesis, signed_copy
 
 KEYS, G = keys_and_genesis(4)
@@ -381,7 +383,7 @@ class _RefusingQCs:
     def header(self, raw: bytes) -> Header:
         return decode_header(raw)
 
-    def check_qc(self, qc: QC, block: BlockData) -> None:
+    def check_qc(self, qc: QC, block: BlockData, validators: ValidatorSet) -> None:
         raise InvalidInput("invalid_qc", "this view accepts no certificate")
 
 
@@ -1138,3 +1140,49 @@ def test_a_replica_whose_store_lost_blocks_follows_then_keeps_what_it_signed() -
     assert sent(rep.on_block_validated(2, 0, bhash(other), True), Prepare) == []  # never a second value
     rep.on_message(prop(2, A2, r=1, h=2))  # (a round-1 proposal needs a justification: dropped)
     assert rep.cur.state.signed == {("prepare", 0): codec.encode(HA2)}
+
+
+# -- validator sets per height (docs/governance.md section 5) ------------------------------
+
+
+class _GrowingSet(ChainBlocks):
+    """Height 2 is certified by the genesis set plus one more key."""
+
+    def __init__(self, extra: Any) -> None:
+        super().__init__(G, cached_verify)
+        self.bigger = ValidatorSet((*ValidatorSet.of_genesis(G).keys, extra.public))
+
+    def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
+        return self.bigger if decode_header(block.header).height == 1 else current
+
+
+def test_a_follower_signs_nothing_and_commits_on_the_validators_quorum() -> None:
+    outsider = seeded_key("not-a-validator")
+    rep = Replica(Config(G, 0), outsider, 0, None, None, cached_verify, blocks=BLOCKS,
+                  validators=ValidatorSet.of_genesis(G))
+    assert rep.me is None and not rep.is_primary
+    ready = rep.on_message(prop(1, A))
+    assert ready.validate and not ready.messages
+    ready = rep.on_block_validated(1, 0, HA, True)
+    assert not ready.messages and ready.persist is None  # no prepare: nothing signed, nothing kept
+    for s in (0, 2, 3):
+        ready = rep.on_message(com(s, HA))
+    assert [decode_header(b.header).height for b, _ in ready.commits] == [1]
+    assert not rep.on_tick().messages  # not even a Status: it names no validator
+
+
+def test_the_next_height_is_counted_over_the_set_its_parent_approved() -> None:
+    joining = seeded_key("joining-validator")
+    rep = Replica(Config(G, 0), KEYS[0], 0, None, None, cached_verify, blocks=_GrowingSet(joining))
+    rep.on_message(prop(1, A))
+    rep.on_block_validated(1, 0, HA, True)
+    # a vote of the joining validator (index 4) for height 2 arrives before we commit 1
+    early = signed_copy(joining, Commit(CHAIN, 2, 0, HA2, 4))
+    assert rep.on_message(early).dropped == ()
+    for s in (1, 2):
+        rep.on_message(prep(s, HA))
+    for s in (1, 2):
+        rep.on_message(com(s, HA))
+    assert rep.height == 2 and (rep.n, rep.f, rep.q) == (5, 1, 4)
+    assert rep.cur.commits == {(0, HA2): {4: early}}  # replayed under the new set, and valid there
+    assert rep.primary(0) == 2  # (h + r) % n over the set of h

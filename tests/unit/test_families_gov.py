@@ -246,12 +246,45 @@ def test_what_a_revoke_may_not_name(key_id: str, rule: str) -> None:
     assert rule_of(block(store, [propose(0, "R-1", "key.revoke", {"key_id": key_id, "reason": "r"})])[0]) == rule
 
 
-def test_validator_set_changes_are_refused_by_this_version() -> None:
+def test_adding_a_validator_is_refused_by_this_version() -> None:
     store = Store.memory()
     args = {"dept": "ecology", "name": "Ecology", "pubkey": NEW_KEY.public.raw}
     assert rule_of(block(store, [propose(0, "V-1", "validator.add", args)])[0]) == "gov.action_supported"
-    gone = {"pubkey": NET.validators[3].public.raw}
-    assert rule_of(block(store, [propose(0, "V-2", "validator.remove", gone)])[0]) == "gov.action_supported"
+
+
+def test_a_removed_validator_leaves_the_set_of_the_next_height_and_its_key_signs_no_more() -> None:
+    store = Store.memory()
+    gone = NET.validators[3].public
+    p = propose(0, "V-2", "validator.remove", {"pubkey": gone.raw})
+    taken(block(store, [p, approve(1, "V-2", rid(p))]))
+    before = store.members(G)
+    taken(block(store, [approve(2, "V-2", rid(p))]))
+    height, log_size = store.height, store.log_size
+    after = store.members(G)
+    assert [v.pubkey for v in after.validators] == [v.pubkey for v in before.validators][:3]
+    assert (after.n, after.quorum, after.since) == (3, 3, height + 1)
+    assert after.signers[gone.key_id].until == log_size and after.signers[gone.key_id].validator is None
+    assert map_value(store, "validators", "") == {
+        "validators": [{"dept": v.dept, "name": v.name, "pubkey": v.pubkey.raw} for v in after.validators],
+        "since": height + 1}
+    assert store.load_fact("epoch", gov.epoch_key(height + 1)) == {"since": height + 1}
+    # the next header names the new set, and its validator signs nothing more
+    taken(block(store, [notarize(0, "EV-after")]))
+    head = store.head()
+    assert head is not None and head.valset == after.validator_set.valset_hash != G.valset_hash
+    late = block(store, [NET.record(0, "gov.approve", "V-2", {"proposal": rid(p)}, key=NET.validators[3])])
+    assert late[0] is not None and late[0].code == "key_revoked"
+
+
+def test_one_change_of_the_set_per_block_and_only_of_a_validator_in_it() -> None:
+    store = Store.memory()
+    a = propose(0, "V-1", "validator.remove", {"pubkey": NET.validators[3].public.raw})
+    b = propose(1, "V-2", "validator.remove", {"pubkey": NET.validators[2].public.raw})
+    taken(block(store, [a, b, approve(1, "V-1", rid(a)), approve(0, "V-2", rid(b))]))
+    results = block(store, [approve(2, "V-1", rid(a)), approve(3, "V-2", rid(b))])
+    assert results[0] is None and rule_of(results[1]) == "gov.one_set_change"
+    assert rule_of(block(store, [propose(0, "V-3", "validator.remove", {"pubkey": NEW_KEY.public.raw})])[0]) \
+        == "gov.validator_known"
 
 
 def test_a_header_that_leaves_out_the_change_is_an_invalid_block() -> None:
@@ -288,7 +321,7 @@ def test_members_are_rebuilt_from_the_facts_when_the_store_is_opened_again() -> 
 def test_effects_revoke_a_key_added_earlier_in_the_same_block() -> None:
     added = gov.Change("key.add", add_args(), "00")
     revoked = gov.Change("key.revoke", {"key_id": NEW_KEY.public.key_id, "reason": "typo"}, "01")
-    out = gov.effects([added, revoked], 42, lambda k: None, lambda d: False)
+    out = gov.effects([added, revoked], 42, 7, Store.memory().members(G))
     assert [(kind, key) for kind, key, _ in out] == [
         ("key", NEW_KEY.public.key_id), ("dept", "ecology"), ("key", NEW_KEY.public.key_id)]
     assert out[-1][2]["from"] == 42 and out[-1][2]["until"] == 42

@@ -25,7 +25,7 @@ MODULE_LAYERS = {
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "peers", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
+    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
                 "__main__"],
 }
 # What each layer may import (besides itself).

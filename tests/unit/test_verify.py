@@ -160,7 +160,8 @@ def test_verdict_json_shape(ledger: Ledger, tmp_path: Path) -> None:
     assert rec["signer"] == {"key_id": key.key_id, "dept": DEPTS[1], "from": 0, "until": None,
                              "roles": ["dataset.*", "share.*", "cert.*", "evidence.*", "trace.*"]}
     block = facts["block"]
-    assert set(block) == {"height", "time", "hash", "log_size", "log_root"}
+    assert set(block) == {"height", "time", "hash", "log_size", "log_root", "epoch", "validators"}
+    assert (block["epoch"], block["validators"]) == (0, 4)
     assert block["height"] == 1 and block["time"] == "2026-01-01T00:00:00.000Z" and block["log_size"] == 2
     assert facts["certified_by"] == [
         {"validator": i, "dept": DEPTS[i], "name": f"Dept {DEPTS[i]}"} for i in range(3)
@@ -563,7 +564,7 @@ PART_CASES: dict[str, tuple[Any, str, str, str]] = {
     "state section without its key entry": (lambda b: b["state"].pop("key"), "format", "format",
                                             "the bundle's state section has the wrong fields"),
     "a validator set change listed": (lambda b: b["epochs"].append({}), "epochs", "epochs",
-                                      "this ledger's validator set never changed, yet the document lists changes"),
+                                      "a change of the validator set is invalid"),
     "checkpoint one signature short of a quorum": (
         lambda b: b["state"]["checkpoint"]["qc"]["signatures"].pop(), "checkpoint", "qc",
         "too few validators signed the checkpoint (a quorum is needed)"),
@@ -854,22 +855,87 @@ def test_tampered_consistency_fails_checkpoint(ledger: Ledger) -> None:
         assert failed["check"] == "checkpoint" and "the consistency proof is damaged" in failed["error"]
 
 
-def test_epochs_must_be_empty(ledger: Ledger) -> None:
+def test_an_epoch_the_genesis_set_did_not_make_fails(ledger: Ledger) -> None:
     genesis = ledger.net.genesis
     base = ledger.bundle(ledger.notarize)
     assert base["epochs"] == [] and verify_bundle(base, genesis).facts["epoch"] == 0
-    # an epoch as section 12 shapes it: the header and QC of the head, the validators entry
+    # an epoch as section 12 shapes it: the header and QC of the head, the validators entry;
+    # but the head did not change the set (its entry's `since` is 1)
     tip = _header(base["state"]["checkpoint"])
     epoch = {**base["state"]["checkpoint"], "validators": entry_doc(ledger.store.map_at(tip.state), "validators", "")}
-    cases: list[list[dict[str, Any]]] = [[epoch], [{}], [epoch, epoch]]
-    for epochs in cases:
+    cases: list[tuple[list[dict[str, Any]], str]] = [
+        ([epoch], f"must start at height {tip.height + 1}"), ([{}], "exactly the keys"),
+        ([epoch, epoch], f"must start at height {tip.height + 1}")]
+    for epochs, detail in cases:
         bundle = copy.deepcopy(base)
         bundle["epochs"] = epochs
         verdict = verify_bundle(bundle, genesis)
         failed = _failed(verdict)
         assert (failed["check"], failed["part"]) == ("epochs", "epochs"), failed
         assert [c["check"] for c in verdict.checks] == ["format", "genesis", "epochs"]
-        assert f"epochs lists {len(epochs)} changes" in failed["error"]
+        assert detail in failed["error"], failed["error"]
+
+
+class Removed:
+    """A chain whose validator 3 is removed at height 2: records of epochs 0 and 1."""
+
+    def __init__(self) -> None:
+        net, store = Net(), Store.memory()
+        self.net, self.store = net, store
+        self.before = net.record(1, "evidence.notarize", "EV-0", {"content_hash": content("0"),
+                                 "media_type": "t", "size": 1, "title": "t"})
+        body = {"action": "validator.remove", "args": {"pubkey": net.validators[3].public.raw},
+                "expires": T0 + 10**6}
+        p = net.record(0, "gov.propose", "V-1", body, key=net.validators[0])
+        pid = decode_envelope(p, net.genesis).record_id
+        approvals = [net.record(0, "gov.approve", "V-1", {"proposal": pid}, key=net.validators[v]) for v in (1, 2)]
+        commit_records(net, store, [self.before])
+        commit_records(net, store, [p, *approvals])
+        self.changed_at = store.height
+        self.after = net.record(2, "evidence.notarize", "EV-1", {"content_hash": content("1"),
+                                "media_type": "t", "size": 1, "title": "t"})
+        commit_records(net, store, [self.after])
+
+    def bundle(self, raw: bytes) -> dict[str, Any]:
+        return build_bundle(self.store, self.net.genesis, decode_envelope(raw, self.net.genesis).record_id)
+
+
+def test_bundles_of_both_epochs_verify_from_the_genesis_alone() -> None:
+    chain = Removed()
+    g = chain.net.genesis
+    for raw, epoch in ((chain.before, 0), (chain.after, 1)):
+        bundle = chain.bundle(raw)
+        assert len(bundle["epochs"]) == 1
+        verdict = verify_bundle(bundle, g)
+        assert verdict.valid, _failed(verdict)
+        assert verdict.facts["block"]["epoch"] == epoch and verdict.facts["epoch"] == 1
+        assert verdict.facts["block"]["validators"] == (4, 3)[epoch]
+        assert "validator epoch 1" in verdict.facts["claim"]["en"]
+    bundle = chain.bundle(chain.after)
+    assert [s["name"] for s in verify_bundle(bundle, g).facts["certified_by"]] == [
+        v.name for v in g.validators[:3]]
+    # without the epoch, the block names a set the genesis never had
+    bare = {**copy.deepcopy(bundle), "epochs": []}
+    assert _failed(verify_bundle(bare, g))["part"] == "genesis"
+    # an epoch whose QC or entry was altered proves no change
+    forged = copy.deepcopy(bundle)
+    forged["epochs"][0]["qc"]["signatures"].pop()
+    assert _failed(verify_bundle(forged, g))["part"] == "epochs"
+    forged = copy.deepcopy(bundle)
+    forged["epochs"][0]["validators"]["value"] = bundle["state"]["key"]["value"]
+    assert _failed(verify_bundle(forged, g))["part"] == "epochs"
+
+
+def test_a_checkpoint_after_a_change_carries_its_epochs() -> None:
+    from ledgernode.auditing.checkpoints import checkpoint, verify_consistency_files
+
+    chain = Removed()
+    old, new = checkpoint(chain.store, 1), checkpoint(chain.store)
+    assert old["epochs"] == [] and len(new["epochs"]) == 1
+    proof = {"from": old["log_size"], "to": new["log_size"],
+             "proof": [h.hex() for h in chain.store.consistency_proof(old["log_size"], new["log_size"])]}
+    assert verify_consistency_files(old, new, proof, chain.net.genesis).valid
+    assert not verify_consistency_files(old, {**new, "epochs": []}, proof, chain.net.genesis).valid
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -1072,3 +1138,13 @@ def test_a_governance_record_verifies_only_as_a_validators() -> None:
     with pytest.raises(CheckFailed) as info:  # the same key, were it not a validator's
         lists.check_signed(env, 0, key, frozenset(), "该记录", "the record")
     assert info.value.part == "key" and "not signed by a validator" in info.value.en
+
+
+def test_answers_after_a_change_verify_with_their_epochs() -> None:
+    chain = Removed()
+    g = chain.net.genesis
+    for subject in ("V-1", "EV-1"):
+        doc = json.loads(json.dumps(answers.subject_history(chain.store, g, subject)))
+        verdict = answers.verify_answer(doc, "subject", g)
+        assert verdict.valid and verdict.facts["claim"]["epoch"] == 1, _failed(verdict)
+        assert len(doc["epochs"]) == 1

@@ -1,0 +1,64 @@
+"""Which peer link each validator index is, height by height (docs/governance.md section 5).
+
+Consensus messages name their sender by its index in the validator set of their
+height; the peer links are named by the validator's index in the genesis, the set the
+links were authenticated against (net/handshake.py). The ledger changes the set only
+by removing genesis validators (families/gov.py), so every validator of every set has
+a link. `Roster` keeps the current set and the one before it, with the heights they
+certify from, and translates between the two kinds of index: a message of the height
+just decided may still be sent or arrive after the set changed.
+
+Runtime messages (`FetchBlocks`, `Blocks`) name their sender by link, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .consensus import Commit, Prepare, Proposal, RoundChange, Status
+from .genesis import Genesis
+from .members import ValidatorSet
+
+SETS_KEPT = 2  # the current set and the one before it
+
+
+class Roster:
+    def __init__(self, genesis: Genesis, current: ValidatorSet, since: int) -> None:
+        self.links = {v.pubkey.raw: i for i, v in enumerate(genesis.validators)}
+        self.genesis = genesis
+        self.sets: list[tuple[int, ValidatorSet]] = [(since, current)]  # (first height, set), oldest first
+
+    @property
+    def current(self) -> ValidatorSet:
+        return self.sets[-1][1]
+
+    def changed(self, since: int, validators: ValidatorSet) -> None:
+        """A committed block hands heights from `since` on to `validators`."""
+        assert since > self.sets[-1][0], "sets change at increasing heights"
+        self.sets = [*self.sets, (since, validators)][-SETS_KEPT:]
+
+    def set_at(self, height: int) -> ValidatorSet:
+        """The set of `height`; for a height older than those kept, the oldest kept."""
+        return next((s for first, s in reversed(self.sets) if first <= height), self.sets[0][1])
+
+    def link(self, index: int, height: int) -> int | None:
+        """The link of validator `index` of the set of `height` (None: no such validator)."""
+        vset = self.set_at(height)
+        return self.links.get(vset.keys[index].raw) if 0 <= index < vset.n else None
+
+    def sender(self, link: int, height: int) -> int | None:
+        """The index the validator at `link` has in the set of `height` (None: not in it)."""
+        if not 0 <= link < self.genesis.n:
+            return None
+        return self.set_at(height).index_of(self.genesis.validators[link].pubkey.raw)
+
+
+def message_height(msg: Any) -> int:
+    """The height whose set names a consensus message's sender: a Status tells the
+    height its sender committed, so it is sent from the next one."""
+    return msg.height + 1 if isinstance(msg, Status) else msg.height
+
+
+def is_consensus(msg: Any) -> bool:
+    """Does `msg` name its sender by validator index (not by link)?"""
+    return isinstance(msg, (Proposal, Prepare, Commit, RoundChange, Status))
