@@ -5,13 +5,15 @@ A proof is a JSON object anyone can check against the genesis file alone:
 
   {"format": "ledgernode-equivocation/1", "chain_id", "validator", "dept",
    "kind": "proposal" | "prepare" | "commit" | "round-change", "height", "round",
-   "first": b64, "second": b64}
+   "first": b64, "second": b64, "epochs": [...]}
 
 `first` and `second` are the two consensus messages as sent (`encode_message`,
 docs/consensus.md), carrying only what their signatures cover (no attached
 block or certificate). The check decodes both, requires the same chain,
 sender, kind, height and round as the proof claims, two different signed
-values, and a valid signature by that validator's genesis key on each.
+values, and a valid signature on each by the key of that validator in the set of
+that height: the genesis set, or the one `epochs` leads to (docs/protocol.md
+section 12.2; absent means none, as in proofs made before sets could change).
 `GET /v1/equivocations` answers `{"equivocations": [proof, ...], "next_after"}`;
 `verify FILE --kind equivocation` takes one proof or such a page.
 """
@@ -19,10 +21,12 @@ values, and a valid signature by that validator's genesis key on each.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from . import codec
 from .auditing.checks import CheckFailed, Verdict, clean, run_checks
+from .auditing.epochs import check_epochs
 from .auditing.parse import EQUIVOCATION_FORMAT as FORMAT, Unusable
 from .consensus.messages import Signed, decode_message, encode_message, signing_bytes
 from .errors import InvalidInput
@@ -38,16 +42,21 @@ def encode_pair(first: Signed, second: Signed) -> bytes:
     return codec.encode([encode_message(first), encode_message(second)])
 
 
-def to_json(raw: bytes, genesis: Genesis) -> dict[str, Any]:
-    """The proof for a case kept as `encode_pair` bytes."""
+def to_json(raw: bytes, genesis: Genesis,
+            epochs: Callable[[int], list[dict[str, Any]]] = lambda height: []) -> dict[str, Any]:
+    """The proof for a case kept as `encode_pair` bytes; `epochs(height)`: the changes of
+    the validator set up to that height (auditing/epochs.py) from the node's store (by
+    default none: the genesis set)."""
     first_raw, second_raw = codec.decode(raw)
     first = decode_message(first_raw)
     assert first.kind in KIND_NAMES, "a node keeps only signed messages as evidence"
     sender, height, round_ = first.sender, first.height, first.round  # type: ignore[union-attr]
+    changes = epochs(height)
+    epoch = check_epochs(changes, genesis).at(height)[1]  # ours, so it holds
     return {
         "format": FORMAT, "chain_id": genesis.chain_id, "validator": sender,
-        "dept": genesis.validators[sender].dept, "kind": first.kind, "height": height, "round": round_,
-        "first": codec.b64(first_raw), "second": codec.b64(second_raw),
+        "dept": epoch.validators[sender].dept, "kind": first.kind, "height": height, "round": round_,
+        "first": codec.b64(first_raw), "second": codec.b64(second_raw), "epochs": changes,
     }
 
 
@@ -84,17 +93,19 @@ def _check_case(doc: Any, genesis: Genesis) -> tuple[Signed, Signed]:
     if codec.encode(first.value) == codec.encode(second.value):
         raise CheckFailed("values", "两条消息签的是同一个值：不构成双重签名",
                           "both messages sign the same value: that is no equivocation")
-    if not 0 <= first.sender < genesis.n:
-        raise CheckFailed("validator", "创世文件中没有该验证节点", "the genesis file has no such validator")
-    if doc.get("chain_id") != genesis.chain_id or doc.get("dept") != genesis.validators[first.sender].dept:
+    validators = check_epochs(doc.get("epochs", []), genesis).at(first.height)[1].validators
+    if not 0 <= first.sender < len(validators):
+        raise CheckFailed("validator", "该高度的验证节点集合中没有该验证节点",
+                          "the validator set of that height has no such validator")
+    if doc.get("chain_id") != genesis.chain_id or doc.get("dept") != validators[first.sender].dept:
         raise CheckFailed("genesis", "证明所写的链或部门与创世文件不符",
                           "the proof's chain or department is not the genesis file's",
                           f"chain_id {clean(doc.get('chain_id'))}, dept {clean(doc.get('dept'))}")
-    key = genesis.validators[first.sender].pubkey
+    key = validators[first.sender].pubkey
     for which, msg in (("first", first), ("second", second)):
         if not key.verify(msg.sig, signing_bytes(msg)):
             raise CheckFailed(which, "该消息的签名不是此验证节点的密钥所签",
-                              f"the {which} message's signature is not by this validator's genesis key")
+                              f"the {which} message's signature is not by this validator's key")
     return first, second
 
 
@@ -121,9 +132,9 @@ def verify_equivocations(doc: dict[str, Any], genesis: Genesis) -> Verdict:
     claims: list[dict[str, Any]] = []
     zh: list[str] = []
     en: list[str] = []
-    for first, _ in found:
+    for (first, _), case in zip(found, cases):
         zh_kind, en_kind = KIND_NAMES[first.kind]
-        dept = clean(genesis.validators[first.sender].dept)
+        dept = clean(case["dept"])  # checked against the set of its height above
         zh.append(f"验证节点 {first.sender}（{dept}）在高度 {first.height} 第 {first.round} 轮签了两个不同的{zh_kind}")
         en.append(f"validator {first.sender} ({dept}) signed two different {en_kind}s at height "
                   f"{first.height} round {first.round}")

@@ -25,7 +25,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeAlias, TypeVar, assert_never
 
 from . import crypto, genesis as genesis_mod
@@ -240,6 +240,16 @@ class Node:
         return True
 
     def _on_peer_message(self, peer: int, msg: Message) -> None:
+        if isinstance(msg, Status):
+            # An unsigned hint, named here by the index its link has at our height: a peer
+            # past a change of the validator set names itself by its index in the new set,
+            # which a node that has not committed the change yet cannot know; the hint is
+            # what makes it fetch that change.
+            mine = self.roster.sender(peer, self.replica.height)
+            if mine is None:
+                self.count("status_of_no_validator_dropped")
+                return
+            msg = replace(msg, sender=mine)
         sender = self.roster.sender(peer, message_height(msg)) if is_consensus(msg) else peer
         if msg.sender != sender:
             # nobody relays another validator's messages (each re-sends its own), and a
@@ -503,11 +513,13 @@ class Node:
         asyncio.get_running_loop().call_later(delay, self._post, BuildDue(height, round_))
 
     async def _build(self, height: int, round_: int) -> None:
-        if (height, round_) != (self.replica.height, self.replica.round):
+        me = self.replica.me
+        if (height, round_) != (self.replica.height, self.replica.round) or me is None:
             return
+        # the proposer is named by its index in the set of this height, not its link's
         checked, refused = build_block(
             self.mempool.oldest(self._block_cap()), self.store.head(), self.view, self.store.frontier,
-            self.genesis, now_ms(), self.cfg.index, sigs_checked=True)
+            self.genesis, now_ms(), me, sigs_checked=True)
         header = checked.block.header
         self.intake.rejected(self.admission.refused_by_builder(refused, header.time), height)
         if not checked.block.envelopes and round_ == 0:

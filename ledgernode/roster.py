@@ -8,7 +8,10 @@ a link. `Roster` keeps the current set and the one before it, with the heights t
 certify from, and translates between the two kinds of index: a message of the height
 just decided may still be sent or arrive after the set changed.
 
-Runtime messages (`FetchBlocks`, `Blocks`) name their sender by link, as before.
+Runtime messages (`FetchBlocks`, `Blocks`) name their sender by link, as before; a
+Status, unsigned, is renamed by the receiver to the index its link has at the
+receiver's height (node.py), so a node that has not committed a change yet still
+hears who is ahead and fetches the change.
 """
 
 from __future__ import annotations

@@ -57,12 +57,13 @@ class BlockState:
         self.facts: dict[FactKey, dict[str, Any]] = {}
         self.touched: set[FactKey] = set()  # facts read or written by the last `admit`
         self.written: set[FactKey] = set()  # facts written by the last `admit`
+        self._members = view.members(genesis)  # the parent's: one block is judged against one state
         self.approved: list[gov.Change] = []  # governance changes, applied at the block's end
         self._seen_keys: dict[str, Signer] = {}  # keys as those changes leave them
 
     @property
     def members(self) -> Members:
-        return self.view.members(self.genesis)
+        return self._members
 
     def key(self, key_id: str) -> Signer | None:
         self.touched.add((gov.KEY, key_id))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import codec, equivocation
+from .auditing.epochs import epochs_doc
 from .consensus.core import Equivocation
 from .consensus.messages import Commit, Prepare, Proposal, RoundChange, decode_message
 from .genesis import Genesis
@@ -48,4 +49,5 @@ class Witness:
         await self.on_disk(self.store.save_evidence, self.slots[slot], equivocation.encode_pair(ev.first, ev.second))
 
     def page(self, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        return [(seq, equivocation.to_json(raw, self.genesis)) for seq, raw in self.store.load_evidence(after, limit)]
+        return [(seq, equivocation.to_json(raw, self.genesis, lambda h: epochs_doc(self.store, h)))
+                for seq, raw in self.store.load_evidence(after, limit)]

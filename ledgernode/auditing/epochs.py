@@ -30,7 +30,9 @@ from .reader import LedgerReader
 EPOCH_KEYS = frozenset(["header", "qc", "validators"])
 VALIDATORS_KEYS = frozenset(["validators", "since"])
 MEMBER_KEYS = frozenset(["dept", "name", "pubkey"])
-EPOCHS_MAX = 10_000  # changes a document may list; a ledger makes a few in its life
+# changes a document may list: a ledger makes a few in its life, and each costs the
+# verifier a QC of up to 256 signature checks
+EPOCHS_MAX = 1_000
 
 
 @dataclass(frozen=True)

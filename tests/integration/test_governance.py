@@ -7,6 +7,7 @@ every node."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgernode import crypto
+from ledgernode.blocks import decode_header
 from ledgernode.records import sign_record
 
 from .procs import Cluster, SteadyClient, running, wait_until
@@ -109,36 +111,59 @@ def test_a_department_joins_signs_and_its_revoked_key_is_refused(tmp_path: Path)
                 assert c.get(i, f"/v1/records/{rid}")["status"] == "committed"
 
 
-def test_a_removed_validator_keeps_following_and_bundles_of_both_epochs_verify(tmp_path: Path) -> None:
+def test_a_removed_validator_keeps_following_and_a_node_away_at_the_change_catches_up(tmp_path: Path) -> None:
+    """Validator 0 leaves, so every other validator takes a new index (1, 2, 3 become 0, 1,
+    2); node 3 is cut off while the change commits. The three that stay need all three votes
+    (n = 3, Q = 3), so the chain goes on only once node 3, cut off but running, has
+    fetched the change, though its peers now name themselves by indexes it does not know
+    yet, and votes under its new index; node 0 keeps following. Bundles of both epochs verify from the genesis alone."""
     with running(tmp_path) as c:
-        steady = SteadyClient(c, "steady")
-        status, before = c.submit(0, c.record("before-the-change"), wait=True)
+        steady = SteadyClient(c, "steady", nodes=(1, 2))
+        status, before = c.submit(1, c.record("before-the-change"), wait=True)
         assert status == 200 and before["status"] == "committed", before
-        leaving = c.keys[3].public.raw.hex()
-        (tmp_path / "leaving.hex").write_text(leaving)
-        answer = gov(c, 0, "propose", "--action", "validator.remove", "--id", "LEAVE-3",
+        (tmp_path / "leaving.hex").write_text(c.keys[0].public.raw.hex())
+        answer = gov(c, 1, "propose", "--action", "validator.remove", "--id", "LEAVE-0",
                      "--pubkey-file", str(tmp_path / "leaving.hex"), "--wait")
         assert answer["status"] == "committed", answer
-        applied(c, "LEAVE-3", (1, 2))
-        changed_at = c.get(0, "/v1/status")["height"]
-        # the three that stay keep committing; node 3 follows without signing
-        status, after = c.submit(1, c.record("after-the-change"), wait=True)
+        steady.finish()  # what follows stalls the chain on purpose until node 3 is back
+        assert steady.ids and not steady.failures, steady.summary()
+        cut_off = json.dumps({"partition": [[0, 1, 2], [3]]}).encode()
+        for i in range(c.n):  # node 3 stays up, hearing nothing while the change commits
+            assert c.request(i, "POST", "/v1/debug/faults", cut_off)[0] == 200
+        for i in (0, 2):
+            answer = gov(c, i, "approve", "LEAVE-0", "--wait")
+            assert answer["status"] == "committed", answer
+        changed_at = answer["height"]
+        assert c.get(3, "/v1/status")["height"] < changed_at
+        for i in range(c.n):
+            assert c.request(i, "POST", "/v1/debug/faults", b"{}")[0] == 200
+        resumed = SteadyClient(c, "resumed", nodes=(0, 1, 2))
+        status, after = c.submit(2, c.record("after-the-change"), wait=True)
         assert status == 200 and after["status"] == "committed", after
-        wait_until("node 3 to follow past the change",
-                   lambda: (c.get(3, "/v1/status")["height"] >= after["height"], c.get(3, "/v1/status")["height"]))
-        for height in range(changed_at + 1, after["height"] + 1):
-            block = c.get(3, f"/v1/blocks/{height}")
+        assert after["height"] > changed_at
+        # two rotations of the new set: each of the three proposes under its new index
+        top = changed_at + 7
+        wait_until(f"height {top}", lambda: (c.get(1, "/v1/status")["height"] >= top, resumed.summary()))
+        resumed.finish()
+        assert not resumed.failures, resumed.summary()
+        for node in range(c.n):
+            wait_until(f"node {node} to hold height {top}",
+                       lambda node=node: (c.get(node, "/v1/status")["height"] >= top, None))
+        proposers = set()
+        for height in range(changed_at + 1, top + 1):
+            block = c.get(0, f"/v1/blocks/{height}")
             assert sorted(s["validator"] for s in block["qc"]["signatures"]) == [0, 1, 2], block["qc"]
-        for doc, node in ((before, 3), (after, 3), (after, 0)):
+            proposers.add(decode_header(base64.b64decode(block["header"])).proposer)
+        assert proposers == {0, 1, 2}, proposers
+        for doc, node in ((before, 0), (after, 0), (after, 3)):
             bundle = c.get(node, f"/v1/records/{doc['id']}/evidence")
             assert len(bundle["epochs"]) == 1, bundle["epochs"]
             checked = verify(c, bundle, tmp_path / f"{doc['id']}.json")
             assert checked.returncode == 0, checked.stdout + checked.stderr
             assert "validator epoch 1" in checked.stdout, checked.stdout
-        status, doc = c.submit(3, sign_record(c.keys[3], "gov-itest", "gov.approve", "LEAVE-3",
+        status, doc = c.submit(0, sign_record(c.keys[0], "gov-itest", "gov.approve", "LEAVE-0",
                                               {"proposal": bytes(32)}, int(time.time() * 1000), os.urandom(16)))
         assert (status, doc["error"]["code"]) == (409, "key_revoked"), doc
-        steady.finish()
-        assert steady.ids and not steady.failures, steady.summary()
-        for rid in steady.ids[:: max(1, len(steady.ids) // 20)]:
-            assert c.get(3, f"/v1/records/{rid}")["status"] == "committed"
+        for rid in steady.ids[:: max(1, len(steady.ids) // 10)] + resumed.ids[:: max(1, len(resumed.ids) // 10)]:
+            for node in range(c.n):
+                assert c.get(node, f"/v1/records/{rid}")["status"] == "committed"

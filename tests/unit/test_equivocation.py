@@ -86,3 +86,29 @@ def test_files_that_are_no_proofs_are_unusable() -> None:
     with pytest.raises(Unusable):
         verify_equivocations({"equivocations": [prepares()] * 101}, G)
     assert not verify_equivocations({"format": "other"}, G).valid
+
+
+def test_after_a_validator_leaves_a_proof_names_the_set_of_its_height() -> None:
+    """Validator 1 leaves at the end of block 1: from height 2, index 1 is the genesis's
+    validator 2. Its proof carries the change (`epochs`) and verifies from the genesis
+    alone; without it the index would name another key, and the proof fails."""
+    from ledgernode.auditing.epochs import epochs_doc
+    from ledgernode.records import decode_envelope
+    from ledgernode.storage import Store
+    from tests.fixtures import T0, Net, commit_records
+
+    net, store = Net(), Store.memory()
+    body = {"action": "validator.remove", "args": {"pubkey": net.validators[1].public.raw}, "expires": T0 + 10**6}
+    p = net.record(0, "gov.propose", "V-1", body, key=net.validators[0])
+    pid = decode_envelope(p, net.genesis).record_id
+    commit_records(net, store, [p, *(net.record(0, "gov.approve", "V-1", {"proposal": pid}, key=net.validators[v])
+                                     for v in (2, 3))])
+    g, chain = net.genesis, net.chain_id
+    key = net.validators[2]  # index 1 at height 2
+    raw = encode_pair(signed_copy(key, Prepare(chain, 2, 0, H1, 1)), signed_copy(key, Prepare(chain, 2, 0, H2, 1)))
+    doc = to_json(raw, g, lambda height: epochs_doc(store, height))
+    assert len(doc["epochs"]) == 1 and doc["dept"] == g.validators[2].dept
+    verdict = verify_equivocations(doc, g)
+    assert verdict.valid and verdict.facts["claim"]["cases"][0]["dept"] == g.validators[2].dept
+    assert not verify_equivocations({**doc, "epochs": [], "dept": g.validators[1].dept}, g).valid
+    assert not verify_equivocations({**doc, "dept": g.validators[1].dept}, g).valid
