@@ -20,6 +20,9 @@ def status_document(node: Node) -> dict[str, Any]:
     r = node.replica
     return {
         "chain_id": node.genesis.chain_id, "index": node.cfg.index,
+        # this node's index in the set of the height it decides (null: it follows, its key
+        # is in no set now), and that set's size (docs/governance.md section 4)
+        "validator": r.me, "validators": r.n,
         "height": node.store.height, "round": r.round, "primary": r.primary(r.round),
         "skipped": sorted(r.cur.suspects),  # primaries that missed their last turn (consensus/turns.py)
         "ticks": node.ticks, "round_timeout_ticks": r.timeout_ticks(),

@@ -148,7 +148,9 @@ SCHEMAS: dict[str, Any] = {
                   "description": "forward only: the refby list of every record within depth - 1 hops"},
     }, [*_ANSWER, "kind", "root", "depth", "direction", "edges"]),  # a back answer has no `lists`
     "Status": {"type": "object", "additionalProperties": True,
-               "description": "height, round, primary, skipped primaries, peers and their state, mempool size"},
+               "description": "height, round, primary, skipped primaries, this node's index in the current "
+                              "validator set (null: it follows) and the set's size, peers and their state, "
+                              "mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
     "Equivocation": _obj({
         "format": {"type": "string", "enum": ["ledgernode-equivocation/1"]}, "chain_id": {"type": "string"},

@@ -149,6 +149,8 @@ def test_a_removed_validator_keeps_following_and_a_node_away_at_the_change_catch
         for node in range(c.n):
             wait_until(f"node {node} to hold height {top}",
                        lambda node=node: (c.get(node, "/v1/status")["height"] >= top, None))
+        assert [(st["validator"], st["validators"]) for st in (c.get(i, "/v1/status") for i in range(c.n))] == [
+            (None, 3), (0, 3), (1, 3), (2, 3)]
         proposers = set()
         for height in range(changed_at + 1, top + 1):
             block = c.get(0, f"/v1/blocks/{height}")
