@@ -184,7 +184,7 @@ def check_qc(
 
     `verify` lets the consensus simulation share one signature cache; by default
     each signature is checked with its key."""
-    vset = validators or ValidatorSet.of_genesis(genesis)
+    vset = validators or genesis.validator_set
     if qc.block_hash != header.block_hash or qc.height != header.height:
         raise _qc_bad("qc names a different block than the header")
     seen: set[int] = set()

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from collections.abc import Iterable
 from typing import Any
 
 from . import codec, crypto
@@ -80,7 +81,7 @@ class Genesis:
     @cached_property
     def validator_set(self) -> ValidatorSet:
         """The genesis set: it certifies heights from 1 until governance changes it."""
-        return ValidatorSet(tuple(v.pubkey for v in self.validators))
+        return ValidatorSet.of(self.validators)
 
     @property
     def n(self) -> int:
@@ -131,8 +132,9 @@ class ValidatorSet:
             "a validator set is non-empty and lists a key once"
 
     @classmethod
-    def of_genesis(cls, genesis: Genesis) -> ValidatorSet:
-        return genesis.validator_set
+    def of(cls, validators: Iterable[Validator]) -> ValidatorSet:
+        """The set of these validators' keys, in their order."""
+        return cls(tuple(v.pubkey for v in validators))
 
     @property
     def n(self) -> int:
@@ -265,7 +267,7 @@ def parse(raw: bytes) -> Genesis:
             raise _bad(f"clients[{i}]: pubkey already registered")
         signers[signer.pubkey.key_id] = signer
     params = _params(doc)
-    valset = ValidatorSet(tuple(v.pubkey for v in validators)).valset_hash
+    valset = ValidatorSet.of(validators).valset_hash
     return Genesis(
         raw=raw,
         genesis_hash=crypto.sha256(raw).hex(),

@@ -14,6 +14,7 @@ import json
 import secrets
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import crypto
@@ -34,19 +35,12 @@ LIST_PAGES_MAX = 100  # pages of proposals `gov list` reads before it says there
 def _target(args: argparse.Namespace) -> tuple[str, str | None]:
     """(API URL, the validator's key file) from --api / --key, or from --devnet DIR (node
     --validator's API and key)."""
-    from .devnet import MANIFEST_FILE, read_target  # the devnet's runtime is not needed to read its files
+    from .devnet import read_validator  # the devnet's runtime is not needed to read its files
 
     api, key = args.api, getattr(args, "key", None)
     if args.devnet:
-        root = Path(args.devnet)
-        d_api, _, _ = read_target(root)
-        doc = json.loads((root / MANIFEST_FILE).read_bytes())
-        nodes = doc["nodes"]
-        if not 0 <= args.validator < len(nodes):
-            raise ValueError(f"--validator {args.validator}: the devnet has validators 0 to {len(nodes) - 1}")
-        node = nodes[args.validator]
-        api = api or node["api"]
-        key = key or str((root / node["config"]).parent / "validator.pem")
+        d_api, d_key = read_validator(Path(args.devnet), args.validator)
+        api, key = api or d_api, key or str(d_key)
     if not api:
         raise ValueError("give --api URL (or --devnet DIR)")
     return api, key
@@ -105,16 +99,23 @@ def _submit(a: argparse.Namespace, record_type: str, subject: str, body: dict[st
     return audit.EXIT_PENDING if pending else audit.EXIT_OK
 
 
-def _find(client: sdk.Client, proposal: str) -> dict[str, Any] | None:
+def _pages(client: sdk.Client) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+    """The node's proposals a page at a time, in id order, with each page's next_after;
+    at most LIST_PAGES_MAX pages."""
     after: str | None = None
     for _ in range(LIST_PAGES_MAX):
         page = client.proposals(after)
-        for p in page["proposals"]:
-            if p["id"] == proposal:
-                return p
         after = page["next_after"]
-        if after is None or after >= proposal:
-            return None
+        yield page["proposals"], after
+        if after is None:
+            return
+
+
+def _find(client: sdk.Client, proposal: str) -> dict[str, Any] | None:
+    for proposals, _ in _pages(client):
+        found = next((p for p in proposals if p["id"] == proposal), None)
+        if found is not None:
+            return found
     return None
 
 
@@ -144,12 +145,8 @@ def cmd_list(a: argparse.Namespace) -> int:
     client = sdk.Client(api)
     shown: list[dict[str, Any]] = []
     after: str | None = None
-    for _ in range(LIST_PAGES_MAX):
-        page = client.proposals(after)
-        shown += [p for p in page["proposals"] if a.all or p["state"] == "open"]
-        after = page["next_after"]
-        if after is None:
-            break
+    for proposals, after in _pages(client):
+        shown += [p for p in proposals if a.all or p["state"] == "open"]
     if a.json:
         print(json.dumps({"proposals": shown, "more": after is not None}, ensure_ascii=False))
         return audit.EXIT_OK

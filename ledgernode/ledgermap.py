@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import codec, merkle, statemap
 from .genesis import Genesis
@@ -58,18 +59,29 @@ class MapChange:
 # -- entries ---------------------------------------------------------------------------
 
 
+def key_entry(pubkey: bytes, dept: str, roles: Sequence[str], from_leaf: int, until: int | None) -> dict[str, Any]:
+    """A `key` entry's value (docs/protocol.md section 11.5), also its fact (families/gov.py)."""
+    return {"pubkey": pubkey, "dept": dept, "roles": list(roles), "from": from_leaf, "until": until}
+
+
+def dept_entry(name: str, from_leaf: int) -> dict[str, Any]:
+    return {"name": name, "from": from_leaf}
+
+
+def validators_entry(validators: Iterable[tuple[str, str, bytes]], since: int) -> dict[str, Any]:
+    return {"validators": [{"dept": d, "name": n, "pubkey": pk} for d, n, pk in validators], "since": since}
+
+
 def key_value(pubkey: bytes, dept: str, roles: Sequence[str], from_leaf: int, until: int | None) -> bytes:
-    return codec.encode({"pubkey": pubkey, "dept": dept, "roles": list(roles), "from": from_leaf,
-                         "until": until})
+    return codec.encode(key_entry(pubkey, dept, roles, from_leaf, until))
 
 
 def dept_value(name: str, from_leaf: int) -> bytes:
-    return codec.encode({"name": name, "from": from_leaf})
+    return codec.encode(dept_entry(name, from_leaf))
 
 
 def validators_value(validators: Iterable[tuple[str, str, bytes]], since: int) -> bytes:
-    return codec.encode({"validators": [{"dept": d, "name": n, "pubkey": pk} for d, n, pk in validators],
-                         "since": since})
+    return codec.encode(validators_entry(validators, since))
 
 
 def initial_entries(genesis: Genesis) -> dict[bytes, bytes]:

@@ -72,7 +72,7 @@ class Members:
 
     @cached_property
     def validator_set(self) -> ValidatorSet:
-        return ValidatorSet(tuple(v.pubkey for v in self.validators))
+        return ValidatorSet.of(self.validators)
 
     @property
     def n(self) -> int:
@@ -105,7 +105,7 @@ def validators_of_fact(fact: Mapping[str, Any]) -> tuple[Validator, ...]:
 
 def set_of_fact(fact: Mapping[str, Any]) -> ValidatorSet:
     """The ValidatorSet of a `validators` fact this node computed (a checked block's)."""
-    return ValidatorSet(tuple(v.pubkey for v in validators_of_fact(fact)))
+    return ValidatorSet.of(validators_of_fact(fact))
 
 
 def build(genesis: Genesis, key_facts: Iterable[Mapping[str, Any]], dept_facts: Iterable[str],

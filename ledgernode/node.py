@@ -250,8 +250,7 @@ class Node:
                 self.count("status_of_no_validator_dropped")
                 return
             msg = replace(msg, sender=mine)
-        sender = self.roster.sender(peer, message_height(msg)) if is_consensus(msg) else peer
-        if msg.sender != sender:
+        elif msg.sender != (self.roster.sender(peer, message_height(msg)) if is_consensus(msg) else peer):
             # nobody relays another validator's messages (each re-sends its own), and a
             # relayed copy with other unsigned parts could claim the genuine one's slot
             self.count("relayed_dropped")

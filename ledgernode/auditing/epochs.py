@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .. import codec, statemap
@@ -40,9 +41,9 @@ class Epoch:
     since: int  # the first height it certifies
     validators: tuple[Validator, ...]
 
-    @property
+    @cached_property
     def keys(self) -> ValidatorSet:
-        return ValidatorSet(tuple(v.pubkey for v in self.validators))
+        return ValidatorSet.of(self.validators)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,15 @@ from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import ENVELOPE_LIMITS, Envelope, decode_envelope, record_id_of
 from .checks import CheckFailed, Where
-from .epochs import Epochs, genesis_epochs
+from .epochs import Epoch, Epochs, genesis_epochs
 from .parse import hash_list, unb64
 
 # -- this header belongs to this chain ------------------------------------------------------
+
+
+def _epoch(header: Header, genesis: Genesis, epochs: Epochs | None) -> Epoch:
+    """The epoch certifying `header`: of `epochs`, or the genesis set's when none are given."""
+    return (epochs or genesis_epochs(genesis)).at(header.height)[1]
 
 
 def header_of(value: Any, genesis: Genesis, where: Where, epochs: Epochs | None = None) -> Header:
@@ -34,8 +39,7 @@ def header_of(value: Any, genesis: Genesis, where: Where, epochs: Epochs | None 
         raise CheckFailed("header", f"{where.zh}的区块头被改动或已损坏（不是格式正确的区块头）",
                           f"{where.en}'s header was altered or damaged (it is not a well-formed header)",
                           exc.message) from None
-    epoch = (epochs or genesis_epochs(genesis)).at(header.height)[1]
-    if header.chain != genesis.chain_id or header.valset != epoch.keys.valset_hash:
+    if header.chain != genesis.chain_id or header.valset != _epoch(header, genesis, epochs).keys.valset_hash:
         raise CheckFailed("genesis", f"{where.zh}属于另一个账本或另一组验证节点（与您的创世文件不符）",
                           f"{where.en} belongs to another ledger or validator set (it does not match your "
                           "genesis file)", "header chain or validator set differs from the genesis")
@@ -61,10 +65,9 @@ def certify(qc_json: Any, header: Header, genesis: Genesis, where: Where,
             epochs: Epochs | None = None) -> list[int]:
     """Check that `qc_json` certifies `header` under the validators of its epoch; the
     signers' indices."""
-    epoch = (epochs or genesis_epochs(genesis)).at(header.height)[1]
     try:
         qc = qc_from_json(qc_json)
-        check_qc(qc, header, genesis, validators=epoch.keys)
+        check_qc(qc, header, genesis, validators=_epoch(header, genesis, epochs).keys)
     except InvalidInput as exc:
         zh, en = next((zh, en) for words, zh, en in _QC_REASONS if words in exc.message)
         raise CheckFailed("qc", zh.format(zh=where.zh), en.format(en=where.en), exc.message) from None

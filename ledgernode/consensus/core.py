@@ -93,7 +93,7 @@ class Replica:
         """`validators`: the set of height committed_height + 1 (default: the genesis's)."""
         assert (last_header is None) == (committed_height == 0)
         self.cfg, self.key, self.verify, self.blocks = cfg, key, verify, blocks
-        self.vset = validators or ValidatorSet.of_genesis(cfg.genesis)
+        self.vset = validators or cfg.genesis.validator_set
         self.me = self.vset.index_of(key.public.raw)  # None: a follower that never signs
         # without a set given, the key must be the genesis validator's at cfg.index
         assert validators is not None or self.me == cfg.index, "key is not this validator's"

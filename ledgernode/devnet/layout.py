@@ -21,14 +21,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import config, crypto, genesis as genesis_mod
 from ..errors import InvalidInput
 from ..families import FOR_EVERY_DEPT, WILDCARD_ROLES
+
+_T = TypeVar("_T")
 
 CHAIN_ID = "gov-devnet"
 DEFAULT_NODES = 4
@@ -270,13 +272,27 @@ def write_manifest(net: Devnet, states: Mapping[int, NodeState]) -> Path:
     return path
 
 
-def read_target(root: Path) -> tuple[str, Path, str]:
-    """(API of node 0, first client's key file, chain id) from a running devnet's devnet.json."""
+def _read_manifest(root: Path, pick: Callable[[Any], _T]) -> _T:
+    """`pick` applied to a running devnet's devnet.json; DevnetError naming what is wrong."""
     path = root / MANIFEST_FILE
     try:
-        doc = json.loads(path.read_bytes())
-        return doc["nodes"][0]["api"], root / doc["clients"][0]["key_file"], doc["chain_id"]
+        return pick(json.loads(path.read_bytes()))
     except OSError as exc:
         raise DevnetError(f"cannot read {path}: {exc.strerror} (is the devnet running?)") from None
     except (ValueError, KeyError, IndexError, TypeError):
         raise DevnetError(f"{path} is not a devnet.json written by `ledgernode devnet`") from None
+
+
+def read_target(root: Path) -> tuple[str, Path, str]:
+    """(API of node 0, first client's key file, chain id) from a running devnet's devnet.json."""
+    return _read_manifest(root, lambda doc: (doc["nodes"][0]["api"], root / doc["clients"][0]["key_file"],
+                                             doc["chain_id"]))
+
+
+def read_validator(root: Path, index: int) -> tuple[str, Path]:
+    """(API, validator key file) of node `index` from a running devnet's devnet.json."""
+    nodes = _read_manifest(root, lambda doc: [(str(n["api"]), (root / n["config"]).parent / "validator.pem")
+                                              for n in doc["nodes"]])
+    if not 0 <= index < len(nodes):
+        raise DevnetError(f"the devnet has validators 0 to {len(nodes) - 1}, not {index}")
+    return nodes[index]

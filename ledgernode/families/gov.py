@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import codec, crypto
+from .. import codec, crypto, ledgermap
 from ..genesis import ID_RE, ROLE_RE, ROLES_MAX, Signer
 from .schema import HASH, TIME, Family, Field, Kind, Ledger, RecordType, Update, one_of, violation
 
@@ -196,11 +196,18 @@ def epoch_key(since: int) -> str:
     return f"{since:020d}"
 
 
+def _as_key_change(change: Change) -> Change:
+    """What a change does to the keys: a validator.remove revokes the validator's key."""
+    if change.action != "validator.remove":
+        return change
+    return Change("key.revoke", {"key_id": crypto.key_id(change.args["pubkey"]), "reason": "validator removed"},
+                  change.record)
+
+
 def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[str, Signer]:
     """The key a change adds or revokes, as the rules of the rest of its block see it:
     present, and revoked or not (its `from` / `until` are known only at the block's end)."""
-    if change.action == "validator.remove":
-        change = Change("key.revoke", {"key_id": crypto.key_id(change.args["pubkey"])}, change.record)
+    change = _as_key_change(change)
     if change.action == "key.add":
         a = change.args
         pubkey = crypto.load_public_key(a["pubkey"])
@@ -219,23 +226,19 @@ def effects(changes: list[Change], log_size: int, height: int, members: Members)
     new_depts: set[str] = set()
     written: dict[str, dict[str, Any]] = {}
     for change in changes:
-        a = change.args
         if change.action == "validator.remove":
-            kept = [{"dept": v.dept, "name": v.name, "pubkey": v.pubkey.raw}
-                    for v in members.validators if v.pubkey.raw != a["pubkey"]]
-            out.append((VALIDATORS, "", {"validators": kept, "since": height + 1}))
+            kept = [(v.dept, v.name, v.pubkey.raw) for v in members.validators if v.pubkey.raw != change.args["pubkey"]]
+            out.append((VALIDATORS, "", ledgermap.validators_entry(kept, height + 1)))
             out.append((EPOCH, epoch_key(height + 1), {"since": height + 1}))
-            change = Change("key.revoke", {"key_id": crypto.key_id(a["pubkey"]), "reason": "validator removed"},
-                            change.record)
-            a = change.args
+        change = _as_key_change(change)
+        a = change.args
         if change.action == "key.add":
             pubkey = crypto.load_public_key(a["pubkey"])
-            written[pubkey.key_id] = {"pubkey": pubkey.raw, "dept": a["dept"], "roles": list(a["roles"]),
-                                      "from": log_size, "until": None}
+            written[pubkey.key_id] = ledgermap.key_entry(pubkey.raw, a["dept"], a["roles"], log_size, None)
             out.append((KEY, pubkey.key_id, written[pubkey.key_id]))
             if a["dept"] not in members.depts and a["dept"] not in new_depts:
                 new_depts.add(a["dept"])
-                out.append((DEPT, a["dept"], {"name": a["name"], "from": log_size}))
+                out.append((DEPT, a["dept"], ledgermap.dept_entry(a["name"], log_size)))
         else:
             key_id = a["key_id"]
             if key_id in written:
@@ -243,8 +246,7 @@ def effects(changes: list[Change], log_size: int, height: int, members: Members)
             else:
                 found = members.signers.get(key_id)
                 assert found is not None, "a revoke is approved only for a registered key"
-                value = {"pubkey": found.pubkey.raw, "dept": found.dept, "roles": list(found.roles),
-                         "from": found.from_leaf, "until": None}
+                value = ledgermap.key_entry(found.pubkey.raw, found.dept, found.roles, found.from_leaf, None)
             written[key_id] = {**value, "until": log_size}
             out.append((KEY, key_id, written[key_id]))
     return out

@@ -251,10 +251,6 @@ class Store:
         except ValueError as exc:
             raise StoreCorrupt(str(exc)) from None
 
-    def validator_set_after(self, parent: Header | None, genesis: Genesis) -> ValidatorSet:
-        """The set that certifies the block after `parent` (docs/protocol.md section 12)."""
-        return ValidatorSet.of_genesis(genesis) if parent is None else validators_in(self.map_at(parent.state), parent)
-
     def map_at(self, root: bytes) -> StateMap:
         """The state map at a committed root: the head's is `tip.header.state`
         (docs/protocol.md section 11); every earlier root stays readable."""

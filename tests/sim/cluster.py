@@ -382,7 +382,7 @@ class Cluster:
 
     def set_at(self, height: int) -> ValidatorSet:
         """The validator set that certifies `height`."""
-        return self.sets[self.set_since(height)] if self.set_since(height) else ValidatorSet.of_genesis(self.genesis)
+        return self.sets[self.set_since(height)] if self.set_since(height) else self.genesis.validator_set
 
     def set_since(self, height: int) -> int:
         """The first height of the set that certifies `height` (0: the genesis set)."""

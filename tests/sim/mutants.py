@@ -27,7 +27,7 @@ class QuorumOfTheOldSet(Replica):
 
     @property
     def q(self) -> int:
-        return ValidatorSet.of_genesis(self.cfg.genesis).quorum
+        return self.cfg.genesis.validator_set.quorum
 
 
 class ForgetfulRoundChange(Replica):

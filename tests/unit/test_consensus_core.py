@@ -1150,7 +1150,7 @@ class _GrowingSet(ChainBlocks):
 
     def __init__(self, extra: Any) -> None:
         super().__init__(G, cached_verify)
-        self.bigger = ValidatorSet((*ValidatorSet.of_genesis(G).keys, extra.public))
+        self.bigger = ValidatorSet((*G.validator_set.keys, extra.public))
 
     def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
         return self.bigger if decode_header(block.header).height == 1 else current
@@ -1159,7 +1159,7 @@ class _GrowingSet(ChainBlocks):
 def test_a_follower_signs_nothing_and_commits_on_the_validators_quorum() -> None:
     outsider = seeded_key("not-a-validator")
     rep = Replica(Config(G, 0), outsider, 0, None, None, cached_verify, blocks=BLOCKS,
-                  validators=ValidatorSet.of_genesis(G))
+                  validators=G.validator_set)
     assert rep.me is None and not rep.is_primary
     ready = rep.on_message(prop(1, A))
     assert ready.validate and not ready.messages
