@@ -57,11 +57,13 @@ class Activity:
         self.catchup: _CatchUp | None = None
         self.rejections = Throttle(logger, REJECTED_LINE_S)
 
-    def started(self, index: int, chain: str, api: tuple[str, int], peer: tuple[str, int],
+    def started(self, key_id: str, validator: int | None, chain: str, api: tuple[str, int], peer: tuple[str, int],
                 peers: dict[str, tuple[str, int]], height: int, log_size: int) -> None:
         links = ", ".join(f"{key[:8]}={h}:{p}" for key, (h, p) in sorted(peers.items())) or "none"
-        self.log.info("node %d of chain %s up at height %d (%d records): API http://%s:%d, "
-                      "peer port %s:%d, peers %s", index, chain, height, log_size, *api, *peer, links)
+        role = "follows (its key is no validator's of the current set)" if validator is None \
+            else f"is validator {validator} of the current set"
+        self.log.info("node %s of chain %s up at height %d (%d records), %s: API http://%s:%d, "
+                      "peer port %s:%d, peers %s", key_id, chain, height, log_size, role, *api, *peer, links)
 
     def committed(self, height: int, records: int, round_: int) -> None:
         w = self.window

@@ -71,6 +71,9 @@ class Admission:
         self.mempool.remove(ids)
         self.pending.forget(ids)
         if not self.mempool:
+            # a fresh pending state over the new head: what `forget` cannot undo (a change
+            # a pending approval reached, the members it was judged against) goes with it
+            self.pending.rebuild([], time_ms)
             return []
         roomy = len(ids) < block_cap and len(self.mempool) <= RECHECK_MAX_RECORDS
         members_changed = any(kind in gov.MAP_KINDS for kind, _ in checked.facts)

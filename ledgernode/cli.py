@@ -190,7 +190,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     from . import devnet
 
     try:
-        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port)
+        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port, args.spare)
         return devnet.run(net, log_level=args.log_level, log_format=args.log_format)
     except devnet.DevnetError as exc:
         print(f"devnet: {exc}", file=sys.stderr)
@@ -438,6 +438,10 @@ def _add_setup_commands(sub: Any) -> None:
 
     p = sub.add_parser("devnet", help="run a local N-node network on 127.0.0.1 until Ctrl-C/SIGTERM")
     p.add_argument("--nodes", type=int, default=4, help="validators (default 4); fixed once DIR exists")
+    p.add_argument("--spare", type=int, default=None, metavar="N",
+                   help="N more nodes whose keys the genesis does not hold: they follow the chain until "
+                        "`gov propose --action validator.add` adds them (docs/governance.md); fixed once DIR "
+                        "exists (default: 0 for a new DIR, else as DIR has)")
     p.add_argument("--dir", default="devnet", help="keys, genesis, configs, data and logs (default ./devnet)")
     p.add_argument("--base-port", type=int, default=None,
                    help="node i's API listens on BASE+i and its peer link on BASE+100+i (default 7100; "

@@ -3,18 +3,19 @@
 Example (configs/node.example.toml):
 
     data_dir = "data/node0"
-    key_file = "keys/node0.pem"
+    key_file = "keys/node0.pem"   # the node's Ed25519 key: it names the node to its peers
     genesis = "genesis.json"
-    index = 0
     api_listen = "127.0.0.1:8100"
     peer_listen = "127.0.0.1:8200"
 
-    [peers]  # other validators' peer addresses, keyed by their public key (hex, as in the genesis)
+    [peers]  # the other nodes' peer addresses, keyed by their public key (hex, as in the genesis)
     "5b0b…(64 hex)" = "127.0.0.1:8201"
     "9f1c…(64 hex)" = "127.0.0.1:8202"
 
 `[peers]` is read again on SIGHUP (ledgernode/peers.py): a running node dials the new
-addresses without a restart.
+addresses without a restart. `index` (a validator's position in the genesis), which
+configs of before named, is still accepted and checked against the key; a node whose
+key is in no genesis (one that joins by governance, docs/governance.md) leaves it out.
 
     [limits]
     body_max_bytes = 8388608
@@ -71,7 +72,7 @@ class NodeConfig:
     data_dir: Path
     key_file: Path
     genesis: Path
-    index: int
+    index: int | None  # the key's position in the genesis, if the config names it (checked at start)
     api_listen: tuple[str, int]
     peer_listen: tuple[str, int]
     peers: dict[str, tuple[str, int]]  # validator public key (64 lowercase hex) -> peer address
@@ -139,8 +140,8 @@ def load(path: str | Path) -> NodeConfig:
             raise ConfigError(f"{name}: expected {kind.__name__}, got {doc[name]!r}")
         return doc[name]
 
-    index = need("index", int)
-    if index < 0:
+    index = need("index", int) if "index" in doc else None
+    if index is not None and index < 0:
         raise ConfigError("index: must be >= 0")
     peers = _peers(doc.get("peers", {}))
     debug = doc.get("debug_endpoints", False)
@@ -160,13 +161,13 @@ def load(path: str | Path) -> NodeConfig:
     )
 
 
-def render(data_dir: str, key_file: str, genesis: str, index: int, api: str, peer: str,
+def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
            peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
     """TOML text of a node config (used by devnet)."""
     q = json.dumps  # a JSON string is a valid TOML basic string, escapes included
     lines = [
         f"data_dir = {q(data_dir)}", f"key_file = {q(key_file)}", f"genesis = {q(genesis)}",
-        f"index = {index}", f"api_listen = {q(api)}", f"peer_listen = {q(peer)}",
+        f"api_listen = {q(api)}", f"peer_listen = {q(peer)}",
         f"debug_endpoints = {'true' if debug else 'false'}", "", "[peers]",
     ]
     lines += [f"{q(pubkey)} = {q(addr)}" for pubkey, addr in sorted(peers.items())]

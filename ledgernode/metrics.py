@@ -19,9 +19,11 @@ STATUS_EVIDENCE_MAX = 20  # the newest equivocation cases /v1/status lists
 def status_document(node: Node) -> dict[str, Any]:
     r = node.replica
     return {
-        "chain_id": node.genesis.chain_id, "index": node.cfg.index,
+        # the node's key, and its position in the genesis (null: a node that joined later)
+        "chain_id": node.genesis.chain_id, "key_id": node.key.public.key_id,
+        "index": node.genesis.validator_set.index_of(node.key.public.raw),
         # this node's index in the set of the height it decides (null: it follows, its key
-        # is in no set now), and that set's size (docs/governance.md section 4)
+        # is in no set now), and that set's size (docs/governance.md section 5)
         "validator": r.me, "validators": r.n,
         "height": node.store.height, "round": r.round, "primary": r.primary(r.round),
         "skipped": sorted(r.cur.suspects),  # primaries that missed their last turn (consensus/turns.py)

@@ -57,8 +57,9 @@ from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import metrics_text, status_document
 from .net import Faults, PeerNetwork
+from .net.book import Book
 from . import peers
-from .peers import peer_indexes
+from .peers import peer_links
 from .reads import Reads
 from .intake import Intake
 from .outcomes import Outcomes
@@ -147,17 +148,24 @@ class _LedgerView:
         return self.store.members(genesis)
 
 
+def _check_index(cfg: NodeConfig, genesis: Genesis, pubkey: bytes) -> None:
+    """A config that names the genesis index (the format of before) must name the key's."""
+    at = genesis.validator_set.index_of(pubkey)
+    if cfg.index is not None and cfg.index != at:
+        whose = "no genesis validator's key" if at is None else f"validator {at}'s key in the genesis"
+        raise ValueError(f"index: the config names validator {cfg.index}, but key_file {cfg.key_file} is {whose} "
+                         "(leave index out: the key names the node)")
+
+
 class Node:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
         self.limits = cfg.limits
         self.genesis = genesis_mod.parse(cfg.genesis.read_bytes())
-        if not 0 <= cfg.index < self.genesis.n:
-            raise ValueError(f"index: {cfg.index} is not a validator of this genesis (n={self.genesis.n})")
         self.key = crypto.load_private_key(cfg.key_file)
-        if self.key.public.raw != self.genesis.validators[cfg.index].pubkey.raw:
-            raise ValueError(f"key_file: {cfg.key_file} is not validator {cfg.index}'s key in the genesis")
-        peer_addresses = peer_indexes(self.genesis, cfg.index, cfg.peers)  # before the store is touched
+        _check_index(cfg, self.genesis, self.key.public.raw)
+        self.book = Book(v.pubkey.raw for v in self.genesis.validators)
+        peer_addresses = peer_links(self.book, self.key.public.raw, cfg.peers)  # before the store is touched
         self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=self.genesis.n > 1,
                                          progress=lambda line: log.warning("%s", line))
         if healed is not None:
@@ -166,8 +174,9 @@ class Node:
         self.view = _LedgerView(self.store, self.mempool)
         self.admission = Admission(self.genesis, self.view, self.mempool)
         self.outcomes = Outcomes(self.limits.rejected_kept_ms, self.limits.rejected_kept_max)
-        self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, cfg.index)
-        resumed = resume(self.signing, self.store, self.store.load_meta(CONSENSUS_KEY))
+        self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, self.key.public.raw,
+                                   self.genesis.validator_set.index_of(self.key.public.raw))
+        resumed = resume(self.signing, self.store, self.store.load_meta(CONSENSUS_KEY), self.genesis.validator_set)
         for note in resumed.notes:
             log.warning("%s", note)
         self.signing_lost = resumed.lost
@@ -175,9 +184,9 @@ class Node:
         persisted = PersistedState.decode(resumed.state) if resumed.state is not None else None
         tick = self.limits.tick_ms
         members = self.store.members(self.genesis)
-        self.roster = Roster(self.genesis, members.validator_set, members.since)
+        self.roster = Roster(self.book, members.validator_set, members.since)
         self.replica = Replica(
-            Config(self.genesis, cfg.index,
+            Config(self.genesis, self.genesis.validator_set.index_of(self.key.public.raw),
                    round_timeout_ticks=max(1, self.limits.round_timeout_ms // tick),
                    resend_ticks=max(1, RESEND_MS // tick),
                    fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
@@ -200,9 +209,9 @@ class Node:
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
         self.records_event_pending = False
-        self.net = PeerNetwork(self.genesis, cfg.index, self.key, peer_addresses,
-                               self._on_peer_message, self._on_peer_records,
-                               self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes)
+        self.net = PeerNetwork(self.genesis, self.key, peer_addresses, self._on_peer_message, self._on_peer_records,
+                               self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes,
+                               book=self.book, admits=self.roster.admits)
         self.inbox: asyncio.Queue[InboxEvent] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.api_server: ApiServer | None = None
@@ -212,8 +221,8 @@ class Node:
         self.regossip_ticks = max(1, self.limits.round_timeout_ms // tick)
         self.committed_at_regossip = 0
         self.guard = PeerGuard(log)
-        self.catchup = CatchUp(self.store, self.genesis.chain_id, cfg.index, self.net.send, self.reader, self.count,
-                               on_damage=self._damaged)
+        self.catchup = CatchUp(self.store, self.genesis.chain_id, self.net.index, self.net.send, self.reader,
+                               self.count, on_damage=self._damaged)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
         self.intake = Intake(self.genesis, self.store, self.mempool, self.admission, self.verification,
                              self.outcomes, self.reject, lambda: self.peer_height if self._behind() else None,
@@ -250,7 +259,11 @@ class Node:
                 self.count("status_of_no_validator_dropped")
                 return
             msg = replace(msg, sender=mine)
-        elif msg.sender != (self.roster.sender(peer, message_height(msg)) if is_consensus(msg) else peer):
+        elif not is_consensus(msg):
+            # FetchBlocks and Blocks are unsigned and answer the link they came on: their
+            # `sender` is the sender's own name for itself, and we name it by its link
+            msg = replace(msg, sender=peer)
+        elif msg.sender != self.roster.sender(peer, message_height(msg)):
             # nobody relays another validator's messages (each re-sends its own), and a
             # relayed copy with other unsigned parts could claim the genuine one's slot
             self.count("relayed_dropped")
@@ -587,7 +600,7 @@ class Node:
 
     def reload_peers(self) -> None:
         """SIGHUP: dial the peer addresses the config file names now (ledgernode/peers.py)."""
-        self.cfg = peers.reload(self.cfg, self.genesis, self.net, self.count)
+        self.cfg = peers.reload(self.cfg, self.net, self.count)
 
     async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await self.reads.run(fn, *args)
@@ -617,8 +630,8 @@ class Node:
                       asyncio.create_task(self._scrub())]
         self.tasks[0].add_done_callback(self._on_consensus_exit)
         self._notify_records()
-        self.activity.started(self.cfg.index, self.genesis.chain_id, self.cfg.api_listen, self.cfg.peer_listen,
-                              self.cfg.peers, self.store.height, self.store.log_size)
+        self.activity.started(self.key.public.key_id, self.replica.me, self.genesis.chain_id, self.cfg.api_listen,
+                              self.cfg.peer_listen, self.cfg.peers, self.store.height, self.store.log_size)
 
     def _on_consensus_exit(self, task: asyncio.Task[None]) -> None:
         """The consensus loop only ends by cancellation; anything else stops the node."""
@@ -682,7 +695,7 @@ class Node:
         self.reads.shutdown()
         self.disk.shutdown(wait=True)  # a write in flight completes before the store closes
         self.store.close()
-        log.info("node %d stopped at height %d", self.cfg.index, self.store.height)
+        log.info("node %s stopped at height %d", self.key.public.key_id, self.store.height)
 
 
 async def serve(cfg: NodeConfig) -> None:

@@ -1,14 +1,13 @@
-"""Which peer link each validator index is, height by height (docs/governance.md section 5).
+"""Which peer link each validator index is, height by height (docs/governance.md section 6).
 
 Consensus messages name their sender by its index in the validator set of their
-height; the peer links are named by the validator's index in the genesis, the set the
-links were authenticated against (net/handshake.py). The ledger changes the set only
-by removing genesis validators (families/gov.py), so every validator of every set has
-a link. `Roster` keeps the current set and the one before it, with the heights they
-certify from, and translates between the two kinds of index: a message of the height
-just decided may still be sent or arrive after the set changed.
+height; the peer links are named by link ids (net/book.py), one per public key. A
+set may hold keys the genesis does not (`validator.add`), and indexes shift when a
+validator leaves. `Roster` keeps the current set and the one before it, with the
+heights they certify from, and translates between the two kinds of name: a message
+of the height just decided may still be sent or arrive after the set changed.
 
-Runtime messages (`FetchBlocks`, `Blocks`) name their sender by link, as before; a
+Runtime messages (`FetchBlocks`, `Blocks`) are named by the link they came on; a
 Status, unsigned, is renamed by the receiver to the index its link has at the
 receiver's height (node.py), so a node that has not committed a change yet still
 hears who is ahead and fetches the change.
@@ -19,16 +18,16 @@ from __future__ import annotations
 from typing import Any
 
 from .consensus import Commit, Prepare, Proposal, RoundChange, Status
-from .genesis import Genesis
 from .members import ValidatorSet
+from .net.book import Book
 
 SETS_KEPT = 2  # the current set and the one before it
 
 
 class Roster:
-    def __init__(self, genesis: Genesis, current: ValidatorSet, since: int) -> None:
-        self.links = {v.pubkey.raw: i for i, v in enumerate(genesis.validators)}
-        self.genesis = genesis
+    def __init__(self, book: Book, current: ValidatorSet, since: int) -> None:
+        self.book = book
+        book.name_all(k.raw for k in current.keys)
         self.sets: list[tuple[int, ValidatorSet]] = [(since, current)]  # (first height, set), oldest first
 
     @property
@@ -36,8 +35,9 @@ class Roster:
         return self.sets[-1][1]
 
     def changed(self, since: int, validators: ValidatorSet) -> None:
-        """A committed block hands heights from `since` on to `validators`."""
+        """A committed block hands heights from `since` on to `validators`; its keys get link ids."""
         assert since > self.sets[-1][0], "sets change at increasing heights"
+        self.book.name_all(k.raw for k in validators.keys)
         self.sets = [*self.sets, (since, validators)][-SETS_KEPT:]
 
     def set_at(self, height: int) -> ValidatorSet:
@@ -47,13 +47,17 @@ class Roster:
     def link(self, index: int, height: int) -> int | None:
         """The link of validator `index` of the set of `height` (None: no such validator)."""
         vset = self.set_at(height)
-        return self.links.get(vset.keys[index].raw) if 0 <= index < vset.n else None
+        return self.book.get(vset.keys[index].raw) if 0 <= index < vset.n else None
 
     def sender(self, link: int, height: int) -> int | None:
         """The index the validator at `link` has in the set of `height` (None: not in it)."""
-        if not 0 <= link < self.genesis.n:
+        if not self.book.known(link):
             return None
-        return self.set_at(height).index_of(self.genesis.validators[link].pubkey.raw)
+        return self.set_at(height).index_of(self.book.key(link).raw)
+
+    def admits(self, pubkey: bytes) -> bool:
+        """May a node of this key link to us? Any validator of the sets kept."""
+        return any(vset.index_of(pubkey) is not None for _, vset in self.sets)
 
 
 def message_height(msg: Any) -> int:

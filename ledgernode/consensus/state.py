@@ -32,7 +32,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Config:
     genesis: Genesis
-    index: int  # this node's validator index at its start (the replica finds its own per height)
+    index: int | None  # this node's genesis index, if any (the replica finds its own per height)
     round_timeout_ticks: int = 20
     # Effectively uncapped: with a cap, replicas whose rounds drifted apart after a
     # partition keep the same gap forever once all are past the cap (f + 1 never
@@ -72,7 +72,7 @@ class BlockView(Protocol):
     def validators_after(self, block: BlockData, current: ValidatorSet) -> ValidatorSet:
         """The set that certifies the height after `block`, whose own set is `current`:
         a block that approves a change of the set hands the next height to the new one
-        (docs/governance.md section 5)."""
+        (docs/governance.md section 6)."""
         ...
 
 

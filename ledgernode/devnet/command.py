@@ -25,8 +25,11 @@ def guide(net: Devnet) -> str:
     d = shlex.quote(str(net.root))
     admin = net.clients[0]
     node0 = net.nodes[0]
-    lines = ["", f"devnet {net.chain_id}: {len(net.nodes)} validators", ""]
-    lines += [f"  node{n.index} {n.dept:<12} API {n.api}   log {net.root / n.log}" for n in net.nodes]
+    spares = sum(n.spare for n in net.nodes)
+    more = f" and {spares} spare node(s) (they follow until governance adds them)" if spares else ""
+    lines = ["", f"devnet {net.chain_id}: {len(net.nodes) - spares} validators{more}", ""]
+    lines += [f"  node{n.index} {n.dept:<12} API {n.api}   log {net.root / n.log}" + ("   spare" if n.spare else "")
+              for n in net.nodes]
     lines += [
         "",
         f"  genesis      {net.root / GENESIS_FILE}",

@@ -2,7 +2,9 @@
 devnet.json. On first use `prepare` lays out:
 
     D/genesis.json              chain "gov-devnet", one validator per department
-    D/node{i}/validator.pem     validator i's key (PEM PKCS#8, mode 0600)
+    D/node{i}/validator.pem     node i's key (PEM PKCS#8, mode 0600); nodes past the
+                                genesis's validators are spares (`--spare N`): they
+                                follow until governance adds them (docs/governance.md)
     D/node{i}/node.toml         API on 127.0.0.1:P+i, peer link on 127.0.0.1:P+100+i
     D/node{i}/data/             the node's LevelDB
     D/node{i}/node.log          the node's stdout and stderr
@@ -11,7 +13,8 @@ devnet.json. On first use `prepare` lays out:
     D/devnet.json               what is running: APIs, pids, configs, client keys
 
 Later runs reuse every file: keys and the genesis are never regenerated (a
-different --nodes is refused), and node configs are kept as they are. devnet.json
+different --nodes or --spare is refused), and node configs are kept as they are. Every
+node's config lists every other node, spares included, in its `[peers]`. devnet.json
 (`write_manifest`) shows each node's pid as it runs now and its "state" (RUNNING,
 RESTARTING or STOPPED below, as devnet/supervisor.py keeps them).
 """
@@ -67,12 +70,13 @@ class DevnetError(Exception):
 @dataclass(frozen=True)
 class NodeFiles:
     index: int
-    dept: str
+    dept: str  # a spare's is the department it would join as (department(index))
     config: str  # relative to the devnet directory
     api: str  # http://127.0.0.1:port
     api_listen: tuple[str, int]
     peer_listen: tuple[str, int]
     log: str  # relative to the devnet directory
+    spare: bool = False  # its key is no genesis validator's
 
 
 @dataclass(frozen=True)
@@ -127,31 +131,37 @@ def _key(path: Path) -> crypto.PrivateKey:
 
 
 def _node_config_text(i: int, pubkeys: list[str], base_port: int) -> str:
-    """Node i's config; `pubkeys` are the validators' public keys (hex), in genesis order."""
+    """Node i's config; `pubkeys` are every node's public key (hex): the validators' in
+    genesis order, then the spares'."""
     peers = {key: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j, key in enumerate(pubkeys) if j != i}
     return config.render(
-        data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}", index=i,
+        data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}",
         api=f"{HOST}:{base_port + i}", peer=f"{HOST}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
     )
 
 
-def _check_args(nodes: int, base_port: int) -> None:
+def _check_args(nodes: int, base_port: int, spare: int = 0) -> None:
     if not 1 <= nodes <= NODES_MAX:
         raise DevnetError(f"--nodes must be 1 to {NODES_MAX}, got {nodes}")
-    if not 1024 <= base_port or base_port + PEER_PORT_OFFSET + nodes - 1 > 65535:
-        raise DevnetError(f"--base-port {base_port}: ports {base_port}..{base_port + PEER_PORT_OFFSET + nodes - 1} "
-                          "must lie within 1024..65535")
+    if not 0 <= spare <= NODES_MAX - nodes:
+        raise DevnetError(f"--spare must be 0 to {NODES_MAX - nodes} with --nodes {nodes}, got {spare}")
+    last = base_port + PEER_PORT_OFFSET + nodes + spare - 1
+    if not 1024 <= base_port or last > 65535:
+        raise DevnetError(f"--base-port {base_port}: ports {base_port}..{last} must lie within 1024..65535")
 
 
-def create(root: Path, nodes: int, base_port: int) -> None:
-    """Write keys, genesis and node configs for a new devnet (keys already present are kept)."""
-    _check_args(nodes, base_port)
+def create(root: Path, nodes: int, base_port: int, spare: int = 0) -> None:
+    """Write keys, genesis and node configs for a new devnet (keys already present are
+    kept): `nodes` validators, then `spare` nodes whose keys the genesis does not hold."""
+    _check_args(nodes, base_port, spare)
     root.mkdir(parents=True, exist_ok=True)
     validators, clients = [], []
     for i in range(nodes):
         dept, name, _ = department(i)
         key = _key(root / f"node{i}" / "validator.pem")
         validators.append({"dept": dept, "name": name, "pubkey": key.public.raw.hex()})
+    pubkeys = [v["pubkey"] for v in validators]
+    pubkeys += [_key(root / f"node{i}" / "validator.pem").public.raw.hex() for i in range(nodes, nodes + spare)]
     admin = _key(root / CLIENTS_DIR / f"{ADMIN_CLIENT}.pem")
     clients.append({"dept": department(0)[0], "pubkey": admin.public.raw.hex(), "roles": ["*"]})
     for i in range(nodes):
@@ -161,16 +171,25 @@ def create(root: Path, nodes: int, base_port: int) -> None:
     os.chmod(root / CLIENTS_DIR, 0o700)
     raw = genesis_mod.build(CHAIN_ID, validators, clients)
     write_atomic(root / GENESIS_FILE, raw)
-    for i in range(nodes):
-        pubkeys = [v["pubkey"] for v in validators]
+    for i in range(nodes + spare):
         write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port).encode())
 
 
-def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None) -> NodeFiles:
+def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
+    """How many spare nodes the devnet has: node directories past the genesis's validators
+    with a key in them."""
+    count = 0
+    while (root / f"node{gen.n + count}" / "validator.pem").exists():
+        count += 1
+    return count
+
+
+def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None, spare: int) -> NodeFiles:
     rel = f"node{i}/node.toml"
     path = root / rel
     if not path.exists():
-        pubkeys = [v.pubkey.raw.hex() for v in gen.validators]
+        pubkeys = [crypto.load_private_key(root / f"node{j}" / "validator.pem").public.raw.hex()
+                   for j in range(gen.n + spare)]
         write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT).encode())
     try:
         cfg = config.load(path)
@@ -178,7 +197,7 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
         older = " (a devnet directory made by an older version: remove it, or pass another --dir, to make a " \
                 "new one)" if config.OLDER_PEERS_FORMAT in str(exc) else ""
         raise DevnetError(f"{path}: {exc}{older}") from None
-    if cfg.index != i:
+    if cfg.index not in (None, i):
         raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
     if base_port is not None and cfg.api_listen[1] != base_port + i:
         raise DevnetError(f"{path} puts node {i}'s API on port {cfg.api_listen[1]}, not {base_port + i}: "
@@ -188,11 +207,14 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
         key = crypto.load_private_key(cfg.key_file)
     except crypto.KeyFileError as exc:
         raise DevnetError(str(exc)) from None
-    if key.public.raw != gen.validators[i].pubkey.raw:
+    if i < gen.n and key.public.raw != gen.validators[i].pubkey.raw:
         raise DevnetError(f"{cfg.key_file} is not validator {i}'s key in {root / GENESIS_FILE}")
+    if i >= gen.n and gen.validator_set.index_of(key.public.raw) is not None:
+        raise DevnetError(f"{cfg.key_file}: spare node {i}'s key is a genesis validator's")
     host, port = cfg.api_listen
-    return NodeFiles(i, gen.validators[i].dept, rel, f"http://{host}:{port}", cfg.api_listen,
-                     cfg.peer_listen, f"node{i}/node.log")
+    dept = gen.validators[i].dept if i < gen.n else department(i)[0]
+    return NodeFiles(i, dept, rel, f"http://{host}:{port}", cfg.api_listen, cfg.peer_listen,
+                     f"node{i}/node.log", spare=i >= gen.n)
 
 
 def _client_files(root: Path, gen: genesis_mod.Genesis) -> tuple[ClientFiles, ...]:
@@ -210,7 +232,7 @@ def _client_files(root: Path, gen: genesis_mod.Genesis) -> tuple[ClientFiles, ..
     return tuple(out)
 
 
-def load(root: Path, nodes: int | None = None, base_port: int | None = None) -> Devnet:
+def load(root: Path, nodes: int | None = None, base_port: int | None = None, spare: int | None = None) -> Devnet:
     """Describe an existing devnet directory, checking it is usable as it stands."""
     try:
         gen = genesis_mod.parse((root / GENESIS_FILE).read_bytes())
@@ -221,18 +243,23 @@ def load(root: Path, nodes: int | None = None, base_port: int | None = None) -> 
     if nodes is not None and nodes != gen.n:
         raise DevnetError(f"{root} holds a {gen.n}-node devnet (its genesis is never regenerated); "
                           f"run with --nodes {gen.n}, or use another --dir for {nodes} nodes")
-    node_files = tuple(_node_files(root, gen, i, base_port) for i in range(gen.n))
+    spares = _spares(root, gen)
+    if spare is not None and spare != spares:
+        raise DevnetError(f"{root} holds {spares} spare node(s) (fixed when it was made); run with --spare "
+                          f"{spares}, or use another --dir for {spare}")
+    node_files = tuple(_node_files(root, gen, i, base_port, spares) for i in range(gen.n + spares))
     clients = _client_files(root, gen)
     if not clients:
         raise DevnetError(f"no key in {root / CLIENTS_DIR} belongs to a client of {root / GENESIS_FILE}")
     return Devnet(root, gen.chain_id, node_files, clients)
 
 
-def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None) -> Devnet:
-    """Create the devnet's files on first use; on later uses check and reuse them."""
+def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None, spare: int | None = None) -> Devnet:
+    """Create the devnet's files on first use; on later uses check and reuse them
+    (`spare` None: as many spares as the directory has)."""
     if not (root / GENESIS_FILE).exists():
-        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port)
-    return load(root, nodes, base_port)
+        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port, spare or 0)
+    return load(root, nodes, base_port, spare)
 
 
 RUNNING = "running"  # the process runs now (it may still be starting up)
@@ -256,7 +283,7 @@ def manifest(net: Devnet, states: Mapping[int, NodeState]) -> dict[str, Any]:
     for n in net.nodes:
         st = states.get(n.index, NodeState(None, STOPPED, "not started"))
         nodes.append({"index": n.index, "dept": n.dept, "api": n.api, "pid": st.pid, "state": st.state,
-                      "reason": st.reason, "config": n.config})
+                      "reason": st.reason, "config": n.config, "spare": n.spare})
     return {
         "chain_id": net.chain_id,
         "genesis": GENESIS_FILE,
@@ -294,5 +321,5 @@ def read_validator(root: Path, index: int) -> tuple[str, Path]:
     nodes = _read_manifest(root, lambda doc: [(str(n["api"]), (root / n["config"]).parent / "validator.pem")
                                               for n in doc["nodes"]])
     if not 0 <= index < len(nodes):
-        raise DevnetError(f"the devnet has validators 0 to {len(nodes) - 1}, not {index}")
+        raise DevnetError(f"the devnet has nodes 0 to {len(nodes) - 1}, not {index}")
     return nodes[index]

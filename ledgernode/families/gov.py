@@ -15,11 +15,11 @@ Fact (state.BlockState writes it, docs/storage.md lists its key):
   gov/<proposal id>   {"record", "action", "args" (canonical msgpack), "expires",
                        "approvers" (key ids, the proposer first), "applied"}
 
+`validator.add` appends a validator to the set from the next height on, with a key
+entry as `key.add` makes (roles `["*"]`); its node, started with the genesis file,
+caught up as a follower and votes from that height (docs/governance.md section 3).
 `validator.remove` takes a validator out of the set from the next height on; its key's
 `until` is the block's log size, and its node keeps following as a non-validator.
-`validator.add` is recognised and refused by this version (rule `gov.action_supported`):
-a node links only to the genesis's validators yet (docs/governance.md says what that
-means).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import codec, crypto, ledgermap
-from ..genesis import ID_RE, ROLE_RE, ROLES_MAX, Signer
+from ..genesis import ID_RE, ROLE_RE, ROLES_MAX, VALIDATORS_MAX, Signer
 from .schema import HASH, TIME, Family, Field, Kind, Ledger, RecordType, Update, one_of, violation
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ ACTION_ARGS: dict[str, tuple[str, ...]] = {
     "validator.remove": ("pubkey",),
 }
 ACTIONS = tuple(ACTION_ARGS)
-# validator.add waits for peer links to keys outside the genesis (module docstring)
-APPLIED_ACTIONS = ("key.add", "key.revoke", "validator.remove")
+VALIDATOR_ROLES = ("*",)  # a validator's key entry (docs/protocol.md section 13: "roles ["*"]")
 SET_ACTIONS = frozenset(["validator.add", "validator.remove"])
 
 
@@ -113,9 +112,6 @@ def _propose_check(body: dict[str, Any]) -> str | None:
 
 
 def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
-    if action not in APPLIED_ACTIONS:
-        raise violation("gov.action_supported", f"{action} is not applied by this version of ledgernode: "
-                        "its nodes link only to the genesis's validators (docs/governance.md)")
     if action in SET_ACTIONS and ledger.set_changed:
         raise violation("gov.one_set_change", "this block already approved a change of the validator set")
     if action == "validator.remove":
@@ -125,7 +121,9 @@ def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
         if members.n == 1:
             raise violation("gov.validator_last", "the set would be empty: it keeps at least one validator")
         return
-    if action == "key.add":
+    if action == "validator.add" and ledger.members.n >= VALIDATORS_MAX:
+        raise violation("gov.validators_max", f"the set holds {VALIDATORS_MAX} validators already")
+    if action in ("key.add", "validator.add"):
         key_id = crypto.key_id(args["pubkey"])
         if ledger.key(key_id) is not None:
             raise violation("gov.key_new", f"key {key_id} is already registered")
@@ -197,11 +195,14 @@ def epoch_key(since: int) -> str:
 
 
 def _as_key_change(change: Change) -> Change:
-    """What a change does to the keys: a validator.remove revokes the validator's key."""
-    if change.action != "validator.remove":
-        return change
-    return Change("key.revoke", {"key_id": crypto.key_id(change.args["pubkey"]), "reason": "validator removed"},
-                  change.record)
+    """What a change does to the keys: a validator.add adds the validator's key, a
+    validator.remove revokes it."""
+    if change.action == "validator.add":
+        return Change("key.add", {**change.args, "roles": list(VALIDATOR_ROLES)}, change.record)
+    if change.action == "validator.remove":
+        return Change("key.revoke", {"key_id": crypto.key_id(change.args["pubkey"]), "reason": "validator removed"},
+                      change.record)
+    return change
 
 
 def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[str, Signer]:
@@ -218,6 +219,15 @@ def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[st
                                          found.from_leaf, found.until if found.until is not None else 0)
 
 
+def _set_after(change: Change, members: Members) -> list[tuple[str, str, bytes]]:
+    """The set a validator.add or validator.remove leaves (at most one per block, so the
+    parent's set is the one it changes)."""
+    a = change.args
+    if change.action == "validator.add":
+        return [*((v.dept, v.name, v.pubkey.raw) for v in members.validators), (a["dept"], a["name"], a["pubkey"])]
+    return [(v.dept, v.name, v.pubkey.raw) for v in members.validators if v.pubkey.raw != a["pubkey"]]
+
+
 def effects(changes: list[Change], log_size: int, height: int, members: Members) -> list[Update]:
     """The key, dept, validators and epoch facts the block's approved changes write, in
     order: a key, dept or validators fact's value is its state map entry (docs/protocol.md
@@ -226,9 +236,8 @@ def effects(changes: list[Change], log_size: int, height: int, members: Members)
     new_depts: set[str] = set()
     written: dict[str, dict[str, Any]] = {}
     for change in changes:
-        if change.action == "validator.remove":
-            kept = [(v.dept, v.name, v.pubkey.raw) for v in members.validators if v.pubkey.raw != change.args["pubkey"]]
-            out.append((VALIDATORS, "", ledgermap.validators_entry(kept, height + 1)))
+        if change.action in SET_ACTIONS:
+            out.append((VALIDATORS, "", ledgermap.validators_entry(_set_after(change, members), height + 1)))
             out.append((EPOCH, epoch_key(height + 1), {"since": height + 1}))
         change = _as_key_change(change)
         a = change.args

@@ -1,13 +1,16 @@
 """Authenticated peer links between validators over websockets.
 
 Theory of operation. Every node listens on its peer address and dials every
-other validator; a link is used in one direction only: we *send* on the links
-we dialled and *receive* on the links others dialled to us. Each link starts
-with a handshake that both sides sign with their validator keys over
-(chain_id, both indexes, both fresh nonces), so a link proves who is at the
-other end and cannot be replayed. Anything else is refused and counted.
+node its `[peers]` names; a link is used in one direction only: we *send* on
+the links we dialled and *receive* on the links others dialled to us. Each
+link starts with a handshake that both sides sign with their Ed25519 keys over
+(chain_id, both public keys, both fresh nonces), so a link proves who is at
+the other end and cannot be replayed; a node takes links only from the keys it
+dials and those its `admits` names (the validators of its sets). Peers are
+named locally by link ids (`book`). Anything else is refused and counted.
 
-Modules: `links` (PeerNetwork: dialling, send queues, frames), `handshake` (the
+Modules: `links` (PeerNetwork: dialling, send queues, frames), `book` (link ids
+by public key), `handshake` (the
 signed hello/auth/auth-ok and the websocket frame limits), `gate` (the caps on
 unauthenticated connections), `faults` (test-only drops, delays and partitions,
 seeded).

@@ -1,12 +1,14 @@
-"""The peer-link handshake: both validators sign who they are over fresh nonces (docs/security.md).
+"""The peer-link handshake: both nodes sign who they are over fresh nonces (docs/security.md).
 
-The server (the node dialled) sends `["hello", chain, its index, nonce]`; the dialler
-answers `["auth", chain, its index, the server's index, the server's nonce, its own
-nonce, signature]` and the server, once that signature verifies, `["auth-ok",
-signature]`. Each signature covers `auth_bytes(chain, signer, other, their nonce, my
-nonce)`, so a link proves who is at each end and a recorded handshake cannot be
-replayed. Until then frames are limited to HANDSHAKE_MAX_BYTES; `raise_frame_limit`
-lifts the limit for an authenticated link.
+A node is named by its Ed25519 public key. The server (the node dialled) sends
+`["hello", chain, its pubkey, nonce]`; the dialler, having checked that the key is the
+one it dialled, answers `["auth", chain, its pubkey, the server's pubkey, the server's
+nonce, its own nonce, signature]` and the server, once it admits that key (a validator
+of its current set, or a node its `[peers]` names) and the signature verifies,
+`["auth-ok", signature]`. Each signature covers `auth_bytes(chain, signer's key, other's
+key, their nonce, my nonce)`, so a link proves who is at each end and a recorded
+handshake cannot be replayed. Until then frames are limited to HANDSHAKE_MAX_BYTES;
+`raise_frame_limit` lifts the limit for an authenticated link.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Callable
 from .. import codec, crypto
 from ..aio import WSMsgType, web
 from ..errors import InvalidInput
-from ..genesis import Genesis
 
 AUTH_PREFIX = b"ledgernode:peer-auth\n"
 NONCE_BYTES = 16
@@ -31,7 +32,8 @@ WS_COMPRESS = False  # links carry signed msgpack: nothing to gain, and no infla
 WS_DECODE_TEXT = True  # aiohttp's default (text frames are refused anyway)
 
 
-def auth_bytes(chain: str, signer: int, other: int, their_nonce: bytes, my_nonce: bytes) -> bytes:
+def auth_bytes(chain: str, signer: bytes, other: bytes, their_nonce: bytes, my_nonce: bytes) -> bytes:
+    """What each end signs: its own public key and the other's, both raw 32 bytes."""
     return AUTH_PREFIX + codec.encode([chain, signer, other, their_nonce, my_nonce])
 
 
@@ -79,49 +81,54 @@ async def close_refused(ws: web.WebSocketResponse, transport: asyncio.BaseTransp
         transport.abort()
 
 
-async def dial(ws: Any, genesis: Genesis, key: crypto.PrivateKey, index: int, peer: int) -> None:
-    """The dialler's side, on a connected websocket to validator `peer`; raises InvalidInput."""
+def _is_pubkey(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == crypto.PUBKEY_BYTES
+
+
+async def dial(ws: Any, chain: str, key: crypto.PrivateKey, peer: crypto.PublicKey) -> None:
+    """The dialler's side, on a connected websocket to the node of key `peer`; raises InvalidInput."""
     hello = codec.decode(await ws.receive_bytes(), HANDSHAKE_LIMITS)
     if not (isinstance(hello, list) and len(hello) == 4 and hello[0] == "hello"
-            and hello[1] == genesis.chain_id and hello[2] == peer
+            and hello[1] == chain and hello[2] == peer.raw
             and isinstance(hello[3], bytes) and len(hello[3]) == NONCE_BYTES):
-        raise InvalidInput("bad_handshake", f"validator {peer} sent a bad hello")
+        raise InvalidInput("bad_handshake", f"peer {peer.key_id} sent a bad hello (another chain or another key)")
+    me = key.public.raw
     their_nonce, my_nonce = hello[3], os.urandom(NONCE_BYTES)
-    sig = key.sign(auth_bytes(genesis.chain_id, index, peer, their_nonce, my_nonce))
-    await ws.send_bytes(codec.encode(["auth", genesis.chain_id, index, peer,
-                                      their_nonce, my_nonce, sig]))
+    sig = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, my_nonce))
+    await ws.send_bytes(codec.encode(["auth", chain, me, peer.raw, their_nonce, my_nonce, sig]))
     reply = codec.decode(await ws.receive_bytes(), HANDSHAKE_LIMITS)
-    expected = auth_bytes(genesis.chain_id, peer, index, my_nonce, their_nonce)
+    expected = auth_bytes(chain, peer.raw, me, my_nonce, their_nonce)
     if not (isinstance(reply, list) and len(reply) == 2 and reply[0] == "auth-ok"
-            and isinstance(reply[1], bytes)
-            and genesis.validators[peer].pubkey.verify(reply[1], expected)):
-        raise InvalidInput("bad_handshake", f"validator {peer} failed to authenticate")
+            and isinstance(reply[1], bytes) and peer.verify(reply[1], expected)):
+        raise InvalidInput("bad_handshake", f"peer {peer.key_id} failed to authenticate")
 
 
-async def answer(ws: web.WebSocketResponse, genesis: Genesis, key: crypto.PrivateKey, index: int,
-                 on_authenticated: Callable[[], None]) -> int:
-    """The dialled side, on a prepared websocket: the peer's validator index, once its signature
-    verified; raises InvalidInput. `on_authenticated` runs before auth-ok is sent (see below)."""
-    nonce = os.urandom(NONCE_BYTES)
-    await ws.send_bytes(codec.encode(["hello", genesis.chain_id, index, nonce]))
+async def answer(ws: web.WebSocketResponse, chain: str, key: crypto.PrivateKey,
+                 admit: Callable[[bytes], crypto.PublicKey | None], on_authenticated: Callable[[], None]) -> bytes:
+    """The dialled side, on a prepared websocket: the peer's public key, once `admit` took
+    it and its signature verified; raises InvalidInput. `on_authenticated` runs before
+    auth-ok is sent (see below)."""
+    me, nonce = key.public.raw, os.urandom(NONCE_BYTES)
+    await ws.send_bytes(codec.encode(["hello", chain, me, nonce]))
     msg = await ws.receive()
     if msg.type != WSMsgType.BINARY:
         raise InvalidInput("bad_handshake", "expected a binary auth frame")
     auth = codec.decode(msg.data, HANDSHAKE_LIMITS)
     if not (isinstance(auth, list) and len(auth) == 7 and auth[0] == "auth"
-            and auth[1] == genesis.chain_id and auth[3] == index
-            and isinstance(auth[2], int) and not isinstance(auth[2], bool)
-            and 0 <= auth[2] < genesis.n and auth[2] != index
+            and auth[1] == chain and _is_pubkey(auth[2]) and auth[2] != me and auth[3] == me
             and auth[4] == nonce and isinstance(auth[5], bytes) and len(auth[5]) == NONCE_BYTES
             and isinstance(auth[6], bytes)):
-        raise InvalidInput("bad_handshake", "malformed auth or unknown validator")
-    peer, their_nonce, sig = auth[2], auth[5], auth[6]
-    signed = auth_bytes(genesis.chain_id, peer, index, nonce, their_nonce)
-    if not genesis.validators[peer].pubkey.verify(sig, signed):
-        raise InvalidInput("bad_handshake", f"auth signature of validator {peer} does not verify")
-    mine = key.sign(auth_bytes(genesis.chain_id, index, peer, their_nonce, nonce))
+        raise InvalidInput("bad_handshake", "malformed auth")
+    their_key, their_nonce, sig = auth[2], auth[5], auth[6]
+    peer = admit(their_key)
+    if peer is None:
+        raise InvalidInput("bad_handshake", f"key {crypto.key_id(their_key)} is no validator's of the current "
+                           "set and not in this node's [peers]")
+    if not peer.verify(sig, auth_bytes(chain, peer.raw, me, nonce, their_nonce)):
+        raise InvalidInput("bad_handshake", f"auth signature of key {peer.key_id} does not verify")
+    mine = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, nonce))
     # authenticated: no longer counted against the caps, and frames up to FRAME_MAX_BYTES from
     # now on. Both before auth-ok, the first thing the dialler waits for before it sends more.
     on_authenticated()
     await ws.send_bytes(codec.encode(["auth-ok", mine]))
-    return peer
+    return peer.raw

@@ -22,6 +22,7 @@ from ..errors import InvalidInput
 from ..genesis import Genesis
 from ..logs import Throttle
 from . import handshake
+from .book import Book
 from .faults import Faults
 from .gate import Gate, Pending, PreAuth, address_of
 
@@ -50,15 +51,23 @@ class PeerNetwork:
     def __init__(
         self,
         genesis: Genesis,
-        index: int,
         key: crypto.PrivateKey,
         peers: dict[int, tuple[str, int]],
         on_message: Callable[[int, Message], None],
         on_records: Callable[[int, list[bytes]], Awaitable[None]],
         queue_max: int = 10_000,
         queue_max_bytes: int = 256 << 20,
+        *,
+        book: Book | None = None,
+        admits: Callable[[bytes], bool] | None = None,
     ) -> None:
-        self.genesis, self.index, self.key = genesis, index, key
+        """`peers`: link id (`book`; by default the genesis's validators) -> address, the nodes
+        dialled. Inbound links are taken from those nodes and from the keys `admits` (by
+        default the genesis's validators; a node passes its current sets, roster.py)."""
+        self.genesis, self.key = genesis, key
+        self.book = book or Book(v.pubkey.raw for v in genesis.validators)
+        self.index = self.book.name(key.public.raw)  # our own link id: test faults name us by it
+        self.admits = admits or (lambda pubkey: genesis.validator_set.index_of(pubkey) is not None)
         self.peers = peers
         self.on_message, self.on_records = on_message, on_records
         self.queue_max, self.queue_max_bytes = queue_max, queue_max_bytes
@@ -159,21 +168,21 @@ class PeerNetwork:
                     ws = await self.session.ws_connect(
                         f"http://{host}:{port}{PEER_PATH}",
                         max_msg_size=handshake.ws_max_msg_size(handshake.HANDSHAKE_MAX_BYTES), heartbeat=HEARTBEAT_S)
-                    await handshake.dial(ws, self.genesis, self.key, self.index, peer)
+                    await handshake.dial(ws, self.genesis.chain_id, self.key, self.book.key(peer))
                 if self.peers.get(peer) != (host, port):
                     continue  # its address changed while we dialled the old one (`finally` closes it)
                 self.state[peer] = "up"
                 self.outbound[peer] = ws
-                log.info("link to validator %d up (%s:%d)", peer, host, port)
+                log.info("link to peer %d up (%s:%d, key %s)", peer, host, port, self.book.key(peer).key_id)
                 backoff = BACKOFF_MIN_S
                 await self._drain(ws, peer)
                 if not self._dialling(peer):
                     return  # no longer dialled (`finally` closes the link)
                 self.state[peer] = "down"
                 if self.redials[peer].is_set():
-                    log.info("link to validator %d closed: its address changed", peer)
+                    log.info("link to peer %d closed: its address changed", peer)
                 else:
-                    log.info("link to validator %d lost: it closed the connection", peer)
+                    log.info("link to peer %d lost: it closed the connection", peer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -181,7 +190,7 @@ class PeerNetwork:
                 if not self._dialling(peer):
                     return
                 if self.state.get(peer) == "up":
-                    log.info("link to validator %d lost: %s", peer, exc)
+                    log.info("link to peer %d lost: %s", peer, exc)
                 self.state[peer] = "down"
             finally:
                 if ws is not None:
@@ -218,14 +227,14 @@ class PeerNetwork:
                 continue
             if new is None:
                 self._forget(peer)
-                changes.append(f"validator {peer}: {_text(old)} no longer dialled")
+                changes.append(f"peer {peer}: {_text(old)} no longer dialled")
                 continue
             self.peers[peer] = new
             if old is None:
                 self._track(peer)
-                changes.append(f"validator {peer}: dialled at {_text(new)}")
+                changes.append(f"peer {peer}: dialled at {_text(new)}")
             else:
-                changes.append(f"validator {peer}: {_text(old)} -> {_text(new)}")
+                changes.append(f"peer {peer}: {_text(old)} -> {_text(new)}")
                 self.redials[peer].set()  # the link's drain ends, its dial loop closes it and redials
                 self.wakeups[peer].set()
         return changes
@@ -317,8 +326,9 @@ class PeerNetwork:
         try:
             async with asyncio.timeout_at(entry.deadline):
                 await ws.prepare(request)
-                peer = await handshake.answer(ws, self.genesis, self.key, self.index,
-                                              lambda: self._authenticated(ws, request))
+                pubkey = await handshake.answer(ws, self.genesis.chain_id, self.key, self._admit,
+                                                lambda: self._authenticated(ws, request))
+                peer = self.book.name(pubkey)
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
             why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.refuse_pending(entry, "peer_refused", why)
@@ -348,6 +358,14 @@ class PeerNetwork:
             self.inbound[peer] -= 1
             self.inbound_ws.discard(ws)
         return ws
+
+    def _admit(self, pubkey: bytes) -> crypto.PublicKey | None:
+        """The key of a node that may link to us: one we dial, or one `admits` (a validator of
+        the current set we have no address for yet still sends us its votes)."""
+        link = self.book.get(pubkey)
+        if link in self.peers or self.admits(pubkey):
+            return self.book.key(self.book.name(pubkey))
+        return None
 
     def _authenticated(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         """No longer counted against the pre-auth caps, and frames up to FRAME_MAX_BYTES."""
@@ -428,8 +446,8 @@ class PeerNetwork:
 
     def peer_states(self) -> dict[int, dict[str, Any]]:
         return {
-            peer: {"out": self.state[peer], "in": self.inbound.get(peer, 0) > 0,
-                   "queued": len(self.queues[peer])}
+            peer: {"key": self.book.key(peer).raw.hex(), "out": self.state[peer],
+                   "in": self.inbound.get(peer, 0) > 0, "queued": len(self.queues[peer])}
             for peer in self.peers
         }
 

@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING
 from .. import codec, crypto
 from ..errors import InvalidInput, StoreCorrupt, StoreUnwritable
 
+from . import validators_in
+
 if TYPE_CHECKING:
+    from ..genesis import ValidatorSet
     from . import Store
 
 FILE_NAME = "signing-state"
@@ -38,14 +41,17 @@ class SigningState:
 
 
 class SigningFile:
-    def __init__(self, directory: Path, chain: str, index: int) -> None:
+    """The signing state of the node of key `pubkey`. A file of before names its node by
+    `index`, its position in the genesis: it is taken for the key at `genesis_index`."""
+
+    def __init__(self, directory: Path, chain: str, pubkey: bytes, genesis_index: int | None) -> None:
         self.path = directory / FILE_NAME
-        self.chain, self.index = chain, index
+        self.chain, self.pubkey, self.genesis_index = chain, pubkey, genesis_index
 
     def save(self, value: SigningState) -> None:
         """Synced, atomic replacement of the file (call it before sending what was signed);
         StoreUnwritable when the host refuses the write (a full disk)."""
-        body = codec.encode({"v": FORMAT_VERSION, "chain": self.chain, "index": self.index,
+        body = codec.encode({"v": FORMAT_VERSION, "chain": self.chain, "key": self.pubkey,
                              "state": value.state, "committed": value.committed})
         data = hashlib.sha256(body).digest() + body
         assert len(data) <= FILE_MAX_BYTES
@@ -78,9 +84,14 @@ class SigningFile:
         if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION or not isinstance(doc.get("state"), bytes) \
                 or type(doc.get("committed")) is not int:
             raise StoreCorrupt(f"{self.path} is not a signing-state file of version {FORMAT_VERSION}: {_RECOVERY}")
-        if (doc.get("chain"), doc.get("index")) != (self.chain, self.index):
-            raise StoreCorrupt(f"{self.path} is validator {doc.get('index')} of chain {doc.get('chain')!r}, not "
-                               f"validator {self.index} of {self.chain!r}: this data directory is another node's")
+        whose = f"key {crypto.key_id(doc['key'])}" if isinstance(doc.get("key"), bytes) \
+            else f"validator {doc.get('index')}"
+        mine = doc.get("key") == self.pubkey if "key" in doc \
+            else self.genesis_index is not None and doc.get("index") == self.genesis_index
+        if doc.get("chain") != self.chain or not mine:
+            raise StoreCorrupt(f"{self.path} is the signing state of {whose} of chain {doc.get('chain')!r}, not of "
+                               f"key {crypto.key_id(self.pubkey)} of {self.chain!r}: this data directory is "
+                               "another node's")
         return SigningState(doc["state"], doc["committed"])
 
 
@@ -103,10 +114,11 @@ class Resumed:
     notes: tuple[str, ...]  # what the operator is told
 
 
-def resume(file: SigningFile, store: Store, legacy_state: bytes | None) -> Resumed:
+def resume(file: SigningFile, store: Store, legacy_state: bytes | None, first: ValidatorSet) -> Resumed:
     """Read the signing state and compare it with the store: a store behind it lost blocks
     (the replica follows without voting up to the signed height); no state at all while
-    the store's recent QCs carry our signature means we signed and forgot: wait a margin."""
+    the store's recent QCs carry our signature means we signed and forgot: wait a margin.
+    `first`: the genesis's validator set."""
     saved = file.load()
     notes: list[str] = []
     if saved is not None and store.height < saved.committed:
@@ -116,7 +128,7 @@ def resume(file: SigningFile, store: Store, legacy_state: bytes | None) -> Resum
         return Resumed(saved.state, 0, False, max(saved.committed, store.height), tuple(notes))
     if legacy_state is not None:  # a store from before the signing-state file
         return Resumed(legacy_state, 0, False, store.height, ())
-    signed_at = last_signed_height(store, file.index)
+    signed_at = last_signed_height(store, file.pubkey, first)
     if signed_at is None:
         return Resumed(None, 0, True, store.height, ())
     vote_from = signed_at + 1 + VOTE_MARGIN_HEIGHTS
@@ -125,9 +137,16 @@ def resume(file: SigningFile, store: Store, legacy_state: bytes | None) -> Resum
     return Resumed(None, vote_from, True, store.height, tuple(notes))
 
 
-def last_signed_height(store: Store, index: int) -> int | None:
-    """The newest of the last DOUBLE_SIGN_CHECK_HEIGHTS committed blocks whose QC holds our signature."""
+def last_signed_height(store: Store, pubkey: bytes, first: ValidatorSet) -> int | None:
+    """The newest of the last DOUBLE_SIGN_CHECK_HEIGHTS committed blocks whose QC holds the
+    signature of `pubkey` (named by its index in the set of each height; `first` is height 1's)."""
     for height in range(store.height, max(0, store.height - DOUBLE_SIGN_CHECK_HEIGHTS), -1):
-        if any(signer == index for signer, _ in store.load_qc(height).signatures):
+        if height == 1:
+            vset = first
+        else:
+            parent = store.load_header(height - 1)
+            vset = validators_in(store.map_at(parent.state), parent)
+        me = vset.index_of(pubkey)
+        if me is not None and any(signer == me for signer, _ in store.load_qc(height).signatures):
             return height
     return None

@@ -74,7 +74,7 @@ class Impostor:
         async def no_records(peer: int, raws: list[bytes]) -> None:
             return None
 
-        self.net = PeerNetwork(c.genesis, ATTACKER, c.keys[ATTACKER], {target: ("127.0.0.1", c.peer_ports[target])},
+        self.net = PeerNetwork(c.genesis, c.keys[ATTACKER], {target: ("127.0.0.1", c.peer_ports[target])},
                                lambda peer, msg: self.inbox.put_nowait(msg), no_records)
         self.runner: web.AppRunner | None = None
 

@@ -66,17 +66,19 @@ def free_ports(count: int) -> list[int]:
 
 
 class Cluster:
-    """n validators in `root`, each a `python -m ledgernode run` process."""
+    """n validators in `root`, each a `python -m ledgernode run` process, and `spare` more
+    nodes (n, n + 1, ...) whose keys the genesis does not hold; every node's [peers] names
+    every other node."""
 
-    def __init__(self, root: Path, n: int = 4, limits: dict[str, int] | None = None) -> None:
-        self.root, self.n = root, n
-        ports = free_ports(2 * n)
-        self.api_ports, self.peer_ports = ports[:n], ports[n:]
-        self.keys = [crypto.generate_private_key() for _ in range(n)]
+    def __init__(self, root: Path, n: int = 4, limits: dict[str, int] | None = None, spare: int = 0) -> None:
+        self.root, self.n, self.nodes = root, n, n + spare
+        ports = free_ports(2 * self.nodes)
+        self.api_ports, self.peer_ports = ports[:self.nodes], ports[self.nodes:]
+        self.keys = [crypto.generate_private_key() for _ in range(self.nodes)]
         self.client = crypto.generate_private_key()
         raw = genesis.build(
             "gov-itest",
-            [{"dept": DEPTS[i], "name": DEPTS[i], "pubkey": k.public.raw.hex()} for i, k in enumerate(self.keys)],
+            [{"dept": DEPTS[i], "name": DEPTS[i], "pubkey": k.public.raw.hex()} for i, k in enumerate(self.keys[:n])],
             [{"dept": DEPTS[0], "pubkey": self.client.public.raw.hex(), "roles": ["*"]}],
         )
         (root / "genesis.json").write_bytes(raw)
@@ -86,7 +88,7 @@ class Cluster:
             d.mkdir()
             crypto.save_private_key(d / "validator.pem", key)
             peers = {k.public.raw.hex(): f"127.0.0.1:{self.peer_ports[j]}" for j, k in enumerate(self.keys) if j != i}
-            text = config.render("data", "validator.pem", "../genesis.json", i,
+            text = config.render("data", "validator.pem", "../genesis.json",
                                  f"127.0.0.1:{self.api_ports[i]}", f"127.0.0.1:{self.peer_ports[i]}",
                                  peers, {"round_timeout_ms": 1000, "block_interval_ms": 20, **(limits or {})},
                                  debug=True)
@@ -117,7 +119,7 @@ class Cluster:
         raise RuntimeError(f"node {i} did not answer /healthz in {START_TIMEOUT_S} s; last answer: {last}")
 
     def start_all(self) -> None:
-        for i in range(self.n):
+        for i in range(self.nodes):
             self.start(i)
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
@@ -179,11 +181,14 @@ class Cluster:
 
 
 @contextmanager
-def running(root: Path, n: int = 4, limits: dict[str, int] | None = None) -> Iterator[Cluster]:
-    """A started Cluster, stopped by PID when the block ends (the tests' usual fixture)."""
-    c = Cluster(root, n, limits)
+def running(root: Path, n: int = 4, limits: dict[str, int] | None = None, spare: int = 0,
+            start: bool = True) -> Iterator[Cluster]:
+    """A Cluster, started unless `start` is false, stopped by PID when the block ends (the
+    tests' usual fixture)."""
+    c = Cluster(root, n, limits, spare)
     try:
-        c.start_all()
+        if start:
+            c.start_all()
         yield c
     finally:
         c.stop_all()

@@ -50,12 +50,13 @@ def notarize(c: Cluster, key: crypto.PrivateKey, subject: str) -> bytes:
                        os.urandom(16))
 
 
-def applied(c: Cluster, pid: str, approvers: tuple[int, ...]) -> None:
-    """Approve `pid` with these validators, then wait until every node shows it applied."""
+def applied(c: Cluster, pid: str, approvers: tuple[int, ...], nodes: int | None = None) -> None:
+    """Approve `pid` with these validators, then wait until nodes 0 to `nodes` - 1 (default:
+    the genesis's) show it applied."""
     for i in approvers:
         answer = gov(c, i, "approve", pid, "--wait")
         assert answer["status"] == "committed", answer
-    for i in range(c.n):
+    for i in range(c.n if nodes is None else nodes):
         wait_until(f"node {i} shows {pid} applied",
                    lambda i=i: (proposal(c, i, pid)["state"] == "applied", None))
 

@@ -231,12 +231,13 @@ async def test_peer_with_unknown_key_is_refused(cluster: Cluster) -> None:
     async with ClientSession() as session:
         async with session.ws_connect(url) as ws:
             hello = codec.decode((await ws.receive(timeout=WS_TIMEOUT_S)).data)
-            assert hello[0] == "hello" and hello[2] == 0
+            assert hello[0] == "hello" and hello[2] == cluster.keys[0].public.raw
             nonce = b"\x01" * 16
-            # claims to be validator 1 but signs with a key the genesis does not know
+            # a key that is no validator's and that node 0's [peers] does not name
             from ledgernode.net import auth_bytes
-            sig = stranger.sign(auth_bytes("gov-itest", 1, 0, hello[3], nonce))
-            await ws.send_bytes(codec.encode(["auth", "gov-itest", 1, 0, hello[3], nonce, sig]))
+            me = stranger.public.raw
+            sig = stranger.sign(auth_bytes("gov-itest", me, hello[2], hello[3], nonce))
+            await ws.send_bytes(codec.encode(["auth", "gov-itest", me, hello[2], hello[3], nonce, sig]))
             msg = await ws.receive(timeout=WS_TIMEOUT_S)  # the refusal, not a time limit on it
             assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
             assert ws.close_code == 4001

@@ -78,7 +78,7 @@ def test_sighup_dials_the_mended_address_without_a_restart(cluster: Cluster) -> 
     assert c.procs[0].pid == pid and c.procs[0].poll() is None  # the same process: no restart
     assert _metric(c, 0, "peers_reloaded") == 1
     log = (c.root / "node0" / "node.log").read_text()
-    assert "validator 3: 127.0.0.1:" in log and f"-> 127.0.0.1:{c.peer_ports[3]}" in log
+    assert "peer 3: 127.0.0.1:" in log and f"-> 127.0.0.1:{c.peer_ports[3]}" in log
 
     # A file that does not load changes nothing; the node keeps going.
     config.write_text(good.replace(right, f'"{key3}" = "nowhere"'))

@@ -346,7 +346,7 @@ class Cluster:
                  spares: int = 0, schedule: dict[int, tuple[int, ...]] | None = None) -> None:
         """`spares` hosts beyond the n genesis validators follow the chain; `schedule`
         maps a height to the hosts whose keys form the validator set from that height on
-        (the ledger's approved set changes, docs/governance.md section 5)."""
+        (the ledger's approved set changes, docs/governance.md section 6)."""
         from .byzantine import make_byzantine
 
         self.seed, self.n, self.faults, self.mutation = seed, n, faults, mutation

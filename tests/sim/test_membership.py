@@ -1,4 +1,4 @@
-"""Validator sets that change at height boundaries (docs/governance.md section 5): the
+"""Validator sets that change at height boundaries (docs/governance.md section 6): the
 consensus core counts each height over its own set, a host whose key joins the set
 starts voting and proposing, one whose key leaves keeps following, and the checkers
 K1-K6 hold (K3 checks every QC against the set of its height) with messages dropped

@@ -195,6 +195,32 @@ def test_a_key_revoked_by_a_commit_takes_its_pending_records_out_of_the_pool() -
     assert (info.value.code, info.value.status) == ("key_revoked", 409)
 
 
+def test_a_set_change_approved_through_the_pool_leaves_no_trace_once_committed() -> None:
+    """The pool empties with the block that applied a validator.remove: the next change of
+    the set is judged against the new head, not against the pool's old block (where a
+    second change would break gov.one_set_change) nor its old members."""
+    store, pool, adm = fresh()
+
+    def gov_record(v: int, rtype: str, subject: str, body: dict[str, Any]) -> Envelope:
+        return decode_envelope(NET.record(0, rtype, subject, body, key=NET.validators[v]), store.members(G))
+
+    leaving = NET.validators[3].public.raw
+    propose = gov_record(0, "gov.propose", "V-1", {"action": "validator.remove", "args": {"pubkey": leaving},
+                                                   "expires": T0 + 10**6})
+    records = [propose, *(gov_record(v, "gov.approve", "V-1", {"proposal": propose.record_id}) for v in (1, 2))]
+    for env in records:
+        adm.admit(env, T0)  # the last approval reaches Q in the pool's own judgement
+    checked, refused = commit(store, records, T0 + 1)
+    assert not refused and store.members(G).n == 3
+    assert adm.committed(checked, CAP, T0 + 2) == [] and not pool
+    nxt = gov_record(0, "gov.propose", "V-2", {"action": "validator.remove",
+                                               "args": {"pubkey": NET.validators[2].public.raw}, "expires": T0 + 10**6})
+    adm.admit(nxt, T0 + 3)
+    with pytest.raises(InvalidInput) as info:  # the old set's key is no validator's now
+        adm.admit(gov_record(3, "gov.approve", "V-2", {"proposal": nxt.record_id}), T0 + 3)
+    assert info.value.code == "key_revoked"
+
+
 # -- against the naive reference ---------------------------------------------------------
 
 NUMBERS = ["C1", "C2"]

@@ -58,7 +58,7 @@ def load_error(tmp_path: Path, text: str | bytes) -> str:
 
 
 def test_load_accepts_rendered_config_and_resolves_paths_against_its_directory(tmp_path: Path) -> None:
-    text = config.render("data", "validator.pem", "../genesis.json", 1, "127.0.0.1:7101", "127.0.0.1:7201",
+    text = config.render("data", "validator.pem", "../genesis.json", "127.0.0.1:7101", "127.0.0.1:7201",
                          {K0: "127.0.0.1:7200", K2: "localhost:7202", K3: "10.0.0.3:7203"},
                          {"round_timeout_ms": 1000, "block_interval_ms": 20}, debug=True)
     path = write(tmp_path, text)
@@ -69,7 +69,7 @@ def test_load_accepts_rendered_config_and_resolves_paths_against_its_directory(t
     assert cfg.data_dir == here / "data"
     assert cfg.key_file == here / "validator.pem"
     assert cfg.genesis.resolve() == tmp_path.resolve() / "genesis.json"
-    assert cfg.index == 1
+    assert cfg.index is None  # the key names the node; configs of before named its genesis index
     assert cfg.api_listen == ("127.0.0.1", 7101)
     assert cfg.peer_listen == ("127.0.0.1", 7201)
     assert cfg.peers == {K0: ("127.0.0.1", 7200), K2: ("localhost", 7202), K3: ("10.0.0.3", 7203)}
@@ -78,7 +78,7 @@ def test_load_accepts_rendered_config_and_resolves_paths_against_its_directory(t
 
 
 def test_render_without_limits_or_peers_loads_with_defaults(tmp_path: Path) -> None:
-    text = config.render("d", "k.pem", "g.json", 0, "127.0.0.1:1", "127.0.0.1:65535", {})
+    text = config.render("d", "k.pem", "g.json", "127.0.0.1:1", "127.0.0.1:65535", {})
     cfg = config.load(write(tmp_path, text))
     assert cfg.peers == {}
     assert cfg.limits == Limits()
@@ -89,7 +89,7 @@ def test_render_without_limits_or_peers_loads_with_defaults(tmp_path: Path) -> N
 def test_every_limit_round_trips_through_render(tmp_path: Path) -> None:
     values = {f.name: 1_000 + i for i, f in enumerate(fields(Limits))}
     values["wait_default_ms"], values["wait_max_ms"] = 500, 600
-    text = config.render("d", "k.pem", "g.json", 0, "127.0.0.1:7100", "127.0.0.1:7200", {K2: "h:1"}, values)
+    text = config.render("d", "k.pem", "g.json", "127.0.0.1:7100", "127.0.0.1:7200", {K2: "h:1"}, values)
     assert config.load(write(tmp_path, text)).limits == Limits(**values)
 
 
@@ -128,7 +128,7 @@ EXAMPLE_LIMIT = re.compile(r"^# ([a-z_]+) = ([0-9]+)$", re.MULTILINE)
 
 def test_the_example_config_loads() -> None:
     cfg = config.load(EXAMPLE)
-    assert cfg.index == 0 and len(cfg.peers) == 3 and all(len(key) == 64 for key in cfg.peers)
+    assert cfg.index is None and len(cfg.peers) == 3 and all(len(key) == 64 for key in cfg.peers)
     assert cfg.limits == Limits()  # every limit is left at its default
     assert cfg.debug_endpoints is False
 
@@ -138,7 +138,8 @@ def test_the_example_names_every_top_level_field() -> None:
     for f in fields(NodeConfig):
         if f.name == "path":  # the file's own path, not a field in it
             continue
-        assert re.search(rf"^({f.name} = |\[{f.name}\]$)", text, re.MULTILINE), f"{f.name} is not in the example"
+        shown = rf"^(# {f.name} = |{f.name} = |\[{f.name}\]$)" if f.name == "index" else rf"^({f.name} = |\[{f.name}\]$)"
+        assert re.search(shown, text, re.MULTILINE), f"{f.name} is not in the example"
 
 
 def test_the_example_documents_every_limit_with_its_default() -> None:
@@ -179,10 +180,14 @@ def test_the_example_does_not_clash_with_a_running_devnet() -> None:
 # -- bad configs ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(BASE))
+@pytest.mark.parametrize("name", sorted(set(BASE) - {"index"}))
 def test_missing_required_field(tmp_path: Path, name: str) -> None:
     msg = load_error(tmp_path, toml_text({name: DROP}))
     assert msg.startswith(f"{name}:") and "missing" in msg
+
+
+def test_index_is_optional(tmp_path: Path) -> None:
+    assert config.load(write(tmp_path, toml_text({"index": DROP}))).index is None
 
 
 @pytest.mark.parametrize("name, value", [

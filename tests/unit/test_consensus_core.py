@@ -1142,7 +1142,7 @@ def test_a_replica_whose_store_lost_blocks_follows_then_keeps_what_it_signed() -
     assert rep.cur.state.signed == {("prepare", 0): codec.encode(HA2)}
 
 
-# -- validator sets per height (docs/governance.md section 5) ------------------------------
+# -- validator sets per height (docs/governance.md section 6) ------------------------------
 
 
 class _GrowingSet(ChainBlocks):

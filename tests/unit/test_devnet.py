@@ -64,7 +64,7 @@ def test_first_run_writes_keys_genesis_and_configs(root: Path) -> None:
 
     for i in range(4):
         cfg = config.load(root / f"node{i}" / "node.toml")
-        assert cfg.index == i
+        assert cfg.index is None  # the key names the node
         assert cfg.api_listen == ("127.0.0.1", BASE + i)
         assert cfg.peer_listen == ("127.0.0.1", BASE + devnet.PEER_PORT_OFFSET + i)
         assert cfg.peers == {gen.validators[j].pubkey.raw.hex(): ("127.0.0.1", BASE + 100 + j)
@@ -72,6 +72,25 @@ def test_first_run_writes_keys_genesis_and_configs(root: Path) -> None:
         assert cfg.data_dir == (root / f"node{i}" / "data").resolve()
         assert cfg.genesis.resolve() == (root / "genesis.json").resolve()
         assert crypto.load_private_key(cfg.key_file).public == gen.validators[i].pubkey
+
+
+def test_spare_nodes_have_keys_outside_the_genesis_and_every_config_names_every_node(root: Path) -> None:
+    net = devnet.prepare(root, 4, BASE, spare=2)
+    gen = parse((root / "genesis.json").read_bytes())
+    assert gen.n == 4 and [n.spare for n in net.nodes] == [False] * 4 + [True] * 2
+    keys = [crypto.load_private_key(root / f"node{i}" / "validator.pem").public for i in range(6)]
+    assert all(gen.validator_set.index_of(k.raw) is None for k in keys[4:])
+    assert [n.dept for n in net.nodes[4:]] == ["tax", "police"]  # the departments they would join as
+    for i in range(6):
+        cfg = config.load(root / f"node{i}" / "node.toml")
+        assert cfg.peers == {keys[j].raw.hex(): ("127.0.0.1", BASE + 100 + j) for j in range(6) if j != i}
+        assert cfg.api_listen == ("127.0.0.1", BASE + i)
+    assert [n.index for n in devnet.prepare(root).nodes] == list(range(6))  # kept as made
+    with pytest.raises(devnet.DevnetError, match="holds 2 spare node"):
+        devnet.prepare(root, 4, None, spare=1)
+    doc = devnet.manifest(net, {})
+    assert [n["spare"] for n in doc["nodes"]] == [False] * 4 + [True] * 2
+    assert "2 spare node(s)" in devnet.guide(net) and "node5 police" in devnet.guide(net)
 
 
 def test_department_clients_cover_their_record_types(root: Path) -> None:
@@ -100,11 +119,11 @@ def test_manifest_shape(root: Path) -> None:
     assert set(doc) == {"chain_id", "genesis", "nodes", "clients"}
     assert doc["chain_id"] == "gov-devnet" and doc["genesis"] == "genesis.json"
     assert doc["nodes"][0] == {"index": 0, "dept": "justice", "api": f"http://127.0.0.1:{BASE}", "pid": 101,
-                               "state": "running", "reason": None, "config": "node0/node.toml"}
+                               "state": "running", "reason": None, "config": "node0/node.toml", "spare": False}
     assert [(n["pid"], n["state"], n["reason"]) for n in doc["nodes"][1:]] == [
         (None, "restarting", "exited with code 1; restarting"), (None, "stopped", "given up"), (104, "running", None)]
     for i, node in enumerate(doc["nodes"]):
-        assert set(node) == {"index", "dept", "api", "pid", "state", "reason", "config"}
+        assert set(node) == {"index", "dept", "api", "pid", "state", "reason", "config", "spare"}
         assert node["index"] == i and node["api"] == f"http://127.0.0.1:{BASE + i}"
         assert (root / node["config"]).is_file()
     assert doc["clients"][0]["roles"] == ["*"]

@@ -246,10 +246,48 @@ def test_what_a_revoke_may_not_name(key_id: str, rule: str) -> None:
     assert rule_of(block(store, [propose(0, "R-1", "key.revoke", {"key_id": key_id, "reason": "r"})])[0]) == rule
 
 
-def test_adding_a_validator_is_refused_by_this_version() -> None:
+def test_an_added_validator_joins_the_set_of_the_next_height_with_a_key_of_every_role() -> None:
     store = Store.memory()
-    args = {"dept": "ecology", "name": "Ecology", "pubkey": NEW_KEY.public.raw}
-    assert rule_of(block(store, [propose(0, "V-1", "validator.add", args)])[0]) == "gov.action_supported"
+    args = {"dept": "ecology", "name": "Ministry of Ecology", "pubkey": NEW_KEY.public.raw}
+    p = propose(0, "V-1", "validator.add", args)
+    taken(block(store, [p, approve(1, "V-1", rid(p))]))
+    before = store.members(G)
+    assert before.n == 4 and "ecology" not in before.depts
+    taken(block(store, [approve(2, "V-1", rid(p))]))
+    height, log_size = store.height, store.log_size
+    after = store.members(G)
+    assert [v.pubkey for v in after.validators] == [*(v.pubkey for v in before.validators), NEW_KEY.public]
+    assert (after.n, after.quorum, after.since) == (5, 4, height + 1)
+    joined = after.signers[NEW_KEY.public.key_id]
+    assert (joined.dept, joined.roles, joined.validator, joined.from_leaf, joined.until) == \
+        ("ecology", ("*",), 4, log_size, None)
+    assert "ecology" in after.depts
+    assert map_value(store, "validators", "") == {
+        "validators": [{"dept": v.dept, "name": v.name, "pubkey": v.pubkey.raw} for v in after.validators],
+        "since": height + 1}
+    assert map_value(store, "validators", "")["validators"][-1]["name"] == "Ministry of Ecology"
+    assert map_value(store, "key", NEW_KEY.public.key_id) == ledgermap.key_entry(
+        NEW_KEY.public.raw, "ecology", ["*"], log_size, None)
+    assert map_value(store, "dept", "ecology") == ledgermap.dept_entry("Ministry of Ecology", log_size)
+    assert store.load_fact("epoch", gov.epoch_key(height + 1)) == {"since": height + 1}
+    # the next header names the grown set, whose new validator signs governance
+    late = NET.record(0, "gov.propose", "K-9", {"action": "key.add", "args": add_args(seeded_key("k9"), "justice"),
+                                                "expires": T0 + DAY}, key=NEW_KEY)
+    taken(block(store, [late]))
+    head = store.head()
+    assert head is not None and head.valset == after.validator_set.valset_hash != G.valset_hash
+    again = propose(1, "V-2", "validator.add", {**args, "dept": "justice"})
+    assert rule_of(block(store, [again])[0]) == "gov.key_new"
+
+
+def test_one_change_of_the_set_per_block_whether_it_adds_or_removes() -> None:
+    store = Store.memory()
+    a = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": "E", "pubkey": NEW_KEY.public.raw})
+    b = propose(1, "V-2", "validator.remove", {"pubkey": NET.validators[2].public.raw})
+    taken(block(store, [a, b, approve(1, "V-1", rid(a)), approve(0, "V-2", rid(b))]))
+    results = block(store, [approve(3, "V-2", rid(b)), approve(2, "V-1", rid(a))])
+    assert results[0] is None and rule_of(results[1]) == "gov.one_set_change"
+    assert store.members(G).n == 3 and store.members(G).signers.get(NEW_KEY.public.key_id) is None
 
 
 def test_a_removed_validator_leaves_the_set_of_the_next_height_and_its_key_signs_no_more() -> None:
@@ -325,3 +363,10 @@ def test_effects_revoke_a_key_added_earlier_in_the_same_block() -> None:
     assert [(kind, key) for kind, key, _ in out] == [
         ("key", NEW_KEY.public.key_id), ("dept", "ecology"), ("key", NEW_KEY.public.key_id)]
     assert out[-1][2]["from"] == 42 and out[-1][2]["until"] == 42
+
+
+def test_a_full_set_takes_no_more_validators(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gov, "VALIDATORS_MAX", NET.n)
+    store = Store.memory()
+    p = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": "E", "pubkey": NEW_KEY.public.raw})
+    assert rule_of(block(store, [p])[0]) == "gov.validators_max"

@@ -23,6 +23,7 @@ from ledgernode.aio import ClientSession, WSMsgType, web
 from ledgernode.consensus.messages import Prepare, Status, encode_message, signing_bytes
 from ledgernode.errors import InvalidInput
 from ledgernode.net import Faults, PeerNetwork, auth_bytes
+from ledgernode.net.book import Book
 from tests.fixtures import Net, seeded_key, until
 
 LOCAL = "127.0.0.1"
@@ -73,11 +74,11 @@ class Peer:
         assert self.pn is not None
         return self.pn
 
-    def build(self, peers: dict[int, int]) -> PeerNetwork:
-        self.pn = PeerNetwork(self.genesis, self.index, self.key,
+    def build(self, peers: dict[int, int], **kwargs: Any) -> PeerNetwork:
+        self.pn = PeerNetwork(self.genesis, self.key,
                               {j: (LOCAL, port) for j, port in peers.items()},
                               lambda peer, msg: self.messages.append((peer, msg)),
-                              self._on_records, self.queue_max)
+                              self._on_records, self.queue_max, **kwargs)
         return self.pn
 
     async def _on_records(self, peer: int, raws: list[bytes]) -> None:
@@ -168,7 +169,7 @@ async def test_links_come_up_and_messages_reach_the_right_peers(cluster: Factory
     await until(lambda: all_up(peers), what="all links up")
     states = peers[0].net.peer_states()
     assert set(states) == {1, 2}
-    assert states[1] == {"out": "up", "in": True, "queued": 0}
+    assert states[1] == {"key": pub(1).hex(), "out": "up", "in": True, "queued": 0}
 
     peers[0].net.send(1, status(5, 0))
     prep = signed_prepare(2)
@@ -231,7 +232,7 @@ async def test_gossip_splits_large_lists_into_frames(cluster: Factory) -> None:
 
 
 async def test_gossip_of_nothing_sends_nothing() -> None:
-    pn = PeerNetwork(NET.genesis, 0, NET.validators[0], {1: (LOCAL, 1)}, lambda *a: None, lambda *a: None)
+    pn = PeerNetwork(NET.genesis, NET.validators[0], {1: (LOCAL, 1)}, lambda *a: None, lambda *a: None)
     pn.gossip([])
     assert pn.peer_states()[1]["queued"] == 0
 
@@ -256,7 +257,7 @@ async def test_drop_all_drops_everything_and_counts_it(cluster: Factory) -> None
 
 
 async def test_drop_zero_drops_nothing() -> None:
-    pn = PeerNetwork(NET.genesis, 0, NET.validators[0], {1: (LOCAL, 1)}, lambda *a: None, lambda *a: None)
+    pn = PeerNetwork(NET.genesis, NET.validators[0], {1: (LOCAL, 1)}, lambda *a: None, lambda *a: None)
     pn.faults = Faults(drop=0.0)
     for h in range(50):
         pn.send(1, status(h, 0))
@@ -352,7 +353,7 @@ def test_faults_from_spec_refuses_booleans(spec: dict[str, Any]) -> None:
 
 def test_send_queue_is_bounded_and_drops_the_oldest() -> None:
     got: list[Any] = []
-    pn = PeerNetwork(NET.genesis, 0, NET.validators[0], {1: (LOCAL, 1), 2: (LOCAL, 2)},
+    pn = PeerNetwork(NET.genesis, NET.validators[0], {1: (LOCAL, 1), 2: (LOCAL, 2)},
                      lambda *a: got.append(a), lambda *a: got.append(a), queue_max=3)
     for h in range(5):
         pn.send(1, status(h, 0))
@@ -405,12 +406,59 @@ async def test_dialling_a_dead_address_marks_the_link_down() -> None:
     dead = bound_socket()
     port = dead.getsockname()[1]
     dead.close()  # nothing listens here
-    pn = PeerNetwork(NET.genesis, 0, NET.validators[0], {1: (LOCAL, port)}, lambda *a: None, lambda *a: None)
+    pn = PeerNetwork(NET.genesis, NET.validators[0], {1: (LOCAL, port)}, lambda *a: None, lambda *a: None)
     await pn.start()
     try:
         await until(lambda: pn.peer_states()[1]["out"] == "down", what="down")
     finally:
         await pn.stop()
+
+
+async def test_a_node_of_no_genesis_key_links_with_the_nodes_that_name_it() -> None:
+    """A node that joins (its key in no genesis) links with a validator whose [peers] names
+    it, both ways; it is link n on the validator (the first key named after the genesis)."""
+    joined = crypto.generate_private_key()
+    books = [Book(v.pubkey.raw for v in NET.genesis.validators) for _ in range(2)]
+    books[0].name(joined.public.raw)
+    old, new = Peer(0), Peer(NET.n, key=joined)
+    old.build({NET.n: new.port}, book=books[0])
+    new.build({0: old.port}, book=books[1])
+    assert new.net.index == NET.n and old.net.book.get(joined.public.raw) == NET.n
+    try:
+        for p in (old, new):
+            await p.serve()
+            await p.net.start()
+        await until(lambda: old.net.peer_states()[NET.n]["out"] == "up" and new.net.peer_states()[0]["out"] == "up",
+                    what="both links up")
+        old.net.send(NET.n, status(5, 0))
+        new.net.send(0, status(6, NET.n))
+        await until(lambda: old.messages and new.messages, what="a message each way")
+        assert old.messages == [(NET.n, status(6, NET.n))] and new.messages == [(0, status(5, 0))]
+    finally:
+        for p in (old, new):
+            await p.halt()
+
+
+async def test_a_key_admitted_by_the_set_links_in_without_an_address() -> None:
+    """A validator we have no address for yet (added by governance, its node not in our
+    [peers]) may still send to us: `admits` takes its key."""
+    joined = crypto.generate_private_key()
+    admitted: set[bytes] = set()
+    old, new = Peer(0), Peer(NET.n, key=joined)
+    old.build({}, admits=admitted.__contains__)
+    new.build({0: old.port})
+    try:
+        await old.serve()
+        await new.net.start()
+        await until(lambda: old.net.counters.get("peer_refused", 0) >= 1, what="refused while not admitted")
+        admitted.add(joined.public.raw)
+        await until(lambda: new.net.peer_states()[0]["out"] == "up", what="admitted")
+        new.net.send(0, status(6, 0))
+        await until(lambda: old.messages, what="its message")
+        assert old.messages == [(NET.n, status(6, 0))] and old.net.book.key(NET.n) == joined.public
+    finally:
+        for p in (old, new):
+            await p.halt()
 
 
 # -- refusing strangers ----------------------------------------------------------------
@@ -427,7 +475,7 @@ async def expect_refused(server: Peer, auth: Callable[[list[Any]], Any] | bytes 
     async with ClientSession() as session:
         async with session.ws_connect(f"http://{LOCAL}:{server.port}{net.PEER_PATH}") as ws:
             hello = codec.decode(await ws.receive_bytes())
-            assert hello[:3] == ["hello", CHAIN, server.index]
+            assert hello[:3] == ["hello", CHAIN, server.key.public.raw]
             assert isinstance(hello[3], bytes) and len(hello[3]) == net.NONCE_BYTES
             if isinstance(auth, str):
                 await ws.send_str(auth)
@@ -443,14 +491,20 @@ async def expect_refused(server: Peer, auth: Callable[[list[Any]], Any] | bytes 
     assert not any(server.net.inbound.values())
 
 
-def auth_frame(hello: list[Any], claim: int, key: crypto.PrivateKey, chain: str = CHAIN,
-               to: int | None = None, echo: bytes | None = None) -> list[Any]:
-    server_index, server_nonce = hello[2], hello[3]
+def auth_frame(hello: list[Any], key: crypto.PrivateKey, chain: str = CHAIN, to: bytes | None = None,
+               echo: bytes | None = None, claim: bytes | None = None) -> list[Any]:
+    """The auth answer to `hello` signed by `key`, naming `claim` (default: key's own public key)."""
+    server_key, server_nonce = hello[2], hello[3]
     mine = os.urandom(net.NONCE_BYTES)
-    to = server_index if to is None else to
+    claim = key.public.raw if claim is None else claim
+    to = server_key if to is None else to
     echo = server_nonce if echo is None else echo
-    sig = key.sign(auth_bytes(chain, claim, server_index, server_nonce, mine))
+    sig = key.sign(auth_bytes(chain, claim, server_key, server_nonce, mine))
     return ["auth", chain, claim, to, echo, mine, sig]
+
+
+def pub(i: int) -> bytes:
+    return NET.genesis.validators[i].pubkey.raw
 
 
 async def test_a_correct_raw_handshake_is_accepted(cluster: Factory) -> None:
@@ -459,11 +513,11 @@ async def test_a_correct_raw_handshake_is_accepted(cluster: Factory) -> None:
     async with ClientSession() as session:
         async with session.ws_connect(f"http://{LOCAL}:{server.port}{net.PEER_PATH}") as ws:
             hello = codec.decode(await ws.receive_bytes())
-            frame = auth_frame(hello, 2, NET.validators[2])
+            frame = auth_frame(hello, NET.validators[2])
             await ws.send_bytes(codec.encode(frame))
             reply = codec.decode(await ws.receive_bytes())
             assert reply[0] == "auth-ok"
-            expected = auth_bytes(CHAIN, 0, 2, frame[5], hello[3])
+            expected = auth_bytes(CHAIN, pub(0), pub(2), frame[5], hello[3])
             assert NET.genesis.validators[0].pubkey.verify(reply[1], expected)
             await until(lambda: server.net.peer_states() == {} and server.net.inbound.get(2) == 1,
                         what="inbound link")
@@ -481,7 +535,7 @@ async def test_bad_frames_after_the_handshake_are_counted_and_skipped(cluster: F
     async with ClientSession() as session:
         async with session.ws_connect(f"http://{LOCAL}:{server.port}{net.PEER_PATH}") as ws:
             hello = codec.decode(await ws.receive_bytes())
-            await ws.send_bytes(codec.encode(auth_frame(hello, 1, NET.validators[1])))
+            await ws.send_bytes(codec.encode(auth_frame(hello, NET.validators[1])))
             assert codec.decode(await ws.receive_bytes())[0] == "auth-ok"
             await ws.send_str("hello?")  # text frame
             await ws.send_bytes(b"\xc1")  # not msgpack
@@ -500,37 +554,38 @@ async def test_bad_frames_after_the_handshake_are_counted_and_skipped(cluster: F
     assert "peer_refused" not in c
 
 
-async def test_key_not_in_genesis_is_refused(cluster: Factory) -> None:
+async def test_key_of_no_validator_and_not_in_peers_is_refused(cluster: Factory) -> None:
     server = await server_only(cluster)
-    await expect_refused(server, lambda hello: auth_frame(hello, 1, STRANGER))
+    await expect_refused(server, lambda hello: auth_frame(hello, STRANGER))
 
 
-async def test_claiming_another_validators_index_is_refused(cluster: Factory) -> None:
+async def test_claiming_another_validators_key_is_refused(cluster: Factory) -> None:
     server = await server_only(cluster)
-    await expect_refused(server, lambda hello: auth_frame(hello, 2, NET.validators[1]))
+    await expect_refused(server, lambda hello: auth_frame(hello, NET.validators[1], claim=pub(2)))
 
 
-@pytest.mark.parametrize("claim", [0, 4, -1, 99])
-async def test_claiming_own_or_unknown_index_is_refused(cluster: Factory, claim: int) -> None:
+@pytest.mark.parametrize("claim", ["own", "short", "long", "int"])
+async def test_claiming_the_servers_own_key_or_no_key_is_refused(cluster: Factory, claim: str) -> None:
     server = await server_only(cluster)
-    key = NET.validators[claim] if 0 <= claim < NET.n else STRANGER
-    await expect_refused(server, lambda hello: auth_frame(hello, claim, key))
+    claimed: Any = {"own": pub(0), "short": pub(1)[:31], "long": pub(1) + b"\0", "int": 1}[claim]
+    key = NET.validators[0] if claim == "own" else NET.validators[1]
+    await expect_refused(server, lambda hello: auth_frame(hello, key, claim=claimed))
 
 
 async def test_wrong_chain_id_in_auth_is_refused(cluster: Factory) -> None:
     server = await server_only(cluster)
-    await expect_refused(server, lambda hello: auth_frame(hello, 1, NET.validators[1], chain="gov-other"))
+    await expect_refused(server, lambda hello: auth_frame(hello, NET.validators[1], chain="gov-other"))
 
 
 async def test_wrong_nonce_echo_is_refused(cluster: Factory) -> None:
     server = await server_only(cluster)
-    await expect_refused(server, lambda hello: auth_frame(hello, 1, NET.validators[1],
+    await expect_refused(server, lambda hello: auth_frame(hello, NET.validators[1],
                                                           echo=os.urandom(net.NONCE_BYTES)))
 
 
 async def test_auth_addressed_to_another_validator_is_refused(cluster: Factory) -> None:
     server = await server_only(cluster)
-    await expect_refused(server, lambda hello: auth_frame(hello, 1, NET.validators[1], to=2))
+    await expect_refused(server, lambda hello: auth_frame(hello, NET.validators[1], to=pub(2)))
 
 
 async def test_replayed_auth_is_refused(cluster: Factory) -> None:
@@ -539,7 +594,7 @@ async def test_replayed_auth_is_refused(cluster: Factory) -> None:
     async with ClientSession() as session:
         async with session.ws_connect(f"http://{LOCAL}:{server.port}{net.PEER_PATH}") as ws:
             hello = codec.decode(await ws.receive_bytes())
-            recorded = auth_frame(hello, 1, NET.validators[1])
+            recorded = auth_frame(hello, NET.validators[1])
             await ws.send_bytes(codec.encode(recorded))
             assert codec.decode(await ws.receive_bytes())[0] == "auth-ok"
     await expect_refused(server, lambda hello: recorded)
@@ -563,7 +618,7 @@ async def test_malformed_auth_fields_are_refused(cluster: Factory, mutate: str) 
     server = await server_only(cluster)
 
     def frame(hello: list[Any]) -> list[Any]:
-        f = auth_frame(hello, 1, NET.validators[1])
+        f = auth_frame(hello, NET.validators[1])
         if mutate == "bool_index":
             f[2] = True
         elif mutate == "short_nonce":

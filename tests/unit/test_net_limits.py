@@ -46,7 +46,7 @@ class Node:
     def __init__(self, index: int, peers: dict[int, tuple[str, int]] | None = None) -> None:
         self.messages: list[tuple[int, Any]] = []
         self.records: list[tuple[int, list[bytes]]] = []
-        self.net = PeerNetwork(NET.genesis, index, NET.validators[index], peers or {},
+        self.net = PeerNetwork(NET.genesis, NET.validators[index], peers or {},
                                lambda peer, msg: self.messages.append((peer, msg)), self._on_records)
         self.port = 0
 
@@ -120,8 +120,9 @@ async def upgraded(port: int, source: str = LOCAL) -> tuple[asyncio.StreamReader
 
 def auth_frame(hello: list[Any], claim: int) -> list[Any]:
     mine = os.urandom(net.NONCE_BYTES)
-    sig = NET.validators[claim].sign(auth_bytes(CHAIN, claim, hello[2], hello[3], mine))
-    return ["auth", CHAIN, claim, hello[2], hello[3], mine, sig]
+    key = NET.validators[claim]
+    sig = key.sign(auth_bytes(CHAIN, key.public.raw, hello[2], hello[3], mine))
+    return ["auth", CHAIN, key.public.raw, hello[2], hello[3], mine, sig]
 
 
 async def authenticate(ws: Any, claim: int) -> None:
@@ -155,8 +156,9 @@ def test_the_largest_legitimate_frames_fit_under_frame_max_bytes() -> None:
     worst_gossip = one + (net.GOSSIP_MAX_RECORDS - 1) * per_record + 2  # array16 -> array32 header
     assert worst_gossip <= net.FRAME_MAX_BYTES
     # the handshake messages are tiny next to HANDSHAKE_MAX_BYTES
-    hello = ["hello", "c" * 64, 99, b"\0" * net.NONCE_BYTES]
-    auth = ["auth", "c" * 64, 99, 98, b"\0" * net.NONCE_BYTES, b"\0" * net.NONCE_BYTES, b"\0" * 64]
+    key = b"\0" * 32
+    hello = ["hello", "c" * 64, key, b"\0" * net.NONCE_BYTES]
+    auth = ["auth", "c" * 64, key, key, b"\0" * net.NONCE_BYTES, b"\0" * net.NONCE_BYTES, b"\0" * 64]
     assert max(len(codec.encode(m)) for m in (hello, auth, ["auth-ok", b"\0" * 64])) < 300
 
 
@@ -449,7 +451,7 @@ async def test_two_gated_validators_link_up_and_talk(nodes: Any) -> None:
     a.net.peers[1] = (LOCAL, b.port)
     await a.net.start()
     await b.net.start()
-    await until(lambda: a.net.peer_states()[1] == {"out": "up", "in": True, "queued": 0}
+    await until(lambda: a.net.peer_states()[1] == {"key": NET.genesis.validators[1].pubkey.raw.hex(), "out": "up", "in": True, "queued": 0}
                 and b.net.peer_states()[0]["out"] == "up" and b.net.peer_states()[0]["in"], what="links up")
     a.net.send(1, Status(CHAIN, 3, 0))
     b.net.gossip([os.urandom(ENVELOPE_MAX_BYTES) for _ in range(100)])
@@ -578,14 +580,14 @@ async def test_a_changed_address_is_dialled_at_once_not_after_the_backoff(
     await a.net.start()
     await until(lambda: a.net.peer_states()[1]["out"] == "down", what="the dial to a dead address failing")
     changes = a.net.set_peers({1: (LOCAL, b.port)})
-    assert changes == [f"validator 1: {LOCAL}:{dead} -> {LOCAL}:{b.port}"]
+    assert changes == [f"peer 1: {LOCAL}:{dead} -> {LOCAL}:{b.port}"]
     await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.peer_states() == {}
                 and b.net.inbound.get(0) == 1, what="the link at the new address")
     assert a.net.set_peers({1: (LOCAL, b.port)}) == []  # the same addresses change nothing
 
     # The validator moves while its link is up: the old link is closed, the new address dialled.
     moved = await nodes(1, peers={})
-    assert a.net.set_peers({1: (LOCAL, moved.port)}) == [f"validator 1: {LOCAL}:{b.port} -> {LOCAL}:{moved.port}"]
+    assert a.net.set_peers({1: (LOCAL, moved.port)}) == [f"peer 1: {LOCAL}:{b.port} -> {LOCAL}:{moved.port}"]
     await until(lambda: moved.net.inbound.get(0) == 1 and not b.net.inbound.get(0)
                 and a.net.peer_states()[1]["out"] == "up", what="the link moved to the new address")
 
@@ -595,12 +597,12 @@ async def test_a_peer_no_longer_listed_is_not_dialled_and_a_new_one_is(nodes: An
     a = await nodes(0, peers={1: (LOCAL, b.port)})
     await a.net.start()
     await until(lambda: a.net.peer_states()[1]["out"] == "up", what="link up")
-    assert a.net.set_peers({}) == [f"validator 1: {LOCAL}:{b.port} no longer dialled"]
+    assert a.net.set_peers({}) == [f"peer 1: {LOCAL}:{b.port} no longer dialled"]
     assert a.net.peer_states() == {}
     a.net.send(1, Status(CHAIN, 1, 0))  # to a peer not dialled any more: dropped, no error
     a.net.gossip([b"\0" * 10])
     await until(lambda: not b.net.inbound.get(0), what="the old link closed")
-    assert a.net.set_peers({1: (LOCAL, b.port)}) == [f"validator 1: dialled at {LOCAL}:{b.port}"]
+    assert a.net.set_peers({1: (LOCAL, b.port)}) == [f"peer 1: dialled at {LOCAL}:{b.port}"]
     await until(lambda: a.net.peer_states()[1]["out"] == "up" and b.net.inbound.get(0) == 1, what="dialled again")
 
 
@@ -623,5 +625,5 @@ async def test_after_stop_a_reload_dials_nothing(nodes: Any) -> None:
     a = await nodes(0, peers={})
     await a.net.start()
     await a.net.stop()
-    assert a.net.set_peers({1: (LOCAL, _dead_port())}) == [f"validator 1: dialled at {LOCAL}:{a.net.peers[1][1]}"]
+    assert a.net.set_peers({1: (LOCAL, _dead_port())}) == [f"peer 1: dialled at {LOCAL}:{a.net.peers[1][1]}"]
     assert a.net.dialers == {}

@@ -59,11 +59,14 @@ class Solo:
     stranger: crypto.PrivateKey  # not in the genesis
     counter: int = 0
 
-    def config(self, name: str = "node.toml", index: int = 0, key_file: str = "validator.pem",
+    def config(self, name: str = "node.toml", index: int | None = None, key_file: str = "validator.pem",
                **limits: int) -> NodeConfig:
+        """A node config; `index`: the genesis index line configs of before wrote."""
         api, peer = free_ports(2)
-        text = config.render("data", key_file, "genesis.json", index, f"127.0.0.1:{api}",
+        text = config.render("data", key_file, "genesis.json", f"127.0.0.1:{api}",
                              f"127.0.0.1:{peer}", {}, {**FAST, **limits})
+        if index is not None:
+            text = f"index = {index}\n" + text
         path = self.root / name
         path.write_text(text)
         return config.load(path)
@@ -508,21 +511,27 @@ async def test_set_faults_validates(solo: Solo) -> None:
         node.store.close()
 
 
-def test_refuses_a_key_file_that_is_not_the_validators_key(solo: Solo) -> None:
+def test_refuses_an_index_that_is_not_the_keys(solo: Solo) -> None:
     crypto.save_private_key(solo.root / "other.pem", solo.client)
-    cfg = solo.config(key_file="other.pem")
-    with pytest.raises(ValueError) as err:
-        Node(cfg)
-    assert str(err.value).startswith("key_file:")
+    for cfg, whose in ((solo.config(index=0, key_file="other.pem"), "no genesis validator's key"),
+                       (solo.config(index=1), "validator 0's key in the genesis")):
+        with pytest.raises(ValueError) as err:
+            Node(cfg)
+        assert str(err.value).startswith("index:") and whose in str(err.value)
     assert not (solo.root / "data").exists()  # refused before touching the data dir
+    Node(solo.config(index=0)).store.close()  # a config of before, naming the key's index, still starts
 
 
-def test_refuses_an_index_outside_the_genesis(solo: Solo) -> None:
-    cfg = solo.config(index=1)
-    with pytest.raises(ValueError) as err:
-        Node(cfg)
-    assert str(err.value).startswith("index:")
-    assert not (solo.root / "data").exists()
+async def test_a_node_whose_key_is_no_validators_follows(solo: Solo) -> None:
+    crypto.save_private_key(solo.root / "joining.pem", solo.stranger)
+    node = Node(solo.config(key_file="joining.pem"))
+    await node.start()
+    try:
+        st = node.status()
+        assert (st["validator"], st["validators"], st["index"]) == (None, 1, None)
+        assert st["key_id"] == solo.stranger.public.key_id
+    finally:
+        await node.stop()
 
 
 async def test_stopping_answers_waiting_requests_at_once(solo: Solo) -> None:

@@ -309,7 +309,7 @@ def _node_config(tmp_path: Path, net: Net) -> Path:
     """A node config as devnet writes it (config.render), genesis and key beside it."""
     (tmp_path / "genesis.json").write_bytes(net.genesis.raw)
     crypto.save_private_key(tmp_path / "validator.pem", net.validators[0])
-    text = config.render("data", "validator.pem", "genesis.json", 0, "127.0.0.1:7100",
+    text = config.render("data", "validator.pem", "genesis.json", "127.0.0.1:7100",
                          "127.0.0.1:7200", {net.validators[i].public.raw.hex(): f"127.0.0.1:{7200 + i}"
                                             for i in range(1, net.n)})
     path = tmp_path / "node.toml"

@@ -3,11 +3,12 @@ read, and how a node resumes signing when its store lost blocks or its state is 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from ledgernode import crypto
+from ledgernode import codec, crypto
 from ledgernode.errors import StoreCorrupt, StoreUnwritable
 from ledgernode.storage import Store
 from ledgernode.storage.signing import (
@@ -16,6 +17,11 @@ from ledgernode.storage.signing import (
 from tests.fixtures import Net, commit_records, content
 
 NET = Net()
+
+
+def me(index: int) -> tuple[bytes, int]:
+    """SigningFile's node: the key of genesis validator `index`, and that index."""
+    return NET.genesis.validators[index].pubkey.raw, index
 
 
 def ledger(blocks: int) -> Store:
@@ -28,7 +34,7 @@ def ledger(blocks: int) -> Store:
 
 
 def test_round_trip_is_synced_atomic_and_private(tmp_path: Path) -> None:
-    f = SigningFile(tmp_path, NET.chain_id, 2)
+    f = SigningFile(tmp_path, NET.chain_id, *me(2))
     assert f.load() is None
     f.save(SigningState(b"state-1", 7))
     f.save(SigningState(b"state-2", 8))
@@ -39,7 +45,7 @@ def test_round_trip_is_synced_atomic_and_private(tmp_path: Path) -> None:
 
 def test_a_write_the_disk_refuses_is_unwritable_and_keeps_the_old_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    f = SigningFile(tmp_path, NET.chain_id, 2)
+    f = SigningFile(tmp_path, NET.chain_id, *me(2))
     f.save(SigningState(b"state-1", 7))
 
     def full(*args: object, **kw: object) -> None:
@@ -52,7 +58,7 @@ def test_a_write_the_disk_refuses_is_unwritable_and_keeps_the_old_file(
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
 def test_a_damaged_file_is_refused_with_the_recovery(tmp_path: Path, damage: str) -> None:
-    f = SigningFile(tmp_path, NET.chain_id, 2)
+    f = SigningFile(tmp_path, NET.chain_id, *me(2))
     f.save(SigningState(b"state", 3))
     data = bytearray((tmp_path / FILE_NAME).read_bytes())
     if damage == "flip":
@@ -67,30 +73,44 @@ def test_a_damaged_file_is_refused_with_the_recovery(tmp_path: Path, damage: str
 
 
 def test_another_nodes_file_is_refused(tmp_path: Path) -> None:
-    SigningFile(tmp_path, NET.chain_id, 1).save(SigningState(b"state", 3))
-    with pytest.raises(StoreCorrupt, match="validator 1 of chain"):
-        SigningFile(tmp_path, NET.chain_id, 2).load()
+    SigningFile(tmp_path, NET.chain_id, *me(1)).save(SigningState(b"state", 3))
+    with pytest.raises(StoreCorrupt, match="signing state of key .* of chain"):
+        SigningFile(tmp_path, NET.chain_id, *me(2)).load()
     with pytest.raises(StoreCorrupt, match="another node's"):
-        SigningFile(tmp_path, "other-chain", 1).load()
+        SigningFile(tmp_path, "other-chain", *me(1)).load()
+
+
+def test_a_file_of_before_names_the_node_by_its_genesis_index(tmp_path: Path) -> None:
+    body = codec.encode({"v": 1, "chain": NET.chain_id, "index": 2, "state": b"old", "committed": 4})
+    (tmp_path / FILE_NAME).write_bytes(hashlib.sha256(body).digest() + body)
+    assert SigningFile(tmp_path, NET.chain_id, *me(2)).load() == SigningState(b"old", 4)
+    with pytest.raises(StoreCorrupt, match="signing state of validator 2 of chain"):
+        SigningFile(tmp_path, NET.chain_id, *me(1)).load()
+    joined = crypto.generate_private_key().public.raw  # a key of no genesis validator
+    with pytest.raises(StoreCorrupt, match="another node's"):
+        SigningFile(tmp_path, NET.chain_id, joined, None).load()
+    SigningFile(tmp_path, NET.chain_id, *me(2)).save(SigningState(b"new", 5))  # written by key from now on
+    assert codec.decode((tmp_path / FILE_NAME).read_bytes()[32:])["key"] == me(2)[0]
 
 
 def test_resume_a_store_behind_its_high_water_mark(tmp_path: Path) -> None:
-    f = SigningFile(tmp_path, NET.chain_id, 0)
+    f = SigningFile(tmp_path, NET.chain_id, *me(0))
     f.save(SigningState(b"state-at-13", 12))
-    got = resume(f, ledger(3), None)
+    got = resume(f, ledger(3), None, NET.genesis.validator_set)
     assert (got.state, got.vote_from, got.lost, got.high_water) == (b"state-at-13", 0, False, 12)
     assert "behind what this node committed before (height 12)" in got.notes[0]
 
 
 def test_resume_from_a_store_of_before_the_file(tmp_path: Path) -> None:
-    got = resume(SigningFile(tmp_path, NET.chain_id, 0), ledger(2), b"legacy")
+    got = resume(SigningFile(tmp_path, NET.chain_id, *me(0)), ledger(2), b"legacy", NET.genesis.validator_set)
     assert (got.state, got.vote_from, got.lost, got.notes) == (b"legacy", 0, False, ())
 
 
 def test_lost_state_while_our_key_signed_recent_blocks_waits_a_margin(tmp_path: Path) -> None:
     store = ledger(5)  # NET.qc signs with validators 0..Q-1
-    assert last_signed_height(store, 0) == 5 and last_signed_height(store, NET.n - 1) is None
-    got = resume(SigningFile(tmp_path, NET.chain_id, 0), store, None)
+    assert last_signed_height(store, me(0)[0], NET.genesis.validator_set) == 5
+    assert last_signed_height(store, me(NET.n - 1)[0], NET.genesis.validator_set) is None
+    got = resume(SigningFile(tmp_path, NET.chain_id, *me(0)), store, None, NET.genesis.validator_set)
     assert got.lost and got.vote_from == 5 + 1 + VOTE_MARGIN_HEIGHTS and "signed block 5" in got.notes[0]
-    got = resume(SigningFile(tmp_path, NET.chain_id, NET.n - 1), store, None)
+    got = resume(SigningFile(tmp_path, NET.chain_id, *me(NET.n - 1)), store, None, NET.genesis.validator_set)
     assert got.lost and got.vote_from == 0 and got.notes == ()
