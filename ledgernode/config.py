@@ -112,7 +112,7 @@ def _peers(raw: Any) -> dict[str, tuple[str, int]]:
         if not _PUBKEY_HEX.fullmatch(key):
             older = f" ({OLDER_PEERS_FORMAT}: write each validator's pubkey from genesis.json instead)" \
                 if _DIGITS.fullmatch(key) else ""
-            raise ConfigError(f"peers.{ascii(key)[1:-1][:70]}: keys are the other validators' public keys, 64 "
+            raise ConfigError(f"peers.{ascii(key)[1:-1][:70]}: keys are the other nodes' public keys, 64 "
                               f"lowercase hex characters as in the genesis{older}")
         peers[key] = _address(value, f"peers.{key[:16]}")
     return peers

@@ -20,6 +20,7 @@ from .errors import InvalidInput
 FORMAT = "ledgernode-genesis/2"
 GENESIS_MAX_BYTES = 1 << 20
 VALIDATORS_MAX = 256
+VALIDATOR_NAME_MAX_CHARS = 256  # a validator's display name, in the genesis and in validator.add
 CLIENTS_MAX = 10_000
 ROLES_MAX = 32  # roles of one key (docs/protocol.md section 13 caps gov args' roles the same)
 ROLE_VERDICTS_CACHED_MAX = 4_096
@@ -206,8 +207,8 @@ def _validators(doc: dict[str, Any]) -> tuple[Validator, ...]:
         if not ID_RE.fullmatch(dept):
             raise _bad(f"{where}: dept {dept!r} must match {ID_RE.pattern}")
         name = entry.get("name", dept)
-        if not isinstance(name, str) or len(name) > 256:
-            raise _bad(f"{where}: name must be a str of at most 256 chars")
+        if not isinstance(name, str) or len(name) > VALIDATOR_NAME_MAX_CHARS:
+            raise _bad(f"{where}: name must be a str of at most {VALIDATOR_NAME_MAX_CHARS} chars")
         out.append(Validator(dept, name, _pubkey(entry, where)))
     return tuple(out)
 

@@ -187,7 +187,7 @@ def _where(p: argparse.ArgumentParser, signs: bool) -> None:
 
 def add_gov_commands(sub: Any) -> None:
     g = sub.add_parser("gov", help="propose, approve and list membership changes (validators only)",
-                       description="Keys and departments change by a quorum of validators: one proposes, "
+                       description="Keys, departments and validators change by a quorum of validators: one proposes, "
                                    "others approve, the change applies at the end of the block that reaches "
                                    "the quorum (docs/governance.md).")
     gsub = g.add_subparsers(dest="gov_command", required=True, metavar="ACTION")

@@ -166,7 +166,7 @@ class Node:
         _check_index(cfg, self.genesis, self.key.public.raw)
         self.book = Book(v.pubkey.raw for v in self.genesis.validators)
         peer_addresses = peer_links(self.book, self.key.public.raw, cfg.peers)  # before the store is touched
-        self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=self.genesis.n > 1,
+        self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=bool(cfg.peers),
                                          progress=lambda line: log.warning("%s", line))
         if healed is not None:
             log.warning("%s", healed)
@@ -478,6 +478,8 @@ class Node:
             self.roster.changed(members.since, members.validator_set)
             log.warning("the validator set changes at height %d: %d validators, this node %s", members.since,
                         members.n, "follows" if self.replica.me is None else f"is validator {self.replica.me}")
+            for line in self.net.prune():
+                log.info("%s", line)
         self.checked.clear()
         self.verification.verified.clear()
         self.preverified.clear()

@@ -37,7 +37,7 @@ def peer_links(book: Book, me: bytes, peers: dict[str, tuple[str, int]]) -> dict
         if problem is not None:
             raise ConfigError(f"peers.{key[:16]}: {problem}")
         keys[key] = raw
-    book.name_all(keys.values())
+    book.name_all([*keys.values(), me])  # ours too: every node of a network names the same keys alike
     return {book.name(keys[key]): address for key, address in peers.items()}
 
 

@@ -76,7 +76,7 @@ class BlockState:
 
     def approve(self, change: gov.Change) -> None:
         self.approved.append(change)
-        key_id, seen = gov.seen_key(change, self.key)
+        key_id, seen = gov.seen_key(change, self.key, self.members.n)
         self._seen_keys[key_id] = seen
 
     def finish(self, log_size: int, height: int) -> None:

@@ -115,7 +115,8 @@ def index_view(status: dict[str, Any], version: str) -> dict[str, Any]:
     """GET /: which node this is and where to read on."""
     return {
         "name": "ledgernode", "version": version,
-        "chain_id": status.get("chain_id"), "index": status.get("index"),
+        "chain_id": status.get("chain_id"), "index": status.get("index"), "key_id": status.get("key_id"),
+        "validator": status.get("validator"),  # its index in the current set; None: it follows
         "height": status.get("height"), "log_size": status.get("log_size"),
         "links": DOCS,
     }
@@ -131,7 +132,8 @@ def index_page(doc: dict[str, Any]) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>ledgernode {esc(doc['chain_id'])}</title></head><body>"
         f"<h1>ledgernode {esc(doc['version'])}</h1>"
-        f"<p>chain <b>{esc(doc['chain_id'])}</b>, validator {esc(doc['index'])}, "
-        f"head height {esc(doc['height'])} ({esc(doc['log_size'])} records)</p>"
+        f"<p>chain <b>{esc(doc['chain_id'])}</b>, node {esc(doc['key_id'])}, "
+        + ("a follower, " if doc["validator"] is None else f"validator {esc(doc['validator'])}, ")
+        + f"head height {esc(doc['height'])} ({esc(doc['log_size'])} records)</p>"
         f"<ul>{links}</ul></body></html>"
     )

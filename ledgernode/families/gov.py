@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import codec, crypto, ledgermap
-from ..genesis import ID_RE, ROLE_RE, ROLES_MAX, VALIDATORS_MAX, Signer
+from ..genesis import ID_RE, ROLE_RE, ROLES_MAX, VALIDATOR_NAME_MAX_CHARS, VALIDATORS_MAX, Signer
 from .schema import HASH, TIME, Family, Field, Kind, Ledger, RecordType, Update, one_of, violation
 
 if TYPE_CHECKING:
@@ -112,8 +112,6 @@ def _propose_check(body: dict[str, Any]) -> str | None:
 
 
 def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
-    if action in SET_ACTIONS and ledger.set_changed:
-        raise violation("gov.one_set_change", "this block already approved a change of the validator set")
     if action == "validator.remove":
         members = ledger.members
         if members.validator_set.index_of(args["pubkey"]) is None:
@@ -123,6 +121,9 @@ def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
         return
     if action == "validator.add" and ledger.members.n >= VALIDATORS_MAX:
         raise violation("gov.validators_max", f"the set holds {VALIDATORS_MAX} validators already")
+    if action == "validator.add" and len(args["name"]) > VALIDATOR_NAME_MAX_CHARS:
+        # every epoch of every bundle carries the set: its names are held to the genesis's bound
+        raise violation("gov.validator_name", f"a validator's name has at most {VALIDATOR_NAME_MAX_CHARS} chars")
     if action in ("key.add", "validator.add"):
         key_id = crypto.key_id(args["pubkey"])
         if ledger.key(key_id) is not None:
@@ -146,6 +147,8 @@ def _count_and_apply(ledger: Ledger, fact: dict[str, Any], env: Envelope, action
                      if (s := members.signers.get(k)) is not None and s.validator is not None)
     if validators >= members.quorum:
         _precondition(ledger, action, args)
+        if action in SET_ACTIONS and ledger.set_changed:  # only the approving record is refused
+            raise violation("gov.one_set_change", "this block already approved a change of the validator set")
         ledger.approve(Change(action, args, env.record_id.hex()))
         return {**fact, "applied": True}
     return fact
@@ -205,14 +208,18 @@ def _as_key_change(change: Change) -> Change:
     return change
 
 
-def seen_key(change: Change, key_of: Callable[[str], Signer | None]) -> tuple[str, Signer]:
+def seen_key(change: Change, key_of: Callable[[str], Signer | None], set_size: int) -> tuple[str, Signer]:
     """The key a change adds or revokes, as the rules of the rest of its block see it:
-    present, and revoked or not (its `from` / `until` are known only at the block's end)."""
+    present, and revoked or not (its `from` / `until` are known only at the block's end);
+    a validator's, at the index it takes in the set, when a validator.add adds it (so a
+    key.revoke later in the block is refused, gov.key_not_validator). `set_size`: the
+    parent's set's."""
+    joins = change.action == "validator.add"
     change = _as_key_change(change)
     if change.action == "key.add":
         a = change.args
         pubkey = crypto.load_public_key(a["pubkey"])
-        return pubkey.key_id, Signer(a["dept"], tuple(a["roles"]), pubkey)
+        return pubkey.key_id, Signer(a["dept"], tuple(a["roles"]), pubkey, set_size if joins else None)
     found = key_of(change.args["key_id"])
     assert found is not None, "a revoke is approved only for a registered key"
     return change.args["key_id"], Signer(found.dept, found.roles, found.pubkey, found.validator,

@@ -38,8 +38,9 @@ class Book:
         return link
 
     def name_all(self, pubkeys: Iterable[bytes]) -> None:
-        """Name the keys without an id yet in sorted order: two nodes that name the same new
-        keys at start give them the same ids (a devnet's spare node is link n everywhere)."""
+        """Name the keys without an id yet in sorted order: nodes that name the same new keys
+        at start (their own among them: ledgernode/peers.py) give them the same ids, as a
+        devnet's spare nodes get n, n + 1, ... on every node."""
         for pubkey in sorted(set(pubkeys)):
             self.name(pubkey)
 

@@ -4,7 +4,7 @@ A node is named by its Ed25519 public key. The server (the node dialled) sends
 `["hello", chain, its pubkey, nonce]`; the dialler, having checked that the key is the
 one it dialled, answers `["auth", chain, its pubkey, the server's pubkey, the server's
 nonce, its own nonce, signature]` and the server, once it admits that key (a validator
-of its current set, or a node its `[peers]` names) and the signature verifies,
+of its current or previous set, or a node its `[peers]` names) and the signature verifies,
 `["auth-ok", signature]`. Each signature covers `auth_bytes(chain, signer's key, other's
 key, their nonce, my nonce)`, so a link proves who is at each end and a recorded
 handshake cannot be replayed. Until then frames are limited to HANDSHAKE_MAX_BYTES;
@@ -122,8 +122,8 @@ async def answer(ws: web.WebSocketResponse, chain: str, key: crypto.PrivateKey,
     their_key, their_nonce, sig = auth[2], auth[5], auth[6]
     peer = admit(their_key)
     if peer is None:
-        raise InvalidInput("bad_handshake", f"key {crypto.key_id(their_key)} is no validator's of the current "
-                           "set and not in this node's [peers]")
+        raise InvalidInput("bad_handshake", f"key {crypto.key_id(their_key)} is no validator's of the current or "
+                           "previous set and not in this node's [peers]")
     if not peer.verify(sig, auth_bytes(chain, peer.raw, me, nonce, their_nonce)):
         raise InvalidInput("bad_handshake", f"auth signature of key {peer.key_id} does not verify")
     mine = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, nonce))

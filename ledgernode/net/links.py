@@ -87,6 +87,8 @@ class PeerNetwork:
         self.outbound: dict[int, Any] = {}  # the websocket of each peer's link while it is up
         self.session: ClientSession | None = None
         self.inbound_ws: set[web.WebSocketResponse] = set()
+        self.inbound_links: dict[web.WebSocketResponse, int] = {}  # authenticated inbound links, by link id
+        self.closing: set[asyncio.Task[bool]] = set()  # closes `prune` started
         self.preauth = PreAuth()
         self.runner: web.AppRunner | None = None
         self.listener: asyncio.AbstractServer | None = None
@@ -122,7 +124,8 @@ class PeerNetwork:
                 self._enqueue(peer, frame)
 
     def _enqueue(self, peer: int, frame: bytes) -> None:
-        if peer not in self.queues:
+        if peer not in self.queues:  # a validator we have no address for (its node is not in [peers])
+            self.count("send_no_address_dropped")
             return
         if len(frame) > FRAME_MAX_BYTES:  # the peer would close the link on it
             self.count("send_frame_too_large_dropped")
@@ -237,7 +240,23 @@ class PeerNetwork:
                 changes.append(f"peer {peer}: {_text(old)} -> {_text(new)}")
                 self.redials[peer].set()  # the link's drain ends, its dial loop closes it and redials
                 self.wakeups[peer].set()
-        return changes
+        return changes + self.prune()
+
+    def prune(self) -> list[str]:
+        """Close the inbound links of keys we no longer link with: neither dialled (`[peers]`)
+        nor admitted (a validator of the sets kept). Call it when either changes; the
+        handshake alone would let a link outlive the reason it was taken."""
+        closed = []
+        for ws, peer in list(self.inbound_links.items()):
+            if peer in self.peers or self.admits(self.book.key(peer).raw):
+                continue
+            del self.inbound_links[ws]
+            task = asyncio.create_task(ws.close(code=4003, message=b"no longer a validator nor a configured peer"))
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
+            self.count("peer_links_pruned")
+            closed.append(f"peer {peer}: its inbound link closed (no validator of the current sets, not in [peers])")
+        return closed
 
     def _track(self, peer: int) -> None:
         self.queued_bytes[peer] = 0
@@ -348,6 +367,7 @@ class PeerNetwork:
             self.inbound_ws.discard(ws)
             return ws
         self.inbound[peer] = self.inbound.get(peer, 0) + 1
+        self.inbound_links[ws] = peer
         try:
             async for frame in ws:
                 if frame.type != WSMsgType.BINARY:
@@ -357,6 +377,7 @@ class PeerNetwork:
         finally:
             self.inbound[peer] -= 1
             self.inbound_ws.discard(ws)
+            self.inbound_links.pop(ws, None)
         return ws
 
     def _admit(self, pubkey: bytes) -> crypto.PublicKey | None:
@@ -432,6 +453,7 @@ class PeerNetwork:
                     transport.abort()
         for ws in list(self.inbound_ws):
             await ws.close()
+        await asyncio.gather(*self.closing, return_exceptions=True)
         if self.runner is not None:
             await self.runner.cleanup()  # ends whatever is still connected
             self.runner = None

@@ -51,7 +51,10 @@ class SigningFile:
     def save(self, value: SigningState) -> None:
         """Synced, atomic replacement of the file (call it before sending what was signed);
         StoreUnwritable when the host refuses the write (a full disk)."""
-        body = codec.encode({"v": FORMAT_VERSION, "chain": self.chain, "key": self.pubkey,
+        # `index` too where the key has one: a node of before, started on this data directory
+        # after a downgrade, still knows the file is its own and does not sign twice
+        legacy = {} if self.genesis_index is None else {"index": self.genesis_index}
+        body = codec.encode({"v": FORMAT_VERSION, "chain": self.chain, "key": self.pubkey, **legacy,
                              "state": value.state, "committed": value.committed})
         data = hashlib.sha256(body).digest() + body
         assert len(data) <= FILE_MAX_BYTES

@@ -13,6 +13,7 @@ from ledgernode import codec, crypto, ledgermap, statemap
 from ledgernode.blocks import build_block, check_block
 from ledgernode.errors import InvalidInput
 from ledgernode.families import gov
+from ledgernode.genesis import VALIDATOR_NAME_MAX_CHARS
 from ledgernode.records import check_signer, decode_envelope
 from ledgernode.storage import Store
 from ledgernode.storage.kv import MemoryKV
@@ -370,3 +371,31 @@ def test_a_full_set_takes_no_more_validators(monkeypatch: pytest.MonkeyPatch) ->
     store = Store.memory()
     p = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": "E", "pubkey": NEW_KEY.public.raw})
     assert rule_of(block(store, [p])[0]) == "gov.validators_max"
+
+
+def test_a_validator_added_in_a_block_is_a_validator_to_the_rest_of_it() -> None:
+    """A key.revoke of the key a validator.add adds, approved later in the same block, is
+    refused: by the state the rule sees, the key is a validator's."""
+    store = Store.memory()
+    add = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": "E", "pubkey": NEW_KEY.public.raw})
+    revoke = propose(1, "R-1", "key.revoke", {"key_id": NEW_KEY.public.key_id, "reason": "r"})
+    taken(block(store, [add, approve(1, "V-1", rid(add))]))
+    results = block(store, [approve(2, "V-1", rid(add)), revoke])
+    assert results[0] is None and rule_of(results[1]) == "gov.key_not_validator"
+    assert store.members(G).signers[NEW_KEY.public.key_id].until is None
+
+
+def test_after_a_set_change_a_block_takes_proposals_and_refuses_only_a_second_approval() -> None:
+    store = Store.memory()
+    a = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": "E", "pubkey": NEW_KEY.public.raw})
+    taken(block(store, [a, approve(1, "V-1", rid(a))]))
+    b = propose(1, "V-2", "validator.remove", {"pubkey": NET.validators[3].public.raw})
+    taken(block(store, [approve(2, "V-1", rid(a)), b]))  # b approves nothing yet: it is taken
+    assert store.members(G).n == 5
+
+
+def test_a_validators_name_is_held_to_the_genesis_bound() -> None:
+    store = Store.memory()
+    long_name = "x" * (VALIDATOR_NAME_MAX_CHARS + 1)
+    p = propose(0, "V-1", "validator.add", {"dept": "ecology", "name": long_name, "pubkey": NEW_KEY.public.raw})
+    assert rule_of(block(store, [p])[0]) == "gov.validator_name"

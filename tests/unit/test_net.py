@@ -456,6 +456,13 @@ async def test_a_key_admitted_by_the_set_links_in_without_an_address() -> None:
         new.net.send(0, status(6, 0))
         await until(lambda: old.messages, what="its message")
         assert old.messages == [(NET.n, status(6, 0))] and old.net.book.key(NET.n) == joined.public
+        assert old.net.prune() == []  # still admitted: nothing closed
+        refused = old.net.counters.get("peer_refused", 0)
+        admitted.clear()  # it left the set
+        assert len(old.net.prune()) == 1 and old.net.counters["peer_links_pruned"] == 1
+        await until(lambda: new.net.peer_states()[0]["out"] != "up", what="its link closed")
+        await until(lambda: old.net.counters.get("peer_refused", 0) > refused, what="its redial refused")
+        assert not old.net.inbound.get(NET.n)
     finally:
         for p in (old, new):
             await p.halt()

@@ -90,7 +90,10 @@ def test_a_file_of_before_names_the_node_by_its_genesis_index(tmp_path: Path) ->
     with pytest.raises(StoreCorrupt, match="another node's"):
         SigningFile(tmp_path, NET.chain_id, joined, None).load()
     SigningFile(tmp_path, NET.chain_id, *me(2)).save(SigningState(b"new", 5))  # written by key from now on
-    assert codec.decode((tmp_path / FILE_NAME).read_bytes()[32:])["key"] == me(2)[0]
+    doc = codec.decode((tmp_path / FILE_NAME).read_bytes()[32:])
+    assert (doc["key"], doc["index"]) == me(2)  # and by index, for a node of before after a downgrade
+    SigningFile(tmp_path, NET.chain_id, joined, None).save(SigningState(b"joined", 1))
+    assert "index" not in codec.decode((tmp_path / FILE_NAME).read_bytes()[32:])
 
 
 def test_resume_a_store_behind_its_high_water_mark(tmp_path: Path) -> None:
