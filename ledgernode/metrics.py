@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import crypto
 from .api import render_rejected
 
 if TYPE_CHECKING:
@@ -38,23 +39,54 @@ def status_document(node: Node) -> dict[str, Any]:
     }
 
 
+def readiness_document(node: Node) -> dict[str, Any]:
+    """GET /readyz: ready when the node has caught up with the heights its peers told it
+    of and can reach a quorum of the current validator set (itself counted if it is one),
+    so a load balancer sends clients only to nodes whose answers are current and whose
+    submissions can commit. `reasons` says what is missing."""
+    vset = node.roster.current
+    up = {st["key"] for st in node.net.peer_states().values() if st["out"] == "up"}
+    me = node.key.public.raw
+    reachable = sum(1 for k in vset.keys if k.raw == me or k.raw.hex() in up)
+    reasons = []
+    if node.store.height < node.peer_height or node.catchup.asked:
+        reasons.append(f"catching up: height {node.store.height}, a peer is at {node.peer_height}")
+    if reachable < vset.quorum:
+        reasons.append(f"{reachable} of the {vset.n} validators reachable (this node counted if it is one); "
+                       f"a quorum is {vset.quorum}")
+    return {"ready": not reasons, "height": node.store.height, "peer_height": node.peer_height,
+            "validators_reachable": reachable, "quorum": vset.quorum, "reasons": reasons}
+
+
+def _series(name: str, kind: str, help_text: str) -> list[str]:
+    """The # HELP and # TYPE lines of one series (Prometheus text format)."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
 def metrics_text(node: Node) -> str:
-    lines = [
-        "# TYPE ledgernode_height gauge", f"ledgernode_height {node.store.height}",
-        "# TYPE ledgernode_round gauge", f"ledgernode_round {node.replica.round}",
-        "# TYPE ledgernode_log_size gauge", f"ledgernode_log_size {node.store.log_size}",
-        "# TYPE ledgernode_mempool_records gauge", f"ledgernode_mempool_records {len(node.mempool)}",
-        "# TYPE ledgernode_rejected_kept gauge", f"ledgernode_rejected_kept {len(node.outcomes)}",
-        "# TYPE ledgernode_evidence gauge", f"ledgernode_evidence {len(node.witness.slots)}",
-        "# TYPE ledgernode_reads_inflight gauge", f"ledgernode_reads_inflight {node.reads.inflight}",
-        "# TYPE ledgernode_peer_up gauge",
+    gauges = [
+        ("ledgernode_height", "Committed height of this node's ledger.", node.store.height),
+        ("ledgernode_round", "Consensus round at the height being decided.", node.replica.round),
+        ("ledgernode_log_size", "Records in the Merkle log (leaves).", node.store.log_size),
+        ("ledgernode_mempool_records", "Records admitted and waiting for a block.", len(node.mempool)),
+        ("ledgernode_rejected_kept", "Records dropped after admission whose reason is still reported.",
+         len(node.outcomes)),
+        ("ledgernode_evidence", "Equivocation cases (a validator's two values for one slot) kept.",
+         len(node.witness.slots)),
+        ("ledgernode_reads_inflight", "Auditors' reads (bundles, answers) running now.", node.reads.inflight),
     ]
+    lines = [line for name, help_text, value in gauges
+             for line in (*_series(name, "gauge", help_text), f"{name} {value}")]
+    lines += _series("ledgernode_peer_up", "gauge", "1 while this node's link to the peer is up, by link id and key.")
     for peer, st in node.net.peer_states().items():
-        lines.append(f'ledgernode_peer_up{{peer="{peer}"}} {1 if st["out"] == "up" else 0}')
-    lines.append("# TYPE ledgernode_events_total counter")
+        # the link id is this node's own name for the peer; its key names it on every node
+        key_id = crypto.key_id(bytes.fromhex(st["key"]))
+        lines.append(f'ledgernode_peer_up{{peer="{peer}",key_id="{key_id}"}} {1 if st["out"] == "up" else 0}')
+    lines += _series("ledgernode_events_total", "counter", "Link, catch-up and runtime events, by event.")
     for name, value in sorted({**node.counters, **node.net.counters, **node.guard.counters}.items()):
         lines.append(f'ledgernode_events_total{{event="{name}"}} {value}')
-    lines.append("# TYPE ledgernode_rejected_total counter")
+    lines += _series("ledgernode_rejected_total", "counter",
+                     "Inputs the node dropped (admission, blocks, peers), by reason.")
     for code, value in sorted(node.rejected.items()):
         lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
     api = node.api_server.render_metrics() if node.api_server is not None else ""

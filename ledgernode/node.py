@@ -55,7 +55,7 @@ from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, res
 from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
-from .metrics import metrics_text, status_document
+from .metrics import metrics_text, readiness_document, status_document
 from .net import Faults, PeerNetwork
 from .net.book import Book
 from . import peers
@@ -609,6 +609,9 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         return status_document(self)
+
+    def readiness(self) -> dict[str, Any]:
+        return readiness_document(self)
 
     def metrics(self) -> str:
         return metrics_text(self)

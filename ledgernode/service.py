@@ -105,6 +105,9 @@ class NodeService(Protocol):
     def status(self) -> dict[str, Any]:
         """height, round, primary, peers (index -> state), mempool size, evidence count."""
 
+    def readiness(self) -> dict[str, Any]:
+        """GET /readyz: {"ready", "reasons", ...}: caught up, and a quorum of validators reachable."""
+
     def metrics(self) -> str:
         """Prometheus text exposition."""
 

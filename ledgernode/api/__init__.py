@@ -46,6 +46,8 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
                                offline by `verify FILE --kind equivocation` (docs/security.md)
   GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
        /v1/openapi.json
+  GET  /readyz                 200 {"ready": true, ...} when caught up with the peers and a
+                               quorum of the validators is reachable; else 503 with "reasons"
   GET  /                       which node and chain, the head, links to the OpenAPI document
                                and docs: JSON, or a small HTML page when the client asks for it
   POST /v1/debug/faults        only with debug_endpoints; otherwise the route does not exist
@@ -92,6 +94,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v1/status", "get_status"),
     ("GET", "/v1/genesis", "get_genesis"),
     ("GET", "/healthz", "get_health"),
+    ("GET", "/readyz", "get_ready"),
     ("GET", "/metrics", "get_metrics"),
     ("GET", "/v1/openapi.json", "get_openapi"),
     ("GET", "/", "get_index"),

@@ -152,6 +152,9 @@ SCHEMAS: dict[str, Any] = {
                               "validator set (null: it follows) and the set's size, peers and their state, "
                               "mempool size"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
+    "Readiness": _obj({
+        "ready": {"type": "boolean"}, "height": _INT, "peer_height": _INT, "validators_reachable": _INT,
+        "quorum": _INT, "reasons": {"type": "array", "items": {"type": "string"}}}),
     "Equivocation": _obj({
         "format": {"type": "string", "enum": ["ledgernode-equivocation/1"]}, "chain_id": {"type": "string"},
         "validator": _INT, "dept": {"type": "string"},
@@ -347,6 +350,9 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/v1/genesis"): _op(
             "The exact genesis file bytes", {200: _json({"type": "object"})}),
         ("GET", "/healthz"): _op("Liveness", {200: _json(_ref("Ok"))}),
+        ("GET", "/readyz"): _op(
+            "Readiness: caught up with the peers and a quorum of the validators reachable; 503 says why not",
+            {200: _json(_ref("Readiness")), 503: _json(_ref("Readiness"))}),
         ("GET", "/"): _op("This node, its chain and head, and where to read on (HTML for browsers)",
                           {200: {**_json(_ref("Index")), HTML: {"schema": {"type": "string"}}}}),
         ("GET", "/metrics"): _op(

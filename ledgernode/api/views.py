@@ -178,6 +178,12 @@ class Views:
     async def get_health(self, request: web.Request) -> web.Response:
         return shapes.respond({"ok": True})
 
+    async def get_ready(self, request: web.Request) -> web.Response:
+        """200 when the node is caught up and reaches a quorum; 503 with the reasons when not
+        (a probe's answer, not a client's error: the body is the readiness document)."""
+        doc = self.service.readiness()
+        return shapes.respond(doc, status=200 if doc["ready"] else 503)
+
     async def get_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.service.metrics().encode("utf-8"),
                             headers={"Content-Type": PROMETHEUS_TYPE})

@@ -177,9 +177,23 @@ def create(root: Path, nodes: int, base_port: int, spare: int = 0) -> None:
 
 def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
     """How many spare nodes the devnet has: node directories past the genesis's validators
-    with a key in them."""
+    with a key in them, each named in node 0's `[peers]` (as `create` made them); a
+    directory with a key node 0 does not name is refused, not started as a spare that
+    no validator would link with."""
+    try:
+        named = set(config.load(root / "node0" / "node.toml").peers)
+    except config.ConfigError:
+        named = None  # node 0's config is checked (and rewritten if missing) by _node_files
     count = 0
-    while (root / f"node{gen.n + count}" / "validator.pem").exists():
+    while (path := root / f"node{gen.n + count}" / "validator.pem").exists():
+        if named is not None:
+            try:
+                key = crypto.load_private_key(path).public.raw.hex()
+            except crypto.KeyFileError as exc:
+                raise DevnetError(str(exc)) from None
+            if key not in named:
+                raise DevnetError(f"{path} is the key of no node the devnet's configs name (node 0's [peers]): "
+                                  f"remove {path.parent}, or use another --dir")
         count += 1
     return count
 

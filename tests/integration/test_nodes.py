@@ -244,3 +244,22 @@ async def test_peer_with_unknown_key_is_refused(cluster: Cluster) -> None:
     import urllib.request
     text = urllib.request.urlopen(cluster.api(0) + "/metrics", timeout=WS_TIMEOUT_S).read().decode()
     assert 'ledgernode_events_total{event="peer_refused"} 1' in text
+
+
+def test_readyz_follows_the_quorum_of_reachable_validators(cluster: Cluster) -> None:
+    """Every node is ready once its links are up; with two of four validators gone a
+    survivor reaches 2 < Q = 3 and answers 503 naming the quorum; ready again once one
+    is back."""
+    def ready(i: int) -> tuple[bool, Any]:
+        status, doc = cluster.request(i, "GET", "/readyz")
+        return status == 200 and doc["ready"], doc
+
+    for i in range(cluster.n):
+        wait_until(f"node {i} ready", lambda i=i: ready(i))
+    cluster.kill(2)
+    cluster.kill(3)
+    doc = wait_until("node 0 unready", lambda: (cluster.request(0, "GET", "/readyz")[0] == 503, ready(0)[1]))
+    assert doc["ready"] is False and doc["validators_reachable"] == 2 and doc["quorum"] == 3, doc
+    assert any("a quorum is 3" in reason for reason in doc["reasons"]), doc
+    cluster.start(3)
+    wait_until("node 0 ready again", lambda: ready(0))

@@ -65,6 +65,7 @@ class FakeNode:
         self.changed = asyncio.Condition()
         self.faults: dict[str, Any] | None = None
         self.broken = False
+        self.ready = True
         self.rejections: dict[bytes, Rejection] = {}  # set by tests: records dropped after admission
         self.proofs: list[dict[str, Any]] = []  # set by tests: equivocation proofs the node keeps
         self.reads = Reads(lambda name: None)
@@ -142,6 +143,11 @@ class FakeNode:
             raise RuntimeError("status exploded")
         return {"height": self.store.height, "round": 0, "primary": 1, "mempool": len(self.mempool),
                 "peers": {1: "up"}, "head_hash": bytes(32), "tag": b"\x01\x02"}
+
+    def readiness(self) -> dict[str, Any]:
+        reasons = [] if self.ready else ["catching up: height 0, a peer is at 9"]
+        return {"ready": self.ready, "height": self.store.height, "peer_height": 9, "validators_reachable": 4,
+                "quorum": 3, "reasons": reasons}
 
     def metrics(self) -> str:
         return f"ledgernode_height {self.store.height}\n"

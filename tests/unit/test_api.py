@@ -531,6 +531,16 @@ def test_only_the_aio_module_imports_aiohttp() -> None:
     assert offenders == []
 
 
+async def test_readyz_is_200_when_ready_and_503_with_the_reasons_when_not(client: aio.TestClient,
+                                                                             node: FakeNode) -> None:
+    resp = await client.get("/readyz")
+    assert resp.status == 200 and (await resp.json())["ready"] is True
+    node.ready = False
+    resp = await client.get("/readyz")
+    doc = await resp.json()
+    assert resp.status == 503 and doc["ready"] is False and doc["reasons"] == ["catching up: height 0, a peer is at 9"]
+
+
 async def test_index_names_the_node_and_links_the_openapi_document(client: aio.TestClient) -> None:
     resp = await client.get("/")
     doc = await resp.json()

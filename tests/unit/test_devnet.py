@@ -90,6 +90,11 @@ def test_spare_nodes_have_keys_outside_the_genesis_and_every_config_names_every_
         devnet.prepare(root, 4, None, spare=1)
     doc = devnet.manifest(net, {})
     assert [n["spare"] for n in doc["nodes"]] == [False] * 4 + [True] * 2
+    stray = root / "node6" / "validator.pem"  # a key left behind that no config names
+    stray.parent.mkdir()
+    crypto.save_private_key(stray, crypto.generate_private_key())
+    with pytest.raises(devnet.DevnetError, match="key of no node the devnet's configs name"):
+        devnet.prepare(root)
     assert "2 spare node(s)" in devnet.guide(net) and "node5 police" in devnet.guide(net)
 
 

@@ -176,6 +176,10 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         assert metric(text, "ledgernode_events_total", '{event="records_committed"}') == 3
         assert metric(text, "ledgernode_events_total", '{event="blocks_committed"}') == 1
         assert "# TYPE ledgernode_rejected_total counter" in text
+        samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+        for name in samples:  # every series says what it is, for dashboards and operators
+            assert re.search(rf"^# HELP {name} \S", text, re.M) and re.search(rf"^# TYPE {name} ", text, re.M), name
+        assert node.readiness()["ready"] is True  # one validator: it is its own quorum
 
         # an idle node builds no empty blocks: its round timer does not even run
         await idle_past_a_round_timeout(node)
