@@ -179,7 +179,8 @@ def _where(p: argparse.ArgumentParser, signs: bool) -> None:
     p.add_argument("--api", metavar="URL", help="node API (default: node --validator's from --devnet)")
     p.add_argument("--devnet", metavar="DIR", help="take the API (and key) of node --validator from DIR")
     p.add_argument("--validator", type=int, default=0, metavar="I",
-                   help="with --devnet: the validator whose node and key to use (default 0)")
+                   help="with --devnet: devnet node I (DIR/nodeI) whose API and key to use, not its index in the "
+                        "current set (default 0)")
     if signs:
         p.add_argument("--key", help="the validator's private key file (PEM) (default with --devnet: its own)")
         p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")

@@ -26,7 +26,8 @@ def guide(net: Devnet) -> str:
     admin = net.clients[0]
     node0 = net.nodes[0]
     spares = sum(n.spare for n in net.nodes)
-    more = f" and {spares} spare node(s) (they follow until governance adds them)" if spares else ""
+    more = f" and {spares} spare node(s) whose keys the genesis does not hold (each follows until " \
+        "governance adds it)" if spares else ""
     lines = ["", f"devnet {net.chain_id}: {len(net.nodes) - spares} validators{more}", ""]
     lines += [f"  node{n.index} {n.dept:<12} API {n.api}   log {net.root / n.log}" + ("   spare" if n.spare else "")
               for n in net.nodes]
