@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import crypto
 from .api import render_rejected
 
 if TYPE_CHECKING:
@@ -45,11 +44,10 @@ def readiness_document(node: Node) -> dict[str, Any]:
     so a load balancer sends clients only to nodes whose answers are current and whose
     submissions can commit. `reasons` says what is missing."""
     vset = node.roster.current
-    up = {st["key"] for st in node.net.peer_states().values() if st["out"] == "up"}
     me = node.key.public.raw
-    reachable = sum(1 for k in vset.keys if k.raw == me or k.raw.hex() in up)
+    reachable = sum(1 for k in vset.keys if k.raw == me or node.net.link_up(k.raw))
     reasons = []
-    if node.store.height < node.peer_height or node.catchup.asked:
+    if node.behind():
         reasons.append(f"catching up: height {node.store.height}, a peer is at {node.peer_height}")
     if reachable < vset.quorum:
         reasons.append(f"{reachable} of the {vset.n} validators reachable (this node counted if it is one); "
@@ -80,7 +78,7 @@ def metrics_text(node: Node) -> str:
     lines += _series("ledgernode_peer_up", "gauge", "1 while this node's link to the peer is up, by link id and key.")
     for peer, st in node.net.peer_states().items():
         # the link id is this node's own name for the peer; its key names it on every node
-        key_id = crypto.key_id(bytes.fromhex(st["key"]))
+        key_id = node.book.key(peer).key_id
         lines.append(f'ledgernode_peer_up{{peer="{peer}",key_id="{key_id}"}} {1 if st["out"] == "up" else 0}')
     lines += _series("ledgernode_events_total", "counter", "Link, catch-up and runtime events, by event.")
     for name, value in sorted({**node.counters, **node.net.counters, **node.guard.counters}.items()):

@@ -148,9 +148,8 @@ class _LedgerView:
         return self.store.members(genesis)
 
 
-def _check_index(cfg: NodeConfig, genesis: Genesis, pubkey: bytes) -> None:
-    """A config that names the genesis index (the format of before) must name the key's."""
-    at = genesis.validator_set.index_of(pubkey)
+def _check_index(cfg: NodeConfig, at: int | None) -> None:
+    """A config that names the genesis index (the format of before) must name the key's, `at`."""
     if cfg.index is not None and cfg.index != at:
         whose = "no genesis validator's key" if at is None else f"validator {at}'s key in the genesis"
         raise ValueError(f"index: the config names validator {cfg.index}, but key_file {cfg.key_file} is {whose} "
@@ -163,7 +162,8 @@ class Node:
         self.limits = cfg.limits
         self.genesis = genesis_mod.parse(cfg.genesis.read_bytes())
         self.key = crypto.load_private_key(cfg.key_file)
-        _check_index(cfg, self.genesis, self.key.public.raw)
+        genesis_index = self.genesis.validator_set.index_of(self.key.public.raw)  # None: a key that joined later
+        _check_index(cfg, genesis_index)
         self.book = Book(v.pubkey.raw for v in self.genesis.validators)
         peer_addresses = peer_links(self.book, self.key.public.raw, cfg.peers)  # before the store is touched
         self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=bool(cfg.peers),
@@ -174,8 +174,7 @@ class Node:
         self.view = _LedgerView(self.store, self.mempool)
         self.admission = Admission(self.genesis, self.view, self.mempool)
         self.outcomes = Outcomes(self.limits.rejected_kept_ms, self.limits.rejected_kept_max)
-        self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, self.key.public.raw,
-                                   self.genesis.validator_set.index_of(self.key.public.raw))
+        self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, self.key.public.raw, genesis_index)
         resumed = resume(self.signing, self.store, self.store.load_meta(CONSENSUS_KEY), self.genesis.validator_set)
         for note in resumed.notes:
             log.warning("%s", note)
@@ -186,7 +185,7 @@ class Node:
         members = self.store.members(self.genesis)
         self.roster = Roster(self.book, members.validator_set, members.since)
         self.replica = Replica(
-            Config(self.genesis, self.genesis.validator_set.index_of(self.key.public.raw),
+            Config(self.genesis, genesis_index,
                    round_timeout_ticks=max(1, self.limits.round_timeout_ms // tick),
                    resend_ticks=max(1, RESEND_MS // tick),
                    fetch_timeout_ticks=max(1, FETCH_TIMEOUT_MS // tick)),
@@ -225,7 +224,7 @@ class Node:
                                self.count, on_damage=self._damaged)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
         self.intake = Intake(self.genesis, self.store, self.mempool, self.admission, self.verification,
-                             self.outcomes, self.reject, lambda: self.peer_height if self._behind() else None,
+                             self.outcomes, self.reject, lambda: self.peer_height if self.behind() else None,
                              self._admitted)
 
     # -- counters ----------------------------------------------------------------
@@ -514,7 +513,7 @@ class Node:
             self.count("records_regossiped", len(raws))
         self.committed_at_regossip = committed
 
-    def _behind(self) -> bool:
+    def behind(self) -> bool:
         """Does this node know it has not applied every committed block yet?"""
         return self.store.height < self.peer_height or bool(self.catchup.asked)
 

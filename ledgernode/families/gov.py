@@ -139,13 +139,16 @@ def _precondition(ledger: Ledger, action: str, args: Mapping[str, Any]) -> None:
                         "a validator's key leaves only with its validator")
 
 
+def _validators_among(fact: Mapping[str, Any], members: Members) -> int:
+    """How many of a proposal's signers are validators of the set `members` names."""
+    return sum(1 for k in fact["approvers"] if (s := members.signers.get(k)) is not None and s.validator is not None)
+
+
 def _count_and_apply(ledger: Ledger, fact: dict[str, Any], env: Envelope, action: str,
                      args: Mapping[str, Any]) -> dict[str, Any]:
     """Count the validators among the proposal's signers; at Q, approve it by this record."""
     members = ledger.members
-    validators = sum(1 for k in fact["approvers"]
-                     if (s := members.signers.get(k)) is not None and s.validator is not None)
-    if validators >= members.quorum:
+    if _validators_among(fact, members) >= members.quorum:
         _precondition(ledger, action, args)
         if action in SET_ACTIONS and ledger.set_changed:  # only the approving record is refused
             raise violation("gov.one_set_change", "this block already approved a change of the validator set")
@@ -278,8 +281,7 @@ def _args_json(args: Mapping[str, Any]) -> dict[str, Any]:
 def proposal_view(subject: str, fact: Mapping[str, Any], members: Members, now_ms: int) -> dict[str, Any]:
     """One proposal as `ledgernode gov list` shows it: who signed, how many more are needed."""
     signed = [{"key_id": k, "dept": members.dept_of(k)} for k in fact["approvers"]]
-    validators = sum(1 for k in fact["approvers"]
-                     if (s := members.signers.get(k)) is not None and s.validator is not None)
+    validators = _validators_among(fact, members)
     state = "applied" if fact["applied"] else "expired" if now_ms >= fact["expires"] else "open"
     return {"id": subject, "record": fact["record"], "action": fact["action"],
             "args": _args_json(codec.decode(fact["args"])), "expires": fact["expires"], "state": state,

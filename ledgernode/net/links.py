@@ -466,6 +466,11 @@ class PeerNetwork:
         if self.session is not None:
             await self.session.close()
 
+    def link_up(self, pubkey: bytes) -> bool:
+        """Is our link to the node of this key up (can we send to it)?"""
+        link = self.book.get(pubkey)
+        return link is not None and self.state.get(link) == "up"
+
     def peer_states(self) -> dict[int, dict[str, Any]]:
         return {
             peer: {"key": self.book.key(peer).raw.hex(), "out": self.state[peer],
