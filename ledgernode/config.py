@@ -33,6 +33,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .tls import TlsFiles
+
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 _PUBKEY_HEX = re.compile(r"[0-9a-f]{64}")
@@ -78,6 +80,7 @@ class NodeConfig:
     peers: dict[str, tuple[str, int]]  # validator public key (64 lowercase hex) -> peer address
     limits: Limits = field(default_factory=Limits)
     debug_endpoints: bool = False  # fault injection over HTTP: tests only
+    tls: TlsFiles | None = None  # [tls]: HTTPS for the API, TLS on the peer links (ledgernode/tls.py)
 
 
 def _address(value: Any, name: str) -> tuple[str, int]:
@@ -118,6 +121,27 @@ def _peers(raw: Any) -> dict[str, tuple[str, int]]:
     return peers
 
 
+_TLS_FIELDS = ("cert_file", "key_file", "ca_file", "client_ca")
+
+
+def _tls(raw: Any, base: Path) -> TlsFiles:
+    if not isinstance(raw, dict):
+        raise ConfigError('tls: expected a table like {cert_file = "tls/node.crt", key_file = "tls/node.key"}')
+    for key, value in raw.items():
+        if key not in _TLS_FIELDS:
+            raise ConfigError(f"tls.{ascii(key)[1:-1][:40]}: unknown field (known: {', '.join(_TLS_FIELDS)})")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"tls.{key}: expected a file path, got {value!r}")
+    for key in ("cert_file", "key_file"):
+        if key not in raw:
+            raise ConfigError(f"tls.{key}: missing (TLS needs the node's certificate and its key)")
+
+    def file(key: str) -> Path | None:
+        return base / raw[key] if key in raw else None
+
+    return TlsFiles(base / raw["cert_file"], base / raw["key_file"], file("ca_file"), file("client_ca"))
+
+
 def load(path: str | Path) -> NodeConfig:
     p = Path(path)
     try:
@@ -127,7 +151,7 @@ def load(path: str | Path) -> NodeConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     known = {"data_dir", "key_file", "genesis", "index", "api_listen", "peer_listen", "peers",
-             "limits", "debug_endpoints"}
+             "limits", "debug_endpoints", "tls"}
     for key in doc:
         if key not in known:
             raise ConfigError(f"{key}: unknown field")
@@ -158,11 +182,13 @@ def load(path: str | Path) -> NodeConfig:
         peers=peers,
         limits=_limits(doc.get("limits", {})),
         debug_endpoints=debug,
+        tls=_tls(doc["tls"], base) if "tls" in doc else None,
     )
 
 
 def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
-           peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False) -> str:
+           peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False,
+           tls: dict[str, str] | None = None) -> str:
     """TOML text of a node config (used by devnet)."""
     q = json.dumps  # a JSON string is a valid TOML basic string, escapes included
     lines = [
@@ -172,4 +198,6 @@ def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
     ]
     lines += [f"{q(pubkey)} = {q(addr)}" for pubkey, addr in sorted(peers.items())]
     lines += ["", "[limits]"] + [f"{k} = {v}" for k, v in (limits or {}).items()]
+    if tls:
+        lines += ["", "[tls]"] + [f"{k} = {q(v)}" for k, v in tls.items()]
     return "\n".join(lines) + "\n"

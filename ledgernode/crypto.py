@@ -23,8 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nacl._sodium import ffi as _ffi, lib as _sodium
-from cryptography.hazmat.primitives import serialization
+import datetime
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import InvalidInput
 
@@ -204,3 +210,67 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"key file {p} holds a {type(key).__name__}, not Ed25519")
     return _wrap(key)
+
+
+# -- TLS certificates (devnet --tls, tests; docs/security.md section 9) ---------------------
+
+TLS_CERT_DAYS = 825  # the longest validity browsers accept for a server certificate
+
+
+@dataclass(frozen=True)
+class TlsIdentity:
+    """A certificate and its private key, both PEM."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def _tls_name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ledgernode"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _tls_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_tls_ca(common_name: str) -> TlsIdentity:
+    """A self-signed certificate authority (ECDSA P-256: what every TLS stack speaks)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_tls_name(common_name)).issuer_name(_tls_name(common_name))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=TLS_CERT_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return TlsIdentity(cert.public_bytes(serialization.Encoding.PEM), _tls_key_pem(key))
+
+
+def make_tls_cert(ca: TlsIdentity, common_name: str, hosts: list[str], client: bool = False) -> TlsIdentity:
+    """A certificate signed by `ca` for `hosts` (IP addresses or DNS names), usable by a
+    server, and with `client` also as a TLS client's."""
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(_tls_name(common_name)).issuer_name(ca_cert.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=TLS_CERT_DAYS))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return TlsIdentity(cert.public_bytes(serialization.Encoding.PEM), _tls_key_pem(key))

@@ -28,7 +28,7 @@ import signal
 from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeAlias, TypeVar, assert_never
 
-from . import crypto, genesis as genesis_mod
+from . import crypto, genesis as genesis_mod, tls as tls_mod
 from .genesis import Genesis
 from .activity import Activity
 from .catchup import CatchUp
@@ -166,6 +166,7 @@ class Node:
         _check_index(cfg, genesis_index)
         self.book = Book(v.pubkey.raw for v in self.genesis.validators)
         peer_addresses = peer_links(self.book, self.key.public.raw, cfg.peers)  # before the store is touched
+        self.tls = tls_mod.load(cfg.tls) if cfg.tls is not None else None  # a bad file stops the start here
         self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=bool(cfg.peers),
                                          progress=lambda line: log.warning("%s", line))
         if healed is not None:
@@ -210,7 +211,7 @@ class Node:
         self.records_event_pending = False
         self.net = PeerNetwork(self.genesis, self.key, peer_addresses, self._on_peer_message, self._on_peer_records,
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes,
-                               book=self.book, admits=self.roster.admits)
+                               book=self.book, admits=self.roster.admits, tls=self.tls)
         self.inbox: asyncio.Queue[InboxEvent] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.api_server: ApiServer | None = None
@@ -625,7 +626,8 @@ class Node:
         self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
         await self.net.serve(self.cfg.peer_listen)
         api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
-        self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits)
+        self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits,
+                                          self.tls.api_context() if self.tls else None)
         await self.net.start()
         loop = asyncio.get_running_loop()
         if hasattr(self.store.kv, "on_corrupt"):  # LevelDB: damage found by any reader stops the node

@@ -23,6 +23,7 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 import time
 from typing import Any, Callable
 
@@ -36,6 +37,7 @@ log = logging.getLogger("ledgernode.api.server")
 
 LISTEN_BACKLOG = 1_024  # connections the kernel queues until accepted (capped by somaxconn)
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the listening socket
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts HTTPS and never finishes its TLS handshake
 ACCEPT_RETRY_MS = 1_000  # pause after accept() failed for lack of descriptors or memory
 ACCEPT_ERROR_MESSAGE = "socket.accept() out of system resource"  # CPython's exact text
 RESOURCE_ERRNOS = frozenset([errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM])
@@ -146,16 +148,18 @@ class ApiSite(web.BaseSite):
     """A TCP site whose connections are ApiConnections, accepted by _Listeners."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, pool: ConnectionPool,
-                 factory: Callable[[], ApiConnection], loop_errors: LoopErrors) -> None:
+                 factory: Callable[[], ApiConnection], loop_errors: LoopErrors,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(runner, backlog=LISTEN_BACKLOG)
         self.host, self.port, self.pool, self.factory = host, port, pool, factory
+        self.ssl_context = ssl_context  # HTTPS (ledgernode/tls.py); None: plain HTTP
         self.loop_errors = loop_errors
         self.listeners: list[_Listener] = []
         self.connecting: set[asyncio.Task[Any]] = set()
 
     @property
     def name(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         await super().start()
@@ -190,7 +194,11 @@ class ApiSite(web.BaseSite):
             return made[0]
 
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(protocol, conn)
+            # a TLS handshake happens before the connection's own deadlines start (they start
+            # when it is made), so it has a deadline of its own
+            await asyncio.get_running_loop().connect_accepted_socket(
+                protocol, conn, ssl=self.ssl_context,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None)
         except (Exception, asyncio.CancelledError) as exc:  # reset at once, or stopping
             if not (made and made[0].made):
                 self.pool.pending -= 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import Counter
 from typing import Any
 
@@ -95,8 +96,10 @@ class ApiServer:
             self.loop_errors.uninstall()
 
 
-async def serve_api(app: web.Application, address: tuple[str, int], limits: Limits) -> ApiServer:
-    """Serve `app` on `address` ("host", port; port 0 picks a free one) within `limits`."""
+async def serve_api(app: web.Application, address: tuple[str, int], limits: Limits,
+                    ssl_context: ssl.SSLContext | None = None) -> ApiServer:
+    """Serve `app` on `address` ("host", port; port 0 picks a free one) within `limits`,
+    over HTTPS with `ssl_context` (ledgernode/tls.py)."""
     loop = asyncio.get_running_loop()
     cap = connections_max(limits)
     room = fd_soft_limit() - FD_RESERVE
@@ -126,7 +129,7 @@ async def serve_api(app: web.Application, address: tuple[str, int], limits: Limi
         return ApiConnection(pool, server, **handler_kwargs)
 
     loop_errors = LoopErrors.install(loop)
-    site = ApiSite(runner, address[0], address[1], pool, factory, loop_errors)
+    site = ApiSite(runner, address[0], address[1], pool, factory, loop_errors, ssl_context)
     try:
         await site.start()
     except BaseException:

@@ -6,8 +6,12 @@ one it dialled, answers `["auth", chain, its pubkey, the server's pubkey, the se
 nonce, its own nonce, signature]` and the server, once it admits that key (a validator
 of its current or previous set, or a node its `[peers]` names) and the signature verifies,
 `["auth-ok", signature]`. Each signature covers `auth_bytes(chain, signer's key, other's
-key, their nonce, my nonce)`, so a link proves who is at each end and a recorded
-handshake cannot be replayed. Until then frames are limited to HANDSHAKE_MAX_BYTES;
+key, their nonce, my nonce, channel)`, so a link proves who is at each end and a recorded
+handshake cannot be replayed. Over TLS, `channel` is the SHA-256 of the certificate the
+dialled node presented (ledgernode/tls.py): the dialled node signs and checks it as its
+own, the dialler as the one it saw, so a link through anyone who terminates TLS with
+another certificate fails to authenticate. On a plain link it is b"" and left out of
+the signed bytes, which are then those of before. Until then frames are limited to HANDSHAKE_MAX_BYTES;
 `raise_frame_limit` lifts the limit for an authenticated link.
 """
 
@@ -32,9 +36,14 @@ WS_COMPRESS = False  # links carry signed msgpack: nothing to gain, and no infla
 WS_DECODE_TEXT = True  # aiohttp's default (text frames are refused anyway)
 
 
-def auth_bytes(chain: str, signer: bytes, other: bytes, their_nonce: bytes, my_nonce: bytes) -> bytes:
-    """What each end signs: its own public key and the other's, both raw 32 bytes."""
-    return AUTH_PREFIX + codec.encode([chain, signer, other, their_nonce, my_nonce])
+def auth_bytes(chain: str, signer: bytes, other: bytes, their_nonce: bytes, my_nonce: bytes,
+               channel: bytes = b"") -> bytes:
+    """What each end signs: its own public key and the other's, both raw 32 bytes, and the
+    TLS channel's binding (the dialled node's certificate fingerprint) when there is one."""
+    parts: list[object] = [chain, signer, other, their_nonce, my_nonce]
+    if channel:
+        parts.append(channel)
+    return AUTH_PREFIX + codec.encode(parts)
 
 
 def ws_max_msg_size(frame_max_bytes: int) -> int:
@@ -85,8 +94,9 @@ def _is_pubkey(value: object) -> bool:
     return isinstance(value, bytes) and len(value) == crypto.PUBKEY_BYTES
 
 
-async def dial(ws: Any, chain: str, key: crypto.PrivateKey, peer: crypto.PublicKey) -> None:
-    """The dialler's side, on a connected websocket to the node of key `peer`; raises InvalidInput."""
+async def dial(ws: Any, chain: str, key: crypto.PrivateKey, peer: crypto.PublicKey, channel: bytes = b"") -> None:
+    """The dialler's side, on a connected websocket to the node of key `peer`; raises InvalidInput.
+    `channel`: the fingerprint of the certificate the peer presented (b"" on a plain link)."""
     hello = codec.decode(await ws.receive_bytes(), HANDSHAKE_LIMITS)
     if not (isinstance(hello, list) and len(hello) == 4 and hello[0] == "hello"
             and hello[1] == chain and hello[2] == peer.raw
@@ -94,20 +104,22 @@ async def dial(ws: Any, chain: str, key: crypto.PrivateKey, peer: crypto.PublicK
         raise InvalidInput("bad_handshake", f"peer {peer.key_id} sent a bad hello (another chain or another key)")
     me = key.public.raw
     their_nonce, my_nonce = hello[3], os.urandom(NONCE_BYTES)
-    sig = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, my_nonce))
+    sig = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, my_nonce, channel))
     await ws.send_bytes(codec.encode(["auth", chain, me, peer.raw, their_nonce, my_nonce, sig]))
     reply = codec.decode(await ws.receive_bytes(), HANDSHAKE_LIMITS)
-    expected = auth_bytes(chain, peer.raw, me, my_nonce, their_nonce)
+    expected = auth_bytes(chain, peer.raw, me, my_nonce, their_nonce, channel)
     if not (isinstance(reply, list) and len(reply) == 2 and reply[0] == "auth-ok"
             and isinstance(reply[1], bytes) and peer.verify(reply[1], expected)):
         raise InvalidInput("bad_handshake", f"peer {peer.key_id} failed to authenticate")
 
 
 async def answer(ws: web.WebSocketResponse, chain: str, key: crypto.PrivateKey,
-                 admit: Callable[[bytes], crypto.PublicKey | None], on_authenticated: Callable[[], None]) -> bytes:
+                 admit: Callable[[bytes], crypto.PublicKey | None], on_authenticated: Callable[[], None],
+                 channel: bytes = b"") -> bytes:
     """The dialled side, on a prepared websocket: the peer's public key, once `admit` took
     it and its signature verified; raises InvalidInput. `on_authenticated` runs before
-    auth-ok is sent (see below)."""
+    auth-ok is sent (see below). `channel`: the fingerprint of this node's own certificate
+    on a TLS link (b"" on a plain one)."""
     me, nonce = key.public.raw, os.urandom(NONCE_BYTES)
     await ws.send_bytes(codec.encode(["hello", chain, me, nonce]))
     msg = await ws.receive()
@@ -124,9 +136,10 @@ async def answer(ws: web.WebSocketResponse, chain: str, key: crypto.PrivateKey,
     if peer is None:
         raise InvalidInput("bad_handshake", f"key {crypto.key_id(their_key)} is no validator's of the current or "
                            "previous set and not in this node's [peers]")
-    if not peer.verify(sig, auth_bytes(chain, peer.raw, me, nonce, their_nonce)):
-        raise InvalidInput("bad_handshake", f"auth signature of key {peer.key_id} does not verify")
-    mine = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, nonce))
+    if not peer.verify(sig, auth_bytes(chain, peer.raw, me, nonce, their_nonce, channel)):
+        bound = " over this TLS channel (is someone between us?)" if channel else ""
+        raise InvalidInput("bad_handshake", f"auth signature of key {peer.key_id} does not verify{bound}")
+    mine = key.sign(auth_bytes(chain, me, peer.raw, their_nonce, nonce, channel))
     # authenticated: no longer counted against the caps, and frames up to FRAME_MAX_BYTES from
     # now on. Both before auth-ok, the first thing the dialler waits for before it sends more.
     on_authenticated()

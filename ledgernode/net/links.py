@@ -21,6 +21,7 @@ from ..consensus.messages import MESSAGE_MAX_BYTES, Message, decode_message, enc
 from ..errors import InvalidInput
 from ..genesis import Genesis
 from ..logs import Throttle
+from ..tls import Tls, peer_fingerprint
 from . import handshake
 from .book import Book
 from .faults import Faults
@@ -60,11 +61,13 @@ class PeerNetwork:
         *,
         book: Book | None = None,
         admits: Callable[[bytes], bool] | None = None,
+        tls: Tls | None = None,
     ) -> None:
         """`peers`: link id (`book`; by default the genesis's validators) -> address, the nodes
         dialled. Inbound links are taken from those nodes and from the keys `admits` (by
         default the genesis's validators; a node passes its current sets, roster.py)."""
         self.genesis, self.key = genesis, key
+        self.tls = tls  # None: plain links; else TLS both ways, bound into the handshake
         self.book = book or Book(v.pubkey.raw for v in genesis.validators)
         self.index = self.book.name(key.public.raw)  # our own link id: test faults name us by it
         self.admits = admits or (lambda pubkey: genesis.validator_set.index_of(pubkey) is not None)
@@ -169,9 +172,10 @@ class PeerNetwork:
                 # at a peer's address cannot hold the link; it sends only handshake frames
                 async with asyncio.timeout(handshake.HANDSHAKE_TIMEOUT_S):
                     ws = await self.session.ws_connect(
-                        f"http://{host}:{port}{PEER_PATH}",
-                        max_msg_size=handshake.ws_max_msg_size(handshake.HANDSHAKE_MAX_BYTES), heartbeat=HEARTBEAT_S)
-                    await handshake.dial(ws, self.genesis.chain_id, self.key, self.book.key(peer))
+                        f"{'https' if self.tls else 'http'}://{_host_in_url(host)}:{port}{PEER_PATH}",
+                        max_msg_size=handshake.ws_max_msg_size(handshake.HANDSHAKE_MAX_BYTES), heartbeat=HEARTBEAT_S,
+                        ssl=self.tls.peer_client_context() if self.tls else True)
+                    await handshake.dial(ws, self.genesis.chain_id, self.key, self.book.key(peer), self._seen(ws))
                 if self.peers.get(peer) != (host, port):
                     continue  # its address changed while we dialled the old one (`finally` closes it)
                 self.state[peer] = "up"
@@ -346,7 +350,8 @@ class PeerNetwork:
             async with asyncio.timeout_at(entry.deadline):
                 await ws.prepare(request)
                 pubkey = await handshake.answer(ws, self.genesis.chain_id, self.key, self._admit,
-                                                lambda: self._authenticated(ws, request))
+                                                lambda: self._authenticated(ws, request),
+                                                self.tls.fingerprint if self.tls else b"")
                 peer = self.book.name(pubkey)
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, this peer is not admitted
             why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -379,6 +384,16 @@ class PeerNetwork:
             self.inbound_ws.discard(ws)
             self.inbound_links.pop(ws, None)
         return ws
+
+    def _seen(self, ws: Any) -> bytes:
+        """The channel binding of an outbound link: the fingerprint of the certificate the
+        peer presented (b"" on a plain link)."""
+        if self.tls is None:
+            return b""
+        seen = peer_fingerprint(ws.get_extra_info("ssl_object"))
+        if seen is None:
+            raise InvalidInput("bad_handshake", "the peer presented no TLS certificate")
+        return seen
 
     def _admit(self, pubkey: bytes) -> crypto.PublicKey | None:
         """The key of a node that may link to us: one we dial, or one `admits` (a validator of
@@ -428,7 +443,9 @@ class PeerNetwork:
         assert server is not None
         try:
             self.listener = await asyncio.get_running_loop().create_server(
-                lambda: Gate(self, server), address[0], address[1], backlog=backlog)
+                lambda: Gate(self, server), address[0], address[1], backlog=backlog,
+                ssl=self.tls.peer_server_context() if self.tls else None,
+                ssl_handshake_timeout=handshake.HANDSHAKE_TIMEOUT_S if self.tls else None)
         except BaseException:
             await runner.cleanup()
             raise
@@ -477,6 +494,10 @@ class PeerNetwork:
                    "in": self.inbound.get(peer, 0) > 0, "queued": len(self.queues[peer])}
             for peer in self.peers
         }
+
+
+def _host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
 
 
 def _text(address: tuple[str, int] | None) -> str:

@@ -138,7 +138,8 @@ def test_the_example_names_every_top_level_field() -> None:
     for f in fields(NodeConfig):
         if f.name == "path":  # the file's own path, not a field in it
             continue
-        shown = rf"^(# {f.name} = |{f.name} = |\[{f.name}\]$)" if f.name == "index" else rf"^({f.name} = |\[{f.name}\]$)"
+        optional = f.name in ("index", "tls")  # shown commented out: the example runs without them
+        shown = rf"^(# {f.name} = |{f.name} = |#? ?\[{f.name}\]$)" if optional else rf"^({f.name} = |\[{f.name}\]$)"
         assert re.search(shown, text, re.MULTILINE), f"{f.name} is not in the example"
 
 
