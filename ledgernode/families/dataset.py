@@ -4,7 +4,12 @@ dataset's grants.
 
 Facts (state.BlockState writes them, docs/storage.md lists their keys):
 
-  owner/<dataset subject>       {"dept", "record"}   the first dataset.publish
+  owner/<dataset subject>       {"dept", "record", "classification", "grantees"}
+                                the first dataset.publish (dept, record), the latest
+                                one's classification, and per department the number of
+                                its grants not revoked: what read access asks
+                                (ledgernode/access.py); owner facts of before hold only
+                                dept and record, and access treats them as sensitive
   grant/<grant record id hex>   {"dataset", "owner", "to_dept", "expires", "revoked"}
 """
 
@@ -36,16 +41,29 @@ def _publish(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
         raise violation("dataset.owner", f"dataset {rec.subject} is owned by {owner['dept']} "
                         f"(published{ledger.since(owner['record'])}); only its owner may re-publish it")
     if owner is None:
-        return [(OWNER, rec.subject, {"dept": signer.dept, "record": env.record_id.hex()})]
-    return []
+        return [(OWNER, rec.subject, {"dept": signer.dept, "record": env.record_id.hex(),
+                                      "classification": rec.body["classification"], "grantees": {}})]
+    return [(OWNER, rec.subject, {**owner, "classification": rec.body["classification"]})]
 
 
-def _require_owner(ledger: Ledger, dataset: str, signer: Signer) -> None:
+def _grantees(owner: Mapping[str, Any], dept: str, change: int) -> dict[str, Any]:
+    """The owner fact with `dept`'s count of live grants moved by `change`."""
+    grantees = dict(owner.get("grantees", {}))
+    count = grantees.get(dept, 0) + change
+    if count > 0:
+        grantees[dept] = count
+    else:
+        grantees.pop(dept, None)
+    return {**owner, "grantees": grantees}
+
+
+def _require_owner(ledger: Ledger, dataset: str, signer: Signer) -> dict[str, Any]:
     owner = ledger.fact(OWNER, dataset)
     if owner is None:
         raise violation("dataset.published", f"dataset {dataset} was never published")
     if owner["dept"] != signer.dept:
         raise violation("dataset.owner", f"dataset {dataset} is owned by {owner['dept']}, not {signer.dept}")
+    return owner
 
 
 def _grant_of(ledger: Ledger, grant_id: bytes, dataset: str) -> dict[str, Any]:
@@ -57,7 +75,7 @@ def _grant_of(ledger: Ledger, grant_id: bytes, dataset: str) -> dict[str, Any]:
 
 def _grant(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
     rec, body = env.record, env.record.body
-    _require_owner(ledger, rec.subject, signer)
+    owner = _require_owner(ledger, rec.subject, signer)
     if body["expires"] <= ledger.block_time:
         raise violation("grant.expires", f"the grant expires at {utc_text(body['expires'])}, "
                         f"not after the block time {utc_text(ledger.block_time)}")
@@ -65,16 +83,17 @@ def _grant(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
         "dataset": rec.subject, "owner": signer.dept, "to_dept": body["to_dept"],
         "expires": body["expires"], "revoked": False,
     }
-    return [(GRANT, env.record_id.hex(), grant)]
+    return [(GRANT, env.record_id.hex(), grant), (OWNER, rec.subject, _grantees(owner, body["to_dept"], +1))]
 
 
 def _revoke(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
     rec, body = env.record, env.record.body
-    _require_owner(ledger, rec.subject, signer)
+    owner = _require_owner(ledger, rec.subject, signer)
     grant = _grant_of(ledger, body["grant"], rec.subject)
     if grant["revoked"]:
         raise violation("grant.live", f"grant {body['grant'].hex()} is already revoked")
-    return [(GRANT, body["grant"].hex(), {**grant, "revoked": True})]
+    return [(GRANT, body["grant"].hex(), {**grant, "revoked": True}),
+            (OWNER, rec.subject, _grantees(owner, grant["to_dept"], -1))]
 
 
 def _access(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:

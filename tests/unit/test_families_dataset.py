@@ -14,7 +14,7 @@ from ledgernode.records import check_body, decode_envelope
 from ledgernode.storage import Store
 from tests.fixtures import T0, commit_records, content
 from tests.unit.test_state import (
-    DAY, G, HEALTH, JUSTICE, MARKET, NET, access, admit, fact, grant, new_state, publish, refuse, revoke, rid,
+    DAY, G, HEALTH, JUSTICE, MARKET, NET, PUBLISH_BODY, access, admit, fact, grant, new_state, publish, refuse, revoke, rid,
     verdicts,
 )
 
@@ -37,6 +37,25 @@ BAD_VALUES: dict[str, list[Any]] = {
     "classification": ["secret", "Public", "", 1, None, b"public", ["public"]],
 }
 DEPTS = sorted(G.depts)
+CLASSIFICATION = "internal"  # what tests.unit.test_state.publish declares
+
+
+def test_republish_sets_the_classification_access_reads() -> None:
+    state = new_state()
+    admit(state, publish(JUSTICE))
+    admit(state, NET.record(JUSTICE, "dataset.publish", "DS-1", {**PUBLISH_BODY, "classification": "sensitive"}))
+    assert state.facts[("owner", "DS-1")]["classification"] == "sensitive"
+
+
+def test_the_owner_fact_counts_each_departments_live_grants() -> None:
+    state = new_state()
+    admit(state, publish(JUSTICE))
+    g1, g2 = admit(state, grant(JUSTICE)), admit(state, grant(JUSTICE, expires=T0 + 2 * DAY))
+    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": 2}
+    admit(state, revoke(JUSTICE, g1.record_id))
+    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": 1}
+    admit(state, revoke(JUSTICE, g2.record_id))
+    assert state.facts[("owner", "DS-1")]["grantees"] == {}
 
 
 # -- bodies -----------------------------------------------------------------------
@@ -76,8 +95,9 @@ def test_classification_message_names_every_value() -> None:
 def test_first_publish_fixes_owner() -> None:
     state = new_state()
     env = admit(state, publish(JUSTICE))
-    assert state.facts == {("owner", "DS-1"): {"dept": "justice", "record": env.record_id.hex()}}
-    assert state.fact("owner", "DS-1") == {"dept": "justice", "record": env.record_id.hex()}
+    owner = {"dept": "justice", "record": env.record_id.hex(), "classification": CLASSIFICATION, "grantees": {}}
+    assert state.facts == {("owner", "DS-1"): owner}
+    assert state.fact("owner", "DS-1") == owner
     assert env.record_id in state.record_ids
 
 
@@ -102,9 +122,10 @@ def test_publish_owner_across_blocks() -> None:
     store = Store.memory()
     first = rid(p := publish(JUSTICE))
     commit_records(NET, store, [p])
-    assert fact(store, "owner", "DS-1") == {"dept": "justice", "record": first.hex()}
+    owner = {"dept": "justice", "record": first.hex(), "classification": CLASSIFICATION, "grantees": {}}
+    assert fact(store, "owner", "DS-1") == owner
     assert verdicts(store, [publish(MARKET), publish(JUSTICE)]) == ["rule_violation", None]
-    assert fact(store, "owner", "DS-1") == {"dept": "justice", "record": first.hex()}
+    assert fact(store, "owner", "DS-1") == owner
 
 
 # -- share.grant ------------------------------------------------------------------
