@@ -23,7 +23,7 @@ MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "tls", "httpsig"],
     "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
-    "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
+    "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],
     "net": ["guard", "catchup"],
     "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
                 "__main__"],

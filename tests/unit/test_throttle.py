@@ -1,10 +1,10 @@
-"""Per-client token buckets (ledgernode/api/throttle.py): burst, refill, Retry-After, bounds."""
+"""Per-client token buckets (ledgernode/throttle.py): burst, refill, Retry-After, bounds."""
 
 from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from ledgernode.api.throttle import Buckets, Throttle
+from ledgernode.throttle import Buckets, Throttle
 
 
 def test_a_bucket_passes_its_burst_then_refuses_until_it_refills() -> None:

@@ -1,0 +1,123 @@
+"""Who may read what when a node's reads are authenticated (docs/security.md section 10).
+
+A reader is a registered key not revoked at the head: a genesis client or validator, or one
+that `key.add` registered. Each read names the right it needs:
+
+- any registered key: blocks, checkpoints, consistency proofs, certificates' status,
+  governance proposals, equivocation proofs, records and answers that hold no record about
+  a sensitive dataset;
+- a record about a `sensitive` dataset (its dataset.publish, share.grant, share.revoke,
+  share.access): the owning department, a department holding a grant of it not revoked,
+  the department that signed that record, and keys with the role `audit.read` (named
+  exactly: a wildcard role such as "*" lets a key write every type, not read everything);
+- an evidence bundle (and the printable certificate that embeds one): the department that
+  signed the record or one its body names (a `dept` field such as share.grant's
+  to_dept), or an `audit.read` key; for a record about a sensitive dataset the rule above
+  as well.
+
+A block holds every record of its height: a record the reader may not see is withheld
+from the block's answer (its envelope replaced by null and its index listed), which
+leaves the header and QC as they are. A dataset's classification is its latest publish's,
+kept in the owner fact (families/dataset.py); an owner fact of before, which has none,
+counts as sensitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .families import TYPES, dataset
+from .families.schema import DEPT
+from .members import Members
+from .records import Envelope
+
+AUDIT_READ = "audit.read"
+DATASET_TYPES = frozenset(t.name for t in dataset.FAMILY.types)
+
+
+@dataclass(frozen=True)
+class Reader:
+    key_id: str
+    dept: str
+    roles: tuple[str, ...]
+    via: str  # "signature" or "tls"
+
+    @property
+    def audits(self) -> bool:
+        return AUDIT_READ in self.roles
+
+
+class Denied(Exception):
+    """A registered key without the right a read needs (403, naming the right)."""
+
+    def __init__(self, right: str, message: str) -> None:
+        super().__init__(message)
+        self.right, self.message = right, message
+
+
+def reader_of(members: Members, key_id: str, log_size: int, via: str) -> Reader | None:
+    """The reader a key id names, if it is registered and not revoked at the head."""
+    signer = members.signers.get(key_id)
+    if signer is None or (signer.until is not None and signer.until <= log_size):
+        return None
+    return Reader(key_id, signer.dept, signer.roles, via)
+
+
+class Facts(Protocol):
+    """What the rules read of the ledger: owner facts (the Store's load_fact)."""
+
+    def load_fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+
+def sensitive_readers(env: Envelope, facts: Facts, members: Members) -> frozenset[str] | None:
+    """The departments that may read `env` if it is about a sensitive dataset; None if it
+    is not about one (any registered key may read it)."""
+    if env.record.type not in DATASET_TYPES:
+        return None
+    owner = facts.load_fact(dataset.OWNER, env.record.subject)
+    if owner is not None and owner.get("classification", "sensitive") != "sensitive":
+        return None
+    depts = set() if owner is None else {owner["dept"], *owner.get("grantees", {})}
+    signer = members.dept_of(env.record.key)
+    if signer is not None:
+        depts.add(signer)
+    return frozenset(depts)
+
+
+def check_records(reader: Reader, envs: Iterable[Envelope], facts: Facts, members: Members) -> None:
+    """Denied unless the reader may see every one of `envs`."""
+    for env in envs:
+        allowed = sensitive_readers(env, facts, members)
+        if allowed is not None and reader.dept not in allowed and not reader.audits:
+            raise Denied(f"dataset:{env.record.subject}",
+                         f"record {env.record_id.hex()} is about the sensitive dataset {env.record.subject}: "
+                         f"only its owner, the departments it is granted to and {AUDIT_READ} keys may read it "
+                         f"(this key is of {reader.dept})")
+
+
+def visible(reader: Reader, env: Envelope, facts: Facts, members: Members) -> bool:
+    try:
+        check_records(reader, [env], facts, members)
+    except Denied:
+        return False
+    return True
+
+
+def parties(env: Envelope, members: Members) -> frozenset[str]:
+    """The department that signed `env` and those its body names."""
+    named = {env.record.body[f.name] for f in TYPES[env.record.type].fields
+             if f.kind is DEPT and isinstance(env.record.body.get(f.name), str)}
+    signer = members.dept_of(env.record.key)
+    return frozenset(named | ({signer} if signer is not None else set()))
+
+
+def check_bundle(reader: Reader, env: Envelope, facts: Facts, members: Members) -> None:
+    """Denied unless the reader may have the evidence bundle of `env`."""
+    check_records(reader, [env], facts, members)
+    if reader.audits or reader.dept in parties(env, members):
+        return
+    raise Denied("party", f"the evidence bundle of record {env.record_id.hex()} is for the departments that "
+                 f"signed it or are named in it ({', '.join(sorted(parties(env, members)))}) and {AUDIT_READ} "
+                 f"keys; this key is of {reader.dept}")
