@@ -98,11 +98,15 @@ def metrics_text(node: Node) -> str:
         ("ledgernode_round", "Consensus round at the height being decided.", node.replica.round),
         ("ledgernode_log_size", "Records in the Merkle log (leaves).", node.store.log_size),
         ("ledgernode_mempool_records", "Records admitted and waiting for a block.", len(node.mempool)),
+        ("ledgernode_mempool_max_records", "Records the mempool holds at most (limits.mempool_max_records).",
+         node.mempool.max_records),
         ("ledgernode_rejected_kept", "Records dropped after admission whose reason is still reported.",
          len(node.outcomes)),
         ("ledgernode_evidence", "Equivocation cases (a validator's two values for one slot) kept.",
          len(node.witness.slots)),
         ("ledgernode_reads_inflight", "Auditors' reads (bundles, answers) running now.", node.reads.inflight),
+        ("ledgernode_ready", "1 while GET /readyz answers 200 (caught up, a quorum reachable).",
+         1 if readiness_document(node)["ready"] else 0),
     ]
     lines = [line for name, help_text, value in gauges
              for line in (*_series(name, "gauge", help_text), f"{name} {value}")]

@@ -356,6 +356,7 @@ class Node:
         while (effect := next_effect(effects, answer)) is not None:
             answer = await self._effect(effect, fetched)
         if self.replica.height == height and self.replica.round != round_:
+            self.count("round_changes")
             self.activity.round_changed(height, round_, self.replica.round, cause or "peers moved on")
 
     async def _effect(self, effect: Effect, fetched: bool) -> Answer:
