@@ -558,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inflight-max", type=int, default=8_000,
                    help="records submitted but not yet committed everywhere (closed loop)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="also write throughput and latency over time as an SVG chart (default: none)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("verify-consistency", help="prove the ledger only grew between two checkpoints")
