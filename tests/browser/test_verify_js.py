@@ -290,3 +290,51 @@ def test_sha256_and_ed25519_fallbacks_match_python(browser: Browser) -> None:
                                                      bytes(31) + b"\x80")]
     assert problems == expected
     assert not browser.errors, browser.errors
+
+
+def _mixed_order_vector() -> tuple[bytes, bytes, bytes]:
+    """A key aB + T (T of order 8: not of small order, so it passes the screen) and a
+    signature that holds without the cofactor: libsodium accepts it, so must both paths."""
+    from ledgernode import crypto
+    p, d, order = crypto._P, crypto._D, 2**252 + 27742317777372353535851937790883648493
+
+    def add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+        k = d * a[0] * b[0] * a[1] * b[1] % p
+        return ((a[0] * b[1] + b[0] * a[1]) * pow(1 + k, p - 2, p) % p,
+                (a[1] * b[1] + a[0] * b[0]) * pow(1 - k, p - 2, p) % p)
+
+    def mul(a: tuple[int, int], n: int) -> tuple[int, int]:
+        out = (0, 1)
+        while n:
+            out, a, n = (add(out, a) if n & 1 else out), add(a, a), n >> 1
+        return out
+
+    def enc(a: tuple[int, int]) -> bytes:
+        return (a[1] | ((a[0] & 1) << 255)).to_bytes(32, "little")
+
+    base = crypto._decode_point((4 * pow(5, p - 2, p) % p).to_bytes(32, "little"))
+    torsion = crypto._decode_point(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"))
+    assert base is not None and torsion is not None
+    secret = 12345678901234567890
+    pub = enc(add(mul(base, secret), torsion))
+    for r in range(1, 1000):
+        big_r = enc(mul(base, r))
+        h = int.from_bytes(hashlib.sha512(big_r + pub + b"m").digest(), "little") % order
+        if h % 8 == 0:
+            return pub, big_r + ((r + h * secret) % order).to_bytes(32, "little"), b"m"
+    raise AssertionError("no r found")
+
+
+def test_a_mixed_order_key_gets_libsodiums_verdict(browser: Browser) -> None:
+    from ledgernode import crypto
+    pub, sig, msg = _mixed_order_vector()
+    assert crypto.pubkey_problem(pub) is None
+    expected = crypto.PublicKey(pub, crypto.key_id(pub)).verify(sig, msg)
+    got = browser.page.evaluate(
+        """async ([pub, sig, msg]) => {
+            const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+            const {cryptoFor} = await import("/crypto.js");
+            return [await cryptoFor(false).verify(bytes(pub), bytes(sig), bytes(msg)),
+                    await cryptoFor(true).verify(bytes(pub), bytes(sig), bytes(msg))];
+        }""", [_b64(pub), _b64(sig), _b64(msg)])
+    assert got == [expected, expected]
