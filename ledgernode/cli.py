@@ -15,6 +15,7 @@ from .config import Limits
 from .errors import InvalidInput, StorageError
 from .families.schema import Field
 from .governance import add_gov_commands
+from .nodeinit import add_init_command
 
 HELP_WIDTH = 96  # record-type lines of `submit --help`
 # `python -m ledgernode ... | head -1`: the reader left before all was written.
@@ -530,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_setup_commands(sub)
+    add_init_command(sub)
     _add_submit_commands(sub)
     _add_read_commands(sub)
     add_gov_commands(sub)
