@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .logs import Throttle
+from .progress import eta_text
 
 COMMIT_LINE_S = 1.0
 CATCHUP_LINE_S = 1.0
@@ -99,7 +100,7 @@ class Activity:
         c.last_line_s = now
         elapsed = max(now - c.start_s, 1e-6)
         blocks_s = (height - c.start_height - 1) / elapsed
-        eta = f"{(target - height) / blocks_s:.0f} s" if blocks_s > 0 and target > height else "soon"
+        eta = eta_text(target - height, blocks_s)
         self.log.info("catching up: height %d of %d, %.0f records/s, %.1f blocks/s, ETA %s",
                       height, max(target, height), (c.records - c.first_records) / elapsed, blocks_s, eta)
 

@@ -12,7 +12,10 @@ that ramp would understate the rate the network sustains. The warm-up also
 lasts until the first records have committed on every node (at most
 FIRST_COMMIT_MAX_S): on a slow or busy machine that takes longer than a
 quarter of a short run, and a window opened before it would count the ramp.
-Progress goes to stderr; the last line on stdout is one JSON object.
+Progress goes to stderr (a line a second per phase: committed records/s over
+that second, latency, ETA of the phase); the last line on stdout is one JSON
+object. `--plot FILE` also writes those per-second figures as an SVG chart
+per phase (ledgernode/charts.py): throughput and p50 latency over time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, crypto, devnet
+from .charts import Chart, Series, document
+from .progress import Progress, duration_text
 from .times import now_ms
 from .aio import ClientSession, ClientTimeout
 from .records import sign_record
@@ -52,6 +57,8 @@ FIRST_COMMIT_MAX_S = 120.0  # ... and until the first records commit everywhere,
 INFLIGHT_MAX = 8_000
 REQUEST_TIMEOUT_S = 60.0
 RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
+PROGRESS_EVERY_S = 1.0  # one progress line (and one plotted point) per phase this often
+TIMELINE_MAX_POINTS = 3_600  # plotted points kept per phase (an hour of progress lines)
 EVENT_RE = re.compile(r'^ledgernode_events_total\{event="([a-z_]+)"\} (\d+)$', re.MULTILINE)
 
 
@@ -85,11 +92,23 @@ def presign(key: crypto.PrivateKey, chain: str, count: int, tag: str) -> list[by
     now = now_ms()
     body = {"content_hash": bytes(32), "media_type": "application/octet-stream", "size": 1, "title": "bench"}
     out = []
+    progress = Progress("bench: signing", count, "records")
     for i in range(count):
         out.append(sign_record(key, chain, "evidence.notarize", f"bench-{tag}-{i}", body, now, os.urandom(16)))
-        if i and i % 50_000 == 0:
-            log(f"bench: signed {i:,} records")
+        line = progress.update(i + 1) if i % 1_000 == 999 or i + 1 == count else None  # the clock read sparingly
+        if line is not None:
+            log(line)
     return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One progress line's figures: seconds since the phase started, records/s committed
+    on every node over the last interval, and the median latency sampled in it."""
+
+    t_s: float
+    records_per_s: float
+    latency_p50_ms: float | None
 
 
 @dataclass
@@ -111,6 +130,9 @@ class Phase:
     bodies: list[bytes] = field(default_factory=list)
     batch_of: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    started_s: float = 0.0  # the first request (monotonic)
+    opened_s: float | None = None  # when the measured window opened (monotonic)
+    timeline: list[Sample] = field(default_factory=list)
     committed: int = 0
     committed_after_drain: int = 0
     submitted: int = 0
@@ -236,12 +258,19 @@ class Bench:
             await asyncio.sleep(MONITOR_EVERY_S)
 
     async def _progress(self, phase: Phase, start: float) -> None:
+        """A line a second: what was submitted and committed, the commit rate and latency
+        over that second (a point of the plot), and when the phase ends."""
+        last_s, last_committed, last_latency = start, 0, 0
         while not self.stop_submit.is_set():
-            await asyncio.sleep(1.0)
-            elapsed = time.monotonic() - start
-            stage = "measuring" if phase.window_open else "warming up"
-            log(f"bench[{phase.name}]: {elapsed:5.1f} s {stage}  submitted {phase.submitted:,}  "
-                f"committed on all nodes {phase.committed:,}  height {self.seen_height}")
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            now = time.monotonic()
+            per_s = (phase.committed - last_committed) / max(now - last_s, 1e-6)
+            fresh = sorted(phase.latencies[last_latency:])
+            p50 = round(fresh[len(fresh) // 2] * 1000, 1) if fresh else None
+            last_s, last_committed, last_latency = now, phase.committed, len(phase.latencies)
+            if len(phase.timeline) < TIMELINE_MAX_POINTS:
+                phase.timeline.append(Sample(round(now - start, 3), round(per_s, 1), p50))
+            log(progress_line(phase, now - start, per_s, p50, self.seen_height, now))
 
     async def run(self, phase: Phase) -> dict[str, Any]:
         self.stop_submit.clear()
@@ -251,7 +280,7 @@ class Bench:
             phase.log_size_at_start = await self._settle(session)
             cpu_at_start = self._nodes_cpu_s()
             events_at_start = await self._events(session)
-            start = time.monotonic()
+            start = phase.started_s = time.monotonic()
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
             # it happens. The warm-up fills the pipeline (the first block commits a
@@ -265,7 +294,7 @@ class Bench:
             clients = [asyncio.create_task(self._client(session, phase, w, cursor)) for w in range(phase.clients)]
             await asyncio.sleep(phase.warmup_s)
             await self._first_commit(phase, monitor, start)
-            opened = time.monotonic()
+            opened = phase.opened_s = time.monotonic()
             committed_at_open, phase.window_open = phase.committed, True
             await asyncio.sleep(phase.seconds)
             self.stop_submit.set()
@@ -294,6 +323,41 @@ class Bench:
                 if events["records_committed"] else None}
 
 
+def progress_line(phase: Phase, elapsed_s: float, per_s: float, p50_ms: float | None, height: int,
+                  now_s: float) -> str:
+    """One progress line of a phase; its ETA is when the phase ends (the window, then the
+    drain). Before the window opens that is a lower bound: the warm-up lasts until the
+    first records commit everywhere."""
+    if phase.opened_s is not None:
+        stage, eta = "measuring", duration_text(phase.opened_s + phase.seconds + DRAIN_S - now_s)
+    else:
+        stage = "warming up"
+        eta = "at least " + duration_text(max(0.0, phase.warmup_s - elapsed_s) + phase.seconds + DRAIN_S)
+    latency = "-" if p50_ms is None else f"{p50_ms:,.0f} ms"
+    return (f"bench[{phase.name}]: {elapsed_s:5.1f} s {stage}  submitted {phase.submitted:,}  "
+            f"committed on all nodes {phase.committed:,} ({per_s:,.0f} records/s)  latency p50 {latency}  "
+            f"height {height}  ETA {eta}")
+
+
+def phase_chart(phase: Phase, nodes: int) -> Chart:
+    """A phase's progress figures over time, with the opening of its measured window."""
+    points = phase.timeline
+    marks = () if phase.opened_s is None else ((round(phase.opened_s - phase.started_s, 3), "measured window opens"),)
+    return Chart(f"ledgernode bench [{phase.name}]: {nodes} nodes, batch {phase.batch}, {phase.clients} clients",
+                 "seconds since the first request",
+                 Series("committed on every node (records/s)", "#1f77b4",
+                        tuple((p.t_s, p.records_per_s) for p in points)),
+                 Series("p50 submit-to-commit (ms)", "#d62728", tuple((p.t_s, p.latency_p50_ms) for p in points),
+                        dashed=True),
+                 "throughput (records/s)", "latency (ms)", marks)
+
+
+def write_plot(path: Path, phases: list[Phase], nodes: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document([phase_chart(p, nodes) for p in phases]), encoding="utf-8")
+    log(f"bench: wrote {path}")
+
+
 def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> tuple[Any, dict[int, Any]]:
     net = devnet.prepare(root, nodes, base_port)
     for node in net.nodes:  # the devnet config ends with its (empty) [limits] table
@@ -308,7 +372,8 @@ def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> t
 
 def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | None,
           base_port: int, single: bool = True, verify_threads: int = 0,
-          block_max_records: int = 0, inflight_max: int = INFLIGHT_MAX) -> dict[str, Any]:
+          block_max_records: int = 0, inflight_max: int = INFLIGHT_MAX,
+          plot: Path | None = None) -> dict[str, Any]:
     log("bench: measuring one core's Ed25519 verify rate (node's library)")
     samples = [verify_rate_one_core(VERIFY_SAMPLE_S) for _ in range(VERIFY_SAMPLES)]
     cores = os.cpu_count() or 1
@@ -323,8 +388,9 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
             log(f"bench: pre-signing {want:,} records before the timed window")
             envs = presign(key, net.chain_id, want, "b")
             runner = Bench([n.api for n in net.nodes], [p.pid for p in procs.values()])
-            main = asyncio.run(runner.run(Phase("batch" if batch > 1 else "single", envs, batch, clients,
-                                                seconds, rate, inflight_max, warmup)))
+            phases = [Phase("batch" if batch > 1 else "single", envs, batch, clients, seconds, rate, inflight_max,
+                            warmup)]
+            main = asyncio.run(runner.run(phases[0]))
             result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
                       "verify_threads": verify_threads or cores, "inflight_max": inflight_max,
                       "block_max_records": block_max_records or None,
@@ -332,10 +398,12 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
             if single and batch > 1:
                 s_secs = min(SINGLE_PHASE_MAX_S, seconds)
                 envs1 = presign(key, net.chain_id, int(s_secs * 1.25 * SINGLE_RATE_GUESS), "s")
-                result["single"] = asyncio.run(runner.run(
-                    Phase("single", envs1, 1, max(clients, 8), s_secs, None, warmup_s=s_secs / 4)))
+                phases.append(Phase("single", envs1, 1, max(clients, 8), s_secs, None, warmup_s=s_secs / 4))
+                result["single"] = asyncio.run(runner.run(phases[-1]))
         finally:
             devnet.stop_nodes(procs)
+        if plot is not None:
+            write_plot(plot, phases, nodes)
     # The machine's speed drifts; sample the verify rate before and after the load
     # and take the median, so the bound and the throughput come from one run.
     samples += [verify_rate_one_core(VERIFY_SAMPLE_S) for _ in range(VERIFY_SAMPLES)]
@@ -354,7 +422,8 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
 def main(args: Any) -> int:
     result = bench(args.nodes, args.seconds, args.clients, args.batch, args.rate, args.base_port,
                    single=not args.no_single, verify_threads=args.verify_threads,
-                   block_max_records=args.block_max_records, inflight_max=args.inflight_max)
+                   block_max_records=args.block_max_records, inflight_max=args.inflight_max,
+                   plot=Path(args.plot) if args.plot else None)
     if args.json:
         print(json.dumps(result))
     else:

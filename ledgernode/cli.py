@@ -15,6 +15,7 @@ from .config import Limits
 from .errors import InvalidInput, StorageError
 from .families.schema import Field
 from .governance import add_gov_commands
+from .nodeinit import add_init_command
 
 HELP_WIDTH = 96  # record-type lines of `submit --help`
 # `python -m ledgernode ... | head -1`: the reader left before all was written.
@@ -190,7 +191,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     from . import devnet
 
     try:
-        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port, args.spare)
+        if args.netns:  # before any file is written: a devnet dir made for namespaces needs them
+            devnet.netns.check_permitted()
+        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port, args.spare, args.netns or None)
         return devnet.run(net, log_level=args.log_level, log_format=args.log_format)
     except devnet.DevnetError as exc:
         print(f"devnet: {exc}", file=sys.stderr)
@@ -446,6 +449,9 @@ def _add_setup_commands(sub: Any) -> None:
     p.add_argument("--base-port", type=int, default=None,
                    help="node i's API listens on BASE+i and its peer link on BASE+100+i (default 7100; "
                         "an existing DIR keeps the ports of its node configs)")
+    p.add_argument("--netns", action="store_true",
+                   help="root only: each node in a network namespace of its own at 10.77.0.(10+i), on a bridge "
+                        "lnbr0 with 10.77.0.1 in this namespace (docs/operations.md section 7); fixed once DIR exists")
     _log_arguments(p)
     p.set_defaults(func=cmd_devnet)
 
@@ -530,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_setup_commands(sub)
+    add_init_command(sub)
     _add_submit_commands(sub)
     _add_read_commands(sub)
     add_gov_commands(sub)
@@ -558,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inflight-max", type=int, default=8_000,
                    help="records submitted but not yet committed everywhere (closed loop)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="also write throughput and latency over time as an SVG chart (default: none)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("verify-consistency", help="prove the ledger only grew between two checkpoints")

@@ -38,6 +38,7 @@ from .tls import TlsFiles
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 _PUBKEY_HEX = re.compile(r"[0-9a-f]{64}")
+PUBKEY_HEX = _PUBKEY_HEX  # a public key as [peers] keys name it (ledgernode/nodeinit.py checks the same)
 OLDER_PEERS_FORMAT = "keys by validator index are the format of before"
 
 
@@ -186,18 +187,88 @@ def load(path: str | Path) -> NodeConfig:
     )
 
 
+def parse_address(value: Any, name: str) -> tuple[str, int]:
+    """(host, port) of "host:port" as the config accepts it; ConfigError naming `name` if not."""
+    return _address(value, name)
+
+
 def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
            peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False,
-           tls: dict[str, str] | None = None) -> str:
-    """TOML text of a node config (used by devnet)."""
+           explained: bool = False, tls: dict[str, str] | None = None) -> str:
+    """TOML text of a node config (devnet, `ledgernode init`). `explained`: each field is
+    preceded by comment lines saying what it is (FIELD_NOTES), and every limit not given is
+    listed commented out with its default (LIMIT_NOTES). `tls`: a [tls] table (ledgernode/tls.py)."""
     q = json.dumps  # a JSON string is a valid TOML basic string, escapes included
-    lines = [
-        f"data_dir = {q(data_dir)}", f"key_file = {q(key_file)}", f"genesis = {q(genesis)}",
-        f"api_listen = {q(api)}", f"peer_listen = {q(peer)}",
-        f"debug_endpoints = {'true' if debug else 'false'}", "", "[peers]",
-    ]
+    notes = FIELD_NOTES if explained else {}
+
+    def entry(name: str, line: str) -> list[str]:
+        said = [f"# {text}" for text in notes.get(name, ())]
+        return [""] + said + [line] if said else [line]
+
+    lines = [*entry("data_dir", f"data_dir = {q(data_dir)}"), *entry("key_file", f"key_file = {q(key_file)}"),
+             *entry("genesis", f"genesis = {q(genesis)}"), *entry("api_listen", f"api_listen = {q(api)}"),
+             *entry("peer_listen", f"peer_listen = {q(peer)}"),
+             *entry("debug_endpoints", f"debug_endpoints = {'true' if debug else 'false'}")]
+    gap = [] if explained else [""]  # an explained entry starts with its own blank line
+    lines += [*gap, *entry("peers", "[peers]")]
     lines += [f"{q(pubkey)} = {q(addr)}" for pubkey, addr in sorted(peers.items())]
-    lines += ["", "[limits]"] + [f"{k} = {v}" for k, v in (limits or {}).items()]
+    lines += [*gap, *entry("limits", "[limits]")] + [f"{k} = {v}" for k, v in (limits or {}).items()]
+    if explained:
+        defaults = Limits()
+        for name, text in LIMIT_NOTES.items():
+            if name not in (limits or {}):
+                # A default of 0 means "derived at start" and is not accepted in the file: show an example.
+                value = getattr(defaults, name) or LIMIT_EXAMPLES[name]
+                lines += ["", f"# {text}", f"# {name} = {value}"]
     if tls:
-        lines += ["", "[tls]"] + [f"{k} = {q(v)}" for k, v in tls.items()]
-    return "\n".join(lines) + "\n"
+        lines += ["", *entry("tls", "[tls]")] + [f"{k} = {q(v)}" for k, v in tls.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# What each field of a node config is, as `render(..., explained=True)` writes it above the
+# field (configs/node.example.toml says the same at more length).
+FIELD_NOTES: dict[str, tuple[str, ...]] = {
+    "data_dir": ("LevelDB data directory, created if missing; the ledger lives in its \"ledger\"",
+                 "subdirectory. Only one node process may open it (its pid is in ledger/owner.pid).",
+                 "Relative paths in this file are relative to this file's directory."),
+    "key_file": ("This node's Ed25519 private key (PEM PKCS#8, mode 0600, made by `ledgernode keygen`).",
+                 "It names the node to its peers: a validator's public key is its \"pubkey\" in the genesis."),
+    "genesis": ("The network's genesis file: the same bytes on every node, never edited.",),
+    "api_listen": ("HTTP API (clients, auditors, /healthz, /readyz, /metrics), \"host:port\".",
+                   "127.0.0.1 serves this machine only; an interface address serves others."),
+    "peer_listen": ("Authenticated link to the other nodes, \"host:port\": the other nodes must reach",
+                    "this address (it is their [peers] entry for this node)."),
+    "debug_endpoints": ("true adds POST /v1/debug/faults (drops and delays peer traffic) to the API.",
+                        "Tests only: never true on a real network."),
+    "peers": ("The other nodes' peer addresses, keyed by public key (64 lowercase hex, as `keygen`",
+              "prints it and the genesis holds it). The node dials each. After an edit,",
+              "`kill -HUP <pid>` (systemctl reload) makes the running node dial the addresses named",
+              "now; the rest of this file is read only at start."),
+    "tls": ("TLS on both ports (docs/security.md section 9): cert_file and key_file (PEM) for",
+            "this node, optional ca_file (peers' certificates must chain to it) and client_ca",
+            "(API clients must present a certificate it signed)."),
+    "limits": ("Limits: each optional, a positive integer; units are in the name (_ms milliseconds,",
+               "_bytes, _records, _messages, _events). A line left commented out keeps the default",
+               "it shows; configs/node.example.toml explains each at length."),
+}
+LIMIT_NOTES: dict[str, str] = {
+    "body_max_bytes": "Largest HTTP request body, on the API and on the peer link (413 beyond).",
+    "mempool_max_records": "Records waiting for a block; when full, submissions get 503 + Retry-After.",
+    "block_max_records": "Most records in one block (the genesis's block_max_records caps it too).",
+    "block_interval_ms": "How long the primary waits to fill a block that is not full before proposing it.",
+    "round_timeout_ms": "No commit within this: move to the next round (doubles each round). Raise on slow links.",
+    "tick_ms": "The consensus clock's tick: timeouts and re-sends are counted in ticks.",
+    "wait_max_ms": "Longest a POST ?wait=1 may wait for its records to commit.",
+    "wait_default_ms": "How long ?wait=1 waits when the request gives no timeout_ms (at most wait_max_ms).",
+    "peer_queue_max_messages": "Frames queued for one peer link; past this the oldest are dropped.",
+    "peer_queue_max_bytes": "...and their total size per peer.",
+    "batch_max_records": "Envelopes in one POST /v1/records/batch (413 beyond).",
+    "inbox_max_events": "Events queued for the consensus task; beyond it new ones are dropped and counted.",
+    "verify_threads": "Signature-verifying threads. Left out: one per CPU core (0 is not accepted here).",
+    "rejected_kept_ms": "How long a record rejected when a block was built is still reported as rejected.",
+    "rejected_kept_max": "How many such rejected records are remembered (oldest forgotten first).",
+    "header_timeout_ms": "A request head (line and headers) must arrive within this (408, then closed).",
+    "keepalive_timeout_ms": "An idle keep-alive API connection is closed after this.",
+    "api_connections_max": "Most API connections at once. Left out: the soft RLIMIT_NOFILE minus a reserve.",
+}
+LIMIT_EXAMPLES: dict[str, int] = {"verify_threads": 2, "api_connections_max": 4096}  # limits whose default is 0

@@ -14,6 +14,7 @@ later without committing (a rival won, their window passed) are remembered in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .admission import Admission, Failed
@@ -49,7 +50,9 @@ class Intake:
         return None if where is None else Submitted(env, where)
 
     async def admit(self, raws: list[bytes], gossip: bool) -> list[Submitted | Exception]:
-        """Check and admit envelopes: each signature verified once, off the event loop."""
+        """Check and admit envelopes: each signature verified once, off the event loop.
+        `gossip`: they came from a client here (a peer's gossip is not sent on again)."""
+        arrived_s = time.monotonic()
         if len(self.mempool) >= self.mempool.max_records:
             self.reject("mempool_full")
             return [Backpressure(f"mempool holds {self.mempool.max_records} records; retry later")] * len(raws)
@@ -69,6 +72,8 @@ class Intake:
             if slot is None:
                 results[k] = self._one(next(checked), now, rule_time, added)
         if added:
+            if gossip:  # a client's: the submit-to-commit time counts from here (ledgernode/metrics.py)
+                self.mempool.mark_submitted(added, arrived_s)
             self.on_admitted(added, gossip)
         return [r for r in results if r is not None]
 

@@ -6,14 +6,45 @@ the runtime that keeps the numbers (node.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .api import render_rejected
+from .histogram import Histogram
 
 if TYPE_CHECKING:
     from .node import Node
 
 STATUS_EVIDENCE_MAX = 20  # the newest equivocation cases /v1/status lists
+# Bucket bounds of the node's histograms: seconds, records and bytes. Commits take tens of
+# ms on a quiet network and seconds under a full closed-loop load (docs/performance.md);
+# a block holds at most the genesis's block_max_records (5,000 by default).
+SUBMIT_TO_COMMIT_SECONDS_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BLOCK_RECORDS_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+BLOCK_BYTES_BOUNDS = (1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20)
+
+
+@dataclass
+class CommitHistograms:
+    """What the node observes at each commit: its records' wait and the block's size."""
+
+    submit_to_commit: Histogram = field(default_factory=lambda: Histogram(
+        "ledgernode_submit_to_commit_seconds",
+        "From a client's request admitting a record at this node to the record's block on disk here.",
+        SUBMIT_TO_COMMIT_SECONDS_BOUNDS))
+    block_records: Histogram = field(default_factory=lambda: Histogram(
+        "ledgernode_block_records", "Records per committed block.", BLOCK_RECORDS_BOUNDS))
+    block_bytes: Histogram = field(default_factory=lambda: Histogram(
+        "ledgernode_block_bytes", "Bytes per committed block (header and envelopes).", BLOCK_BYTES_BOUNDS))
+
+    def committed(self, records: int, size_bytes: int, waited_s: list[float]) -> None:
+        self.block_records.observe(records)
+        self.block_bytes.observe(size_bytes)
+        for seconds in waited_s:
+            self.submit_to_commit.observe(seconds)
+
+    def render(self) -> str:
+        return "".join(h.render() for h in (self.submit_to_commit, self.block_records, self.block_bytes))
 
 
 def status_document(node: Node) -> dict[str, Any]:
@@ -67,11 +98,15 @@ def metrics_text(node: Node) -> str:
         ("ledgernode_round", "Consensus round at the height being decided.", node.replica.round),
         ("ledgernode_log_size", "Records in the Merkle log (leaves).", node.store.log_size),
         ("ledgernode_mempool_records", "Records admitted and waiting for a block.", len(node.mempool)),
+        ("ledgernode_mempool_max_records", "Records the mempool holds at most (limits.mempool_max_records).",
+         node.mempool.max_records),
         ("ledgernode_rejected_kept", "Records dropped after admission whose reason is still reported.",
          len(node.outcomes)),
         ("ledgernode_evidence", "Equivocation cases (a validator's two values for one slot) kept.",
          len(node.witness.slots)),
         ("ledgernode_reads_inflight", "Auditors' reads (bundles, answers) running now.", node.reads.inflight),
+        ("ledgernode_ready", "1 while GET /readyz answers 200 (caught up, a quorum reachable).",
+         1 if readiness_document(node)["ready"] else 0),
     ]
     lines = [line for name, help_text, value in gauges
              for line in (*_series(name, "gauge", help_text), f"{name} {value}")]
@@ -88,4 +123,5 @@ def metrics_text(node: Node) -> str:
     for code, value in sorted(node.rejected.items()):
         lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
     api = node.api_server.render_metrics() if node.api_server is not None else ""
-    return "\n".join(lines) + "\n" + render_rejected(node.api_rejected) + api
+    return ("\n".join(lines) + "\n" + render_rejected(node.api_rejected) + api + node.histograms.render()
+            + node.api_seconds.render())

@@ -25,6 +25,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 import signal
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeAlias, TypeVar, assert_never
 
@@ -33,7 +34,7 @@ from .genesis import Genesis
 from .activity import Activity
 from .catchup import CatchUp
 from .admission import Admission
-from .api import make_app
+from .api import make_app, request_histogram
 from .api.server import ApiServer, serve_api
 from .blocks import (
     ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc, payload_matches,
@@ -55,7 +56,7 @@ from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, res
 from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
-from .metrics import metrics_text, readiness_document, status_document
+from .metrics import CommitHistograms, metrics_text, readiness_document, status_document
 from .net import Faults, PeerNetwork
 from .net.book import Book
 from . import peers
@@ -208,6 +209,8 @@ class Node:
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
         self.api_rejected: Counter[str] = Counter()  # HTTP error answers, by code
+        self.api_seconds = request_histogram()  # API answer times, by route (api/timing.py)
+        self.histograms = CommitHistograms()
         self.records_event_pending = False
         self.net = PeerNetwork(self.genesis, self.key, peer_addresses, self._on_peer_message, self._on_peer_records,
                                self.limits.peer_queue_max_messages, self.limits.peer_queue_max_bytes,
@@ -354,6 +357,7 @@ class Node:
         while (effect := next_effect(effects, answer)) is not None:
             answer = await self._effect(effect, fetched)
         if self.replica.height == height and self.replica.round != round_:
+            self.count("round_changes")
             self.activity.round_changed(height, round_, self.replica.round, cause or "peers moved on")
 
     async def _effect(self, effect: Effect, fetched: bool) -> Answer:
@@ -484,6 +488,8 @@ class Node:
         self.verification.verified.clear()
         self.preverified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
+        self.histograms.committed(len(ids), len(block.header) + sum(len(raw) for raw in block.payload),
+                                  self.mempool.waited_s(ids, time.monotonic()))  # before they leave the pool
         failed = self.admission.committed(checked, self._block_cap(), max(now_ms(), header.time + 1))
         self.count("blocks_committed")
         self.count("records_committed", len(ids))
@@ -625,7 +631,8 @@ class Node:
         self.inbox = asyncio.Queue(maxsize=self.limits.inbox_max_events)
         self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
         await self.net.serve(self.cfg.peer_listen)
-        api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected)
+        api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected,
+                           request_seconds=self.api_seconds)
         self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits,
                                           self.tls.api_context() if self.tls else None)
         await self.net.start()

@@ -54,7 +54,9 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
 
 Errors are {"error": {"code","message"}} (see api/errors.py), counted per code
 in `app[REJECTED]`, a Counter the node may pass in (`rejected=`) to share it
-with its metrics; `render_rejected` formats it for Prometheus.
+with its metrics; `render_rejected` formats it for Prometheus. Every answer is timed
+by route template and method (api/timing.py) into `app[REQUEST_SECONDS]`, a histogram
+the node may pass in (`request_seconds=`) for the same reason.
 """
 
 from __future__ import annotations
@@ -65,12 +67,15 @@ from typing import Any
 from .. import __version__
 from ..aio import web
 from ..config import Limits
+from ..histogram import Histogram
 from ..service import NodeService
 from .errors import REJECTED, ApiError, json_errors, render_rejected
 from .openapi import document
+from .timing import REQUEST_SECONDS, request_histogram, timed
 from .views import Views
 
-__all__ = ["REJECTED", "ROUTES", "DEBUG_ROUTES", "ApiError", "make_app", "render_rejected"]
+__all__ = ["REJECTED", "REQUEST_SECONDS", "ROUTES", "DEBUG_ROUTES", "ApiError", "make_app", "render_rejected",
+           "request_histogram"]
 
 BODY_TIMEOUT_S = 10.0
 
@@ -109,14 +114,18 @@ def make_app(
     *,
     rejected: Counter[str] | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    request_seconds: Histogram | None = None,
 ) -> web.Application:
-    """The API application. `rejected` counts error answers by code (shared with metrics)."""
+    """The API application. `rejected` counts error answers by code and `request_seconds`
+    times every answer by route (api/timing.py); both are shared with the node's metrics."""
     routes = ROUTES + (DEBUG_ROUTES if debug_endpoints else [])
     spec: dict[str, Any] = document([(m, p) for m, p, _ in routes], limits, __version__)
     counts: Counter[str] = rejected if rejected is not None else Counter()
     views = Views(service, limits, counts, spec, body_timeout_s)
-    app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[json_errors])
+    # timed first: the outermost middleware, so error answers are timed too
+    app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[timed, json_errors])
     app[REJECTED] = counts
+    app[REQUEST_SECONDS] = request_seconds if request_seconds is not None else request_histogram()
     for method, path, name in routes:
         # allow_head=False keeps the router's routes and the OpenAPI paths one-to-one.
         if method == "GET":

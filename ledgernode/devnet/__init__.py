@@ -17,11 +17,13 @@ Modules:
                         /healthz, stop_nodes
   devnet/supervisor.py  restarting nodes that exit (RestartPolicy, Supervisor)
   devnet/command.py     `ledgernode devnet` itself (run) and what it prints once up (guide)
+  devnet/netns.py       --netns: a network namespace per node, a bridge between them
 This package exports what the rest of the project uses (cli, bench, audit, scripts/, tests).
 """
 
 from __future__ import annotations
 
+from . import netns
 from .command import guide, run
 from .layout import (
     ALL_FAMILIES, CHAIN_ID, DEFAULT_BASE_PORT, DEFAULT_DIR, DEFAULT_NODES, DEPARTMENTS, GENESIS_FILE,
@@ -42,5 +44,5 @@ __all__ = [
     "check_log_options", "check_ports", "exit_text", "node_command", "start_node", "stop_nodes", "wait_healthy",
     "RESTART_BACKOFF_MAX_MS", "RESTART_BACKOFF_MS", "RESTART_WINDOW_MS", "RESTARTS_MAX", "RestartPolicy",
     "Supervisor",
-    "guide", "run",
+    "guide", "run", "netns",
 ]

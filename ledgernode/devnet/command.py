@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 
+from . import netns
 from .layout import GENESIS_FILE, MANIFEST_FILE, Devnet, write_manifest
 from .nodes import (
     DEFAULT_LOG_FORMAT, DEFAULT_LOG_LEVEL, POLL_S, check_log_options, check_ports, start_node, stop_nodes,
@@ -31,6 +32,9 @@ def guide(net: Devnet) -> str:
     lines = ["", f"devnet {net.chain_id}: {len(net.nodes) - spares} validators{more}", ""]
     lines += [f"  node{n.index} {n.dept:<12} API {n.api}   log {net.root / n.log}" + ("   spare" if n.spare else "")
               for n in net.nodes]
+    if net.netns:
+        lines += ["", f"  each node i in network namespace {netns.NAMESPACE_PREFIX}i, reached through bridge "
+                  f"{netns.BRIDGE} (`ip netns exec {netns.namespace(0)} ss -tn` shows node 0's links)"]
     lines += [
         "",
         f"  genesis      {net.root / GENESIS_FILE}",
@@ -69,13 +73,20 @@ def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S, *, log_level: s
     """Start the nodes, report where they are, restart any that exits (under `policy`) and keep
     them running until SIGTERM/Ctrl-C; then stop every node by its pid."""
     check_log_options(log_level, log_format)
-    check_ports(net)
+    if net.netns:
+        # Fresh namespaces: their ports are free; what a killed run left is removed first.
+        netns.check_permitted()
+        netns.clear_stale()
+    else:
+        check_ports(net)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     manifest_path = net.root / MANIFEST_FILE
     manifest_path.unlink(missing_ok=True)  # never leave a stale one from a past run
     sup = Supervisor(net, lambda node: start_node(net, node, log_level, log_format), policy)
     try:
+        if net.netns:
+            netns.setup(len(net.nodes))
         sup.start_all()
 
         def refresh() -> dict[int, int | None]:
@@ -98,3 +109,6 @@ def run(net: Devnet, health_timeout_s: float = HEALTH_TIMEOUT_S, *, log_level: s
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("devnet: all nodes stopped", flush=True)
+        if net.netns:
+            netns.teardown()
+            print(f"devnet: network namespaces {netns.NAMESPACE_PREFIX}* and bridge {netns.BRIDGE} removed", flush=True)

@@ -42,6 +42,13 @@ DEFAULT_BASE_PORT = 7100
 PEER_PORT_OFFSET = 100  # node i: API on base+i, peer link on base+100+i
 NODES_MAX = PEER_PORT_OFFSET - 1  # keeps the API and peer port ranges apart
 HOST = "127.0.0.1"
+# --netns (devnet/netns.py): node i at 10.77.0.(10 + i) in a namespace of its own, the
+# root namespace at 10.77.0.1 on the bridge; NODES_MAX keeps the addresses within the /24.
+NETNS_SUBNET = "10.77.0"
+NETNS_BRIDGE_ADDRESS = f"{NETNS_SUBNET}.1"
+NETNS_PREFIX_LEN = 24
+NETNS_ADDRESS_BASE = 10
+NETNS_NAMESPACE_PREFIX = "ln-node"  # node i's namespace: ln-node{i}
 GENESIS_FILE = "genesis.json"
 MANIFEST_FILE = "devnet.json"
 CLIENTS_DIR = "clients"
@@ -93,6 +100,16 @@ class Devnet:
     chain_id: str
     nodes: tuple[NodeFiles, ...]
     clients: tuple[ClientFiles, ...]
+    netns: bool = False  # made with --netns: each node in a namespace of its own (devnet/netns.py)
+
+
+def netns_address(i: int) -> str:
+    """Node i's address in its own namespace (--netns)."""
+    return f"{NETNS_SUBNET}.{NETNS_ADDRESS_BASE + i}"
+
+
+def _host(i: int, netns: bool) -> str:
+    return netns_address(i) if netns else HOST
 
 
 def department(i: int) -> tuple[str, str, tuple[str, ...]]:
@@ -130,13 +147,14 @@ def _key(path: Path) -> crypto.PrivateKey:
     return key
 
 
-def _node_config_text(i: int, pubkeys: list[str], base_port: int) -> str:
+def _node_config_text(i: int, pubkeys: list[str], base_port: int, netns: bool = False) -> str:
     """Node i's config; `pubkeys` are every node's public key (hex): the validators' in
-    genesis order, then the spares'."""
-    peers = {key: f"{HOST}:{base_port + PEER_PORT_OFFSET + j}" for j, key in enumerate(pubkeys) if j != i}
+    genesis order, then the spares'. `netns`: every node at its own address (netns_address)."""
+    peers = {key: f"{_host(j, netns)}:{base_port + PEER_PORT_OFFSET + j}" for j, key in enumerate(pubkeys) if j != i}
+    host = _host(i, netns)
     return config.render(
         data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}",
-        api=f"{HOST}:{base_port + i}", peer=f"{HOST}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
+        api=f"{host}:{base_port + i}", peer=f"{host}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
     )
 
 
@@ -150,7 +168,7 @@ def _check_args(nodes: int, base_port: int, spare: int = 0) -> None:
         raise DevnetError(f"--base-port {base_port}: ports {base_port}..{last} must lie within 1024..65535")
 
 
-def create(root: Path, nodes: int, base_port: int, spare: int = 0) -> None:
+def create(root: Path, nodes: int, base_port: int, spare: int = 0, netns: bool = False) -> None:
     """Write keys, genesis and node configs for a new devnet (keys already present are
     kept): `nodes` validators, then `spare` nodes whose keys the genesis does not hold."""
     _check_args(nodes, base_port, spare)
@@ -172,7 +190,7 @@ def create(root: Path, nodes: int, base_port: int, spare: int = 0) -> None:
     raw = genesis_mod.build(CHAIN_ID, validators, clients)
     write_atomic(root / GENESIS_FILE, raw)
     for i in range(nodes + spare):
-        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port).encode())
+        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port, netns).encode())
 
 
 def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
@@ -198,13 +216,14 @@ def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
     return count
 
 
-def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None, spare: int) -> NodeFiles:
+def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None, spare: int,
+                netns: bool = False) -> NodeFiles:
     rel = f"node{i}/node.toml"
     path = root / rel
     if not path.exists():
         pubkeys = [crypto.load_private_key(root / f"node{j}" / "validator.pem").public.raw.hex()
                    for j in range(gen.n + spare)]
-        write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT).encode())
+        write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT, netns).encode())
     try:
         cfg = config.load(path)
     except config.ConfigError as exc:
@@ -213,6 +232,9 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
         raise DevnetError(f"{path}: {exc}{older}") from None
     if cfg.index not in (None, i):
         raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
+    if netns and (cfg.api_listen[0], cfg.peer_listen[0]) != (netns_address(i), netns_address(i)):
+        raise DevnetError(f"{path}: with --netns node {i} listens on {netns_address(i)}, not "
+                          f"{cfg.api_listen[0]} / {cfg.peer_listen[0]}")
     if base_port is not None and cfg.api_listen[1] != base_port + i:
         raise DevnetError(f"{path} puts node {i}'s API on port {cfg.api_listen[1]}, not {base_port + i}: "
                           f"this devnet was made with another --base-port; run without --base-port "
@@ -246,8 +268,19 @@ def _client_files(root: Path, gen: genesis_mod.Genesis) -> tuple[ClientFiles, ..
     return tuple(out)
 
 
-def load(root: Path, nodes: int | None = None, base_port: int | None = None, spare: int | None = None) -> Devnet:
-    """Describe an existing devnet directory, checking it is usable as it stands."""
+def _made_with_netns(root: Path, wanted: bool | None) -> bool:
+    """Whether the devnet in `root` was made with --netns: its node 0 listens on
+    netns_address(0) (a missing or broken config: as `wanted`, _node_files checks it)."""
+    try:
+        return config.load(root / "node0" / "node.toml").api_listen[0] == netns_address(0)
+    except config.ConfigError:
+        return bool(wanted)
+
+
+def load(root: Path, nodes: int | None = None, base_port: int | None = None, spare: int | None = None,
+         netns: bool | None = None) -> Devnet:
+    """Describe an existing devnet directory, checking it is usable as it stands (`netns`
+    None: as it was made, with or without --netns)."""
     try:
         gen = genesis_mod.parse((root / GENESIS_FILE).read_bytes())
     except OSError as exc:
@@ -261,19 +294,27 @@ def load(root: Path, nodes: int | None = None, base_port: int | None = None, spa
     if spare is not None and spare != spares:
         raise DevnetError(f"{root} holds {spares} spare node(s) (fixed when it was made); run with --spare "
                           f"{spares}, or use another --dir for {spare}")
-    node_files = tuple(_node_files(root, gen, i, base_port, spares) for i in range(gen.n + spares))
+    made_netns = _made_with_netns(root, netns)
+    if netns is not None and netns != made_netns:
+        how = "with" if made_netns else "without"
+        raise DevnetError(f"{root} was made {how} --netns (its node configs name "
+                          f"{NETNS_SUBNET + '.x' if made_netns else HOST} addresses); run {how} --netns, "
+                          f"or use another --dir")
+    node_files = tuple(_node_files(root, gen, i, base_port, spares, made_netns) for i in range(gen.n + spares))
     clients = _client_files(root, gen)
     if not clients:
         raise DevnetError(f"no key in {root / CLIENTS_DIR} belongs to a client of {root / GENESIS_FILE}")
-    return Devnet(root, gen.chain_id, node_files, clients)
+    return Devnet(root, gen.chain_id, node_files, clients, made_netns)
 
 
-def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None, spare: int | None = None) -> Devnet:
+def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None, spare: int | None = None,
+            netns: bool | None = None) -> Devnet:
     """Create the devnet's files on first use; on later uses check and reuse them
-    (`spare` None: as many spares as the directory has)."""
+    (`spare` None: as many spares as the directory has; `netns` None: as it was made, a new
+    one without)."""
     if not (root / GENESIS_FILE).exists():
-        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port, spare or 0)
-    return load(root, nodes, base_port, spare)
+        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port, spare or 0, bool(netns))
+    return load(root, nodes, base_port, spare, netns)
 
 
 RUNNING = "running"  # the process runs now (it may still be starting up)
@@ -298,6 +339,8 @@ def manifest(net: Devnet, states: Mapping[int, NodeState]) -> dict[str, Any]:
         st = states.get(n.index, NodeState(None, STOPPED, "not started"))
         nodes.append({"index": n.index, "dept": n.dept, "api": n.api, "pid": st.pid, "state": st.state,
                       "reason": st.reason, "config": n.config, "spare": n.spare})
+        if net.netns:  # only then: devnet.json of a devnet on 127.0.0.1 is as it was
+            nodes[-1]["netns"] = f"{NETNS_NAMESPACE_PREFIX}{n.index}"
     return {
         "chain_id": net.chain_id,
         "genesis": GENESIS_FILE,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import logs
 from ..client import Client
+from . import netns
 from .layout import Devnet, DevnetError, NodeFiles
 
 HEALTH_PROBE_TIMEOUT_S = 1.0
@@ -81,6 +82,8 @@ def start_node(net: Devnet, node: NodeFiles, log_level: str = DEFAULT_LOG_LEVEL,
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     cmd = node_command(net, node, log_level, log_format)
+    if net.netns:
+        cmd = netns.wrap(node.index, cmd)
     with (net.root / node.log).open("ab") as log:
         log.write(f"\n--- devnet starting node {node.index} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()

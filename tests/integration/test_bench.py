@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 EXPECTED_KEYS = {"nodes", "seconds", "committed", "records_per_s", "latency_ms", "verify_per_s_one_core",
@@ -36,10 +38,10 @@ def _free_base_port() -> int:
     raise RuntimeError("no free port block")
 
 
-def _bench(seconds: int, timeout: float) -> tuple[dict[str, Any], str]:
+def _bench(seconds: int, timeout: float, plot: Path) -> tuple[dict[str, Any], str]:
     proc = subprocess.run(
         [sys.executable, "-m", "ledgernode", "bench", "--nodes", "4", "--seconds", str(seconds), "--json",
-         "--base-port", str(_free_base_port())],
+         "--base-port", str(_free_base_port()), "--plot", str(plot)],
         capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -55,15 +57,21 @@ def _bench(seconds: int, timeout: float) -> tuple[dict[str, Any], str]:
     assert abs(result["bound_records_per_s"] - bound) < 1
     assert abs(result["ratio"] - result["records_per_s"] / result["bound_records_per_s"]) < 0.01
     assert abs(result["records_per_s"] - result["committed"] / seconds) < 0.1
-    assert "bench[" in proc.stderr  # progress while it runs
+    assert "bench[" in proc.stderr and "records/s" in proc.stderr and "ETA" in proc.stderr  # progress while it runs
+    # --plot: one chart per phase (batch, then single), each with both series
+    charts = ET.parse(plot).getroot().findall("{http://www.w3.org/2000/svg}g[@class='chart']")
+    assert len(charts) == 2
+    for chart in charts:
+        labels = {g.get("data-label") for g in chart.findall("{http://www.w3.org/2000/svg}g[@class='series']")}
+        assert labels == {"committed on every node (records/s)", "p50 submit-to-commit (ms)"}
     return result, proc.stderr
 
 
-def test_bench_short_run_prints_one_json_line() -> None:
+def test_bench_short_run_prints_one_json_line(tmp_path: Path) -> None:
     deadline = time.monotonic() + BENCH_DEADLINE_S
     seconds, runs = FIRST_SECONDS, []
     while True:
-        result, stderr = _bench(seconds, timeout=max(120.0, deadline - time.monotonic()))
+        result, stderr = _bench(seconds, timeout=max(120.0, deadline - time.monotonic()), plot=tmp_path / "bench.svg")
         runs.append({k: result[k] for k in ("seconds", "warmup_s", "committed", "submitted", "errors")})
         if result["committed"] > 0:
             break

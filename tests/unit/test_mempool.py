@@ -201,3 +201,16 @@ def test_random_add_remove_matches_a_model(max_records: int, steps: list[tuple[s
             assert pool.get(env.record_id) is model.get(env.record_id)
             assert pool.by_raw(env.raw) is model.get(env.record_id)
     assert [e.record_id for e in pool.oldest(len(POOL))] == list(model)
+
+
+def test_submission_times_are_kept_only_for_records_in_the_pool() -> None:
+    pool = Mempool(10)
+    for env in POOL[:3]:
+        pool.add(env)
+    ids = [env.record_id for env in POOL[:3]]
+    pool.mark_submitted([POOL[0].raw, POOL[1].raw, POOL[5].raw], 100.0)  # POOL[5] never joined
+    assert pool.waited_s(ids, 102.5) == [2.5, 2.5]  # POOL[2] came by gossip: no time
+    pool.remove([POOL[0].record_id])
+    assert pool.waited_s(ids, 103.0) == [3.0]
+    pool.expire(T0 + 10**9, 1)  # every record leaves, and its time with it
+    assert pool.waited_s(ids, 104.0) == [] and pool._submitted_s == {}

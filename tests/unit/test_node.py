@@ -177,8 +177,20 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         assert metric(text, "ledgernode_events_total", '{event="blocks_committed"}') == 1
         assert "# TYPE ledgernode_rejected_total counter" in text
         samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+        histograms = set(re.findall(r"^# TYPE (\S+) histogram$", text, re.M))
         for name in samples:  # every series says what it is, for dashboards and operators
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            name = base if base in histograms else name  # a histogram's samples share its HELP and TYPE
             assert re.search(rf"^# HELP {name} \S", text, re.M) and re.search(rf"^# TYPE {name} ", text, re.M), name
+        # the block's size and its records' wait since their submission here (node.submit is a client's)
+        assert metric(text, "ledgernode_block_records_count") == 1
+        assert metric(text, "ledgernode_block_records_sum") == 3
+        assert metric(text, "ledgernode_block_records_bucket", '{le="2"}') == 0
+        assert metric(text, "ledgernode_block_records_bucket", '{le="5"}') == 1
+        assert metric(text, "ledgernode_block_bytes_count") == 1
+        assert (metric(text, "ledgernode_block_bytes_sum") or 0) > sum(len(r) for r in raws)  # and the header
+        assert metric(text, "ledgernode_submit_to_commit_seconds_count") == 3
+        assert metric(text, "ledgernode_submit_to_commit_seconds_bucket", '{le="+Inf"}') == 3
         assert node.readiness()["ready"] is True  # one validator: it is its own quorum
 
         # an idle node builds no empty blocks: its round timer does not even run
@@ -494,6 +506,11 @@ async def test_http_api_is_wired_to_the_node(solo: Solo) -> None:
         assert metric(text, "ledgernode_height") == 1
         assert metric(text, "ledgernode_api_rejected_total", f'{{reason="{code}"}}') == 1
         assert node.status()["log_size"] == 1
+        # both POSTs timed under their route template, the error answer too; /metrics is
+        # timed once its answer is made, so the GET of it is not in the text it returned
+        assert metric(text, "ledgernode_api_request_seconds_count", '{route="/v1/records",method="POST"}') == 2
+        assert metric(text, "ledgernode_api_request_seconds_count", '{route="/v1/status",method="GET"}') == 1
+        assert metric(text, "ledgernode_submit_to_commit_seconds_count") == 1
 
 
 # -- faults and construction -----------------------------------------------------------------
