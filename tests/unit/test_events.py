@@ -11,6 +11,9 @@ from ledgernode import aio
 from ledgernode.api.events import (
     EVENTS_HUB, Cursor, Filter, advance, chunk_index, cursor_at, decode_after, decode_filter, heartbeat, load_chunk,
 )
+from ledgernode.client import (
+    EVENTS_BACKOFF_MAX_S, EVENTS_BACKOFF_S, EVENTS_RECONNECTS_MAX, ApiError, AsyncClient, EventFeed, TransportError,
+)
 from ledgernode.config import Limits
 from ledgernode.errors import InvalidInput
 from ledgernode.members import AnyDept
@@ -304,3 +307,55 @@ async def test_a_write_that_does_not_drain_cuts_the_subscriber_off(node: FakeNod
         await until(lambda: not hub.subscribers, "the cut-off stream to leave")
         assert 'ledgernode_stream_cutoffs_total{reason="slow"} 1' in hub.render_metrics()
         assert (await client.get("/healthz")).status == 200
+
+
+# -- the SDK ---------------------------------------------------------------------------------
+
+
+def test_the_sdk_feed_keeps_the_last_id_and_bounds_its_retries() -> None:
+    feed = EventFeed("cert.*", "LIC 1", "b0", heartbeats=False)
+    assert feed.path == "/v1/events?types=cert.%2A&subject=LIC+1" and feed.headers()["Last-Event-ID"] == "b0"
+    wire = b"".join(encode_event(e) for e in EVENTS)
+    handed = [e for line in wire.split(b"\n") if (e := feed.feed(line + b"\n")) is not None]
+    assert handed == [EVENTS[0], EVENTS[1]]  # heartbeats skipped, the cutoff kept inside
+    assert feed.last == "17" and feed.headers()["Last-Event-ID"] == "17"
+    delays = [feed.retry_delay(TransportError("reset")) for _ in range(EVENTS_RECONNECTS_MAX)]
+    assert delays[0] == EVENTS_BACKOFF_S and delays == sorted(delays) and max(delays) <= EVENTS_BACKOFF_MAX_S
+    with pytest.raises(TransportError):
+        feed.retry_delay(TransportError("still down"))
+    with pytest.raises(ApiError):
+        EventFeed(None, None, None, False).retry_delay(ApiError(400, "bad_event_id", "no"))
+    assert EventFeed(None, None, None, False).retry_delay(ApiError(503, "too_many_subscribers", "full")) > 0
+    with pytest.raises(ValueError):
+        EventFeed(None, None, "07", False)
+
+
+async def test_the_async_sdk_reconnects_after_a_cutoff(node: FakeNode, net: Net,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = Limits(**{**LIMITS.__dict__, "events_send_timeout_ms": 200})
+    real_write = aio.web.StreamResponse.write
+    stalls = [1]  # the first stream's first record write never drains
+
+    async def write(self: aio.web.StreamResponse, data: bytes) -> None:
+        await real_write(self, data)
+        if b"event: record" in data and stalls:
+            stalls.pop()
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(aio.web.StreamResponse, "write", write)
+    async with serve(node, limits) as client:
+        await _commit(node, net, ["r1"])
+        got: list[Event] = []
+        async with AsyncClient(str(client.make_url(""))) as sdk:
+            async def consume() -> None:
+                async for event in sdk.events(after="b0"):
+                    got.append(event)
+
+            task = asyncio.create_task(consume())
+            await until(lambda: len(got) >= 2, "the first block", task)
+            await _commit(node, net, ["r2"])
+            await until(lambda: len(got) >= 4, "the second block after the reconnect", task)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert _ids(got) == ["0", "b1", "1", "b2"]
+        assert client.app is not None and client.app[EVENTS_HUB].cutoffs["slow"] == 1
