@@ -65,6 +65,11 @@ class Limits:
     header_timeout_ms: int = 10_000  # a request head (line and headers) must arrive within this
     keepalive_timeout_ms: int = 30_000  # an idle keep-alive connection is closed after this
     api_connections_max: int = 0  # 0: the soft RLIMIT_NOFILE minus a reserve (api.capacity.connections_max)
+    # The event stream, GET /v1/events (ledgernode/api/events.py):
+    events_subscribers_max: int = 100  # streams open at once; one more is answered 503
+    events_buffer_events_max: int = 1_000  # events read ahead from the store for one subscriber
+    events_send_timeout_ms: int = 10_000  # a write not taken within this cuts the subscriber off
+    events_heartbeat_ms: int = 15_000  # an idle stream gets a heartbeat this often
 
 
 @dataclass(frozen=True)

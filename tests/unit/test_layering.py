@@ -20,7 +20,8 @@ PACKAGE_LAYERS = {
 }
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
-    "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress", "charts"],
+    "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
+             "charts", "sse"],
     "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
