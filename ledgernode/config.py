@@ -245,5 +245,9 @@ LIMIT_NOTES: dict[str, str] = {
     "header_timeout_ms": "A request head (line and headers) must arrive within this (408, then closed).",
     "keepalive_timeout_ms": "An idle keep-alive API connection is closed after this.",
     "api_connections_max": "Most API connections at once. Left out: the soft RLIMIT_NOFILE minus a reserve.",
+    "events_subscribers_max": "GET /v1/events streams open at once; one more gets 503 too_many_subscribers.",
+    "events_buffer_events_max": "Events read ahead for one stream subscriber at a time.",
+    "events_send_timeout_ms": "A stream write not taken by its client within this: the subscriber is cut off.",
+    "events_heartbeat_ms": "A heartbeat event (the head checkpoint) on an idle stream at least this often.",
 }
 LIMIT_EXAMPLES: dict[str, int] = {"verify_threads": 2, "api_connections_max": 4096}  # limits whose default is 0
