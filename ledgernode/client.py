@@ -37,13 +37,13 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from . import codec, crypto, families, genesis as genesis_mod, records, verify
+from . import codec, crypto, families, genesis as genesis_mod, records, sse, verify
 from .times import now_ms
 from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
 from .config import Limits
@@ -65,6 +65,14 @@ MSGPACK = "application/msgpack"
 JSON = "application/json"
 USER_AGENT = "ledgernode-client/1"
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
+# events(): a dropped stream is opened again from the last id, waiting EVENTS_BACKOFF_S, then
+# twice as long each time up to EVENTS_BACKOFF_MAX_S; after EVENTS_RECONNECTS_MAX attempts in
+# a row that bring no event, the error is raised. No byte for EVENTS_IDLE_TIMEOUT_S (four of
+# the node's default heartbeats) counts as a dropped stream.
+EVENTS_RECONNECTS_MAX = 8
+EVENTS_BACKOFF_S = 0.5
+EVENTS_BACKOFF_MAX_S = 15.0
+EVENTS_IDLE_TIMEOUT_S = 60.0
 
 
 class ClientError(Exception):
@@ -318,6 +326,15 @@ class _Core:
         query = {"depth": _maybe(depth, "depth"), "direction": direction}
         return cls._get(_with_query(f"/v1/provenance/{id_hex(record_id)}", query))
 
+    @classmethod
+    def _equivocations_call(cls, after: int | None, limit: int | None) -> Call:
+        query = {"after": _maybe(after, "after", -1), "limit": _maybe(limit, "limit", 1)}
+        return cls._get(_with_query("/v1/equivocations", query))
+
+    @classmethod
+    def _proposals_call(cls, after: str | None, limit: int | None) -> Call:
+        return cls._get(_with_query("/v1/governance/proposals", {"after": after, "limit": _maybe(limit, "limit", 1)}))
+
     def _headers(self, call: Call) -> dict[str, str]:
         headers = {"Accept": "*/*" if call.raw else JSON, "User-Agent": USER_AGENT}
         if call.content_type:
@@ -382,6 +399,60 @@ class _Core:
         Trust comes only from `genesis_bytes`: pass the genesis file you pinned,
         not one just fetched from the node you are checking, when it matters."""
         return verify.verify_bundle(bundle, genesis_mod.parse(genesis_bytes), original)
+
+
+class EventFeed:
+    """What events() keeps across reconnects: the query, the last id seen, the attempts that
+    brought nothing, and the parser of the stream now open (ledgernode/sse.py)."""
+
+    def __init__(self, types: Iterable[str] | str | None, subject: str | None, after: str | None,
+                 heartbeats: bool) -> None:
+        names = [types] if isinstance(types, str) else list(types or ())
+        if subject is not None:
+            _segment(subject, "subject")  # 1 to 256 chars: ValueError before any request
+        self.path = _with_query("/v1/events", {"types": ",".join(names) or None, "subject": subject})
+        if after is not None:
+            sse.decode_event_id(after)  # ValueError before any request
+        self.last, self.heartbeats, self.failures = after, heartbeats, 0
+        self.parser = sse.EventParser()
+
+    def headers(self) -> dict[str, str]:
+        """For the next connection: a fresh parser, and where to resume."""
+        self.parser = sse.EventParser()
+        headers = {"Accept": "text/event-stream", "User-Agent": USER_AGENT}
+        return headers | ({"Last-Event-ID": self.last} if self.last is not None else {})
+
+    def feed(self, line: bytes) -> sse.Event | None:
+        """One line of the stream; the event to hand out, if it completes one."""
+        if len(line) > sse.LINE_MAX_BYTES:
+            raise TransportError(f"an event stream line is longer than {sse.LINE_MAX_BYTES} bytes")
+        try:
+            event = self.parser.feed(line.decode("utf-8").rstrip("\r\n"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TransportError(f"malformed event stream: {exc}") from None
+        if event is None:
+            return None
+        self.last, self.failures = sse.event_id(event), 0
+        match event:
+            case sse.Cutoff():
+                return None  # the node closes the stream: the next connection resumes from here
+            case sse.Heartbeat():
+                return event if self.heartbeats else None
+            case _:
+                return event
+
+    def retry_delay(self, error: ClientError) -> float:
+        """Seconds before reconnecting after `error`; the error itself when it will not pass."""
+        if isinstance(error, ApiError) and error.status != 503:
+            raise error
+        self.failures += 1
+        if self.failures > EVENTS_RECONNECTS_MAX:
+            raise error
+        return min(EVENTS_BACKOFF_S * 2 ** (self.failures - 1), EVENTS_BACKOFF_MAX_S)
+
+
+class StreamEnded(TransportError):
+    """The node closed an event stream (events() reconnects)."""
 
 
 # -- synchronous front end -------------------------------------------------------------
@@ -497,6 +568,38 @@ class Client(_Core):
         to `depth` hops (kind "provenance")."""
         return self._do_json(self._provenance_call(record_id, depth, direction))
 
+    def equivocations(self, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A page of equivocation proofs, each checked by `verify --kind equivocation`: pass `next_after` on."""
+        return self._do_json(self._equivocations_call(after, limit))
+
+    def events(self, types: Iterable[str] | str | None = None, subject: str | None = None,
+               after: str | None = None, heartbeats: bool = False) -> Iterator[sse.Event]:
+        """Committed records and blocks as typed events (ledgernode/sse.py), from `after` (an
+        event id; "b0": from the beginning; None: new ones only), reconnecting by itself from
+        the last id seen (EVENTS_RECONNECTS_MAX, EVENTS_BACKOFF_S). Heartbeats only if asked."""
+        feed = EventFeed(types, subject, after, heartbeats)
+        while True:
+            try:
+                yield from self._stream(feed)
+                error: ClientError = StreamEnded(f"{self.api_url}/v1/events: the node closed the stream")
+            except ClientError as exc:
+                error = exc
+            _sleep(feed.retry_delay(error))
+
+    def _stream(self, feed: EventFeed) -> Iterator[sse.Event]:
+        req = urllib.request.Request(self.api_url + feed.path, headers=feed.headers())
+        try:
+            with self._opener.open(req, timeout=EVENTS_IDLE_TIMEOUT_S) as resp:
+                while line := resp.readline(sse.LINE_MAX_BYTES + 1):
+                    event = feed.feed(line)
+                    if event is not None:
+                        yield event
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raise _error_from(exc.code, _read_bounded(exc)) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            raise TransportError(f"GET {self.api_url}{feed.path}: {getattr(exc, 'reason', exc)}") from None
+
     def healthy(self) -> bool:
         """True if GET /healthz answers 2xx (no retries)."""
         try:
@@ -609,6 +712,43 @@ class AsyncClient(_Core):
     async def provenance(self, record_id: str | bytes, depth: int | None = None,
                          direction: str = "back") -> dict[str, Any]:
         return await self._do_json(self._provenance_call(record_id, depth, direction))
+
+    async def block(self, height: int) -> dict[str, Any]:
+        return await self._do_json(self._get(f"/v1/blocks/{_count(height, 'height', 1)}"))
+
+    async def proposals(self, after: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._proposals_call(after, limit))
+
+    async def equivocations(self, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        return await self._do_json(self._equivocations_call(after, limit))
+
+    async def events(self, types: Iterable[str] | str | None = None, subject: str | None = None,
+                     after: str | None = None, heartbeats: bool = False) -> AsyncIterator[sse.Event]:
+        """As Client.events: typed events, reconnecting by itself from the last id seen."""
+        feed = EventFeed(types, subject, after, heartbeats)
+        while True:
+            try:
+                async for event in self._stream(feed):
+                    yield event
+                error: ClientError = StreamEnded(f"{self.api_url}/v1/events: the node closed the stream")
+            except ClientError as exc:
+                error = exc
+            await _asleep(feed.retry_delay(error))
+
+    async def _stream(self, feed: EventFeed) -> AsyncIterator[sse.Event]:
+        if self._session is None:
+            self._session = ClientSession()
+        timeout = ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=EVENTS_IDLE_TIMEOUT_S)
+        try:
+            async with self._session.get(self.api_url + feed.path, headers=feed.headers(), timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise _error_from(resp.status, await resp.content.read(RESPONSE_MAX_BYTES))
+                while line := await resp.content.readline():
+                    event = feed.feed(line)
+                    if event is not None:
+                        yield event
+        except (AioClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            raise TransportError(f"GET {self.api_url}{feed.path}: {exc!r}") from None
 
     async def healthy(self) -> bool:
         try:

@@ -67,6 +67,11 @@ class Limits:
     header_timeout_ms: int = 10_000  # a request head (line and headers) must arrive within this
     keepalive_timeout_ms: int = 30_000  # an idle keep-alive connection is closed after this
     api_connections_max: int = 0  # 0: the soft RLIMIT_NOFILE minus a reserve (api.capacity.connections_max)
+    # The event stream, GET /v1/events (ledgernode/api/events.py):
+    events_subscribers_max: int = 100  # streams open at once; one more is answered 503
+    events_buffer_events_max: int = 1_000  # events read ahead from the store for one subscriber
+    events_send_timeout_ms: int = 10_000  # a write not taken within this cuts the subscriber off
+    events_heartbeat_ms: int = 15_000  # an idle stream gets a heartbeat this often
 
 
 @dataclass(frozen=True)
@@ -270,5 +275,9 @@ LIMIT_NOTES: dict[str, str] = {
     "header_timeout_ms": "A request head (line and headers) must arrive within this (408, then closed).",
     "keepalive_timeout_ms": "An idle keep-alive API connection is closed after this.",
     "api_connections_max": "Most API connections at once. Left out: the soft RLIMIT_NOFILE minus a reserve.",
+    "events_subscribers_max": "GET /v1/events streams open at once; one more gets 503 too_many_subscribers.",
+    "events_buffer_events_max": "Events read ahead for one stream subscriber at a time.",
+    "events_send_timeout_ms": "A stream write not taken by its client within this: the subscriber is cut off.",
+    "events_heartbeat_ms": "A heartbeat event (the head checkpoint) on an idle stream at least this often.",
 }
 LIMIT_EXAMPLES: dict[str, int] = {"verify_threads": 2, "api_connections_max": 4096}  # limits whose default is 0

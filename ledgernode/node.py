@@ -63,7 +63,7 @@ from . import peers
 from .peers import peer_links
 from .reads import Reads
 from .intake import Intake
-from .outcomes import Outcomes
+from .outcomes import Heights, Outcomes
 from .witness import Witness
 from .families.gov import VALIDATORS
 from .members import Members, ValidatorSet, set_of_fact
@@ -176,6 +176,7 @@ class Node:
         self.view = _LedgerView(self.store, self.mempool)
         self.admission = Admission(self.genesis, self.view, self.mempool)
         self.outcomes = Outcomes(self.limits.rejected_kept_ms, self.limits.rejected_kept_max)
+        self.heights = Heights()  # the event stream's wake-up at each commit
         self.signing = SigningFile(cfg.data_dir, self.genesis.chain_id, self.key.public.raw, genesis_index)
         resumed = resume(self.signing, self.store, self.store.load_meta(CONSENSUS_KEY), self.genesis.validator_set)
         for note in resumed.notes:
@@ -477,6 +478,7 @@ class Node:
         header = decode_header(block.header)
         checked = self._certified(block)
         await self._on_disk(self.store.commit, checked, qc)
+        self.heights.committed()
         if (VALIDATORS, "") in checked.facts:
             members = self.store.members(self.genesis)
             self.roster.changed(members.since, members.validator_set)
@@ -596,6 +598,10 @@ class Node:
                 where = self.rejection(rid)
             known.append(where)
         return await self.outcomes.wait(record_ids, known, timeout_s)
+
+    async def wait_height(self, height: int, timeout_s: float) -> None:
+        if self.store.height <= height:
+            await self.heights.wait(timeout_s)
 
     def locate(self, record_id: bytes) -> Location | None:
         return locate_in(self.store, record_id)

@@ -118,5 +118,28 @@ class Outcomes:
             del self._waiters[record_id]
 
 
+class Heights:
+    """Who waits for the next block to commit (the event stream, api/events.py): one future,
+    resolved and replaced by each commit, so any number of waiters cost one wake-up."""
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[None] | None = None
+
+    def committed(self) -> None:
+        """A block is on disk and the store's tip names it (the runtime calls this on the loop)."""
+        fut, self._next = self._next, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return at the next commit, or when `timeout_s` is up."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._next), timeout_s)
+        except TimeoutError:
+            pass
+
+
 def _shutting_down() -> Backpressure:
     return Backpressure("the node is shutting down; the record may still commit: retry, or ask another node")

@@ -86,6 +86,10 @@ class NodeService(Protocol):
         """Wait (bounded) until each record commits or is rejected; None for those
         still pending when the time is up."""
 
+    async def wait_height(self, height: int, timeout_s: float) -> None:
+        """Return once the committed height is above `height`, or when `timeout_s` is up
+        (the event stream's wake-up, api/events.py)."""
+
     def locate(self, record_id: bytes) -> Location | None: ...
 
     def pending(self, record_id: bytes) -> Envelope | None:

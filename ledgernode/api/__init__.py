@@ -44,6 +44,12 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
   GET  /v1/equivocations?after=SEQ&limit=N   {"equivocations": [proof, ...], "next_after"}:
                                a validator's two signed values for one slot, each checked
                                offline by `verify FILE --kind equivocation` (docs/security.md)
+  GET  /v1/events?types=T,F.*&subject=S&after=ID   Server-Sent Events (api/events.py,
+                               docs/protocol.md section 14): `record` per committed record
+                               (id: its leaf index), `block` after its last record (id: b<height>),
+                               `heartbeat` while idle, `cutoff` before the node closes the stream;
+                               resumes after Last-Event-ID (or ?after=; b0: from the beginning);
+                               400 bad id or filter, 503 too_many_subscribers
   GET  /v1/status, /v1/genesis (exact bytes), /healthz, /metrics (Prometheus text),
        /v1/openapi.json
   GET  /readyz                 200 {"ready": true, ...} when caught up with the peers and a
@@ -70,6 +76,7 @@ from ..config import Limits
 from ..histogram import Histogram
 from ..service import NodeService
 from .errors import REJECTED, ApiError, json_errors, render_rejected
+from .events import EVENTS_HUB, EventHub
 from .openapi import document
 from .timing import REQUEST_SECONDS, request_histogram, timed
 from .views import Views
@@ -96,6 +103,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/v1/provenance/{record_id}", "get_provenance"),
     ("GET", "/v1/equivocations", "get_equivocations"),
     ("GET", "/v1/governance/proposals", "get_proposals"),
+    ("GET", "/v1/events", "get_events"),
     ("GET", "/v1/status", "get_status"),
     ("GET", "/v1/genesis", "get_genesis"),
     ("GET", "/healthz", "get_health"),
@@ -126,6 +134,8 @@ def make_app(
     app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[timed, json_errors])
     app[REJECTED] = counts
     app[REQUEST_SECONDS] = request_seconds if request_seconds is not None else request_histogram()
+    hub = app[EVENTS_HUB] = EventHub(service, limits)
+    app.on_shutdown.append(hub.stop)  # before aiohttp waits for handlers: streams end at once
     for method, path, name in routes:
         # allow_head=False keeps the router's routes and the OpenAPI paths one-to-one.
         if method == "GET":

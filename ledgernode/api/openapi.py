@@ -191,7 +191,7 @@ _REASONS = {
     431: "Request head over its limit (header_too_large)",
     422: "The answer would be too large to prove in one document (history_too_long, graph_too_large)",
     503: ("Backpressure (the mempool is full, or this node is building too many answers already) or "
-          "too_many_connections; retry after Retry-After seconds"),
+          "too_many_connections or too_many_subscribers; retry after Retry-After seconds"),
 }
 _ALWAYS = (405, 500)
 _SUBMIT_ERRORS = (400, 403, 408, 409, 413, 415, 503)
@@ -347,6 +347,19 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             [{"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
              {"name": "limit", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]),
+        ("GET", "/v1/events"): _op(
+            "Server-Sent Events (docs/protocol.md section 14): `record` per committed record (id: its "
+            "leaf index), `block` after its block's last record (id: b<height>), `heartbeat` with the "
+            f"head every {limits.events_heartbeat_ms} ms while idle, `cutoff` (reason, resume) before the "
+            "node closes the stream. Resumes after the Last-Event-ID header; no id: new events only",
+            {200: {"text/event-stream": {"schema": {"type": "string"}}}}, (400, 503),
+            [_query("after", "resume after this event id instead of Last-Event-ID: a leaf index, or "
+                    "b<height> (b0: from the beginning)",
+                    schema={"type": "string", "pattern": "^(b?(0|[1-9][0-9]{0,19}))$"}),
+             _query("types", "comma list of record types or family.* (e.g. cert.*,data.grant); "
+                    "filters record events only", schema={"type": "string"}),
+             _query("subject", "only records about this subject; filters record events only",
+                    schema={"type": "string", "minLength": 1, "maxLength": SUBJECT_MAX_CHARS})]),
         ("GET", "/v1/genesis"): _op(
             "The exact genesis file bytes", {200: _json({"type": "object"})}),
         ("GET", "/healthz"): _op("Liveness", {200: _json(_ref("Ok"))}),

@@ -35,6 +35,7 @@ from ..config import Limits
 from .capacity import FD_RESERVE, connections_max, fd_soft_limit
 from .connections import CLOSE_REASONS, ApiConnection, ConnectionPool
 from .errors import REJECTED
+from .events import EVENTS_HUB
 from .listening import ApiSite, LoopErrors
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class ApiServer:
             "# TYPE ledgernode_accept_errors_total counter",
             f"ledgernode_accept_errors_total {self.loop_errors.accept_errors}",
         ]
-        return "\n".join(lines) + "\n"
+        hub = self.runner.app.get(EVENTS_HUB)  # the event streams' gauges and counters
+        return "\n".join(lines) + "\n" + (hub.render_metrics() if hub is not None else "")
 
     async def stop(self) -> None:
         if self.stopped:

@@ -25,6 +25,7 @@ from ..service import Backpressure, Location, NodeService, Outcome, Submitted
 from ..storage import Store
 from . import inputs, shapes
 from .errors import describe, error_body
+from .events import EVENTS_HUB
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,10 @@ class Views:
         if not 1 <= limit <= PROPOSALS_PAGE_MAX:
             raise inputs.bad("bad_query", f"limit must be 1-{PROPOSALS_PAGE_MAX}")
         return await self._answer(_proposals, self.service.store, self.service.genesis, after, limit)
+
+    async def get_events(self, request: web.Request) -> web.StreamResponse:
+        """The event stream (api/events.py): served by the application's hub."""
+        return await request.app[EVENTS_HUB].stream(request)
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return shapes.respond(self.openapi)

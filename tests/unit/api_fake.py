@@ -123,6 +123,16 @@ class FakeNode:
             pass
         return [self._outcome(r) for r in record_ids]
 
+    async def wait_height(self, height: int, timeout_s: float) -> None:
+        async def moved() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: self.store.height > height)
+
+        try:
+            await asyncio.wait_for(moved(), timeout_s)
+        except TimeoutError:
+            pass
+
     def locate(self, record_id: bytes) -> Location | None:
         return locate_in(self.store, record_id)
 

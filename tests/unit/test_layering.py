@@ -21,12 +21,13 @@ PACKAGE_LAYERS = {
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
-             "charts", "tls", "httpsig"],
+    "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
+             "charts", "sse", "tls", "httpsig"],
     "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
+    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client", "nodeinit",
                 "__main__"],
 }
 # What each layer may import (besides itself).
