@@ -152,11 +152,11 @@ def _unreachable(name: str, api: str, exc: TransportError) -> int:
     return EXIT_UNUSABLE
 
 
-def run(args: argparse.Namespace, api: str) -> int:
-    """Run the read command `args.command` against the node at `api`; the exit code."""
-    name = args.command
+def run(args: argparse.Namespace, client: Client) -> int:
+    """Run the read command `args.command` against the node `client` reads; the exit code."""
+    name, api = args.command, client.api_url
     try:
-        fetched = READS[name](Client(api), args)
+        fetched = READS[name](client, args)
         _emit(fetched, args)
     except ApiError as exc:
         print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
@@ -193,10 +193,11 @@ def report_outcome(answer: dict[str, Any], waited: str, check: str) -> int:
     return EXIT_OK
 
 
-def record(args: argparse.Namespace, api: str) -> int:
+def record(args: argparse.Namespace, client: Client) -> int:
     """`ledgernode record ID`: GET /v1/records/{id}, exit code by its status."""
+    api = client.api_url
     try:
-        answer = Client(api).get_record(args.id)
+        answer = client.get_record(args.id)
     except ApiError as exc:
         print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
         return EXIT_FAILED

@@ -8,13 +8,16 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, crypto, families, logs
 from .config import Limits
 from .errors import InvalidInput, StorageError
 from .families.schema import Field
 from .governance import add_gov_commands
+
+if TYPE_CHECKING:
+    from . import client as sdk
 from .nodeinit import add_init_command
 
 HELP_WIDTH = 96  # record-type lines of `submit --help`
@@ -256,31 +259,40 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return audit.report_outcome(answer, waited, audit.check_command(args, api, str(answer.get("id"))))
 
 
-def _read_target(args: argparse.Namespace) -> str | None:
-    """The API URL from --api/--devnet, or None after saying on stderr why there is none."""
+def _read_client(args: argparse.Namespace) -> sdk.Client:
+    """A client of the API from --api/--devnet that signs its reads with --key (or the
+    devnet's first client key) and trusts --cacert for https."""
+    from . import client as sdk
+
+    api, key_file, _ = _target(args, need_key=False)
+    key = crypto.load_private_key(key_file) if key_file else None
+    return sdk.Client(api, key, ca_file=args.cacert)
+
+
+def _read_client_or_none(args: argparse.Namespace) -> sdk.Client | None:
+    """`_read_client`, or None after saying on stderr why there is none."""
     from .devnet import DevnetError
 
     try:
-        api, _, _ = _target(args, need_key=False)
-    except (ValueError, DevnetError) as exc:
+        return _read_client(args)
+    except (ValueError, DevnetError, crypto.KeyFileError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return None
-    return api
 
 
 def cmd_read(args: argparse.Namespace) -> int:
     """checkpoint, history, status, shares, provenance, consistency: see ledgernode/audit.py."""
     from . import audit
 
-    api = _read_target(args)
-    return audit.EXIT_UNUSABLE if api is None else audit.run(args, api)
+    client = _read_client_or_none(args)
+    return audit.EXIT_UNUSABLE if client is None else audit.run(args, client)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     from . import audit
 
-    api = _read_target(args)
-    return audit.EXIT_UNUSABLE if api is None else audit.record(args, api)
+    client = _read_client_or_none(args)
+    return audit.EXIT_UNUSABLE if client is None else audit.record(args, client)
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
@@ -288,15 +300,14 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     from .devnet import DevnetError, write_atomic
 
     try:
-        api, _, _ = _target(args, need_key=False)
-        bundle = sdk.Client(api).evidence(args.id)
+        bundle = _read_client(args).evidence(args.id)
         text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
         if args.out:
             write_atomic(Path(args.out), text.encode("utf-8"))
     except sdk.ApiError as exc:
         print(json.dumps(exc.body, ensure_ascii=False), file=sys.stderr)
         return 1
-    except (ValueError, OSError, sdk.TransportError, DevnetError) as exc:
+    except (ValueError, OSError, sdk.TransportError, DevnetError, crypto.KeyFileError) as exc:
         print(f"evidence: {exc}", file=sys.stderr)
         return 2
     if args.out:
@@ -310,8 +321,13 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 def _api_arguments(p: argparse.ArgumentParser, signs: bool = False) -> None:
     p.add_argument("--api", metavar="URL",
                    help="node API, e.g. http://127.0.0.1:7100 (default: node 0's API from --devnet)")
-    what = "node 0's API and the first client key" if signs else "node 0's API"
+    what = "node 0's API and the first client key" if signs else "node 0's API and the key that signs reads"
     p.add_argument("--devnet", metavar="DIR", help=f"take {what} from DIR/devnet.json (default: none)")
+    if not signs:
+        p.add_argument("--key", help="a registered key (PEM) to sign the reads with, for a node whose reads are "
+                       "authenticated (docs/security.md section 10) (default with --devnet: its first client)")
+    p.add_argument("--cacert", metavar="FILE", help="CA certificate (PEM) that signed the node's TLS certificate, "
+                   "for an https:// API (default: the system's)")
 
 
 def cmd_verify_consistency(args: argparse.Namespace) -> int:

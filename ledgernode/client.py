@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from . import codec, crypto, families, genesis as genesis_mod, records, sse, verify
+from . import codec, crypto, families, genesis as genesis_mod, httpsig, records, sse, tls, verify
 from .times import now_ms
-from .aio import ClientError as AioClientError, ClientSession, ClientTimeout
+from .aio import ClientError as AioClientError, ClientSession, ClientTimeout, TCPConnector
 from .config import Limits
 from .families.schema import HASH
 
@@ -261,7 +261,11 @@ def _error_from(status: int, body: bytes) -> ApiError:
 
 class _Core:
     def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
-                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
+        """`key` signs the records this client submits and its reads (docs/security.md
+        section 10: a node whose reads are authenticated answers only signed ones);
+        `ca_file`: the CA that signed the node's certificate, for an https:// api_url."""
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"api_url must be like http://127.0.0.1:7100, got {api_url!r}")
@@ -269,6 +273,14 @@ class _Core:
         self.key = key
         self.chain_id = chain_id
         self.timeout_s = timeout_s
+        self.ssl_context = tls.client_context(ca_file) if ca_file is not None else None
+
+    def _signed(self, method: str, target: str) -> dict[str, str]:
+        """The signature headers of a read of `target` (path and query), if the client has a key."""
+        if self.key is None or method != "GET":
+            return {}
+        parts = urlsplit(target)
+        return httpsig.sign_request(self.key, method, parts.path, f"?{parts.query}", int(time.time()))
 
     # requests ------------------------------------------------------------------------
 
@@ -336,10 +348,11 @@ class _Core:
         return cls._get(_with_query("/v1/governance/proposals", {"after": after, "limit": _maybe(limit, "limit", 1)}))
 
     def _headers(self, call: Call) -> dict[str, str]:
+        """Built anew for every attempt: a signed read's nonce is never sent twice."""
         headers = {"Accept": "*/*" if call.raw else JSON, "User-Agent": USER_AGENT}
         if call.content_type:
             headers["Content-Type"] = call.content_type
-        return headers
+        return headers | self._signed(call.method, call.path)
 
     # answers -------------------------------------------------------------------------
 
@@ -473,9 +486,13 @@ class Client(_Core):
     """Synchronous client over urllib. Environment proxies are not used (as with aiohttp)."""
 
     def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
-                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        super().__init__(api_url, key, chain_id, timeout_s)
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(api_url, key, chain_id, timeout_s, ca_file)
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if self.ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self.ssl_context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.api_url + call.path, data=call.body,
@@ -587,7 +604,8 @@ class Client(_Core):
             _sleep(feed.retry_delay(error))
 
     def _stream(self, feed: EventFeed) -> Iterator[sse.Event]:
-        req = urllib.request.Request(self.api_url + feed.path, headers=feed.headers())
+        headers = feed.headers() | self._signed("GET", feed.path)
+        req = urllib.request.Request(self.api_url + feed.path, headers=headers)
         try:
             with self._opener.open(req, timeout=EVENTS_IDLE_TIMEOUT_S) as resp:
                 while line := resp.readline(sse.LINE_MAX_BYTES + 1):
@@ -620,8 +638,9 @@ class AsyncClient(_Core):
     """asyncio client; use `async with AsyncClient(...) as c:` or call `await c.close()`."""
 
     def __init__(self, api_url: str, key: crypto.PrivateKey | None = None,
-                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        super().__init__(api_url, key, chain_id, timeout_s)
+                 chain_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 ca_file: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(api_url, key, chain_id, timeout_s, ca_file)
         self._session: ClientSession | None = None
 
     async def __aenter__(self) -> AsyncClient:
@@ -635,12 +654,15 @@ class AsyncClient(_Core):
             await self._session.close()
             self._session = None
 
-    async def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
+    def _open(self) -> ClientSession:
         if self._session is None:
-            self._session = ClientSession()
+            self._session = ClientSession(connector=TCPConnector(ssl=self.ssl_context or True))
+        return self._session
+
+    async def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         timeout = ClientTimeout(total=call.timeout_s or self.timeout_s)
         try:
-            async with self._session.request(call.method, self.api_url + call.path, data=call.body,
+            async with self._open().request(call.method, self.api_url + call.path, data=call.body,
                                              headers=self._headers(call), timeout=timeout) as resp:
                 chunks, size = [], 0
                 async for chunk in resp.content.iter_chunked(RESPONSE_CHUNK_BYTES):
@@ -736,11 +758,10 @@ class AsyncClient(_Core):
             await _asleep(feed.retry_delay(error))
 
     async def _stream(self, feed: EventFeed) -> AsyncIterator[sse.Event]:
-        if self._session is None:
-            self._session = ClientSession()
         timeout = ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=EVENTS_IDLE_TIMEOUT_S)
         try:
-            async with self._session.get(self.api_url + feed.path, headers=feed.headers(), timeout=timeout) as resp:
+            headers = feed.headers() | self._signed("GET", feed.path)
+            async with self._open().get(self.api_url + feed.path, headers=headers, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise _error_from(resp.status, await resp.content.read(RESPONSE_MAX_BYTES))
                 while line := await resp.content.readline():

@@ -72,6 +72,12 @@ class Limits:
     events_buffer_events_max: int = 1_000  # events read ahead from the store for one subscriber
     events_send_timeout_ms: int = 10_000  # a write not taken within this cuts the subscriber off
     events_heartbeat_ms: int = 15_000  # an idle stream gets a heartbeat this often
+    # Per-client token buckets (ledgernode/throttle.py), each per signing key and per source
+    # address: a write takes a token per record (by key) and per request (by address), a read one.
+    write_rate_per_s: int = 20_000
+    write_burst: int = 40_000
+    read_rate_per_s: int = 1_000
+    read_burst: int = 2_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     debug_endpoints: bool = False  # fault injection over HTTP: tests only
     tls: TlsFiles | None = None  # [tls]: HTTPS for the API, TLS on the peer links (ledgernode/tls.py)
+    reads: str = "open"  # [api] reads: "open", or "authenticated" (ledgernode/access.py)
 
 
 def _address(value: Any, name: str) -> tuple[str, int]:
@@ -148,6 +155,21 @@ def _tls(raw: Any, base: Path) -> TlsFiles:
     return TlsFiles(base / raw["cert_file"], base / raw["key_file"], file("ca_file"), file("client_ca"))
 
 
+READS = ("open", "authenticated")
+
+
+def _api(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        raise ConfigError('api: expected a table like {reads = "authenticated"}')
+    for key in raw:
+        if key != "reads":
+            raise ConfigError(f"api.{ascii(key)[1:-1][:40]}: unknown field (known: reads)")
+    reads = raw.get("reads", "open")
+    if reads not in READS:
+        raise ConfigError(f'api.reads: expected "open" or "authenticated", got {reads!r}')
+    return str(reads)
+
+
 def load(path: str | Path) -> NodeConfig:
     p = Path(path)
     try:
@@ -157,7 +179,7 @@ def load(path: str | Path) -> NodeConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     known = {"data_dir", "key_file", "genesis", "index", "api_listen", "peer_listen", "peers",
-             "limits", "debug_endpoints", "tls"}
+             "limits", "debug_endpoints", "tls", "api"}
     for key in doc:
         if key not in known:
             raise ConfigError(f"{key}: unknown field")
@@ -189,6 +211,7 @@ def load(path: str | Path) -> NodeConfig:
         limits=_limits(doc.get("limits", {})),
         debug_endpoints=debug,
         tls=_tls(doc["tls"], base) if "tls" in doc else None,
+        reads=_api(doc["api"]) if "api" in doc else "open",
     )
 
 
@@ -199,7 +222,7 @@ def parse_address(value: Any, name: str) -> tuple[str, int]:
 
 def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
            peers: dict[str, str], limits: dict[str, int] | None = None, debug: bool = False,
-           explained: bool = False, tls: dict[str, str] | None = None) -> str:
+           explained: bool = False, tls: dict[str, str] | None = None, reads: str = "open") -> str:
     """TOML text of a node config (devnet, `ledgernode init`). `explained`: each field is
     preceded by comment lines saying what it is (FIELD_NOTES), and every limit not given is
     listed commented out with its default (LIMIT_NOTES). `tls`: a [tls] table (ledgernode/tls.py)."""
@@ -227,6 +250,8 @@ def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
                 lines += ["", f"# {text}", f"# {name} = {value}"]
     if tls:
         lines += ["", *entry("tls", "[tls]")] + [f"{k} = {q(v)}" for k, v in tls.items()]
+    if reads != "open":
+        lines += ["", *entry("api", "[api]"), f"reads = {q(reads)}"]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -249,6 +274,8 @@ FIELD_NOTES: dict[str, tuple[str, ...]] = {
               "prints it and the genesis holds it). The node dials each. After an edit,",
               "`kill -HUP <pid>` (systemctl reload) makes the running node dial the addresses named",
               "now; the rest of this file is read only at start."),
+    "api": ("Who may read: \"open\" (anyone who reaches the API) or \"authenticated\" (requests",
+            "signed by a registered key, or over mutual TLS with one: docs/security.md section 10)."),
     "tls": ("TLS on both ports (docs/security.md section 9): cert_file and key_file (PEM) for",
             "this node, optional ca_file (peers' certificates must chain to it) and client_ca",
             "(API clients must present a certificate it signed)."),
@@ -279,5 +306,9 @@ LIMIT_NOTES: dict[str, str] = {
     "events_buffer_events_max": "Events read ahead for one stream subscriber at a time.",
     "events_send_timeout_ms": "A stream write not taken by its client within this: the subscriber is cut off.",
     "events_heartbeat_ms": "A heartbeat event (the head checkpoint) on an idle stream at least this often.",
+    "write_rate_per_s": "Records per second one signing key, and requests one address, may write (429 beyond).",
+    "write_burst": "...and how many of them at once, after a quiet spell.",
+    "read_rate_per_s": "Reads per second one key (authenticated reads) and one address may make (429 beyond).",
+    "read_burst": "...and how many of them at once.",
 }
 LIMIT_EXAMPLES: dict[str, int] = {"verify_threads": 2, "api_connections_max": 4096}  # limits whose default is 0

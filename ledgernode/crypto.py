@@ -29,7 +29,7 @@ import ipaddress
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import InvalidInput
@@ -230,7 +230,7 @@ def _tls_name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _tls_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _tls_key_pem(key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -249,13 +249,17 @@ def make_tls_ca(common_name: str) -> TlsIdentity:
     return TlsIdentity(cert.public_bytes(serialization.Encoding.PEM), _tls_key_pem(key))
 
 
-def make_tls_cert(ca: TlsIdentity, common_name: str, hosts: list[str], client: bool = False) -> TlsIdentity:
+def make_tls_cert(ca: TlsIdentity, common_name: str, hosts: list[str], client: bool = False,
+                  key: PrivateKey | None = None) -> TlsIdentity:
     """A certificate signed by `ca` for `hosts` (IP addresses or DNS names), usable by a
-    server, and with `client` also as a TLS client's."""
+    server, and with `client` also as a TLS client's. With `key`, the certificate is of that
+    Ed25519 key (a registered key's: the API takes it as that key's, docs/security.md
+    section 10), else of a new P-256 key."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
+    subject_key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey = (
+        ec.generate_private_key(ec.SECP256R1()) if key is None else key._key)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -265,7 +269,7 @@ def make_tls_cert(ca: TlsIdentity, common_name: str, hosts: list[str], client: b
     usages = [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_tls_name(common_name)).issuer_name(ca_cert.subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5))
                .not_valid_after(now + datetime.timedelta(days=TLS_CERT_DAYS))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -273,4 +277,16 @@ def make_tls_cert(ca: TlsIdentity, common_name: str, hosts: list[str], client: b
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return TlsIdentity(cert.public_bytes(serialization.Encoding.PEM), _tls_key_pem(key))
+    return TlsIdentity(cert.public_bytes(serialization.Encoding.PEM), _tls_key_pem(subject_key))
+
+
+def tls_cert_ed25519(der: bytes) -> bytes | None:
+    """The raw Ed25519 public key of a DER certificate, or None (another kind of key, or
+    not a certificate): how a client certificate names a registered key."""
+    try:
+        public = x509.load_der_x509_certificate(der).public_key()
+    except ValueError:
+        return None
+    if not isinstance(public, Ed25519PublicKey):
+        return None
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -23,7 +23,8 @@ from .genesis import Genesis
 from .mempool import Mempool
 from .outcomes import Outcomes
 from .records import Envelope
-from .service import Backpressure, CatchingUp, Rejection, Submitted, locate_in
+from .service import Backpressure, CatchingUp, RateLimited, Rejection, Submitted, locate_in
+from .throttle import Throttle
 from .storage import Store
 from .times import now_ms
 from .verification import Verification, kept
@@ -36,11 +37,15 @@ DEPENDENCY_RULES = frozenset(["ref.known", "cert.issued", "dataset.published", "
 class Intake:
     def __init__(self, genesis: Genesis, store: Store, mempool: Mempool, admission: Admission,
                  verification: Verification, outcomes: Outcomes, reject: Callable[[str], None],
-                 behind: Callable[[], int | None], on_admitted: Callable[[list[bytes], bool], None]) -> None:
-        """`behind()`: the height peers showed us while we have not applied it, else None."""
+                 behind: Callable[[], int | None], on_admitted: Callable[[list[bytes], bool], None],
+                 throttle: Throttle | None = None) -> None:
+        """`behind()`: the height peers showed us while we have not applied it, else None.
+        `throttle`: per-client token buckets; a client's records take one token each from
+        their signing key's bucket (a peer's gossip takes none)."""
         self.genesis, self.store, self.mempool = genesis, store, mempool
         self.admission, self.verification, self.outcomes = admission, verification, outcomes
         self.reject, self.behind, self.on_admitted = reject, behind, on_admitted
+        self.throttle = throttle
 
     def known(self, env: Envelope) -> Submitted | None:
         """A record already committed or waiting here needs no new admission."""
@@ -70,7 +75,7 @@ class Intake:
         rule_time = now if head is None else max(now, head.time + 1)  # as the next block's builder would
         for k, slot in enumerate(results):
             if slot is None:
-                results[k] = self._one(next(checked), now, rule_time, added)
+                results[k] = self._one(next(checked), now, rule_time, added, gossip)
         if added:
             if gossip:  # a client's: the submit-to-commit time counts from here (ledgernode/metrics.py)
                 self.mempool.mark_submitted(added, arrived_s)
@@ -78,7 +83,7 @@ class Intake:
         return [r for r in results if r is not None]
 
     def _one(self, item: Envelope | InvalidInput, now: int, rule_time: int,
-             added: list[bytes]) -> Submitted | Exception:
+             added: list[bytes], from_client: bool = False) -> Submitted | Exception:
         window = self.genesis.record_ts_window_ms
         try:
             if isinstance(item, InvalidInput):
@@ -88,10 +93,16 @@ class Intake:
                 return known
             if abs(item.record.ts - now) > window:
                 raise InvalidInput("ts_window", f"record ts is more than {window} ms from now")
+            if from_client and self.throttle is not None:
+                wait = self.throttle.take("write", "key", item.record.key, time.monotonic())
+                if wait is not None:
+                    raise RateLimited(f"key {item.record.key} wrote more records than its limit; retry in {wait} s",
+                                      wait)
             self._judge(item, rule_time)
         except (InvalidInput, Backpressure) as exc:
             self.reject(exc.code if isinstance(exc, InvalidInput) else
-                        "catching_up" if isinstance(exc, CatchingUp) else "mempool_full")
+                        "catching_up" if isinstance(exc, CatchingUp) else
+                        "rate_limited" if isinstance(exc, RateLimited) else "mempool_full")
             return kept(exc)
         added.append(item.raw)
         return Submitted(item, None)

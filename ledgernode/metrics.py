@@ -124,4 +124,4 @@ def metrics_text(node: Node) -> str:
         lines.append(f'ledgernode_rejected_total{{reason="{code}"}} {value}')
     api = node.api_server.render_metrics() if node.api_server is not None else ""
     return ("\n".join(lines) + "\n" + render_rejected(node.api_rejected) + api + node.histograms.render()
-            + node.api_seconds.render())
+            + node.api_seconds.render() + node.throttle.render_metrics())

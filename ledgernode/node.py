@@ -63,6 +63,7 @@ from . import peers
 from .peers import peer_links
 from .reads import Reads
 from .intake import Intake
+from .throttle import throttle_of
 from .outcomes import Heights, Outcomes
 from .witness import Witness
 from .families.gov import VALIDATORS
@@ -228,9 +229,10 @@ class Node:
         self.catchup = CatchUp(self.store, self.genesis.chain_id, self.net.index, self.net.send, self.reader,
                                self.count, on_damage=self._damaged)
         self.peer_height = 0  # highest committed height a peer told us of (catch-up target)
+        self.throttle = throttle_of(self.limits)  # per-client buckets: the API's and the intake's
         self.intake = Intake(self.genesis, self.store, self.mempool, self.admission, self.verification,
                              self.outcomes, self.reject, lambda: self.peer_height if self.behind() else None,
-                             self._admitted)
+                             self._admitted, self.throttle)
 
     # -- counters ----------------------------------------------------------------
 
@@ -638,7 +640,7 @@ class Node:
         self.fatal: asyncio.Future[NodeFailed] = asyncio.get_running_loop().create_future()
         await self.net.serve(self.cfg.peer_listen)
         api_app = make_app(self, self.limits, self.cfg.debug_endpoints, rejected=self.api_rejected,
-                           request_seconds=self.api_seconds)
+                           request_seconds=self.api_seconds, reads=self.cfg.reads, throttle=self.throttle)
         self.api_server = await serve_api(api_app, self.cfg.api_listen, self.limits,
                                           self.tls.api_context() if self.tls else None)
         await self.net.start()

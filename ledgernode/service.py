@@ -26,6 +26,10 @@ class Backpressure(Exception):
         self.retry_after_s = retry_after_s
 
 
+class RateLimited(Backpressure):
+    """A client's token bucket is empty (ledgernode/throttle.py): answer 429 with Retry-After."""
+
+
 class CatchingUp(Backpressure):
     """The node is behind the network and cannot judge a record's dependencies yet (503)."""
 

@@ -14,6 +14,8 @@ import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
+from .config import Limits
+
 BUCKETS_MAX = 100_000  # per family: clients remembered (about 100 bytes each)
 KINDS = ("write", "read")
 BYS = ("key", "address")
@@ -82,3 +84,7 @@ class Throttle:
                  f"# TYPE {name} counter"]
         lines += [f'{name}{{kind="{k}",by="{b}"}} {self.refused[(k, b)]}' for k in KINDS for b in BYS]
         return "\n".join(lines) + "\n"
+
+
+def throttle_of(limits: Limits) -> Throttle:
+    return Throttle(limits.write_rate_per_s, limits.write_burst, limits.read_rate_per_s, limits.read_burst)

@@ -99,6 +99,14 @@ def load(files: TlsFiles) -> Tls:
     return tls
 
 
+def client_context(ca_file: str | Path | Any) -> ssl.SSLContext:
+    """An HTTPS client's context that trusts the CA in `ca_file` (the SDK and the CLI)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"--cacert ({ca_file}): cannot load it as CA certificates: {exc}") from None
+
+
 def fingerprint(der: bytes) -> bytes:
     return hashlib.sha256(der).digest()
 

@@ -75,6 +75,8 @@ from ..aio import web
 from ..config import Limits
 from ..histogram import Histogram
 from ..service import NodeService
+from ..throttle import Throttle, throttle_of
+from .auth import READ_AUTH, ReadAuth, authenticate
 from .errors import REJECTED, ApiError, json_errors, render_rejected
 from .events import EVENTS_HUB, EventHub
 from .openapi import document
@@ -123,16 +125,21 @@ def make_app(
     rejected: Counter[str] | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
     request_seconds: Histogram | None = None,
+    reads: str = "open",
+    throttle: Throttle | None = None,
 ) -> web.Application:
     """The API application. `rejected` counts error answers by code and `request_seconds`
-    times every answer by route (api/timing.py); both are shared with the node's metrics."""
+    times every answer by route (api/timing.py); both are shared with the node's metrics.
+    `reads`: "open" or "authenticated" (api/auth.py); `throttle`: the per-client token
+    buckets, shared with the node's intake (by default, buckets of `limits`)."""
     routes = ROUTES + (DEBUG_ROUTES if debug_endpoints else [])
     spec: dict[str, Any] = document([(m, p) for m, p, _ in routes], limits, __version__)
     counts: Counter[str] = rejected if rejected is not None else Counter()
     views = Views(service, limits, counts, spec, body_timeout_s)
     # timed first: the outermost middleware, so error answers are timed too
-    app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[timed, json_errors])
+    app = web.Application(client_max_size=limits.body_max_bytes, middlewares=[timed, json_errors, authenticate])
     app[REJECTED] = counts
+    app[READ_AUTH] = ReadAuth(service, reads, throttle or throttle_of(limits))
     app[REQUEST_SECONDS] = request_seconds if request_seconds is not None else request_histogram()
     hub = app[EVENTS_HUB] = EventHub(service, limits)
     app.on_shutdown.append(hub.stop)  # before aiohttp waits for handlers: streams end at once

@@ -4,7 +4,10 @@ The middleware here is the single place that maps exceptions to HTTP:
 
   InvalidInput (records, codec, state rules, our own input parsing) -> its .status, .code
   ApiError (conditions of the HTTP layer itself: 404, 408, 413, 415)  -> its .status, .code
+  RateLimited (a client's token bucket is empty, throttle.py)         -> 429 + Retry-After
   Backpressure (mempool full; too many answers in flight, reads.py)   -> 503 + Retry-After
+  Unauthenticated (a read not signed where reads are authenticated)   -> 401 + Accept-Signature
+  access.Denied (a registered key without the right a read needs)     -> 403 forbidden, error.right
   ledgernode.errors.NotFound                                          -> 404 not_found
   ledgernode.errors.StoreCorrupt (a damaged store, found on read)     -> 503 store_damaged
   aiohttp's own HTTP errors (unknown route, wrong method, body over
@@ -34,9 +37,10 @@ import logging
 from collections import Counter
 from typing import Awaitable, Callable
 
+from ..access import Denied
 from ..aio import web
 from ..errors import InvalidInput, NotFound, StoreCorrupt
-from ..service import Backpressure
+from ..service import Backpressure, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +71,40 @@ BODY_DRAIN_MAX_MS = 10_000  # ...for at most this long (as long as a body may ta
 class ApiError(Exception):
     """A condition of the HTTP layer itself, not a broken ledger rule."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
-def error_body(code: str, message: str, rule: str | None = None) -> dict[str, dict[str, str]]:
-    """The error shape; `rule` names the broken ledger rule of a `rule_violation`."""
+class Unauthenticated(ApiError):
+    """A read without a valid signature where reads are authenticated (401)."""
+
+    def __init__(self, code: str, message: str, accept_signature: str) -> None:
+        super().__init__(401, code, message, {"Accept-Signature": accept_signature})
+
+
+def error_body(code: str, message: str, rule: str | None = None,
+               right: str | None = None) -> dict[str, dict[str, str]]:
+    """The error shape; `rule` names the broken ledger rule of a `rule_violation`, `right`
+    the read right a `forbidden` answer lacked."""
     error = {"code": code, "message": message}
     if rule is not None:
         error["rule"] = rule
+    if right is not None:
+        error["right"] = right
     return {"error": error}
 
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None,
-    rule: str | None = None,
+    rule: str | None = None, right: str | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps(error_body(code, message, rule)),
+        text=json.dumps(error_body(code, message, rule, right)),
         content_type="application/json",
         headers=headers,
     )
@@ -142,8 +158,14 @@ async def _answer(request: web.Request, resp: web.Response) -> web.StreamRespons
 
 def describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
     """(status, code, message, extra headers) for an exception raised by a handler."""
-    if isinstance(exc, (InvalidInput, ApiError)):
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code, exc.message, exc.headers
+    if isinstance(exc, InvalidInput):
         return exc.status, exc.code, exc.message, {}
+    if isinstance(exc, Denied):
+        return 403, "forbidden", exc.message, {}
+    if isinstance(exc, RateLimited):
+        return 429, "rate_limited", str(exc), {"Retry-After": str(max(1, exc.retry_after_s))}
     if isinstance(exc, Backpressure):
         return 503, "backpressure", str(exc), {"Retry-After": str(max(1, exc.retry_after_s))}
     if isinstance(exc, NotFound):
@@ -181,7 +203,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             log.exception("unexpected error on %s %s", request.method, request.path)
         request.app[REJECTED][code] += 1
         rule = exc.rule if isinstance(exc, InvalidInput) else None
-        return await _answer(request, error_response(status, code, message, headers, rule))
+        right = exc.right if isinstance(exc, Denied) else None
+        return await _answer(request, error_response(status, code, message, headers, rule, right))
 
 
 def render_rejected(counts: Counter[str], metric: str = "ledgernode_api_rejected_total") -> str:

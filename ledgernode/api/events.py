@@ -28,10 +28,12 @@ import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from .. import families
+from .. import access, families
+from ..access import Reader
 from ..aio import web
 from ..config import Limits
 from ..errors import InvalidInput
+from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import decode_envelope
 from ..service import Backpressure, NodeService
@@ -40,6 +42,7 @@ from ..sse import (
     encode_event, event_name,
 )
 from ..storage import Store, Tip
+from .auth import READER
 from .errors import ApiError
 from .inputs import bad, subject as checked_subject
 
@@ -152,6 +155,8 @@ class Row:
     type: str
     subject: str
     leaf: int
+    # who may see it where reads are authenticated (access.sensitive_readers; None: any key)
+    readers: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,14 +178,18 @@ class Chunk:
         return self.first + len(self.rows) == self.log_size
 
 
-def load_chunk(store: Store, registry: AnyDept, height: int, index: int, size: int) -> Chunk:
+def load_chunk(store: Store, registry: AnyDept, height: int, index: int, size: int,
+               genesis: Genesis | None = None) -> Chunk:
     """On the reader thread: one chunk of a committed block, each record's type and subject
-    decoded from its envelope (records.py; the subject is the record list it joined)."""
+    decoded from its envelope (records.py; the subject is the record list it joined), and
+    with `genesis` who may read it (ledgernode/access.py)."""
     header = store.load_header(height)
     first = min(header.log_start + index * size, header.log_size)
     end = min(first + size, header.log_size)
     envs = (decode_envelope(raw, registry) for raw in store.load_envelopes(first, end))
-    rows = tuple(Row(env.record_id.hex(), env.record.type, env.record.subject, first + i)
+    members = store.members(genesis) if genesis is not None else None
+    rows = tuple(Row(env.record_id.hex(), env.record.type, env.record.subject, first + i,
+                     access.sensitive_readers(env, store, members) if members is not None else None)
                  for i, env in enumerate(envs))
     return Chunk(height, header.block_hash.hex(), header.log_start, header.log_size, header.log_root.hex(),
                  header.time, first, rows)
@@ -190,15 +199,16 @@ def chunk_index(cursor: Cursor, size: int) -> int:
     return (cursor.leaf - cursor.start) // size
 
 
-def advance(chunk: Chunk, cursor: Cursor, flt: Filter) -> tuple[list[Event], Cursor]:
+def advance(chunk: Chunk, cursor: Cursor, flt: Filter, reader: Reader | None = None) -> tuple[list[Event], Cursor]:
     """The events of `chunk` from the cursor on (its block event if the chunk ends the
-    block), and the cursor after them. Skipped records move the resume point too."""
+    block), and the cursor after them. Skipped records move the resume point too, those the
+    filter leaves out as those the reader may not see (ledgernode/access.py)."""
     events: list[Event] = []
     leaf, last = cursor.leaf, cursor.last
     for row in chunk.rows:
         if row.leaf < leaf:
             continue
-        if flt.admits(row.type, row.subject):
+        if flt.admits(row.type, row.subject) and (reader is None or access.admitted(reader, row.readers)):
             events.append(RecordEvent(row.record_id, row.type, row.subject, chunk.height, row.leaf,
                                       chunk.block_hash))
         leaf, last = row.leaf + 1, AfterLeaf(row.leaf)
@@ -292,7 +302,8 @@ class EventHub:
         loading = self.loading.get(key)
         if loading is None:
             loading = asyncio.ensure_future(self.service.read(
-                load_chunk, self.service.store, self.registry, height, index, self.limits.events_buffer_events_max))
+                load_chunk, self.service.store, self.registry, height, index, self.limits.events_buffer_events_max,
+                self.service.genesis))
             self.loading[key] = loading
             loading.add_done_callback(lambda done: self._loaded(key, done))
         # shielded: a subscriber that goes away does not cancel the others' read
@@ -349,7 +360,7 @@ class EventHub:
                 except Backpressure as exc:  # the reader thread is full: try again shortly
                     await sub.sleep(exc.retry_after_s)
                     continue
-                events, cursor = advance(chunk, cursor, flt)
+                events, cursor = advance(chunk, cursor, flt, request[READER])
                 if not await self._send(resp, events):
                     await self._end(request, resp, Cutoff("slow", cursor.last.text()),
                                     self.limits.events_send_timeout_ms)

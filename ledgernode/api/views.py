@@ -6,12 +6,15 @@ into the JSON error answer, so no handler builds an error response itself.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from .. import access
+from ..access import Reader
 from ..aio import web
 from ..auditing import answers, certificate, checkpoints
 from ..auditing.bundle import build_bundle
@@ -20,10 +23,11 @@ from ..errors import InvalidInput, NotFound
 from ..families import gov
 from ..genesis import Genesis
 from ..members import AnyDept
-from ..records import decode_envelope
+from ..records import Envelope, decode_envelope
 from ..service import Backpressure, Location, NodeService, Outcome, Submitted
 from ..storage import Store
 from . import inputs, shapes
+from .auth import READER
 from .errors import describe, error_body
 from .events import EVENTS_HUB
 
@@ -139,12 +143,15 @@ class Views:
     async def get_record(self, request: web.Request) -> web.Response:
         record_id = inputs.record_id(request.match_info["id"])
         loc = self.service.locate(record_id)
+        reader = request[READER]
         if loc is not None:
             raw = self.service.store.load_envelope(loc.leaf_index)
             env = decode_envelope(raw, AnyDept.of(self.service.genesis))
+            self._may_see(reader, [env])
             return shapes.respond(shapes.record_view(env, loc))
         env_pending = self.service.pending(record_id)
         if env_pending is not None:
+            self._may_see(reader, [env_pending])
             return shapes.respond(shapes.record_view(env_pending, None))
         rejection = self.service.rejection(record_id)
         if rejection is not None:
@@ -154,13 +161,14 @@ class Views:
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
         record_id = inputs.record_id(request.match_info["id"])
+        self._may_have_bundle(request[READER], record_id)
         return await self._answer(build_bundle, self.service.store, self.service.genesis, record_id)
 
     async def get_block(self, request: web.Request) -> web.Response:
         height = inputs.height(request.match_info["height"])
         if height > self.service.store.height:
             raise NotFound(f"no block at height {height} (head is {self.service.store.height})")
-        return await self._answer(shapes.block_view, self.service.store, height)
+        return await self._answer(_block_for, self.service.store, self.service.genesis, height, request[READER])
 
     async def get_checkpoint(self, request: web.Request) -> web.Response:
         """404 `not_found` while no block is committed: there is no header or QC to show."""
@@ -231,6 +239,26 @@ class Views:
         """A heavy answer, built and turned into JSON bytes off the event loop (reads.py)."""
         return shapes.respond_body(await self.service.read(_json_of, build, *args))
 
+    async def _records_answer(self, request: web.Request, build: Callable[..., Any], *args: Any) -> web.Response:
+        """An auditor's answer, `build(store, genesis, *args)`, refused if it holds a record
+        the reader may not see (ledgernode/access.py)."""
+        return shapes.respond_body(await self.service.read(_visible_json, request[READER], build, self.service.store,
+                                                           self.service.genesis, *args))
+
+    def _may_see(self, reader: Reader | None, envs: list[Envelope]) -> None:
+        if reader is not None:
+            store = self.service.store
+            access.check_records(reader, envs, store, store.members(self.service.genesis))
+
+    def _may_have_bundle(self, reader: Reader | None, record_id: bytes) -> None:
+        """Before a bundle is built: the reader is a party of the record, or audits."""
+        loc = self.service.locate(record_id) if reader is not None else None
+        if reader is None or loc is None:
+            return  # open reads; or not committed, which the bundle's builder answers (404)
+        store = self.service.store
+        env = decode_envelope(store.load_envelope(loc.leaf_index), AnyDept.of(self.service.genesis))
+        access.check_bundle(reader, env, store, store.members(self.service.genesis))
+
     async def get_consistency(self, request: web.Request) -> web.Response:
         """RFC 9162 consistency proof between two log sizes (tree sizes, not heights)."""
         old_size = inputs.query_int(request, "from")
@@ -245,28 +273,27 @@ class Views:
         subject = inputs.subject(request.match_info["subject"])
         start = inputs.query_int(request, "from", 0)
         limit = inputs.query_int(request, "limit", answers.SUBJECT_PAGE_DEFAULT)
-        return await self._answer(answers.subject_history, self.service.store, self.service.genesis, subject,
-                                  start, limit)
+        return await self._records_answer(request, answers.subject_history, subject, start, limit)
 
     async def get_cert_status(self, request: web.Request) -> web.Response:
         number = inputs.subject(request.match_info["number"], "certificate number")
         at_ms = inputs.query_int(request, "at", time.time_ns() // 1_000_000)
-        return await self._answer(answers.cert_status, self.service.store, self.service.genesis, number, at_ms)
+        return await self._records_answer(request, answers.cert_status, number, at_ms)
 
     async def get_shares(self, request: web.Request) -> web.Response:
         dataset = inputs.subject(request.match_info["id"], "dataset id")
-        return await self._answer(answers.dataset_shares, self.service.store, self.service.genesis, dataset)
+        return await self._records_answer(request, answers.dataset_shares, dataset)
 
     async def get_provenance(self, request: web.Request) -> web.Response:
         record_id = inputs.record_id(request.match_info["record_id"])
         depth = inputs.query_int(request, "depth", PROVENANCE_DEPTH_DEFAULT)
         direction = request.query.get("direction", "back")
-        return await self._answer(answers.provenance, self.service.store, self.service.genesis, record_id, depth,
-                                  direction)
+        return await self._records_answer(request, answers.provenance, record_id, depth, direction)
 
     async def get_certificate(self, request: web.Request) -> web.Response:
         """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
         record_id = inputs.record_id(request.match_info["id"])
+        self._may_have_bundle(request[READER], record_id)
         page = await self.service.read(_certificate_page, self.service.store, self.service.genesis, record_id)
         return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=CERTIFICATE_HEADERS)
@@ -274,6 +301,33 @@ class Views:
 
 def _json_of(build: Callable[..., Any], *args: Any) -> bytes:
     return shapes.json_body(build(*args))
+
+
+def _visible_json(reader: Reader | None, build: Callable[..., Any], store: Store, genesis: Genesis,
+                  *args: Any) -> bytes:
+    doc = build(store, genesis, *args)
+    if reader is not None:
+        anyone = AnyDept.of(genesis)
+        envs = [decode_envelope(base64.b64decode(entry["envelope"]), anyone) for entry in doc.get("records", [])]
+        access.check_records(reader, envs, store, store.members(genesis))
+    return shapes.json_body(doc)
+
+
+def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | None) -> dict[str, Any]:
+    """The block view; for a reader, records it may not see withheld (ledgernode/access.py)."""
+    view = shapes.block_view(store, height)
+    if reader is None:
+        return view
+    members, anyone = store.members(genesis), AnyDept.of(genesis)
+    withheld = []
+    for i, raw in enumerate(view["envelopes"]):
+        env = decode_envelope(base64.b64decode(raw), anyone)
+        if not access.visible(reader, env, store, members):
+            view["envelopes"][i] = None
+            withheld.append({"index": i, "id": env.record_id.hex()})
+    if withheld:
+        view["withheld"] = withheld
+    return view
 
 
 def _certificate_page(store: Store, genesis: Genesis, record_id: bytes) -> str:
