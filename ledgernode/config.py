@@ -278,7 +278,7 @@ FIELD_NOTES: dict[str, tuple[str, ...]] = {
             "signed by a registered key, or over mutual TLS with one: docs/security.md section 10)."),
     "tls": ("TLS on both ports (docs/security.md section 9): cert_file and key_file (PEM) for",
             "this node, optional ca_file (peers' certificates must chain to it) and client_ca",
-            "(API clients must present a certificate it signed)."),
+            "(a certificate an API client presents must be one it signed)."),
     "limits": ("Limits: each optional, a positive integer; units are in the name (_ms milliseconds,",
                "_bytes, _records, _messages, _events). A line left commented out keeps the default",
                "it shows; configs/node.example.toml explains each at length."),

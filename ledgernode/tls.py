@@ -5,7 +5,7 @@ section 9).
     cert_file = "tls/node.crt"    # this node's certificate (PEM, leaf first), for both ports
     key_file = "tls/node.key"     # its private key (PEM)
     ca_file = "tls/ca.crt"        # optional: peers' certificates must chain to it
-    client_ca = "tls/clients.crt" # optional: API clients must present a certificate it signed
+    client_ca = "tls/clients.crt" # optional: a certificate an API client presents must be its
 
 Why the peer links need more than TLS: a node is named by its Ed25519 key, not by a
 certificate, and a network may run on self-signed certificates. So the handshake signs the
@@ -49,11 +49,14 @@ class Tls:
     fingerprint: bytes  # SHA-256 of the DER of the node's own (leaf) certificate
 
     def api_context(self) -> ssl.SSLContext:
-        """The API's server side; with `client_ca`, a client certificate it signed is required."""
+        """The API's server side. With `client_ca`, clients may present a certificate, which
+        must then be one it signed: a certificate of a registered Ed25519 key makes the
+        client that key's reader (api/auth.py). A client without one still connects (probes,
+        signed reads); a node whose reads are authenticated still asks it to sign them."""
         ctx = self._server_context()
         if self.files.client_ca is not None:
             _load_verify(ctx, self.files.client_ca, "tls.client_ca")
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
     def peer_server_context(self) -> ssl.SSLContext:

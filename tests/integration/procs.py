@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -70,19 +71,29 @@ class Cluster:
     nodes (n, n + 1, ...) whose keys the genesis does not hold; every node's [peers] names
     every other node."""
 
-    def __init__(self, root: Path, n: int = 4, limits: dict[str, int] | None = None, spare: int = 0) -> None:
+    def __init__(self, root: Path, n: int = 4, limits: dict[str, int] | None = None, spare: int = 0,
+                 reads: str = "open", tls: bool = False, clients: list[tuple[str, list[str]]] | None = None) -> None:
+        """`reads`: the nodes' [api] reads; `tls`: a CA in root/tls and a certificate per node,
+        both ports over TLS; `clients`: more genesis clients (dept, roles), keys in `clients`."""
         self.root, self.n, self.nodes = root, n, n + spare
         ports = free_ports(2 * self.nodes)
         self.api_ports, self.peer_ports = ports[:self.nodes], ports[self.nodes:]
         self.keys = [crypto.generate_private_key() for _ in range(self.nodes)]
         self.client = crypto.generate_private_key()
+        self.clients = [(dept, roles, crypto.generate_private_key()) for dept, roles in clients or []]
         raw = genesis.build(
             "gov-itest",
             [{"dept": DEPTS[i], "name": DEPTS[i], "pubkey": k.public.raw.hex()} for i, k in enumerate(self.keys[:n])],
-            [{"dept": DEPTS[0], "pubkey": self.client.public.raw.hex(), "roles": ["*"]}],
+            [{"dept": DEPTS[0], "pubkey": self.client.public.raw.hex(), "roles": ["*"]}]
+            + [{"dept": dept, "pubkey": k.public.raw.hex(), "roles": roles} for dept, roles, k in self.clients],
         )
         (root / "genesis.json").write_bytes(raw)
         self.genesis = genesis.parse(raw)
+        self.ca_file: Path | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        if tls:
+            self.ca_file = make_pki(root / "tls", self.nodes)
+            self.ssl_context = ssl.create_default_context(cafile=str(self.ca_file))
         for i, key in enumerate(self.keys):
             d = root / f"node{i}"
             d.mkdir()
@@ -91,13 +102,15 @@ class Cluster:
             text = config.render("data", "validator.pem", "../genesis.json",
                                  f"127.0.0.1:{self.api_ports[i]}", f"127.0.0.1:{self.peer_ports[i]}",
                                  peers, {"round_timeout_ms": 1000, "block_interval_ms": 20, **(limits or {})},
-                                 debug=True)
+                                 debug=True, reads=reads,
+                                 tls={"cert_file": f"../tls/node{i}.crt", "key_file": f"../tls/node{i}.key",
+                                      "ca_file": "../tls/ca.crt", "client_ca": "../tls/ca.crt"} if tls else None)
             (d / "node.toml").write_text(text)
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.nonce = 0
 
     def api(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.api_ports[i]}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.api_ports[i]}"
 
     def start(self, i: int) -> None:
         log = open(self.root / f"node{i}" / "node.log", "ab")
@@ -152,7 +165,7 @@ class Cluster:
         req = urllib.request.Request(self.api(i) + path, data=body, method=method,
                                      headers={"Content-Type": ctype})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
@@ -180,12 +193,25 @@ class Cluster:
         return [self.get(i, f"/v1/blocks/{h}")["qc"]["block_hash"] for h in range(1, upto + 1)]
 
 
+def make_pki(directory: Path, nodes: int) -> Path:
+    """A CA and a certificate for 127.0.0.1 per node in `directory`; the CA's file."""
+    directory.mkdir()
+    ca = crypto.make_tls_ca("gov-itest CA")
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    for i in range(nodes):
+        ident = crypto.make_tls_cert(ca, f"node{i}", ["127.0.0.1", "localhost"])
+        (directory / f"node{i}.crt").write_bytes(ident.cert_pem)
+        (directory / f"node{i}.key").write_bytes(ident.key_pem)
+    (directory / "ca.key").write_bytes(ca.key_pem)
+    return directory / "ca.crt"
+
+
 @contextmanager
 def running(root: Path, n: int = 4, limits: dict[str, int] | None = None, spare: int = 0,
-            start: bool = True) -> Iterator[Cluster]:
+            start: bool = True, **options: Any) -> Iterator[Cluster]:
     """A Cluster, started unless `start` is false, stopped by PID when the block ends (the
-    tests' usual fixture)."""
-    c = Cluster(root, n, limits, spare)
+    tests' usual fixture). `options`: Cluster's reads, tls and clients."""
+    c = Cluster(root, n, limits, spare, **options)
     try:
         if start:
             c.start_all()

@@ -232,8 +232,16 @@ async def test_the_api_over_https_and_with_client_certificates(pki: Pki) -> None
         status, body = await asyncio.to_thread(_get, url, with_cert)
         assert status == 200 and body.get("ok") is True
         without_cert = ssl.create_default_context(cafile=str(pki.dir / "ca.crt"))
-        with pytest.raises(OSError):  # the server asks for a certificate this client has not got
-            await asyncio.to_thread(_get, url, without_cert)
+        status, _ = await asyncio.to_thread(_get, url, without_cert)  # probes need no certificate
+        assert status == 200
+        stranger = Pki(crypto.make_tls_ca("elsewhere"), pki.dir / "elsewhere")
+        stranger.dir.mkdir()
+        (stranger.dir / "ca.crt").write_bytes(stranger.ca.cert_pem)
+        foreign = stranger.files("foreign")
+        with_foreign = ssl.create_default_context(cafile=str(pki.dir / "ca.crt"))
+        with_foreign.load_cert_chain(foreign.cert_file, foreign.key_file)
+        with pytest.raises(OSError):  # a certificate the client CA did not sign is refused
+            await asyncio.to_thread(_get, url, with_foreign)
         plain_ok = ssl.create_default_context()  # trusts the system CAs, not ours
         with pytest.raises(OSError):
             await asyncio.to_thread(_get, url, plain_ok)
