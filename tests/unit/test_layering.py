@@ -16,7 +16,7 @@ PACKAGE = REPO / "ledgernode"
 # Packages: every module in them has the package's layer.
 PACKAGE_LAYERS = {
     "consensus": "core", "auditing": "auditing", "storage": "storage", "net": "net", "api": "api", "families": "ledger",
-    "devnet": "runtime",
+    "devnet": "runtime", "console": "api",
 }
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
@@ -26,7 +26,7 @@ MODULE_LAYERS = {
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads"],
     "net": ["guard", "catchup"],
     "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
-                "__main__"],
+                "__main__", "overview"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {
