@@ -62,6 +62,7 @@ export async function verify(view) {
 
 async function check(chosen, out) {
   if (!chosen.bundle || !chosen.genesis) { replace(out, h('p', {class: 'error'}, t('f.need'))); return; }
+  replace(out, h('p', {class: 'muted', id: 'verify-checking'}, t('f.checking')));  // the last verdict goes at once
   const verifier = await loadVerifier();
   if (!verifier) { replace(out, h('p', {class: 'error'}, t('f.missing'))); return; }
   const zh = currentLang() === 'zh';
@@ -75,8 +76,8 @@ async function check(chosen, out) {
       zh ? c.zh : c.en]);
     replace(out,
       h('p', {class: 'verdict ' + (result.ok ? 'valid' : 'invalid'), id: 'verdict', 'data-ok': String(result.ok),
-        'data-failed': result.failed || ''}, zh ? result.verdict.zh : result.verdict.en),
-      table([t('f.check.col'), t('f.result'), ''], rows, 'grid checks'));
+        'data-failed': result.failed || ''}, `${result.verdict.zh} ${result.verdict.en}`),  // as the CLI prints it
+      table([t('f.check.col'), t('f.result'), t('f.detail')], rows, 'grid checks'));
   } catch (err) {
     replace(out, h('p', {class: 'verdict invalid', id: 'verdict', 'data-ok': 'false'}, String(err.message || err)));
   }
