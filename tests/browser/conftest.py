@@ -111,8 +111,14 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
-    print(f"\nbrowser screenshots are saved in {SCREENSHOTS}")
     return SCREENSHOTS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the screenshots this run saved, for review."""
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.iterdir()):
+        names = ", ".join(sorted(p.name for p in SCREENSHOTS.iterdir()))
+        terminalreporter.write_line(f"browser screenshots in {SCREENSHOTS}: {names}")
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_equivocation_evidence_page_says_there_is_none(page: Any, screenshots: P
     shoot(page, screenshots, "equivocations.png")
 
 
-def test_the_language_toggle_switches_texts_and_is_remembered(page: Any) -> None:
+def test_the_language_toggle_switches_texts_and_is_remembered(page: Any, screenshots: Path) -> None:
     open_view(page, "", "table.validators tbody tr")
     assert page.locator('nav a[href="#/blocks"]').inner_text() == "Blocks"
     page.click("#lang")
@@ -166,6 +166,7 @@ def test_the_language_toggle_switches_texts_and_is_remembered(page: Any) -> None
     page.wait_for_selector("table.validators tbody tr")
     assert page.locator('nav a[href="#/blocks"]').inner_text() == "区块"  # remembered (localStorage)
     assert "验证节点" in page.locator("main").inner_text()
+    shoot(page, screenshots, "overview-zh.png")
     page.click("#lang")
     page.wait_for_selector("text=Network at a glance")
     assert page.locator('nav a[href="#/verify"]').inner_text() == "Verify"
@@ -217,8 +218,9 @@ def _verify_in_page(page: Any, bundle: Path, genesis: Path) -> tuple[str, str]:
     page.set_input_files("#verify-bundle", str(bundle))
     page.set_input_files("#verify-genesis", str(genesis))
     page.click("#verify-run")  # takes the last verdict away at once (views/verify.js)
-    verdict = page.wait_for_selector("#verdict")
-    return str(verdict.get_attribute("data-ok")), str(verdict.get_attribute("data-failed") or "")
+    shown = page.wait_for_selector("#verdict, #verify-result .error")
+    assert shown.get_attribute("id") == "verdict", shown.inner_text()  # e.g. the verifier module is missing
+    return str(shown.get_attribute("data-ok")), str(shown.get_attribute("data-failed") or "")
 
 
 def test_the_verify_page_checks_a_real_bundle_and_fails_an_altered_one(page: Any, devnet: Devnet, tmp_path: Path,

@@ -52,9 +52,19 @@ export function shortHex(hex, n) {
   return typeof hex === 'string' && hex.length > keep ? hex.slice(0, keep) + '…' : String(hex);
 }
 
+// Body fields that hold a time in ms (families/*.py: TIME fields), shown with their date too.
+const TIME_FIELDS = new Set(['valid_from', 'valid_until', 'expires', 'effective']);
+
+function fieldText(key, v) {
+  if (typeof v === 'object' && v !== null) return JSON.stringify(v);
+  if (TIME_FIELDS.has(key) && typeof v === 'number' && Number.isFinite(new Date(v).getTime())) {
+    return `${v} (${new Date(v).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')})`;
+  }
+  return String(v);
+}
+
 // A record body's fields as a list, nested values as JSON text.
 export function body(value) {
   if (value === null || typeof value !== 'object') return h('span', {class: 'mono'}, String(value));
-  return facts(Object.entries(value).map(([k, v]) =>
-    [k, h('span', {class: 'mono'}, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))]));
+  return facts(Object.entries(value).map(([k, v]) => [k, h('span', {class: 'mono'}, fieldText(k, v))]));
 }
