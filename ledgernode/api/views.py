@@ -20,7 +20,7 @@ from ..errors import InvalidInput, NotFound
 from ..families import gov
 from ..genesis import Genesis
 from ..members import AnyDept
-from ..records import decode_envelope
+from ..records import Envelope, decode_envelope
 from ..service import Backpressure, Location, NodeService, Outcome, Submitted
 from ..storage import Store
 from . import inputs, shapes
@@ -39,10 +39,7 @@ CERTIFICATE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-INDEX_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                 "X-Content-Type-Options": "nosniff"}
+CONSOLE_PATH = "/ui/"  # where GET / sends a browser (ledgernode/console)
 
 
 class Views:
@@ -142,14 +139,18 @@ class Views:
         if loc is not None:
             raw = self.service.store.load_envelope(loc.leaf_index)
             env = decode_envelope(raw, AnyDept.of(self.service.genesis))
-            return shapes.respond(shapes.record_view(env, loc))
+            return shapes.respond({**shapes.record_view(env, loc), "signer_dept": self._dept(env)})
         env_pending = self.service.pending(record_id)
         if env_pending is not None:
-            return shapes.respond(shapes.record_view(env_pending, None))
+            return shapes.respond({**shapes.record_view(env_pending, None), "signer_dept": self._dept(env_pending)})
         rejection = self.service.rejection(record_id)
         if rejection is not None:
             return shapes.respond(shapes.rejected(rejection))
         raise NotFound(f"record {record_id.hex()} is neither committed, pending nor recently rejected here")
+
+    def _dept(self, env: Envelope) -> str | None:
+        """The department of the record's signing key (the browser console shows it)."""
+        return self.service.store.members(self.service.genesis).dept_of(env.record.key)
 
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
@@ -160,7 +161,7 @@ class Views:
         height = inputs.height(request.match_info["height"])
         if height > self.service.store.height:
             raise NotFound(f"no block at height {height} (head is {self.service.store.height})")
-        return await self._answer(shapes.block_view, self.service.store, height)
+        return await self._answer(shapes.block_view, self.service.store, height, self.service.genesis)
 
     async def get_checkpoint(self, request: web.Request) -> web.Response:
         """404 `not_found` while no block is committed: there is no header or QC to show."""
@@ -217,13 +218,11 @@ class Views:
         return shapes.respond(self.openapi)
 
     async def get_index(self, request: web.Request) -> web.Response:
-        """Where a person or a client lands first: JSON, or HTML for a browser."""
-        status = self.service.status()
-        doc = shapes.index_view(status, self.openapi["info"]["version"])
+        """Where a person or a client lands first: JSON, or for a browser the console."""
         if inputs.prefers_html(request):
-            return web.Response(text=shapes.index_page(doc), content_type="text/html", charset="utf-8",
-                                headers=INDEX_HEADERS)
-        return shapes.respond(doc)
+            raise web.HTTPFound(CONSOLE_PATH)
+        status = self.service.status()
+        return shapes.respond(shapes.index_view(status, self.openapi["info"]["version"]))
 
     # -- auditors' answers (ledgernode/auditing; `ledgernode verify --kind ...` checks them) --
 
