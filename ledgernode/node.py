@@ -57,6 +57,7 @@ from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import CommitHistograms, metrics_text, readiness_document, status_document
+from .overview import overview_fields
 from .net import Faults, PeerNetwork
 from .net.book import Book
 from . import peers
@@ -360,7 +361,7 @@ class Node:
         while (effect := next_effect(effects, answer)) is not None:
             answer = await self._effect(effect, fetched)
         if self.replica.height == height and self.replica.round != round_:
-            self.count("round_changes")
+            self.count("round_changes")  # the console's overview shows it (ledgernode_events_total)
             self.activity.round_changed(height, round_, self.replica.round, cause or "peers moved on")
 
     async def _effect(self, effect: Effect, fetched: bool) -> Answer:
@@ -622,7 +623,7 @@ class Node:
         return await self.reads.run(fn, *args)
 
     def status(self) -> dict[str, Any]:
-        return status_document(self)
+        return {**status_document(self), **overview_fields(self)}
 
     def readiness(self) -> dict[str, Any]:
         return readiness_document(self)

@@ -55,7 +55,9 @@ timeouts: docs/security.md section 6). Routes (all answer JSON unless noted):
   GET  /readyz                 200 {"ready": true, ...} when caught up with the peers and a
                                quorum of the validators is reachable; else 503 with "reasons"
   GET  /                       which node and chain, the head, links to the OpenAPI document
-                               and docs: JSON, or a small HTML page when the client asks for it
+                               and docs, as JSON; a browser (Accept: text/html first) is
+                               redirected to /ui/
+  GET  /ui/, /ui/{asset}       the browser console's page and files (ledgernode/console)
   POST /v1/debug/faults        only with debug_endpoints; otherwise the route does not exist
 
 Errors are {"error": {"code","message"}} (see api/errors.py), counted per code
@@ -73,6 +75,8 @@ from typing import Any
 from .. import __version__
 from ..aio import web
 from ..config import Limits
+from ..console import ROUTES as CONSOLE_ROUTES
+from ..console import Console
 from ..histogram import Histogram
 from ..service import NodeService
 from ..throttle import Throttle, throttle_of
@@ -133,7 +137,9 @@ def make_app(
     `reads`: "open" or "authenticated" (api/auth.py); `throttle`: the per-client token
     buckets, shared with the node's intake (by default, buckets of `limits`)."""
     routes = ROUTES + (DEBUG_ROUTES if debug_endpoints else [])
-    spec: dict[str, Any] = document([(m, p) for m, p, _ in routes], limits, __version__)
+    # the console's routes are documented by their paths without the regular expression
+    console_paths = [(m, p.replace("{asset:.+}", "{asset}")) for m, p, _ in CONSOLE_ROUTES]
+    spec: dict[str, Any] = document([(m, p) for m, p, _ in routes] + console_paths, limits, __version__)
     counts: Counter[str] = rejected if rejected is not None else Counter()
     views = Views(service, limits, counts, spec, body_timeout_s)
     # timed first: the outermost middleware, so error answers are timed too
@@ -149,4 +155,7 @@ def make_app(
             app.router.add_get(path, getattr(views, name), allow_head=False)
         else:
             app.router.add_route(method, path, getattr(views, name))
+    console = Console()
+    for _, path, name in CONSOLE_ROUTES:
+        app.router.add_get(path, getattr(console, name), allow_head=False)
     return app

@@ -80,13 +80,18 @@ SCHEMAS: dict[str, Any] = {
     "RecordView": _obj({
         "id": _HEX32, "status": {"type": "string", "enum": ["committed", "pending"]},
         "height": _NULL_INT, "leaf_index": _NULL_INT, "envelope": _B64, "record": _ref("Record"),
+        "signer_dept": {**_NULL_STR, "description": "the department of the signing key"},
     }),
     "QC": _obj({
         "height": _INT, "round": _INT, "block_hash": _HEX32,
         "signatures": {"type": "array", "items": _obj({"validator": _INT, "sig": _B64})},
     }),
     "Block": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
-                   "envelopes": {"type": "array", "items": _B64}}),
+                   "envelopes": {"type": "array", "items": _B64},
+                   # the header's fields and the records decoded, for the browser console
+                   "block_hash": _HEX32, "time_ms": _INT, "proposer": _INT, "log_start": _INT, "log_size": _INT,
+                   "log_root": _HEX32, "records": {"type": "array", "items": {"type": "object"}}},
+                  required=["height", "header", "qc", "envelopes"]),
     "Checkpoint": _obj({"height": _INT, "header": _B64, "qc": _ref("QC"),
                         "log_size": _INT, "log_root": _HEX32,
                         "epochs": {"type": "array", "items": {"type": "object"},
@@ -150,7 +155,8 @@ SCHEMAS: dict[str, Any] = {
     "Status": {"type": "object", "additionalProperties": True,
                "description": "height, round, primary, skipped primaries, this node's index in the current "
                               "validator set (null: it follows) and the set's size, peers and their state, "
-                              "mempool size"},
+                              "mempool size; for the browser console: head_time_ms, mempool_max and validator_list "
+                              "(each validator's department, link, last vote and whether it is primary)"},
     "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
     "Readiness": _obj({
         "ready": {"type": "boolean"}, "height": _INT, "peer_height": _INT, "validators_reachable": _INT,
@@ -368,6 +374,12 @@ def _operations(limits: Limits) -> dict[tuple[str, str], dict[str, Any]]:
             {200: _json(_ref("Readiness")), 503: _json(_ref("Readiness"))}),
         ("GET", "/"): _op("This node, its chain and head, and where to read on (HTML for browsers)",
                           {200: {**_json(_ref("Index")), HTML: {"schema": {"type": "string"}}}}),
+        ("GET", "/ui/"): _op("The browser console (ledgernode/console)", {200: {HTML: {"schema": {"type": "string"}}}}),
+        ("GET", "/ui/{asset}"): _op(
+            "A file of the browser console (script, style sheet); ETag and 304", {200: {
+                "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+            (404,), [{"name": "asset", "in": "path", "required": True, "description": "its path under /ui/",
+                      "schema": {"type": "string", "maxLength": 200}}]),
         ("GET", "/metrics"): _op(
             "Prometheus metrics", {200: {"text/plain": {"schema": {"type": "string"}}}}),
         ("GET", "/v1/openapi.json"): _op("This document", {200: _json({"type": "object"})}),

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 from ..aio import web
 from ..codec import b64
-from ..records import ID_BYTES, Envelope
+from ..genesis import Genesis
+from ..members import AnyDept, Members
+from ..records import ID_BYTES, Envelope, decode_envelope
 from ..service import Location, Outcome, Rejection, Submitted
 from ..storage import Store
 
@@ -91,18 +92,39 @@ def record_view(env: Envelope, loc: Location | None) -> dict[str, Any]:
     }
 
 
-def block_view(store: Store, height: int) -> dict[str, Any]:
+def block_view(store: Store, height: int, genesis: Genesis | None = None) -> dict[str, Any]:
+    """GET /v1/blocks/{height}; with `genesis`, also the header's fields and each record
+    decoded with its signer's department (the browser console shows them without a msgpack
+    decoder of its own)."""
     header = store.load_header(height)
-    return {
+    raws = store.load_envelopes(header.log_start, header.log_size)
+    view: dict[str, Any] = {
         "height": height,
         "header": b64(header.raw),
         "qc": store.load_qc(height).to_json(),
-        "envelopes": [b64(e) for e in store.load_envelopes(header.log_start, header.log_size)],
+        "envelopes": [b64(e) for e in raws],
     }
+    if genesis is not None:
+        registry, members = AnyDept.of(genesis), store.members(genesis)
+        view.update({
+            "block_hash": header.block_hash.hex(), "time_ms": header.time, "proposer": header.proposer,
+            "log_start": header.log_start, "log_size": header.log_size, "log_root": header.log_root.hex(),
+            "records": [{"leaf_index": header.log_start + i, **_record_summary(decode_envelope(raw, registry), members)}
+                        for i, raw in enumerate(raws)],
+        })
+    return view
+
+
+def _record_summary(env: Envelope, members: Members) -> dict[str, Any]:
+    rec = env.record
+    return {"id": env.record_id.hex(), "type": rec.type, "subject": rec.subject, "key": rec.key,
+            "signer_dept": members.dept_of(rec.key), "ts": rec.ts, "body": jsonable(rec.body),
+            "refs": [r.hex() for r in rec.refs]}
 
 
 DOCS = {
     "openapi": "/v1/openapi.json",
+    "console": "/ui/",
     "status": "/v1/status",
     "checkpoint": "/v1/checkpoint",
     "genesis": "/v1/genesis",
@@ -120,20 +142,3 @@ def index_view(status: dict[str, Any], version: str) -> dict[str, Any]:
         "height": status.get("height"), "log_size": status.get("log_size"),
         "links": DOCS,
     }
-
-
-def index_page(doc: dict[str, Any]) -> str:
-    """The same as a small HTML page (every value escaped)."""
-    esc = lambda v: html.escape(str(v))  # noqa: E731
-    links = "".join(
-        f'<li><a href="{esc(v)}">{esc(k)}</a></li>' if v.startswith("/") else f"<li>{esc(k)}: {esc(v)}</li>"
-        for k, v in doc["links"].items())
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>ledgernode {esc(doc['chain_id'])}</title></head><body>"
-        f"<h1>ledgernode {esc(doc['version'])}</h1>"
-        f"<p>chain <b>{esc(doc['chain_id'])}</b>, node {esc(doc['key_id'])}, "
-        + ("a follower, " if doc["validator"] is None else f"validator {esc(doc['validator'])}, ")
-        + f"head height {esc(doc['height'])} ({esc(doc['log_size'])} records)</p>"
-        f"<ul>{links}</ul></body></html>"
-    )

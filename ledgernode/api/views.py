@@ -43,10 +43,7 @@ CERTIFICATE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-INDEX_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                 "X-Content-Type-Options": "nosniff"}
+CONSOLE_PATH = "/ui/"  # where GET / sends a browser (ledgernode/console)
 
 
 class Views:
@@ -148,15 +145,19 @@ class Views:
             raw = self.service.store.load_envelope(loc.leaf_index)
             env = decode_envelope(raw, AnyDept.of(self.service.genesis))
             self._may_see(reader, [env])
-            return shapes.respond(shapes.record_view(env, loc))
+            return shapes.respond({**shapes.record_view(env, loc), "signer_dept": self._dept(env)})
         env_pending = self.service.pending(record_id)
         if env_pending is not None:
             self._may_see(reader, [env_pending])
-            return shapes.respond(shapes.record_view(env_pending, None))
+            return shapes.respond({**shapes.record_view(env_pending, None), "signer_dept": self._dept(env_pending)})
         rejection = self.service.rejection(record_id)
         if rejection is not None:
             return shapes.respond(shapes.rejected(rejection))
         raise NotFound(f"record {record_id.hex()} is neither committed, pending nor recently rejected here")
+
+    def _dept(self, env: Envelope) -> str | None:
+        """The department of the record's signing key (the browser console shows it)."""
+        return self.service.store.members(self.service.genesis).dept_of(env.record.key)
 
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
@@ -225,13 +226,11 @@ class Views:
         return shapes.respond(self.openapi)
 
     async def get_index(self, request: web.Request) -> web.Response:
-        """Where a person or a client lands first: JSON, or HTML for a browser."""
-        status = self.service.status()
-        doc = shapes.index_view(status, self.openapi["info"]["version"])
+        """Where a person or a client lands first: JSON, or for a browser the console."""
         if inputs.prefers_html(request):
-            return web.Response(text=shapes.index_page(doc), content_type="text/html", charset="utf-8",
-                                headers=INDEX_HEADERS)
-        return shapes.respond(doc)
+            raise web.HTTPFound(CONSOLE_PATH)
+        status = self.service.status()
+        return shapes.respond(shapes.index_view(status, self.openapi["info"]["version"]))
 
     # -- auditors' answers (ledgernode/auditing; `ledgernode verify --kind ...` checks them) --
 
@@ -315,7 +314,7 @@ def _visible_json(reader: Reader | None, build: Callable[..., Any], store: Store
 
 def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | None) -> dict[str, Any]:
     """The block view; for a reader, records it may not see withheld (ledgernode/access.py)."""
-    view = shapes.block_view(store, height)
+    view = shapes.block_view(store, height, genesis)
     if reader is None:
         return view
     members, anyone = store.members(genesis), AnyDept.of(genesis)
@@ -324,6 +323,8 @@ def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | Non
         env = decode_envelope(base64.b64decode(raw), anyone)
         if not access.visible(reader, env, store, members):
             view["envelopes"][i] = None
+            view["records"][i] = {"leaf_index": view["records"][i]["leaf_index"], "id": env.record_id.hex(),
+                                  "withheld": True}
             withheld.append({"index": i, "id": env.record_id.hex()})
     if withheld:
         view["withheld"] = withheld

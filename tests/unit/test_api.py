@@ -368,8 +368,9 @@ async def test_get_record_pending_then_committed(
     await client.post("/v1/records", data=child, headers=MSGPACK)
     await node.commit()
     body = await (await client.get(f"/v1/records/{rid(child, net)}")).json()
-    assert set(body) == {"id", "status", "height", "leaf_index", "envelope", "record"}
+    assert set(body) == {"id", "status", "height", "leaf_index", "envelope", "record", "signer_dept"}
     assert body["status"] == "committed" and body["height"] == 2 and body["leaf_index"] == 1
+    assert body["signer_dept"] == net.genesis.signers[net.clients[0].public.key_id].dept
     rec = body["record"]
     assert rec["refs"] == [rid(raw, net)] and rec["chain"] == net.chain_id
     assert rec["type"] == "trace.event" and rec["subject"] == "BATCH-8" and rec["v"] == 1
@@ -412,9 +413,16 @@ async def test_blocks(client: aio.TestClient, net: Net, node: FakeNode) -> None:
     await node.commit()
     resp = await client.get("/v1/blocks/1")
     body = await resp.json()
-    assert resp.status == 200 and set(body) == {"height", "header", "qc", "envelopes"}
+    assert resp.status == 200 and set(body) == {"height", "header", "qc", "envelopes", "block_hash", "time_ms",
+                                                "proposer", "log_start", "log_size", "log_root", "records"}
     header = decode_header(base64.b64decode(body["header"]))
     assert body["height"] == header.height == 1
+    # the header's fields and the records decoded, for the browser console
+    assert (body["block_hash"], body["time_ms"], body["log_size"]) == (header.block_hash.hex(), header.time, 2)
+    assert [r["subject"] for r in body["records"]] == ["EV-blk0", "EV-blk1"]
+    assert [r["leaf_index"] for r in body["records"]] == [0, 1]
+    assert {r["type"] for r in body["records"]} == {"evidence.notarize"}
+    assert body["records"][0]["id"] == rid(raws[0], net) and body["records"][0]["signer_dept"] is not None
     assert qc_from_json(body["qc"]).block_hash == header.block_hash
     assert body["qc"]["block_hash"] == header.block_hash.hex()
     assert [base64.b64decode(e) for e in body["envelopes"]] == raws
@@ -513,6 +521,7 @@ async def test_openapi_matches_the_routes(node: FakeNode, debug: bool) -> None:
         assert client.app is not None
         assert app_routes(client.app) == doc_routes(doc)
         expected = {(m, p) for m, p, _ in ROUTES + (DEBUG_ROUTES if debug else [])}
+        expected |= {("GET", "/ui/"), ("GET", "/ui/{asset}")}  # the browser console (ledgernode/console)
         assert doc_routes(doc) == expected
         for ref in refs_in(doc):
             assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"]
@@ -547,10 +556,10 @@ async def test_index_names_the_node_and_links_the_openapi_document(client: aio.T
     assert resp.status == 200 and doc["name"] == "ledgernode" and doc["height"] == 0
     assert doc["links"]["openapi"] == "/v1/openapi.json"
     assert (await client.get(doc["links"]["openapi"])).status == 200
-    resp = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-    page = await resp.text()
-    assert resp.status == 200 and resp.content_type == "text/html"
-    assert '<a href="/v1/openapi.json">' in page and "default-src 'none'" in resp.headers["Content-Security-Policy"]
+    resp = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                            allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/ui/"  # a browser lands on the console
+    assert doc["links"]["console"] == "/ui/"
 
 
 async def test_equivocations_are_paged(client: aio.TestClient, node: FakeNode) -> None:

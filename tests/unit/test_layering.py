@@ -16,7 +16,7 @@ PACKAGE = REPO / "ledgernode"
 # Packages: every module in them has the package's layer.
 PACKAGE_LAYERS = {
     "consensus": "core", "auditing": "auditing", "storage": "storage", "net": "net", "api": "api", "families": "ledger",
-    "devnet": "runtime",
+    "devnet": "runtime", "console": "api",
 }
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
@@ -27,8 +27,8 @@ MODULE_LAYERS = {
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client", "nodeinit",
-                "__main__"],
+    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
+                "nodeinit", "overview", "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {

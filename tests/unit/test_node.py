@@ -168,6 +168,11 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         assert st["chain_id"] == CHAIN and st["index"] == 0
         assert st["height"] == 1 and st["log_size"] == 3 and st["mempool"] == 0
         assert st["primary"] == 0 and st["peers"] == {} and st["evidence"] == []
+        # the browser console's fields (ledgernode/overview.py)
+        assert st["head_time_ms"] == head.time and st["mempool_max"] == node.limits.mempool_max_records
+        [me] = st["validator_list"]
+        assert (me["index"], me["link"], me["last_vote"], me["primary"]) == (0, "self", 1, True)
+        assert me["key_id"] == node.key.public.key_id and me["dept"] == node.genesis.validators[0].dept
 
         text = node.metrics()
         assert metric(text, "ledgernode_height") == 1

@@ -1,0 +1,92 @@
+// The node's JSON API (docs/protocol.md), and live updates: the event stream when the
+// node offers it (GET /v1/events), else polling /v1/status.
+
+export const POLL_MS = 2000;
+const RECONNECT_MS = 3000;
+
+export class ApiFailure extends Error {
+  constructor(status, code, message) {
+    super(`${status} ${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function getJson(path) {
+  const resp = await fetch(path, {headers: {Accept: 'application/json'}});
+  let doc = null;
+  try { doc = await resp.json(); } catch { doc = null; }
+  if (!resp.ok) {
+    const err = (doc && doc.error) || {};
+    throw new ApiFailure(resp.status, err.code || 'http_' + resp.status, err.message || resp.statusText);
+  }
+  return doc;
+}
+
+export const seg = (text) => encodeURIComponent(text);
+
+export const isRecordId = (text) => /^[0-9a-f]{64}$/.test(text);
+
+// Calls `onChange(status)` whenever the head moves (and once at start), and
+// `onStatus(status)` on every status read. Events from the stream trigger a status read
+// at once; without a stream, a timer does.
+export class Live {
+  constructor() {
+    this.listeners = new Set();
+    this.status = null;
+    this.source = null;
+    this.mode = 'starting';
+    this.timer = null;
+    this.reading = false;
+  }
+
+  subscribe(fn) {
+    this.listeners.add(fn);
+    if (this.status) fn(this.status, null);
+    return () => this.listeners.delete(fn);
+  }
+
+  async start() {
+    await this.read();
+    this.timer = setInterval(() => this.read(), POLL_MS);
+    let streams = false;
+    try {
+      const spec = await getJson('/v1/openapi.json');
+      streams = Boolean(spec.paths && spec.paths['/v1/events']);
+    } catch { streams = false; }
+    if (streams) this.openStream();
+    else this.mode = 'polling';
+  }
+
+  openStream() {
+    this.source = new EventSource('/v1/events');
+    this.mode = 'stream';
+    const nudge = (event) => this.read(event);
+    this.source.addEventListener('block', nudge);
+    this.source.addEventListener('record', nudge);
+    this.source.addEventListener('cutoff', () => this.restream());
+    this.source.onerror = () => { this.mode = 'polling'; };
+    this.source.onopen = () => { this.mode = 'stream'; };
+  }
+
+  restream() {
+    if (this.source) this.source.close();
+    this.mode = 'polling';
+    setTimeout(() => this.openStream(), RECONNECT_MS);
+  }
+
+  async read(event) {
+    if (this.reading) return;
+    this.reading = true;
+    try {
+      const status = await getJson('/v1/status');
+      const before = this.status;
+      this.status = status;
+      for (const fn of this.listeners) fn(status, before, event || null);
+    } catch {
+      this.mode = 'offline';
+    } finally {
+      this.reading = false;
+    }
+  }
+}
