@@ -21,7 +21,6 @@ PACKAGE_LAYERS = {
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
     "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
-    "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
              "charts", "sse", "tls", "httpsig"],
     "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
