@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import codec, crypto, devnet
+from . import codec, crypto, devnet, tls
 from .charts import Chart, Series, document
 from .progress import Progress, duration_text
 from .times import now_ms
-from .aio import ClientSession, ClientTimeout
+from .aio import ClientSession, ClientTimeout, TCPConnector
 from .records import sign_record
 
 VERIFY_SAMPLE_S = 0.5
@@ -148,9 +148,10 @@ class Phase:
 
 
 class Bench:
-    def __init__(self, apis: list[str], pids: list[int]) -> None:
+    def __init__(self, apis: list[str], pids: list[int], ca_file: Path | None = None) -> None:
         self.apis = apis
         self.pids = pids
+        self.ssl_context = tls.client_context(ca_file) if ca_file is not None else None  # a --tls devnet
         self.seen_height = 0
         self.stop_submit = asyncio.Event()
 
@@ -276,7 +277,7 @@ class Bench:
         self.stop_submit.clear()
         phase.prepare()
         timeout = ClientTimeout(total=REQUEST_TIMEOUT_S)
-        async with ClientSession(timeout=timeout) as session:
+        async with ClientSession(timeout=timeout, connector=TCPConnector(ssl=self.ssl_context or True)) as session:
             phase.log_size_at_start = await self._settle(session)
             cpu_at_start = self._nodes_cpu_s()
             events_at_start = await self._events(session)
@@ -358,8 +359,9 @@ def write_plot(path: Path, phases: list[Phase], nodes: int) -> None:
     log(f"bench: wrote {path}")
 
 
-def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> tuple[Any, dict[int, Any]]:
-    net = devnet.prepare(root, nodes, base_port)
+def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int],
+            with_tls: bool = False) -> tuple[Any, dict[int, Any]]:
+    net = devnet.prepare(root, nodes, base_port, tls=with_tls)
     for node in net.nodes:  # the devnet config ends with its (empty) [limits] table
         with (root / node.config).open("a") as f:
             f.writelines(f"{name} = {value}\n" for name, value in limits.items() if value)
@@ -373,25 +375,25 @@ def _launch(root: Path, nodes: int, base_port: int, limits: dict[str, int]) -> t
 def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | None,
           base_port: int, single: bool = True, verify_threads: int = 0,
           block_max_records: int = 0, inflight_max: int = INFLIGHT_MAX,
-          plot: Path | None = None) -> dict[str, Any]:
+          plot: Path | None = None, with_tls: bool = False) -> dict[str, Any]:
     log("bench: measuring one core's Ed25519 verify rate (node's library)")
     samples = [verify_rate_one_core(VERIFY_SAMPLE_S) for _ in range(VERIFY_SAMPLES)]
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="ledgernode-bench-") as tmp:
         root = Path(tmp)
         net, procs = _launch(root, nodes, base_port, {"verify_threads": verify_threads,
-                                                       "block_max_records": block_max_records})
+                                                       "block_max_records": block_max_records}, with_tls)
         try:
             key = crypto.load_private_key(root / net.clients[0].key_file)
             warmup = min(WARMUP_MAX_S, seconds / 4)
             want = int(min(SIGN_MAX_RECORDS, (rate or RECORD_RATE_GUESS) * (seconds + warmup) * 1.2))
             log(f"bench: pre-signing {want:,} records before the timed window")
             envs = presign(key, net.chain_id, want, "b")
-            runner = Bench([n.api for n in net.nodes], [p.pid for p in procs.values()])
+            runner = Bench([n.api for n in net.nodes], [p.pid for p in procs.values()], net.ca_file)
             phases = [Phase("batch" if batch > 1 else "single", envs, batch, clients, seconds, rate, inflight_max,
                             warmup)]
             main = asyncio.run(runner.run(phases[0]))
-            result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch,
+            result = {"nodes": nodes, "seconds": seconds, "clients": clients, "batch": batch, "tls": with_tls,
                       "verify_threads": verify_threads or cores, "inflight_max": inflight_max,
                       "block_max_records": block_max_records or None,
                       "offered_per_s": rate, **main}
@@ -423,7 +425,7 @@ def main(args: Any) -> int:
     result = bench(args.nodes, args.seconds, args.clients, args.batch, args.rate, args.base_port,
                    single=not args.no_single, verify_threads=args.verify_threads,
                    block_max_records=args.block_max_records, inflight_max=args.inflight_max,
-                   plot=Path(args.plot) if args.plot else None)
+                   plot=Path(args.plot) if args.plot else None, with_tls=args.tls)
     if args.json:
         print(json.dumps(result))
     else:

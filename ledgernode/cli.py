@@ -196,7 +196,8 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     try:
         if args.netns:  # before any file is written: a devnet dir made for namespaces needs them
             devnet.netns.check_permitted()
-        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port, args.spare, args.netns or None)
+        net = devnet.prepare(Path(args.dir), args.nodes, args.base_port, args.spare, args.netns or None,
+                             args.tls or None)
         return devnet.run(net, log_level=args.log_level, log_format=args.log_format)
     except devnet.DevnetError as exc:
         print(f"devnet: {exc}", file=sys.stderr)
@@ -234,7 +235,7 @@ def _submit_envelope(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if args.file:
         body = sdk.body_with_file(args.type, body, Path(args.file))
     refs = [sdk.id_hex(r) for r in args.ref]
-    api_client = sdk.Client(api, crypto.load_private_key(key_file), chain_id)
+    api_client = sdk.Client(api, crypto.load_private_key(key_file), chain_id, ca_file=_ca_file(args))
     envelope = api_client.record(args.type, args.subject, body, refs)
     return api, api_client.submit(envelope, wait=args.wait, timeout_ms=args.timeout_ms)
 
@@ -266,7 +267,16 @@ def _read_client(args: argparse.Namespace) -> sdk.Client:
 
     api, key_file, _ = _target(args, need_key=False)
     key = crypto.load_private_key(key_file) if key_file else None
-    return sdk.Client(api, key, ca_file=args.cacert)
+    return sdk.Client(api, key, ca_file=_ca_file(args))
+
+
+def _ca_file(args: argparse.Namespace) -> str | Path | None:
+    """--cacert, or the CA of a devnet made with --tls when --devnet names it."""
+    from . import devnet
+
+    if args.cacert:
+        return str(args.cacert)
+    return devnet.read_ca(Path(args.devnet)) if args.devnet else None
 
 
 def _read_client_or_none(args: argparse.Namespace) -> sdk.Client | None:
@@ -468,6 +478,9 @@ def _add_setup_commands(sub: Any) -> None:
     p.add_argument("--netns", action="store_true",
                    help="root only: each node in a network namespace of its own at 10.77.0.(10+i), on a bridge "
                         "lnbr0 with 10.77.0.1 in this namespace (docs/operations.md section 7); fixed once DIR exists")
+    p.add_argument("--tls", action="store_true",
+                   help="make a CA and a certificate per node in DIR/tls and run both ports over TLS "
+                        "(docs/security.md section 9); fixed once DIR exists")
     _log_arguments(p)
     p.set_defaults(func=cmd_devnet)
 
@@ -583,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="also write throughput and latency over time as an SVG chart (default: none)")
+    p.add_argument("--tls", action="store_true", help="run the devnet with TLS on both ports (devnet --tls)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("verify-consistency", help="prove the ledger only grew between two checkpoints")

@@ -12,7 +12,7 @@ node it started by its pid.
 
 Modules:
   devnet/layout.py      the directory D: keys, genesis, node configs (prepare, load), and
-                        devnet.json (write_manifest, read_target, read_validator)
+                        devnet.json (write_manifest, read_target, read_ca, read_validator)
   devnet/nodes.py       node processes: port and option checks, start_node, waiting for
                         /healthz, stop_nodes
   devnet/supervisor.py  restarting nodes that exit (RestartPolicy, Supervisor)
@@ -29,7 +29,7 @@ from .layout import (
     ALL_FAMILIES, CHAIN_ID, DEFAULT_BASE_PORT, DEFAULT_DIR, DEFAULT_NODES, DEPARTMENTS, GENESIS_FILE,
     MANIFEST_FILE, NODES_MAX, PEER_PORT_OFFSET, RESTARTING, RUNNING, STOPPED, ClientFiles, Devnet,
     DevnetError, NodeFiles, NodeState, client_roles, create, department, load, manifest, prepare,
-    read_target, read_validator, write_atomic, write_manifest,
+    read_ca, read_target, read_validator, write_atomic, write_manifest,
 )
 from .nodes import check_log_options, check_ports, exit_text, node_command, start_node, stop_nodes, wait_healthy
 from .supervisor import (
@@ -40,7 +40,7 @@ __all__ = [
     "ALL_FAMILIES", "CHAIN_ID", "DEFAULT_BASE_PORT", "DEFAULT_DIR", "DEFAULT_NODES", "DEPARTMENTS",
     "GENESIS_FILE", "MANIFEST_FILE", "NODES_MAX", "PEER_PORT_OFFSET", "RESTARTING", "RUNNING", "STOPPED",
     "ClientFiles", "Devnet", "DevnetError", "NodeFiles", "NodeState", "client_roles", "create", "department",
-    "load", "manifest", "prepare", "read_target", "read_validator", "write_atomic", "write_manifest",
+    "load", "manifest", "prepare", "read_ca", "read_target", "read_validator", "write_atomic", "write_manifest",
     "check_log_options", "check_ports", "exit_text", "node_command", "start_node", "stop_nodes", "wait_healthy",
     "RESTART_BACKOFF_MAX_MS", "RESTART_BACKOFF_MS", "RESTART_WINDOW_MS", "RESTARTS_MAX", "RestartPolicy",
     "Supervisor",

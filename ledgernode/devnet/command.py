@@ -35,13 +35,19 @@ def guide(net: Devnet) -> str:
     if net.netns:
         lines += ["", f"  each node i in network namespace {netns.NAMESPACE_PREFIX}i, reached through bridge "
                   f"{netns.BRIDGE} (`ip netns exec {netns.namespace(0)} ss -tn` shows node 0's links)"]
+    cacert = ""
+    if net.ca_file is not None:
+        cacert = f" --cacert {shlex.quote(str(net.ca_file))}"
+        lines += ["", f"  TLS on both ports: certificates in {net.ca_file.parent}, signed by the CA {net.ca_file} "
+                  "(commands given --devnet trust it; give others --cacert)"]
     lines += [
         "",
         f"  genesis      {net.root / GENESIS_FILE}",
         f"  devnet.json  {net.root / MANIFEST_FILE}   (APIs, pids, client keys and their roles)",
         "",
         "Submit a record and wait for its commit:",
-        f"  python -m ledgernode submit --api {node0.api} --key {shlex.quote(str(net.root / admin.key_file))} \\",
+        f"  python -m ledgernode submit --api {node0.api}{cacert} "
+        f"--key {shlex.quote(str(net.root / admin.key_file))} \\",
         f"      --type evidence.notarize --subject demo-1 --file {shlex.quote(str(net.root / GENESIS_FILE))} \\",
         "      --body '{\"title\": \"devnet genesis\"}' --wait",
         "or, taking node 0's API and the first client key from devnet.json:",
@@ -50,7 +56,8 @@ def guide(net: Devnet) -> str:
         "Then fetch its evidence and verify it offline (ID is the \"id\" printed by submit):",
         f"  python -m ledgernode evidence --devnet {d} --id ID --out bundle.json",
         f"  python -m ledgernode verify bundle.json --genesis {shlex.quote(str(net.root / GENESIS_FILE))}",
-        "From Python: ledgernode.client.Client(api, key).submit(envelope, wait=True) (see README).",
+        "From Python: ledgernode.client.Client(api, key).submit(envelope, wait=True) (see README)"
+        + (f"; over TLS Client(api, key, ca_file={str(net.ca_file)!r})." if net.ca_file else "."),
         "",
         "Ctrl-C or SIGTERM stops every node.",
     ]

@@ -11,6 +11,9 @@ devnet.json. On first use `prepare` lays out:
     D/clients/admin.pem         a client of department 0 allowed every type (roles ["*"])
     D/clients/<dept>.pem        one client per department, roles for that department's work
     D/devnet.json               what is running: APIs, pids, configs, client keys
+    D/tls/                      with --tls: a CA (ca.crt, ca.key) and node{i}.crt / .key for
+                                each node's address, named in its [tls]: HTTPS and TLS
+                                peer links (docs/security.md section 9)
 
 Later runs reuse every file: keys and the genesis are never regenerated (a
 different --nodes or --spare is refused), and node configs are kept as they are. Every
@@ -51,6 +54,8 @@ NETNS_ADDRESS_BASE = 10
 NETNS_NAMESPACE_PREFIX = "ln-node"  # node i's namespace: ln-node{i}
 GENESIS_FILE = "genesis.json"
 MANIFEST_FILE = "devnet.json"
+TLS_DIR = "tls"
+CA_FILE = f"{TLS_DIR}/ca.crt"
 CLIENTS_DIR = "clients"
 ADMIN_CLIENT = "admin"
 
@@ -101,6 +106,7 @@ class Devnet:
     nodes: tuple[NodeFiles, ...]
     clients: tuple[ClientFiles, ...]
     netns: bool = False  # made with --netns: each node in a namespace of its own (devnet/netns.py)
+    ca_file: Path | None = None  # made with --tls: the CA that signed every node's certificate
 
 
 def netns_address(i: int) -> str:
@@ -147,15 +153,36 @@ def _key(path: Path) -> crypto.PrivateKey:
     return key
 
 
-def _node_config_text(i: int, pubkeys: list[str], base_port: int, netns: bool = False) -> str:
+def _node_config_text(i: int, pubkeys: list[str], base_port: int, netns: bool = False, tls: bool = False) -> str:
     """Node i's config; `pubkeys` are every node's public key (hex): the validators' in
-    genesis order, then the spares'. `netns`: every node at its own address (netns_address)."""
+    genesis order, then the spares'. `netns`: every node at its own address (netns_address).
+    `tls`: both ports over TLS with the certificates of D/tls."""
     peers = {key: f"{_host(j, netns)}:{base_port + PEER_PORT_OFFSET + j}" for j, key in enumerate(pubkeys) if j != i}
     host = _host(i, netns)
+    files = {"cert_file": f"../{TLS_DIR}/node{i}.crt", "key_file": f"../{TLS_DIR}/node{i}.key",
+             "ca_file": f"../{CA_FILE}", "client_ca": f"../{CA_FILE}"}
     return config.render(
         data_dir="data", key_file="validator.pem", genesis=f"../{GENESIS_FILE}",
         api=f"{host}:{base_port + i}", peer=f"{host}:{base_port + PEER_PORT_OFFSET + i}", peers=peers,
+        tls=files if tls else None,
     )
+
+
+def _make_pki(root: Path, nodes: int, netns: bool) -> None:
+    """A CA, and for each node a certificate for its address, in D/tls (kept if there)."""
+    tls_dir = root / TLS_DIR
+    tls_dir.mkdir(exist_ok=True)
+    os.chmod(tls_dir, 0o700)  # the private keys of the CA and of every node's certificate
+    if not (root / CA_FILE).exists():
+        ca = crypto.make_tls_ca(f"{CHAIN_ID} devnet CA")
+        write_atomic(tls_dir / "ca.key", ca.key_pem)
+        write_atomic(root / CA_FILE, ca.cert_pem)
+    ca = crypto.TlsIdentity((root / CA_FILE).read_bytes(), (tls_dir / "ca.key").read_bytes())
+    for i in range(nodes):
+        if not (tls_dir / f"node{i}.crt").exists():
+            ident = crypto.make_tls_cert(ca, f"node{i}", [_host(i, netns), "localhost"])
+            write_atomic(tls_dir / f"node{i}.key", ident.key_pem)
+            write_atomic(tls_dir / f"node{i}.crt", ident.cert_pem)
 
 
 def _check_args(nodes: int, base_port: int, spare: int = 0) -> None:
@@ -168,7 +195,7 @@ def _check_args(nodes: int, base_port: int, spare: int = 0) -> None:
         raise DevnetError(f"--base-port {base_port}: ports {base_port}..{last} must lie within 1024..65535")
 
 
-def create(root: Path, nodes: int, base_port: int, spare: int = 0, netns: bool = False) -> None:
+def create(root: Path, nodes: int, base_port: int, spare: int = 0, netns: bool = False, tls: bool = False) -> None:
     """Write keys, genesis and node configs for a new devnet (keys already present are
     kept): `nodes` validators, then `spare` nodes whose keys the genesis does not hold."""
     _check_args(nodes, base_port, spare)
@@ -188,9 +215,11 @@ def create(root: Path, nodes: int, base_port: int, spare: int = 0, netns: bool =
         clients.append({"dept": dept, "pubkey": key.public.raw.hex(), "roles": client_roles(families)})
     os.chmod(root / CLIENTS_DIR, 0o700)
     raw = genesis_mod.build(CHAIN_ID, validators, clients)
-    write_atomic(root / GENESIS_FILE, raw)
+    if tls:
+        _make_pki(root, nodes + spare, netns)
     for i in range(nodes + spare):
-        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port, netns).encode())
+        write_atomic(root / f"node{i}" / "node.toml", _node_config_text(i, pubkeys, base_port, netns, tls).encode())
+    write_atomic(root / GENESIS_FILE, raw)  # last: a directory with a genesis is a made one
 
 
 def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
@@ -217,13 +246,13 @@ def _spares(root: Path, gen: genesis_mod.Genesis) -> int:
 
 
 def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | None, spare: int,
-                netns: bool = False) -> NodeFiles:
+                netns: bool = False, tls: bool = False) -> NodeFiles:
     rel = f"node{i}/node.toml"
     path = root / rel
     if not path.exists():
         pubkeys = [crypto.load_private_key(root / f"node{j}" / "validator.pem").public.raw.hex()
                    for j in range(gen.n + spare)]
-        write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT, netns).encode())
+        write_atomic(path, _node_config_text(i, pubkeys, base_port or DEFAULT_BASE_PORT, netns, tls).encode())
     try:
         cfg = config.load(path)
     except config.ConfigError as exc:
@@ -232,6 +261,9 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
         raise DevnetError(f"{path}: {exc}{older}") from None
     if cfg.index not in (None, i):
         raise DevnetError(f"{path}: index is {cfg.index}, expected {i}")
+    if tls != (cfg.tls is not None):
+        raise DevnetError(f"{path}: {'has no' if tls else 'has a'} [tls] table, unlike node 0's; "
+                          "every node of a devnet runs with TLS or none does")
     if netns and (cfg.api_listen[0], cfg.peer_listen[0]) != (netns_address(i), netns_address(i)):
         raise DevnetError(f"{path}: with --netns node {i} listens on {netns_address(i)}, not "
                           f"{cfg.api_listen[0]} / {cfg.peer_listen[0]}")
@@ -249,7 +281,7 @@ def _node_files(root: Path, gen: genesis_mod.Genesis, i: int, base_port: int | N
         raise DevnetError(f"{cfg.key_file}: spare node {i}'s key is a genesis validator's")
     host, port = cfg.api_listen
     dept = gen.validators[i].dept if i < gen.n else department(i)[0]
-    return NodeFiles(i, dept, rel, f"http://{host}:{port}", cfg.api_listen, cfg.peer_listen,
+    return NodeFiles(i, dept, rel, f"{'https' if tls else 'http'}://{host}:{port}", cfg.api_listen, cfg.peer_listen,
                      f"node{i}/node.log", spare=i >= gen.n)
 
 
@@ -277,10 +309,17 @@ def _made_with_netns(root: Path, wanted: bool | None) -> bool:
         return bool(wanted)
 
 
+def _made_with_tls(root: Path) -> bool:
+    try:
+        return config.load(root / "node0" / "node.toml").tls is not None
+    except config.ConfigError:
+        return False
+
+
 def load(root: Path, nodes: int | None = None, base_port: int | None = None, spare: int | None = None,
-         netns: bool | None = None) -> Devnet:
-    """Describe an existing devnet directory, checking it is usable as it stands (`netns`
-    None: as it was made, with or without --netns)."""
+         netns: bool | None = None, tls: bool | None = None) -> Devnet:
+    """Describe an existing devnet directory, checking it is usable as it stands (`netns`,
+    `tls` None: as it was made)."""
     try:
         gen = genesis_mod.parse((root / GENESIS_FILE).read_bytes())
     except OSError as exc:
@@ -300,21 +339,27 @@ def load(root: Path, nodes: int | None = None, base_port: int | None = None, spa
         raise DevnetError(f"{root} was made {how} --netns (its node configs name "
                           f"{NETNS_SUBNET + '.x' if made_netns else HOST} addresses); run {how} --netns, "
                           f"or use another --dir")
-    node_files = tuple(_node_files(root, gen, i, base_port, spares, made_netns) for i in range(gen.n + spares))
+    made_tls = _made_with_tls(root)
+    if tls is not None and tls != made_tls:
+        how = "with" if made_tls else "without"
+        raise DevnetError(f"{root} was made {how} --tls; run {how} --tls, or use another --dir")
+    node_files = tuple(_node_files(root, gen, i, base_port, spares, made_netns, made_tls)
+                       for i in range(gen.n + spares))
     clients = _client_files(root, gen)
     if not clients:
         raise DevnetError(f"no key in {root / CLIENTS_DIR} belongs to a client of {root / GENESIS_FILE}")
-    return Devnet(root, gen.chain_id, node_files, clients, made_netns)
+    return Devnet(root, gen.chain_id, node_files, clients, made_netns, root / CA_FILE if made_tls else None)
 
 
 def prepare(root: Path, nodes: int = DEFAULT_NODES, base_port: int | None = None, spare: int | None = None,
-            netns: bool | None = None) -> Devnet:
+            netns: bool | None = None, tls: bool | None = None) -> Devnet:
     """Create the devnet's files on first use; on later uses check and reuse them
     (`spare` None: as many spares as the directory has; `netns` None: as it was made, a new
     one without)."""
     if not (root / GENESIS_FILE).exists():
-        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port, spare or 0, bool(netns))
-    return load(root, nodes, base_port, spare, netns)
+        create(root, nodes, DEFAULT_BASE_PORT if base_port is None else base_port, spare or 0, bool(netns),
+               bool(tls))
+    return load(root, nodes, base_port, spare, netns, tls)
 
 
 RUNNING = "running"  # the process runs now (it may still be starting up)
@@ -344,6 +389,7 @@ def manifest(net: Devnet, states: Mapping[int, NodeState]) -> dict[str, Any]:
     return {
         "chain_id": net.chain_id,
         "genesis": GENESIS_FILE,
+        **({"ca_file": CA_FILE} if net.ca_file is not None else {}),  # only then: as it was without --tls
         "nodes": nodes,
         "clients": [{"dept": c.dept, "key_file": c.key_file, "key_id": c.key_id, "roles": list(c.roles)}
                     for c in net.clients],
@@ -365,6 +411,11 @@ def _read_manifest(root: Path, pick: Callable[[Any], _T]) -> _T:
         raise DevnetError(f"cannot read {path}: {exc.strerror} (is the devnet running?)") from None
     except (ValueError, KeyError, IndexError, TypeError):
         raise DevnetError(f"{path} is not a devnet.json written by `ledgernode devnet`") from None
+
+
+def read_ca(root: Path) -> Path | None:
+    """The CA file of a running devnet made with --tls (None: plain HTTP)."""
+    return _read_manifest(root, lambda doc: root / doc["ca_file"] if "ca_file" in doc else None)
 
 
 def read_target(root: Path) -> tuple[str, Path, str]:

@@ -131,7 +131,7 @@ def wait_expected_healthy(net: Devnet, refresh: Callable[[], dict[int, int | Non
                   timeout_s: float) -> bool:
     """Poll /healthz until every node `refresh` expects answers from its current process, the
     deadline passes or stop is asked. A restarted node (a new pid) must answer again."""
-    clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S) for n in net.nodes}
+    clients = {n.index: Client(n.api, timeout_s=HEALTH_PROBE_TIMEOUT_S, ca_file=net.ca_file) for n in net.nodes}
     healthy_pids: set[int] = set()
     deadline = time.monotonic() + timeout_s
     next_progress = time.monotonic()

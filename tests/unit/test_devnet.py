@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ledgernode import config, crypto, devnet
+from ledgernode import config, crypto, devnet, tls
 from ledgernode.client import Client
 from ledgernode.cli import main
 from ledgernode.devnet.nodes import _port_free
@@ -577,3 +577,19 @@ def test_devnet_exits_when_every_node_is_given_up(running: Callable[..., Running
     assert d.proc.wait(PROC_TIMEOUT_S) == 1
     assert "devnet: every node has been given up; stopping" in d.stderr()
     assert not _alive(pid) and not (d.root / "devnet.json").exists()
+
+
+def test_tls_lays_out_a_ca_and_a_certificate_per_node_and_stays_as_made(root: Path) -> None:
+    net = devnet.prepare(root, 4, BASE, tls=True)
+    assert net.ca_file == root / "tls" / "ca.crt" and stat.S_IMODE((root / "tls").stat().st_mode) == 0o700
+    for n in net.nodes:
+        assert n.api == f"https://127.0.0.1:{BASE + n.index}"
+        cfg = config.load(root / n.config)
+        assert cfg.tls is not None and cfg.tls.cert_file.resolve() == (root / "tls" / f"node{n.index}.crt").resolve()
+        loaded = tls.load(cfg.tls)  # the certificate and key pair, and the CA, load as the node loads them
+        assert loaded.fingerprint
+    assert devnet.manifest(net, {})["ca_file"] == "tls/ca.crt"
+    assert "ca_file" not in devnet.manifest(devnet.prepare(root.parent / "plain", 4, BASE), {})
+    with pytest.raises(devnet.DevnetError, match="made with --tls"):
+        devnet.prepare(root, 4, BASE, tls=False)
+    assert devnet.prepare(root, 4, BASE) == net  # as it was made
