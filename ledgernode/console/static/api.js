@@ -1,5 +1,6 @@
 // The node's JSON API (docs/protocol.md), and live updates: the event stream when the
-// node offers it (GET /v1/events), else polling /v1/status.
+// node offers it (GET /v1/events) and its reads are open, else polling /v1/status (which
+// a node whose reads are authenticated still answers everyone: an EventSource cannot sign).
 
 export const POLL_MS = 2000;
 const RECONNECT_MS = 3000;
@@ -12,8 +13,15 @@ export class ApiFailure extends Error {
   }
 }
 
+import {signedHeaders} from './signer.js';
+
+// GET a path, signed once the console is unlocked (signer.js).
+export function signedFetch(path, accept) {
+  return fetch(path, {headers: {Accept: accept, ...signedHeaders('GET', path)}});
+}
+
 export async function getJson(path) {
-  const resp = await fetch(path, {headers: {Accept: 'application/json'}});
+  const resp = await signedFetch(path, 'application/json');
   let doc = null;
   try { doc = await resp.json(); } catch { doc = null; }
   if (!resp.ok) {
@@ -54,7 +62,7 @@ export class Live {
       const spec = await getJson('/v1/openapi.json');
       streams = Boolean(spec.paths && spec.paths['/v1/events']);
     } catch { streams = false; }
-    if (streams) this.openStream();
+    if (streams && !(this.status && this.status.reads === 'authenticated')) this.openStream();
     else this.mode = 'polling';
   }
 

@@ -12,6 +12,7 @@ import {certificate, dataset} from './views/answers.js';
 import {provenance} from './views/provenance.js';
 import {equivocations} from './views/equivocations.js';
 import {verify} from './views/verify.js';
+import {keyId, lock, unlock} from './signer.js';
 
 const ROUTES = {
   '': overview, 'blocks': blocks, 'block': block, 'record': record, 'search': search,
@@ -59,8 +60,38 @@ function showLive() {
   el.className = 'live ' + mode;
 }
 
+function showKey(status) {
+  const state = document.getElementById('unlock-state');
+  const mine = keyId();
+  const needed = status && status.reads === 'authenticated';
+  state.textContent = mine ? t('unlock.as', mine) : needed ? t('unlock.needed') : '';
+  document.getElementById('lock').hidden = !mine;
+  document.getElementById('unlock').textContent = t(mine ? 'unlock.signed' : 'unlock.open');
+  if (needed && !mine) document.getElementById('unlock-panel').hidden = false;
+}
+
+function startUnlock() {
+  const panel = document.getElementById('unlock-panel');
+  document.getElementById('unlock').addEventListener('click', () => { panel.hidden = !panel.hidden; });
+  document.getElementById('unlock-file').addEventListener('change', async (event) => {
+    const file = event.target.files[0];
+    event.target.value = '';  // the input keeps no copy of the file
+    if (!file) return;
+    try {
+      unlock(await file.text());
+    } catch (err) {
+      document.getElementById('unlock-state').textContent = t('unlock.bad', err.message);
+      return;
+    }
+    showKey(live.status);
+    route();
+  });
+  document.getElementById('lock').addEventListener('click', () => { lock(); showKey(live.status); route(); });
+}
+
 function start() {
   applyStatic();
+  startUnlock();
   document.getElementById('lang').addEventListener('click', () => {
     setLang(currentLang() === 'zh' ? 'en' : 'zh');
     showLive();
@@ -73,6 +104,7 @@ function start() {
   });
   window.addEventListener('hashchange', route);
   live.subscribe(showLive);
+  live.subscribe((status) => showKey(status));
   live.start().then(showLive);
   route();
 }

@@ -144,6 +144,40 @@ export function verify(pubkey, sig, message) {
   return r.every((b, i) => b === sig[i]);
 }
 
+// -- signing (RFC 8032 section 5.1.6), for the console's signed reads (console/signer.js) --
+
+function clampedScalar(bytes) {
+  const a = bytes.slice(0, 32);
+  a[0] &= 248;
+  a[31] &= 127;
+  a[31] |= 64;
+  return littleEndian(a);
+}
+
+function scalarBytes(n) {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) { out[i] = Number(n & 0xffn); n >>= 8n; }
+  return out;
+}
+
+// The public key of a 32-byte seed (the PKCS#8 private key `ledgernode keygen` writes).
+export function publicFromSeed(seed) {
+  const base = extended([basePointX(), BASE_Y]);
+  return encodePoint(multiply(base, clampedScalar(sha512(seed))));
+}
+
+// The signature of `message` by the key of `seed`: the same bytes as any RFC 8032 signer's.
+export function sign(seed, message) {
+  const h = sha512(seed);
+  const a = clampedScalar(h);
+  const base = extended([basePointX(), BASE_Y]);
+  const pub = encodePoint(multiply(base, a));
+  const r = littleEndian(sha512(concat(h.subarray(32), message))) % L;
+  const R = encodePoint(multiply(base, r));
+  const k = littleEndian(sha512(concat(R, pub, message))) % L;
+  return concat(R, scalarBytes((r + k * a) % L));
+}
+
 function basePointX() {
   const enc = new Uint8Array(32);
   let v = BASE_Y;

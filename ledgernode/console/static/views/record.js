@@ -1,7 +1,8 @@
 // One record: its decoded body, signer and department, block, and the downloads.
 
 import {body, facts, h, link, replace, shortHex} from '../dom.js';
-import {getJson, isRecordId, seg} from '../api.js';
+import {getJson, isRecordId, seg, signedFetch} from '../api.js';
+import {keyId} from '../signer.js';
 import {t, time} from '../i18n.js';
 
 // Where a record's subject leads, by its type's family.
@@ -9,6 +10,23 @@ function subjectLinks(type, subject) {
   if (type.startsWith('cert.')) return [link('#/cert/' + seg(subject), t('r.certstatus'))];
   if (type.startsWith('dataset.') || type.startsWith('share.')) return [link('#/dataset/' + seg(subject), t('r.shares'))];
   return [];
+}
+
+// Unlocked, a download is fetched with a signed read and saved from memory: a plain link
+// would be an unsigned request, which a node with authenticated reads refuses.
+async function signedDownload(event) {
+  if (!keyId()) return;
+  event.preventDefault();
+  const a = event.currentTarget;
+  const resp = await signedFetch(a.getAttribute('href'), '*/*');
+  if (!resp.ok) {
+    a.after(h('span', {class: 'error'}, ' ', t('error', `${resp.status}`)));
+    return;
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const save = h('a', {href: url, download: a.getAttribute('download') || 'download'});
+  save.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 export async function record(view, {arg}) {
@@ -20,9 +38,12 @@ export async function record(view, {arg}) {
   const rec = doc.record || {};
   const committed = doc.status === 'committed';
   const downloads = committed ? h('p', {class: 'actions'},
-    link(`/v1/records/${arg}/evidence`, t('r.evidence'), {download: `evidence-${arg.slice(0, 16)}.json`, class: 'button'}),
+    link(`/v1/records/${arg}/evidence`, t('r.evidence'),
+      {download: `evidence-${arg.slice(0, 16)}.json`, class: 'button', onclick: signedDownload}),
     ' ',
-    link(`/v1/records/${arg}/certificate`, t('r.certificate'), {target: '_blank', rel: 'noopener', class: 'button'})) : null;
+    link(`/v1/records/${arg}/certificate`, t('r.certificate'),
+      {target: '_blank', rel: 'noopener', class: 'button', download: keyId() ? `certificate-${arg.slice(0, 16)}.html` : null,
+        onclick: signedDownload})) : null;
   replace(view, h('h1', {}, t('r.title'), ' ', h('span', {class: 'mono small'}, shortHex(arg, 16))),
     facts([
       [t('r.id'), h('span', {class: 'mono'}, doc.id)],
