@@ -1,4 +1,4 @@
-"""Who may read what when a node's reads are authenticated (docs/security.md section 10).
+"""Who may read what when a node's reads are authenticated (docs/security.md section 9).
 
 A reader is a registered key not revoked at the head: a genesis client or validator, or one
 that `key.add` registered. Each read names the right it needs:

@@ -335,7 +335,7 @@ def _api_arguments(p: argparse.ArgumentParser, signs: bool = False) -> None:
     p.add_argument("--devnet", metavar="DIR", help=f"take {what} from DIR/devnet.json (default: none)")
     if not signs:
         p.add_argument("--key", help="a registered key (PEM) to sign the reads with, for a node whose reads are "
-                       "authenticated (docs/security.md section 10) (default with --devnet: its first client)")
+                       "authenticated (docs/security.md section 9) (default with --devnet: its first client)")
     p.add_argument("--cacert", metavar="FILE", help="CA certificate (PEM) that signed the node's TLS certificate, "
                    "for an https:// API (default: the system's)")
 
@@ -480,7 +480,7 @@ def _add_setup_commands(sub: Any) -> None:
                         "lnbr0 with 10.77.0.1 in this namespace (docs/operations.md section 7); fixed once DIR exists")
     p.add_argument("--tls", action="store_true",
                    help="make a CA and a certificate per node in DIR/tls and run both ports over TLS "
-                        "(docs/security.md section 9); fixed once DIR exists")
+                        "(docs/security.md section 8); fixed once DIR exists")
     _log_arguments(p)
     p.set_defaults(func=cmd_devnet)
 

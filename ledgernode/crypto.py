@@ -212,7 +212,7 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     return _wrap(key)
 
 
-# -- TLS certificates (devnet --tls, tests; docs/security.md section 9) ---------------------
+# -- TLS certificates (devnet --tls, tests; docs/security.md section 8) ---------------------
 
 TLS_CERT_DAYS = 825  # the longest validity browsers accept for a server certificate
 

@@ -46,6 +46,20 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None]:
     return api, key
 
 
+def _client(a: argparse.Namespace, need_key: bool = False) -> Any:
+    """An SDK client of --api/--devnet that signs with --key (reads too, for a node whose reads
+    are authenticated: docs/security.md section 9) and trusts --cacert or the devnet's CA."""
+    from . import client as sdk
+    from .devnet import read_ca
+
+    api, key_file = _target(a)
+    if need_key and not key_file:
+        raise ValueError("give --key: the validator's key file (or --devnet DIR)")
+    key = crypto.load_private_key(Path(key_file)) if key_file else None
+    ca = a.cacert or (read_ca(Path(a.devnet)) if a.devnet else None)
+    return sdk.Client(api, key, ca_file=ca)
+
+
 def _pubkey(path: str | None) -> bytes:
     if not path:
         raise ValueError("give --pubkey-file: the new key's public key (a PEM key file, or 64 hex)")
@@ -85,10 +99,7 @@ def _submit(a: argparse.Namespace, record_type: str, subject: str, body: dict[st
     from . import audit
     from . import client as sdk
 
-    api, key_file = _target(a)
-    if not key_file:
-        raise ValueError("give --key: the validator's key file (or --devnet DIR)")
-    client = sdk.Client(api, crypto.load_private_key(Path(key_file)))
+    client = _client(a, need_key=True)
     try:
         answer = client.submit(client.record(record_type, subject, body), wait=a.wait)
     except sdk.ApiError as exc:
@@ -126,12 +137,10 @@ def cmd_propose(a: argparse.Namespace) -> int:
 
 
 def cmd_approve(a: argparse.Namespace) -> int:
-    from . import client as sdk
-
-    api, _ = _target(a)
-    found = _find(sdk.Client(api), a.proposal)
+    client = _client(a)
+    found = _find(client, a.proposal)
     if found is None:
-        raise ValueError(f"no proposal {a.proposal!r} on {api} (see `ledgernode gov list`)")
+        raise ValueError(f"no proposal {a.proposal!r} on {client.api_url} (see `ledgernode gov list`)")
     if found["state"] != "open":
         raise ValueError(f"proposal {a.proposal} is {found['state']}; only an open one can be approved")
     return _submit(a, "gov.approve", a.proposal, {"proposal": bytes.fromhex(found["record"])})
@@ -139,10 +148,8 @@ def cmd_approve(a: argparse.Namespace) -> int:
 
 def cmd_list(a: argparse.Namespace) -> int:
     from . import audit
-    from . import client as sdk
 
-    api, _ = _target(a)
-    client = sdk.Client(api)
+    client = _client(a)
     shown: list[dict[str, Any]] = []
     after: str | None = None
     for proposals, after in _pages(client):
@@ -181,8 +188,12 @@ def _where(p: argparse.ArgumentParser, signs: bool) -> None:
     p.add_argument("--validator", type=int, default=0, metavar="I",
                    help="with --devnet: devnet node I (DIR/nodeI) whose API and key to use, not its index in the "
                         "current set (default 0)")
+    p.add_argument("--key", help="the validator's private key file (PEM), which also signs reads "
+                   "(default with --devnet: its own)" if signs else "a registered key (PEM) to sign reads with, for a "
+                   "node whose reads are authenticated (default with --devnet: node --validator's)")
+    p.add_argument("--cacert", metavar="FILE", help="CA certificate (PEM) of an https:// API (default: the system's, "
+                   "or the devnet's with --devnet)")
     if signs:
-        p.add_argument("--key", help="the validator's private key file (PEM) (default with --devnet: its own)")
         p.add_argument("--wait", action="store_true", help="wait (bounded) for the record to commit")
 
 

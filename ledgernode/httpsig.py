@@ -1,4 +1,4 @@
-"""Signed reads: HTTP Message Signatures with Ed25519, the profile of docs/security.md section 10.
+"""Signed reads: HTTP Message Signatures with Ed25519, the profile of docs/security.md section 9.
 
 A client proves which registered key asks by signing the request:
 

@@ -56,7 +56,7 @@ def status_document(node: Node) -> dict[str, Any]:
         # this node's index in the set of the height it decides (null: it follows, its key
         # is in no set now), and that set's size (docs/governance.md section 5)
         "validator": r.me, "validators": r.n,
-        "reads": node.cfg.reads,  # "open" or "authenticated" (docs/security.md section 10)
+        "reads": node.cfg.reads,  # "open" or "authenticated" (docs/security.md section 9)
         "height": node.store.height, "round": r.round, "primary": r.primary(r.round),
         "skipped": sorted(r.cur.suspects),  # primaries that missed their last turn (consensus/turns.py)
         "ticks": node.ticks, "round_timeout_ticks": r.timeout_ticks(),

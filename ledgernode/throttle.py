@@ -1,4 +1,4 @@
-"""Per-client limits (docs/security.md section 11): token buckets per signing key and per
+"""Per-client limits (docs/security.md section 10): token buckets per signing key and per
 source address, one family for writes and one for reads.
 
 A bucket holds up to `burst` tokens and refills at `rate_per_s`; a request takes one token

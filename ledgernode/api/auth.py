@@ -1,4 +1,4 @@
-"""Who is asking (docs/security.md sections 10 and 11): per-client limits on every request,
+"""Who is asking (docs/security.md sections 9 and 10): per-client limits on every request,
 and the reader of a request where the node's reads are authenticated.
 
 The `authenticate` middleware runs after routing and before the handler:
@@ -31,7 +31,7 @@ OPEN_ROUTES = frozenset(["/healthz", "/readyz", "/metrics", "/v1/status", "/v1/g
 OPEN_PREFIXES = ("/ui",)  # the console's page and files: it signs its own reads once unlocked
 ACCEPT_SIGNATURE = f'{httpsig.LABEL}=("@method" "@path" "@query");created;keyid;nonce;alg="{httpsig.ALG}"'
 HOW_TO_SIGN = (
-    "reads on this node are authenticated (docs/security.md section 10): sign the request with a registered "
+    "reads on this node are authenticated (docs/security.md section 9): sign the request with a registered "
     "key, Signature-Input: rd=(\"@method\" \"@path\" \"@query\");created=<unix seconds>;keyid=\"<key id>\";"
     "nonce=\"<16-64 random characters>\";alg=\"ed25519\" and Signature: rd=:<base64 Ed25519 signature of the "
     "signature base>: (the SDK's Client(api, key=...) and the CLI's --key do this), or connect over mutual TLS "

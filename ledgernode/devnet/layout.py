@@ -13,7 +13,7 @@ devnet.json. On first use `prepare` lays out:
     D/devnet.json               what is running: APIs, pids, configs, client keys
     D/tls/                      with --tls: a CA (ca.crt, ca.key) and node{i}.crt / .key for
                                 each node's address, named in its [tls]: HTTPS and TLS
-                                peer links (docs/security.md section 9)
+                                peer links (docs/security.md section 8)
 
 Later runs reuse every file: keys and the genesis are never regenerated (a
 different --nodes or --spare is refused), and node configs are kept as they are. Every

@@ -1,4 +1,4 @@
-"""The console against a node whose reads are authenticated (docs/security.md section 10):
+"""The console against a node whose reads are authenticated (docs/security.md section 9):
 the page says reads need a key, a registered key's file unlocks it and its reads are then
 signed (JS signatures byte for byte those of the node's own Ed25519), locking ends it.
 Real Chromium, one real node with `reads = "authenticated"`."""

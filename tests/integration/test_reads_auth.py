@@ -1,4 +1,4 @@
-"""Authenticated reads and TLS against real nodes (docs/security.md sections 9-11): four
+"""Authenticated reads and TLS against real nodes (docs/security.md sections 8-10): four
 validators serving HTTPS and linking over TLS, with `reads = "authenticated"`; every read
 route unsigned, with a bad, replayed, stale or unknown-key signature, from the wrong
 department and from the right one, over mutual TLS with a registered key's certificate;

@@ -1,4 +1,4 @@
-// Signed reads from the console (docs/security.md section 10): once unlocked with a
+// Signed reads from the console (docs/security.md section 9): once unlocked with a
 // registered key's file (PEM PKCS#8, as `ledgernode keygen` writes it), every API read is
 // signed with HTTP Message Signatures over method, path and query, exactly as
 // ledgernode/httpsig.py builds the signature base. The key stays in this page's memory:
