@@ -15,6 +15,7 @@ from ..auditing import answers
 from ..config import Limits
 from ..families import cert
 from ..records import ENVELOPE_MAX_BYTES, SUBJECT_MAX_CHARS
+from .auth import OPEN_PREFIXES, OPEN_ROUTES
 
 JSON = "application/json"
 HTML = "text/html"
@@ -198,15 +199,20 @@ _REASONS = {
     422: "The answer would be too large to prove in one document (history_too_long, graph_too_large)",
     503: ("Backpressure (the mempool is full, or this node is building too many answers already) or "
           "too_many_connections or too_many_subscribers; retry after Retry-After seconds"),
+    401: ("This node's reads are authenticated and the request is not signed by a registered key, or its "
+          "signature is bad, stale, replayed or of an unknown key (docs/security.md section 9)"),
+    429: "A per-client token bucket is empty (rate_limited); retry after Retry-After seconds",
 }
-_ALWAYS = (405, 500)
+# A read's answer on a node whose reads are authenticated, besides those of its route.
+_READ_AUTH_ERRORS = {401: _REASONS[401], 403: "A registered key without the right this read needs (error.right)"}
+_ALWAYS = (405, 429, 500)
 _SUBMIT_ERRORS = (400, 403, 408, 409, 413, 415, 503)
 
 
 def _error(status: int) -> dict[str, Any]:
     out: dict[str, Any] = {"description": _REASONS[status],
                            "content": {JSON: {"schema": _ref("Error")}}}
-    if status == 503:
+    if status in (429, 503):
         out["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     return out
 
@@ -397,7 +403,12 @@ def document(routes: list[tuple[str, str]], limits: Limits, version: str) -> dic
     ops = _operations(limits)
     paths: dict[str, dict[str, Any]] = {}
     for method, path in routes:
-        paths.setdefault(path, {})[method.lower()] = ops[(method, path)]
+        op = ops[(method, path)]
+        if method == "GET" and path not in OPEN_ROUTES and not path.startswith(OPEN_PREFIXES):
+            for status, text in _READ_AUTH_ERRORS.items():
+                op["responses"].setdefault(str(status), {"description": text,
+                                                         "content": {JSON: {"schema": _ref("Error")}}})
+        paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.0.3",
         "info": {

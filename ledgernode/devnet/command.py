@@ -44,6 +44,7 @@ def guide(net: Devnet) -> str:
         "",
         f"  genesis      {net.root / GENESIS_FILE}",
         f"  devnet.json  {net.root / MANIFEST_FILE}   (APIs, pids, client keys and their roles)",
+        f"  console      {node0.api}/ui/   (in a browser: the network, blocks, records, verify)",
         "",
         "Submit a record and wait for its commit:",
         f"  python -m ledgernode submit --api {node0.api}{cacert} "
