@@ -7,7 +7,8 @@ that `key.add` registered. Each read names the right it needs:
   governance proposals, equivocation proofs, records and answers that hold no record about
   a sensitive dataset;
 - a record about a `sensitive` dataset (its dataset.publish, share.grant, share.revoke,
-  share.access): the owning department, a department holding a grant of it not revoked,
+  share.access): the owning department, a department holding a grant of it neither
+  revoked nor expired at the head block's time,
   the department that signed that record, and keys with the role `audit.read` (named
   exactly: a wildcard role such as "*" lets a key write every type, not read everything);
 - an evidence bundle (and the printable certificate that embeds one): the department that
@@ -18,8 +19,8 @@ that `key.add` registered. Each read names the right it needs:
 A block holds every record of its height: a record the reader may not see is withheld
 from the block's answer (its envelope replaced by null and its index listed), which
 leaves the header and QC as they are. A dataset's classification is its latest publish's,
-kept in the owner fact (families/dataset.py); an owner fact of before, which has none,
-counts as sensitive.
+kept in the owner fact (families/dataset.py); an owner fact of before, which has neither,
+counts as sensitive with no grantee.
 """
 
 from __future__ import annotations
@@ -71,15 +72,19 @@ class Facts(Protocol):
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
 
-def sensitive_readers(env: Envelope, facts: Facts, members: Members) -> frozenset[str] | None:
+def sensitive_readers(env: Envelope, facts: Facts, members: Members, now_ms: int) -> frozenset[str] | None:
     """The departments that may read `env` if it is about a sensitive dataset; None if it
-    is not about one (any registered key may read it)."""
+    is not about one (any registered key may read it). `now_ms`: the head block's time,
+    which a grant's `expires` must be after (as the ledger judges share.access)."""
     if env.record.type not in DATASET_TYPES:
         return None
     owner = facts.load_fact(dataset.OWNER, env.record.subject)
     if owner is not None and owner.get("classification", "sensitive") != "sensitive":
         return None
-    depts = set() if owner is None else {owner["dept"], *owner.get("grantees", {})}
+    depts: set[str] = set()
+    if owner is not None:
+        depts.add(owner["dept"])
+        depts.update(d for d, live in owner.get("grantees", {}).items() if any(e > now_ms for e in live.values()))
     signer = members.dept_of(env.record.key)
     if signer is not None:
         depts.add(signer)
@@ -91,18 +96,41 @@ def admitted(reader: Reader, readers: frozenset[str] | None) -> bool:
     return readers is None or reader.dept in readers or reader.audits
 
 
-def check_records(reader: Reader, envs: Iterable[Envelope], facts: Facts, members: Members) -> None:
+def check_records(reader: Reader, envs: Iterable[Envelope], facts: Facts, members: Members, now_ms: int) -> None:
     """Denied unless the reader may see every one of `envs`."""
     for env in envs:
-        if not admitted(reader, sensitive_readers(env, facts, members)):
+        if not admitted(reader, sensitive_readers(env, facts, members, now_ms)):
             raise Denied(f"dataset:{env.record.subject}",
                          f"record {env.record_id.hex()} is about the sensitive dataset {env.record.subject}: "
                          f"only its owner, the departments it is granted to and {AUDIT_READ} keys may read it "
                          f"(this key is of {reader.dept})")
 
 
-def visible(reader: Reader, env: Envelope, facts: Facts, members: Members) -> bool:
-    return admitted(reader, sensitive_readers(env, facts, members))
+def check_subject(reader: Reader, subject: str, facts: Facts, now_ms: int) -> None:
+    """Before an answer about `subject` is built: if it is a sensitive dataset, Denied unless
+    the reader is of its owner, of a live grantee, or audits (its page, its count and its
+    shares would say what its records say)."""
+    owner = facts.load_fact(dataset.OWNER, subject)
+    if owner is None or owner.get("classification", "sensitive") != "sensitive" or reader.audits:
+        return
+    live = {d for d, grants in owner.get("grantees", {}).items() if any(e > now_ms for e in grants.values())}
+    if reader.dept != owner["dept"] and reader.dept not in live:
+        raise Denied(f"dataset:{subject}", f"{subject} is a sensitive dataset: only its owner, the departments it is "
+                     f"granted to and {AUDIT_READ} keys may read about it (this key is of {reader.dept})")
+
+
+def check_answer(reader: Reader, envs: Iterable[Envelope], facts: Facts, members: Members, now_ms: int) -> None:
+    """Denied unless the reader may see every record of an answer; the refusal names no
+    record or dataset (the reader asked about something else, a record or a certificate)."""
+    try:
+        check_records(reader, envs, facts, members, now_ms)
+    except Denied:
+        raise Denied("answer", "this answer holds a record about a sensitive dataset that this key may not read; "
+                     f"ask with a key of a department it is granted to, or an {AUDIT_READ} key") from None
+
+
+def visible(reader: Reader, env: Envelope, facts: Facts, members: Members, now_ms: int) -> bool:
+    return admitted(reader, sensitive_readers(env, facts, members, now_ms))
 
 
 def parties(env: Envelope, members: Members) -> frozenset[str]:
@@ -113,9 +141,9 @@ def parties(env: Envelope, members: Members) -> frozenset[str]:
     return frozenset(named | ({signer} if signer is not None else set()))
 
 
-def check_bundle(reader: Reader, env: Envelope, facts: Facts, members: Members) -> None:
+def check_bundle(reader: Reader, env: Envelope, facts: Facts, members: Members, now_ms: int) -> None:
     """Denied unless the reader may have the evidence bundle of `env`."""
-    check_records(reader, [env], facts, members)
+    check_records(reader, [env], facts, members, now_ms)
     if reader.audits or reader.dept in parties(env, members):
         return
     raise Denied("party", f"the evidence bundle of record {env.record_id.hex()} is for the departments that "

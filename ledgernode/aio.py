@@ -8,6 +8,7 @@ Server side: `web` (Application, Request, Response, routes, AppKey, runners).
 Client side: sessions, timeouts and connectors for peer links and the SDK.
 WebSockets: `WSMsgType`, `WSMessage`, `ClientWebSocketResponse`.
 Tests: `TestServer` and `TestClient` run an application on 127.0.0.1 in-process.
+`URL` (yarl, which aiohttp depends on) lets the SDK send a path byte for byte as it signed it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from aiohttp import (
     web,
 )
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL  # aiohttp's URL type: `URL(text, encoded=True)` sends a path as it is written
 
 __all__ = [
     "ClientConnectionError",
@@ -53,6 +55,7 @@ __all__ = [
     "TCPConnector",
     "TestClient",
     "TestServer",
+    "URL",
     "WSCloseCode",
     "WSMessage",
     "WSMsgType",

@@ -45,7 +45,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from . import codec, crypto, families, genesis as genesis_mod, httpsig, records, sse, tls, verify
 from .times import now_ms
-from .aio import ClientError as AioClientError, ClientSession, ClientTimeout, TCPConnector
+from .aio import URL, ClientError as AioClientError, ClientSession, ClientTimeout, TCPConnector
 from .config import Limits
 from .families.schema import HASH
 
@@ -662,7 +662,8 @@ class AsyncClient(_Core):
     async def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         timeout = ClientTimeout(total=call.timeout_s or self.timeout_s)
         try:
-            async with self._open().request(call.method, self.api_url + call.path, data=call.body,
+            # encoded=True: aiohttp would otherwise re-encode the path (%28 -> "(") after it was signed
+            async with self._open().request(call.method, URL(self.api_url + call.path, encoded=True), data=call.body,
                                              headers=self._headers(call), timeout=timeout) as resp:
                 chunks, size = [], 0
                 async for chunk in resp.content.iter_chunked(RESPONSE_CHUNK_BYTES):
@@ -761,7 +762,8 @@ class AsyncClient(_Core):
         timeout = ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=EVENTS_IDLE_TIMEOUT_S)
         try:
             headers = feed.headers() | self._signed("GET", feed.path)
-            async with self._open().get(self.api_url + feed.path, headers=headers, timeout=timeout) as resp:
+            async with self._open().get(URL(self.api_url + feed.path, encoded=True), headers=headers,
+                                        timeout=timeout) as resp:
                 if resp.status != 200:
                     raise _error_from(resp.status, await resp.content.read(RESPONSE_MAX_BYTES))
                 while line := await resp.content.readline():

@@ -16,16 +16,15 @@ the cofactor 8.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import ipaddress
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nacl._sodium import ffi as _ffi, lib as _sodium
-import datetime
-import ipaddress
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -14,10 +14,11 @@ over the signature base (one line per covered component, then the parameters):
 
 `@query` is "?" and the query string as sent ("?" alone when there is none); `keyid` is the
 key's id (16 hex, as `/v1/status` and the genesis show it). The node requires `@method`,
-`@path` and `@query` among the covered components, `created` within WINDOW_S of its clock,
-and a `nonce` it has not seen in that window (`Nonces`), so a captured request cannot be
-replayed. The base is built by `signature_base` for both sides; the header texts are a
-subset of structured fields (RFC 8941 dictionaries of one member), parsed strictly here.
+`@path` and `@query` among the covered components, `created` at most PAST_S before its
+clock and FUTURE_S after, and a `nonce` that key has not used while such a signature could
+pass (`Nonces`), so a captured request cannot be replayed. The base is built by
+`signature_base` for both sides; the header texts are dictionaries of one member in the
+structured-field syntax, parsed strictly here (docs/security.md section 9).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ COMPONENTS_MAX = 16
 HEADER_MAX_CHARS = 2_048  # Signature-Input or Signature: far more than the profile needs
 NONCE_MAX_CHARS = 64
 NONCE_MIN_CHARS = 16
-WINDOW_S = 300  # a signature's `created` must be this close to the node's clock, either way
-NONCES_MAX = 100_000  # nonces remembered for the window; past it new signatures wait (503)
+PAST_S = 60  # a signature's `created` may be this far behind the node's clock (a client's clock drifts)
+FUTURE_S = 10  # ...and this far ahead of it
+NONCES_PER_KEY_MAX = 8_192  # one key's nonces remembered at once: about 117 signed reads a second, sustained
 ALG = "ed25519"
 
 _COMPONENT = re.compile(r'"(@?[a-z0-9!#$%&\'*+.^_`|~-]{1,64})"')
@@ -171,9 +173,10 @@ def read_signature(request: Request, signature_input: str, signature: str, now_s
     created, key_id, nonce, alg = (params.get(k) for k in ("created", "keyid", "nonce", "alg"))
     if not isinstance(created, int):
         raise InvalidInput("bad_signature", "the signature needs created=<unix seconds>")
-    if abs(now_s - created) > WINDOW_S:
-        raise InvalidInput("signature_expired", f"the signature was created {now_s - created} s from this node's "
-                           f"clock; it must be within {WINDOW_S} s (check the client's clock)")
+    if not -FUTURE_S <= now_s - created <= PAST_S:
+        raise InvalidInput("signature_expired", f"the signature was created {now_s - created} s before this "
+                           f"node's clock; it must be within {PAST_S} s before and {FUTURE_S} s after "
+                           "(check the client's clock)")
     expires = params.get("expires")
     if expires is not None and (not isinstance(expires, int) or expires < now_s):
         raise InvalidInput("signature_expired", "the signature's expires time has passed")
@@ -189,28 +192,32 @@ def read_signature(request: Request, signature_input: str, signature: str, now_s
 
 
 class Nonces:
-    """Nonces of accepted signatures, until they fall out of the window: bounded, oldest first."""
+    """Each key's nonces of accepted signatures, for as long as such a signature could pass
+    the time check: at most `per_key_max` per key, so one key filling its own memory only
+    refuses that key. Registered keys are few (membership), so the keys kept are bounded.
 
-    def __init__(self, window_s: int = WINDOW_S, max_entries: int = NONCES_MAX) -> None:
-        self.window_s, self.max_entries = window_s, max_entries
-        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()  # -> expiry, in insertion order
+    A nonce is kept until `now + PAST_S + FUTURE_S` from when it was taken: a signature
+    accepted then has `created` <= now + FUTURE_S and passes no later than created + PAST_S.
+    Expiry therefore follows the order nonces were taken in, and the oldest leave first."""
+
+    def __init__(self, per_key_max: int = NONCES_PER_KEY_MAX) -> None:
+        self.per_key_max = per_key_max
+        self._kept: dict[str, OrderedDict[str, float]] = {}  # key id -> nonce -> expiry
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return sum(len(kept) for kept in self._kept.values())
 
-    def take(self, key_id: str, nonce: str, created_s: int, now_s: int) -> str | None:
-        """Remember a nonce; None if new, else why the request is refused."""
-        while self._seen:
-            oldest = next(iter(self._seen.values()))
-            if oldest >= now_s:
-                break
-            self._seen.popitem(last=False)
-        if (key_id, nonce) in self._seen:
+    def take(self, key_id: str, nonce: str, now_s: float) -> str | None:
+        """Remember a nonce of `key_id`; None if new, else why the request is refused
+        ("replayed", or "full": this key used per_key_max nonces within the window)."""
+        kept = self._kept.setdefault(key_id, OrderedDict())
+        while kept and next(iter(kept.values())) < now_s:
+            kept.popitem(last=False)
+        if nonce in kept:
             return "replayed"
-        if len(self._seen) >= self.max_entries:
+        if len(kept) >= self.per_key_max:
             return "full"
-        # kept until its signature could no longer pass the window check
-        self._seen[(key_id, nonce)] = max(created_s + self.window_s, now_s)
+        kept[nonce] = now_s + PAST_S + FUTURE_S
         return None
 
 

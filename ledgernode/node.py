@@ -170,6 +170,9 @@ class Node:
         self.book = Book(v.pubkey.raw for v in self.genesis.validators)
         peer_addresses = peer_links(self.book, self.key.public.raw, cfg.peers)  # before the store is touched
         self.tls = tls_mod.load(cfg.tls) if cfg.tls is not None else None  # a bad file stops the start here
+        if cfg.reads == "authenticated" and self.tls is None:
+            log.warning("reads are authenticated but the API has no [tls]: signed reads and their answers cross "
+                        "the network in clear (docs/security.md section 8)")
         self.store, healed = open_ledger(cfg.data_dir, self.genesis, can_resync=bool(cfg.peers),
                                          progress=lambda line: log.warning("%s", line))
         if healed is not None:

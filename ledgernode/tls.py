@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FINGERPRINT_BYTES = 32
 PEM_MAX_BYTES = 1 << 20  # a certificate chain or key file; anything larger is not one
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
 

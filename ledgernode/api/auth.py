@@ -14,6 +14,7 @@ ledgernode/access.py whether it may have what it asked for (403 naming the right
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ READER: web.RequestKey[Reader | None] = web.RequestKey("reader")
 OPEN_ROUTES = frozenset(["/healthz", "/readyz", "/metrics", "/v1/status", "/v1/genesis", "/v1/openapi.json", "/"])
 OPEN_PREFIXES = ("/ui",)  # the console's page and files: it signs its own reads once unlocked
 ACCEPT_SIGNATURE = f'{httpsig.LABEL}=("@method" "@path" "@query");created;keyid;nonce;alg="{httpsig.ALG}"'
+NONCES_FULL_RETRY_S = 5  # a key that used up its nonces: some expire within the window
 HOW_TO_SIGN = (
     "reads on this node are authenticated (docs/security.md section 9): sign the request with a registered "
     "key, Signature-Input: rd=(\"@method\" \"@path\" \"@query\");created=<unix seconds>;keyid=\"<key id>\";"
@@ -70,15 +72,21 @@ class ReadAuth:
         if not members.signers[signed.key_id].pubkey.verify(signed.signature, signed.base):
             raise Unauthenticated("bad_signature", "the signature does not verify over this request's method, "
                                   "path and query", ACCEPT_SIGNATURE)
-        refused = self.nonces.take(signed.key_id, signed.nonce, signed.created_s, now_s)
+        wait = self.throttle.take("read", "key", reader.key_id, time.monotonic())
+        if wait is not None:  # before its nonce is kept: a throttled key fills no memory
+            raise RateLimited(f"key {reader.key_id} made more reads than its limit; retry in {wait} s", wait)
+        refused = self.nonces.take(signed.key_id, signed.nonce, now_s)
         if refused == "replayed":
             raise Unauthenticated("replayed", "this signature's nonce was used already: sign every request anew",
                                   ACCEPT_SIGNATURE)
         if refused == "full":
-            raise RateLimited("too many signed reads within the replay window; retry shortly", 5)
+            self.throttle.refused[("read", "key")] += 1
+            raise RateLimited(f"key {reader.key_id} signed more than {self.nonces.per_key_max} reads within "
+                              f"{httpsig.PAST_S + httpsig.FUTURE_S} s; retry shortly", NONCES_FULL_RETRY_S)
         return reader
 
     def _tls_reader(self, request: web.Request) -> Reader | None:
+        """The reader a client certificate names; its key's bucket is taken by the middleware."""
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -98,10 +106,23 @@ def _is_open(request: web.Request) -> bool:
     return path in OPEN_ROUTES or path.startswith(OPEN_PREFIXES)
 
 
+IPV6_CLIENT_PREFIX_BITS = 64  # one site's IPv6 addresses: a client choosing among them is one client
+
+
 def _address(request: web.Request) -> str:
+    """The client an address bucket is kept for: its IPv4 address, or its IPv6 /64."""
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
-    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+    host = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX_BITS}", strict=False))
+    return str(address)
 
 
 @web.middleware
@@ -115,8 +136,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     reader = None
     if kind == "read" and auth.reads == "authenticated" and not _is_open(request):
         reader = auth.reader(request)
-        wait = auth.throttle.take("read", "key", reader.key_id, now_s)
-        if wait is not None:
-            raise RateLimited(f"key {reader.key_id} made more reads than its limit; retry in {wait} s", wait)
+        if reader.via == "tls":  # a signed read took its key's token before its nonce was kept
+            wait = auth.throttle.take("read", "key", reader.key_id, now_s)
+            if wait is not None:
+                raise RateLimited(f"key {reader.key_id} made more reads than its limit; retry in {wait} s", wait)
     request[READER] = reader
     return await handler(request)

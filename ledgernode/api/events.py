@@ -53,7 +53,7 @@ CHUNKS_CACHED_MAX = 16  # chunks kept for subscribers that ask next (a few block
 WATCH_TIMEOUT_S = 60.0  # the watcher's longest wait for a commit before it looks again
 DISCONNECT_CHECK_MS = 1_000  # an idle stream looks this often whether its client went away
 STOP_LINGER_MS = 1_000  # how long the last event of a stopping node may take to go out
-CUTOFF_REASONS = ("slow", "node_stopping")
+CUTOFF_REASONS = ("slow", "node_stopping", "key_revoked")
 CONTENT_TYPE = "text/event-stream"
 
 EVENTS_HUB: web.AppKey[EventHub] = web.AppKey("events_hub")
@@ -156,7 +156,7 @@ class Row:
     subject: str
     leaf: int
     # who may see it where reads are authenticated (access.sensitive_readers; None: any key)
-    readers: frozenset[str] | None = None
+    readers: frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -178,18 +178,19 @@ class Chunk:
         return self.first + len(self.rows) == self.log_size
 
 
-def load_chunk(store: Store, registry: AnyDept, height: int, index: int, size: int,
-               genesis: Genesis | None = None) -> Chunk:
+def load_chunk(store: Store, registry: AnyDept, height: int, index: int, size: int, genesis: Genesis) -> Chunk:
     """On the reader thread: one chunk of a committed block, each record's type and subject
     decoded from its envelope (records.py; the subject is the record list it joined), and
-    with `genesis` who may read it (ledgernode/access.py)."""
+    who may read it where reads are authenticated (ledgernode/access.py), as of the head
+    now (a chunk is kept briefly: CHUNKS_CACHED_MAX)."""
     header = store.load_header(height)
     first = min(header.log_start + index * size, header.log_size)
     end = min(first + size, header.log_size)
     envs = (decode_envelope(raw, registry) for raw in store.load_envelopes(first, end))
-    members = store.members(genesis) if genesis is not None else None
+    members, tip = store.members(genesis), store.head()
+    now_ms = tip.time if tip is not None else 0
     rows = tuple(Row(env.record_id.hex(), env.record.type, env.record.subject, first + i,
-                     access.sensitive_readers(env, store, members) if members is not None else None)
+                     access.sensitive_readers(env, store, members, now_ms))
                  for i, env in enumerate(envs))
     return Chunk(height, header.block_hash.hex(), header.log_start, header.log_size, header.log_root.hex(),
                  header.time, first, rows)
@@ -353,6 +354,9 @@ class EventHub:
                 return
             if request.transport is None or request.transport.is_closing():
                 return
+            if not self._still_reader(request[READER]):
+                await self._end(request, resp, Cutoff("key_revoked", cursor.last.text()), STOP_LINGER_MS)
+                return
             tip = self.service.store.tip
             if cursor.height <= tip.height:
                 try:
@@ -374,6 +378,14 @@ class EventHub:
                     return
                 wrote_at = loop.time()
             await sub.sleep(min(wrote_at + heartbeat_s - loop.time(), DISCONNECT_CHECK_MS / 1000))
+
+    def _still_reader(self, reader: Reader | None) -> bool:
+        """A stream of a node whose reads are authenticated ends once its key is revoked."""
+        if reader is None:
+            return True
+        store = self.service.store
+        return access.reader_of(store.members(self.service.genesis), reader.key_id, store.log_size,
+                                reader.via) is not None
 
     async def _send(self, resp: web.StreamResponse, events: list[Event]) -> bool:
         """Write `events` in one write; False if the client did not take it in time."""

@@ -7,6 +7,7 @@ into the JSON error answer, so no handler builds an error response itself.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -152,6 +153,9 @@ class Views:
             return shapes.respond({**shapes.record_view(env_pending, None), "signer_dept": self._dept(env_pending)})
         rejection = self.service.rejection(record_id)
         if rejection is not None:
+            if reader is not None:  # its message may name what the record was about (a grant, a department)
+                rejection = dataclasses.replace(rejection, message="rejected after admission: see error.code and "
+                                                "error.rule; the submitter was told why with ?wait")
             return shapes.respond(shapes.rejected(rejection))
         raise NotFound(f"record {record_id.hex()} is neither committed, pending nor recently rejected here")
 
@@ -162,8 +166,7 @@ class Views:
     async def get_evidence(self, request: web.Request) -> web.Response:
         """The bundle, against the head as its checkpoint (docs/protocol.md section 12.4)."""
         record_id = inputs.record_id(request.match_info["id"])
-        self._may_have_bundle(request[READER], record_id)
-        return await self._answer(build_bundle, self.service.store, self.service.genesis, record_id)
+        return await self._answer(_bundle_for, self.service.store, self.service.genesis, record_id, request[READER])
 
     async def get_block(self, request: web.Request) -> web.Response:
         height = inputs.height(request.match_info["height"])
@@ -238,25 +241,18 @@ class Views:
         """A heavy answer, built and turned into JSON bytes off the event loop (reads.py)."""
         return shapes.respond_body(await self.service.read(_json_of, build, *args))
 
-    async def _records_answer(self, request: web.Request, build: Callable[..., Any], *args: Any) -> web.Response:
+    async def _records_answer(self, request: web.Request, build: Callable[..., Any], *args: Any,
+                              about: str | None = None) -> web.Response:
         """An auditor's answer, `build(store, genesis, *args)`, refused if it holds a record
-        the reader may not see (ledgernode/access.py)."""
-        return shapes.respond_body(await self.service.read(_visible_json, request[READER], build, self.service.store,
-                                                           self.service.genesis, *args))
+        the reader may not see, or (`about`, a subject) is about a sensitive dataset the
+        reader may not read about (ledgernode/access.py)."""
+        return shapes.respond_body(await self.service.read(_visible_json, request[READER], about, build,
+                                                           self.service.store, self.service.genesis, *args))
 
     def _may_see(self, reader: Reader | None, envs: list[Envelope]) -> None:
         if reader is not None:
             store = self.service.store
-            access.check_records(reader, envs, store, store.members(self.service.genesis))
-
-    def _may_have_bundle(self, reader: Reader | None, record_id: bytes) -> None:
-        """Before a bundle is built: the reader is a party of the record, or audits."""
-        loc = self.service.locate(record_id) if reader is not None else None
-        if reader is None or loc is None:
-            return  # open reads; or not committed, which the bundle's builder answers (404)
-        store = self.service.store
-        env = decode_envelope(store.load_envelope(loc.leaf_index), AnyDept.of(self.service.genesis))
-        access.check_bundle(reader, env, store, store.members(self.service.genesis))
+            access.check_records(reader, envs, store, store.members(self.service.genesis), _ledger_time(store))
 
     async def get_consistency(self, request: web.Request) -> web.Response:
         """RFC 9162 consistency proof between two log sizes (tree sizes, not heights)."""
@@ -272,7 +268,7 @@ class Views:
         subject = inputs.subject(request.match_info["subject"])
         start = inputs.query_int(request, "from", 0)
         limit = inputs.query_int(request, "limit", answers.SUBJECT_PAGE_DEFAULT)
-        return await self._records_answer(request, answers.subject_history, subject, start, limit)
+        return await self._records_answer(request, answers.subject_history, subject, start, limit, about=subject)
 
     async def get_cert_status(self, request: web.Request) -> web.Response:
         number = inputs.subject(request.match_info["number"], "certificate number")
@@ -281,7 +277,7 @@ class Views:
 
     async def get_shares(self, request: web.Request) -> web.Response:
         dataset = inputs.subject(request.match_info["id"], "dataset id")
-        return await self._records_answer(request, answers.dataset_shares, dataset)
+        return await self._records_answer(request, answers.dataset_shares, dataset, about=dataset)
 
     async def get_provenance(self, request: web.Request) -> web.Response:
         record_id = inputs.record_id(request.match_info["record_id"])
@@ -292,8 +288,8 @@ class Views:
     async def get_certificate(self, request: web.Request) -> web.Response:
         """The printable evidence certificate (HTML) with the bundle embedded; 404 until committed."""
         record_id = inputs.record_id(request.match_info["id"])
-        self._may_have_bundle(request[READER], record_id)
-        page = await self.service.read(_certificate_page, self.service.store, self.service.genesis, record_id)
+        page = await self.service.read(_certificate_page, self.service.store, self.service.genesis, record_id,
+                                       request[READER])
         return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=CERTIFICATE_HEADERS)
 
@@ -302,14 +298,34 @@ def _json_of(build: Callable[..., Any], *args: Any) -> bytes:
     return shapes.json_body(build(*args))
 
 
-def _visible_json(reader: Reader | None, build: Callable[..., Any], store: Store, genesis: Genesis,
-                  *args: Any) -> bytes:
+def _ledger_time(store: Store) -> int:
+    """The head block's time: what a grant's expiry is judged against (ledgernode/access.py)."""
+    head = store.head()
+    return head.time if head is not None else 0
+
+
+def _visible_json(reader: Reader | None, about: str | None, build: Callable[..., Any], store: Store,
+                  genesis: Genesis, *args: Any) -> bytes:
+    if reader is not None and about is not None:
+        access.check_subject(reader, about, store, _ledger_time(store))
     doc = build(store, genesis, *args)
     if reader is not None:
         anyone = AnyDept.of(genesis)
         envs = [decode_envelope(base64.b64decode(entry["envelope"]), anyone) for entry in doc.get("records", [])]
-        access.check_records(reader, envs, store, store.members(genesis))
+        access.check_answer(reader, envs, store, store.members(genesis), _ledger_time(store))
     return shapes.json_body(doc)
+
+
+def _bundle_for(store: Store, genesis: Genesis, record_id: bytes, reader: Reader | None) -> dict[str, Any]:
+    """The bundle, once the reader may have it (ledgernode/access.py): checked here, on the
+    reader thread just before it is built, so a record committed meanwhile is checked too."""
+    if reader is not None:
+        where = store.locate(record_id)
+        if where is None:
+            raise NotFound(f"record {record_id.hex()} is not committed")
+        env = decode_envelope(store.load_envelope(where[0]), AnyDept.of(genesis))
+        access.check_bundle(reader, env, store, store.members(genesis), _ledger_time(store))
+    return build_bundle(store, genesis, record_id)
 
 
 def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | None) -> dict[str, Any]:
@@ -321,7 +337,7 @@ def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | Non
     withheld = []
     for i, raw in enumerate(view["envelopes"]):
         env = decode_envelope(base64.b64decode(raw), anyone)
-        if not access.visible(reader, env, store, members):
+        if not access.visible(reader, env, store, members, _ledger_time(store)):
             view["envelopes"][i] = None
             view["records"][i] = {"leaf_index": view["records"][i]["leaf_index"], "id": env.record_id.hex(),
                                   "withheld": True}
@@ -331,8 +347,8 @@ def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | Non
     return view
 
 
-def _certificate_page(store: Store, genesis: Genesis, record_id: bytes) -> str:
-    return certificate.render(build_bundle(store, genesis, record_id), genesis)
+def _certificate_page(store: Store, genesis: Genesis, record_id: bytes, reader: Reader | None) -> str:
+    return certificate.render(_bundle_for(store, genesis, record_id, reader), genesis)
 
 
 def _proposals(store: Store, genesis: Genesis, after: str, limit: int) -> dict[str, Any]:

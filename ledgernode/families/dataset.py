@@ -6,10 +6,13 @@ Facts (state.BlockState writes them, docs/storage.md lists their keys):
 
   owner/<dataset subject>       {"dept", "record", "classification", "grantees"}
                                 the first dataset.publish (dept, record), the latest
-                                one's classification, and per department the number of
-                                its grants not revoked: what read access asks
-                                (ledgernode/access.py); owner facts of before hold only
-                                dept and record, and access treats them as sensitive
+                                one's classification, and per department its grants not
+                                revoked, {dept: {grant id hex: expires}} (at most
+                                GRANTS_KEPT_PER_DEPT, those expiring last): what read
+                                access asks (ledgernode/access.py). Owner facts of before
+                                hold only dept and record: access treats them as sensitive
+                                with grantees unknown, and they stay so (no grant made
+                                before could be counted)
   grant/<grant record id hex>   {"dataset", "owner", "to_dept", "expires", "revoked"}
 """
 
@@ -29,6 +32,9 @@ OWNER = "owner"  # fact kinds
 GRANT = "grant"
 CLASSIFICATIONS = ("public", "internal", "sensitive")
 CLASSIFICATION = one_of("classification", CLASSIFICATIONS)
+# Live grants the owner fact keeps per grantee department; past it those expiring first are
+# forgotten, which only ever denies a read (the fact stays small whatever an owner grants).
+GRANTS_KEPT_PER_DEPT = 8
 
 
 # -- ledger rules ---------------------------------------------------------------------
@@ -46,14 +52,22 @@ def _publish(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
     return [(OWNER, rec.subject, {**owner, "classification": rec.body["classification"]})]
 
 
-def _grantees(owner: Mapping[str, Any], dept: str, change: int) -> dict[str, Any]:
-    """The owner fact with `dept`'s count of live grants moved by `change`."""
-    grantees = dict(owner.get("grantees", {}))
-    count = grantees.get(dept, 0) + change
-    if count > 0:
-        grantees[dept] = count
+def _grantees(owner: Mapping[str, Any], dept: str, grant_id: str, expires: int | None) -> dict[str, Any]:
+    """The owner fact with `dept`'s live grant `grant_id` added (expires given) or removed
+    (None). An owner fact of before, which has no grantees, keeps none: it never learnt
+    of the grants made before it, so a count from now on would be wrong."""
+    if "grantees" not in owner:
+        return dict(owner)
+    grantees = {d: dict(g) for d, g in owner["grantees"].items()}
+    live = grantees.setdefault(dept, {})
+    if expires is None:
+        live.pop(grant_id, None)
     else:
-        grantees.pop(dept, None)
+        live[grant_id] = expires
+        while len(live) > GRANTS_KEPT_PER_DEPT:
+            live.pop(min(live, key=lambda g: (live[g], g)))
+    if not live:
+        del grantees[dept]
     return {**owner, "grantees": grantees}
 
 
@@ -83,7 +97,8 @@ def _grant(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
         "dataset": rec.subject, "owner": signer.dept, "to_dept": body["to_dept"],
         "expires": body["expires"], "revoked": False,
     }
-    return [(GRANT, env.record_id.hex(), grant), (OWNER, rec.subject, _grantees(owner, body["to_dept"], +1))]
+    return [(GRANT, env.record_id.hex(), grant),
+            (OWNER, rec.subject, _grantees(owner, body["to_dept"], env.record_id.hex(), body["expires"]))]
 
 
 def _revoke(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
@@ -93,7 +108,7 @@ def _revoke(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:
     if grant["revoked"]:
         raise violation("grant.live", f"grant {body['grant'].hex()} is already revoked")
     return [(GRANT, body["grant"].hex(), {**grant, "revoked": True}),
-            (OWNER, rec.subject, _grantees(owner, grant["to_dept"], -1))]
+            (OWNER, rec.subject, _grantees(owner, grant["to_dept"], body["grant"].hex(), None))]
 
 
 def _access(ledger: Ledger, env: Envelope, signer: Signer) -> list[Update]:

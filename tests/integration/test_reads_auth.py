@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ledgernode import client as sdk, crypto, httpsig
+from ledgernode import client as sdk, crypto, httpsig, sse
 from ledgernode.verify import verify_file
 from tests.integration.procs import Cluster, running, wait_until
 
@@ -54,20 +54,23 @@ def ledger(cluster: Cluster) -> dict[str, Any]:
     now = int(time.time() * 1000)
     ids: dict[str, Any] = {}
 
-    def put(client: sdk.Client, name: str, rtype: str, subject: str, body: dict[str, Any]) -> None:
-        answer = client.submit(client.record(rtype, subject, sdk.json_body(rtype, body)), wait=True)
+    def put(client: sdk.Client, name: str, rtype: str, subject: str, body: dict[str, Any],
+            refs: tuple[str, ...] = ()) -> None:
+        answer = client.submit(client.record(rtype, subject, sdk.json_body(rtype, body), refs), wait=True)
         assert answer["status"] == "committed", answer
         ids[name] = answer
 
+    put(justice, "evidence", "evidence.notarize", "EV-1", {"content_hash": "44" * 32, "media_type": "text/plain",
+                                                            "size": 3, "title": "t"})
+    put(justice, "odd", "evidence.notarize", "case(17)!*", {"content_hash": "66" * 32, "media_type": "text/plain",
+                                                             "size": 3, "title": "odd subject"})
     data = {"title": "case files", "content_hash": "11" * 32, "schema_hash": "22" * 32}
     put(justice, "publish", "dataset.publish", "DS-S", {**data, "classification": "sensitive"})
     put(justice, "grant", "share.grant", "DS-S", {"to_dept": "market", "purpose": "case 17 investigation",
                                                   "legal_basis": "Art. 12", "expires": now + 86_400_000})
     put(market, "access", "share.access", "DS-S", {"grant": ids["grant"]["id"], "purpose": "case 17",
-                                                   "content_hash": "33" * 32})
+                                                   "content_hash": "33" * 32}, refs=(ids["evidence"]["id"],))
     put(justice, "internal", "dataset.publish", "DS-I", {**data, "classification": "internal"})
-    put(justice, "evidence", "evidence.notarize", "EV-1", {"content_hash": "44" * 32, "media_type": "text/plain",
-                                                            "size": 3, "title": "t"})
     return ids
 
 
@@ -115,7 +118,7 @@ def test_bad_replayed_stale_and_unknown_signatures_are_refused(cluster: Cluster,
     assert raw_get(cluster, path, forged)[2]["error"]["code"] == "bad_signature"
     assert raw_get(cluster, path, headers)[0] == 200
     assert raw_get(cluster, path, headers)[2]["error"]["code"] == "replayed"
-    stale = signed(key, path, int(time.time()) - httpsig.WINDOW_S - 60)
+    stale = signed(key, path, int(time.time()) - httpsig.PAST_S - 60)
     assert raw_get(cluster, path, stale)[2]["error"]["code"] == "signature_expired"
     assert raw_get(cluster, path, signed(crypto.generate_private_key(), path))[2]["error"]["code"] == "unknown_key"
     moved = signed(key, "/v1/checkpoints/1")  # signed for another path
@@ -281,3 +284,41 @@ def test_a_node_in_the_middle_with_another_nodes_certificate_is_refused(cluster:
         os.kill(cluster.procs[3].pid, signal.SIGHUP)
         relay.stop()
     wait_until("node 3's link to node 0 up again", lambda: (metric(cluster, 3, up) == 1, metric(cluster, 3, up)))
+
+
+def test_answers_about_a_sensitive_dataset_say_nothing_to_others(cluster: Cluster, ledger: dict[str, Any]) -> None:
+    health = cluster.clients[HEALTH][2]
+    path = "/v1/subjects/DS-S?from=999999"  # a page past the end would still say how many records it has
+    status, _, body = raw_get(cluster, path, signed(health, path))
+    assert status == 403 and body["error"]["right"] == "dataset:DS-S"
+    path = f"/v1/provenance/{ledger['evidence']['id']}?direction=forward"  # reaches the sensitive access record
+    status, _, body = raw_get(cluster, path, signed(health, path))
+    assert status == 403 and body["error"]["right"] == "answer", body
+    assert "DS-S" not in body["error"]["message"] and ledger["access"]["id"] not in body["error"]["message"]
+    status, _, body = raw_get(cluster, path, signed(cluster.clients[MARKET][2], path))
+    assert status == 200 and {r["id"] for r in body["records"]} >= {ledger["access"]["id"]}
+
+
+def test_the_event_stream_leaves_out_what_its_reader_may_not_see(cluster: Cluster, ledger: dict[str, Any]) -> None:
+    last = max(r["height"] for r in ledger.values())
+
+    def subjects(key: crypto.PrivateKey) -> set[str]:
+        seen: set[str] = set()
+        for event in sdk_client(cluster, key).events(after="b0"):
+            if isinstance(event, sse.RecordEvent):
+                seen.add(str(event.subject))
+            elif isinstance(event, sse.BlockEvent) and event.height >= last:
+                return seen
+        raise AssertionError("the stream ended")
+
+    assert "DS-S" not in subjects(cluster.clients[HEALTH][2]) and "DS-I" in subjects(cluster.clients[HEALTH][2])
+    assert "DS-S" in subjects(cluster.clients[MARKET][2])
+
+
+async def test_the_async_sdk_signs_reads_of_paths_it_must_percent_encode(
+        cluster: Cluster, ledger: dict[str, Any]) -> None:
+    async with sdk.AsyncClient(cluster.api(0), cluster.client, cluster.genesis.chain_id,
+                               ca_file=cluster.ca_file) as client:
+        page = await client.history("case(17)!*")
+        assert [r["id"] for r in page["records"]] == [ledger["odd"]["id"]]
+        assert (await client.shares("DS-S"))["dataset"] == "DS-S"

@@ -126,7 +126,7 @@ def _store(net: Net) -> Store:
 def _drain(store: Store, net: Net, cursor: Cursor, flt: Filter, size: int) -> tuple[list[Event], Cursor]:
     out: list[Event] = []
     while cursor.height <= store.height:
-        chunk = load_chunk(store, AnyDept.of(net.genesis), cursor.height, chunk_index(cursor, size), size)
+        chunk = load_chunk(store, AnyDept.of(net.genesis), cursor.height, chunk_index(cursor, size), size, net.genesis)
         events, cursor = advance(chunk, cursor, flt)
         out += events
     return out, cursor
@@ -162,10 +162,10 @@ def test_a_filtered_stream_keeps_blocks_and_its_position_moves_past_skipped_reco
     assert beat.position == "b3" and beat.height == 3 and beat.log_size == 9
     # mid-block, a skipped record is the resume point: the next chunk starts after it
     cursor = cursor_at(store, AfterBlock(2))
-    chunk = load_chunk(store, AnyDept.of(net.genesis), 3, 1, 2)  # leaves 6 and 7, no trace.event
+    chunk = load_chunk(store, AnyDept.of(net.genesis), 3, 1, 2, net.genesis)  # leaves 6 and 7, no trace.event
     events, moved = advance(chunk, cursor_at(store, AfterLeaf(5)), decode_filter("trace.*", None))
     assert events == [] and moved.last == AfterLeaf(7) and moved.leaf == 8
-    chunk = load_chunk(store, AnyDept.of(net.genesis), 3, 0, 2)  # leaves 4 and 5
+    chunk = load_chunk(store, AnyDept.of(net.genesis), 3, 0, 2, net.genesis)  # leaves 4 and 5
     events, cursor = advance(chunk, cursor, decode_filter(None, "EV-S4"))
     assert [event_id(e) for e in events] == ["4"] and cursor.last == AfterLeaf(5)
 

@@ -47,15 +47,25 @@ def test_republish_sets_the_classification_access_reads() -> None:
     assert state.facts[("owner", "DS-1")]["classification"] == "sensitive"
 
 
-def test_the_owner_fact_counts_each_departments_live_grants() -> None:
+def test_the_owner_fact_keeps_each_departments_live_grants_and_their_expiry() -> None:
     state = new_state()
     admit(state, publish(JUSTICE))
     g1, g2 = admit(state, grant(JUSTICE)), admit(state, grant(JUSTICE, expires=T0 + 2 * DAY))
-    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": 2}
+    both = {g1.record_id.hex(): T0 + DAY, g2.record_id.hex(): T0 + 2 * DAY}
+    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": both}
     admit(state, revoke(JUSTICE, g1.record_id))
-    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": 1}
+    assert state.facts[("owner", "DS-1")]["grantees"] == {"market": {g2.record_id.hex(): T0 + 2 * DAY}}
     admit(state, revoke(JUSTICE, g2.record_id))
     assert state.facts[("owner", "DS-1")]["grantees"] == {}
+
+
+def test_the_owner_fact_keeps_the_grants_expiring_last_past_its_bound() -> None:
+    state = new_state()
+    admit(state, publish(JUSTICE))
+    grants = [admit(state, grant(JUSTICE, expires=T0 + DAY + i)) for i in range(dataset.GRANTS_KEPT_PER_DEPT + 2)]
+    kept = state.facts[("owner", "DS-1")]["grantees"]["market"]
+    assert sorted(kept.values()) == [T0 + DAY + i for i in range(2, dataset.GRANTS_KEPT_PER_DEPT + 2)]
+    assert grants[0].record_id.hex() not in kept
 
 
 # -- bodies -----------------------------------------------------------------------

@@ -77,22 +77,36 @@ def test_signatures_outside_the_profile_are_refused_saying_why(signature_input: 
     assert err.value.code == code and words in err.value.message
 
 
-def test_a_signature_outside_the_window_is_refused() -> None:
-    headers = sign_request(KEY, "GET", "/", "", NOW - httpsig.WINDOW_S - 1, nonce="w" * 16)
+@pytest.mark.parametrize("created", [NOW - httpsig.PAST_S - 1, NOW + httpsig.FUTURE_S + 1])
+def test_a_signature_outside_the_window_is_refused(created: int) -> None:
+    headers = sign_request(KEY, "GET", "/", "", created, nonce="w" * 16)
     with pytest.raises(InvalidInput) as err:
         read_signature(Request("GET", "/", "", {}), headers["Signature-Input"], headers["Signature"], NOW)
     assert err.value.code == "signature_expired" and "clock" in err.value.message
 
 
-def test_nonces_refuse_a_replay_within_the_window_and_forget_it_after() -> None:
-    nonces = Nonces(window_s=300, max_entries=3)
-    assert nonces.take("k", "a" * 16, NOW, NOW) is None
-    assert nonces.take("k", "a" * 16, NOW, NOW + 299) == "replayed"
-    assert nonces.take("other", "a" * 16, NOW, NOW) is None  # per key
-    assert nonces.take("k", "b" * 16, NOW, NOW) is None
-    assert nonces.take("k", "c" * 16, NOW, NOW) == "full"
-    assert nonces.take("k", "c" * 16, NOW + 301, NOW + 301) is None  # the old ones expired
-    assert len(nonces) == 1
+def test_nonces_refuse_a_replay_while_it_could_pass_and_forget_it_after() -> None:
+    keep_s = httpsig.PAST_S + httpsig.FUTURE_S
+    nonces = Nonces(per_key_max=2)
+    assert nonces.take("k", "a" * 16, NOW) is None
+    assert nonces.take("k", "a" * 16, NOW + keep_s - 1) == "replayed"
+    assert nonces.take("k", "b" * 16, NOW) is None
+    assert nonces.take("k", "c" * 16, NOW) == "full"  # this key's memory is full...
+    assert nonces.take("other", "c" * 16, NOW) is None  # ...and another key's is its own
+    assert nonces.take("k", "c" * 16, NOW + keep_s + 1) is None  # the old ones expired
+    assert len(nonces) == 2
+
+
+def test_a_nonce_is_kept_as_long_as_its_signature_can_pass() -> None:
+    """The latest a signature taken at `now` can pass is created + PAST_S with created up to
+    now + FUTURE_S: its nonce must be refused until then."""
+    nonces = Nonces()
+    created = NOW + httpsig.FUTURE_S
+    assert nonces.take("k", "f" * 16, NOW) is None
+    headers = sign_request(KEY, "GET", "/", "", created, nonce="f" * 16)
+    last_pass = created + httpsig.PAST_S
+    read_signature(Request("GET", "/", "", {}), headers["Signature-Input"], headers["Signature"], last_pass)
+    assert nonces.take("k", "f" * 16, last_pass) == "replayed"
 
 
 @given(st.lists(st.sampled_from(["@method", "@path", "@query", "date", "content-type"]), unique=True, max_size=5),
