@@ -357,8 +357,10 @@ class _Core:
     # answers -------------------------------------------------------------------------
 
     def _retry_delay(self, status: int, headers: Mapping[str, str], attempt: int) -> float | None:
-        """Seconds to wait before retrying, or None to stop: only 503, at most RETRIES_503_MAX times."""
-        if status != 503 or attempt >= RETRIES_503_MAX:
+        """Seconds to wait before retrying, or None to stop: only 503 (the node is busy) and 429
+        (this client's token bucket is empty: docs/security.md section 10), at most
+        RETRIES_503_MAX times."""
+        if status not in (429, 503) or attempt >= RETRIES_503_MAX:
             return None
         return _retry_after_s(headers)
 
