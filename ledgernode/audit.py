@@ -148,7 +148,10 @@ def _emit(fetched: Fetched, args: argparse.Namespace) -> None:
 
 
 def _unreachable(name: str, api: str, exc: TransportError) -> int:
-    print(f"{name}: no usable answer from the node at {api} (is it running?): {exc}", file=sys.stderr)
+    hint = "is it running?"
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        hint = "its TLS certificate is not one this machine trusts: give --cacert FILE, or --devnet DIR"
+    print(f"{name}: no usable answer from the node at {api} ({hint}): {exc}", file=sys.stderr)
     return EXIT_UNUSABLE
 
 

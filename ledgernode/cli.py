@@ -266,6 +266,8 @@ def _read_client(args: argparse.Namespace) -> sdk.Client:
     from . import client as sdk
 
     api, key_file, _ = _target(args, need_key=False)
+    if key_file and not args.key and not Path(key_file).exists():
+        key_file = None  # the devnet's client key is only a default: a read of an open node needs none
     key = crypto.load_private_key(key_file) if key_file else None
     return sdk.Client(api, key, ca_file=_ca_file(args))
 

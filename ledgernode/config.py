@@ -250,8 +250,13 @@ def render(data_dir: str, key_file: str, genesis: str, api: str, peer: str,
                 lines += ["", f"# {text}", f"# {name} = {value}"]
     if tls:
         lines += ["", *entry("tls", "[tls]")] + [f"{k} = {q(v)}" for k, v in tls.items()]
+    elif explained:  # shown commented out: a table the node would read (TOML has no empty-table default)
+        lines += ["", *(f"# {text}" for text in FIELD_NOTES["tls"]), "# [tls]",
+                  '# cert_file = "tls/node.crt"', '# key_file = "tls/node.key"', '# ca_file = "tls/ca.crt"']
     if reads != "open":
         lines += ["", *entry("api", "[api]"), f"reads = {q(reads)}"]
+    elif explained:
+        lines += ["", *(f"# {text}" for text in FIELD_NOTES["api"]), "# [api]", '# reads = "open"']
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

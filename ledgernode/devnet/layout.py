@@ -175,13 +175,13 @@ def _make_pki(root: Path, nodes: int, netns: bool) -> None:
     os.chmod(tls_dir, 0o700)  # the private keys of the CA and of every node's certificate
     if not (root / CA_FILE).exists():
         ca = crypto.make_tls_ca(f"{CHAIN_ID} devnet CA")
-        write_atomic(tls_dir / "ca.key", ca.key_pem)
+        crypto.write_private_file(tls_dir / "ca.key", ca.key_pem, overwrite=True)  # mode 0600
         write_atomic(root / CA_FILE, ca.cert_pem)
     ca = crypto.TlsIdentity((root / CA_FILE).read_bytes(), (tls_dir / "ca.key").read_bytes())
     for i in range(nodes):
         if not (tls_dir / f"node{i}.crt").exists():
             ident = crypto.make_tls_cert(ca, f"node{i}", [_host(i, netns), "localhost"])
-            write_atomic(tls_dir / f"node{i}.key", ident.key_pem)
+            crypto.write_private_file(tls_dir / f"node{i}.key", ident.key_pem, overwrite=True)
             write_atomic(tls_dir / f"node{i}.crt", ident.cert_pem)
 
 

@@ -27,6 +27,7 @@ import pytest
 from ledgernode import client as sdk, crypto, httpsig, sse
 from ledgernode.verify import verify_file
 from tests.integration.procs import Cluster, running, wait_until
+from tests.unit.test_tls import relay
 
 pytestmark = pytest.mark.slow
 
@@ -213,8 +214,9 @@ def raw_get_node(c: Cluster, i: int, path: str) -> tuple[int, dict[str, str], An
 
 
 class Relay:
-    """A man in the middle on its own loop: terminates TLS with `cert`/`key` (valid under the
-    network's CA: another node's) and opens its own TLS connection to 127.0.0.1:`upstream`."""
+    """A man in the middle on its own loop (tests/unit/test_tls.py's relay): terminates TLS
+    with `cert`/`key` (valid under the network's CA: another node's) and opens its own TLS
+    connection to 127.0.0.1:`upstream`."""
 
     def __init__(self, cert: Path, key: Path, upstream: int) -> None:
         self.listen = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -230,34 +232,15 @@ class Relay:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.listen))
+        server = self.loop.run_until_complete(relay(self.listen, self.upstream, self.dial))
         self.port = server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
         server.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream, ssl=self.dial)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(1 << 16):
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError):
-        pass
-    finally:
-        writer.close()
 
 
 def test_a_node_in_the_middle_with_another_nodes_certificate_is_refused(cluster: Cluster) -> None:

@@ -408,7 +408,8 @@ def test_build_block_skips_and_reports_invalid_candidates(store: Store) -> None:
     assert decode_header(h.raw) == h and h.raw == h.encode()
     assert h.log_root == checked.frontier.root()
     assert store.frontier.size == 2  # the store's frontier is untouched
-    assert checked.facts == {("owner", "DS-1"): {"dept": "justice", "record": ok1.record_id.hex()}}
+    assert checked.facts == {("owner", "DS-1"): {"dept": "justice", "record": ok1.record_id.hex(),
+                                                 "classification": "public", "grantees": {}}}
     again = check(store, checked.block)
     assert again.facts == checked.facts and again.nodes == checked.nodes
 

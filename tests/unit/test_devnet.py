@@ -582,6 +582,7 @@ def test_devnet_exits_when_every_node_is_given_up(running: Callable[..., Running
 def test_tls_lays_out_a_ca_and_a_certificate_per_node_and_stays_as_made(root: Path) -> None:
     net = devnet.prepare(root, 4, BASE, tls=True)
     assert net.ca_file == root / "tls" / "ca.crt" and stat.S_IMODE((root / "tls").stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (root / "tls").glob("*.key")} == {0o600}
     for n in net.nodes:
         assert n.api == f"https://127.0.0.1:{BASE + n.index}"
         cfg = config.load(root / n.config)

@@ -275,7 +275,7 @@ def test_commit_and_read_back(store: Store, net: Net) -> None:
 
     # facts written by the state rules are visible after commit
     owner = store.load_fact("owner", "ds/population")
-    assert owner == {"dept": "justice", "record": where[0][0].hex()}
+    assert owner is not None and (owner["dept"], owner["record"]) == ("justice", where[0][0].hex())
     cert = store.load_fact("cert", "CERT-1")
     assert cert is not None and cert["status"] == "suspended" and cert["issuer"] == "justice"
     assert cert["record"] == where[19][0].hex()  # the cert.suspend record (first of block 5)
