@@ -13,7 +13,19 @@ export class ApiFailure extends Error {
   }
 }
 
-import {signedHeaders} from './signer.js';
+import {keyId, signedHeaders} from './signer.js';
+
+// Routes every node answers to anyone, whatever its reads (api/auth.py OPEN_ROUTES).
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/v1/status', '/v1/genesis', '/v1/openapi.json', '/']);
+let readsMode = null;  // a promise of this node's "reads": "open" or "authenticated"
+
+function reads() {
+  if (!readsMode) {
+    readsMode = fetch('/v1/status', {headers: {Accept: 'application/json'}})
+      .then((r) => r.json()).then((d) => d.reads || 'open').catch(() => 'open');
+  }
+  return readsMode;
+}
 
 // GET a path, signed once the console is unlocked (signer.js).
 export function signedFetch(path, accept) {
@@ -21,6 +33,10 @@ export function signedFetch(path, accept) {
 }
 
 export async function getJson(path) {
+  // Locked on a node whose reads are authenticated: say so, rather than send a read it refuses.
+  if (!keyId() && !OPEN_PATHS.has(new URL(path, location.origin).pathname) && await reads() === 'authenticated') {
+    throw new ApiFailure(401, 'unauthenticated', "this node's reads are authenticated: unlock with a registered key file");
+  }
   const resp = await signedFetch(path, 'application/json');
   let doc = null;
   try { doc = await resp.json(); } catch { doc = null; }
