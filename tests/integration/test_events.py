@@ -21,7 +21,9 @@ from ledgernode.client import AsyncClient, Client
 from ledgernode.records import sign_record
 from ledgernode.sse import BlockEvent, Event, EventParser, Heartbeat, RecordEvent, event_id
 
-from .procs import Cluster, running, wait_until
+from tests.fixtures import until
+
+from .procs import WAIT_TIMEOUT_S as WAIT_S, Cluster, running, wait_until
 
 # Short intervals so that a stream provably outlives the API's keep-alive and head timeouts.
 LIMITS = {"events_subscribers_max": 3, "events_heartbeat_ms": 300, "events_send_timeout_ms": 1_000,
@@ -190,13 +192,15 @@ def test_the_sdk_resumes_by_itself_across_a_node_restart(devnet: Cluster) -> Non
             task = asyncio.create_task(consume())
             try:
                 first = await asyncio.to_thread(_submit, c, "sdk")
-                await _until(lambda: any(isinstance(e, RecordEvent) for e in got), task)
+                await until(lambda: any(isinstance(e, RecordEvent) for e in got), "a record event", task, WAIT_S)
                 await asyncio.to_thread(c.kill, 3, signal.SIGTERM)  # the node ends its streams and stops
                 second = await asyncio.to_thread(_submit, c, "sdk")
                 await asyncio.to_thread(c.start, 3)
-                await _until(lambda: sum(isinstance(e, RecordEvent) for e in got) >= 2, task)
+                await until(lambda: sum(isinstance(e, RecordEvent) for e in got) >= 2, "two record events", task,
+                            WAIT_S)
                 top = int(str(second["height"]))
-                await _until(lambda: any(isinstance(e, BlockEvent) and e.height >= top for e in got), task)
+                await until(lambda: any(isinstance(e, BlockEvent) and e.height >= top for e in got),
+                            "the top block's event", task, WAIT_S)
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -215,13 +219,3 @@ def test_the_sdk_resumes_by_itself_across_a_node_restart(devnet: Cluster) -> Non
             break  # caught up with the head
     assert len(ids) == 2
     sync.close()
-
-
-async def _until(cond: object, task: asyncio.Task[None], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    assert callable(cond)
-    while not cond():
-        if task.done():
-            raise AssertionError(f"events() ended: {task.exception()!r}")
-        assert time.monotonic() < deadline, "timed out waiting for events"
-        await asyncio.sleep(0.05)
