@@ -72,19 +72,27 @@ class Facts(Protocol):
     def load_fact(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
 
+def _dataset_readers(owner: dict[str, Any] | None, now_ms: int) -> set[str] | None:
+    """The owner and the live grantees of a dataset, from its owner fact, if it is sensitive
+    (an owner fact of before, or none yet, counts as sensitive); None if it is not. `now_ms`:
+    the head block's time, which a grant's `expires` must be after (as the ledger judges
+    share.access)."""
+    if owner is None:
+        return set()
+    if owner.get("classification", "sensitive") != "sensitive":
+        return None
+    live = {d for d, grants in owner.get("grantees", {}).items() if any(e > now_ms for e in grants.values())}
+    return {owner["dept"], *live}
+
+
 def sensitive_readers(env: Envelope, facts: Facts, members: Members, now_ms: int) -> frozenset[str] | None:
     """The departments that may read `env` if it is about a sensitive dataset; None if it
-    is not about one (any registered key may read it). `now_ms`: the head block's time,
-    which a grant's `expires` must be after (as the ledger judges share.access)."""
+    is not about one (any registered key may read it)."""
     if env.record.type not in DATASET_TYPES:
         return None
-    owner = facts.load_fact(dataset.OWNER, env.record.subject)
-    if owner is not None and owner.get("classification", "sensitive") != "sensitive":
+    depts = _dataset_readers(facts.load_fact(dataset.OWNER, env.record.subject), now_ms)
+    if depts is None:
         return None
-    depts: set[str] = set()
-    if owner is not None:
-        depts.add(owner["dept"])
-        depts.update(d for d, live in owner.get("grantees", {}).items() if any(e > now_ms for e in live.values()))
     signer = members.dept_of(env.record.key)
     if signer is not None:
         depts.add(signer)
@@ -111,10 +119,10 @@ def check_subject(reader: Reader, subject: str, facts: Facts, now_ms: int) -> No
     the reader is of its owner, of a live grantee, or audits (its page, its count and its
     shares would say what its records say)."""
     owner = facts.load_fact(dataset.OWNER, subject)
-    if owner is None or owner.get("classification", "sensitive") != "sensitive" or reader.audits:
-        return
-    live = {d for d, grants in owner.get("grantees", {}).items() if any(e > now_ms for e in grants.values())}
-    if reader.dept != owner["dept"] and reader.dept not in live:
+    if owner is None:
+        return  # no dataset of that name: the subject is something else (a certificate, a case)
+    depts = _dataset_readers(owner, now_ms)
+    if depts is not None and reader.dept not in depts and not reader.audits:
         raise Denied(f"dataset:{subject}", f"{subject} is a sensitive dataset: only its owner, the departments it is "
                      f"granted to and {AUDIT_READ} keys may read about it (this key is of {reader.dept})")
 

@@ -333,11 +333,11 @@ def _block_for(store: Store, genesis: Genesis, height: int, reader: Reader | Non
     view = shapes.block_view(store, height, genesis)
     if reader is None:
         return view
-    members, anyone = store.members(genesis), AnyDept.of(genesis)
+    members, anyone, now_ms = store.members(genesis), AnyDept.of(genesis), _ledger_time(store)
     withheld = []
     for i, raw in enumerate(view["envelopes"]):
         env = decode_envelope(base64.b64decode(raw), anyone)
-        if not access.visible(reader, env, store, members, _ledger_time(store)):
+        if not access.visible(reader, env, store, members, now_ms):
             view["envelopes"][i] = None
             view["records"][i] = {"leaf_index": view["records"][i]["leaf_index"], "id": env.record_id.hex(),
                                   "withheld": True}
