@@ -142,7 +142,8 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
 
     def appender(list_path: bytes, leaves: list[int]) -> statemap.Update:
         def append(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
-            value, new_edge, created = statemap.list_append(current, edge, leaves)
+            # The map hands over a decoded leaf, whose edge decode_node checked (or its own).
+            value, new_edge, created = statemap.list_append(current, edge, leaves, edge_checked=True)
             list_nodes.extend((list_path, level, index, h) for level, index, h in created
                               if level >= LIST_NODE_LEVEL_STORED_MIN)
             positions.extend((list_path, created[0][1] + i, leaf) for i, leaf in enumerate(leaves))
@@ -155,21 +156,19 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
         updates[p] = value
     batch = reader.prepare_updates(updates)
     if extra:
-        batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes})
+        batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes}, batch.parsed, batch.replaced)
     return MapChange(batch, tuple(list_nodes), tuple(positions))
 
 
 class _Overlay:
     """Nodes not yet stored, over a store."""
 
-    verifies = False  # the genesis's nodes were computed here, the store's are checked on read
-
     def __init__(self, store: statemap.NodeStore, extra: Mapping[bytes, bytes]) -> None:
         self.store, self.extra = store, extra
 
-    def get(self, node_hash: bytes) -> bytes | None:
+    def node(self, node_hash: bytes) -> statemap.Node | None:
         found = self.extra.get(node_hash)
-        return found if found is not None else self.store.get(node_hash)
+        return statemap.decode_node(node_hash, found) if found is not None else self.store.node(node_hash)
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None:
         raise AssertionError("a block's map change is written by the store's commit, not here")

@@ -83,7 +83,7 @@ class Store:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
         self.map_nodes = MapNodes(kv)
-        self._log_nodes = Generations(LOG_NODE_CACHE_MAX)
+        self._log_nodes: Generations[bytes] = Generations(LOG_NODE_CACHE_MAX)
         # (genesis, the head's Members, commits that changed a member): built on first use,
         # rebuilt whole by the commit that changes a key or a dept (members.py)
         self._members: tuple[Genesis, Members] | None = None
@@ -318,7 +318,7 @@ class Store:
         assert checked.map_change.root == header.state, "the map change is not the header's state"
         assert tip.header is None or checked.map_change.batch.base == tip.header.state
         self.kv.write(_block_puts(checked, qc), [], sync=sync)
-        self.map_nodes.keep(checked.map_change.batch.nodes)
+        self.map_nodes.keep(checked.map_change.batch)
         # One assignment: a reader on another thread sees the old tip or the new one, never
         # a head with another block's frontier. The records are on disk before the tip
         # names them, and `locate` hides those above its height until then. The copy keeps

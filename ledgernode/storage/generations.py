@@ -15,17 +15,20 @@ races a generation change at worst reads a value from disk again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
+from typing import Generic, TypeVar
+
+_V = TypeVar("_V")
 
 
-class Generations:
+class Generations(Generic[_V]):
     def __init__(self, values_max: int) -> None:
         self.generation_max = max(values_max // 2, 1)
-        self._young: dict[bytes, bytes] = {}
-        self._old: dict[bytes, bytes] = {}
+        self._young: dict[bytes, _V] = {}
+        self._old: dict[bytes, _V] = {}
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> _V | None:
         value = self._young.get(key)
         if value is None:
             value = self._old.get(key)
@@ -33,14 +36,14 @@ class Generations:
                 self.put(key, value)
         return value
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: _V) -> None:
         young = self._young
         if len(young) >= self.generation_max:
             self._old, self._young = young, {}
             young = self._young
         young[key] = value
 
-    def update(self, values: Mapping[bytes, bytes]) -> None:
+    def update(self, values: Mapping[bytes, _V]) -> None:
         """Keep many at once (a block's new nodes); of more than a generation, the last."""
         if len(values) >= self.generation_max:
             values = dict(islice(values.items(), len(values) - self.generation_max + 1, None))
@@ -49,6 +52,13 @@ class Generations:
             self._old, self._young = young, dict(values)
         else:
             young.update(values)
+
+    def discard(self, keys: Iterable[bytes]) -> None:
+        """Forget these keys (values no longer wanted: a map's replaced nodes)."""
+        young, old = self._young, self._old
+        for key in keys:
+            if young.pop(key, None) is None:
+                old.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._young) + len(self._old)

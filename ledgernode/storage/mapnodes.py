@@ -15,9 +15,10 @@ Three kinds of keys (storage/keys.py):
   pages through.
 
 `change_puts` gives the key-value pairs of one block's change to join its commit batch;
-`MapNodes.put` writes nodes on their own, synced (for tools and tests). `MapNodes.get`
+`MapNodes.put` writes nodes on their own, synced (for tools and tests). `MapNodes.node`
 checks every node it reads from disk against its hash (`decode_node`) and raises
-`StoreCorrupt` on a mismatch.
+`StoreCorrupt` on a mismatch; it keeps the map at the head in memory, decoded, which
+a commit keeps current (`keep`: the block's new nodes in, those it replaced out).
 """
 
 from __future__ import annotations
@@ -28,48 +29,52 @@ from ..errors import StoreCorrupt
 from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN, MapChange
 from .. import merkle
 from ..merkle import HASH_BYTES
-from ..statemap import decode_node, list_leaf_hash
+from ..statemap import Batch, Node, decode_node, list_leaf_hash
 from . import keys
 from .generations import Generations
 from .kv import KV
 
 
-# Nodes kept in memory: the top of the map is read by every block, and a node is
-# content-addressed and never changes, so a cached copy can never be stale. About 100
-# bytes a node: 300,000 nodes are some 60 MB at most.
-MAP_CACHE_NODES_MAX = 300_000
+# Nodes kept in memory, decoded: a content-addressed node never changes, so a kept copy is
+# never stale, and a commit drops the nodes it replaced, so what is kept is the map at the
+# head (every node a block's descent reads) as long as it fits. About 300 bytes a node
+# decoded: 1,000,000 nodes, a map of some 500,000 entries, are some 300 MB at most.
+MAP_CACHE_NODES_MAX = 1_000_000
 
 
 class MapNodes:
-    """statemap.NodeStore over a KV, with the nodes last written or read kept in memory
+    """statemap.NodeStore over a KV, with the map at the head kept in memory, decoded
     (storage/generations.py).
 
-    A node read from disk is checked against its hash here (`decode_node`) before it is
-    kept, and a kept node was computed or checked by this process, so the map need not
-    hash what `get` returns again (`verifies`)."""
-
-    verifies = True
+    A node read from disk is checked against its hash (`decode_node`) before it is kept,
+    and a kept node was computed or checked by this process, so the map need not hash
+    what `node` returns again."""
 
     def __init__(self, kv: KV, cache_nodes_max: int = MAP_CACHE_NODES_MAX, verify_reads: bool = False) -> None:
         """`verify_reads`: ask LevelDB to check each read's checksums (the scrub does)."""
         self.kv, self.verify_reads = kv, verify_reads
-        self._cache = Generations(cache_nodes_max)
+        self._cache: Generations[Node] = Generations(cache_nodes_max)
 
     def get(self, node_hash: bytes) -> bytes | None:
-        raw = self._cache.get(node_hash)
-        if raw is None:
-            key = keys.map_node_key(node_hash)
-            raw = self.kv.get(key, verify=True) if self.verify_reads else self.kv.get(key)
+        """A node's stored bytes, unchecked."""
+        key = keys.map_node_key(node_hash)
+        return self.kv.get(key, verify=True) if self.verify_reads else self.kv.get(key)
+
+    def node(self, node_hash: bytes) -> Node | None:
+        node = self._cache.get(node_hash)
+        if node is None:
+            raw = self.get(node_hash)
             if raw is None:
                 return None
-            decode_node(node_hash, raw)
-            self._cache.put(node_hash, raw)
-        return raw
+            node = decode_node(node_hash, raw)
+            self._cache.put(node_hash, node)
+        return node
 
-    def keep(self, nodes: Mapping[bytes, bytes]) -> None:
-        """Remember nodes just written. Those a commit made unreachable from the new root
-        are not looked for: they age out with their generation."""
-        self._cache.update(nodes)
+    def keep(self, batch: Batch) -> None:
+        """Remember a batch just written, and forget the nodes it replaced: a reader of an
+        earlier root reads those from disk."""
+        self._cache.discard(batch.replaced)
+        self._cache.update(batch.parsed)
 
     def cached(self) -> int:
         """Nodes held in memory now."""
@@ -77,11 +82,12 @@ class MapNodes:
 
     @staticmethod
     def puts(nodes: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
-        return [(keys.map_node_key(h), raw) for h, raw in nodes.items()]
+        prefix = keys.MAP_NODE  # every key is a sha256 digest the map computed
+        return [(prefix + h, raw) for h, raw in nodes.items()]
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None:
         self.kv.write(self.puts(nodes), [], sync=True)
-        self.keep(nodes)
+        self._cache.update({h: decode_node(h, raw) for h, raw in nodes.items()})
 
 
 class ListNodes:

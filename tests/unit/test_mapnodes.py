@@ -61,7 +61,7 @@ def _commit(kv: LevelKV, nodes: MapNodes, root: bytes, appends: list[ledgermap.A
     """One block's change to the map, written as a commit writes it; its new root."""
     change = ledgermap.block_change(statemap.StateMap(nodes, root), appends)
     kv.write(change_puts(change), [], sync=False)
-    nodes.keep(change.batch.nodes)
+    nodes.keep(change.batch)
     return change.root
 
 
@@ -141,11 +141,39 @@ def test_the_node_cache_is_bounded_and_what_it_dropped_is_read_again(tmp_path: P
         for i in range(0, 300, 30):
             batch = m.prepare(dict(list(entries.items())[i:i + 30]))
             kv.write(MapNodes.puts(batch.nodes), [], sync=False)
-            nodes.keep(batch.nodes)
+            nodes.keep(batch)
             m.commit(statemap.Batch(batch.base, batch.root, {}))
             assert nodes.cached() <= 64
         for p, v in entries.items():
             assert statemap.verify(m.root, p, v, m.prove(p))
             assert nodes.cached() <= 64
+    finally:
+        kv.close()
+
+
+def _live_nodes(nodes: MapNodes, root: bytes) -> int:
+    """The nodes the map of `root` is made of."""
+    stack, count = [root], 0
+    while stack:
+        node = nodes.node(stack.pop())
+        assert node is not None
+        count += 1
+        if not node[0]:
+            stack.extend(child for child in node[1:3] if child != statemap.EMPTY_ROOT)
+    return count
+
+
+def test_the_node_cache_keeps_the_map_at_the_head_and_drops_what_commits_replaced(tmp_path: Path) -> None:
+    kv = LevelKV(tmp_path / "db")
+    try:
+        nodes = MapNodes(kv, cache_nodes_max=10_000)
+        root = statemap.EMPTY_ROOT
+        for block in range(40):  # 40 blocks of appends to the same 50 lists
+            root = _commit(kv, nodes, root, [("subject", f"s{(block * 7 + i) % 50}", block * 10 + i)
+                                             for i in range(10)])
+        live = _live_nodes(nodes, root)
+        assert live <= nodes.cached() <= live + 10, (live, nodes.cached())
+        written = sum(1 for _ in kv.scan(keys.MAP_NODE, keys.MAP_NODE + b"\xff"))
+        assert written > 3 * live  # every version stays on disk, readable
     finally:
         kv.close()
