@@ -101,7 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from . import config
-    from .node import NodeFailed, serve
+    from .errors import NodeFailed
+    from .node import serve
 
     import signal
 

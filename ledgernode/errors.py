@@ -50,3 +50,8 @@ class StoreOutdated(StoreCorrupt):
 
 class StoreUnwritable(StorageError):
     """The host refuses a write (a full disk, an I/O error): the store is fine, the node stops."""
+
+
+class NodeFailed(Exception):
+    """The node cannot go on safely (a broken invariant, a failed disk write, a certified
+    block that fails our rules); it stops, naming why."""

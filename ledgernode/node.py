@@ -37,14 +37,13 @@ from .admission import Admission
 from .api import make_app, request_histogram
 from .api.server import ApiServer, serve_api
 from .blocks import (
-    ZERO_HASH, Block, CheckedBlock, build_block, check_block, check_qc, decode_header, decode_qc, payload_matches,
+    ZERO_HASH, build_block, check_qc, decode_header, decode_qc,
 )
 from .config import NodeConfig
 from .consensus import (
     Answer, BlockData, Blocks, ChainBlocks, Config, Driver, Effect, Event, FetchBlocks, Message, PersistedState,
-    Proposal, Replica, Status, next_effect,
+    Replica, Status, next_effect,
 )
-from .consensus.core import ROUND_WINDOW
 from .consensus.driver import (
     BlockBuilt, BlockFetched, Build, Dropped, Evidence, Fetch, MempoolSize, NothingToBuild, PeerMessage, Persist,
     RecordsChanged, Send, StoreCommit, Tick, Validate,
@@ -53,7 +52,7 @@ from .consensus.turns import Turns
 from .statemap import StateMap
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
-from .errors import InvalidInput, StoreCorrupt, StoreUnwritable
+from .errors import InvalidInput, NodeFailed, StoreCorrupt, StoreUnwritable
 from .guard import PeerGuard, message_bytes
 from .mempool import Mempool
 from .metrics import CommitHistograms, metrics_text, readiness_document, status_document
@@ -67,8 +66,9 @@ from .intake import Intake
 from .throttle import throttle_of
 from .outcomes import Heights, Outcomes
 from .witness import Witness
+from .judge import Judge
 from .families.gov import VALIDATORS
-from .members import Members, ValidatorSet, set_of_fact
+from .members import Members
 from .roster import Roster, is_consensus, message_height
 from .records import Envelope
 from .verification import Verification
@@ -84,7 +84,6 @@ STOP_MAX_S = 20.0  # a shutdown that takes longer is cut short (os._exit), namin
 EXIT_STOP_TIMEOUT = 3
 SCRUB_EVERY_MS = 100  # the background scrub reads one committed block this often
 REGOSSIP_MAX_RECORDS = 500  # oldest records sent again when nothing committed for a round timeout
-PREVERIFIED_ROUNDS_MAX = 64  # proposals whose records were verified ahead, per height
 RESEND_MS = 500
 FETCH_TIMEOUT_MS = 3_000
 EXPIRE_EVERY_TICKS = 100
@@ -120,10 +119,6 @@ class BuildDue:
 
 # What the consensus loop takes from its inbox: ticks go to the driver as they are.
 InboxEvent: TypeAlias = Tick | RecordsAdmitted | BuildDue | FromPeer
-
-
-class NodeFailed(Exception):
-    """The node cannot go on safely (a broken invariant or a failed disk write)."""
 
 
 class _LedgerView:
@@ -200,17 +195,17 @@ class Node:
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
             recent_proposers=tuple((h, self.store.load_header(h).proposer)
                                    for h in Turns.window(members.n, self.store.height) if h >= members.since),
-            blocks=ChainBlocks(self.genesis, next_set=self._next_set), validators=members.validator_set,
+            blocks=ChainBlocks(self.genesis, next_set=lambda block: self.judge.next_set(block)),
+            validators=members.validator_set,
         )
         self.driver = Driver(self.replica)
-        self.checked: dict[bytes, CheckedBlock] = {}  # validated blocks of this height, by hash
         threads = self.limits.verify_threads or os.cpu_count() or 1
         self.verification = Verification(lambda: self.store.members(self.genesis), self.mempool, threads,
                                          self.count)
+        self.judge = Judge(self.genesis, self.store, self.view, self.verification, self.reject)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.reads = Reads(self.count)  # the API's bundles and answers
-        self.preverified: set[tuple[int, int]] = set()  # (height, round) proposals verified ahead
         self.witness = Witness(self.store, self.genesis, self._on_disk, self.count)
         self.counters: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # inputs dropped by the node (peers, blocks, admission)
@@ -310,7 +305,7 @@ class Node:
             event = await self.inbox.get()
             try:
                 if isinstance(event, FromPeer):
-                    await self._preverify(event.msg)
+                    await self.judge.preverify(event.msg, self.replica)
                 await self._handle(event)
             except InvalidInput as exc:
                 self.reject(exc.code)
@@ -380,7 +375,7 @@ class Node:
                 if to is None or link is not None:
                     self.net.send(link, msg)
             case Validate(_, _, block):
-                return self._validate(block)
+                return self.judge.validate(block)
             case Build(height, round_):
                 self._schedule_build(height, round_)  # answered later: BuildDue, then BlockBuilt
             case Fetch(peer, from_height):
@@ -421,68 +416,9 @@ class Node:
         before send), while the event loop keeps admitting records meanwhile."""
         await asyncio.get_running_loop().run_in_executor(self.disk, fn, *args)
 
-    async def _preverify(self, msg: Message) -> None:
-        """Verify, on the worker threads, the records of a block we are about to judge
-        that we never admitted ourselves, so the consensus step itself stays cheap."""
-        if not isinstance(msg, Proposal) or msg.block is None:
-            return
-        # Only a proposal the replica would look at: right height, from that round's
-        # primary, validly signed, the first for its round (a primary repeating or
-        # varying its proposal gets its records checked once); anything else costs
-        # us nothing beyond one verify.
-        r, slot = self.replica, (msg.height, msg.round)
-        if (msg.height != r.height or not r.round <= msg.round <= r.round + ROUND_WINDOW
-                or msg.sender != r.primary(msg.round) or slot in self.preverified
-                or len(self.preverified) >= PREVERIFIED_ROUNDS_MAX
-                or len(msg.block.payload) > self.genesis.block_max_records or not r.valid_signature(msg)):
-            return
-        self.preverified.add(slot)
-        try:
-            header = decode_header(msg.block.header)
-        except InvalidInput:
-            return
-        if not payload_matches(header, self.store.frontier, msg.block.payload):
-            return  # not the records the header names: the replica refuses it, no signature spent
-        await self.verification.verify_ahead(msg.block.payload)
-
-    def _validate(self, block: BlockData, certified: bool = False) -> bool:
-        """Judge a block by our rules; a `certified` one (its QC checked) without record
-        signatures or our clock (it was committed when its time was checked)."""
-        try:
-            header = decode_header(block.header)
-            cached = self.checked.get(header.block_hash)
-            if cached is not None:  # same header hash; the records must be the same too
-                return block.payload == tuple(env.raw for env in cached.block.envelopes)
-            full = Block(header, self.verification.envelopes(block.payload, certified))
-            checked = check_block(full, self.store.head(), self.view, self.store.frontier,
-                                  self.genesis, now_ms=None if certified else now_ms(), sigs_checked=True)
-        except InvalidInput as exc:
-            self.reject(f"block_{exc.code}")
-            return False
-        self.checked[header.block_hash] = checked
-        return True
-
-    def _certified(self, block: BlockData) -> CheckedBlock:
-        """The checked block the replica decided to commit: judged already, or now (a
-        block prepared before a restart)."""
-        header = decode_header(block.header)
-        checked = self.checked.get(header.block_hash)
-        if checked is None:
-            # Q validators certified it, so it must pass our rules too. If it does not,
-            # the rules are not deterministic: stop before the next height's state is
-            # persisted, so a restart still knows what we signed at this height.
-            try:
-                full = Block(header, self.verification.envelopes(block.payload))  # each one verified
-                checked = check_block(full, self.store.head(), self.view, self.store.frontier, self.genesis,
-                                      sigs_checked=True)
-            except InvalidInput as exc:
-                raise NodeFailed(f"certified block {header.height} fails our rules: {exc}") from exc
-            self.checked[header.block_hash] = checked
-        return checked
-
     async def _commit(self, block: BlockData, qc: Any, fetched: bool = False) -> None:
         header = decode_header(block.header)
-        checked = self._certified(block)
+        checked = self.judge.certified(block)
         await self._on_disk(self.store.commit, checked, qc)
         self.heights.committed()
         if (VALIDATORS, "") in checked.facts:
@@ -492,9 +428,8 @@ class Node:
                         members.n, "follows" if self.replica.me is None else f"is validator {self.replica.me}")
             for line in self.net.prune():
                 log.info("%s", line)
-        self.checked.clear()
+        self.judge.committed()
         self.verification.verified.clear()
-        self.preverified.clear()
         ids = [env.record_id for env in checked.block.envelopes]
         self.histograms.committed(len(ids), len(block.header) + sum(len(raw) for raw in block.payload),
                                   self.mempool.waited_s(ids, time.monotonic()))  # before they leave the pool
@@ -509,12 +444,6 @@ class Node:
         else:
             self.activity.live(header.height)
             self.activity.committed(header.height, len(ids), qc.round)
-
-    def _next_set(self, block: BlockData) -> ValidatorSet | None:
-        """The set a block hands the next height to, if it changes it (the replica asks
-        when it commits the block, before the store holds it)."""
-        fact = self._certified(block).facts.get((VALIDATORS, ""))
-        return None if fact is None else set_of_fact(fact)
 
     def _regossip(self) -> None:
         """Nothing committed for a round timeout while records wait here: send the oldest
@@ -556,7 +485,7 @@ class Node:
             await self._run(NothingToBuild(height, round_))
             await self._run(RecordsChanged(len(self.mempool)))
             return
-        self.checked[header.block_hash] = checked
+        self.judge.built(checked)
         data = BlockData(header.raw, tuple(env.raw for env in checked.block.envelopes))
         await self._run(BlockBuilt(height, round_, data))
 
@@ -584,7 +513,7 @@ class Node:
                 raise
             if len(block.payload) > self.genesis.block_max_records:
                 raise InvalidInput("too_large", f"block {header.height} holds more records than a block may")
-            if not self._validate(block, certified=True):
+            if not self.judge.validate(block, certified=True):
                 self.reject("fetched_block_invalid")
                 return
             await self._run(BlockFetched(block, qc), fetched=True)

@@ -27,7 +27,7 @@ MODULE_LAYERS = {
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],
     "net": ["guard", "catchup"],
     "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
-                "calls", "nodeinit", "overview", "__main__"],
+                "calls", "judge", "nodeinit", "overview", "__main__"],
 }
 # What each layer may import (besides itself).
 MAY_IMPORT = {
