@@ -166,7 +166,7 @@ class _Overlay:
     def __init__(self, store: statemap.NodeStore, extra: Mapping[bytes, bytes]) -> None:
         self.store, self.extra = store, extra
 
-    def node(self, node_hash: bytes) -> statemap.Node | None:
+    def node(self, node_hash: bytes) -> statemap.Stored | None:
         found = self.extra.get(node_hash)
         return statemap.decode_node(node_hash, found) if found is not None else self.store.node(node_hash)
 

@@ -66,7 +66,7 @@ from typing import Any, Protocol
 
 from . import codec, merkle
 from .crypto import tagged_hash
-from .errors import InvalidInput, StoreCorrupt
+from .errors import InvalidInput, StoreCorrupt, StoreOutdated
 
 HASH_BYTES = 32
 PATH_BITS = 256
@@ -79,7 +79,9 @@ VALUE_LIMITS = codec.DEFAULT_LIMITS  # a validators value of 256 members is far 
 PROOF_JSON_MAX_BYTES = 32 << 10
 U64_END = 1 << 64
 
-_LEAF_TAG, _INNER_TAG, _ATTACHED_LEAF_TAG = b"\x00", b"\x01", b"\x02"
+# Stored node tags: 01 was an inner node of the earlier layout, one node a key (a store
+# that still has them is rebuilt, docs/storage.md).
+_LEAF_TAG, _EARLIER_INNER_TAG, _ATTACHED_LEAF_TAG, _TILE_TAG = b"\x00", b"\x01", b"\x02", b"\x03"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Changes = Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]]
@@ -286,21 +288,139 @@ def proof_from_json(doc: Any) -> Proof:
 
 # -- the incremental map -----------------------------------------------------------
 
-
-# A decoded node: (True, path, value_bytes, attached) for a leaf, (False, left, right, b"")
-# for an inner node. `attached` is what a leaf keeps beside its value that the map does
-# not hash (a record list's right edge, see `list_append`); b"" for most entries.
+# A decoded leaf: (True, path, value_bytes, attached). `attached` is what a leaf keeps
+# beside its value that the map does not hash (a record list's right edge, see
+# `list_append`); b"" for most entries. (The first field tells it from a Tile.)
 Node = tuple[bool, bytes, bytes, bytes]
+ATTACHED_HASHES_MAX = 64  # a record list's right edge: one hash per set bit of a u64 size
+
+TILE_LEVELS = 4  # the levels of the tree one stored tile holds
+_SLOTS = 1 << TILE_LEVELS  # a tile's positions 16..31 are its slots, TILE_LEVELS below its root
+_POSITIONS = 2 * _SLOTS
+# What a position of a tile holds. At a slot, _INNER is the root of the tile below.
+_EMPTY, _LEAF, _INNER = 0, 1, 2
+
+
+# TILE_LEVELS levels of the tree below an inner node at a depth divisible by TILE_LEVELS,
+# by position as in a heap: (hashes, kinds), hashes[p] and kinds[p] for p = 1 (the tile's
+# root) to 31, p's halves at 2p and 2p + 1, the slots 16..31 at the tile's depth +
+# TILE_LEVELS. A position that holds one entry holds its leaf (the collapse rule); a slot
+# that holds two or more holds the tile below. A tuple of a tuple and bytes, never
+# changed once made: the garbage collector stops tracking it, however many are cached
+# (a class instance or lists would be scanned by every full collection).
+Tile = tuple[tuple[bytes, ...], bytes]
+
+
+def is_tile(node: Node | Tile) -> bool:
+    return len(node) == 2
+
+
+def tile_slots(tile: Tile) -> list[tuple[bytes, bool]]:
+    """(hash, is a leaf) of each slot of a tile that holds something, in path order."""
+    hs, ks = tile
+    return [(hs[s], ks[s] == _LEAF) for s in range(_SLOTS, _POSITIONS) if ks[s] != _EMPTY]
+
+
+Stored = Node | Tile  # what a node store holds under a hash: a leaf, or a tile by its root
+
+
+def _settle(hs: list[bytes], ks: bytearray, p: int) -> None:
+    """Position p from its two halves: empty, the one leaf it holds, or an inner node."""
+    left = p << 1
+    kl, kr = ks[left], ks[left + 1]
+    if kl == _INNER or kr == _INNER or (kl == _LEAF and kr == _LEAF):
+        hs[p] = sha256(_INNER_HASH_PREFIX + hs[left] + hs[left + 1]).digest()
+        ks[p] = _INNER
+    elif kl == _EMPTY:  # the right half: empty, or one leaf lifted
+        hs[p], ks[p] = hs[left + 1], kr
+    else:  # one leaf on the left, nothing on the right
+        hs[p], ks[p] = hs[left], _LEAF
+
+
+def _slot(p: bytes, depth: int) -> int:
+    """The slot of path p in a tile at `depth` (a multiple of TILE_LEVELS): its next four bits."""
+    byte = p[depth >> 3]
+    return _SLOTS + (byte & 15 if depth & 4 else byte >> 4)
+
+
+def _tile_bytes(hs: list[bytes], ks: bytearray) -> bytes:
+    """A tile as stored: 03, the slots that hold something and those that hold a leaf
+    (two 16-bit big-endian maps, bit s for slot s), then those slots' hashes in order.
+    Its inner positions are hashed again from them when it is read."""
+    present = leaves = 0
+    parts = []
+    for s in range(_SLOTS):
+        kind = ks[_SLOTS + s]
+        if kind != _EMPTY:
+            present |= 1 << s
+            if kind == _LEAF:
+                leaves |= 1 << s
+            parts.append(hs[_SLOTS + s])
+    return _TILE_TAG + present.to_bytes(2, "big") + leaves.to_bytes(2, "big") + b"".join(parts)
+
+
+def _decode_tile(h: bytes, raw: bytes) -> Tile:
+    present, leaves = int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big")
+    if len(raw) < 5 or leaves & ~present or len(raw) != 5 + HASH_BYTES * present.bit_count():
+        raise StoreCorrupt(f"state map tile {h.hex()} is not a tile's layout")
+    hs, ks = [EMPTY_ROOT] * _POSITIONS, bytearray(_POSITIONS)
+    at = 5
+    for s in range(_SLOTS):
+        if present >> s & 1:
+            hs[_SLOTS + s], ks[_SLOTS + s] = raw[at:at + HASH_BYTES], _LEAF if leaves >> s & 1 else _INNER
+            at += HASH_BYTES
+            if hs[_SLOTS + s] == EMPTY_ROOT:
+                raise StoreCorrupt(f"state map tile {h.hex()} names an empty slot as full")
+    for p in range(_SLOTS - 1, 0, -1):
+        _settle(hs, ks, p)
+    if ks[1] != _INNER or hs[1] != h:
+        raise StoreCorrupt(f"state map tile {h.hex()} does not hash to its key")
+    return tuple(hs), bytes(ks)
+
+
+def _decode_leaf(h: bytes, raw: bytes) -> Node:
+    tag, node = raw[:1], None
+    if tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
+        node = (True, raw[1:33], raw[33:], b"")
+    elif tag == _ATTACHED_LEAF_TAG and len(raw) > 2 + HASH_BYTES:
+        end = 2 + HASH_BYTES * (raw[33] + 1)
+        node = (True, raw[1:33], raw[end:], raw[34:end]) if len(raw) > end else None
+    if node is None or h != leaf_hash(node[1], value_hash(node[2])):
+        raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
+    if node[3]:
+        try:
+            list_append(node[2], node[3], [])
+        except InvalidInput as exc:
+            raise StoreCorrupt(f"state map node {h.hex()} keeps a right edge but no record list "
+                               f"({exc.message})") from None
+    return node
+
+
+def is_earlier_layout(raw: bytes) -> bool:
+    """Is this a stored inner node of the layout before tiles?"""
+    return raw[:1] == _EARLIER_INNER_TAG
+
+
+def decode_node(h: bytes, raw: bytes) -> Stored:
+    """A stored leaf or tile whose bytes must hash to `h`, a leaf's attachment (only ever
+    a record list's right edge) folding to the list's root; StoreCorrupt if not. Whatever
+    holds a decoded node may use it without checking again."""
+    tag = raw[:1]
+    if tag == _TILE_TAG:
+        return _decode_tile(h, raw)
+    if tag == _EARLIER_INNER_TAG:
+        raise StoreOutdated(f"state map node {h.hex()} is an inner node of the earlier layout (one node a key)")
+    return _decode_leaf(h, raw)
 
 
 class NodeStore(Protocol):
-    """Where a StateMap keeps its nodes, by hash (see the module doc).
+    """Where a StateMap keeps its leaves and tiles, by hash (see the module doc).
 
-    `node` answers a node decoded and checked against its hash (`decode_node`, or
-    computed by this process), None for a hash it does not hold; `put` writes one batch,
+    `node` answers one decoded and checked against its hash (`decode_node`, or computed
+    by this process), None for a hash it does not hold; `put` writes one batch,
     atomically for a persistent store. Nodes are immutable, so `put` never overwrites."""
 
-    def node(self, node_hash: bytes) -> Node | None: ...
+    def node(self, node_hash: bytes) -> Stored | None: ...
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None: ...
 
@@ -314,7 +434,7 @@ class MemoryNodeStore:
     def get(self, node_hash: bytes) -> bytes | None:
         return self.nodes.get(node_hash)
 
-    def node(self, node_hash: bytes) -> Node | None:
+    def node(self, node_hash: bytes) -> Stored | None:
         raw = self.nodes.get(node_hash)
         return None if raw is None else decode_node(node_hash, raw)
 
@@ -326,47 +446,16 @@ class MemoryNodeStore:
 class Batch:
     """A prepared batch: computed on `base`, it gives `root` once `nodes` are stored.
 
-    `parsed` holds the same new nodes decoded (what a store's cache keeps, so a node is
-    never parsed from its bytes again) and `replaced` the nodes of `base` on the changed
-    paths, which the new root no longer reaches (what a cache may drop)."""
+    `nodes` are the new leaves' and tiles' bytes by hash, `parsed` the same decoded (what
+    a store's cache keeps, so nothing is decoded from bytes again), `replaced` the
+    leaves and tiles of `base` on the changed paths, which the new root no longer reaches
+    (what a cache may drop)."""
 
     base: bytes
     root: bytes
     nodes: Mapping[bytes, bytes]
-    parsed: Mapping[bytes, Node] = field(default_factory=dict)
+    parsed: Mapping[bytes, Stored] = field(default_factory=dict)
     replaced: tuple[bytes, ...] = ()
-
-
-ATTACHED_HASHES_MAX = 64  # a record list's right edge: one hash per set bit of a u64 size
-
-
-def _parse_node(raw: bytes) -> Node | None:
-    """The parts of a stored node's bytes (None: no node's layout); nothing is hashed."""
-    tag = raw[:1]
-    if tag == _INNER_TAG:
-        return (False, raw[1:33], raw[33:], b"") if len(raw) == 1 + 2 * HASH_BYTES else None
-    if tag == _LEAF_TAG:
-        return (True, raw[1:33], raw[33:], b"") if len(raw) > 1 + HASH_BYTES else None
-    if tag == _ATTACHED_LEAF_TAG and len(raw) > 2 + HASH_BYTES:
-        end = 2 + HASH_BYTES * (raw[33] + 1)
-        return (True, raw[1:33], raw[end:], raw[34:end]) if len(raw) > end else None
-    return None
-
-
-def decode_node(h: bytes, raw: bytes) -> Node:
-    """A stored node whose bytes must hash to `h`, and whose attachment (only ever a
-    record list's right edge) folds to the list's root; StoreCorrupt if not. Whatever
-    holds a decoded node may use it without checking again."""
-    node = _parse_node(raw)
-    if node is None or h != (leaf_hash(node[1], value_hash(node[2])) if node[0] else inner_hash(node[1], node[2])):
-        raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
-    if node[3]:
-        try:
-            list_append(node[2], node[3], [])
-        except InvalidInput as exc:
-            raise StoreCorrupt(f"state map node {h.hex()} keeps a right edge but no record list "
-                               f"({exc.message})") from None
-    return node
 
 
 # A change's outcome: (value_bytes, attached), or None (no entry).
@@ -393,19 +482,15 @@ def _resolve(change: Change, current: Outcome) -> Outcome:
     return outcome
 
 
-# A subtree after an update: its hash, and whether it is one leaf (None: not known yet).
-_Sub = tuple[bytes, bool | None]
-
-
 class _Writes:
-    """What one descent makes: the new nodes' bytes (`raw`) and decoded (`parsed`), and the
-    old nodes it replaced, which the new root no longer reaches (`replaced`)."""
+    """What one descent makes: the new leaves' and tiles' bytes (`raw`) and decoded
+    (`parsed`), and the old ones it replaced, which the new root no longer reaches."""
 
     __slots__ = ("raw", "parsed", "replaced")
 
     def __init__(self) -> None:
         self.raw: dict[bytes, bytes] = {}
-        self.parsed: dict[bytes, Node] = {}
+        self.parsed: dict[bytes, Stored] = {}
         self.replaced: list[bytes] = []
 
 
@@ -419,50 +504,63 @@ def _leaf_node(p: bytes, value_bytes: bytes, attached: bytes, out: _Writes) -> b
     return h
 
 
-# inner_hash on the update path, spelled out: the node's bytes and its hash share the
-# children's concatenation.
-def _inner_node(left: bytes, right: bytes, out: _Writes) -> bytes:
-    children = left + right
-    h = sha256(_INNER_HASH_PREFIX + children).digest()
-    out.raw[h] = _INNER_TAG + children
-    out.parsed[h] = (False, left, right, b"")
+def _new_tile(hs: list[bytes], ks: bytearray, out: _Writes) -> bytes:
+    h = hs[1]
+    out.raw[h] = _tile_bytes(hs, ks)
+    out.parsed[h] = tuple(hs), bytes(ks)
     return h
 
 
-def _split_at(items: Sequence[tuple[Any, ...]], depth: int, lo: int, hi: int) -> int:
-    """Index of the first of items[lo:hi] with bit `depth` set; they are sorted and share
-    their first `depth` bits, so those with the bit clear all come first."""
-    byte, mask = depth >> 3, 0x80 >> (depth & 7)
-    for i in range(lo, hi):
-        if items[i][0][byte] & mask:
-            return i
-    return hi
+# An entry being built into a subtree: (path, value_bytes, attached, its stored leaf's
+# hash if that leaf is unchanged, else None).
+_Entry = tuple[bytes, bytes, bytes, bytes | None]
+# A subtree after an update: its hash and what it is (_EMPTY, _LEAF or _INNER).
+_Sub = tuple[bytes, int]
 
 
-# An entry being built into a subtree: (path, value_bytes, attached).
-_Entry = tuple[bytes, bytes, bytes]
-
-
-def _build(entries: list[_Entry], depth: int, out: _Writes,
-           kept: tuple[bytes, bytes] | None = None) -> _Sub:
-    """A new subtree at `depth` holding `entries` (sorted, sharing their first `depth` bits).
-    `kept` is (path, hash) of a stored leaf among them that is unchanged: not hashed again."""
+def _subtree(entries: list[_Entry], depth: int, out: _Writes) -> _Sub:
+    """A new subtree at `depth` (a multiple of TILE_LEVELS) holding `entries`, sorted and
+    sharing their first `depth` bits: nothing, one leaf, or a tile over tiles."""
     if not entries:
-        return EMPTY_ROOT, False
+        return EMPTY_ROOT, _EMPTY
     if len(entries) == 1:
-        p, value_bytes, attached = entries[0]
-        if kept is not None and p == kept[0]:
-            return kept[1], True
-        return _leaf_node(p, value_bytes, attached, out), True
-    # All entries share the bits above the first one where the smallest and the largest
-    # path differ; above that split sits a chain of inner nodes with one empty child.
-    first, last = entries[0][0], entries[-1][0]
-    split = PATH_BITS - (int.from_bytes(first, "big") ^ int.from_bytes(last, "big")).bit_length()
-    i = _split_at(entries, split, 0, len(entries))
-    h = _inner_node(_build(entries[:i], split + 1, out, kept)[0], _build(entries[i:], split + 1, out, kept)[0], out)
-    for d in range(split - 1, depth - 1, -1):
-        h = _inner_node(EMPTY_ROOT, h, out) if bit(first, d) else _inner_node(h, EMPTY_ROOT, out)
-    return h, False
+        p, value_bytes, attached, kept = entries[0]
+        return (kept if kept is not None else _leaf_node(p, value_bytes, attached, out)), _LEAF
+    if depth >= PATH_BITS:
+        raise AssertionError("two distinct paths share all 256 bits")
+    hs, ks = [EMPTY_ROOT] * _POSITIONS, bytearray(_POSITIONS)
+    i, n = 0, len(entries)
+    while i < n:
+        s, j = _slot(entries[i][0], depth), i + 1
+        while j < n and _slot(entries[j][0], depth) == s:
+            j += 1
+        hs[s], ks[s] = _subtree(entries[i:j], depth + TILE_LEVELS, out)
+        i = j
+    for pos in range(_SLOTS - 1, 0, -1):
+        _settle(hs, ks, pos)
+    return _new_tile(hs, ks, out), _INNER
+
+
+def _merge_leaf(h: bytes, leaf: Node, changes: Sequence[tuple[bytes, Change]], depth: int, out: _Writes) -> _Sub:
+    """The subtree at `depth` that held only the leaf `h`, after `changes`."""
+    _, p0, value0, attached0 = leaf
+    if len(changes) == 1 and changes[0][0] == p0:  # most of a block's: an append to a list
+        now = _resolve(changes[0][1], (value0, attached0))
+        if now is not None and now[0] == value0:
+            return h, _LEAF  # unchanged: the stored leaf stays, attachment and all
+        out.replaced.append(h)
+        return (EMPTY_ROOT, _EMPTY) if now is None else (_leaf_node(p0, now[0], now[1], out), _LEAF)
+    merged: dict[bytes, Outcome] = {p0: (value0, attached0)}
+    for p, u in changes:
+        merged[p] = _resolve(u, merged[p0] if p == p0 else None)
+    # An unchanged value keeps the stored leaf, attachment and all: a node whose hash is
+    # stored already is never written again (a write of the same value has no attachment).
+    now = merged[p0]
+    kept = h if now is not None and now[0] == value0 else None
+    if kept is None:
+        out.replaced.append(h)
+    return _subtree(sorted((p, o[0], o[1], kept if p == p0 else None) for p, o in merged.items() if o is not None),
+                    depth, out)
 
 
 class StateMap:
@@ -540,7 +638,8 @@ class StateMap:
         out = _Writes()
         root = self._root
         if changes:
-            root = self._update(root, 0, changes, 0, len(changes), out)[0]
+            kind = _EMPTY if root == EMPTY_ROOT else _INNER if len(self._load(root)) == 2 else _LEAF
+            root = self._update(root, kind, 0, changes, 0, len(changes), out)[0]
         return Batch(self._root, root, out.raw, out.parsed, tuple(out.replaced))
 
     def commit(self, batch: Batch) -> None:
@@ -550,126 +649,87 @@ class StateMap:
             self._store.put(batch.nodes)
         self._root = batch.root
 
-    def _load(self, h: bytes) -> Node:
+    def _load(self, h: bytes) -> Stored:
         node = self._node(h)
         if node is None:
             raise StoreCorrupt(f"state map node {h.hex()} is not stored")
         return node
 
+    def _tile(self, h: bytes) -> Tile:
+        node = self._load(h)
+        if len(node) != 2:
+            raise StoreCorrupt(f"state map node {h.hex()} is a leaf where a tile belongs")
+        return node
+
+    def _leaf(self, h: bytes) -> Node:
+        node = self._load(h)
+        if len(node) == 2:
+            raise StoreCorrupt(f"state map node {h.hex()} is a tile where a leaf belongs")
+        return node
+
     def _walk(self, p: bytes) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
         """Siblings top-down along p's walk, and the (path, value) of the leaf it ends at."""
         siblings: list[bytes] = []
-        h = self._root
-        while h != EMPTY_ROOT:
-            is_leaf, a, b, _ = self._load(h)
-            if is_leaf:
-                return siblings, (a, b)
-            if len(siblings) == SIBLINGS_MAX:
-                raise StoreCorrupt("state map nodes nest deeper than 256 levels")
-            if bit(p, len(siblings)):
-                siblings.append(a)
-                h = b
-            else:
-                siblings.append(b)
-                h = a
-        return siblings, None
-
-    def _update(self, h: bytes, depth: int, changes: list[tuple[bytes, Change]], lo: int, hi: int,
-                out: _Writes) -> _Sub:
-        """The subtree at `depth` whose hash is `h`, after changes[lo:hi] (sorted, non-empty,
-        all within the subtree); new nodes go to `out`."""
-        if hi - lo == 1:
-            return self._update_one(h, depth, changes[lo], out)
-        if h == EMPTY_ROOT:
-            return _build(_outcomes(changes[lo:hi], None), depth, out)
-        is_leaf, a, b, attached = self._load(h)
-        if is_leaf:
-            return _merge_leaf(h, (a, b, attached), changes[lo:hi], depth, out)
-        if depth >= PATH_BITS:
-            raise StoreCorrupt("state map nodes nest deeper than 256 levels")
-        i = _split_at(changes, depth, lo, hi)
-        left = self._update(a, depth + 1, changes, lo, i, out) if i > lo else (a, None)
-        right = self._update(b, depth + 1, changes, i, hi, out) if i < hi else (b, None)
-        if (left[0], right[0]) == (a, b):
-            return h, False  # deletes of absent paths, or writes of unchanged values
-        out.replaced.append(h)
-        return self._join(left, right, out)
-
-    def _update_one(self, h: bytes, depth: int, change: tuple[bytes, Change], out: _Writes) -> _Sub:
-        """`_update` for one change: a walk down its path and one node per level back up,
-        without recursion (most of a block's changes part from the others near the top)."""
-        p = change[0]
-        trail: list[tuple[bytes, int]] = []  # (sibling, 1 if we went right)
-        walked: list[bytes] = []  # the nodes above the change, replaced if it changes anything
-        top = h
-        while True:
-            if h == EMPTY_ROOT:
-                sub = _build(_outcomes([change], None), depth, out)
-                break
-            is_leaf, a, b, attached = self._load(h)
-            if is_leaf:
-                # The change's own entry (most of a block's: a list append) keeps its
-                # place; anything else may push leaves down or lift them (`_merge_leaf`).
-                sub = _change_leaf(h, b, attached, change, out) if a == p else \
-                    _merge_leaf(h, (a, b, attached), [change], depth, out)
-                break
+        if self._root == EMPTY_ROOT:
+            return siblings, None
+        node, depth = self._load(self._root), 0
+        while len(node) == 2:
+            (hs, ks), pos = node, 1
+            for i in range(depth, depth + TILE_LEVELS):
+                b = (p[i >> 3] >> (7 - (i & 7))) & 1
+                siblings.append(hs[(pos << 1) | (b ^ 1)])
+                pos = (pos << 1) | b
+                if ks[pos] != _INNER:
+                    break
+            if ks[pos] == _EMPTY:
+                return siblings, None
+            if ks[pos] == _LEAF:
+                leaf = self._leaf(hs[pos])
+                return siblings, (leaf[1], leaf[2])
+            depth += TILE_LEVELS
             if depth >= PATH_BITS:
-                raise StoreCorrupt("state map nodes nest deeper than 256 levels")
-            went_right = (p[depth >> 3] >> (7 - (depth & 7))) & 1
-            trail.append((a, 1) if went_right else (b, 0))
-            walked.append(h)
-            h = b if went_right else a
-            depth += 1
-        if sub[0] == h:
-            return top, None  # the entry was unchanged: so is every node above it
-        out.replaced.extend(walked)
-        for sibling, went_right in reversed(trail):
-            if sibling != EMPTY_ROOT and sub[0] != EMPTY_ROOT:  # the common case, without `_join`
-                sub = (_inner_node(sibling, sub[0], out) if went_right else _inner_node(sub[0], sibling, out)), False
-            else:
-                sub = self._join((sibling, None), sub, out) if went_right else self._join(sub, (sibling, None), out)
-        return sub
+                raise StoreCorrupt("state map tiles nest deeper than 256 levels")
+            node = self._tile(hs[pos])
+        return siblings, (node[1], node[2])
 
-    def _join(self, left: _Sub, right: _Sub, out: _Writes) -> _Sub:
-        """A subtree from its two halves, collapsed to a leaf if it holds one entry."""
-        if left[0] == EMPTY_ROOT and (right[0] == EMPTY_ROOT or self._is_leaf(right)):
-            return right[0], right[0] != EMPTY_ROOT
-        if right[0] == EMPTY_ROOT and self._is_leaf(left):
-            return left[0], True
-        return _inner_node(left[0], right[0], out), False
-
-    def _is_leaf(self, sub: _Sub) -> bool:
-        return sub[1] if sub[1] is not None else self._load(sub[0])[0]
-
-
-def _outcomes(changes: Sequence[tuple[bytes, Change]], current: Outcome) -> list[_Entry]:
-    """The entries changes to absent paths create."""
-    return [(p, *o) for p, u in changes if (o := _resolve(u, current)) is not None]
-
-
-def _change_leaf(h: bytes, value0: bytes, attached0: bytes, change: tuple[bytes, Change], out: _Writes) -> _Sub:
-    """The subtree that held only the leaf `h`, after one change of that leaf's own entry."""
-    now = _resolve(change[1], (value0, attached0))
-    if now is not None and now[0] == value0:
-        return h, True  # unchanged: the stored leaf stays, attachment and all
-    out.replaced.append(h)
-    return (EMPTY_ROOT, False) if now is None else (_leaf_node(change[0], now[0], now[1], out), True)
-
-
-def _merge_leaf(h: bytes, leaf: tuple[bytes, bytes, bytes], changes: Sequence[tuple[bytes, Change]], depth: int,
+    def _update(self, h: bytes, kind: int, depth: int, changes: list[tuple[bytes, Change]], lo: int, hi: int,
                 out: _Writes) -> _Sub:
-    """The subtree at `depth` that held only the leaf `h`, after `changes`."""
-    p0, value0, attached0 = leaf
-    merged: dict[bytes, Outcome] = {p0: (value0, attached0)}
-    for p, u in changes:
-        merged[p] = _resolve(u, merged[p0] if p == p0 else None)
-    # An unchanged value keeps the stored leaf, attachment and all: a node whose hash is
-    # stored already is never written again (a write of the same value has no attachment).
-    now = merged[p0]
-    kept = (p0, h) if now is not None and now[0] == value0 else None
-    if kept is None:
+        """The subtree at `depth` (a multiple of TILE_LEVELS) whose hash is `h` and kind
+        `kind`, after changes[lo:hi] (sorted, non-empty, all within it); new nodes go to `out`."""
+        if kind == _EMPTY:
+            return _subtree([(p, *o, None) for p, u in changes[lo:hi] if (o := _resolve(u, None)) is not None],
+                            depth, out)
+        if kind == _LEAF:
+            return _merge_leaf(h, self._leaf(h), changes[lo:hi], depth, out)
+        if depth >= PATH_BITS:
+            raise StoreCorrupt("state map tiles nest deeper than 256 levels")
+        tile = self._tile(h)
+        hs, ks = list(tile[0]), bytearray(tile[1])
+        touched: list[int] = []
+        i = lo
+        while i < hi:
+            s, j = _slot(changes[i][0], depth), i + 1
+            while j < hi and _slot(changes[j][0], depth) == s:
+                j += 1
+            sub = self._update(hs[s], ks[s], depth + TILE_LEVELS, changes, i, j, out)
+            if sub != (hs[s], ks[s]):
+                hs[s], ks[s] = sub
+                touched.append(s)
+            i = j
+        if not touched:
+            return h, _INNER  # deletes of absent paths, or writes of unchanged values
         out.replaced.append(h)
-    return _build(sorted((p, *o) for p, o in merged.items() if o is not None), depth, out, kept)
+        if len(touched) == 1:
+            p = touched[0] >> 1
+            while p:
+                _settle(hs, ks, p)
+                p >>= 1
+        else:
+            for p in sorted({s >> k for s in touched for k in range(1, TILE_LEVELS + 1)}, reverse=True):
+                _settle(hs, ks, p)
+        if ks[1] != _INNER:
+            return hs[1], ks[1]  # what is left is one entry, or none: no tile
+        return _new_tile(hs, ks, out), _INNER
 
 
 # -- record lists ------------------------------------------------------------------

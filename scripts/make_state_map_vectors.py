@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgernode import codec, crypto, statemap
-from ledgernode.statemap import Leaf, MemoryNodeStore, Proof, StateMap, list_value, path, proof_to_json
+from ledgernode.statemap import Leaf, Proof, StateMap, list_value, path, proof_to_json
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "state-map.json"
 FORMAT = "ledgernode-state-map-vectors/1"
@@ -105,10 +105,13 @@ def build(entries: list[Entry]) -> StateMap:
 def has_empty_subtree(entries: list[Entry]) -> bool:
     """Whether the tree has an inner node with an empty child (then some absence proof
     ends at a null leaf)."""
-    store = MemoryNodeStore()
-    StateMap(store).apply((p, value) for _, _, p, value in entries)
-    empty = statemap.EMPTY_ROOT
-    return any(raw[:1] == b"\x01" and empty in (raw[1:33], raw[33:]) for raw in store.nodes.values())
+    def split_once_empty(paths: list[bytes], depth: int) -> bool:
+        if len(paths) < 2:
+            return False
+        left = [p for p in paths if not statemap.bit(p, depth)]
+        right = [p for p in paths if statemap.bit(p, depth)]
+        return not left or not right or split_once_empty(left, depth + 1) or split_once_empty(right, depth + 1)
+    return split_once_empty([p for _, _, p, _ in entries], 0)
 
 
 def three_entries() -> list[Entry]:

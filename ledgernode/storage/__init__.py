@@ -119,8 +119,12 @@ class Store:
         if head.log_size:
             self.load_envelope(0)
             self.load_envelope(head.log_size - 1)
-        if head.state != EMPTY_ROOT and self.map_nodes.get(head.state) is None:
+        root = self.map_nodes.get(head.state) if head.state != EMPTY_ROOT else None
+        if head.state != EMPTY_ROOT and root is None:
             raise NotFound(f"the state map's root node {head.state.hex()[:16]}")
+        if root is not None and statemap.is_earlier_layout(root):
+            raise StoreOutdated("the store was written in an earlier layout (its state map keeps one inner node "
+                                "a key, not tiles): it must be rebuilt from its blocks")
         earlier = keys.EARLIER_LAYOUT_SUBJECT
         if next(iter(self.kv.scan(earlier, earlier[:1] + b"0")), None) is not None:
             raise StoreOutdated("the store was written in an earlier layout (it has a subject index s/, and its "

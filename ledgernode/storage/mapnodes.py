@@ -29,7 +29,7 @@ from ..errors import StoreCorrupt
 from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN, MapChange
 from .. import merkle
 from ..merkle import HASH_BYTES
-from ..statemap import Batch, Node, decode_node, list_leaf_hash
+from ..statemap import Batch, Stored, decode_node, list_leaf_hash
 from . import keys
 from .generations import Generations
 from .kv import KV
@@ -53,14 +53,14 @@ class MapNodes:
     def __init__(self, kv: KV, cache_nodes_max: int = MAP_CACHE_NODES_MAX, verify_reads: bool = False) -> None:
         """`verify_reads`: ask LevelDB to check each read's checksums (the scrub does)."""
         self.kv, self.verify_reads = kv, verify_reads
-        self._cache: Generations[Node] = Generations(cache_nodes_max)
+        self._cache: Generations[Stored] = Generations(cache_nodes_max)
 
     def get(self, node_hash: bytes) -> bytes | None:
         """A node's stored bytes, unchecked."""
         key = keys.map_node_key(node_hash)
         return self.kv.get(key, verify=True) if self.verify_reads else self.kv.get(key)
 
-    def node(self, node_hash: bytes) -> Node | None:
+    def node(self, node_hash: bytes) -> Stored | None:
         node = self._cache.get(node_hash)
         if node is None:
             raw = self.get(node_hash)

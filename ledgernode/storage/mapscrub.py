@@ -3,7 +3,7 @@
 `storage/scrub.py` checks the blocks; this checks what version 2 keeps beside them, read
 from the backend with every LevelDB checksum verified:
 - every map node reachable from the head header's `state` is stored (`t/`) and hashes
-  to its key (`statemap.decode_node`); the walk keeps one path, never the whole map;
+  to its key (`statemap.decode_node`); the walk keeps one path of tiles, never the whole map;
 - every leaf's value is a canonical msgpack map;
 - a record list's leaf (`subject`, `refby`: the leaves that keep a right edge) has the
   design's value `{"n", "root"}` and a right edge that folds to that root; its n
@@ -19,6 +19,7 @@ the head is derived data: `ledgernode repair` or a restart rebuilds it with the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from .. import codec, merkle, statemap
 from ..errors import InvalidInput, StorageError, StoreCorrupt
@@ -55,7 +56,7 @@ class MapScrub:
                 return
         self._stray_positions()
 
-    def _node(self, h: bytes) -> tuple[bool, bytes, bytes, bytes] | None:
+    def _node(self, h: bytes) -> statemap.Stored | None:
         where = f"state map node {h.hex()[:16]}"
         try:
             raw = self.kv.get(keys.map_node_key(h), verify=True)
@@ -70,19 +71,27 @@ class MapScrub:
 
     def _leaves(self) -> Iterator[tuple[bytes, bytes, bytes]]:
         """(path, value, attached) of every leaf under the root, depth first, in path order."""
-        stack = [(self.root, 0)] if self.root != statemap.EMPTY_ROOT else []
+        # (hash, depth, what its parent says it is: a leaf, a tile, or None for the root)
+        stack: list[tuple[bytes, int, bool | None]] = [(self.root, 0, None)] if self.root != statemap.EMPTY_ROOT else []
         while stack and not self.full():
-            h, depth = stack.pop()
+            h, depth, leaf_expected = stack.pop()
             node = self._node(h)
             if node is None:
                 continue
-            is_leaf, a, b, attached = node
-            if is_leaf:
-                yield a, b, attached
-            elif depth >= statemap.PATH_BITS:
-                self.add(f"state map node {h.hex()[:16]}: inner nodes nest deeper than {statemap.PATH_BITS} levels")
+            where = f"state map node {h.hex()[:16]}"
+            if statemap.is_tile(node):
+                if leaf_expected:
+                    self.add(f"{where}: a tile where its parent names a leaf")
+                elif depth >= statemap.PATH_BITS:
+                    self.add(f"{where}: tiles nest deeper than {statemap.PATH_BITS} levels")
+                else:
+                    stack.extend((child, depth + statemap.TILE_LEVELS, is_leaf)
+                                 for child, is_leaf in reversed(statemap.tile_slots(cast(statemap.Tile, node))))
+            elif leaf_expected is False:
+                self.add(f"{where}: a leaf where its parent names a tile")
             else:
-                stack.extend((child, depth + 1) for child in (b, a) if child != statemap.EMPTY_ROOT)
+                leaf = cast(statemap.Node, node)
+                yield leaf[1], leaf[2], leaf[3]
 
     def _entry(self, path: bytes, value: bytes, attached: bytes) -> None:
         where = f"state map entry {path.hex()[:16]}"

@@ -62,6 +62,23 @@ def test_a_store_of_an_earlier_layout_is_rebuilt_from_its_own_blocks(tmp_path: P
     store.close()
 
 
+def test_a_store_whose_map_keeps_one_inner_node_a_key_is_rebuilt_in_tiles(tmp_path: Path) -> None:
+    fill(tmp_path)
+    store = Store.open(tmp_path / "ledger")
+    head = store.head()
+    assert head is not None
+    key = keys.map_node_key(head.state)
+    assert (store.kv.get(key) or b"")[:1] == b"\x03"
+    store.kv.write([(key, b"\x01" + bytes(64))], [], sync=True)  # the layout before tiles, at the root
+    store.close()
+    with pytest.raises(StoreOutdated, match="earlier layout"):
+        Store.open(tmp_path / "ledger")
+    store, note = open_ledger(tmp_path, NET.genesis, can_resync=True)
+    assert note is not None and "of an earlier layout, rebuilt in the current one" in note
+    assert store.head() == head and (store.kv.get(key) or b"")[:1] == b"\x03"
+    store.close()
+
+
 def test_a_store_marked_damaged_while_running_is_replaced_and_copies_are_bounded(tmp_path: Path) -> None:
     for round_ in range(DAMAGED_KEPT_MAX + 2):
         fill(tmp_path, 1)

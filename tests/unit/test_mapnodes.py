@@ -152,14 +152,14 @@ def test_the_node_cache_is_bounded_and_what_it_dropped_is_read_again(tmp_path: P
 
 
 def _live_nodes(nodes: MapNodes, root: bytes) -> int:
-    """The nodes the map of `root` is made of."""
+    """The leaves and tiles the map of `root` is made of."""
     stack, count = [root], 0
     while stack:
         node = nodes.node(stack.pop())
         assert node is not None
         count += 1
-        if not node[0]:
-            stack.extend(child for child in node[1:3] if child != statemap.EMPTY_ROOT)
+        if statemap.is_tile(node):
+            stack.extend(child for child, _ in statemap.tile_slots(node))  # type: ignore[arg-type]
     return count
 
 

@@ -61,15 +61,16 @@ def test_a_whole_map_is_whole_and_counted(built: tuple[Net, Store]) -> None:
     assert report.map_entries == 1 + 5 + len(ledgermap.initial_entries(net.genesis))
 
 
-def test_a_missing_inner_node_is_named(built: tuple[Net, Store]) -> None:
+def test_a_missing_node_below_the_root_tile_is_named(built: tuple[Net, Store]) -> None:
     net, store = built
     head = store.head()
     assert head is not None
     root = store.kv.get(keys.map_node_key(head.state))
-    assert root is not None and root[:1] == b"\x01"  # more than one entry: an inner root
-    store.kv.write([], [keys.map_node_key(root[1:33])], sync=True)
+    assert root is not None and root[:1] == b"\x03"  # more than one entry: the root is a tile
+    first_slot = root[5:37]  # after the tag and the two slot maps
+    store.kv.write([], [keys.map_node_key(first_slot)], sync=True)
     texts = _texts(net, store)
-    assert len(texts) == 1 and texts[0] == f"state map node {root[1:33].hex()[:16]}: missing (not stored)"
+    assert len(texts) == 1 and texts[0] == f"state map node {first_slot.hex()[:16]}: missing (not stored)"
 
 
 def test_a_flipped_value_byte_fails_the_node_hash(built: tuple[Net, Store]) -> None:

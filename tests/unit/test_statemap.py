@@ -24,15 +24,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledgernode import codec, merkle
-from ledgernode.errors import InvalidInput, StoreCorrupt
+from ledgernode.errors import InvalidInput, StoreCorrupt, StoreOutdated
 from ledgernode.statemap import (
     EMPTY_ROOT,
     PROOF_JSON_MAX_BYTES,
     SIBLINGS_MAX,
+    TILE_LEVELS,
     Leaf,
     MemoryNodeStore,
     Proof,
     StateMap,
+    is_tile,
     bit,
     inner_hash,
     leaf_hash,
@@ -395,10 +397,66 @@ def test_a_batch_writes_once_and_only_on_commit() -> None:
     assert old.get(p) == entries[p] and verify(before, p, entries[p], old.prove(p))
 
 
-def test_an_update_touches_only_the_nodes_on_its_path() -> None:
+def test_an_update_writes_one_tile_per_four_levels_of_its_path_and_its_leaf() -> None:
     m, store, entries = filled(1000)
-    batch = m.prepare({next(iter(entries)): value(5000)})
-    assert len(batch.nodes) <= len(m.prove(next(iter(entries))).siblings) + 1
+    for p in list(entries)[:20]:
+        depth = len(m.prove(p).siblings)
+        batch = m.prepare({p: value(5000)})
+        assert len(batch.nodes) == -(-depth // TILE_LEVELS) + 1  # the tiles above the leaf, and the leaf
+        assert len(batch.replaced) == len(batch.nodes)  # each replaces its earlier version
+        assert sum(is_tile(batch.parsed[h]) for h in batch.nodes) == len(batch.nodes) - 1
+
+
+def _root_tile(store: MemoryNodeStore, m: StateMap) -> bytes:
+    raw = store.nodes[m.root]
+    assert raw[:1] == b"\x03"
+    return raw
+
+
+def test_a_stored_tile_is_checked_against_its_slots_and_its_key() -> None:
+    m, store, entries = filled()
+    p = next(iter(entries))
+    raw = _root_tile(store, m)
+    present = int.from_bytes(raw[1:3], "big")
+    assert len(raw) == 5 + 32 * present.bit_count()
+    for bad, says in [
+        (raw[:1] + (present & (present - 1)).to_bytes(2, "big") + raw[3:], "layout"),  # a slot dropped, its hash kept
+        (raw[:1] + (present & (present - 1)).to_bytes(2, "big") + raw[1:3] + raw[5:-32], "layout"),  # a leaf bit, no slot
+        (raw[:-1], "layout"),  # a hash cut short
+        (raw[:5] + bytes(32) + raw[37:], "empty slot"),
+        (raw[:-1] + bytes([raw[-1] ^ 1]), "does not hash"),
+    ]:
+        store.nodes[m.root] = bad
+        with pytest.raises(StoreCorrupt, match=says):
+            m.get(p)
+    store.nodes[m.root] = raw
+    assert m.get(p) == entries[p]
+
+
+def test_a_slot_that_names_a_tile_a_leaf_is_store_corrupt() -> None:
+    m, store, entries = filled(200)
+    raw = _root_tile(store, m)
+    present, leaves = int.from_bytes(raw[1:3], "big"), int.from_bytes(raw[3:5], "big")
+    s = next(s for s in range(16) if present >> s & 1 and not leaves >> s & 1)  # a slot holding a tile
+    bad_key = None
+    for p in entries:  # the same slot hashes, but the tile called a leaf: the hash may still hold
+        lied = raw[:3] + (leaves | 1 << s).to_bytes(2, "big") + raw[5:]
+        store.nodes[m.root] = lied
+        try:
+            m.get(p)
+        except StoreCorrupt as exc:
+            bad_key = str(exc)
+            break
+    assert bad_key is not None and ("where a leaf belongs" in bad_key or "does not hash" in bad_key)
+
+
+def test_an_inner_node_of_the_earlier_layout_is_store_outdated() -> None:
+    m, store, entries = filled()
+    top = m.store.node(m.root)
+    assert top is not None and is_tile(top)
+    store.nodes[m.root] = b"\x01" + bytes(64)  # one inner node a key: the layout before tiles
+    with pytest.raises(StoreOutdated, match="earlier layout"):
+        m.get(next(iter(entries)))
 
 
 def test_a_damaged_or_missing_node_is_store_corrupt() -> None:
