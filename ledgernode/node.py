@@ -652,15 +652,21 @@ class Node:
         log.info("node %s stopped at height %d", self.key.public.key_id, self.store.height)
 
 
+def tune_gc() -> None:
+    """The node's cyclic-GC policy (GC_GEN0_OBJECTS), applied once start-up is done;
+    scripts/bench_store.py applies it too, to measure the store as a node runs it."""
+    gc.collect()
+    gc.freeze()  # what start-up built lives as long as the node: never rescan it
+    gc.set_threshold(GC_GEN0_OBJECTS, *gc.get_threshold()[1:])
+
+
 async def serve(cfg: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
     loop = asyncio.get_running_loop()
     reload_asked: list[None] = []  # a SIGHUP while the node starts: its peers are reloaded once it runs
     loop.add_signal_handler(signal.SIGHUP, reload_asked.append, None)
     node = Node(cfg)
-    gc.collect()
-    gc.freeze()  # what start-up built lives as long as the node: never rescan it
-    gc.set_threshold(GC_GEN0_OBJECTS, *gc.get_threshold()[1:])
+    tune_gc()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -324,39 +324,52 @@ def tile_slots(tile: Tile) -> list[tuple[bytes, bool]]:
 Stored = Node | Tile  # what a node store holds under a hash: a leaf, or a tile by its root
 
 
-def _settle(hs: list[bytes], ks: bytearray, p: int) -> None:
-    """Position p from its two halves: empty, the one leaf it holds, or an inner node."""
-    left = p << 1
-    kl, kr = ks[left], ks[left + 1]
-    if kl == _INNER or kr == _INNER or (kl == _LEAF and kr == _LEAF):
-        hs[p] = sha256(_INNER_HASH_PREFIX + hs[left] + hs[left + 1]).digest()
-        ks[p] = _INNER
-    elif kl == _EMPTY:  # the right half: empty, or one leaf lifted
-        hs[p], ks[p] = hs[left + 1], kr
-    else:  # one leaf on the left, nothing on the right
-        hs[p], ks[p] = hs[left], _LEAF
+_ALL_POSITIONS = range(_SLOTS - 1, 0, -1)  # bottom-up: a position after both its halves
 
 
-def _slot(p: bytes, depth: int) -> int:
-    """The slot of path p in a tile at `depth` (a multiple of TILE_LEVELS): its next four bits."""
-    byte = p[depth >> 3]
-    return _SLOTS + (byte & 15 if depth & 4 else byte >> 4)
+def _settle(hs: list[bytes], ks: bytearray, positions: Iterable[int]) -> None:
+    """Each position (in an order that has both its halves settled first) from its two
+    halves: empty, the one leaf it holds, or an inner node."""
+    for p in positions:
+        left = p << 1
+        kl, kr = ks[left], ks[left + 1]
+        if kl == _INNER or kr == _INNER or (kl == _LEAF and kr == _LEAF):
+            hs[p] = sha256(_INNER_HASH_PREFIX + hs[left] + hs[left + 1]).digest()
+            ks[p] = _INNER
+        elif kl == _EMPTY:  # the right half: empty, or one leaf lifted
+            hs[p], ks[p] = hs[left + 1], kr
+        else:  # one leaf on the left, nothing on the right
+            hs[p], ks[p] = hs[left], _LEAF
+
+
+def _slots(items: Sequence[tuple[Any, ...]], depth: int, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """(slot, first, end) of each run of items[lo:hi] (sorted by path, first) that falls in
+    one slot of a tile at `depth` (a multiple of TILE_LEVELS): the next four bits."""
+    at, shift = depth >> 3, 0 if depth & 4 else 4
+    runs: list[tuple[int, int, int]] = []
+    for i in range(lo, hi):
+        s = _SLOTS + ((items[i][0][at] >> shift) & 15)
+        if runs and runs[-1][0] == s:
+            runs[-1] = (s, runs[-1][1], i + 1)
+        else:
+            runs.append((s, i, i + 1))
+    return runs
+
+
+# The slots' kinds as the digits of a tile's two slot maps, slot 0 last once reversed.
+_PRESENT_DIGITS = bytes.maketrans(bytes([_EMPTY, _LEAF, _INNER]), b"011")
+_LEAF_DIGITS = bytes.maketrans(bytes([_EMPTY, _LEAF, _INNER]), b"010")
 
 
 def _tile_bytes(hs: list[bytes], ks: bytearray) -> bytes:
     """A tile as stored: 03, the slots that hold something and those that hold a leaf
     (two 16-bit big-endian maps, bit s for slot s), then those slots' hashes in order.
     Its inner positions are hashed again from them when it is read."""
-    present = leaves = 0
-    parts = []
-    for s in range(_SLOTS):
-        kind = ks[_SLOTS + s]
-        if kind != _EMPTY:
-            present |= 1 << s
-            if kind == _LEAF:
-                leaves |= 1 << s
-            parts.append(hs[_SLOTS + s])
-    return _TILE_TAG + present.to_bytes(2, "big") + leaves.to_bytes(2, "big") + b"".join(parts)
+    kinds = bytes(ks[_SLOTS:])
+    present = int(kinds.translate(_PRESENT_DIGITS)[::-1], 2)
+    leaves = int(kinds.translate(_LEAF_DIGITS)[::-1], 2)
+    return (_TILE_TAG + present.to_bytes(2, "big") + leaves.to_bytes(2, "big")
+            + b"".join([h for h, kind in zip(hs[_SLOTS:], kinds) if kind]))
 
 
 def _decode_tile(h: bytes, raw: bytes) -> Tile:
@@ -371,8 +384,7 @@ def _decode_tile(h: bytes, raw: bytes) -> Tile:
             at += HASH_BYTES
             if hs[_SLOTS + s] == EMPTY_ROOT:
                 raise StoreCorrupt(f"state map tile {h.hex()} names an empty slot as full")
-    for p in range(_SLOTS - 1, 0, -1):
-        _settle(hs, ks, p)
+    _settle(hs, ks, _ALL_POSITIONS)
     if ks[1] != _INNER or hs[1] != h:
         raise StoreCorrupt(f"state map tile {h.hex()} does not hash to its key")
     return tuple(hs), bytes(ks)
@@ -529,15 +541,9 @@ def _subtree(entries: list[_Entry], depth: int, out: _Writes) -> _Sub:
     if depth >= PATH_BITS:
         raise AssertionError("two distinct paths share all 256 bits")
     hs, ks = [EMPTY_ROOT] * _POSITIONS, bytearray(_POSITIONS)
-    i, n = 0, len(entries)
-    while i < n:
-        s, j = _slot(entries[i][0], depth), i + 1
-        while j < n and _slot(entries[j][0], depth) == s:
-            j += 1
+    for s, i, j in _slots(entries, depth, 0, len(entries)):
         hs[s], ks[s] = _subtree(entries[i:j], depth + TILE_LEVELS, out)
-        i = j
-    for pos in range(_SLOTS - 1, 0, -1):
-        _settle(hs, ks, pos)
+    _settle(hs, ks, _ALL_POSITIONS)
     return _new_tile(hs, ks, out), _INNER
 
 
@@ -706,27 +712,18 @@ class StateMap:
         tile = self._tile(h)
         hs, ks = list(tile[0]), bytearray(tile[1])
         touched: list[int] = []
-        i = lo
-        while i < hi:
-            s, j = _slot(changes[i][0], depth), i + 1
-            while j < hi and _slot(changes[j][0], depth) == s:
-                j += 1
+        for s, i, j in _slots(changes, depth, lo, hi):
             sub = self._update(hs[s], ks[s], depth + TILE_LEVELS, changes, i, j, out)
             if sub != (hs[s], ks[s]):
                 hs[s], ks[s] = sub
                 touched.append(s)
-            i = j
         if not touched:
             return h, _INNER  # deletes of absent paths, or writes of unchanged values
         out.replaced.append(h)
         if len(touched) == 1:
-            p = touched[0] >> 1
-            while p:
-                _settle(hs, ks, p)
-                p >>= 1
+            _settle(hs, ks, (touched[0] >> 1, touched[0] >> 2, touched[0] >> 3, 1))  # TILE_LEVELS = 4
         else:
-            for p in sorted({s >> k for s in touched for k in range(1, TILE_LEVELS + 1)}, reverse=True):
-                _settle(hs, ks, p)
+            _settle(hs, ks, sorted({s >> k for s in touched for k in range(1, TILE_LEVELS + 1)}, reverse=True))
         if ks[1] != _INNER:
             return hs[1], ks[1]  # what is left is one entry, or none: no tile
         return _new_tile(hs, ks, out), _INNER
