@@ -10,17 +10,25 @@ directly, the reference the incremental `StateMap` is tested against.
 
 Theory of operation.
 
-Nodes are addressed by their hash, never by position. A stored node is
-`00 || path || value_bytes` (a leaf, key `map_leaf_hash(path, value_hash)`),
-`02 || path || k || k hashes || value_bytes` (a leaf with k hashes attached that the
-map does not hash: a record list's right edge) or `01 || left || right` (an inner
-node, key `map_inner_hash(left, right)`); empty
-subtrees are not stored: their hash, 32 zero bytes, is the sentinel. Reads go
-through `NodeStore.node`, writes through `NodeStore.put` (one batch per block), and
-every node read from bytes has its hash recomputed (`decode_node`), so a flipped bit
-on disk raises StoreCorrupt instead of yielding a wrong proof; a store keeps decoded
-nodes, and a batch carries its new nodes decoded as well as in bytes, so a node is
-decoded at most once per process. Why by hash rather than by (depth, path prefix):
+Hashing is binary, storage is by tiles: a *tile* holds four levels of the tree below
+an inner node at a depth divisible by four, by position as in a heap (1 is its root,
+p's halves are 2p and 2p + 1, 16..31 its slots four levels down). A slot holds
+nothing, one entry's leaf, or the next tile. Stored, each leaf and each tile is one
+key, addressed by its hash: a leaf is `00 || path || value_bytes` (key
+`map_leaf_hash(path, value_hash)`) or `02 || path || k || k hashes || value_bytes` (a
+leaf with k hashes attached that the map does not hash: a record list's right edge);
+a tile is `03 || present || leaves || hashes` (which slots hold something, which of
+those a leaf, and their hashes; key: the inner hash of its root), its inner positions
+hashed again from its slots when it is read. A change rewrites one tile per four
+levels of its path, not one node per level: a tree of 200,000 entries is some 19
+levels deep, and a block's commit batch is what LevelDB's time goes with, key by key
+(docs/performance.md). Empty subtrees are not stored: their hash, 32 zero bytes, is
+the sentinel. Reads go through `NodeStore.node`, writes through `NodeStore.put` (one
+batch per block); every leaf or tile read from bytes is checked against its key
+(`decode_node`), so a flipped bit on disk raises StoreCorrupt instead of yielding a
+wrong proof. A store keeps decoded nodes, and a batch carries its new ones decoded as
+well as in bytes, so nothing is decoded twice. Why by hash rather than by (depth, path
+prefix):
 - nodes are immutable and never overwritten: a block's state is reachable from the
   `state` root in its header alone, so there is no second pointer to keep in step; a
   crash after writing nodes but before the header leaves only unreferenced nodes;
@@ -30,23 +38,22 @@ decoded at most once per process. Why by hash rather than by (depth, path prefix
   anything: the node keeps the `Batch` while the block is voted on, and `commit`
   writes it with the block or the node drops it;
 - a leaf's hash does not depend on its depth, so when an insert pushes a collapsed
-  leaf down or a delete lifts one up, the leaf node itself is unchanged.
+  leaf down or a delete lifts one up, the leaf itself is unchanged.
 The price is that old versions stay stored: reclaiming space is a separate step
 that deletes the nodes no retained root reaches.
 
 Updates. A batch is a map path -> value_bytes or None (delete); from a sequence,
 later writes win, as in a block applied in log order. One recursive descent from the
-root carries the changes sorted by path and splits them by the bit of each depth, so
-it visits only the nodes on changed paths, reads each once and writes each new node
-once: O(k * depth) for k changes, never a rebuild. Where the descent meets an empty
-subtree or a leaf, the few entries that land there are built into a new subtree
-(`_build`). A change alone in its subtree (most of a block's, below the levels
-they share) is walked down its path and rebuilt on the way up without recursion
-(`_update_one`). On the way back, a subtree left with one empty child and one leaf child
-is replaced by that leaf, which is the collapse rule; depth never exceeds 256 because
-two distinct paths differ in some bit. The root after a batch depends only on the
-final entry set, so it equals the root of the same changes applied one by one, and
-`root_of`.
+root carries the changes sorted by path and splits them by the four bits of each
+tile's slots, so it visits only the tiles on changed paths, reads each once and writes
+each new one once: O(k * depth) for k changes, never a rebuild. Where the descent
+meets an empty slot or a leaf, the few entries that land there are built into a new
+subtree (`_subtree`). A tile's positions above its changed slots are settled again
+bottom-up (`_settle`): a position whose halves hold one leaf and nothing holds that
+leaf, which is the collapse rule, so a tile left with one entry gives its parent's
+slot that leaf; depth never exceeds 256 because two distinct paths differ in some bit.
+The root after a batch depends only on the final entry set, so it equals the root of
+the same changes applied one by one, and `root_of`.
 
 Record lists (`subject`, `refby`) hold `{"n", "root"}` of an RFC 6962 tree over
 `u64be(leaf_index)` leaves. A root alone cannot be extended: appending needs the

@@ -1,11 +1,12 @@
 """Where version 2 keeps the state map in LevelDB (docs/protocol.md section 11; docs/storage.md).
 
 Three kinds of keys (storage/keys.py):
-- `t/<node hash>`: a state-map node, the bytes `statemap` hashes (a leaf `00 || path ||
-  value`, a record list's leaf `02 || path || k || its right edge || value`, an inner
-  node `01 || left || right`). Nodes are content-addressed and never overwritten, so
-  every root once committed stays provable while later blocks commit. An append reads
-  the list's right edge from its leaf, so it reads nothing else.
+- `t/<node hash>`: a state-map leaf or tile (statemap.py: a leaf `00 || path || value`,
+  a record list's leaf `02 || path || k || its right edge || value`, a tile of four
+  levels `03 || present || leaves || slot hashes` under its top node's hash). They are
+  content-addressed and never overwritten, so every root once committed stays
+  provable while later blocks commit. An append reads the list's right edge from its
+  leaf, so it reads nothing else.
 - `l/<list path><level><u64 index>`: a node of one record list's RFC 6962 tree (the
   `subject` and `refby` entries) at level LIST_NODE_LEVEL_STORED_MIN or above, which
   list proofs read; a node below is hashed from the positions under it (at most
@@ -35,10 +36,11 @@ from .generations import Generations
 from .kv import KV
 
 
-# Nodes kept in memory, decoded: a content-addressed node never changes, so a kept copy is
-# never stale, and a commit drops the nodes it replaced, so what is kept is the map at the
-# head (every node a block's descent reads) as long as it fits. About 300 bytes a node
-# decoded: 1,000,000 nodes, a map of some 500,000 entries, are some 300 MB at most.
+# Leaves and tiles kept in memory, decoded: a content-addressed node never changes, so a
+# kept copy is never stale, and a commit drops those it replaced, so what is kept is the
+# map at the head (all that a block's descent reads) as long as it fits: at 200,000
+# subjects some 200,000 leaves and 60,000 tiles (scripts/bench_store.py: 267 MB anonymous
+# memory for its whole process, caches and LevelDB's memtable included).
 MAP_CACHE_NODES_MAX = 1_000_000
 
 
