@@ -39,7 +39,7 @@ from .kv import KV
 # Leaves and tiles kept in memory, decoded: a content-addressed node never changes, so a
 # kept copy is never stale, and a commit drops those it replaced, so what is kept is the
 # map at the head (all that a block's descent reads) as long as it fits: at 200,000
-# subjects some 200,000 leaves and 60,000 tiles (scripts/bench_store.py: 267 MB anonymous
+# subjects some 200,000 leaves and tens of thousands of tiles (scripts/bench_store.py: 267 MB anonymous
 # memory for its whole process, caches and LevelDB's memtable included).
 MAP_CACHE_NODES_MAX = 1_000_000
 
