@@ -397,13 +397,20 @@ def _decode_tile(h: bytes, raw: bytes) -> Tile:
     return tuple(hs), bytes(ks)
 
 
-def _decode_leaf(h: bytes, raw: bytes) -> Node:
-    tag, node = raw[:1], None
+def parse_leaf(raw: bytes) -> Node | None:
+    """The parts of a stored leaf's bytes (None: not a leaf's layout); nothing is hashed,
+    so only for bytes checked already (`decode_node`) or made here."""
+    tag = raw[:1]
     if tag == _LEAF_TAG and len(raw) > 1 + HASH_BYTES:
-        node = (True, raw[1:33], raw[33:], b"")
-    elif tag == _ATTACHED_LEAF_TAG and len(raw) > 2 + HASH_BYTES:
+        return True, raw[1:33], raw[33:], b""
+    if tag == _ATTACHED_LEAF_TAG and len(raw) > 2 + HASH_BYTES:
         end = 2 + HASH_BYTES * (raw[33] + 1)
-        node = (True, raw[1:33], raw[end:], raw[34:end]) if len(raw) > end else None
+        return (True, raw[1:33], raw[end:], raw[34:end]) if len(raw) > end else None
+    return None
+
+
+def _decode_leaf(h: bytes, raw: bytes) -> Node:
+    node = parse_leaf(raw)
     if node is None or h != leaf_hash(node[1], value_hash(node[2])):
         raise StoreCorrupt(f"state map node {h.hex()} does not hash to its key")
     if node[3]:

@@ -30,7 +30,7 @@ from ..errors import StoreCorrupt
 from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN, MapChange
 from .. import merkle
 from ..merkle import HASH_BYTES
-from ..statemap import Batch, Stored, decode_node, list_leaf_hash
+from ..statemap import Batch, Stored, Tile, decode_node, list_leaf_hash, parse_leaf
 from . import keys
 from .generations import Generations
 from .kv import KV
@@ -45,8 +45,9 @@ MAP_CACHE_NODES_MAX = 1_000_000
 
 
 class MapNodes:
-    """statemap.NodeStore over a KV, with the map at the head kept in memory, decoded
-    (storage/generations.py).
+    """statemap.NodeStore over a KV, with the map at the head kept in memory
+    (storage/generations.py): tiles decoded, leaves as their bytes, which take a third
+    less memory than decoded and are cut into their parts when read.
 
     A node read from disk is checked against its hash (`decode_node`) before it is kept,
     and a kept node was computed or checked by this process, so the map need not hash
@@ -55,7 +56,7 @@ class MapNodes:
     def __init__(self, kv: KV, cache_nodes_max: int = MAP_CACHE_NODES_MAX, verify_reads: bool = False) -> None:
         """`verify_reads`: ask LevelDB to check each read's checksums (the scrub does)."""
         self.kv, self.verify_reads = kv, verify_reads
-        self._cache: Generations[Stored] = Generations(cache_nodes_max)
+        self._cache: Generations[Tile | bytes] = Generations(cache_nodes_max)
 
     def get(self, node_hash: bytes) -> bytes | None:
         """A node's stored bytes, unchecked."""
@@ -63,20 +64,26 @@ class MapNodes:
         return self.kv.get(key, verify=True) if self.verify_reads else self.kv.get(key)
 
     def node(self, node_hash: bytes) -> Stored | None:
-        node = self._cache.get(node_hash)
-        if node is None:
+        kept = self._cache.get(node_hash)
+        if kept is None:
             raw = self.get(node_hash)
             if raw is None:
                 return None
             node = decode_node(node_hash, raw)
-            self._cache.put(node_hash, node)
-        return node
+            self._cache.put(node_hash, node if len(node) == 2 else raw)
+            return node
+        if isinstance(kept, bytes):
+            leaf = parse_leaf(kept)
+            assert leaf is not None, "a kept leaf's bytes were checked or made here"
+            return leaf
+        return kept
 
     def keep(self, batch: Batch) -> None:
         """Remember a batch just written, and forget the nodes it replaced: a reader of an
         earlier root reads those from disk."""
         self._cache.discard(batch.replaced)
-        self._cache.update(batch.parsed)
+        raw = batch.nodes
+        self._cache.update({h: raw[h] if len(node) == 4 else node for h, node in batch.parsed.items()})
 
     def cached(self) -> int:
         """Nodes held in memory now."""
@@ -89,7 +96,9 @@ class MapNodes:
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None:
         self.kv.write(self.puts(nodes), [], sync=True)
-        self._cache.update({h: decode_node(h, raw) for h, raw in nodes.items()})
+        for h, raw in nodes.items():
+            node = decode_node(h, raw)
+            self._cache.put(h, node if len(node) == 2 else raw)
 
 
 class ListNodes:
