@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import codec, merkle, statemap
+from . import codec, maptree, merkle, statemap
 from .genesis import Genesis
 
 # (namespace, name, leaf index): one record appended to one record list.
@@ -47,7 +47,7 @@ Position = tuple[bytes, int, int]
 class MapChange:
     """Everything one block changes in the state map and its record lists."""
 
-    batch: statemap.Batch
+    batch: maptree.Batch
     list_nodes: tuple[ListNode, ...]
     positions: tuple[Position, ...]
 
@@ -107,8 +107,8 @@ def initial_map(genesis: Genesis) -> tuple[bytes, Mapping[bytes, bytes]]:
     """(root, nodes) of the height-0 map; block 1's commit batch stores its nodes."""
     found = _initial.get(genesis.raw)
     if found is None:
-        nodes = statemap.MemoryNodeStore()
-        m = statemap.StateMap(nodes)
+        nodes = maptree.MemoryNodeStore()
+        m = maptree.StateMap(nodes)
         m.apply(initial_entries(genesis))
         if len(_initial) >= _INITIAL_CACHED_MAX:
             _initial.clear()
@@ -124,7 +124,7 @@ def record_appends(leaf_index: int, subject: str, refs: Iterable[bytes]) -> list
     return [("subject", subject, leaf_index), *(("refby", ref, leaf_index) for ref in refs)]
 
 
-def block_change(state: statemap.StateMap, appends: Iterable[Append],
+def block_change(state: maptree.StateMap, appends: Iterable[Append],
                  extra: Mapping[bytes, bytes] | None = None,
                  entries: Mapping[bytes, bytes] | None = None) -> MapChange:
     """The map after these appends (in log order) on top of `state`, then `entries`
@@ -136,11 +136,11 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
     grouped: dict[bytes, list[int]] = {}
     for namespace, name, leaf in appends:
         grouped.setdefault(statemap.path(namespace, name), []).append(leaf)
-    reader = state if not extra else statemap.StateMap(_Overlay(state.store, extra), state.root)
+    reader = state if not extra else maptree.StateMap(_Overlay(state.store, extra), state.root)
     list_nodes: list[ListNode] = []
     positions: list[Position] = []
 
-    def appender(list_path: bytes, leaves: list[int]) -> statemap.Update:
+    def appender(list_path: bytes, leaves: list[int]) -> maptree.Update:
         def append(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
             # The map hands over a decoded leaf, whose edge decode_node checked (or its own).
             value, new_edge, created = statemap.list_append(current, edge, leaves, edge_checked=True)
@@ -150,25 +150,25 @@ def block_change(state: statemap.StateMap, appends: Iterable[Append],
             return value, new_edge
         return append
 
-    updates: dict[bytes, statemap.Change] = {p: appender(p, leaves) for p, leaves in grouped.items()}
+    updates: dict[bytes, maptree.Change] = {p: appender(p, leaves) for p, leaves in grouped.items()}
     for p, value in (entries or {}).items():
         assert p not in updates, "a membership entry is never a record list"
         updates[p] = value
     batch = reader.prepare_updates(updates)
     if extra:
-        batch = statemap.Batch(batch.base, batch.root, {**extra, **batch.nodes}, batch.parsed, batch.replaced)
+        batch = maptree.Batch(batch.base, batch.root, {**extra, **batch.nodes}, batch.parsed, batch.replaced)
     return MapChange(batch, tuple(list_nodes), tuple(positions))
 
 
 class _Overlay:
     """Nodes not yet stored, over a store."""
 
-    def __init__(self, store: statemap.NodeStore, extra: Mapping[bytes, bytes]) -> None:
+    def __init__(self, store: maptree.NodeStore, extra: Mapping[bytes, bytes]) -> None:
         self.store, self.extra = store, extra
 
-    def node(self, node_hash: bytes) -> statemap.Stored | None:
+    def node(self, node_hash: bytes) -> maptree.Stored | None:
         found = self.extra.get(node_hash)
-        return statemap.decode_node(node_hash, found) if found is not None else self.store.node(node_hash)
+        return maptree.decode_node(node_hash, found) if found is not None else self.store.node(node_hash)
 
     def put(self, nodes: Mapping[bytes, bytes]) -> None:
         raise AssertionError("a block's map change is written by the store's commit, not here")

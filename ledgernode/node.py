@@ -49,7 +49,7 @@ from .consensus.driver import (
     RecordsChanged, Send, StoreCommit, Tick, Validate,
 )
 from .consensus.turns import Turns
-from .statemap import StateMap
+from .maptree import StateMap
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
 from .errors import InvalidInput, NodeFailed, StoreCorrupt, StoreUnwritable

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Protocol
 
-from . import statemap
+from . import maptree
 from .errors import InvalidInput
 from .families import TYPES, gov
 from .families.schema import Rule, violation
@@ -39,7 +39,7 @@ class StateView(Protocol):
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf index, height) of a committed record: only for messages."""
 
-    def map_at(self, root: bytes) -> statemap.StateMap:
+    def map_at(self, root: bytes) -> maptree.StateMap:
         """The state map at a committed root (docs/protocol.md section 11)."""
 
     def members(self, genesis: Genesis) -> Members:

@@ -61,7 +61,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ledgernode import blocks, codec, crypto, genesis as genesis_mod, merkle, statemap
+from ledgernode import blocks, codec, crypto, genesis as genesis_mod, maptree, merkle, statemap
 from ledgernode.auditing.answers import subject_history, verify_answer
 from ledgernode.blocks import QC, Block, CheckedBlock, Header, build_block, vote_bytes
 from ledgernode.records import Envelope, Record, decode_envelope, record_id_of, sign_record
@@ -298,7 +298,7 @@ def append_phase(store: Store, records: int, block: int, subjects: int = SUBJECT
 # -- queries --------------------------------------------------------------------------------
 
 
-def _entry(state: statemap.StateMap, name: str) -> tuple[bytes, bytes | None, statemap.Proof]:
+def _entry(state: maptree.StateMap, name: str) -> tuple[bytes, bytes | None, statemap.Proof]:
     p = statemap.path("subject", name)
     return p, state.get(p), state.prove(p)
 

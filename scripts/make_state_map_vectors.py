@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ledgernode import codec, crypto, statemap
-from ledgernode.statemap import Leaf, Proof, StateMap, list_value, path, proof_to_json
+from ledgernode.statemap import Leaf, Proof, list_value, path, proof_to_json
+from ledgernode.maptree import StateMap
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "state-map.json"
 FORMAT = "ledgernode-state-map-vectors/1"

@@ -24,7 +24,7 @@ from ..codec import b64
 from ..errors import InvalidInput
 from ..genesis import GOVERNANCE_PREFIX, ROLES_MAX, role_allows
 from ..records import RECORD_SIGN_PREFIX, Envelope
-from ..statemap import StateMap
+from ..maptree import StateMap
 from .checks import CheckFailed
 from .parse import hash_list
 from .reader import LedgerReader

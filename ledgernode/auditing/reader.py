@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ..blocks import QC, Header
 from ..merkle import NodeReader
-from ..statemap import StateMap
+from ..maptree import StateMap
 
 
 class ListTree(NodeReader, Protocol):

@@ -28,8 +28,9 @@ from ..errors import InvalidInput, NotFound, StoreCorrupt, StoreOutdated
 from ..families import gov
 from ..genesis import Genesis
 from ..members import Members, ValidatorSet
-from .. import statemap
-from ..statemap import EMPTY_ROOT, StateMap
+from .. import maptree, statemap
+from ..statemap import EMPTY_ROOT
+from ..maptree import StateMap
 from . import keys
 from .generations import Generations
 from .kv import KV, MemoryKV
@@ -122,7 +123,7 @@ class Store:
         root = self.map_nodes.get(head.state) if head.state != EMPTY_ROOT else None
         if head.state != EMPTY_ROOT and root is None:
             raise NotFound(f"the state map's root node {head.state.hex()[:16]}")
-        if root is not None and statemap.is_earlier_layout(root):
+        if root is not None and maptree.is_earlier_layout(root):
             raise StoreOutdated("the store was written in an earlier layout (its state map keeps one inner node "
                                 "a key, not tiles): it must be rebuilt from its blocks")
         earlier = keys.EARLIER_LAYOUT_SUBJECT

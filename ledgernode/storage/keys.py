@@ -29,7 +29,7 @@ RECORD = b"r/"  # r/ record_id (32 bytes): RECORD_INDEX
 FACT = b"f/"  # f/<kind>/<key> (UTF-8): a state fact
 META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
 EVIDENCE = b"x/"  # x/ u64(seq): one equivocation case
-MAP_NODE = b"t/"  # t/ node hash (32 bytes): a state-map node (version 2, statemap.py)
+MAP_NODE = b"t/"  # t/ node hash (32 bytes): a state-map leaf or tile (version 2, maptree.py)
 LIST_NODE = b"l/"  # l/ list path (32 bytes) level (1 byte) u64(index): a record list's tree node (version 2)
 POSITION = b"p/"  # p/ list path (32 bytes) u64(position): u64(leaf_index) of a record list's entry (version 2)
 # Written for every record by layouts before the record lists' right edge was kept on

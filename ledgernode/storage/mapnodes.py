@@ -1,7 +1,7 @@
 """Where version 2 keeps the state map in LevelDB (docs/protocol.md section 11; docs/storage.md).
 
 Three kinds of keys (storage/keys.py):
-- `t/<node hash>`: a state-map leaf or tile (statemap.py: a leaf `00 || path || value`,
+- `t/<node hash>`: a state-map leaf or tile (maptree.py: a leaf `00 || path || value`,
   a record list's leaf `02 || path || k || its right edge || value`, a tile of four
   levels `03 || present || leaves || slot hashes` under its top node's hash). They are
   content-addressed and never overwritten, so every root once committed stays
@@ -30,7 +30,8 @@ from ..errors import StoreCorrupt
 from ..ledgermap import LIST_NODE_LEVEL_STORED_MIN, MapChange
 from .. import merkle
 from ..merkle import HASH_BYTES
-from ..statemap import Batch, Stored, Tile, decode_node, list_leaf_hash, parse_leaf
+from ..statemap import list_leaf_hash
+from ..maptree import Batch, Stored, Tile, decode_node, parse_leaf
 from . import keys
 from .generations import Generations
 from .kv import KV
@@ -45,7 +46,7 @@ MAP_CACHE_NODES_MAX = 1_000_000
 
 
 class MapNodes:
-    """statemap.NodeStore over a KV, with the map at the head kept in memory
+    """maptree.NodeStore over a KV, with the map at the head kept in memory
     (storage/generations.py): tiles decoded, leaves as their bytes, which take a third
     less memory than decoded and are cut into their parts when read.
 

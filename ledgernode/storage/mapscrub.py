@@ -3,7 +3,7 @@
 `storage/scrub.py` checks the blocks; this checks what version 2 keeps beside them, read
 from the backend with every LevelDB checksum verified:
 - every map node reachable from the head header's `state` is stored (`t/`) and hashes
-  to its key (`statemap.decode_node`); the walk keeps one path of tiles, never the whole map;
+  to its key (`maptree.decode_node`); the walk keeps one path of tiles, never the whole map;
 - every leaf's value is a canonical msgpack map;
 - a record list's leaf (`subject`, `refby`: the leaves that keep a right edge) has the
   design's value `{"n", "root"}` and a right edge that folds to that root; its n
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from .. import codec, merkle, statemap
+from .. import codec, maptree, merkle, statemap
 from ..errors import InvalidInput, StorageError, StoreCorrupt
 from . import keys
 from .kv import KV
@@ -56,12 +56,12 @@ class MapScrub:
                 return
         self._stray_positions()
 
-    def _node(self, h: bytes) -> statemap.Stored | None:
+    def _node(self, h: bytes) -> maptree.Stored | None:
         where = f"state map node {h.hex()[:16]}"
         try:
             raw = self.kv.get(keys.map_node_key(h), verify=True)
             if raw is not None:
-                return statemap.decode_node(h, raw)
+                return maptree.decode_node(h, raw)
             self.add(f"{where}: missing (not stored)")
         except StoreCorrupt as exc:
             self.add(f"{where}: {exc}")
@@ -79,18 +79,18 @@ class MapScrub:
             if node is None:
                 continue
             where = f"state map node {h.hex()[:16]}"
-            if statemap.is_tile(node):
+            if maptree.is_tile(node):
                 if leaf_expected:
                     self.add(f"{where}: a tile where its parent names a leaf")
                 elif depth >= statemap.PATH_BITS:
                     self.add(f"{where}: tiles nest deeper than {statemap.PATH_BITS} levels")
                 else:
-                    stack.extend((child, depth + statemap.TILE_LEVELS, is_leaf)
-                                 for child, is_leaf in reversed(statemap.tile_slots(cast(statemap.Tile, node))))
+                    stack.extend((child, depth + maptree.TILE_LEVELS, is_leaf)
+                                 for child, is_leaf in reversed(maptree.tile_slots(cast(maptree.Tile, node))))
             elif leaf_expected is False:
                 self.add(f"{where}: a leaf where its parent names a tile")
             else:
-                leaf = cast(statemap.Node, node)
+                leaf = cast(maptree.Node, node)
                 yield leaf[1], leaf[2], leaf[3]
 
     def _entry(self, path: bytes, value: bytes, attached: bytes) -> None:

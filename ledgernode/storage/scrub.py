@@ -35,7 +35,7 @@ from ..errors import InvalidInput, NotFound, StorageError, StoreCorrupt
 from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import Envelope, decode_envelope
-from ..statemap import StateMap
+from ..maptree import StateMap
 from . import NODE_LEVEL_STORED_MIN, keys, validators_in
 from .mapnodes import MapNodes
 from .kv import KV

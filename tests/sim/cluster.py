@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, assert_never
 
-from ledgernode import codec, crypto, ledgermap, merkle, statemap
+from ledgernode import codec, crypto, ledgermap, maptree, merkle, statemap
 from ledgernode.blocks import QC, ZERO_HASH, Header, check_qc, decode_header, decode_qc
 from ledgernode.consensus import (
     Answer, BlockData, Blocks, ChainBlocks, Commit, Config, Driver, Effect, Event, FetchBlocks, Message,
@@ -123,7 +123,7 @@ class Host:
     def __init__(self, cluster: Cluster, index: int) -> None:
         self.c, self.index = cluster, index
         self.disk = Disk()
-        self.map_nodes = statemap.MemoryNodeStore()  # on the disk, as the store's t/ and l/ keys are
+        self.map_nodes = maptree.MemoryNodeStore()  # on the disk, as the store's t/ and l/ keys are
         self.lists = ledgermap.MemoryLists()
         self.up = True
         self.mempool: dict[bytes, None] = {}
@@ -210,7 +210,7 @@ class Host:
         parent = self.parent()
         root = parent.state if parent else statemap.EMPTY_ROOT
         appends = self.c.appends_of(items, log_start)
-        return ledgermap.block_change(statemap.StateMap(self.map_nodes, root), appends)
+        return ledgermap.block_change(maptree.StateMap(self.map_nodes, root), appends)
 
     def commit(self, block: BlockData, qc: QC) -> None:
         header = decode_header(block.header)
@@ -506,7 +506,7 @@ class Cluster:
             if header.state != expected:
                 return [f"replica {i} height {header.height}: header state is not the map of the chain"]
         if h.disk.chain:
-            stored = statemap.StateMap(h.map_nodes, decode_header(h.disk.chain[-1][0].header).state)
+            stored = maptree.StateMap(h.map_nodes, decode_header(h.disk.chain[-1][0].header).state)
             for p, leaves in listed.items():
                 value = statemap.list_value(leaves)
                 if not statemap.verify(stored.root, p, value, stored.prove(p)):

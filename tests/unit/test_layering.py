@@ -20,8 +20,8 @@ PACKAGE_LAYERS = {
 }
 # Top-level modules, by layer (docs/architecture.md).
 MODULE_LAYERS = {
-    "base": ["codec", "crypto", "merkle", "statemap", "errors", "times", "logs", "config", "aio", "histogram", "progress",
-             "charts", "sse", "tls", "httpsig"],
+    "base": ["codec", "crypto", "merkle", "statemap", "maptree", "errors", "times", "logs", "config", "aio", "histogram",
+             "progress", "charts", "sse", "tls", "httpsig"],
     "ledger": ["genesis", "members", "records", "ledgermap", "blocks", "state"],
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],

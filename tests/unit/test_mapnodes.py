@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ledgernode import codec, ledgermap, merkle, statemap
+from ledgernode import codec, ledgermap, maptree, merkle, statemap
 from ledgernode.errors import StoreCorrupt
 from ledgernode.storage import keys
 from ledgernode.storage.leveldb import LevelKV
@@ -22,7 +22,7 @@ def _value(i: int) -> bytes:
 def test_a_map_kept_in_leveldb_proves_every_entry_after_a_reopen(tmp_path: Path) -> None:
     entries = {statemap.path("subject", f"case-{i}"): _value(i) for i in range(200)}
     kv = LevelKV(tmp_path / "db")
-    m = statemap.StateMap(MapNodes(kv))
+    m = maptree.StateMap(MapNodes(kv))
     first = dict(list(entries.items())[:120])
     m.apply(first)
     old_root = m.root
@@ -31,7 +31,7 @@ def test_a_map_kept_in_leveldb_proves_every_entry_after_a_reopen(tmp_path: Path)
     kv.close()
     kv = LevelKV(tmp_path / "db")
     try:
-        again = statemap.StateMap(MapNodes(kv), m.root)
+        again = maptree.StateMap(MapNodes(kv), m.root)
         for p, v in entries.items():
             assert statemap.verify(m.root, p, v, again.prove(p))
         absent = statemap.path("subject", "never")
@@ -46,20 +46,20 @@ def test_a_map_kept_in_leveldb_proves_every_entry_after_a_reopen(tmp_path: Path)
 def test_a_damaged_map_node_is_store_corrupt(tmp_path: Path) -> None:
     kv = LevelKV(tmp_path / "db")
     try:
-        m = statemap.StateMap(MapNodes(kv))
+        m = maptree.StateMap(MapNodes(kv))
         m.apply({statemap.path("subject", f"s{i}"): _value(i) for i in range(8)})
         [(key, raw)] = [(k, v) for k, v in kv.scan(keys.map_node_key(m.root), keys.map_node_key(m.root) + b"\x00")]
         kv.write([(key, raw[:-1] + bytes([raw[-1] ^ 1]))], [], sync=True)
         assert m.prove(statemap.path("subject", "s1"))  # the nodes it wrote are kept in memory
         with pytest.raises(StoreCorrupt):
-            statemap.StateMap(MapNodes(kv), m.root).prove(statemap.path("subject", "s1"))
+            maptree.StateMap(MapNodes(kv), m.root).prove(statemap.path("subject", "s1"))
     finally:
         kv.close()
 
 
 def _commit(kv: LevelKV, nodes: MapNodes, root: bytes, appends: list[ledgermap.Append]) -> bytes:
     """One block's change to the map, written as a commit writes it; its new root."""
-    change = ledgermap.block_change(statemap.StateMap(nodes, root), appends)
+    change = ledgermap.block_change(maptree.StateMap(nodes, root), appends)
     kv.write(change_puts(change), [], sync=False)
     nodes.keep(change.batch)
     return change.root
@@ -84,7 +84,7 @@ def test_a_record_list_appended_block_by_block_is_the_whole_list_and_proves_each
         if block:
             root = _commit(kv, nodes, root, block)
         n = len(leaves)
-        value = statemap.StateMap(MapNodes(kv), root).get(list_path)
+        value = maptree.StateMap(MapNodes(kv), root).get(list_path)
         assert value == statemap.list_value(leaves)
         list_root = statemap.parse_list_value(value)[1]
         tree = ListNodes(kv, list_path)
@@ -104,7 +104,7 @@ def test_a_list_node_missing_below_or_above_the_stored_levels_is_store_corrupt(t
         nodes = MapNodes(kv)
         list_path = statemap.path("refby", bytes(32))
         root = _commit(kv, nodes, statemap.EMPTY_ROOT, [("refby", bytes(32), i) for i in range(20)])
-        value = statemap.StateMap(nodes, root).get(list_path)
+        value = maptree.StateMap(nodes, root).get(list_path)
         assert value == statemap.list_value(list(range(20)))
         kv.write([], [keys.position_key(list_path, 17)], sync=True)
         with pytest.raises(StoreCorrupt, match="record list node 1/8: not all of its 2 positions"):
@@ -136,13 +136,13 @@ def test_the_node_cache_is_bounded_and_what_it_dropped_is_read_again(tmp_path: P
     kv = LevelKV(tmp_path / "db")
     try:
         nodes = MapNodes(kv, cache_nodes_max=64)
-        m = statemap.StateMap(nodes)
+        m = maptree.StateMap(nodes)
         entries = {statemap.path("subject", f"s{i}"): _value(i) for i in range(300)}
         for i in range(0, 300, 30):
             batch = m.prepare(dict(list(entries.items())[i:i + 30]))
             kv.write(MapNodes.puts(batch.nodes), [], sync=False)
             nodes.keep(batch)
-            m.commit(statemap.Batch(batch.base, batch.root, {}))
+            m.commit(maptree.Batch(batch.base, batch.root, {}))
             assert nodes.cached() <= 64
         for p, v in entries.items():
             assert statemap.verify(m.root, p, v, m.prove(p))
@@ -158,8 +158,8 @@ def _live_nodes(nodes: MapNodes, root: bytes) -> int:
         node = nodes.node(stack.pop())
         assert node is not None
         count += 1
-        if statemap.is_tile(node):
-            stack.extend(child for child, _ in statemap.tile_slots(node))  # type: ignore[arg-type]
+        if maptree.is_tile(node):
+            stack.extend(child for child, _ in maptree.tile_slots(node))  # type: ignore[arg-type]
     return count
 
 

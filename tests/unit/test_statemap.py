@@ -25,30 +25,8 @@ from hypothesis import strategies as st
 
 from ledgernode import codec, merkle
 from ledgernode.errors import InvalidInput, StoreCorrupt, StoreOutdated
-from ledgernode.statemap import (
-    EMPTY_ROOT,
-    PROOF_JSON_MAX_BYTES,
-    SIBLINGS_MAX,
-    TILE_LEVELS,
-    Leaf,
-    MemoryNodeStore,
-    Proof,
-    StateMap,
-    is_tile,
-    bit,
-    inner_hash,
-    leaf_hash,
-    list_append,
-    list_leaf_hash,
-    list_value,
-    parse_list_value,
-    path,
-    proof_from_json,
-    proof_to_json,
-    root_of,
-    value_hash,
-    verify,
-)
+from ledgernode.statemap import EMPTY_ROOT, PROOF_JSON_MAX_BYTES, SIBLINGS_MAX, Leaf, Proof, bit, inner_hash, leaf_hash, list_append, list_leaf_hash, list_value, parse_list_value, path, proof_from_json, proof_to_json, root_of, value_hash, verify
+from ledgernode.maptree import TILE_LEVELS, MemoryNodeStore, StateMap, is_tile
 from tests.fixtures import load_script
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ledgernode import codec, merkle, statemap
+from ledgernode import codec, maptree, merkle, statemap
 from ledgernode.auditing import answers
 from ledgernode.blocks import QC
 from ledgernode.errors import NotFound, StoreCorrupt, StoreLocked
@@ -439,8 +439,8 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
     expected: dict[bytes, bytes] = {b"m/head": _u(3)}
     tree, leaf = merkle.MemoryTree(), 0
     lists: dict[bytes, merkle.MemoryTree] = {}
-    state_nodes = statemap.MemoryNodeStore()
-    state = statemap.StateMap(state_nodes)
+    state_nodes = maptree.MemoryNodeStore()
+    state = maptree.StateMap(state_nodes)
     for height, count in ((1, 20), (2, 0), (3, 13)):
         envs = [synth_envelope(i) for i in range(leaf, leaf + count)]
         fact = {"issuer": "justice", "status": "valid"}

@@ -31,7 +31,7 @@ from ledgernode.errors import InvalidInput
 from ledgernode.genesis import build, parse
 from ledgernode.ledgermap import key_value
 from ledgernode.records import decode_envelope, record_id_of, sign_record
-from ledgernode.statemap import StateMap
+from ledgernode.maptree import StateMap
 from ledgernode.storage import Store
 from ledgernode.verify import (
     CHECKS, Unusable, Verdict, load_genesis, load_json, render, verify_bundle,
