@@ -53,9 +53,14 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def tag_prefix(tag: str) -> bytes:
+    """What H(tag, data) hashes before `data`: b"ledgernode:" + tag + b"\\n"."""
+    return b"ledgernode:" + tag.encode("ascii") + b"\n"
+
+
 def tagged_hash(tag: str, data: bytes) -> bytes:
-    """H(tag, data) = SHA-256(b"ledgernode:" + tag + b"\\n" + data)."""
-    return hashlib.sha256(b"ledgernode:" + tag.encode("ascii") + b"\n" + data).digest()
+    """H(tag, data) = SHA-256(tag_prefix(tag) + data)."""
+    return hashlib.sha256(tag_prefix(tag) + data).digest()
 
 
 H = tagged_hash

@@ -185,6 +185,10 @@ class Node:
         self.high_water = resumed.high_water  # until we sign again: fetched QCs with our key raise the floor
         persisted = PersistedState.decode(resumed.state) if resumed.state is not None else None
         tick = self.limits.tick_ms
+        threads = self.limits.verify_threads or os.cpu_count() or 1
+        self.verification = Verification(lambda: self.store.members(self.genesis), self.mempool, threads,
+                                         self.count)
+        self.judge = Judge(self.genesis, self.store, self.view, self.verification, self.reject)
         members = self.store.members(self.genesis)
         self.roster = Roster(self.book, members.validator_set, members.since)
         self.replica = Replica(
@@ -195,14 +199,9 @@ class Node:
             self.key, self.store.height, self.store.head(), persisted, vote_from=resumed.vote_from,
             recent_proposers=tuple((h, self.store.load_header(h).proposer)
                                    for h in Turns.window(members.n, self.store.height) if h >= members.since),
-            blocks=ChainBlocks(self.genesis, next_set=lambda block: self.judge.next_set(block)),
-            validators=members.validator_set,
+            blocks=ChainBlocks(self.genesis, next_set=self.judge.next_set), validators=members.validator_set,
         )
         self.driver = Driver(self.replica)
-        threads = self.limits.verify_threads or os.cpu_count() or 1
-        self.verification = Verification(lambda: self.store.members(self.genesis), self.mempool, threads,
-                                         self.count)
-        self.judge = Judge(self.genesis, self.store, self.view, self.verification, self.reject)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk")  # one writer, in order
         self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")  # catch-up answers
         self.reads = Reads(self.count)  # the API's bundles and answers

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codec, merkle
-from .crypto import tagged_hash
+from .crypto import tag_prefix, tagged_hash
 from .errors import InvalidInput, StoreCorrupt
 
 HASH_BYTES = 32
@@ -79,7 +79,7 @@ def bit(p: bytes, i: int) -> int:
 # H(tag, x) of crypto.tagged_hash with the map's tags, their prefixes built once: every
 # changed entry costs a value hash, a leaf hash and one inner hash per level.
 VALUE_HASH_PREFIX, LEAF_HASH_PREFIX, INNER_HASH_PREFIX = (
-    b"ledgernode:" + tag + b"\n" for tag in (b"map-value", b"map-leaf", b"map-inner"))
+    tag_prefix(tag) for tag in ("map-value", "map-leaf", "map-inner"))
 
 
 def value_hash(value_bytes: bytes) -> bytes:

@@ -72,7 +72,7 @@ class MapNodes:
             if raw is None:
                 return None
             node = decode_node(node_hash, raw)
-            self._cache.put(node_hash, node if len(node) == 2 else raw)
+            self._cache.put(node_hash, _kept(node, raw))
             return node
         if isinstance(kept, bytes):
             leaf = parse_leaf(kept)
@@ -85,7 +85,7 @@ class MapNodes:
         earlier root reads those from disk."""
         self._cache.discard(batch.replaced)
         raw = batch.nodes
-        self._cache.update({h: raw[h] if len(node) == 4 else node for h, node in batch.parsed.items()})
+        self._cache.update({h: _kept(node, raw[h]) for h, node in batch.parsed.items()})
 
     def cached(self) -> int:
         """Nodes held in memory now."""
@@ -99,8 +99,12 @@ class MapNodes:
     def put(self, nodes: Mapping[bytes, bytes]) -> None:
         self.kv.write(self.puts(nodes), [], sync=True)
         for h, raw in nodes.items():
-            node = decode_node(h, raw)
-            self._cache.put(h, node if len(node) == 2 else raw)
+            self._cache.put(h, _kept(decode_node(h, raw), raw))
+
+
+def _kept(node: Stored, raw: bytes) -> Tile | bytes:
+    """What the cache keeps of a node: a tile decoded, a leaf as its (checked) bytes."""
+    return node if len(node) == 2 else raw
 
 
 class ListNodes:

@@ -19,7 +19,6 @@ the head is derived data: `ledgernode repair` or a restart rebuilds it with the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import cast
 
 from .. import codec, maptree, merkle, statemap
 from ..errors import InvalidInput, StorageError, StoreCorrupt
@@ -79,19 +78,18 @@ class MapScrub:
             if node is None:
                 continue
             where = f"state map node {h.hex()[:16]}"
-            if maptree.is_tile(node):
+            if len(node) == 2:  # a tile
                 if leaf_expected:
                     self.add(f"{where}: a tile where its parent names a leaf")
                 elif depth >= statemap.PATH_BITS:
                     self.add(f"{where}: tiles nest deeper than {statemap.PATH_BITS} levels")
                 else:
                     stack.extend((child, depth + maptree.TILE_LEVELS, is_leaf)
-                                 for child, is_leaf in reversed(maptree.tile_slots(cast(maptree.Tile, node))))
+                                 for child, is_leaf in reversed(maptree.tile_slots(node)))
             elif leaf_expected is False:
                 self.add(f"{where}: a leaf where its parent names a tile")
             else:
-                leaf = cast(maptree.Node, node)
-                yield leaf[1], leaf[2], leaf[3]
+                yield node[1], node[2], node[3]
 
     def _entry(self, path: bytes, value: bytes, attached: bytes) -> None:
         where = f"state map entry {path.hex()[:16]}"
@@ -110,8 +108,7 @@ class MapScrub:
     def _list(self, path: bytes, value: bytes, edge: bytes) -> None:
         where = f"record list {path.hex()[:16]}"
         try:
-            n, root = statemap.parse_list_value(value)
-            statemap.list_append(value, edge, [])  # the kept edge must fold to the root
+            n, root = statemap.parse_list_value(value)  # its edge folds to root: decode_node checked
         except (InvalidInput, StoreCorrupt) as exc:
             self.add(f"{where}: {exc.message if isinstance(exc, InvalidInput) else exc}")
             return
