@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import codec, crypto, devnet, tls
+from . import codec, crypto, devnet, maptree, tls
 from .charts import Chart, Series, document
 from .progress import Progress, duration_text
 from .times import now_ms
@@ -412,6 +412,7 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
     verify_per_s = statistics.median(samples)
     bound = verify_per_s * cores / nodes
     result.update({"verify_per_s_one_core": round(verify_per_s, 1), "cores": cores,
+                   "map_descent": "compiled" if maptree.COMPILED else "python",
                    "bound_records_per_s": round(bound, 1),
                    "verify_samples_per_s": [round(x) for x in samples],
                    "ratio": round(result["records_per_s"] / bound, 3)})

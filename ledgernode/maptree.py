@@ -50,6 +50,14 @@ slot that leaf; depth never exceeds 256 because two distinct paths differ in som
 The root after a batch depends only on the final entry set, so it equals the root of
 the same changes applied one by one, and `root_of`.
 
+Compiled. The descent is also written in C (`_mapcore.c`, built by setup.py), which a
+StateMap uses where it is built: the same walk, giving the same root and the same
+nodes in the same order (tests/unit/test_mapcore.py checks it node for node against
+the Python below on random batches). A record's change costs some 40 us in this
+Python, a tenth of it hashing (docs/performance.md). Reads still go through
+`NodeStore.node` and updates are still called as they are here, so what is checked,
+and where, does not change; nothing a verifier runs is compiled.
+
 """
 
 from __future__ import annotations
@@ -64,6 +72,15 @@ from .statemap import (
     EMPTY_ROOT, HASH_BYTES, INNER_HASH_PREFIX, LEAF_HASH_PREFIX, PATH_BITS, VALUE_HASH_PREFIX, Leaf, Proof, check_path,
     check_value, is_hash, leaf_hash, list_append, value_hash,
 )
+
+try:  # the same descent, compiled (setup.py builds it where it can; the module doc says why)
+    from . import _mapcore  # type: ignore[attr-defined]
+except ImportError:
+    _mapcore = None
+else:
+    _mapcore.configure(EMPTY_ROOT, INNER_HASH_PREFIX, LEAF_HASH_PREFIX, VALUE_HASH_PREFIX, b"", StoreCorrupt)
+# Is the compiled descent here? StateMap uses it unless told not to (the tests run both).
+COMPILED = _mapcore is not None
 
 # Stored node tags: 01 was an inner node of the earlier layout, one node a key (a store
 # that still has them is rebuilt, docs/storage.md).
@@ -358,15 +375,23 @@ def _merge_leaf(h: bytes, leaf: Node, changes: Sequence[tuple[bytes, Change]], d
                     depth, out)
 
 
+def _build(changes: Sequence[tuple[bytes, Change]], lo: int, hi: int, depth: int, out: _Writes) -> _Sub:
+    """The subtree at `depth` that was empty, after changes[lo:hi]."""
+    return _subtree([(p, *o, None) for p, u in changes[lo:hi] if (o := _resolve(u, None)) is not None], depth, out)
+
+
 class StateMap:
     """The incremental state map over a NodeStore, at one root."""
 
-    def __init__(self, store: NodeStore | None = None, root: bytes = EMPTY_ROOT) -> None:
+    def __init__(self, store: NodeStore | None = None, root: bytes = EMPTY_ROOT, *, compiled: bool = COMPILED) -> None:
         if not is_hash(root):
             raise ValueError("a state map root is 32 bytes")
+        if compiled and not COMPILED:
+            raise ValueError("the compiled state-map descent is not built here (setup.py)")
         self._store: NodeStore = MemoryNodeStore() if store is None else store
         self._root = root
         self._node = self._store.node
+        self._compiled = compiled
 
     @property
     def root(self) -> bytes:
@@ -378,7 +403,7 @@ class StateMap:
 
     def at(self, root: bytes) -> StateMap:
         """The map at another root whose nodes this store holds (an earlier checkpoint)."""
-        return StateMap(self._store, root)
+        return StateMap(self._store, root, compiled=self._compiled)
 
     def get(self, p: bytes) -> bytes | None:
         check_path(p)
@@ -434,7 +459,10 @@ class StateMap:
         root = self._root
         if changes:
             kind = _EMPTY if root == EMPTY_ROOT else _INNER if len(self._load(root)) == 2 else _LEAF
-            root = self._update(root, kind, 0, changes, 0, len(changes), out)[0]
+            if self._compiled:
+                root = _mapcore.update(self._node, out, root, kind, changes)[0]
+            else:
+                root = self._update(root, kind, 0, changes, 0, len(changes), out)[0]
         return Batch(self._root, root, out.raw, out.parsed, tuple(out.replaced))
 
     def commit(self, batch: Batch) -> None:
@@ -492,8 +520,7 @@ class StateMap:
         """The subtree at `depth` (a multiple of TILE_LEVELS) whose hash is `h` and kind
         `kind`, after changes[lo:hi] (sorted, non-empty, all within it); new nodes go to `out`."""
         if kind == _EMPTY:
-            return _subtree([(p, *o, None) for p, u in changes[lo:hi] if (o := _resolve(u, None)) is not None],
-                            depth, out)
+            return _build(changes, lo, hi, depth, out)
         if kind == _LEAF:
             return _merge_leaf(h, self._leaf(h), changes[lo:hi], depth, out)
         if depth >= PATH_BITS:

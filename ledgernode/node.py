@@ -49,7 +49,7 @@ from .consensus.driver import (
     RecordsChanged, Send, StoreCommit, Tick, Validate,
 )
 from .consensus.turns import Turns
-from .maptree import StateMap
+from .maptree import COMPILED as MAP_DESCENT_COMPILED, StateMap
 from .storage.damage import mark_damaged, open_ledger
 from .storage.signing import VOTE_MARGIN_HEIGHTS, SigningFile, SigningState, resume
 from .errors import InvalidInput, NodeFailed, StoreCorrupt, StoreUnwritable
@@ -585,6 +585,9 @@ class Node:
         self._notify_records()
         self.activity.started(self.key.public.key_id, self.replica.me, self.genesis.chain_id, self.cfg.api_listen,
                               self.cfg.peer_listen, self.cfg.peers, self.store.height, self.store.log_size)
+        if not MAP_DESCENT_COMPILED:
+            log.warning("the state map's descent is not compiled here (setup.py needs a C compiler and OpenSSL's "
+                        "headers): the map is kept by the Python descent, which takes more CPU per record")
 
     def _on_consensus_exit(self, task: asyncio.Task[None]) -> None:
         """The consensus loop only ends by cancellation; anything else stops the node."""
