@@ -7,21 +7,16 @@
    Only the descent is here: tiles, leaves and their hashes. Nodes are read through the
    node store's `node` (NodeStore.node: checked against their hash); one missing, or of
    the wrong kind, raises StoreCorrupt in maptree's words.
-   A change's update (a record list's append) is the ledger's own Python, called here.
+   A change's update is the ledger's own Python, called here; the record-list append it
+   makes (statemap.list_append, maptree.append_to_list) is also below, for a list exactly
+   as statemap writes one, and anything else is handed back to statemap's Python.
 
    Why: a record's change costs some 40 us in Python, of which the hashing is a tenth;
    the rest is the interpreter walking tiles (docs/performance.md). Nothing here is
    needed to verify anything: the verifier (verify.py) and proofs stay in Python, and a
    build without this module runs maptree's Python descent. */
 
-#define PY_SSIZE_T_CLEAN
-#define OPENSSL_SUPPRESS_DEPRECATED /* the one-shot SHA256_* calls: the fastest path */
-#include <Python.h>
-#include <openssl/sha.h>
-#include <stdint.h>
-#include <string.h>
-
-#define HASH_BYTES 32
+#include "_mapcore.h"
 #define PATH_BITS 256
 #define TILE_LEVELS 4
 #define SLOTS (1 << TILE_LEVELS)
@@ -43,11 +38,6 @@ typedef struct {
     PyObject *node, *out;
     PyObject *raw, *parsed, *replaced;
 } Descent;
-
-static int broken(const char *what) {
-    PyErr_Format(PyExc_AssertionError, "state map descent: %s", what);
-    return -1;
-}
 
 static int is_hash(PyObject *h) { return PyBytes_CheckExact(h) && PyBytes_GET_SIZE(h) == HASH_BYTES; }
 
@@ -480,12 +470,15 @@ static int set_prefix(PyObject *b, unsigned char *into, Py_ssize_t *len) {
 }
 
 PyDoc_STRVAR(configure_doc, "configure(empty_root, inner_prefix, leaf_prefix, value_prefix, no_attachment, "
-                            "store_corrupt): what maptree defines, set once at its import.");
+                            "store_corrupt, list_append): what maptree and statemap define, set once at "
+                            "maptree's import.");
 
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *empty, *inner, *leaf, *value, *none_attached, *corrupt;
-    if (!PyArg_ParseTuple(args, "OOOOOO", &empty, &inner, &leaf, &value, &none_attached, &corrupt))
+    PyObject *empty, *inner, *leaf, *value, *none_attached, *corrupt, *lists;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &empty, &inner, &leaf, &value, &none_attached, &corrupt, &lists))
         return NULL;
+    if (!PyCallable_Check(lists))
+        return broken("configure(..., the Python list append)"), NULL;
     if (!is_hash(empty) || !PyBytes_CheckExact(none_attached) || PyBytes_GET_SIZE(none_attached) != 0 ||
         !PyExceptionClass_Check(corrupt)) {
         broken("configure(empty_root, prefixes, b\"\", StoreCorrupt)");
@@ -497,6 +490,7 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     Py_XSETREF(empty_root, Py_NewRef(empty));
     Py_XSETREF(no_attachment, Py_NewRef(none_attached));
     Py_XSETREF(store_corrupt, Py_NewRef(corrupt));
+    Py_XSETREF(maplists_python, Py_NewRef(lists));
     Py_RETURN_NONE;
 }
 
@@ -544,12 +538,14 @@ static PyObject *update(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
     {"update", update, METH_VARARGS, update_doc},
+    {"list_append", maplists_append, METH_VARARGS, maplists_append_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "ledgernode._mapcore",
     "The state map's descent, compiled (maptree.py holds the definition and the Python descent).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__mapcore(void) { return PyModule_Create(&module); }

@@ -143,7 +143,7 @@ def block_change(state: maptree.StateMap, appends: Iterable[Append],
     def appender(list_path: bytes, leaves: list[int]) -> maptree.Update:
         def append(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
             # The map hands over a decoded leaf, whose edge decode_node checked (or its own).
-            value, new_edge, created = statemap.list_append(current, edge, leaves, edge_checked=True)
+            value, new_edge, created = maptree.append_to_list(current, edge, leaves)
             list_nodes.extend((list_path, level, index, h) for level, index, h in created
                               if level >= LIST_NODE_LEVEL_STORED_MIN)
             positions.extend((list_path, created[0][1] + i, leaf) for i, leaf in enumerate(leaves))

@@ -56,7 +56,9 @@ nodes in the same order (tests/unit/test_mapcore.py checks it node for node agai
 the Python below on random batches). A record's change costs some 40 us in this
 Python, a tenth of it hashing (docs/performance.md). Reads still go through
 `NodeStore.node` and updates are still called as they are here, so what is checked,
-and where, does not change; nothing a verifier runs is compiled.
+and where, does not change; nothing a verifier runs is compiled. A record list's
+append (`append_to_list`, which the ledger's updates call) is compiled too, for lists
+exactly as statemap writes them; anything else goes to statemap.list_append.
 
 """
 
@@ -73,14 +75,32 @@ from .statemap import (
     check_value, is_hash, leaf_hash, list_append, value_hash,
 )
 
+
+
+def _checked_list_append(value_bytes: bytes | None, edge: bytes,
+                         leaf_indexes: list[int]) -> tuple[bytes, bytes, list[tuple[int, int, bytes]]]:
+    return list_append(value_bytes, edge, leaf_indexes, edge_checked=True)
+
+
 try:  # the same descent, compiled (setup.py builds it where it can; the module doc says why)
     from . import _mapcore  # type: ignore[attr-defined]
 except ImportError:
     _mapcore = None
 else:
-    _mapcore.configure(EMPTY_ROOT, INNER_HASH_PREFIX, LEAF_HASH_PREFIX, VALUE_HASH_PREFIX, b"", StoreCorrupt)
+    _mapcore.configure(EMPTY_ROOT, INNER_HASH_PREFIX, LEAF_HASH_PREFIX, VALUE_HASH_PREFIX, b"", StoreCorrupt,
+                       _checked_list_append)
 # Is the compiled descent here? StateMap uses it unless told not to (the tests run both).
 COMPILED = _mapcore is not None
+
+
+def append_to_list(value_bytes: bytes | None, edge: bytes,
+                   leaf_indexes: list[int]) -> tuple[bytes, bytes, list[tuple[int, int, bytes]]]:
+    """statemap.list_append of a list whose leaf this map decoded or made, so that its
+    edge was checked (`decode_node`): compiled where built, for a list exactly as
+    statemap writes one (anything else, errors included, is statemap's)."""
+    if _mapcore is not None:
+        return _mapcore.list_append(value_bytes, edge, leaf_indexes)
+    return _checked_list_append(value_bytes, edge, leaf_indexes)
 
 # Stored node tags: 01 was an inner node of the earlier layout, one node a key (a store
 # that still has them is rebuilt, docs/storage.md).

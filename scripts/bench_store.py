@@ -82,7 +82,7 @@ VALIDATORS = 4
 PAGING_SUBJECT = "batch-paged"
 _NONCE_SLOT = b"\xc4\x10" + b"\xee" * 16  # bin8 of 16 bytes, a placeholder nonce
 _T = TypeVar("_T")
-PREFIXES = ("b/", "q/", "e/", "r/", "n/", "t/", "l/", "p/", "m/")
+PREFIXES = ("b/", "q/", "e/", "r/", "n/", "h/", "t/", "l/", "p/", "m/")
 
 
 # -- the bench chain ----------------------------------------------------------------------
@@ -275,6 +275,7 @@ def append_phase(store: Store, records: int, block: int, subjects: int = SUBJECT
         for p in ("e/", "r/"):
             keys[p] += count
         keys["n/"] += sum(1 for level, _, _ in nodes if level >= NODE_LEVEL_STORED_MIN)
+        keys["h/"] += sum(1 for level, _, _ in nodes if level == NODE_LEVEL_STORED_MIN)  # one per 16 leaves
         keys["t/"] += len(change.batch.nodes)
         keys["l/"] += len(change.list_nodes)
         keys["p/"] += len(change.positions)

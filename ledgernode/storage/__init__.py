@@ -43,6 +43,10 @@ from .mapnodes import ListNodes, MapNodes, change_puts
 # LevelDB keys per record on the commit path; levels 4 and up cost one key per 8
 # leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
+# The leaves under one stored node of that level: a complete block of them keeps its
+# leaf hashes under one h/ key, so a proof reads one key instead of scanning and
+# hashing 16 envelopes (docs/storage.md).
+LEAF_BLOCK = 1 << NODE_LEVEL_STORED_MIN
 # Stored Merkle nodes kept in memory (storage/generations.py): a complete subtree's
 # hash never changes, and every proof reads the top of the tree. 32-byte values
 # under 10-byte keys: some 20 MB at most.
@@ -98,7 +102,8 @@ class Store:
         try:
             if raw is not None:
                 header = self.load_header(keys.decode_head(raw))
-            frontier = merkle.Frontier.load(_LogNodes(self), header.log_size if header else 0)
+            size = header.log_size if header else 0
+            frontier = merkle.Frontier.load(_LogNodes(self, size), size)
             self._check_whole(header)
         except NotFound as exc:
             raise StoreCorrupt(f"the store is not whole: {exc} is missing below the head "
@@ -189,7 +194,7 @@ class Store:
         return out
 
     def node(self, level: int, index: int) -> bytes:
-        return _LogNodes(self).node(level, index)
+        return _LogNodes(self, self.log_size).node(level, index)
 
     def stored_node(self, level: int, index: int) -> bytes:
         """A node at level NODE_LEVEL_STORED_MIN or above, from memory or n/."""
@@ -203,9 +208,44 @@ class Store:
             self._log_nodes.put(key, value)
         return value
 
-    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """Leaf hashes of the stored envelopes [start, end), up to the first one missing."""
+    def leaf_hashes(self, start: int, end: int, log_size: int = 0) -> list[bytes]:
+        """Leaf hashes of the stored envelopes [start, end), up to the first one missing; of
+        an aligned block of LEAF_BLOCK complete in a log of `log_size`, from its h/ key
+        where it is stored (a block not complete has none: it is not looked for)."""
+        if end - start == LEAF_BLOCK and start % LEAF_BLOCK == 0 and end <= log_size:
+            raw = self.kv.get(keys.leaf_hashes_key(start >> NODE_LEVEL_STORED_MIN))
+            if raw is not None:
+                return self._leaf_block(start >> NODE_LEVEL_STORED_MIN, raw)
         return [merkle.leaf_hash(raw) for raw in keys.consecutive(self.kv.scan(*keys.leaf_range(start, end)), start)]
+
+    def _leaf_block(self, index: int, raw: bytes) -> list[bytes]:
+        """The hashes of an h/ value, checked against the stored node above them."""
+        first, hash_bytes = index * LEAF_BLOCK, merkle.HASH_BYTES
+        where = f"the leaf hashes of leaves {first} to {first + LEAF_BLOCK - 1} (h/)"
+        if len(raw) != LEAF_BLOCK * hash_bytes:
+            raise StoreCorrupt(f"{where} are {len(raw)} bytes, not {LEAF_BLOCK * hash_bytes}")
+        hashes = [raw[i:i + hash_bytes] for i in range(0, len(raw), hash_bytes)]
+        if merkle.complete_subtree_hash(hashes) != self.stored_node(NODE_LEVEL_STORED_MIN, index):
+            raise StoreCorrupt(f"{where} do not hash to the Merkle node above them")
+        return hashes
+
+    def _leaf_block_puts(self, checked: CheckedBlock) -> list[tuple[bytes, bytes]]:
+        """An h/ pair for each aligned block of LEAF_BLOCK leaves this block completes; of
+        such a block's leaves, those before this one's are read back (at most 15)."""
+        start = checked.block.header.log_start
+        puts: list[tuple[bytes, bytes]] = []
+        mine: dict[int, bytes] | None = None
+        for level, index, _ in checked.nodes:
+            if level != NODE_LEVEL_STORED_MIN:
+                continue
+            if mine is None:
+                mine = {i: h for lv, i, h in checked.nodes if lv == 0}
+            first = index * LEAF_BLOCK
+            hashes = self.leaf_hashes(first, start) if first < start else []
+            hashes.extend(mine[i] for i in range(max(first, start), first + LEAF_BLOCK))
+            assert len(hashes) == LEAF_BLOCK, "a block of leaves it completes is all stored or in the block"
+            puts.append((keys.leaf_hashes_key(index), b"".join(hashes)))
+        return puts
 
     def locate(self, record_id: bytes) -> tuple[int, int] | None:
         """(leaf_index, height) of a committed record, or None."""
@@ -303,11 +343,11 @@ class Store:
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
         assert size <= self.log_size
-        return merkle.inclusion_proof(_LogNodes(self), leaf_index, size)
+        return merkle.inclusion_proof(_LogNodes(self, self.log_size), leaf_index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         assert new_size <= self.log_size
-        return merkle.consistency_proof(_LogNodes(self), old_size, new_size)
+        return merkle.consistency_proof(_LogNodes(self, self.log_size), old_size, new_size)
 
     # -- writes --------------------------------------------------------------
 
@@ -322,7 +362,7 @@ class Store:
         assert checked.frontier.root() == header.log_root
         assert checked.map_change.root == header.state, "the map change is not the header's state"
         assert tip.header is None or checked.map_change.batch.base == tip.header.state
-        self.kv.write(_block_puts(checked, qc), [], sync=sync)
+        self.kv.write(_block_puts(checked, qc, self._leaf_block_puts(checked)), [], sync=sync)
         self.map_nodes.keep(checked.map_change.batch)
         # One assignment: a reader on another thread sees the old tip or the new one, never
         # a head with another block's frontier. The records are on disk before the tip
@@ -405,11 +445,13 @@ def _decode_fact(kind: str, key: str, raw: bytes) -> dict[str, Any]:
 
 class _LogNodes:
     """merkle.NodeReader over the log for one proof: stored levels through the store's
-    memory, the levels below from one scan of each aligned block of envelopes."""
+    memory, the levels below from each aligned block's h/ key, or where there is none from
+    one scan of its envelopes."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, log_size: int) -> None:
+        """`log_size`: the committed log's (whatever the proof's size), which says whose h/ to read."""
         self.store = store
-        self.low = merkle.LeafBlocks(store.leaf_hashes, NODE_LEVEL_STORED_MIN)
+        self.low = merkle.LeafBlocks(lambda start, end: store.leaf_hashes(start, end, log_size), NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
         if level >= NODE_LEVEL_STORED_MIN:
@@ -420,8 +462,9 @@ class _LogNodes:
         return h
 
 
-def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
-    """Every key of one block's commit batch (docs/storage.md, "Committing a block")."""
+def _block_puts(checked: CheckedBlock, qc: QC, leaf_blocks: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Every key of one block's commit batch (docs/storage.md, "Committing a block");
+    `leaf_blocks` its h/ pairs (Store._leaf_block_puts)."""
     header = checked.block.header
     puts = [(keys.block_key(header.height), header.raw or header.encode()), (keys.qc_key(header.height), qc.encode())]
     for offset, env in enumerate(checked.block.envelopes):
@@ -431,6 +474,7 @@ def _block_puts(checked: CheckedBlock, qc: QC) -> list[tuple[bytes, bytes]]:
     for level, index, h in checked.nodes:
         if level >= NODE_LEVEL_STORED_MIN:
             puts.append((keys.node_key(level, index), h))
+    puts.extend(leaf_blocks)
     for (kind, key), value in checked.facts.items():
         puts.append((keys.fact_key(kind, key), codec.encode(value)))
     puts.extend(change_puts(checked.map_change))

@@ -25,6 +25,11 @@ BLOCK = b"b/"  # b/ u64(height): header bytes as certified
 QC = b"q/"  # q/ u64(height): the block's QC
 LEAF = b"e/"  # e/ u64(leaf_index): envelope bytes, the Merkle leaf
 NODE = b"n/"  # n/ level (1 byte) u64(index): hash of a complete subtree
+# h/ u64(index): the 16 leaf hashes under the log's level-4 node `index` (a complete,
+# aligned block of 16 leaves), concatenated; written with the block that completes
+# them, so a proof reads one key instead of 16 envelopes. A store written before this
+# key existed lacks them, and its proofs read the envelopes (docs/storage.md).
+LEAF_HASHES = b"h/"
 RECORD = b"r/"  # r/ record_id (32 bytes): RECORD_INDEX
 FACT = b"f/"  # f/<kind>/<key> (UTF-8): a state fact
 META = b"m/"  # m/<name> (UTF-8): runtime bytes; m/head: the committed height
@@ -66,6 +71,10 @@ def leaf_key(index: int) -> bytes:
 
 def node_key(level: int, index: int) -> bytes:
     return NODE + bytes([level]) + u64(index)
+
+
+def leaf_hashes_key(index: int) -> bytes:
+    return LEAF_HASHES + u64(index)
 
 
 def record_key(record_id: bytes) -> bytes:

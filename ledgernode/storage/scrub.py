@@ -36,7 +36,7 @@ from ..genesis import Genesis
 from ..members import AnyDept
 from ..records import Envelope, decode_envelope
 from ..maptree import StateMap
-from . import NODE_LEVEL_STORED_MIN, keys, validators_in
+from . import LEAF_BLOCK, NODE_LEVEL_STORED_MIN, keys, validators_in
 from .mapnodes import MapNodes
 from .kv import KV
 from .mapscrub import MapScrub
@@ -116,6 +116,9 @@ class _Scrub:
         self.size: int | None = 0  # log size after the height below, when known
         self.frontier: merkle.Frontier | None = merkle.Frontier()  # None: not known here
         self.verified = True  # the frontier's start was checked against a certified root
+        # The leaf hashes of the current aligned block of LEAF_BLOCK leaves, from its first
+        # (for its h/ key): (index of the first, hashes); a block entered midway is not checked.
+        self.block_leaves: tuple[int, list[bytes]] = (0, [])
 
     # -- reads: every backend call goes through these two. They verify every on-disk
     # checksum; storage/leveldb.py raises LevelDB's CorruptionError as StoreCorrupt, a
@@ -330,10 +333,17 @@ class _Scrub:
 
     def leaf(self, height: int, index: int, raw: bytes) -> None:
         self.report.records += 1
+        leaf_hash = merkle.leaf_hash(raw)
+        first, hashes = self.block_leaves
+        if index % LEAF_BLOCK == 0 or index != first + len(hashes):
+            self.block_leaves = first, hashes = index, []
+        hashes.append(leaf_hash)
         if self.frontier is not None:
-            for level, node_index, h in self.frontier.append(merkle.leaf_hash(raw)):
+            for level, node_index, h in self.frontier.append(leaf_hash):
                 if level >= NODE_LEVEL_STORED_MIN:
                     self.merkle_node(height, level, node_index, h)
+        if len(hashes) == LEAF_BLOCK and first % LEAF_BLOCK == 0 and self.frontier is not None and self.verified:
+            self.leaf_block(height, first // LEAF_BLOCK, hashes)  # as Merkle nodes: against leaves a root vouches for
         try:
             env = decode_envelope(raw, AnyDept.of(self.genesis))
         except InvalidInput as exc:
@@ -346,6 +356,19 @@ class _Scrub:
         stored = self.fetch(height, keys.node_key(level, index), where, f"{where}: missing (not stored)")
         if stored is not None and stored != computed and self.verified:
             self.add(height, f"{where}: does not match the leaves under it")
+
+    def leaf_block(self, height: int, index: int, hashes: list[bytes]) -> None:
+        """A complete block of leaves' h/ key, where stored, against their envelopes (a store
+        written before h/ existed has none: its proofs read the envelopes)."""
+        first = index * LEAF_BLOCK
+        where = f"leaf hashes of leaves {first} to {first + LEAF_BLOCK - 1} (block {height})"
+        try:
+            stored = self.get(keys.leaf_hashes_key(index))
+        except StorageError as exc:
+            self.add(height, f"{where} unreadable ({exc})")
+            return
+        if stored is not None and stored != b"".join(hashes):
+            self.add(height, f"{where}: do not match the envelopes")
 
     def indexes(self, height: int, index: int, env: Envelope) -> None:
         """r/<record id> names this leaf and height."""

@@ -173,3 +173,50 @@ def test_asking_for_the_compiled_descent_where_it_is_not_built_is_refused(monkey
     monkeypatch.setattr(maptree, "COMPILED", False)
     with pytest.raises(ValueError, match="not built"):
         StateMap(compiled=True)
+
+
+# -- record lists ----------------------------------------------------------------------
+
+
+def _python_append(value: bytes | None, edge: bytes, leaves: list[int]) -> Any:
+    try:
+        return statemap.list_append(value, edge, leaves, edge_checked=True)
+    except Exception as exc:  # the compiled one must raise the same
+        return type(exc), str(exc)
+
+
+def _compiled_append(value: bytes | None, edge: bytes, leaves: list[int]) -> Any:
+    try:
+        return maptree._mapcore.list_append(value, edge, leaves)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40), min_size=1, max_size=5))
+def test_compiled_and_python_list_appends_agree(appends: list[list[int]]) -> None:
+    value: bytes | None = None
+    edge, size = b"", 0
+    for leaves in appends:
+        fast, slow = _compiled_append(value, edge, leaves), _python_append(value, edge, leaves)
+        assert fast == slow
+        value, edge, _ = slow
+        size += len(leaves)
+        assert statemap.parse_list_value(value)[0] == size
+
+
+@needs_compiled
+@pytest.mark.parametrize("case", [
+    (None, bytes(32), [1]),  # a new list given an edge: the Python one ignores it
+    (statemap.list_value([1, 2, 3]), bytes(32), [4]),  # an edge of 1 hash for n = 3 (2 set bits)
+    (statemap.list_value([1]), bytes(31), [4]),
+    (codec.encode({"n": 1}), b"", [4]),  # not a record list
+    (codec.encode({"n": 1, "root": bytes(32), "x": 1}), b"", [4]),
+    (b"\x82\xa1n\xcc\x05\xa4root\xc4\x20" + bytes(32), bytes(64), [4]),  # n = 5 not in its smallest encoding
+    (None, b"", [-1]), (None, b"", [2**64]), (None, b"", [True]), (None, b"", ["1"]),
+    (None, b"", []),
+    (statemap.list_value([2**64 - 2]), statemap.list_append(None, b"", [2**64 - 2])[1], [2**64 - 1]),
+])
+def test_lists_not_as_statemap_writes_them_go_to_python(case: tuple[Any, bytes, list[Any]]) -> None:
+    assert _compiled_append(*case) == _python_append(*case)

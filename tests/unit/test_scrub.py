@@ -190,6 +190,17 @@ def test_a_missing_merkle_node_is_found(built: tuple[Net, Store]) -> None:
     assert _texts(scrub.scrub(store.kv, net.genesis)) == ["Merkle node 4/1 (block 11): missing (not stored)"]
 
 
+def test_leaf_hashes_that_do_not_match_the_envelopes_are_found_and_missing_ones_are_not(
+        built: tuple[Net, Store]) -> None:
+    net, store = built
+    h1 = store.kv.get(keys.leaf_hashes_key(1))  # leaves 16-31, completed by leaf 31 in block 11
+    assert h1 is not None and len(h1) == 16 * 32
+    _put(store, keys.leaf_hashes_key(1), h1[:32] + bytes(32) + h1[64:])
+    _delete(store, keys.leaf_hashes_key(0))  # as a store written before h/ existed: proofs read the envelopes
+    assert _texts(scrub.scrub(store.kv, net.genesis)) == [
+        "leaf hashes of leaves 16 to 31 (block 11): do not match the envelopes"]
+
+
 def test_anything_stored_above_the_head_is_reported(built: tuple[Net, Store]) -> None:
     net, store = built
     leaves = BLOCKS * RECORDS_PER_BLOCK

@@ -415,6 +415,7 @@ def test_key_schema_spells_the_documented_bytes() -> None:
     assert keys.qc_key(1) == b"q/" + _u(1)
     assert keys.leaf_key(2**64 - 1) == b"e/" + b"\xff" * 8
     assert keys.node_key(4, 3) == b"n/\x04" + _u(3)
+    assert keys.leaf_hashes_key(3) == b"h/" + _u(3)
     assert keys.record_key(rid) == b"r/" + rid
     assert keys.fact_key("cert", "LIC-é") == "f/cert/LIC-é".encode("utf-8")
     assert keys.meta_key("consensus") == b"m/consensus"
@@ -461,6 +462,10 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
         assert checked.block.header.state == state.root
     expected.update({b"n/" + bytes([level]) + _u(index): h for (level, index), h in tree.nodes.items()
                      if level >= NODE_LEVEL_STORED_MIN})
+    # each complete aligned block of 16 leaves keeps their hashes under one key: here
+    # leaves 0-15 (written by block 1) and 16-31 (completed by block 3, over blocks 1 and 3)
+    expected.update({b"h/" + _u(index): b"".join(tree.nodes[(0, i)] for i in range(index * 16, index * 16 + 16))
+                     for index in range(leaf // 16)})
     for list_path, t in lists.items():  # a list's levels 0 to 3 are hashed from its positions
         expected.update({b"l/" + list_path + bytes([level]) + _u(index): h
                          for (level, index), h in t.nodes.items() if level >= 4})
@@ -471,6 +476,33 @@ def test_a_commit_writes_exactly_the_documented_keys(store: Store) -> None:
             raw = b"\x02" + raw[1:33] + bytes([len(edge)]) + b"".join(edge) + raw[33:]
         expected[b"t/" + h] = raw
     assert dict(store.kv.scan(b"", b"\xff")) == expected
+
+
+def test_proofs_are_the_same_with_and_without_the_leaf_hash_blocks(store: Store) -> None:
+    # A store written before h/ existed has none: its proofs read the envelopes.
+    tree = merkle.MemoryTree()
+    for start, count in ((0, 7), (7, 30), (37, 2), (39, 20)):
+        commit_synthetic(store, start, count)
+        for i in range(start, start + count):
+            tree.append(synth_envelope(i).leaf_hash)
+    blocks = [k for k, _ in store.kv.scan(b"h/", b"h0")]
+    assert blocks == [keys.leaf_hashes_key(i) for i in range(59 // 16)]
+    proofs = {(i, n): store.inclusion_proof(i, n) for n in (16, 33, 48, 59) for i in range(0, n, 5)}
+    for (i, n), proof in proofs.items():
+        assert proof == merkle.inclusion_proof(tree, i, n)
+    # A proof within complete blocks of 16 reads no envelope: the leaf's h/ key, checked
+    # against its n/4 node, and stored nodes; one that needs the last, incomplete block
+    # scans its envelopes.
+    counting = CountingKV(store.kv)
+    fresh = Store(counting)
+    counting.gets = counting.scans = 0
+    assert fresh.inclusion_proof(20, 48) == merkle.inclusion_proof(tree, 20, 48)
+    assert counting.scans == 0 and 2 <= counting.gets <= 4  # h/1, n/4/1, and n/4/0, n/4/2 unless kept
+    assert fresh.inclusion_proof(20, 59) == proofs[(20, 59)]
+    assert counting.scans == 1  # [48, 59): leaves 48-55 under node 3/6
+    store.kv.write([], blocks, sync=True)
+    older = Store(store.kv)
+    assert {(i, n): older.inclusion_proof(i, n) for i, n in proofs} == proofs
 
 
 def test_subject_pages_of_the_answers_fit_the_store_page() -> None:
@@ -626,6 +658,15 @@ CORRUPTIONS: dict[str, tuple[Callable[[Store], None], Callable[[Store], object],
     # A store keeps the Merkle nodes it read in memory: a fresh one reads the damage.
     "Merkle node of the wrong length": (lambda s: _put(s, keys.node_key(4, 0), bytes(31)),
                                         lambda s: Store(s.kv).node(4, 0), "Merkle node 4/0 is 31 bytes, not 32"),
+    # A proof of a leaf in a complete block of 16 reads their hashes from h/, checked
+    # against the Merkle node above them.
+    "leaf hashes that do not hash to their node": (
+        lambda s: _put(s, keys.leaf_hashes_key(0), bytes(32) + (s.kv.get(keys.leaf_hashes_key(0)) or b"")[32:]),
+        lambda s: Store(s.kv).inclusion_proof(3, 28),
+        "the leaf hashes of leaves 0 to 15 (h/) do not hash to the Merkle node above them"),
+    "leaf hashes of the wrong length": (lambda s: _put(s, keys.leaf_hashes_key(0), bytes(31)),
+                                        lambda s: Store(s.kv).inclusion_proof(3, 28),
+                                        "the leaf hashes of leaves 0 to 15 (h/) are 31 bytes, not 512"),
     "record index of the wrong length": (lambda s: _put(s, keys.record_key(synth_envelope(0).record_id), b"\x01"),
                                          lambda s: s.locate(synth_envelope(0).record_id),
                                          "index entry is 1 bytes, not 16"),
