@@ -137,11 +137,13 @@ static PyObject *load(Descent *d, PyObject *h, int want_tile) {
     PyObject *node = PyObject_CallOneArg(d->node, h);
     if (node == NULL)
         return NULL;
+    if (node != Py_None && (!PyTuple_CheckExact(node) || (PyTuple_GET_SIZE(node) != 2 && PyTuple_GET_SIZE(node) != 4))) {
+        Py_DECREF(node); /* the store's own bug, not the disk's: a decoded node is a tile or a leaf */
+        return broken("a node store gives a tile (2-tuple) or a leaf (4-tuple)"), NULL;
+    }
     const char *wrong = NULL;
     if (node == Py_None)
         wrong = "is not stored";
-    else if (!PyTuple_CheckExact(node) || (PyTuple_GET_SIZE(node) != 2 && PyTuple_GET_SIZE(node) != 4))
-        wrong = "is neither a tile nor a leaf";
     else if (want_tile && PyTuple_GET_SIZE(node) != 2)
         wrong = "is a leaf where a tile belongs";
     else if (!want_tile && PyTuple_GET_SIZE(node) != 4)
@@ -162,7 +164,7 @@ static const unsigned char *path_bytes(PyObject *p) { return (const unsigned cha
 static int slot_at(PyObject *p, int depth) { return SLOTS + ((path_bytes(p)[depth >> 3] >> ((depth & 4) ? 0 : 4)) & 15); }
 
 static int slot_of(PyObject *changes, Py_ssize_t i, int depth) {
-    return slot_at(PyTuple_GET_ITEM(PyList_GET_ITEM(changes, i), 0), depth);
+    return slot_at(PyTuple_GET_ITEM(PyTuple_GET_ITEM(changes, i), 0), depth);
 }
 
 static int descend(Descent *d, PyObject *h, int kind, int depth, PyObject *changes, Py_ssize_t lo, Py_ssize_t hi,
@@ -243,11 +245,15 @@ static PyObject *new_tile(Descent *d, PyObject **hs, const unsigned char *ks) {
     }
     for (int i = 0; i < POSITIONS; i++)
         PyTuple_SET_ITEM(hashes, i, hs[i]);
+    if (raw == NULL) { /* no call into the API with an error set */
+        Py_DECREF(hashes);
+        Py_DECREF(h);
+        return NULL;
+    }
     PyObject *kinds = PyBytes_FromStringAndSize((const char *)ks, POSITIONS);
     PyObject *parsed = kinds ? PyTuple_Pack(2, hashes, kinds) : NULL;
-    int failed = raw == NULL || parsed == NULL || PyDict_SetItem(d->raw, h, raw) < 0 ||
-                 PyDict_SetItem(d->parsed, h, parsed) < 0;
-    Py_XDECREF(raw);
+    int failed = parsed == NULL || PyDict_SetItem(d->raw, h, raw) < 0 || PyDict_SetItem(d->parsed, h, parsed) < 0;
+    Py_DECREF(raw);
     Py_XDECREF(parsed);
     Py_XDECREF(kinds);
     Py_DECREF(hashes);
@@ -320,7 +326,7 @@ static int rebuild(Descent *d, PyObject *h0, PyObject *p0, PyObject *value0, PyO
     }
     int r = 0, met = 0;
     for (Py_ssize_t i = lo; i < hi && r == 0; i++) {
-        PyObject *item = PyList_GET_ITEM(changes, i), *p = PyTuple_GET_ITEM(item, 0);
+        PyObject *item = PyTuple_GET_ITEM(changes, i), *p = PyTuple_GET_ITEM(item, 0);
         int same = h0 != NULL && same_hash(p, p0);
         Entry *e = es + n;
         r = same ? resolve(PyTuple_GET_ITEM(item, 1), value0, attached0, &e->value, &e->attached)
@@ -461,32 +467,32 @@ static int descend(Descent *d, PyObject *h, int kind, int depth, PyObject *chang
     }
 }
 
-static int set_prefix(PyObject *b, unsigned char *into, Py_ssize_t *len) {
-    if (!PyBytes_CheckExact(b) || PyBytes_GET_SIZE(b) > PREFIX_BYTES_MAX)
-        return broken("a hash prefix is bytes of at most 64");
+static int is_prefix(PyObject *b) { return PyBytes_CheckExact(b) && PyBytes_GET_SIZE(b) <= PREFIX_BYTES_MAX; }
+
+static void set_prefix(PyObject *b, unsigned char *into, Py_ssize_t *len) {
     *len = PyBytes_GET_SIZE(b);
     memcpy(into, PyBytes_AS_STRING(b), (size_t)*len);
-    return 0;
 }
 
 PyDoc_STRVAR(configure_doc, "configure(empty_root, inner_prefix, leaf_prefix, value_prefix, no_attachment, "
                             "store_corrupt, list_append): what maptree and statemap define, set once at "
                             "maptree's import.");
 
+/* The module's state is these statics, set here, all checked before any is changed: one
+   module per process (single-phase init, as maptree imports it); nothing changes them
+   while a descent runs. */
 static PyObject *configure(PyObject *self, PyObject *args) {
     PyObject *empty, *inner, *leaf, *value, *none_attached, *corrupt, *lists;
     if (!PyArg_ParseTuple(args, "OOOOOOO", &empty, &inner, &leaf, &value, &none_attached, &corrupt, &lists))
         return NULL;
-    if (!PyCallable_Check(lists))
-        return broken("configure(..., the Python list append)"), NULL;
-    if (!is_hash(empty) || !PyBytes_CheckExact(none_attached) || PyBytes_GET_SIZE(none_attached) != 0 ||
-        !PyExceptionClass_Check(corrupt)) {
-        broken("configure(empty_root, prefixes, b\"\", StoreCorrupt)");
-        return NULL;
-    }
-    if (set_prefix(inner, inner_prefix, &inner_len) < 0 || set_prefix(leaf, leaf_prefix, &leaf_len) < 0 ||
-        set_prefix(value, value_prefix, &value_len) < 0)
-        return NULL;
+    if (!is_hash(empty) || !is_prefix(inner) || !is_prefix(leaf) || !is_prefix(value) ||
+        !PyBytes_CheckExact(none_attached) || PyBytes_GET_SIZE(none_attached) != 0 ||
+        !PyExceptionClass_Check(corrupt) || !PyCallable_Check(lists))
+        return broken("configure(empty_root, three prefixes of at most 64 bytes, b\"\", StoreCorrupt, "
+                      "the Python list append)"), NULL;
+    set_prefix(inner, inner_prefix, &inner_len);
+    set_prefix(leaf, leaf_prefix, &leaf_len);
+    set_prefix(value, value_prefix, &value_len);
     Py_XSETREF(empty_root, Py_NewRef(empty));
     Py_XSETREF(no_attachment, Py_NewRef(none_attached));
     Py_XSETREF(store_corrupt, Py_NewRef(corrupt));
@@ -499,39 +505,48 @@ PyDoc_STRVAR(update_doc, "update(node, out, root, kind, changes) -> (hash, kind)
                          "sorted, paths checked), new nodes into out's raw, parsed and replaced.");
 
 static PyObject *update(PyObject *self, PyObject *args) {
-    Descent d;
-    PyObject *root, *changes;
+    Descent d = {NULL, NULL, NULL, NULL, NULL};
+    PyObject *root, *given;
     int kind;
-    if (!PyArg_ParseTuple(args, "OOOiO!", &d.node, &d.out, &root, &kind, &PyList_Type, &changes))
+    if (!PyArg_ParseTuple(args, "OOOiO!", &d.node, &d.out, &root, &kind, &PyList_Type, &given))
         return NULL;
     if (empty_root == NULL)
         return broken("configure() first"), NULL;
     if (!is_hash(root))
         return broken("a root is 32 bytes"), NULL;
-    Py_ssize_t n = PyList_GET_SIZE(changes);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(changes, i);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 || !is_hash(PyTuple_GET_ITEM(item, 0)))
-            return broken("a change is (32-byte path, change)"), NULL;
-    }
-    if (n == 0)
-        return Py_BuildValue("(Oi)", root, kind);
-    d.raw = PyObject_GetAttrString(d.out, "raw");
-    d.parsed = PyObject_GetAttrString(d.out, "parsed");
-    d.replaced = PyObject_GetAttrString(d.out, "replaced");
-    PyObject *answer = NULL, *h = NULL;
+    /* A tuple of our own: what an update does to the caller's list cannot reach the
+       items the descent borrows. */
+    PyObject *changes = PyList_AsTuple(given), *answer = NULL, *h = NULL;
+    if (changes == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(changes);
     int k = 0;
-    if (d.raw && d.parsed && d.replaced && PyDict_CheckExact(d.raw) && PyDict_CheckExact(d.parsed) &&
-        PyList_CheckExact(d.replaced)) {
-        if (descend(&d, root, kind, 0, changes, 0, n, &h, &k) == 0) {
-            answer = Py_BuildValue("(Ni)", h, k);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(changes, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 || !is_hash(PyTuple_GET_ITEM(item, 0))) {
+            broken("a change is (32-byte path, change)");
+            goto done;
         }
-    } else if (!PyErr_Occurred()) {
-        broken("out holds raw and parsed dicts and a replaced list");
     }
+    if (n == 0) {
+        answer = Py_BuildValue("(Oi)", root, kind);
+        goto done;
+    }
+    if ((d.raw = PyObject_GetAttrString(d.out, "raw")) == NULL ||
+        (d.parsed = PyObject_GetAttrString(d.out, "parsed")) == NULL ||
+        (d.replaced = PyObject_GetAttrString(d.out, "replaced")) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(d.raw) || !PyDict_CheckExact(d.parsed) || !PyList_CheckExact(d.replaced)) {
+        broken("out holds raw and parsed dicts and a replaced list");
+        goto done;
+    }
+    if (descend(&d, root, kind, 0, changes, 0, n, &h, &k) == 0)
+        answer = Py_BuildValue("(Ni)", h, k);
+done:
     Py_XDECREF(d.raw);
     Py_XDECREF(d.parsed);
     Py_XDECREF(d.replaced);
+    Py_DECREF(changes);
     return answer;
 }
 
