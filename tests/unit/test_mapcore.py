@@ -169,6 +169,33 @@ def test_the_compiled_descent_refuses_what_only_a_bug_would_hand_it() -> None:
         maptree._mapcore.update(*args, bytes(range(32)), 7, [(bytes(32), None)])
 
 
+@needs_compiled
+def test_an_update_that_empties_the_callers_list_of_changes_changes_nothing_the_descent_reads() -> None:
+    store = MemoryNodeStore()
+    m = StateMap(store, compiled=False)
+    ps = sorted(statemap.path("subject", f"s{i}") for i in range(40))
+    m.apply({p: _value(1) for p in ps})
+    changes: list[tuple[bytes, maptree.Change]] = []
+
+    def clears(current: bytes | None, edge: bytes) -> tuple[bytes, bytes]:
+        changes.clear()  # the descent holds its own copy of the list
+        return _value(2), b""
+
+    changes.extend((p, clears) for p in ps)
+    out = maptree._Writes()
+    root = maptree._mapcore.update(store.node, out, m.root, 2, changes)[0]
+    assert root == m.prepare({p: _value(2) for p in ps}).root
+
+
+@needs_compiled
+def test_configure_refuses_bad_arguments_and_keeps_what_it_had() -> None:
+    before = StateMap().prepare({bytes(32): _value(1)}).root
+    with pytest.raises(AssertionError, match="configure"):
+        maptree._mapcore.configure(statemap.EMPTY_ROOT, b"x" * 10, b"y" * 65, b"z", b"", StoreCorrupt,
+                                   maptree._checked_list_append)
+    assert StateMap().prepare({bytes(32): _value(1)}).root == before
+
+
 def test_asking_for_the_compiled_descent_where_it_is_not_built_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(maptree, "COMPILED", False)
     with pytest.raises(ValueError, match="not built"):
