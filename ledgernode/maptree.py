@@ -76,7 +76,6 @@ from .statemap import (
 )
 
 
-
 def _checked_list_append(value_bytes: bytes | None, edge: bytes,
                          leaf_indexes: list[int]) -> tuple[bytes, bytes, list[tuple[int, int, bytes]]]:
     return list_append(value_bytes, edge, leaf_indexes, edge_checked=True)
