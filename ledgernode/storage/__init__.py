@@ -16,6 +16,7 @@ immutable value holding the head header and the frontier of the same block;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,12 @@ from .generations import Generations
 from .kv import KV, MemoryKV
 from .mapnodes import ListNodes, MapNodes, change_puts
 
+log = logging.getLogger("ledgernode.storage")
+
 # Merkle nodes below this level are not stored: a complete subtree of fewer
-# than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from its envelopes when a
+# than 2**NODE_LEVEL_STORED_MIN leaves is rehashed from the leaf hashes when a
 # proof needs it (all of a proof's such siblings lie in its leaf's aligned block
-# of 16, read in one scan: merkle.LeafBlocks). Storing every level cost two
+# of 16, read from its h/ key or in one scan of its envelopes: merkle.LeafBlocks). Storing every level cost two
 # LevelDB keys per record on the commit path; levels 4 and up cost one key per 8
 # leaves (1/16 + 1/32 + ...).
 NODE_LEVEL_STORED_MIN = 4
@@ -89,6 +92,7 @@ class Store:
         self.kv = kv
         self.map_nodes = MapNodes(kv)
         self._log_nodes: Generations[bytes] = Generations(LOG_NODE_CACHE_MAX)
+        self.leaf_blocks_refused = 0  # h/ values that failed their check; their envelopes were read instead
         # (genesis, the head's Members, commits that changed a member): built on first use,
         # rebuilt whole by the commit that changes a key or a dept (members.py)
         self._members: tuple[Genesis, Members] | None = None
@@ -211,39 +215,52 @@ class Store:
     def leaf_hashes(self, start: int, end: int, log_size: int = 0) -> list[bytes]:
         """Leaf hashes of the stored envelopes [start, end), up to the first one missing; of
         an aligned block of LEAF_BLOCK complete in a log of `log_size`, from its h/ key
-        where it is stored (a block not complete has none: it is not looked for)."""
+        where it is stored and checks (a block not complete has none: it is not looked for)."""
         if end - start == LEAF_BLOCK and start % LEAF_BLOCK == 0 and end <= log_size:
-            raw = self.kv.get(keys.leaf_hashes_key(start >> NODE_LEVEL_STORED_MIN))
-            if raw is not None:
-                return self._leaf_block(start >> NODE_LEVEL_STORED_MIN, raw)
+            hashes = self._leaf_block(start >> NODE_LEVEL_STORED_MIN)
+            if hashes is not None:
+                return hashes
         return [merkle.leaf_hash(raw) for raw in keys.consecutive(self.kv.scan(*keys.leaf_range(start, end)), start)]
 
-    def _leaf_block(self, index: int, raw: bytes) -> list[bytes]:
-        """The hashes of an h/ value, checked against the stored node above them."""
+    def _leaf_block(self, index: int) -> list[bytes] | None:
+        """The hashes under h/<index> if stored and they hash to the n/4 node above them; else
+        None, and the caller reads the envelopes, as before h/ existed: h/ is a copy of what
+        the envelopes give, kept for speed, so a doubt about it costs only that. A doubt is
+        counted (`leaf_blocks_refused`) and logged; the scrub names the damage."""
+        raw = self.kv.get(keys.leaf_hashes_key(index))
+        if raw is None:
+            return None
         first, hash_bytes = index * LEAF_BLOCK, merkle.HASH_BYTES
-        where = f"the leaf hashes of leaves {first} to {first + LEAF_BLOCK - 1} (h/)"
-        if len(raw) != LEAF_BLOCK * hash_bytes:
-            raise StoreCorrupt(f"{where} are {len(raw)} bytes, not {LEAF_BLOCK * hash_bytes}")
         hashes = [raw[i:i + hash_bytes] for i in range(0, len(raw), hash_bytes)]
-        if merkle.complete_subtree_hash(hashes) != self.stored_node(NODE_LEVEL_STORED_MIN, index):
-            raise StoreCorrupt(f"{where} do not hash to the Merkle node above them")
-        return hashes
+        try:
+            above = self.stored_node(NODE_LEVEL_STORED_MIN, index)
+        except NotFound:
+            above = None
+        if len(raw) == LEAF_BLOCK * hash_bytes and above is not None and merkle.complete_subtree_hash(hashes) == above:
+            return hashes
+        self.leaf_blocks_refused += 1
+        log.warning("the leaf hashes of leaves %d to %d (h/) %s: proofs read their envelopes instead "
+                    "(`ledgernode check` names the damage)", first, first + LEAF_BLOCK - 1,
+                    f"are {len(raw)} bytes" if len(raw) != LEAF_BLOCK * hash_bytes
+                    else "have no Merkle node above them" if above is None else "do not hash to the node above them")
+        return None
 
     def _leaf_block_puts(self, checked: CheckedBlock) -> list[tuple[bytes, bytes]]:
-        """An h/ pair for each aligned block of LEAF_BLOCK leaves this block completes; of
-        such a block's leaves, those before this one's are read back (at most 15)."""
+        """An h/ pair for each aligned block of LEAF_BLOCK leaves this block completes, checked
+        against the block's own n/4 node; of such a block's leaves, those before this block's
+        are read back (at most 15). StoreCorrupt if they cannot be: the store is damaged."""
         start = checked.block.header.log_start
         puts: list[tuple[bytes, bytes]] = []
-        mine: dict[int, bytes] | None = None
-        for level, index, _ in checked.nodes:
+        for level, index, h in checked.nodes:
             if level != NODE_LEVEL_STORED_MIN:
                 continue
-            if mine is None:
-                mine = {i: h for lv, i, h in checked.nodes if lv == 0}
             first = index * LEAF_BLOCK
             hashes = self.leaf_hashes(first, start) if first < start else []
-            hashes.extend(mine[i] for i in range(max(first, start), first + LEAF_BLOCK))
-            assert len(hashes) == LEAF_BLOCK, "a block of leaves it completes is all stored or in the block"
+            hashes.extend(env.leaf_hash for env in checked.block.envelopes[max(first, start) - start:
+                                                                            first + LEAF_BLOCK - start])
+            if len(hashes) != LEAF_BLOCK or merkle.complete_subtree_hash(hashes) != h:
+                raise StoreCorrupt(f"leaves {first} to {start - 1}, committed before block "
+                                   f"{checked.block.header.height}, are missing or damaged")
             puts.append((keys.leaf_hashes_key(index), b"".join(hashes)))
         return puts
 

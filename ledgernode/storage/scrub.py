@@ -7,7 +7,8 @@ below (height 1: ZERO_HASH); that `q/<height>` certifies it under the genesis va
 (`check_qc`); that `e/` holds every leaf of [log_start, log_size), log_start is the log_size
 below, and the RFC 6962 root of all leaves so far is the header's log_root (one
 `merkle.Frontier` grown leaf by leaf: O(n) hashes in all), every `n/` node those leaves
-complete is stored and equal to it ("Merkle nodes"); that each envelope decodes and
+complete is stored and equal to it ("Merkle nodes"), and every `h/` value stored for a
+complete block of 16 of them equals their leaf hashes; that each envelope decodes and
 `r/<record id>` names its leaf and height; and that no
 `b/`, `q/` is stored past the head nor `e/` past its log_size. When all of that is whole,
 the state map at the head and its record lists are checked (storage/mapscrub.py). State

@@ -505,6 +505,36 @@ def test_proofs_are_the_same_with_and_without_the_leaf_hash_blocks(store: Store)
     assert {(i, n): older.inclusion_proof(i, n) for i, n in proofs} == proofs
 
 
+@pytest.mark.parametrize("damage", ["a hash", "short", "no node above"])
+def test_leaf_hashes_that_fail_their_check_are_not_used(damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    # h/ is a copy of what the envelopes give: a doubt about it costs a scan, not a proof.
+    store = Store.memory()
+    commit_synthetic(store, 0, 40)  # opening reads n/5/0 and leaves 32-39, never n/4/0
+    want = store.inclusion_proof(3, 40)
+    h0 = store.kv.get(keys.leaf_hashes_key(0))
+    assert h0 is not None
+    if damage == "a hash":
+        _put(store, keys.leaf_hashes_key(0), bytes(32) + h0[32:])
+    elif damage == "short":
+        _put(store, keys.leaf_hashes_key(0), h0[:-1])
+    else:
+        store.kv.write([], [keys.node_key(4, 0)], sync=True)
+    fresh = Store(store.kv)  # nothing of the damaged keys in its memory
+    assert fresh.inclusion_proof(3, 40) == want
+    assert fresh.leaf_blocks_refused == 1
+    assert "leaves 0 to 15 (h/)" in caplog.text and "read their envelopes instead" in caplog.text
+
+
+def test_a_commit_that_completes_a_block_of_16_over_a_missing_earlier_leaf_is_store_corrupt() -> None:
+    store = Store.memory()
+    commit_synthetic(store, 0, 10)
+    store.kv.write([], [keys.leaf_key(4)], sync=True)
+    checked, qc = synth_block(store, [synth_envelope(i) for i in range(10, 20)])
+    with pytest.raises(StoreCorrupt, match="leaves 0 to 9, committed before block 2, are missing or damaged"):
+        store.commit(checked, qc)
+    assert store.height == 1 and store.kv.get(keys.leaf_hashes_key(0)) is None
+
+
 def test_subject_pages_of_the_answers_fit_the_store_page() -> None:
     """ledgernode/auditing/answers.py asks for one more record than it lists, to know whether
     more follow: both derive their page from records.SUBJECT_PAGE_MAX."""
@@ -658,15 +688,6 @@ CORRUPTIONS: dict[str, tuple[Callable[[Store], None], Callable[[Store], object],
     # A store keeps the Merkle nodes it read in memory: a fresh one reads the damage.
     "Merkle node of the wrong length": (lambda s: _put(s, keys.node_key(4, 0), bytes(31)),
                                         lambda s: Store(s.kv).node(4, 0), "Merkle node 4/0 is 31 bytes, not 32"),
-    # A proof of a leaf in a complete block of 16 reads their hashes from h/, checked
-    # against the Merkle node above them.
-    "leaf hashes that do not hash to their node": (
-        lambda s: _put(s, keys.leaf_hashes_key(0), bytes(32) + (s.kv.get(keys.leaf_hashes_key(0)) or b"")[32:]),
-        lambda s: Store(s.kv).inclusion_proof(3, 28),
-        "the leaf hashes of leaves 0 to 15 (h/) do not hash to the Merkle node above them"),
-    "leaf hashes of the wrong length": (lambda s: _put(s, keys.leaf_hashes_key(0), bytes(31)),
-                                        lambda s: Store(s.kv).inclusion_proof(3, 28),
-                                        "the leaf hashes of leaves 0 to 15 (h/) are 31 bytes, not 512"),
     "record index of the wrong length": (lambda s: _put(s, keys.record_key(synth_envelope(0).record_id), b"\x01"),
                                          lambda s: s.locate(synth_envelope(0).record_id),
                                          "index entry is 1 bytes, not 16"),
