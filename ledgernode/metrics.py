@@ -111,6 +111,10 @@ def metrics_text(node: Node) -> str:
     ]
     lines = [line for name, help_text, value in gauges
              for line in (*_series(name, "gauge", help_text), f"{name} {value}")]
+    lines += _series("ledgernode_store_leaf_hashes_refused_total", "counter",
+                     "Stored leaf-hash blocks (h/) that failed their check; their proofs read the envelopes "
+                     "instead (docs/storage.md): run `ledgernode check` on the stopped node.")
+    lines.append(f"ledgernode_store_leaf_hashes_refused_total {node.store.leaf_blocks_refused}")
     lines += _series("ledgernode_peer_up", "gauge", "1 while this node's link to the peer is up, by link id and key.")
     for peer, st in node.net.peer_states().items():
         # the link id is this node's own name for the peer; its key names it on every node

@@ -177,6 +177,8 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         text = node.metrics()
         assert metric(text, "ledgernode_height") == 1
         assert metric(text, "ledgernode_log_size") == 3
+        assert metric(text, "ledgernode_store_leaf_hashes_refused_total") == 0
+        assert "# TYPE ledgernode_store_leaf_hashes_refused_total counter" in text
         assert metric(text, "ledgernode_mempool_records") == 0
         assert metric(text, "ledgernode_events_total", '{event="records_committed"}') == 3
         assert metric(text, "ledgernode_events_total", '{event="blocks_committed"}') == 1
