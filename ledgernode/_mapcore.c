@@ -47,13 +47,8 @@ static int same_hash(PyObject *a, PyObject *b) {
 
 static PyObject *digest(const unsigned char *prefix, Py_ssize_t prefix_len, const char *a, Py_ssize_t a_len,
                         const char *b, Py_ssize_t b_len) {
-    SHA256_CTX c;
     unsigned char md[HASH_BYTES];
-    SHA256_Init(&c);
-    SHA256_Update(&c, prefix, (size_t)prefix_len);
-    SHA256_Update(&c, a, (size_t)a_len);
-    SHA256_Update(&c, b, (size_t)b_len);
-    SHA256_Final(md, &c);
+    sha256_of(prefix, (size_t)prefix_len, a, (size_t)a_len, b, (size_t)b_len, md);
     return PyBytes_FromStringAndSize((const char *)md, HASH_BYTES);
 }
 
@@ -315,7 +310,7 @@ static int path_cmp(const void *a, const void *b) {
 
 /* The subtree at depth holding at most the leaf (p0, value0, attached0), hash h0 (NULL:
    an empty subtree), after changes[lo:hi]: each change resolved in order, then built
-   (maptree._build, _merge_leaf). */
+   (maptree.StateMap._update's empty case, _merge_leaf). */
 static int rebuild(Descent *d, PyObject *h0, PyObject *p0, PyObject *value0, PyObject *attached0, int depth,
                    PyObject *changes, Py_ssize_t lo, Py_ssize_t hi, PyObject **rh, int *rk) {
     Py_ssize_t room = hi - lo + 1, n = 0;

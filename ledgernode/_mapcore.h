@@ -13,6 +13,18 @@
 
 #define HASH_BYTES 32
 
+/* SHA-256 of prefix || a || b into out (every hash both files make: a tagged hash's
+   prefix, or RFC 6962's one-byte tag). out may be a or b: they are read before it is written. */
+static inline void sha256_of(const void *prefix, size_t prefix_len, const void *a, size_t a_len, const void *b,
+                             size_t b_len, unsigned char *out) {
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, prefix, prefix_len);
+    SHA256_Update(&c, a, a_len);
+    SHA256_Update(&c, b, b_len);
+    SHA256_Final(out, &c);
+}
+
 /* An invariant of ours broken by a caller (maptree.py): AssertionError, as Python's assert. */
 static inline int broken(const char *what) {
     PyErr_Format(PyExc_AssertionError, "state map descent: %s", what);

@@ -13,15 +13,7 @@ PyObject *maplists_python; /* maptree._checked_list_append */
 static const unsigned char list_head[3] = {0x82, 0xa1, 'n'}; /* fixmap 2, "n" */
 static const unsigned char list_root_head[7] = {0xa4, 'r', 'o', 'o', 't', 0xc4, 0x20}; /* "root", bin8 32 */
 
-static void rfc6962(unsigned char tag, const unsigned char *a, size_t a_len, const unsigned char *b, size_t b_len,
-                    unsigned char *out) {
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, &tag, 1);
-    SHA256_Update(&c, a, a_len);
-    SHA256_Update(&c, b, b_len);
-    SHA256_Final(out, &c);
-}
+static const unsigned char leaf_tag = 0, node_tag = 1; /* RFC 6962's leaf and node prefixes */
 
 /* n of a list value exactly as statemap._list_bytes writes it (canonical, n >= 1), or 0. */
 static uint64_t list_size(const unsigned char *v, Py_ssize_t len) {
@@ -106,14 +98,14 @@ PyObject *maplists_append(PyObject *self, PyObject *args) {
         unsigned char be[8], h[HASH_BYTES];
         for (int b = 0; b < 8; b++)
             be[b] = (unsigned char)(leaf >> (8 * (7 - b)));
-        rfc6962(0, be, 8, be, 0, h);
+        sha256_of(&leaf_tag, 1, be, 8, be, 0, h);
         uint64_t index = n;
         int level = 0;
         if (append_created(created, 0, index, h) < 0)
             goto fail;
         while (index & 1) {
             assert(k > 0);
-            rfc6962(1, frontier[--k], HASH_BYTES, h, HASH_BYTES, h);
+            sha256_of(&node_tag, 1, frontier[--k], HASH_BYTES, h, HASH_BYTES, h);
             index >>= 1;
             level++;
             if (append_created(created, level, index, h) < 0)
@@ -125,7 +117,7 @@ PyObject *maplists_append(PyObject *self, PyObject *args) {
     unsigned char root[HASH_BYTES];
     memcpy(root, frontier[k - 1], HASH_BYTES);
     for (int i = k - 2; i >= 0; i--)
-        rfc6962(1, frontier[i], HASH_BYTES, root, HASH_BYTES, root);
+        sha256_of(&node_tag, 1, frontier[i], HASH_BYTES, root, HASH_BYTES, root);
     unsigned char out[3 + 9 + 7 + HASH_BYTES];
     Py_ssize_t at = 3;
     memcpy(out, list_head, 3);

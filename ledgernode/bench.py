@@ -412,7 +412,7 @@ def bench(nodes: int, seconds: float, clients: int, batch: int, rate: float | No
     verify_per_s = statistics.median(samples)
     bound = verify_per_s * cores / nodes
     result.update({"verify_per_s_one_core": round(verify_per_s, 1), "cores": cores,
-                   "map_descent": "compiled" if maptree.COMPILED else "python",
+                   "map_descent": maptree.DESCENT,
                    "bound_records_per_s": round(bound, 1),
                    "verify_samples_per_s": [round(x) for x in samples],
                    "ratio": round(result["records_per_s"] / bound, 3)})

@@ -90,6 +90,7 @@ else:
                        _checked_list_append)
 # Is the compiled descent here? StateMap uses it unless told not to (the tests run both).
 COMPILED = _mapcore is not None
+DESCENT = "compiled" if COMPILED else "python"  # what the benches report as map_descent
 
 
 def append_to_list(value_bytes: bytes | None, edge: bytes,
@@ -394,11 +395,6 @@ def _merge_leaf(h: bytes, leaf: Node, changes: Sequence[tuple[bytes, Change]], d
                     depth, out)
 
 
-def _build(changes: Sequence[tuple[bytes, Change]], lo: int, hi: int, depth: int, out: _Writes) -> _Sub:
-    """The subtree at `depth` that was empty, after changes[lo:hi]."""
-    return _subtree([(p, *o, None) for p, u in changes[lo:hi] if (o := _resolve(u, None)) is not None], depth, out)
-
-
 class StateMap:
     """The incremental state map over a NodeStore, at one root."""
 
@@ -539,7 +535,8 @@ class StateMap:
         """The subtree at `depth` (a multiple of TILE_LEVELS) whose hash is `h` and kind
         `kind`, after changes[lo:hi] (sorted, non-empty, all within it); new nodes go to `out`."""
         if kind == _EMPTY:
-            return _build(changes, lo, hi, depth, out)
+            return _subtree([(p, *o, None) for p, u in changes[lo:hi] if (o := _resolve(u, None)) is not None],
+                            depth, out)
         if kind == _LEAF:
             return _merge_leaf(h, self._leaf(h), changes[lo:hi], depth, out)
         if depth >= PATH_BITS:

@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
               f"file-backed {end_file:.1f} MB")
         figures: dict[str, Any] = {
             "records": n, "subjects": args.subjects, "ten_subjects": app["layout"].reserved, "block": args.block,
-            "map_descent": "compiled" if maptree.COMPILED else "python",
+            "map_descent": maptree.DESCENT,
             "blocks": app["blocks"], "append_records_per_s": round(rate),
             "append_records_per_main_cpu_s": round(cpu_rate),
             "store_only_records_per_s": round(n / store_s), "map_change_records_per_s": round(n / app["map_s"]),

@@ -198,7 +198,7 @@ class Store:
         return out
 
     def node(self, level: int, index: int) -> bytes:
-        return _LogNodes(self, self.log_size).node(level, index)
+        return _LogNodes(self).node(level, index)
 
     def stored_node(self, level: int, index: int) -> bytes:
         """A node at level NODE_LEVEL_STORED_MIN or above, from memory or n/."""
@@ -360,11 +360,11 @@ class Store:
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
         assert size <= self.log_size
-        return merkle.inclusion_proof(_LogNodes(self, self.log_size), leaf_index, size)
+        return merkle.inclusion_proof(_LogNodes(self), leaf_index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         assert new_size <= self.log_size
-        return merkle.consistency_proof(_LogNodes(self, self.log_size), old_size, new_size)
+        return merkle.consistency_proof(_LogNodes(self), old_size, new_size)
 
     # -- writes --------------------------------------------------------------
 
@@ -465,10 +465,12 @@ class _LogNodes:
     memory, the levels below from each aligned block's h/ key, or where there is none from
     one scan of its envelopes."""
 
-    def __init__(self, store: Store, log_size: int) -> None:
-        """`log_size`: the committed log's (whatever the proof's size), which says whose h/ to read."""
+    def __init__(self, store: Store, log_size: int | None = None) -> None:
+        """`log_size`: the committed log's (whatever the proof's size), which says whose h/ to
+        read; the store's, except while it opens."""
         self.store = store
-        self.low = merkle.LeafBlocks(lambda start, end: store.leaf_hashes(start, end, log_size), NODE_LEVEL_STORED_MIN)
+        committed = store.log_size if log_size is None else log_size
+        self.low = merkle.LeafBlocks(lambda start, end: store.leaf_hashes(start, end, committed), NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
         if level >= NODE_LEVEL_STORED_MIN:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,9 +118,8 @@ class _Scrub:
         self.size: int | None = 0  # log size after the height below, when known
         self.frontier: merkle.Frontier | None = merkle.Frontier()  # None: not known here
         self.verified = True  # the frontier's start was checked against a certified root
-        # The leaf hashes of the current aligned block of LEAF_BLOCK leaves, from its first
-        # (for its h/ key): (index of the first, hashes); a block entered midway is not checked.
-        self.block_leaves: tuple[int, list[bytes]] = (0, [])
+        # (index, leaf hash) of the last leaves read: a block's h/ is checked against them
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=LEAF_BLOCK)
 
     # -- reads: every backend call goes through these two. They verify every on-disk
     # checksum; storage/leveldb.py raises LevelDB's CorruptionError as StoreCorrupt, a
@@ -335,16 +335,13 @@ class _Scrub:
     def leaf(self, height: int, index: int, raw: bytes) -> None:
         self.report.records += 1
         leaf_hash = merkle.leaf_hash(raw)
-        first, hashes = self.block_leaves
-        if index % LEAF_BLOCK == 0 or index != first + len(hashes):
-            self.block_leaves = first, hashes = index, []
-        hashes.append(leaf_hash)
+        self.recent.append((index, leaf_hash))
         if self.frontier is not None:
             for level, node_index, h in self.frontier.append(leaf_hash):
                 if level >= NODE_LEVEL_STORED_MIN:
                     self.merkle_node(height, level, node_index, h)
-        if len(hashes) == LEAF_BLOCK and first % LEAF_BLOCK == 0 and self.frontier is not None and self.verified:
-            self.leaf_block(height, first // LEAF_BLOCK, hashes)  # as Merkle nodes: against leaves a root vouches for
+                if level == NODE_LEVEL_STORED_MIN and self.verified:  # as the node: against leaves a root vouches for
+                    self.leaf_block(height, node_index)
         try:
             env = decode_envelope(raw, AnyDept.of(self.genesis))
         except InvalidInput as exc:
@@ -358,10 +355,13 @@ class _Scrub:
         if stored is not None and stored != computed and self.verified:
             self.add(height, f"{where}: does not match the leaves under it")
 
-    def leaf_block(self, height: int, index: int, hashes: list[bytes]) -> None:
-        """A complete block of leaves' h/ key, where stored, against their envelopes (a store
-        written before h/ existed has none: its proofs read the envelopes)."""
+    def leaf_block(self, height: int, index: int) -> None:
+        """A complete block of leaves' h/ key, where stored, against their envelopes just read
+        (a store written before h/ existed has none: its proofs read the envelopes)."""
         first = index * LEAF_BLOCK
+        if [i for i, _ in self.recent] != list(range(first, first + LEAF_BLOCK)):
+            return  # the block was not all read in this pass (its start lies before a gap)
+        hashes = [h for _, h in self.recent]
         where = f"leaf hashes of leaves {first} to {first + LEAF_BLOCK - 1} (block {height})"
         try:
             stored = self.get(keys.leaf_hashes_key(index))

@@ -8,9 +8,6 @@ record-list appends. Errors raised by the store or by an update come out of it u
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,22 +18,17 @@ from ledgernode import codec, maptree, statemap
 from ledgernode.errors import StoreCorrupt
 from ledgernode.maptree import COMPILED, Batch, MemoryNodeStore, StateMap
 
-needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled descent is not built here (setup.py)")
+@pytest.fixture
+def compiled() -> None:
+    """The tests of the compiled descent need it built: `pip install -e .` builds it
+    (setup.py) where a C compiler, Python's headers and OpenSSL's are, as on CI. Built or
+    not, they do not pass silently."""
+    if not COMPILED:
+        pytest.fail("the compiled descent is not built (setup.py): install a C compiler, Python's and OpenSSL's "
+                    "headers and run `pip install -e .`, reading its output")
 
 
-def _can_build() -> bool:
-    include = sysconfig.get_paths()["include"]
-    return bool(shutil.which("cc") or shutil.which("gcc")) and (Path(include) / "Python.h").exists() and any(
-        (Path(d) / "openssl" / "sha.h").exists() for d in ("/usr/include", "/usr/local/include"))
-
-
-def test_the_compiled_descent_is_built_where_it_can_be() -> None:
-    # Where a compiler, Python's headers and OpenSSL's are here, `pip install -e .` builds
-    # it (setup.py); an install that silently fell back to Python fails here.
-    if _can_build():
-        assert COMPILED, "setup.py's extension did not build: run `pip install -e .` and read its output"
-    else:
-        assert not COMPILED or maptree._mapcore is not None
+needs_compiled = pytest.mark.usefixtures("compiled")
 
 
 def _value(n: int) -> bytes:
