@@ -195,7 +195,7 @@ class MemoryLists:
 class _MemoryListTree:
     def __init__(self, lists: MemoryLists, list_path: bytes) -> None:
         self.lists, self.list_path = lists, list_path
-        self.low = merkle.LeafBlocks(self._leaf_hashes, LIST_NODE_LEVEL_STORED_MIN)
+        self.low = merkle.LeafBlocks(self._leaf_levels, LIST_NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
         if level >= LIST_NODE_LEVEL_STORED_MIN:
@@ -205,8 +205,8 @@ class _MemoryListTree:
             raise KeyError((self.list_path, level, index))
         return h
 
-    def _leaf_hashes(self, start: int, end: int) -> list[bytes]:
+    def _leaf_levels(self, start: int, end: int) -> list[list[bytes]]:
         out: list[bytes] = []
         while start + len(out) < end and (self.list_path, start + len(out)) in self.lists.leaves:
             out.append(statemap.list_leaf_hash(self.lists.leaves[(self.list_path, start + len(out))]))
-        return out
+        return merkle.subtree_levels(out)

@@ -36,37 +36,46 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def complete_subtree_hash(leaf_hashes: list[bytes]) -> bytes:
     """Hash of a complete subtree from its 2**level leaf hashes, in order."""
     assert leaf_hashes and len(leaf_hashes) & (len(leaf_hashes) - 1) == 0, "needs 2**level leaves"
-    level = leaf_hashes
-    while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
+    return subtree_levels(leaf_hashes)[-1][0]
+
+
+def subtree_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
+    """Every complete subtree over these leaf hashes, as levels: `levels[L][i]` is the hash
+    of leaves [i * 2**L, (i + 1) * 2**L); levels[0] is the leaves themselves, and the last
+    level holds one hash or none (no leaves). A subtree missing a leaf is not there."""
+    levels = [leaf_hashes]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+    return levels
 
 
 class LeafBlocks:
-    """Nodes below `level_min` hashed from leaf hashes, which `read(first, end)` gives for
-    one aligned block of 2**level_min leaves at a time (up to the first one missing).
+    """Nodes below `level_min` from one aligned block of 2**level_min leaves at a time:
+    `read(first, end)` gives the block's `subtree_levels` (of its leaves up to the first
+    one missing), so each of its nodes is hashed once however many proofs ask.
 
     For trees that store only their upper levels (storage/__init__.py, storage/mapnodes.py):
     a proof's siblings below `level_min` all lie in its leaf's block, so one read serves
     them. Blocks read are kept by the instance, which therefore serves one proof or one
     answer, not a node's lifetime."""
 
-    def __init__(self, read: Callable[[int, int], list[bytes]], level_min: int) -> None:
+    def __init__(self, read: Callable[[int, int], list[list[bytes]]], level_min: int) -> None:
         self.read, self.level_min = read, level_min
-        self._blocks: dict[int, list[bytes]] = {}
+        self._blocks: dict[int, list[list[bytes]]] = {}
 
     def node(self, level: int, index: int) -> bytes | None:
         """The node's hash; None if not all of the leaves under it exist."""
         assert 0 <= level < self.level_min
-        start = index << level
-        block = start >> self.level_min
-        hashes = self._blocks.get(block)
-        if hashes is None:
+        block = index >> (self.level_min - level)
+        levels = self._blocks.get(block)
+        if levels is None:
             first = block << self.level_min
-            hashes = self._blocks[block] = self.read(first, first + (1 << self.level_min))
-        offset = start - (block << self.level_min)
-        under = hashes[offset:offset + (1 << level)]
-        return complete_subtree_hash(under) if len(under) == 1 << level else None
+            levels = self._blocks[block] = self.read(first, first + (1 << self.level_min))
+            assert len(levels[0]) <= 1 << self.level_min and len(levels) <= self.level_min + 1
+        at = index - (block << (self.level_min - level))
+        row = levels[level] if level < len(levels) else []
+        return row[at] if at < len(row) else None
 
 
 def _split(size: int) -> int:

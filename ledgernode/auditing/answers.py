@@ -71,22 +71,27 @@ class _Answer:
         self.keys: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []
 
-    def add(self, leaf: int) -> Envelope:
+    def add(self, leaf: int, inclusion: list[bytes] | None = None) -> Envelope:
+        """The record at `leaf`, with its inclusion proof in the checkpoint's log (given when
+        computed with others')."""
         assert leaf < self.head.log_size, "a listed record is below the checkpoint"
+        if inclusion is None:
+            inclusion = self.store.inclusion_proof(leaf, self.head.log_size)
         raw = self.store.load_envelope(leaf)
         env = decode_envelope(raw, AnyDept.of(self.genesis))
         key = env.record.key
         if key not in self.keys:
             self.keys[key] = entry_doc(self.state, "key", key)
         self.records.append({"id": env.record_id.hex(), "leaf_index": leaf, "envelope": b64(raw),
-                             "inclusion": [h.hex() for h in self.store.inclusion_proof(leaf, self.head.log_size)]})
+                             "inclusion": [h.hex() for h in inclusion]})
         return env
 
     def page(self, namespace: str, name: str | bytes, start: int,
              count: int) -> tuple[dict[str, Any], list[Envelope], int]:
         """The list's positions [start, start + count), their records added, and the list's size."""
         doc, leaves, n = list_doc(self.store, self.state, namespace, name, start, count)
-        return doc, [self.add(leaf) for leaf in leaves], n
+        proofs = self.store.inclusion_proofs(leaves, self.head.log_size)
+        return doc, [self.add(leaf, proof) for leaf, proof in zip(leaves, proofs)], n
 
     def whole(self, namespace: str, name: str | bytes, limit: int, what: str) -> tuple[dict[str, Any], list[Envelope]]:
         """The whole list, refused (not cut) beyond `limit`: a cut list would not verify."""

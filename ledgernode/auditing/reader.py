@@ -7,6 +7,7 @@ auditors run imports no database library.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..blocks import QC, Header
@@ -53,6 +54,9 @@ class LedgerReader(Protocol):
         """Facts of one kind in key order, from the first key after `after`."""
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]: ...
+
+    def inclusion_proofs(self, leaf_indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """One proof per leaf, in a log of `size`."""
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
 

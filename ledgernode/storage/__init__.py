@@ -17,7 +17,7 @@ immutable value holding the head header and the frontier of the same block;
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -212,32 +212,38 @@ class Store:
             self._log_nodes.put(key, value)
         return value
 
-    def leaf_hashes(self, start: int, end: int, log_size: int = 0) -> list[bytes]:
-        """Leaf hashes of the stored envelopes [start, end), up to the first one missing; of
-        an aligned block of LEAF_BLOCK complete in a log of `log_size`, from its h/ key
-        where it is stored and checks (a block not complete has none: it is not looked for)."""
-        if end - start == LEAF_BLOCK and start % LEAF_BLOCK == 0 and end <= log_size:
-            hashes = self._leaf_block(start >> NODE_LEVEL_STORED_MIN)
-            if hashes is not None:
-                return hashes
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of the stored envelopes [start, end), up to the first one missing."""
         return [merkle.leaf_hash(raw) for raw in keys.consecutive(self.kv.scan(*keys.leaf_range(start, end)), start)]
 
-    def _leaf_block(self, index: int) -> list[bytes] | None:
-        """The hashes under h/<index> if stored and they hash to the n/4 node above them; else
-        None, and the caller reads the envelopes, as before h/ existed: h/ is a copy of what
-        the envelopes give, kept for speed, so a doubt about it costs only that. A doubt is
-        counted (`leaf_blocks_refused`) and logged; the scrub names the damage."""
+    def leaf_levels(self, start: int, end: int, log_size: int) -> list[list[bytes]]:
+        """The subtrees (merkle.subtree_levels) over the stored envelopes [start, end), up to
+        the first one missing; of an aligned block of LEAF_BLOCK complete in a log of
+        `log_size`, from its h/ key where it is stored and checks (a block not complete has
+        none: it is not looked for)."""
+        if end - start == LEAF_BLOCK and start % LEAF_BLOCK == 0 and end <= log_size:
+            levels = self._leaf_block(start >> NODE_LEVEL_STORED_MIN)
+            if levels is not None:
+                return levels
+        return merkle.subtree_levels(self.leaf_hashes(start, end))
+
+    def _leaf_block(self, index: int) -> list[list[bytes]] | None:
+        """The subtrees over the hashes under h/<index> if stored and they hash to the n/4
+        node above them; else None, and the caller reads the envelopes, as before h/ existed:
+        h/ is a copy of what the envelopes give, kept for speed, so a doubt about it costs
+        only that. A doubt is counted (`leaf_blocks_refused`) and logged; the scrub names
+        the damage."""
         raw = self.kv.get(keys.leaf_hashes_key(index))
         if raw is None:
             return None
         first, hash_bytes = index * LEAF_BLOCK, merkle.HASH_BYTES
-        hashes = [raw[i:i + hash_bytes] for i in range(0, len(raw), hash_bytes)]
+        levels = merkle.subtree_levels([raw[i:i + hash_bytes] for i in range(0, len(raw), hash_bytes)])
         try:
             above = self.stored_node(NODE_LEVEL_STORED_MIN, index)
         except NotFound:
             above = None
-        if len(raw) == LEAF_BLOCK * hash_bytes and above is not None and merkle.complete_subtree_hash(hashes) == above:
-            return hashes
+        if len(raw) == LEAF_BLOCK * hash_bytes and above is not None and levels[-1] == [above]:
+            return levels
         self.leaf_blocks_refused += 1
         log.warning("the leaf hashes of leaves %d to %d (h/) %s: proofs read their envelopes instead "
                     "(`ledgernode check` names the damage)", first, first + LEAF_BLOCK - 1,
@@ -359,8 +365,14 @@ class Store:
         return lo
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
+        return self.inclusion_proofs([leaf_index], size)[0]
+
+    def inclusion_proofs(self, leaf_indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """One inclusion proof per leaf, all in a log of `size`: one reader serves them, so a
+        node or leaf block they share (the log's right edge, above all) is read once."""
         assert size <= self.log_size
-        return merkle.inclusion_proof(_LogNodes(self), leaf_index, size)
+        reader = _LogNodes(self)
+        return [merkle.inclusion_proof(reader, leaf, size) for leaf in leaf_indexes]
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         assert new_size <= self.log_size
@@ -470,7 +482,7 @@ class _LogNodes:
         read; the store's, except while it opens."""
         self.store = store
         committed = store.log_size if log_size is None else log_size
-        self.low = merkle.LeafBlocks(lambda start, end: store.leaf_hashes(start, end, committed), NODE_LEVEL_STORED_MIN)
+        self.low = merkle.LeafBlocks(lambda start, end: store.leaf_levels(start, end, committed), NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
         if level >= NODE_LEVEL_STORED_MIN:

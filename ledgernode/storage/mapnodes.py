@@ -115,7 +115,7 @@ class ListNodes:
 
     def __init__(self, kv: KV, list_path: bytes) -> None:
         self.kv, self.list_path = kv, list_path
-        self._low = merkle.LeafBlocks(self._leaf_hashes, LIST_NODE_LEVEL_STORED_MIN)
+        self._low = merkle.LeafBlocks(self._leaf_levels, LIST_NODE_LEVEL_STORED_MIN)
 
     def node(self, level: int, index: int) -> bytes:
         if level < LIST_NODE_LEVEL_STORED_MIN:
@@ -129,11 +129,11 @@ class ListNodes:
             raise StoreCorrupt(f"record list node {level}/{index} is missing or not a hash")
         return value
 
-    def _leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """Leaf hashes of positions [start, end), up to the first one missing."""
+    def _leaf_levels(self, start: int, end: int) -> list[list[bytes]]:
+        """The subtrees over positions [start, end), up to the first one missing."""
         scanned = keys.consecutive(self.kv.scan(*keys.positions_range(self.list_path, start, end)), start)
-        return [list_leaf_hash(keys.decode_position(value, f"record list position {start + i}"))
-                for i, value in enumerate(scanned)]
+        return merkle.subtree_levels([list_leaf_hash(keys.decode_position(value, f"record list position {start + i}"))
+                                      for i, value in enumerate(scanned)])
 
     def leaf(self, position: int) -> int:
         raw = self.kv.get(keys.position_key(self.list_path, position))

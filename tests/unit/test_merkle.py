@@ -591,3 +591,34 @@ def test_memory_tree_matches_its_frontier(big_tree):
     assert big_tree.frontier.root() == root(big_tree, big_tree.size) == NAIVE.root(big_tree.size)
     for (level, index), node in big_tree.nodes.items():
         assert node == NAIVE.mth(index << level, (index + 1) << level)
+
+
+def test_subtree_levels_hold_exactly_the_complete_subtrees():
+    """Every node of levels[L] is the MTH of its 2**L leaves; a subtree missing a leaf is absent."""
+    for count in range(0, 40):
+        levels = merkle.subtree_levels(LEAF_HASHES[:count])
+        assert levels[0] == LEAF_HASHES[:count]
+        for level, row in enumerate(levels):
+            assert len(row) == count >> level
+            assert row == [NAIVE.mth(i << level, (i + 1) << level) for i in range(len(row))]
+        assert len(levels[-1]) == (1 if count else 0)
+        assert count == 0 or len(levels) == count.bit_length()
+
+
+def test_leaf_blocks_read_each_block_once_and_match_the_tree():
+    """One LeafBlocks over a partial last block: every node below its level_min is the naive
+    subtree hash while all its leaves exist, None past the end, and each block is read once."""
+    size, level_min = 77, 4
+    reads: list[tuple[int, int]] = []
+
+    def read(start: int, end: int) -> list[list[bytes]]:
+        reads.append((start, end))
+        return merkle.subtree_levels(LEAF_HASHES[start:min(end, size)])
+
+    blocks = merkle.LeafBlocks(read, level_min)
+    for level in range(level_min):
+        for index in range((size >> level) + 2):
+            got = blocks.node(level, index)
+            complete = (index + 1) << level <= size
+            assert got == (NAIVE.mth(index << level, (index + 1) << level) if complete else None), (level, index)
+    assert sorted(reads) == [(b << level_min, (b + 1) << level_min) for b in range(((size - 1) >> level_min) + 2)]

@@ -930,6 +930,25 @@ def test_big_tree_inclusion_proofs(big: tuple[Store, CountingKV, Naive]) -> None
         assert not merkle.verify_inclusion(naive.leaves[index], index, size, proof, bytes(32))
 
 
+def test_inclusion_proofs_together_equal_each_alone_and_share_their_reads(
+        big: tuple[Store, CountingKV, Naive]) -> None:
+    """Many proofs in one log (an answer's records) give each proof as computed alone; their
+    shared nodes (the log's right edge) are read once, so together they read fewer keys."""
+    store, counting, naive = big
+    size = store.log_size - 1  # a last block of 15 leaves: every proof needs its nodes
+    leaves = random.Random(74).sample(range(size), 10)
+    reads = []
+    for together in (True, False):
+        fresh = Store(counting)  # its own memory of stored nodes, empty
+        before = counting.gets + counting.scans
+        proofs = (fresh.inclusion_proofs(leaves, size) if together
+                  else [fresh.inclusion_proof(leaf, size) for leaf in leaves])
+        reads.append(counting.gets + counting.scans - before)
+        assert proofs == [naive.path(leaf, size) for leaf in leaves]
+    assert reads[0] < reads[1]
+    assert store.inclusion_proofs([], size) == []
+
+
 def test_big_tree_consistency_proofs(big: tuple[Store, CountingKV, Naive]) -> None:
     store, counting, naive = big
     rng = random.Random(6962)
