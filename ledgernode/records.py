@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Container
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from . import codec, crypto, merkle
@@ -86,8 +87,10 @@ class Envelope:
     raw: bytes
     record_id: bytes
 
-    @property
+    @cached_property
     def leaf_hash(self) -> bytes:
+        """Computed once: a block's commit needs it twice (the log's frontier, its h/ keys).
+        Kept in the instance dict beside the fields, which eq and repr do not read."""
         return merkle.leaf_hash(self.raw)
 
 
