@@ -60,6 +60,7 @@ RECORD_RATE_GUESS = 6_000  # per second, to size the pre-signed pool
 PROGRESS_EVERY_S = 1.0  # one progress line (and one plotted point) per phase this often
 TIMELINE_MAX_POINTS = 3_600  # plotted points kept per phase (an hour of progress lines)
 EVENT_RE = re.compile(r'^ledgernode_events_total\{event="([a-z_]+)"\} (\d+)$', re.MULTILINE)
+THREAD_CPU_RE = re.compile(r'^ledgernode_thread_cpu_seconds_total\{threads="([a-z0-9-]+)"\} ([0-9.]+)$', re.MULTILINE)
 
 
 def log(msg: str) -> None:
@@ -215,14 +216,19 @@ class Bench:
             await asyncio.sleep(MONITOR_EVERY_S)
         phase.committed_after_drain = phase.committed
 
-    async def _events(self, session: ClientSession) -> Counter[str]:
-        """Event counters summed over every node (their /metrics)."""
-        total: Counter[str] = Counter()
+    async def _counters(self, session: ClientSession) -> tuple[Counter[str], Counter[str]]:
+        """Summed over the nodes' /metrics: events by name, and CPU microseconds by kind of
+        thread (ledgernode/threadcpu.py)."""
+        events: Counter[str] = Counter()
+        cpu_us: Counter[str] = Counter()
         for api in self.apis:
             async with session.get(api + "/metrics") as resp:
-                for match in EVENT_RE.finditer(await resp.text()):
-                    total[match.group(1)] += int(match.group(2))
-        return total
+                text = await resp.text()
+            for match in EVENT_RE.finditer(text):
+                events[match.group(1)] += int(match.group(2))
+            for match in THREAD_CPU_RE.finditer(text):
+                cpu_us[match.group(1)] += round(float(match.group(2)) * 1e6)
+        return events, cpu_us
 
     def _nodes_cpu_s(self) -> float | None:
         times = [process_cpu_s(pid) for pid in self.pids]
@@ -280,7 +286,7 @@ class Bench:
         async with ClientSession(timeout=timeout, connector=TCPConnector(ssl=self.ssl_context or True)) as session:
             phase.log_size_at_start = await self._settle(session)
             cpu_at_start = self._nodes_cpu_s()
-            events_at_start = await self._events(session)
+            events_at_start, threads_at_start = await self._counters(session)
             start = phase.started_s = time.monotonic()
             cursor = [0]
             # One monitor from start to end of the drain, so every commit is seen when
@@ -305,19 +311,25 @@ class Bench:
             progress.cancel()
             await monitor
             cpu_at_end = self._nodes_cpu_s()
-            events = await self._events(session)
+            events, threads = await self._counters(session)
             events.subtract(events_at_start)
+            threads.subtract(threads_at_start)
         cpu_us = None
+        by_thread: dict[str, float] = {}
         if cpu_at_start is not None and cpu_at_end is not None and phase.committed_after_drain:
             # CPU every node spent per record, averaged over nodes: the figure to compare
             # with one signature check (1e6 / verify rate), whatever the machine's speed.
-            cpu_us = round((cpu_at_end - cpu_at_start) * 1e6 / phase.committed_after_drain / len(self.pids), 1)
+            per_record = phase.committed_after_drain * len(self.pids)
+            cpu_us = round((cpu_at_end - cpu_at_start) * 1e6 / per_record, 1)
+            # ... and where it went, by kind of thread (ledgernode/threadcpu.py)
+            by_thread = {kind: round(us / per_record, 1) for kind, us in sorted(threads.items())}
         lat = sorted(phase.latencies)
         pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (lambda q: None)
         return {"warmup_s": round(opened - start, 3), "committed": committed,
                 "records_per_s": round(committed / phase.seconds, 1),
                 "submitted": phase.submitted, "latency_ms": {"p50": pct(0.50), "p99": pct(0.99)},
                 "errors": phase.errors, "node_cpu_us_per_record": cpu_us,
+                "node_cpu_us_per_record_by_thread": by_thread,
                 # 1.0 when every node checks each record's signature exactly once
                 "signature_checks_per_record": round(
                     events["signatures_checked"] / events["records_committed"], 3)

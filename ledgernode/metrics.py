@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import render_rejected
 from .histogram import Histogram
+from .threadcpu import cpu_by_kind
 
 if TYPE_CHECKING:
     from .node import Node
@@ -115,6 +116,11 @@ def metrics_text(node: Node) -> str:
                      "Stored leaf-hash blocks (h/) that failed their check; their proofs read the envelopes "
                      "instead (docs/storage.md): run `ledgernode check` on the stopped node.")
     lines.append(f"ledgernode_store_leaf_hashes_refused_total {node.store.leaf_blocks_refused}")
+    lines += _series("ledgernode_thread_cpu_seconds_total", "counter",
+                     "CPU seconds of this node's threads by kind: main (the event loop), disk, verify, "
+                     "api-read, native (LevelDB's own threads) ... (ledgernode/threadcpu.py).")
+    for kind, seconds in sorted(cpu_by_kind().items()):
+        lines.append(f'ledgernode_thread_cpu_seconds_total{{threads="{kind}"}} {seconds:.2f}')
     lines += _series("ledgernode_peer_up", "gauge", "1 while this node's link to the peer is up, by link id and key.")
     for peer, st in node.net.peer_states().items():
         # the link id is this node's own name for the peer; its key names it on every node

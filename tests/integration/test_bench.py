@@ -80,3 +80,9 @@ def test_bench_short_run_prints_one_json_line(tmp_path: Path) -> None:
             f"runs: {runs}; last progress: {stderr[-1500:]}")
         seconds *= 2  # a busy machine: the same run with a longer window
     assert result["committed"] > 0 and result["records_per_s"] > 0
+    # where the nodes' CPU went, by kind of thread; the kinds add up to about the total
+    # (the two are read moments apart: a tick or so each side)
+    by_thread = result["node_cpu_us_per_record_by_thread"]
+    assert {"main", "disk", "verify"} <= by_thread.keys(), by_thread
+    if result["node_cpu_us_per_record"]:
+        assert sum(by_thread.values()) <= result["node_cpu_us_per_record"] * 1.5 + 50, result

@@ -26,7 +26,7 @@ MODULE_LAYERS = {
     "auditing": ["verify", "equivocation"],
     "rooms": ["service", "mempool", "admission", "intake", "outcomes", "verification", "reads", "throttle", "access"],
     "net": ["guard", "catchup"],
-    "runtime": ["node", "peers", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
+    "runtime": ["node", "peers", "threadcpu", "roster", "witness", "metrics", "activity", "cli", "governance", "bench", "audit", "client",
                 "calls", "judge", "nodeinit", "overview", "__main__"],
 }
 # What each layer may import (besides itself).

@@ -179,6 +179,10 @@ async def test_submit_commit_locate_status_metrics(solo: Solo) -> None:
         assert metric(text, "ledgernode_log_size") == 3
         assert metric(text, "ledgernode_store_leaf_hashes_refused_total") == 0
         assert "# TYPE ledgernode_store_leaf_hashes_refused_total counter" in text
+        # where the node's CPU went, by kind of thread: the event loop has run, the disk
+        # thread has committed a block (Linux's /proc; this suite runs there)
+        cpu = dict(re.findall(r'^ledgernode_thread_cpu_seconds_total\{threads="([a-z-]+)"\} ([0-9.]+)$', text, re.M))
+        assert {"main", "disk"} <= cpu.keys() and float(cpu["main"]) > 0, cpu
         assert metric(text, "ledgernode_mempool_records") == 0
         assert metric(text, "ledgernode_events_total", '{event="records_committed"}') == 3
         assert metric(text, "ledgernode_events_total", '{event="blocks_committed"}') == 1
