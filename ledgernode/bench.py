@@ -41,6 +41,7 @@ from .progress import Progress, duration_text
 from .times import now_ms
 from .aio import ClientSession, ClientTimeout, TCPConnector
 from .records import sign_record
+from .threadcpu import stat_cpu_s
 
 VERIFY_SAMPLE_S = 0.5
 VERIFY_SAMPLES = 3  # before the load, and as many after it
@@ -83,10 +84,9 @@ def verify_rate_one_core(seconds: float = VERIFY_SAMPLE_S) -> float:
 def process_cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu_s(Path(f"/proc/{pid}/stat"))
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def presign(key: crypto.PrivateKey, chain: str, count: int, tag: str) -> list[bytes]:

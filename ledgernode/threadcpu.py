@@ -38,17 +38,17 @@ def kind_of(name: str) -> str:
     return kind if len(kind) <= KIND_MAX_CHARS and _LABEL.fullmatch(kind) else "python"
 
 
-def _cpu_s(stat: str, tick: int) -> float:
-    """utime + stime of a /proc stat line; the command name, in parentheses, may hold spaces."""
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / tick
+def stat_cpu_s(stat: Path) -> float:
+    """utime + stime, in seconds, of a process's or thread's /proc stat file (OSError if it
+    is gone); the command name in it, in parentheses, may hold spaces."""
+    fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_kind() -> dict[str, float]:
     """CPU seconds of this process's live threads, summed by kind (see the module's
     docstring); empty where /proc is not there."""
     kinds = {t.native_id: kind_of(t.name) for t in threading.enumerate() if t.native_id is not None}
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     try:
         tids = [entry.name for _, entry in zip(range(THREADS_READ_MAX), os.scandir(TASKS))]
@@ -56,7 +56,7 @@ def cpu_by_kind() -> dict[str, float]:
         return out
     for tid in tids:
         try:
-            cpu = _cpu_s((TASKS / tid / "stat").read_text(encoding="ascii", errors="replace"), tick)
+            cpu = stat_cpu_s(TASKS / tid / "stat")
         except (OSError, IndexError, ValueError):
             continue  # the thread ended between the listing and the read
         kind = kinds.get(int(tid), "native")
